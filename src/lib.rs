@@ -1,0 +1,51 @@
+//! # vignette
+//!
+//! A sampling profiler you can ship inside release binaries. The core interrupts every thread
+//! of the process with a signal, walks its stack inside the handler without allocating or
+//! locking, and writes a compact, **un-symbolicated** profile: instruction addresses relative
+//! to their modules, plus each module's Breakpad debug id and build id. Symbols are resolved
+//! later, on another machine (the `tools` feature).
+//!
+//! ```no_run
+//! use vignette::{Clock, Profiler};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut profiler = Profiler::builder()
+//!     .frequency(1000)
+//!     .clock(Clock::Cpu)
+//!     .build()?;
+//! profiler.start()?;
+//! // ... the work to profile ...
+//! let capture = profiler.stop()?;
+//! let file = std::fs::File::create("app.vignette")?;
+//! capture.write_to(std::io::BufWriter::new(file))?;
+//! # Ok(()) }
+//! ```
+//!
+//! Without the default `std` feature the crate is `#![no_std]` and needs only libc: every
+//! buffer is mapped with `mmap` at [`Builder::build`], and [`Capture::encode_into`] writes the
+//! profile into a caller's buffer.
+//!
+//! Linux x86_64 only, for now.
+#![cfg_attr(not(feature = "std"), no_std)]
+
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+compile_error!("vignette supports Linux x86_64 only, for now");
+
+mod collector;
+mod error;
+pub mod modules;
+pub mod profile;
+mod profiler;
+pub mod ring;
+mod sampler;
+pub mod stacks;
+mod sys;
+pub mod unwind;
+
+pub use error::{Error, Result};
+pub use profile::{Capture, Clock, Lost};
+#[cfg(feature = "std")]
+pub use profile::{Frame, Module, Profile, Sample, StackNode, Thread};
+pub use profiler::{Builder, Profiler, Target};
+pub use unwind::EndReason;

@@ -1,0 +1,404 @@
+//! The module map: every executable, shared library and vDSO mapped into the process, with the
+//! identifiers symbol stores use to find their symbols.
+//!
+//! Built outside the signal handler (from `dl_iterate_phdr`) into fixed-size tables, and
+//! append-only during a session: a module that is unloaded stays listed (marked unloaded), so
+//! frames captured while it was mapped keep their meaning.
+//!
+//! Identifiers follow Breakpad's `dump_syms` exactly, so that any Breakpad symbol store serves:
+//! the *code id* is the GNU build ID; the *debug id* is its first 16 bytes as a GUID (the first
+//! three fields byte-swapped) plus age 0; without a build ID, the first page of `.text` XORed in
+//! 16-byte blocks stands in. Module-relative addresses use Breakpad's base, the lowest `PT_LOAD`
+//! address.
+
+use crate::error::Result;
+use crate::sys::linux::dl::{self, LoadedObject};
+use crate::sys::linux::fs::{self, Fd, PathBuf};
+use crate::sys::linux::mem::{Region, Zeroed};
+
+/// Longest build ID kept (GNU build IDs are 20 bytes for SHA-1, 16 for MD5/UUID).
+pub const MAX_BUILD_ID: usize = 32;
+
+#[derive(Clone, Copy)]
+struct ModuleRec {
+    start: u64,
+    end: u64,
+    base: u64,
+    eh_frame_hdr: u64,
+    build_id: [u8; MAX_BUILD_ID],
+    build_id_len: u32,
+    debug_id: [u8; 16],
+    loaded: u32,
+    path: (u32, u32),
+    name: (u32, u32),
+}
+// SAFETY: integers and byte arrays only; all-zero is a valid (empty) record.
+unsafe impl Zeroed for ModuleRec {}
+
+/// One module as stored in the map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Module<'a> {
+    /// File name, e.g. `libc.so.6`.
+    pub name: &'a str,
+    /// Full path as the loader knows it (the executable's from `/proc/self/exe`).
+    pub path: &'a str,
+    /// First mapped address (actual, in this process).
+    pub start_avma: u64,
+    /// One past the last mapped address.
+    pub end_avma: u64,
+    /// Breakpad's base: module-relative address = avma - base.
+    pub base_avma: u64,
+    /// GNU build ID bytes (the code id); empty if the module has none.
+    pub build_id: &'a [u8],
+    /// Breakpad debug id GUID bytes, in the order they are printed.
+    pub debug_id: [u8; 16],
+    /// Address of `.eh_frame_hdr` in memory, 0 if none.
+    pub eh_frame_hdr_avma: u64,
+    /// Whether the module is still mapped.
+    pub loaded: bool,
+}
+
+/// A fixed-capacity, append-only list of modules.
+pub struct ModuleMap {
+    recs: Region<ModuleRec>,
+    len: usize,
+    strings: Region<u8>,
+    strings_len: usize,
+    adds_subs: (u64, u64),
+}
+
+impl ModuleMap {
+    /// Room for `capacity` modules and `string_bytes` bytes of names and paths.
+    pub fn new(capacity: usize, string_bytes: usize) -> Result<Self> {
+        Ok(ModuleMap {
+            recs: Region::new(capacity)?,
+            len: 0,
+            strings: Region::new(string_bytes)?,
+            strings_len: 0,
+            adds_subs: (u64::MAX, u64::MAX),
+        })
+    }
+
+    /// Forgets every module (a new session starts from what is loaded now).
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.strings_len = 0;
+        self.adds_subs = (u64::MAX, u64::MAX);
+    }
+
+    /// Number of modules listed.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no module is listed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes mapped for the map.
+    pub fn mapped_bytes(&self) -> usize {
+        self.recs.mapped_bytes() + self.strings.mapped_bytes()
+    }
+
+    /// Module `i`.
+    pub fn get(&self, i: usize) -> Option<Module<'_>> {
+        let r = self.recs.get(..self.len)?.get(i)?;
+        let s = |(off, len): (u32, u32)| {
+            self.strings
+                .get(off as usize..(off + len) as usize)
+                .and_then(|b| core::str::from_utf8(b).ok())
+                .unwrap_or("")
+        };
+        Some(Module {
+            name: s(r.name),
+            path: s(r.path),
+            start_avma: r.start,
+            end_avma: r.end,
+            base_avma: r.base,
+            build_id: r.build_id.get(..r.build_id_len as usize).unwrap_or(&[]),
+            debug_id: r.debug_id,
+            eh_frame_hdr_avma: r.eh_frame_hdr,
+            loaded: r.loaded != 0,
+        })
+    }
+
+    /// Iterates over all listed modules.
+    pub fn iter(&self) -> impl Iterator<Item = Module<'_>> + '_ {
+        (0..self.len).filter_map(|i| self.get(i))
+    }
+
+    /// The loaded module containing `avma`, as (index, module-relative address).
+    pub fn lookup(&self, avma: u64) -> Option<(u32, u64)> {
+        self.recs.get(..self.len)?.iter().enumerate().rev().find_map(|(i, r)| {
+            (r.loaded != 0 && r.start <= avma && avma < r.end).then(|| (i as u32, avma - r.base))
+        })
+    }
+
+    /// Re-reads the loader's list if it may have changed; returns whether anything changed.
+    /// Modules that are gone are marked unloaded; new ones are appended (as many as fit).
+    pub fn refresh(&mut self) -> bool {
+        let mut counts = (0, 0);
+        dl::for_each_object(|o| counts = o.adds_subs);
+        if counts == self.adds_subs && counts != (0, 0) {
+            return false;
+        }
+        self.adds_subs = counts;
+        let listed = self.len;
+        let mut seen = [0u64; 16];
+        let mut seen_overflow = false;
+        dl::for_each_object(|o| {
+            let Some((start, end, base)) = extent(o) else { return };
+            let existing = self.recs.get(..listed).and_then(|recs| {
+                recs.iter().position(|r| r.loaded != 0 && r.start == start && r.end == end)
+            });
+            let index = match existing {
+                Some(i) => i,
+                None => match self.append(o, start, end, base) {
+                    Some(i) => i,
+                    None => return,
+                },
+            };
+            match seen.get_mut(index / 64) {
+                Some(word) => *word |= 1 << (index % 64),
+                None => seen_overflow = true,
+            }
+        });
+        if !seen_overflow {
+            for (i, r) in self.recs.iter_mut().enumerate().take(listed) {
+                if seen[i / 64] & (1 << (i % 64)) == 0 {
+                    r.loaded = 0;
+                }
+            }
+        }
+        true
+    }
+
+    fn append(&mut self, o: &LoadedObject<'_>, start: u64, end: u64, base: u64) -> Option<usize> {
+        let index = self.len;
+        if index >= self.recs.len() {
+            return None;
+        }
+        let mut rec = ModuleRec {
+            start,
+            end,
+            base,
+            loaded: 1,
+            ..zeroed_rec()
+        };
+        for ph in o.phdrs {
+            if ph.p_type == libc::PT_NOTE && rec.build_id_len == 0 {
+                if let Some(id) = gnu_build_id(o.segment(ph)) {
+                    let n = id.len().min(MAX_BUILD_ID);
+                    rec.build_id[..n].copy_from_slice(&id[..n]);
+                    rec.build_id_len = n as u32;
+                }
+            }
+            if ph.p_type == libc::PT_GNU_EH_FRAME {
+                rec.eh_frame_hdr = o.bias.wrapping_add(ph.p_vaddr);
+            }
+        }
+        // The main executable has an empty loader name; its path is /proc/self/exe.
+        let mut exe = [0u8; 1024];
+        let path: &[u8] = if o.name.is_empty() {
+            let n = fs::readlink(c"/proc/self/exe", &mut exe).unwrap_or(0);
+            &exe[..n]
+        } else {
+            o.name
+        };
+        rec.path = self.intern_str(path);
+        let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+        rec.name = self.intern_str(name);
+        let identifier = if rec.build_id_len > 0 {
+            let mut id = [0u8; 16];
+            let n = (rec.build_id_len as usize).min(16);
+            id[..n].copy_from_slice(&rec.build_id[..n]);
+            id
+        } else {
+            text_hash(path).unwrap_or([0; 16])
+        };
+        rec.debug_id = guid_order(identifier);
+        self.recs[index] = rec;
+        self.len += 1;
+        Some(index)
+    }
+
+    fn intern_str(&mut self, s: &[u8]) -> (u32, u32) {
+        let s = match core::str::from_utf8(s) {
+            Ok(s) => s.as_bytes(),
+            Err(e) => &s[..e.valid_up_to()],
+        };
+        let start = self.strings_len;
+        match self.strings.get_mut(start..start + s.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(s);
+                self.strings_len += s.len();
+                (start as u32, s.len() as u32)
+            }
+            None => (0, 0),
+        }
+    }
+}
+
+fn zeroed_rec() -> ModuleRec {
+    ModuleRec {
+        start: 0,
+        end: 0,
+        base: 0,
+        eh_frame_hdr: 0,
+        build_id: [0; MAX_BUILD_ID],
+        build_id_len: 0,
+        debug_id: [0; 16],
+        loaded: 0,
+        path: (0, 0),
+        name: (0, 0),
+    }
+}
+
+/// (start, end, Breakpad base) of an object's `PT_LOAD` segments, in this process.
+fn extent(o: &LoadedObject<'_>) -> Option<(u64, u64, u64)> {
+    let loads = o.phdrs.iter().filter(|p| p.p_type == libc::PT_LOAD);
+    let lo = loads.clone().map(|p| p.p_vaddr).min()?;
+    let hi = loads.map(|p| p.p_vaddr.saturating_add(p.p_memsz)).max()?;
+    let base = o.bias.wrapping_add(lo);
+    // Round the start down to the page, as mapped.
+    Some((base & !0xfff, o.bias.wrapping_add(hi), base))
+}
+
+/// The descriptor of the `NT_GNU_BUILD_ID` note in a `PT_NOTE` segment.
+pub fn gnu_build_id(mut notes: &[u8]) -> Option<&[u8]> {
+    const NT_GNU_BUILD_ID: u32 = 3;
+    let align4 = |n: usize| n.checked_add(3).map(|n| n & !3);
+    while notes.len() >= 12 {
+        let word = |i: usize| u32::from_ne_bytes([notes[i], notes[i + 1], notes[i + 2], notes[i + 3]]);
+        let (namesz, descsz, kind) = (word(0) as usize, word(4) as usize, word(8));
+        let name_end = 12usize.checked_add(align4(namesz)?)?;
+        let desc_end = name_end.checked_add(align4(descsz)?)?;
+        let name = notes.get(12..12 + namesz)?;
+        let desc = notes.get(name_end..name_end.checked_add(descsz)?)?;
+        if kind == NT_GNU_BUILD_ID && name == b"GNU\0" {
+            return Some(desc);
+        }
+        notes = notes.get(desc_end..)?;
+    }
+    None
+}
+
+/// Breakpad's GUID byte order: the first three fields (u32, u16, u16) byte-swapped.
+pub fn guid_order(mut id: [u8; 16]) -> [u8; 16] {
+    id[0..4].reverse();
+    id[4..6].reverse();
+    id[6..8].reverse();
+    id
+}
+
+/// Breakpad's fallback identifier: the first 4096 bytes of `.text` XORed in 16-byte blocks,
+/// read from the ELF file on disk.
+fn text_hash(path: &[u8]) -> Option<[u8; 16]> {
+    let mut p = PathBuf::<1100>::new();
+    p.push(path);
+    let fd = Fd::open(p.as_cstr()?, 0)?;
+    let mut eh = [0u8; 64];
+    if fd.read_at(&mut eh, 0)? != 64 || &eh[..4] != b"\x7fELF" || eh[4] != 2 {
+        return None;
+    }
+    let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as u64;
+    let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
+    let (shoff, shentsize, shnum, shstrndx) = (u64_at(&eh, 0x28), u16_at(&eh, 0x3a), u16_at(&eh, 0x3c), u16_at(&eh, 0x3e));
+    if shentsize != 64 || shnum == 0 || shstrndx >= shnum {
+        return None;
+    }
+    let read_shdr = |i: u64| {
+        let mut sh = [0u8; 64];
+        (fd.read_at(&mut sh, shoff + i * 64)? == 64).then_some(sh)
+    };
+    let strtab = read_shdr(shstrndx)?;
+    let (str_off, str_size) = (u64_at(&strtab, 0x18), u64_at(&strtab, 0x20));
+    for i in 0..shnum {
+        let sh = read_shdr(i)?;
+        let name_off = u32::from_le_bytes([sh[0], sh[1], sh[2], sh[3]]) as u64;
+        if name_off >= str_size {
+            continue;
+        }
+        let mut name = [0u8; 6];
+        fd.read_at(&mut name, str_off + name_off)?;
+        if &name != b".text\0" {
+            continue;
+        }
+        let (off, size) = (u64_at(&sh, 0x18), u64_at(&sh, 0x20));
+        let mut page = [0u8; 4096];
+        let want = (size.min(4096) as usize).div_ceil(16) * 16;
+        let got = fd.read_at(&mut page[..want.min(4096)], off)?;
+        let mut id = [0u8; 16];
+        for block in page[..got].chunks(16) {
+            for (a, b) in id.iter_mut().zip(block) {
+                *a ^= b;
+            }
+        }
+        return Some(id);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_id_matches_breakpad_byte_order() {
+        let build_id: [u8; 16] = *b"\xb7\xe2\xd4\x7d\x9b\xad\x63\x62\x74\x16\x2f\x3b\xe1\x73\x7b\xaf";
+        assert_eq!(
+            guid_order(build_id),
+            *b"\x7d\xd4\xe2\xb7\xad\x9b\x62\x63\x74\x16\x2f\x3b\xe1\x73\x7b\xaf"
+        );
+    }
+
+    #[test]
+    fn parses_build_id_notes() {
+        let mut notes = std::vec::Vec::new();
+        // An unrelated note first (ABI tag), then the build id.
+        notes.extend_from_slice(&4u32.to_ne_bytes());
+        notes.extend_from_slice(&16u32.to_ne_bytes());
+        notes.extend_from_slice(&1u32.to_ne_bytes());
+        notes.extend_from_slice(b"GNU\0");
+        notes.extend_from_slice(&[0; 16]);
+        notes.extend_from_slice(&4u32.to_ne_bytes());
+        notes.extend_from_slice(&3u32.to_ne_bytes());
+        notes.extend_from_slice(&3u32.to_ne_bytes());
+        notes.extend_from_slice(b"GNU\0");
+        notes.extend_from_slice(&[1, 2, 3, 0]);
+        assert_eq!(gnu_build_id(&notes), Some(&[1u8, 2, 3][..]));
+        assert_eq!(gnu_build_id(&notes[..40]), None);
+        assert_eq!(gnu_build_id(&[0xff; 12]), None);
+    }
+
+    #[test]
+    fn lists_this_process_with_build_ids() {
+        let mut map = ModuleMap::new(256, 64 * 1024).unwrap();
+        assert!(map.refresh());
+        assert!(!map.refresh(), "nothing was loaded in between");
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        let main = map.iter().find(|m| m.path == exe.to_str().unwrap()).expect("executable listed");
+        let here = lists_this_process_with_build_ids as *const () as u64;
+        let (i, rel) = map.lookup(here).expect("this function is in a module");
+        assert_eq!(map.get(i as usize).unwrap().path, main.path);
+        assert_eq!(rel, here - main.base_avma);
+        assert!(!main.build_id.is_empty(), "rustc links with --build-id");
+        let mut first16 = [0u8; 16];
+        first16.copy_from_slice(&main.build_id[..16]);
+        assert_eq!(main.debug_id, guid_order(first16));
+        assert!(main.eh_frame_hdr_avma != 0);
+        let libc = map.iter().find(|m| m.name.starts_with("libc.so")).expect("libc listed");
+        assert!(libc.build_id.len() == 20);
+        assert!(map.iter().any(|m| m.name == "linux-vdso.so.1"), "the vDSO is listed");
+        assert!(map.lookup(0x10).is_none());
+    }
+
+    #[test]
+    fn text_hash_reads_the_executable() {
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        let id = text_hash(exe.as_os_str().as_encoded_bytes()).expect(".text found");
+        assert_ne!(id, [0; 16]);
+        assert!(text_hash(b"/proc/self/status").is_none());
+    }
+}

@@ -1,0 +1,75 @@
+//! Decoding and validating profiles (feature `std`).
+
+use std::vec::Vec;
+
+use super::{Profile, FORMAT_VERSION, MAGIC};
+use crate::error::{Error, Result};
+
+impl Profile {
+    /// Decodes a profile, rejecting bytes that are not a profile, cut short, damaged, or from a
+    /// newer format version, with an error that says which.
+    pub fn decode(bytes: &[u8]) -> Result<Profile> {
+        let Some(head) = bytes.get(..MAGIC.len()) else {
+            return Err(if MAGIC.starts_with(bytes) { Error::Truncated } else { Error::BadMagic });
+        };
+        if head != MAGIC {
+            return Err(Error::BadMagic);
+        }
+        let rest = &bytes[MAGIC.len()..];
+        let (version, rest) = postcard::take_from_bytes::<u16>(rest).map_err(postcard_error)?;
+        if version > FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        if version == 0 {
+            return Err(Error::Corrupt("format version 0 does not exist"));
+        }
+        let (profile, rest) = postcard::take_from_bytes::<Profile>(rest).map_err(postcard_error)?;
+        if !rest.is_empty() {
+            return Err(Error::Corrupt("trailing bytes after the profile"));
+        }
+        profile.validate()?;
+        Ok(profile)
+    }
+
+    /// Encodes this profile (the same bytes the sampler writes for the same content).
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_stdvec(&(MAGIC, FORMAT_VERSION, self)).expect("encoding into a Vec cannot fail")
+    }
+
+    /// Checks that every index points at something that exists.
+    fn validate(&self) -> Result<()> {
+        if self.frames.iter().any(|f| f.module as usize > self.modules.len()) {
+            return Err(Error::Corrupt("a frame refers to a module that does not exist"));
+        }
+        for (i, n) in self.stacks.iter().enumerate() {
+            if n.frame as usize >= self.frames.len() {
+                return Err(Error::Corrupt("a stack node refers to a frame that does not exist"));
+            }
+            if n.parent as usize > i {
+                return Err(Error::Corrupt("a stack node's parent does not precede it"));
+            }
+        }
+        for t in &self.threads {
+            if t.samples.iter().any(|s| s.stack as usize >= self.stacks.len()) {
+                return Err(Error::Corrupt("a sample refers to a stack that does not exist"));
+            }
+        }
+        if self.modules.iter().any(|m| m.start_avma > m.end_avma) {
+            return Err(Error::Corrupt("a module ends before it starts"));
+        }
+        Ok(())
+    }
+}
+
+fn postcard_error(e: postcard::Error) -> Error {
+    match e {
+        postcard::Error::DeserializeUnexpectedEnd => Error::Truncated,
+        postcard::Error::DeserializeBadVarint => Error::Corrupt("bad variable-length integer"),
+        postcard::Error::DeserializeBadUtf8 => Error::Corrupt("a string is not valid UTF-8"),
+        postcard::Error::DeserializeBadEnum => Error::Corrupt("unknown enum value"),
+        _ => Error::Corrupt("undecodable bytes"),
+    }
+}

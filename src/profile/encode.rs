@@ -1,0 +1,216 @@
+//! Encoding a session straight from the collector's tables, without allocating.
+//!
+//! The views below serialize as postcard tuples in exactly the field order of the owned types
+//! in [`crate::profile`], so [`crate::Profile::decode`] reads what they write (a round-trip test
+//! guards this).
+
+use serde::ser::{Serialize, SerializeSeq, Serializer};
+
+use super::{Clock, Lost, FORMAT_VERSION, MAGIC};
+use crate::collector::Collector;
+use crate::error::{Error, Result};
+use crate::unwind::EndReason;
+
+/// A finished session, borrowed from its profiler until the next `start`.
+pub struct Capture<'a> {
+    pub(crate) collector: &'a Collector,
+    pub(crate) clock: Clock,
+    pub(crate) interval_ns: u64,
+    pub(crate) max_frames: u32,
+    pub(crate) lost: Lost,
+}
+
+impl Capture<'_> {
+    /// Samples kept.
+    pub fn sample_count(&self) -> usize {
+        self.collector.samples_len
+    }
+
+    /// Samples lost, by cause.
+    pub fn lost(&self) -> Lost {
+        self.lost
+    }
+
+    /// Threads seen.
+    pub fn thread_count(&self) -> usize {
+        self.collector.threads_len
+    }
+
+    /// Exact size of the encoded profile in bytes.
+    pub fn encoded_len(&self) -> usize {
+        postcard::serialize_with_flavor(&File(self), Counter(0)).unwrap_or(0)
+    }
+
+    /// Encodes into `buf`, returning the bytes used; [`Error::BufferTooSmall`] says how many
+    /// are needed when `buf` is short. Never allocates.
+    pub fn encode_into(&self, buf: &mut [u8]) -> Result<usize> {
+        match postcard::to_slice(&File(self), buf) {
+            Ok(used) => Ok(used.len()),
+            Err(_) => Err(Error::BufferTooSmall {
+                needed: self.encoded_len(),
+            }),
+        }
+    }
+
+    /// Encodes into `writer` (buffer it: postcard writes in small pieces). Returns the bytes
+    /// written.
+    #[cfg(feature = "std")]
+    pub fn write_to<W: std::io::Write>(&self, writer: W) -> Result<usize> {
+        postcard::to_io(&File(self), writer).map_err(|_| Error::Write)?;
+        Ok(self.encoded_len())
+    }
+
+    /// The encoded profile as a new vector.
+    #[cfg(feature = "std")]
+    pub fn to_vec(&self) -> std::vec::Vec<u8> {
+        let mut v = std::vec![0u8; self.encoded_len()];
+        let n = self.encode_into(&mut v).unwrap_or(0);
+        v.truncate(n);
+        v
+    }
+
+    /// The session as an owned, decoded [`crate::Profile`].
+    #[cfg(feature = "std")]
+    pub fn to_profile(&self) -> crate::Profile {
+        crate::Profile::decode(&self.to_vec()).expect("a fresh encoding decodes")
+    }
+}
+
+/// Counts bytes instead of writing them.
+struct Counter(usize);
+
+impl postcard::ser_flavors::Flavor for Counter {
+    type Output = usize;
+    fn try_push(&mut self, _: u8) -> postcard::Result<()> {
+        self.0 += 1;
+        Ok(())
+    }
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0 += data.len();
+        Ok(())
+    }
+    fn finalize(self) -> postcard::Result<usize> {
+        Ok(self.0)
+    }
+}
+
+/// The whole file: magic, format version, body.
+struct File<'a>(&'a Capture<'a>);
+
+impl Serialize for File<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        (MAGIC, FORMAT_VERSION, Body(self.0)).serialize(s)
+    }
+}
+
+/// The body, in the field order of [`crate::Profile`].
+struct Body<'a>(&'a Capture<'a>);
+
+impl Serialize for Body<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        let (cap, c) = (self.0, self.0.collector);
+        (
+            c.start_unix_ns,
+            c.end_ns.saturating_sub(c.start_ns),
+            cap.clock,
+            cap.interval_ns,
+            cap.max_frames,
+            Modules(c),
+            Frames(c),
+            Stacks(c),
+            Threads(c),
+            cap.lost,
+        )
+            .serialize(s)
+    }
+}
+
+struct Modules<'a>(&'a Collector);
+
+impl Serialize for Modules<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.modules.len()))?;
+        for m in self.0.modules.iter() {
+            let age = 0u32;
+            seq.serialize_element(&(
+                m.name,
+                m.path,
+                m.start_avma,
+                m.end_avma,
+                m.base_avma,
+                m.build_id,
+                m.debug_id,
+                age,
+            ))?;
+        }
+        seq.end()
+    }
+}
+
+struct Frames<'a>(&'a Collector);
+
+impl Serialize for Frames<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        let frames = &self.0.frames[..self.0.frames_len];
+        let mut seq = s.serialize_seq(Some(frames.len()))?;
+        for f in frames {
+            seq.serialize_element(&(f.module, f.address))?;
+        }
+        seq.end()
+    }
+}
+
+struct Stacks<'a>(&'a Collector);
+
+impl Serialize for Stacks<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        let nodes = &self.0.nodes[..self.0.nodes_len];
+        let mut seq = s.serialize_seq(Some(nodes.len()))?;
+        for n in nodes {
+            seq.serialize_element(&(n.parent, n.frame))?;
+        }
+        seq.end()
+    }
+}
+
+struct Threads<'a>(&'a Collector);
+
+impl Serialize for Threads<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        let c = self.0;
+        let threads = &c.threads[..c.threads_len];
+        let mut seq = s.serialize_seq(Some(threads.len()))?;
+        for (i, t) in threads.iter().enumerate() {
+            let len = t.name.iter().position(|&b| b == 0).unwrap_or(t.name.len());
+            let name = match core::str::from_utf8(&t.name[..len]) {
+                Ok(n) => n,
+                Err(e) => core::str::from_utf8(&t.name[..e.valid_up_to()]).unwrap_or(""),
+            };
+            seq.serialize_element(&(t.tid as u32, name, Samples(c, i)))?;
+        }
+        seq.end()
+    }
+}
+
+/// Thread `.1`'s samples, walking its list and delta-encoding times in microseconds.
+struct Samples<'a>(&'a Collector, usize);
+
+impl Serialize for Samples<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        let (c, t) = (self.0, &self.0.threads[self.1]);
+        let mut seq = s.serialize_seq(Some(t.count as usize))?;
+        let mut prev_us = 0u64;
+        let mut next = t.first;
+        for _ in 0..t.count {
+            let Some(rec) = c.samples[..c.samples_len].get(next as usize) else {
+                break;
+            };
+            let us = rec.time_ns.saturating_sub(c.start_ns) / 1000;
+            let end = EndReason::from_u8(rec.end).unwrap_or(EndReason::BadUnwindInfo);
+            seq.serialize_element(&(us.saturating_sub(prev_us), rec.stack, rec.weight, end))?;
+            prev_us = us.max(prev_us);
+            next = rec.next;
+        }
+        seq.end()
+    }
+}

@@ -1,0 +1,180 @@
+//! The profile: what a session captured, as it travels (see `profiles/FORMAT.md`).
+//!
+//! Encoding works straight from the profiler's fixed tables ([`crate::Capture`]) without
+//! allocating; decoding (feature `std`) gives the owned [`Profile`].
+
+mod encode;
+#[cfg(feature = "std")]
+mod decode;
+
+pub use encode::Capture;
+
+use serde::{Deserialize, Serialize};
+
+/// The eight bytes every profile starts with.
+pub const MAGIC: [u8; 8] = *b"VIGNETTE";
+/// The format version this build writes (and the newest it reads).
+pub const FORMAT_VERSION: u16 = 1;
+
+/// What drives sampling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Clock {
+    /// Per-thread CPU time: a thread is sampled once per interval of CPU it uses, so idle
+    /// threads cost nothing.
+    #[default]
+    Cpu,
+    /// Wall-clock time: every thread is sampled every interval, running or blocked.
+    Wall,
+}
+
+/// Samples the session could not keep, by cause.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lost {
+    /// The sample ring was full when a handler ran (raise `ring_capacity`).
+    pub ring_full: u64,
+    /// The sample, frame or stack tables were full (raise `sample_capacity`, `frame_capacity`).
+    pub tables_full: u64,
+    /// A thread had not answered the previous signal (it blocks the signal, or is stopped).
+    pub unanswered: u64,
+    /// Threads never sampled because the thread table was full (raise `max_threads`).
+    pub threads_over_capacity: u64,
+}
+
+impl Lost {
+    /// All lost samples.
+    pub fn total(&self) -> u64 {
+        self.ring_full + self.tables_full + self.unanswered + self.threads_over_capacity
+    }
+}
+
+#[cfg(feature = "std")]
+pub use owned::*;
+
+#[cfg(feature = "std")]
+mod owned {
+    use super::{Clock, Lost};
+    use crate::unwind::EndReason;
+    use serde::{Deserialize, Serialize};
+    use std::string::String;
+    use std::vec::Vec;
+
+    /// A decoded profile.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Profile {
+        /// Wall-clock start, nanoseconds since the Unix epoch.
+        pub start_unix_ns: u64,
+        /// Session length in nanoseconds.
+        pub duration_ns: u64,
+        /// The sampling clock.
+        pub clock: Clock,
+        /// Requested sampling interval in nanoseconds.
+        pub interval_ns: u64,
+        /// Frame limit per sample.
+        pub max_frames: u32,
+        /// Every module seen during the session.
+        pub modules: Vec<Module>,
+        /// Distinct frames.
+        pub frames: Vec<Frame>,
+        /// The stack prefix tree: each node is a frame under a parent node.
+        pub stacks: Vec<StackNode>,
+        /// Samples, per thread.
+        pub threads: Vec<Thread>,
+        /// Samples that could not be kept.
+        pub lost: Lost,
+    }
+
+    /// A module (executable, shared library, vDSO).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Module {
+        /// File name.
+        pub name: String,
+        /// Path on the machine that captured the profile.
+        pub path: String,
+        /// First mapped address during capture.
+        pub start_avma: u64,
+        /// One past the last mapped address.
+        pub end_avma: u64,
+        /// Breakpad base address (frames are relative to it).
+        pub base_avma: u64,
+        /// The code id (GNU build ID bytes); may be empty.
+        pub code_id: Vec<u8>,
+        /// Breakpad debug id GUID bytes, in printed order.
+        pub debug_id: [u8; 16],
+        /// Breakpad debug id age (always 0 on Linux).
+        pub age: u32,
+    }
+
+    impl Module {
+        /// The Breakpad debug id as symbol stores spell it: 32 uppercase hex digits and the age
+        /// (e.g. `7DD4E2B7AD9B6263741F2F3BE1737BAF0`).
+        pub fn debug_id_string(&self) -> String {
+            let mut s: String = self.debug_id.iter().map(|b| std::format!("{b:02X}")).collect();
+            s.push_str(&std::format!("{:X}", self.age));
+            s
+        }
+
+        /// The code id as lowercase hex (empty without a build ID).
+        pub fn code_id_string(&self) -> String {
+            self.code_id.iter().map(|b| std::format!("{b:02x}")).collect()
+        }
+    }
+
+    /// A distinct frame address.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub struct Frame {
+        /// 0 if the address is in no known module, else the module index plus one.
+        pub module: u32,
+        /// Module-relative lookup address; the absolute address when `module` is 0.
+        pub address: u64,
+    }
+
+    /// A node of the stack prefix tree.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub struct StackNode {
+        /// 0 for an outermost frame, else the parent node index plus one.
+        pub parent: u32,
+        /// Index into [`Profile::frames`].
+        pub frame: u32,
+    }
+
+    /// One thread's samples.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Thread {
+        /// Kernel thread id.
+        pub tid: u32,
+        /// Thread name (at most 15 bytes on Linux).
+        pub name: String,
+        /// Samples in time order.
+        pub samples: Vec<Sample>,
+    }
+
+    /// One sample.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Sample {
+        /// Microseconds since the thread's previous sample (the first: since the session start).
+        pub dt_us: u64,
+        /// Index of the innermost stack node.
+        pub stack: u32,
+        /// How many sampling intervals this sample stands for.
+        pub weight: u32,
+        /// How the stack walk ended.
+        pub end: EndReason,
+    }
+
+    impl Profile {
+        /// The frames of stack node `node`, innermost first.
+        pub fn stack_frames(&self, node: u32) -> impl Iterator<Item = &Frame> + '_ {
+            let mut next = Some(node);
+            core::iter::from_fn(move || {
+                let n = self.stacks.get(next? as usize)?;
+                next = n.parent.checked_sub(1);
+                self.frames.get(n.frame as usize)
+            })
+        }
+
+        /// Samples in all threads.
+        pub fn sample_count(&self) -> usize {
+            self.threads.iter().map(|t| t.samples.len()).sum()
+        }
+    }
+}

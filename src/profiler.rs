@@ -1,0 +1,314 @@
+//! The public face of sampling: [`Builder`], [`Profiler`], sessions and on-demand samples.
+
+use crate::collector::{Capacities, Collector};
+use crate::error::{Error, Result};
+use crate::profile::{Capture, Clock, Lost};
+use crate::sampler::{self, Job, Running, Shared, Token};
+use crate::sys::linux::mem::MapBox;
+use crate::sys::linux::{signal, threads, time};
+
+/// Configures a [`Profiler`]. Every capacity is fixed at [`Builder::build`].
+#[derive(Debug, Clone)]
+pub struct Builder {
+    frequency_hz: u32,
+    clock: Clock,
+    max_frames: usize,
+    sample_capacity: usize,
+    frame_capacity: usize,
+    ring_capacity: usize,
+    max_threads: usize,
+    max_modules: usize,
+    signal: i32,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            frequency_hz: 1000,
+            clock: Clock::Cpu,
+            max_frames: 128,
+            sample_capacity: 100_000,
+            frame_capacity: 65_536,
+            ring_capacity: 512,
+            max_threads: 1024,
+            max_modules: 512,
+            signal: libc::SIGPROF,
+        }
+    }
+}
+
+impl Builder {
+    /// Samples per second per thread (1 to 10 000; default 1000).
+    pub fn frequency(mut self, hz: u32) -> Self {
+        self.frequency_hz = hz;
+        self
+    }
+
+    /// The sampling clock (default [`Clock::Cpu`]).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Deepest stack recorded, in frames (1 to 1024; default 128). Deeper stacks are cut
+    /// and marked [`crate::EndReason::DepthLimit`].
+    pub fn max_frames(mut self, frames: usize) -> Self {
+        self.max_frames = frames;
+        self
+    }
+
+    /// Samples kept per session (default 100 000). Further samples are counted as lost.
+    pub fn sample_capacity(mut self, samples: usize) -> Self {
+        self.sample_capacity = samples;
+        self
+    }
+
+    /// Distinct frame addresses per session (default 65 536); stack-tree nodes get twice that.
+    pub fn frame_capacity(mut self, frames: usize) -> Self {
+        self.frame_capacity = frames;
+        self
+    }
+
+    /// Samples that may wait to be drained (default 512).
+    pub fn ring_capacity(mut self, slots: usize) -> Self {
+        self.ring_capacity = slots;
+        self
+    }
+
+    /// Threads tracked per session (1 to 65 535; default 1024).
+    pub fn max_threads(mut self, threads: usize) -> Self {
+        self.max_threads = threads;
+        self
+    }
+
+    /// The signal used to interrupt threads (default `SIGPROF`). Prefer a standard signal: a
+    /// thread that blocks it then holds at most one pending.
+    pub fn signal(mut self, signal: i32) -> Self {
+        self.signal = signal;
+        self
+    }
+
+    /// Preallocates every buffer and installs the signal handler. Fails, never panics, if a
+    /// setting is out of range, memory cannot be mapped, another profiler exists, or a foreign
+    /// handler owns the signal.
+    pub fn build(self) -> Result<Profiler> {
+        let check = |ok: bool, what| if ok { Ok(()) } else { Err(Error::InvalidConfig(what)) };
+        check((1..=10_000).contains(&self.frequency_hz), "frequency must be 1..=10000 Hz")?;
+        check((1..=1024).contains(&self.max_frames), "max_frames must be 1..=1024")?;
+        check((1..=1 << 20).contains(&self.ring_capacity), "ring_capacity must be 1..=1048576")?;
+        check((1..=65_535).contains(&self.max_threads), "max_threads must be 1..=65535")?;
+        check((1..u32::MAX as usize / 2).contains(&self.sample_capacity), "sample_capacity out of range")?;
+        check((1..u32::MAX as usize / 4).contains(&self.frame_capacity), "frame_capacity out of range")?;
+        let shared = MapBox::new(Shared::new(
+            self.signal,
+            self.ring_capacity,
+            self.max_frames,
+            self.max_threads,
+        )?)?;
+        let collector = MapBox::new(Collector::new(Capacities {
+            samples: self.sample_capacity,
+            frames: self.frame_capacity,
+            stack_nodes: self.frame_capacity * 2,
+            threads: self.max_threads,
+            modules: self.max_modules,
+            ring: self.ring_capacity,
+        })?)?;
+        sampler::claim_handler(&shared)?;
+        Ok(Profiler {
+            config: self,
+            shared,
+            collector: Some(collector),
+            running: None,
+            lost_before: Lost::default(),
+        })
+    }
+}
+
+/// Which threads [`Profiler::sample_once`] samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Every thread of the process, the calling one included.
+    AllThreads,
+    /// One thread, by kernel thread id.
+    Thread(i32),
+}
+
+/// A sampling profiler for this process. At most one exists at a time.
+///
+/// A session runs from [`Profiler::start`] (or the first [`Profiler::sample_once`]) to
+/// [`Profiler::stop`], which returns the [`Capture`]; the profiler can then start again.
+pub struct Profiler {
+    config: Builder,
+    shared: MapBox<Shared>,
+    /// The session tables; `None` while the sampler thread owns them.
+    collector: Option<MapBox<Collector>>,
+    running: Option<Running>,
+    lost_before: Lost,
+}
+
+// SAFETY: the raw job pointer inside `running` is owned by this profiler (shared only with the
+// sampler thread it joins); every other field is Send.
+unsafe impl Send for Profiler {}
+
+impl Profiler {
+    /// A builder with the defaults.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// The configured sampling interval in nanoseconds.
+    pub fn interval_ns(&self) -> u64 {
+        1_000_000_000 / self.config.frequency_hz as u64
+    }
+
+    /// Whether the sampler thread is running.
+    pub fn is_running(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// Bytes of memory mapped for all buffers (fixed after `build`).
+    pub fn mapped_bytes(&self) -> usize {
+        self.shared.mapped_bytes() + self.collector.as_ref().map_or(0, |c| c.mapped_bytes())
+    }
+
+    fn collector(&mut self) -> Result<&mut Collector> {
+        self.collector.as_deref_mut().ok_or(Error::Running)
+    }
+
+    /// Opens a new session unless one is open.
+    fn ensure_session(&mut self) -> Result<u32> {
+        let shared = &*self.shared;
+        let c = self.collector.as_deref_mut().ok_or(Error::Running)?;
+        if !c.open {
+            shared.next_generation();
+            shared.ring_full.store(0, core::sync::atomic::Ordering::SeqCst);
+            c.begin();
+            self.lost_before = Lost::default();
+        }
+        Ok(shared.generation.load(core::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// Starts sampling every thread of the process, including threads created later, on a
+    /// sampler thread of its own. Continues the open session (after `sample_once`) or opens
+    /// a new one.
+    pub fn start(&mut self) -> Result<()> {
+        if self.running.is_some() {
+            return Err(Error::Running);
+        }
+        let generation = self.ensure_session()?;
+        let collector = self.collector.take().ok_or(Error::Running)?;
+        let job = MapBox::new(Job {
+            shared: &*self.shared,
+            collector,
+            clock: self.config.clock,
+            interval_ns: self.interval_ns(),
+            generation,
+        });
+        let job = match job {
+            Ok(job) => job,
+            Err(e) => return Err(e),
+        };
+        match Running::start(job) {
+            Ok(r) => {
+                self.running = Some(r);
+                Ok(())
+            }
+            Err((e, job)) => {
+                let job = MapBox::into_inner(job);
+                self.collector = Some(job.collector);
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops sampling and closes the session, returning what it captured. The capture borrows
+    /// the profiler; encode it before starting again.
+    pub fn stop(&mut self) -> Result<Capture<'_>> {
+        if let Some(r) = self.running.take() {
+            let job = MapBox::into_inner(r.finish(&self.shared));
+            self.collector = Some(job.collector);
+        }
+        let c = self.collector()?;
+        if !c.open {
+            return Err(Error::NotRunning);
+        }
+        c.finish();
+        // Signals still in flight belong to the old generation from now on and are ignored.
+        self.shared.next_generation();
+        let c = self.collector.as_deref().ok_or(Error::Running)?;
+        let mut lost = c.lost;
+        lost.ring_full += self.shared.ring_full.load(core::sync::atomic::Ordering::SeqCst);
+        Ok(Capture {
+            collector: c,
+            clock: self.config.clock,
+            interval_ns: self.interval_ns(),
+            max_frames: self.config.max_frames as u32,
+            lost,
+        })
+    }
+
+    /// Samples `target` right now, synchronously, and adds the samples to the open session
+    /// (opening one if needed). Returns how many samples were kept. Threads that do not answer
+    /// within 100 ms (they block the signal, or are stopped) are counted as lost.
+    ///
+    /// Not available while the sampler thread runs ([`Error::Running`]).
+    pub fn sample_once(&mut self, target: Target) -> Result<usize> {
+        if self.running.is_some() {
+            return Err(Error::Running);
+        }
+        let generation = self.ensure_session()?;
+        let shared = &*self.shared;
+        let c = self.collector.as_deref_mut().ok_or(Error::Running)?;
+        if c.scan_threads(-1, |_| 0) || c.threads_len > 0 {
+            shared.stacks.refresh();
+        }
+        let send = |c: &mut Collector, i: usize, tid: i32| {
+            let Some(ack) = shared.acks.get(i) else { return };
+            ack.store(1, core::sync::atomic::Ordering::Release);
+            let token = Token { generation: generation as u16, slot: i as u16, weight: 1 };
+            match signal::send(tid, shared.signal, token.pack()) {
+                Ok(()) => {}
+                Err(errno) => {
+                    ack.store(0, core::sync::atomic::Ordering::Release);
+                    if errno == libc::ESRCH {
+                        c.mark_dead(i);
+                    }
+                }
+            }
+        };
+        match target {
+            Target::AllThreads => {
+                for i in 0..c.threads_len {
+                    let t = &c.threads[i];
+                    if t.alive {
+                        let tid = t.tid;
+                        send(c, i, tid);
+                    }
+                }
+            }
+            Target::Thread(tid) => {
+                let i = c.find_thread(tid).ok_or(Error::NoSuchThread(tid))?;
+                send(c, i, tid);
+            }
+        }
+        let threads_len = c.threads_len;
+        c.lost.unanswered += sampler::wait_for_answers(shared, threads_len, 100_000_000);
+        Ok(c.drain(&shared.ring, generation))
+    }
+
+    /// The calling thread's kernel id (for [`Target::Thread`]).
+    pub fn current_thread_id() -> i32 {
+        threads::gettid()
+    }
+}
+
+impl Drop for Profiler {
+    fn drop(&mut self) {
+        if let Some(r) = self.running.take() {
+            drop(r.finish(&self.shared));
+        }
+        // Let signals already sent arrive before the state they use goes away.
+        time::sleep_ns(1_000_000);
+        sampler::release_handler(&self.shared);
+    }
+}

@@ -1,0 +1,175 @@
+//! The sampling signal: installing the handler, addressing a signal to one thread with a token,
+//! reading the token and the interrupted registers back inside the handler.
+
+use core::ffi::c_void;
+
+use super::fs::{errno, set_errno};
+use crate::error::{Error, Result};
+use crate::unwind::Regs;
+
+/// The signature of a `SA_SIGINFO` handler.
+pub type Handler = extern "C" fn(i32, *mut libc::siginfo_t, *mut c_void);
+
+/// `si_code` of signals sent with `sigqueue`/`rt_tgsigqueueinfo`.
+const SI_QUEUE: i32 = -1;
+
+/// The x86_64 / aarch64 Linux `siginfo_t` layout for queued signals (`_rt` member): 128 bytes.
+#[repr(C)]
+struct QueuedInfo {
+    signo: i32,
+    errno: i32,
+    code: i32,
+    _pad: i32,
+    pid: i32,
+    uid: u32,
+    value: u64,
+    _rest: [u64; 12],
+}
+const _: () = assert!(core::mem::size_of::<QueuedInfo>() == 128);
+const _: () = assert!(core::mem::size_of::<libc::siginfo_t>() == 128);
+
+/// Installs `handler` for `sig` with `SA_SIGINFO | SA_RESTART | SA_ONSTACK`.
+///
+/// Refuses with [`Error::SignalInUse`] when another handler (neither the default action, nor
+/// "ignore", nor `handler` itself) owns the signal: vignette does not silently replace an
+/// application's handler.
+pub fn install(sig: i32, handler: Handler) -> Result<()> {
+    if !(1..=64).contains(&sig) || sig == libc::SIGKILL || sig == libc::SIGSTOP {
+        return Err(Error::InvalidConfig("signal must be a catchable signal number"));
+    }
+    // SAFETY: a zeroed sigaction is a valid value for sigaction to fill.
+    let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
+    // SAFETY: querying with a null new action only writes `old`.
+    if unsafe { libc::sigaction(sig, core::ptr::null(), &mut old) } != 0 {
+        return Err(Error::Sys {
+            call: "sigaction",
+            errno: errno(),
+        });
+    }
+    let ours = handler as usize;
+    if old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN
+        && old.sa_sigaction != ours
+    {
+        return Err(Error::SignalInUse(sig));
+    }
+    // SAFETY: as above.
+    let mut new: libc::sigaction = unsafe { core::mem::zeroed() };
+    new.sa_sigaction = ours;
+    new.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_ONSTACK;
+    // SAFETY: sa_mask is a valid sigset_t to empty.
+    unsafe { libc::sigemptyset(&mut new.sa_mask) };
+    // SAFETY: `new` is fully initialised and `handler` is a valid extern "C" function that
+    // lives for the whole program.
+    if unsafe { libc::sigaction(sig, &new, core::ptr::null_mut()) } != 0 {
+        return Err(Error::Sys {
+            call: "sigaction",
+            errno: errno(),
+        });
+    }
+    Ok(())
+}
+
+/// Blocks `sig` in the calling thread (used by the sampler thread, which is never sampled).
+pub fn block_in_this_thread(sig: i32) {
+    // SAFETY: set is a valid sigset_t; pthread_sigmask only changes this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = core::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, core::ptr::null_mut());
+    }
+}
+
+/// Sends `sig` to thread `tid` of this process carrying the 64-bit `token`.
+///
+/// Returns `Err(errno)`; `ESRCH` means the thread has exited.
+pub fn send(tid: i32, sig: i32, token: u64) -> core::result::Result<(), i32> {
+    let pid = super::threads::getpid();
+    let info = QueuedInfo {
+        signo: sig,
+        errno: 0,
+        code: SI_QUEUE,
+        _pad: 0,
+        pid,
+        // SAFETY: getuid cannot fail.
+        uid: unsafe { libc::getuid() },
+        value: token,
+        _rest: [0; 12],
+    };
+    // SAFETY: info is a complete 128-byte siginfo for a queued signal; the kernel copies it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_tgsigqueueinfo,
+            pid,
+            tid,
+            sig,
+            &info as *const QueuedInfo,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
+/// The token of a signal sent by [`send`] from this process, or `None` for any other signal
+/// (a timer, `kill`, another process).
+///
+/// # Safety
+/// `info` must be the `siginfo_t` pointer the kernel passed to a `SA_SIGINFO` handler.
+///
+/// # Signal safety
+/// Async-signal-safe: reads the siginfo and calls `getpid`.
+pub unsafe fn token(info: *const libc::siginfo_t) -> Option<u64> {
+    if info.is_null() {
+        return None;
+    }
+    // SAFETY: the kernel's siginfo is 128 bytes (checked above) and QueuedInfo is its layout.
+    let q = unsafe { &*info.cast::<QueuedInfo>() };
+    (q.code == SI_QUEUE && q.pid == super::threads::getpid()).then_some(q.value)
+}
+
+/// The interrupted thread's registers.
+///
+/// # Safety
+/// `uctx` must be the `ucontext_t` pointer the kernel passed to a `SA_SIGINFO` handler.
+///
+/// # Signal safety
+/// Async-signal-safe: reads the ucontext.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn regs(uctx: *const c_void) -> Regs {
+    // SAFETY: the caller passes the kernel's ucontext_t.
+    let g = unsafe { &(*uctx.cast::<libc::ucontext_t>()).uc_mcontext.gregs };
+    let r = |i: i32| g[i as usize] as u64;
+    Regs {
+        ip: r(libc::REG_RIP),
+        sp: r(libc::REG_RSP),
+        bp: r(libc::REG_RBP),
+        bx: r(libc::REG_RBX),
+        r12: r(libc::REG_R12),
+        r13: r(libc::REG_R13),
+        r14: r(libc::REG_R14),
+        r15: r(libc::REG_R15),
+    }
+}
+
+/// Saves `errno` on creation and restores it on drop, so a handler never clobbers the errno
+/// of the code it interrupted.
+///
+/// # Signal safety
+/// Async-signal-safe.
+pub struct ErrnoGuard(i32);
+
+impl ErrnoGuard {
+    /// Saves the current `errno`.
+    pub fn save() -> Self {
+        ErrnoGuard(errno())
+    }
+}
+
+impl Drop for ErrnoGuard {
+    fn drop(&mut self) {
+        set_errno(self.0);
+    }
+}

@@ -1,0 +1,80 @@
+//! Clocks: monotonic and wall time, per-thread CPU time, and sleeping to a deadline.
+
+fn read(clock: libc::clockid_t) -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    (rc == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
+/// Nanoseconds on `CLOCK_MONOTONIC`.
+///
+/// # Signal safety
+/// Async-signal-safe: `clock_gettime` is on POSIX's list (and is a vDSO call here).
+pub fn monotonic_ns() -> u64 {
+    read(libc::CLOCK_MONOTONIC).unwrap_or(0)
+}
+
+/// Nanoseconds since the Unix epoch (`CLOCK_REALTIME`).
+pub fn realtime_ns() -> u64 {
+    read(libc::CLOCK_REALTIME).unwrap_or(0)
+}
+
+/// CPU time consumed so far by thread `tid` of this process, or `None` if it has exited.
+///
+/// Uses the kernel's per-thread CPU clock id for `tid` (`MAKE_THREAD_CPUCLOCK(tid, SCHED)`), which
+/// any thread of the same process may read.
+pub fn thread_cpu_ns(tid: i32) -> Option<u64> {
+    const CPUCLOCK_PERTHREAD_SCHED: libc::clockid_t = 4 | 2;
+    read((!tid << 3) | CPUCLOCK_PERTHREAD_SCHED)
+}
+
+/// Sleeps until `CLOCK_MONOTONIC` reaches `deadline_ns` (returns early on a signal).
+pub fn sleep_until(deadline_ns: u64) {
+    let ts = libc::timespec {
+        tv_sec: (deadline_ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (deadline_ns % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: ts is a valid timespec; a null remainder is allowed with TIMER_ABSTIME.
+    unsafe {
+        libc::clock_nanosleep(
+            libc::CLOCK_MONOTONIC,
+            libc::TIMER_ABSTIME,
+            &ts,
+            core::ptr::null_mut(),
+        )
+    };
+}
+
+/// Sleeps for `ns` nanoseconds.
+pub fn sleep_ns(ns: u64) {
+    sleep_until(monotonic_ns().saturating_add(ns));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clocks_move_forward() {
+        let a = monotonic_ns();
+        sleep_ns(2_000_000);
+        let b = monotonic_ns();
+        assert!(b - a >= 2_000_000, "slept {} ns", b - a);
+        assert!(realtime_ns() > 1_600_000_000_000_000_000);
+    }
+
+    #[test]
+    fn thread_cpu_time_counts_work() {
+        let tid = super::super::threads::gettid();
+        let before = thread_cpu_ns(tid).unwrap();
+        let mut x = 0u64;
+        while thread_cpu_ns(tid).unwrap() - before < 5_000_000 {
+            x = core::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        assert!(thread_cpu_ns(i32::MAX - 7).is_none());
+    }
+}

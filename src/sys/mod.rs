@@ -1,0 +1,3 @@
+//! Operating-system interfaces.
+
+pub mod linux;

@@ -1,0 +1,133 @@
+//! The frame-pointer walker.
+//!
+//! On x86_64 a function built with frame pointers keeps `rbp` pointing at the saved caller
+//! `rbp`, with the return address just above it. The walk follows that chain and trusts nothing:
+//! every frame must be 8-byte aligned, lie inside the reader's bounds, and sit strictly above
+//! the previous one (stacks grow down), so a corrupted `rbp` ends the walk instead of looping or
+//! faulting.
+
+use super::{EndReason, Regs, StackReader};
+
+/// Walks the frame-pointer chain from `regs` into `frames` (see the module docs of
+/// [`crate::unwind`] for the address convention). Returns the number of frames written and how
+/// the walk ended. Writes nothing if `frames` is empty.
+///
+/// # Signal safety
+/// Async-signal-safe if `reader` is: no allocation, no locks, no panics, bounded by
+/// `frames.len()` iterations.
+pub fn walk<R: StackReader + ?Sized>(
+    regs: &Regs,
+    reader: &R,
+    frames: &mut [u64],
+) -> (usize, EndReason) {
+    let Some(first) = frames.first_mut() else {
+        return (0, EndReason::DepthLimit);
+    };
+    *first = regs.ip;
+    let mut n = 1;
+    let mut bp = regs.bp;
+    // Frames live at or above the interrupted stack pointer.
+    let mut floor = regs.sp;
+    loop {
+        if bp == 0 {
+            return (n, EndReason::Root);
+        }
+        if bp % 8 != 0 || bp < floor {
+            return (n, EndReason::BadFramePointer);
+        }
+        let (Some(next_bp), Some(ra)) = (reader.read_u64(bp), bp.checked_add(8).and_then(|a| reader.read_u64(a))) else {
+            return (n, EndReason::OutOfBounds);
+        };
+        if ra == 0 {
+            return (n, EndReason::Root);
+        }
+        let Some(slot) = frames.get_mut(n) else {
+            return (n, EndReason::DepthLimit);
+        };
+        *slot = ra - 1;
+        n += 1;
+        // The caller's frame must be strictly above this one.
+        floor = bp + 16;
+        bp = next_bp;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::unwind::SliceStack;
+
+    const BASE: u64 = 0x7fff_0000;
+
+    /// A stack of `words` u64s at BASE.
+    fn stack(words: &[u64]) -> std::vec::Vec<u8> {
+        words.iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+
+    fn regs(bp: u64) -> Regs {
+        Regs { ip: 0x1000, sp: BASE, bp, ..Regs::default() }
+    }
+
+    #[test]
+    fn walks_a_well_formed_chain_to_the_root() {
+        // Frame at BASE+16 -> frame at BASE+48 -> bp 0 (root).
+        let bytes = stack(&[0, 0, BASE + 48, 0x2001, 0, 0, 0, 0x3001, 0, 0]);
+        // word 6 (BASE+48) holds next bp = 0, word 7 its return address.
+        let mut frames = [0u64; 8];
+        let r = walk(&regs(BASE + 16), &SliceStack { base: BASE, bytes: &bytes }, &mut frames);
+        assert_eq!(r, (3, EndReason::Root));
+        assert_eq!(&frames[..3], &[0x1000, 0x2000, 0x3000]);
+    }
+
+    #[test]
+    fn stops_at_the_depth_limit() {
+        let bytes = stack(&[0, 0, BASE + 48, 0x2001, 0, 0, 0, 0x3001]);
+        let mut frames = [0u64; 2];
+        let r = walk(&regs(BASE + 16), &SliceStack { base: BASE, bytes: &bytes }, &mut frames);
+        assert_eq!(r, (2, EndReason::DepthLimit));
+        assert_eq!(walk(&regs(BASE), &SliceStack { base: BASE, bytes: &bytes }, &mut []).0, 0);
+    }
+
+    #[test]
+    fn a_corrupted_frame_pointer_ends_the_stack() {
+        let s = SliceStack { base: BASE, bytes: &[0; 64] };
+        let mut frames = [0u64; 8];
+        // Misaligned.
+        assert_eq!(walk(&regs(BASE + 3), &s, &mut frames), (1, EndReason::BadFramePointer));
+        // Below the stack pointer.
+        assert_eq!(walk(&regs(BASE - 64), &s, &mut frames), (1, EndReason::BadFramePointer));
+        // Far outside the stack.
+        assert_eq!(walk(&regs(0xdead_beef_0000), &s, &mut frames), (1, EndReason::OutOfBounds));
+        // Saved rbp points back down (a loop).
+        let looped = stack(&[BASE, 0x2001, 0, 0]);
+        let s = SliceStack { base: BASE, bytes: &looped };
+        assert_eq!(walk(&regs(BASE), &s, &mut frames), (2, EndReason::BadFramePointer));
+        // Saved rbp points to itself.
+        assert_eq!(walk(&Regs { sp: BASE, ..regs(BASE) }, &s, &mut frames).1, EndReason::BadFramePointer);
+    }
+
+    #[test]
+    fn random_stacks_never_panic_and_stay_bounded() {
+        let mut x = 0x1234_5678_9abc_def0u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..2000 {
+            let words: std::vec::Vec<u64> = (0..64)
+                .map(|_| match next() % 3 {
+                    0 => BASE + (next() % 600),
+                    1 => next(),
+                    _ => 0,
+                })
+                .collect();
+            let bytes = stack(&words);
+            let mut frames = [0u64; 32];
+            let bp = BASE + next() % 600;
+            let (n, _) = walk(&regs(bp), &SliceStack { base: BASE, bytes: &bytes }, &mut frames);
+            assert!((1..=32).contains(&n));
+        }
+    }
+}
