@@ -1,1 +1,48 @@
-fn main() {}
+//! Continuous profiling of a multi-threaded CPU workload; writes an un-symbolicated profile.
+//!
+//! `cargo run --release --example continuous -- [OUT] [SECONDS] [THREADS]`
+//! (defaults: `profiles/demo.vignette`, 2 seconds, 4 workers).
+
+#[path = "common/workload.rs"]
+mod workload;
+
+use std::error::Error;
+use std::io::BufWriter;
+
+use vignette::{Clock, Profiler};
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let mut args = std::env::args().skip(1);
+    let out = args.next().unwrap_or_else(|| "profiles/demo.vignette".into());
+    let seconds: f64 = args.next().map_or(Ok(2.0), |s| s.parse())?;
+    let threads: usize = args.next().map_or(Ok(4), |s| s.parse())?;
+
+    let mut profiler = Profiler::builder().frequency(1000).clock(Clock::Cpu).build()?;
+    profiler.start()?;
+    let units = workload::run_for(threads, (seconds * 1000.0) as u64);
+    let capture = profiler.stop()?;
+
+    if let Some(dir) = std::path::Path::new(&out).parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let bytes = capture.write_to(BufWriter::new(std::fs::File::create(&out)?))?;
+    let profile = capture.to_profile();
+    println!("workers finished {units:?} units of work");
+    println!(
+        "wrote {out}: {} samples, {} threads, {} frames, {} stacks, {} modules, {bytes} bytes",
+        profile.sample_count(),
+        profile.threads.len(),
+        profile.frames.len(),
+        profile.stacks.len(),
+        profile.modules.len(),
+    );
+    for t in &profile.threads {
+        let ended_at_root = t.samples.iter().filter(|s| s.end == vignette::EndReason::Root).count();
+        println!("  {:>7} {:<16} {:>6} samples ({ended_at_root} reached the root)", t.tid, t.name, t.samples.len());
+    }
+    let lost = profile.lost;
+    if lost.total() > 0 {
+        println!("  lost: {lost:?}");
+    }
+    Ok(())
+}

@@ -348,6 +348,13 @@ impl Collector {
         };
         self.samples_len += 1;
         let t = &mut self.threads[thread];
+        if t.count == 0 {
+            // Threads often name themselves just after they start, after we first saw them.
+            let mut name = [0u8; 16];
+            if threads::thread_name(t.tid, &mut name) > 0 {
+                t.name = name;
+            }
+        }
         match t.last {
             NONE => t.first = index,
             last => self.samples[last as usize].next = index,

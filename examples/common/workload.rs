@@ -1,0 +1,97 @@
+//! A multi-threaded CPU workload with known call chains, shared by the demo, tests and benches.
+//!
+//! Every worker thread runs `worker_loop -> crunch -> {mix_hash, sort_block, mat_mul}`, with
+//! `#[inline(never)]` so each function keeps its own frame.
+#![allow(dead_code)]
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Spins through `rounds` of hashing: the innermost frame of the hash chain.
+#[inline(never)]
+pub fn mix_hash(seed: u64, rounds: u32) -> u64 {
+    let mut h = seed ^ 0x9E37_79B9_7F4A_7C15;
+    for i in 0..rounds {
+        h = black_box(h.rotate_left(13).wrapping_mul(0x5851_F42D_4C95_7F2D) ^ i as u64);
+    }
+    h
+}
+
+/// Sorts a small block again and again.
+#[inline(never)]
+pub fn sort_block(seed: u64) -> u64 {
+    let mut v: [u64; 256] = [0; 256];
+    let mut x = seed | 1;
+    for slot in v.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *slot = x;
+    }
+    v.sort_unstable();
+    black_box(v[128])
+}
+
+/// Multiplies two 24x24 matrices.
+#[inline(never)]
+pub fn mat_mul(seed: u64) -> u64 {
+    const N: usize = 24;
+    let a: [[f64; N]; N] = std::array::from_fn(|i| std::array::from_fn(|j| (i * N + j) as f64 + seed as f64));
+    let mut c = [[0f64; N]; N];
+    for i in 0..N {
+        for j in 0..N {
+            let mut s = 0.0;
+            for k in 0..N {
+                s += a[i][k] * a[k][j];
+            }
+            c[i][j] = s;
+        }
+    }
+    black_box(c[N - 1][N - 1] as u64)
+}
+
+/// One unit of work: the three kernels in turn.
+#[inline(never)]
+pub fn crunch(seed: u64) -> u64 {
+    let a = mix_hash(seed, 20_000);
+    let b = sort_block(a);
+    let c = mat_mul(b & 0xff);
+    black_box(a ^ b ^ c)
+}
+
+/// A worker: crunches until `stop` is set. Returns the number of units done.
+#[inline(never)]
+pub fn worker_loop(id: u64, stop: &AtomicBool) -> u64 {
+    let mut units = 0;
+    let mut acc = id;
+    while !stop.load(Ordering::Relaxed) {
+        acc = crunch(acc.wrapping_add(units));
+        units += 1;
+    }
+    black_box(acc);
+    units
+}
+
+/// Starts `n` named workers (`worker-0`, ...).
+pub fn spawn_workers(n: usize, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<u64>> {
+    (0..n)
+        .map(|i| {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name(format!("worker-{i}"))
+                .spawn(move || worker_loop(i as u64, &stop))
+                .expect("spawn worker")
+        })
+        .collect()
+}
+
+/// Runs `n` workers for `millis` milliseconds; returns the units each completed.
+pub fn run_for(n: usize, millis: u64) -> Vec<u64> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers = spawn_workers(n, &stop);
+    std::thread::sleep(std::time::Duration::from_millis(millis));
+    stop.store(true, Ordering::Relaxed);
+    workers.into_iter().map(|w| w.join().expect("worker panicked")).collect()
+}

@@ -1,0 +1,49 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+#[path = "../../examples/common/workload.rs"]
+pub mod workload;
+
+use std::sync::Mutex;
+
+use vignette::Profile;
+
+/// Only one profiler may exist per process: tests that build one hold this lock.
+pub static PROFILER_LOCK: Mutex<()> = Mutex::new(());
+
+/// Takes the profiler lock even if an earlier test panicked while holding it.
+pub fn profiler_lock() -> std::sync::MutexGuard<'static, ()> {
+    PROFILER_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The absolute address of a frame, as captured in this process.
+pub fn frame_avma(p: &Profile, frame: &vignette::Frame) -> u64 {
+    match frame.module {
+        0 => frame.address,
+        m => p.modules[m as usize - 1].base_avma + frame.address,
+    }
+}
+
+/// Function names for an address in this process (inlined frames first), demangled, without
+/// the trailing hash.
+pub fn names_at(avma: u64) -> Vec<String> {
+    let mut names = Vec::new();
+    backtrace::resolve(avma as *mut std::ffi::c_void, |sym| {
+        if let Some(n) = sym.name() {
+            names.push(format!("{n:#}"));
+        }
+    });
+    names
+}
+
+/// The function names of a stack, innermost first (each frame's inlined names joined by '|').
+pub fn stack_names(p: &Profile, stack: u32) -> Vec<String> {
+    p.stack_frames(stack).map(|f| names_at(frame_avma(p, f)).join("|")).collect()
+}
+
+/// Whether `names` contains `chain` as a subsequence in order (innermost first), each
+/// element matched as a substring of a frame's names.
+pub fn has_chain(names: &[String], chain: &[&str]) -> bool {
+    let mut it = names.iter();
+    chain.iter().all(|want| it.any(|n| n.contains(want)))
+}
