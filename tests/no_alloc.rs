@@ -1,0 +1,74 @@
+//! The core never allocates after threads exist: not in `build`, not in the signal handler,
+//! not on the sampler thread, not while encoding. A counting global allocator proves it.
+//!
+//! This file holds a single test so that no other test allocates concurrently.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use vignette::{Clock, Profiler, Target};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator, only counting calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn profiling_a_non_allocating_workload_allocates_nothing() {
+    // Threads and buffers the test itself needs are made before the window opens.
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers = common::workload::spawn_workers(2, &stop);
+    let mut out = vec![0u8; 4 << 20];
+    std::thread::sleep(std::time::Duration::from_millis(50));
+
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let mut profiler = Profiler::builder().frequency(2000).clock(Clock::Wall).build().unwrap();
+    for _ in 0..5 {
+        profiler.sample_once(Target::AllThreads).unwrap();
+    }
+    profiler.start().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let capture = profiler.stop().unwrap();
+    let samples = capture.sample_count();
+    let used = capture.encode_into(&mut out).unwrap();
+    profiler.start().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let again = profiler.stop().unwrap().sample_count();
+    drop(profiler);
+    let after = ALLOCATIONS.load(Ordering::SeqCst);
+
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert!(samples > 500, "sampling ran: {samples} samples");
+    assert!(again > 100, "a second session ran: {again} samples");
+    assert!(used > 100);
+    assert_eq!(after - before, 0, "the profiler allocated {} times", after - before);
+    // The encoded bytes are a valid profile.
+    let profile = vignette::Profile::decode(&out[..used]).unwrap();
+    assert_eq!(profile.sample_count(), samples);
+}

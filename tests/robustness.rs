@@ -1,0 +1,278 @@
+//! The sampler survives what real processes do: allocation storms, threads that come and go,
+//! threads that block the signal, corrupted frame pointers, foreign signals.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{has_chain, profiler_lock, stack_names, workload};
+use vignette::{Clock, EndReason, Error, Profiler};
+
+/// Aborts the process if the test has not finished in time: a deadlock fails loudly.
+fn watchdog(secs: u64) -> Arc<AtomicBool> {
+    let done = Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    std::thread::spawn(move || {
+        for _ in 0..secs * 10 {
+            if d.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("watchdog: the test deadlocked");
+        std::process::abort();
+    });
+    done
+}
+
+#[inline(never)]
+fn churn_allocations(stop: &AtomicBool) -> u64 {
+    let mut total = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let mut v: Vec<Box<[u8]>> = Vec::new();
+        for i in 0..64 {
+            v.push(vec![i as u8; 16 + i * 24].into_boxed_slice());
+        }
+        let s: String = v.iter().map(|b| format!("{}", b.len())).collect();
+        let mut m = std::collections::HashMap::new();
+        for (i, b) in v.into_iter().enumerate() {
+            m.insert(i, b);
+        }
+        total += s.len() as u64 + m.len() as u64;
+    }
+    total
+}
+
+#[test]
+fn soak_allocation_heavy_threads_at_a_high_rate() {
+    let _g = profiler_lock();
+    let done = watchdog(60);
+    let stop = Arc::new(AtomicBool::new(false));
+    let alloc_threads: Vec<_> = (0..3)
+        .map(|i| {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name(format!("alloc-{i}"))
+                .spawn(move || churn_allocations(&stop))
+                .unwrap()
+        })
+        .collect();
+    let mut profiler = Profiler::builder().frequency(4000).clock(Clock::Wall).build().unwrap();
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        profiler.start().unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        sessions.push(profiler.stop().unwrap().to_profile());
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in alloc_threads {
+        assert!(t.join().unwrap() > 0);
+    }
+    done.store(true, Ordering::Relaxed);
+    let mut in_malloc = 0;
+    for p in &sessions {
+        for i in 0..3 {
+            let name = format!("alloc-{i}");
+            let t = p.threads.iter().find(|t| t.name == name).expect("allocating thread sampled");
+            assert!(t.samples.len() > 200, "{name}: {} samples", t.samples.len());
+            in_malloc += t
+                .samples
+                .iter()
+                .filter(|s| {
+                    let names = stack_names(p, s.stack);
+                    names.first().is_some_and(|n| n.contains("malloc") || n.contains("free") || n.contains("alloc"))
+                })
+                .count();
+        }
+    }
+    // The point of the soak: many samples landed inside the allocator itself.
+    assert!(in_malloc > 50, "only {in_malloc} samples inside the allocator");
+}
+
+#[test]
+fn threads_exiting_and_starting_during_sampling() {
+    let _g = profiler_lock();
+    let done = watchdog(60);
+    let mut profiler = Profiler::builder().frequency(2000).clock(Clock::Wall).build().unwrap();
+    profiler.start().unwrap();
+    let spawned = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                for i in 0..150 {
+                    std::thread::Builder::new()
+                        .name(format!("short-{i}"))
+                        .spawn(move || workload::mix_hash(i, 50_000 + (i as u32 % 7) * 20_000))
+                        .unwrap()
+                        .join()
+                        .unwrap();
+                    spawned.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    let long = std::thread::Builder::new()
+        .name("late-born".into())
+        .spawn(|| {
+            let stop = AtomicBool::new(false);
+            let t0 = std::time::Instant::now();
+            let mut n = 0;
+            while t0.elapsed() < Duration::from_millis(300) {
+                n = workload::crunch(n).wrapping_add(n);
+            }
+            stop.store(true, Ordering::Relaxed);
+            n
+        })
+        .unwrap();
+    long.join().unwrap();
+    let profile = profiler.stop().unwrap().to_profile();
+    done.store(true, Ordering::Relaxed);
+    assert_eq!(spawned.load(Ordering::Relaxed), 300);
+    let short_lived = profile.threads.iter().filter(|t| t.name.starts_with("short-")).count();
+    assert!(short_lived > 10, "short-lived threads were sampled: {short_lived}");
+    let late = profile.threads.iter().find(|t| t.name == "late-born").expect("a thread born after start is sampled");
+    assert!(late.samples.len() > 100, "late-born: {}", late.samples.len());
+}
+
+#[test]
+fn a_thread_blocking_the_signal_does_not_stall_sampling() {
+    let _g = profiler_lock();
+    let done = watchdog(30);
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    let blocked = std::thread::Builder::new()
+        .name("blocks-sigprof".into())
+        .spawn(move || {
+            // SAFETY: plain signal mask manipulation for this thread.
+            unsafe {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGPROF);
+                libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            }
+            workload::worker_loop(1, &s2)
+        })
+        .unwrap();
+    let workers = workload::spawn_workers(1, &stop);
+    std::thread::sleep(Duration::from_millis(20));
+    let mut profiler = Profiler::builder().frequency(1000).clock(Clock::Wall).build().unwrap();
+    profiler.start().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let t0 = std::time::Instant::now();
+    let profile = profiler.stop().unwrap().to_profile();
+    let stop_took = t0.elapsed();
+    drop(profiler);
+    stop.store(true, Ordering::Relaxed);
+    // The signal still pending on the blocked thread is discarded when it exits.
+    blocked.join().unwrap();
+    workers.into_iter().for_each(|w| {
+        w.join().unwrap();
+    });
+    done.store(true, Ordering::Relaxed);
+    assert!(stop_took < Duration::from_secs(2), "stop took {stop_took:?}");
+    assert!(profile.threads.iter().find(|t| t.name == "blocks-sigprof").is_none_or(|t| t.samples.is_empty()));
+    let w = profile.threads.iter().find(|t| t.name == "worker-0").unwrap();
+    assert!(w.samples.len() > 300, "the other thread is still sampled: {}", w.samples.len());
+    assert!(profile.lost.unanswered > 100, "the unanswered signals are counted: {:?}", profile.lost);
+}
+
+/// Spins with `rbp` set to `bad` (no calls inside), `iterations` times.
+#[inline(never)]
+fn spin_with_frame_pointer(bad: u64, iterations: u64) {
+    // SAFETY: rbp is saved on the stack and restored before the block ends; nothing in the
+    // block uses it. The stack pointer is restored too.
+    unsafe {
+        std::arch::asm!(
+            "push rbp",
+            "mov rbp, {bad}",
+            "2:",
+            "dec {n}",
+            "jnz 2b",
+            "pop rbp",
+            bad = in(reg) bad,
+            n = inout(reg) iterations => _,
+        );
+    }
+}
+
+#[test]
+fn corrupted_frame_pointers_end_the_stack_not_the_process() {
+    let _g = profiler_lock();
+    let done = watchdog(60);
+    let local = 0u64;
+    let sp = &local as *const u64 as u64;
+    let bad_values = [
+        0xdead_beef,                 // misaligned
+        8,                           // below the stack
+        sp.wrapping_add(1 << 40) & !7, // aligned, above the stack, unmapped
+        u64::MAX & !7,               // the top of the address space
+        0x1000,                      // the zero page
+    ];
+    let mut profiler = Profiler::builder().frequency(2000).clock(Clock::Cpu).build().unwrap();
+    profiler.start().unwrap();
+    std::thread::scope(|s| {
+        for (i, &bad) in bad_values.iter().enumerate() {
+            std::thread::Builder::new()
+                .name(format!("bad-rbp-{i}"))
+                .spawn_scoped(s, move || {
+                    for _ in 0..20 {
+                        spin_with_frame_pointer(bad, 20_000_000);
+                    }
+                })
+                .unwrap();
+        }
+    });
+    let profile = profiler.stop().unwrap().to_profile();
+    done.store(true, Ordering::Relaxed);
+    let mut ends = std::collections::HashMap::new();
+    for t in profile.threads.iter().filter(|t| t.name.starts_with("bad-rbp-")) {
+        for s in &t.samples {
+            *ends.entry(s.end).or_insert(0) += 1;
+        }
+    }
+    let bad = ends.get(&EndReason::BadFramePointer).copied().unwrap_or(0)
+        + ends.get(&EndReason::OutOfBounds).copied().unwrap_or(0);
+    assert!(bad > 100, "corrupt chains were detected: {ends:?}");
+}
+
+#[test]
+fn foreign_signals_are_ignored_and_config_errors_are_clear() {
+    let _g = profiler_lock();
+    assert!(matches!(Profiler::builder().frequency(0).build(), Err(Error::InvalidConfig(_))));
+    assert!(matches!(Profiler::builder().max_frames(0).build(), Err(Error::InvalidConfig(_))));
+    assert!(matches!(Profiler::builder().signal(libc::SIGKILL).build(), Err(Error::InvalidConfig(_))));
+
+    // Another handler owns SIGUSR2: vignette refuses it rather than replace it.
+    extern "C" fn foreign(_: i32) {}
+    // SAFETY: installs a trivial handler for SIGUSR2.
+    unsafe { libc::signal(libc::SIGUSR2, foreign as *const () as libc::sighandler_t) };
+    let err = Profiler::builder().signal(libc::SIGUSR2).build().err().unwrap();
+    assert_eq!(err, Error::SignalInUse(libc::SIGUSR2));
+    assert!(err.to_string().contains("Builder::signal"));
+
+    let mut profiler = Profiler::builder().build().unwrap();
+    assert!(matches!(Profiler::builder().build(), Err(Error::AlreadyExists)));
+    assert!(matches!(profiler.stop(), Err(Error::NotRunning)));
+    profiler.start().unwrap();
+    assert!(matches!(profiler.start(), Err(Error::Running)));
+    assert!(matches!(profiler.sample_once(vignette::Target::AllThreads), Err(Error::Running)));
+    // A SIGPROF that is not vignette's (kill, a timer) is ignored, not fatal.
+    // SAFETY: sends a signal to this process.
+    unsafe { libc::kill(libc::getpid(), libc::SIGPROF) };
+    std::thread::sleep(Duration::from_millis(20));
+    profiler.stop().unwrap();
+    drop(profiler);
+    // After the profiler is gone the handler stays and still ignores strays.
+    // SAFETY: sends a signal to this process.
+    unsafe { libc::kill(libc::getpid(), libc::SIGPROF) };
+    std::thread::sleep(Duration::from_millis(20));
+    // And a new profiler can be built again.
+    let mut again = Profiler::builder().build().unwrap();
+    assert_eq!(again.sample_once(vignette::Target::Thread(Profiler::current_thread_id())).unwrap(), 1);
+    let p = again.stop().unwrap().to_profile();
+    let me = p.threads.iter().find(|t| t.tid == Profiler::current_thread_id() as u32).unwrap();
+    let names = stack_names(&p, me.samples[0].stack);
+    assert!(has_chain(&names, &["foreign_signals_are_ignored"]), "{names:#?}");
+}
