@@ -1,0 +1,89 @@
+//! Profiles encode, decode and survive bad bytes with clear errors.
+
+mod common;
+
+use common::{profiler_lock, workload};
+use vignette::{Error, Profile, Profiler, Target};
+
+/// A real profile: a few on-demand samples of this process.
+fn captured() -> Vec<u8> {
+    let _g = profiler_lock();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers = workload::spawn_workers(2, &stop);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let mut profiler = Profiler::builder().build().unwrap();
+    for _ in 0..30 {
+        profiler.sample_once(Target::AllThreads).unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    workers.into_iter().for_each(|w| {
+        w.join().unwrap();
+    });
+    let capture = profiler.stop().unwrap();
+    let mut buf = vec![0u8; 16];
+    let Err(Error::BufferTooSmall { needed }) = capture.encode_into(&mut buf) else {
+        panic!("a 16-byte buffer cannot hold a profile");
+    };
+    assert_eq!(needed, capture.encoded_len());
+    let bytes = capture.to_vec();
+    assert_eq!(bytes.len(), needed);
+    let mut written = Vec::new();
+    assert_eq!(capture.write_to(&mut written).unwrap(), needed);
+    assert_eq!(written, bytes);
+    bytes
+}
+
+#[test]
+fn round_trip_is_exact() {
+    let bytes = captured();
+    let p = Profile::decode(&bytes).unwrap();
+    assert_eq!(p.encode(), bytes, "owned and streaming encoders agree");
+    assert!(p.sample_count() >= 90);
+    assert!(p.threads.iter().any(|t| t.name == "worker-0"));
+    assert!(p.modules.iter().any(|m| m.name.starts_with("libc.so")));
+    let exe = p.modules.iter().find(|m| m.path.ends_with(std::env::current_exe().unwrap().file_name().unwrap().to_str().unwrap())).unwrap();
+    assert_eq!(exe.debug_id_string().len(), 33);
+    assert_eq!(exe.code_id_string().len(), 40);
+    // Each sample's stack resolves to frames.
+    for t in &p.threads {
+        for s in &t.samples {
+            assert!(p.stack_frames(s.stack).count() >= 1);
+        }
+    }
+    assert!(p.start_unix_ns > 0 && p.interval_ns == 1_000_000);
+}
+
+#[test]
+fn bad_bytes_give_clear_errors() {
+    let bytes = captured();
+    assert_eq!(Profile::decode(b"").unwrap_err(), Error::Truncated);
+    assert_eq!(Profile::decode(b"VIGN").unwrap_err(), Error::Truncated);
+    assert_eq!(Profile::decode(b"{\"json\": 1}").unwrap_err(), Error::BadMagic);
+    // Every truncation is reported as such.
+    for len in 0..bytes.len() {
+        assert_eq!(Profile::decode(&bytes[..len]).unwrap_err(), Error::Truncated, "cut at {len}");
+    }
+    // A future version is refused with both versions named.
+    let mut future = bytes.clone();
+    future[8] = 9;
+    let err = Profile::decode(&future).unwrap_err();
+    assert_eq!(err, Error::UnsupportedVersion { found: 9, supported: 1 });
+    assert!(err.to_string().contains("upgrade"));
+    // Trailing garbage.
+    let mut long = bytes.clone();
+    long.push(0);
+    assert!(matches!(Profile::decode(&long), Err(Error::Corrupt(_))));
+    // Random damage never panics.
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    for _ in 0..3000 {
+        let mut b = bytes.clone();
+        for _ in 0..1 + (x % 4) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let i = 9 + (x as usize % (b.len() - 9));
+            b[i] ^= (x >> 32) as u8 | 1;
+        }
+        let _ = Profile::decode(&b);
+    }
+}
