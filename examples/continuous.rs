@@ -13,11 +13,16 @@ use vignette::{Clock, Profiler};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
-    let out = args.next().unwrap_or_else(|| "profiles/demo.vignette".into());
+    let out = args
+        .next()
+        .unwrap_or_else(|| "profiles/demo.vignette".into());
     let seconds: f64 = args.next().map_or(Ok(2.0), |s| s.parse())?;
     let threads: usize = args.next().map_or(Ok(4), |s| s.parse())?;
 
-    let mut profiler = Profiler::builder().frequency(1000).clock(Clock::Cpu).build()?;
+    let mut profiler = Profiler::builder()
+        .frequency(1000)
+        .clock(Clock::Cpu)
+        .build()?;
     profiler.start()?;
     let units = workload::run_for(threads, (seconds * 1000.0) as u64);
     let capture = profiler.stop()?;
@@ -37,8 +42,17 @@ fn main() -> Result<(), Box<dyn Error>> {
         profile.modules.len(),
     );
     for t in &profile.threads {
-        let ended_at_root = t.samples.iter().filter(|s| s.end == vignette::EndReason::Root).count();
-        println!("  {:>7} {:<16} {:>6} samples ({ended_at_root} reached the root)", t.tid, t.name, t.samples.len());
+        let ended_at_root = t
+            .samples
+            .iter()
+            .filter(|s| s.end == vignette::EndReason::Root)
+            .count();
+        println!(
+            "  {:>7} {:<16} {:>6} samples ({ended_at_root} reached the root)",
+            t.tid,
+            t.name,
+            t.samples.len()
+        );
     }
     let lost = profile.lost;
     if lost.total() > 0 {

@@ -211,7 +211,9 @@ impl Collector {
     /// The live record for `tid`, if tracked.
     pub(crate) fn find_thread(&self, tid: i32) -> Option<usize> {
         let threads = &self.threads;
-        let (_, found) = self.thread_index.probe(tid as u64, |i| threads[i as usize].tid == tid);
+        let (_, found) = self
+            .thread_index
+            .probe(tid as u64, |i| threads[i as usize].tid == tid);
         found.map(|i| i as usize).filter(|&i| self.threads[i].alive)
     }
 
@@ -219,7 +221,9 @@ impl Collector {
     /// `cpu_mark` is where CPU accounting starts for a new thread.
     pub(crate) fn track_thread(&mut self, tid: i32, cpu_mark: u64) -> Option<usize> {
         let threads = &self.threads;
-        let (slot, found) = self.thread_index.probe(tid as u64, |i| threads[i as usize].tid == tid);
+        let (slot, found) = self
+            .thread_index
+            .probe(tid as u64, |i| threads[i as usize].tid == tid);
         if let Some(i) = found {
             let i = i as usize;
             if self.threads[i].alive {
@@ -293,7 +297,9 @@ impl Collector {
     /// Moves every published sample of `generation` out of the ring into the tables.
     /// Returns how many samples were kept.
     pub fn drain(&mut self, ring: &SampleRing, generation: u32) -> usize {
-        let Some(drainer) = ring.drainer() else { return 0 };
+        let Some(drainer) = ring.drainer() else {
+            return 0;
+        };
         let n = drainer.ready(&mut self.scratch);
         let mut kept = 0;
         for j in 0..n {
@@ -310,7 +316,11 @@ impl Collector {
 
     fn record(&mut self, s: &SampleRef<'_>) -> bool {
         let hint = s.meta.thread_hint as usize;
-        let thread = match self.threads.get(..self.threads_len).and_then(|t| t.get(hint)) {
+        let thread = match self
+            .threads
+            .get(..self.threads_len)
+            .and_then(|t| t.get(hint))
+        {
             Some(t) if t.tid == s.meta.tid && t.alive => hint,
             _ => match self.find_thread(s.meta.tid) {
                 Some(i) => i,
@@ -325,7 +335,11 @@ impl Collector {
             return false;
         }
         // A sample always has at least its interrupted address.
-        let frames = if s.frames.is_empty() { &[0u64][..] } else { s.frames };
+        let frames = if s.frames.is_empty() {
+            &[0u64][..]
+        } else {
+            s.frames
+        };
         let mut parent = 0u32;
         for &avma in frames.iter().rev() {
             let Some(frame) = self.intern_frame(avma) else {
@@ -366,7 +380,9 @@ impl Collector {
 
     fn intern_frame(&mut self, avma: u64) -> Option<u32> {
         let frames = &self.frames;
-        let (slot, found) = self.frame_index.probe(avma, |i| frames[i as usize].avma == avma);
+        let (slot, found) = self
+            .frame_index
+            .probe(avma, |i| frames[i as usize].avma == avma);
         if found.is_some() {
             return found;
         }
@@ -387,7 +403,11 @@ impl Collector {
             Some((m, rel)) => (m + 1, rel),
             None => (0, avma),
         };
-        self.frames[i] = FrameRec { avma, address, module };
+        self.frames[i] = FrameRec {
+            avma,
+            address,
+            module,
+        };
         self.frames_len += 1;
         self.frame_index.slots[slot] = i as u32 + 1;
         Some(i as u32)
@@ -396,9 +416,9 @@ impl Collector {
     fn intern_node(&mut self, parent: u32, frame: u32) -> Option<u32> {
         let key = (parent as u64) << 32 | frame as u64;
         let nodes = &self.nodes;
-        let (slot, found) = self
-            .node_index
-            .probe(key, |i| nodes[i as usize].parent == parent && nodes[i as usize].frame == frame);
+        let (slot, found) = self.node_index.probe(key, |i| {
+            nodes[i as usize].parent == parent && nodes[i as usize].frame == frame
+        });
         if found.is_some() {
             return found;
         }

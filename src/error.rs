@@ -68,7 +68,10 @@ impl fmt::Display for Error {
             Error::Running => f.write_str("the profiler is running; stop it first"),
             Error::NotRunning => f.write_str("the profiler is not running; start it first"),
             Error::BufferTooSmall { needed } => {
-                write!(f, "buffer too small: the encoded profile needs {needed} bytes")
+                write!(
+                    f,
+                    "buffer too small: the encoded profile needs {needed} bytes"
+                )
             }
             Error::Truncated => f.write_str("the profile is truncated (it ends too early)"),
             Error::BadMagic => f.write_str("not a vignette profile (bad magic bytes)"),
@@ -79,7 +82,9 @@ impl fmt::Display for Error {
             ),
             Error::Corrupt(what) => write!(f, "the profile is corrupt: {what}"),
             Error::Write => f.write_str("writing the profile failed"),
-            Error::NoSuchThread(tid) => write!(f, "no thread {tid} in this process (has it exited?)"),
+            Error::NoSuchThread(tid) => {
+                write!(f, "no thread {tid} in this process (has it exited?)")
+            }
         }
     }
 }

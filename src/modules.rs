@@ -130,9 +130,15 @@ impl ModuleMap {
 
     /// The loaded module containing `avma`, as (index, module-relative address).
     pub fn lookup(&self, avma: u64) -> Option<(u32, u64)> {
-        self.recs.get(..self.len)?.iter().enumerate().rev().find_map(|(i, r)| {
-            (r.loaded != 0 && r.start <= avma && avma < r.end).then(|| (i as u32, avma - r.base))
-        })
+        self.recs
+            .get(..self.len)?
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(i, r)| {
+                (r.loaded != 0 && r.start <= avma && avma < r.end)
+                    .then(|| (i as u32, avma - r.base))
+            })
     }
 
     /// Re-reads the loader's list if it may have changed; returns whether anything changed.
@@ -148,9 +154,12 @@ impl ModuleMap {
         let mut seen = [0u64; 16];
         let mut seen_overflow = false;
         dl::for_each_object(|o| {
-            let Some((start, end, base)) = extent(o) else { return };
+            let Some((start, end, base)) = extent(o) else {
+                return;
+            };
             let existing = self.recs.get(..listed).and_then(|recs| {
-                recs.iter().position(|r| r.loaded != 0 && r.start == start && r.end == end)
+                recs.iter()
+                    .position(|r| r.loaded != 0 && r.start == start && r.end == end)
             });
             let index = match existing {
                 Some(i) => i,
@@ -270,7 +279,8 @@ pub fn gnu_build_id(mut notes: &[u8]) -> Option<&[u8]> {
     const NT_GNU_BUILD_ID: u32 = 3;
     let align4 = |n: usize| n.checked_add(3).map(|n| n & !3);
     while notes.len() >= 12 {
-        let word = |i: usize| u32::from_ne_bytes([notes[i], notes[i + 1], notes[i + 2], notes[i + 3]]);
+        let word =
+            |i: usize| u32::from_ne_bytes([notes[i], notes[i + 1], notes[i + 2], notes[i + 3]]);
         let (namesz, descsz, kind) = (word(0) as usize, word(4) as usize, word(8));
         let name_end = 12usize.checked_add(align4(namesz)?)?;
         let desc_end = name_end.checked_add(align4(descsz)?)?;
@@ -304,7 +314,12 @@ fn text_hash(path: &[u8]) -> Option<[u8; 16]> {
     }
     let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as u64;
     let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
-    let (shoff, shentsize, shnum, shstrndx) = (u64_at(&eh, 0x28), u16_at(&eh, 0x3a), u16_at(&eh, 0x3c), u16_at(&eh, 0x3e));
+    let (shoff, shentsize, shnum, shstrndx) = (
+        u64_at(&eh, 0x28),
+        u16_at(&eh, 0x3a),
+        u16_at(&eh, 0x3c),
+        u16_at(&eh, 0x3e),
+    );
     if shentsize != 64 || shnum == 0 || shstrndx >= shnum {
         return None;
     }
@@ -346,7 +361,8 @@ mod tests {
 
     #[test]
     fn debug_id_matches_breakpad_byte_order() {
-        let build_id: [u8; 16] = *b"\xb7\xe2\xd4\x7d\x9b\xad\x63\x62\x74\x16\x2f\x3b\xe1\x73\x7b\xaf";
+        let build_id: [u8; 16] =
+            *b"\xb7\xe2\xd4\x7d\x9b\xad\x63\x62\x74\x16\x2f\x3b\xe1\x73\x7b\xaf";
         assert_eq!(
             guid_order(build_id),
             *b"\x7d\xd4\xe2\xb7\xad\x9b\x62\x63\x74\x16\x2f\x3b\xe1\x73\x7b\xaf"
@@ -378,7 +394,10 @@ mod tests {
         assert!(map.refresh());
         assert!(!map.refresh(), "nothing was loaded in between");
         let exe = std::fs::read_link("/proc/self/exe").unwrap();
-        let main = map.iter().find(|m| m.path == exe.to_str().unwrap()).expect("executable listed");
+        let main = map
+            .iter()
+            .find(|m| m.path == exe.to_str().unwrap())
+            .expect("executable listed");
         let here = lists_this_process_with_build_ids as *const () as u64;
         let (i, rel) = map.lookup(here).expect("this function is in a module");
         assert_eq!(map.get(i as usize).unwrap().path, main.path);
@@ -388,9 +407,15 @@ mod tests {
         first16.copy_from_slice(&main.build_id[..16]);
         assert_eq!(main.debug_id, guid_order(first16));
         assert!(main.eh_frame_hdr_avma != 0);
-        let libc = map.iter().find(|m| m.name.starts_with("libc.so")).expect("libc listed");
+        let libc = map
+            .iter()
+            .find(|m| m.name.starts_with("libc.so"))
+            .expect("libc listed");
         assert!(libc.build_id.len() == 20);
-        assert!(map.iter().any(|m| m.name == "linux-vdso.so.1"), "the vDSO is listed");
+        assert!(
+            map.iter().any(|m| m.name == "linux-vdso.so.1"),
+            "the vDSO is listed"
+        );
         assert!(map.lookup(0x10).is_none());
     }
 

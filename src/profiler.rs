@@ -2,10 +2,11 @@
 
 use crate::collector::{Capacities, Collector};
 use crate::error::{Error, Result};
-use crate::profile::{Capture, Clock, Lost};
+use crate::profile::{Capture, Clock};
 use crate::sampler::{self, Job, Running, Shared, Token};
 use crate::sys::linux::mem::MapBox;
 use crate::sys::linux::{signal, threads, time};
+use core::sync::atomic::Ordering::{Release, SeqCst};
 
 /// Configures a [`Profiler`]. Every capacity is fixed at [`Builder::build`].
 #[derive(Debug, Clone)]
@@ -92,34 +93,64 @@ impl Builder {
     /// setting is out of range, memory cannot be mapped, another profiler exists, or a foreign
     /// handler owns the signal.
     pub fn build(self) -> Result<Profiler> {
-        let check = |ok: bool, what| if ok { Ok(()) } else { Err(Error::InvalidConfig(what)) };
-        check((1..=10_000).contains(&self.frequency_hz), "frequency must be 1..=10000 Hz")?;
-        check((1..=1024).contains(&self.max_frames), "max_frames must be 1..=1024")?;
-        check((1..=1 << 20).contains(&self.ring_capacity), "ring_capacity must be 1..=1048576")?;
-        check((1..=65_535).contains(&self.max_threads), "max_threads must be 1..=65535")?;
-        check((1..u32::MAX as usize / 2).contains(&self.sample_capacity), "sample_capacity out of range")?;
-        check((1..u32::MAX as usize / 4).contains(&self.frame_capacity), "frame_capacity out of range")?;
+        let check = |ok: bool, what| {
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::InvalidConfig(what))
+            }
+        };
+        check(
+            (1..=10_000).contains(&self.frequency_hz),
+            "frequency must be 1..=10000 Hz",
+        )?;
+        check(
+            (1..=1024).contains(&self.max_frames),
+            "max_frames must be 1..=1024",
+        )?;
+        check(
+            (1..=1 << 20).contains(&self.ring_capacity),
+            "ring_capacity must be 1..=1048576",
+        )?;
+        check(
+            (1..=65_535).contains(&self.max_threads),
+            "max_threads must be 1..=65535",
+        )?;
+        check(
+            (1..u32::MAX as usize / 2).contains(&self.sample_capacity),
+            "sample_capacity out of range",
+        )?;
+        check(
+            (1..u32::MAX as usize / 4).contains(&self.frame_capacity),
+            "frame_capacity out of range",
+        )?;
         let shared = MapBox::new(Shared::new(
             self.signal,
             self.ring_capacity,
             self.max_frames,
             self.max_threads,
         )?)?;
-        let collector = MapBox::new(Collector::new(Capacities {
+        let collector = Collector::new(Capacities {
             samples: self.sample_capacity,
             frames: self.frame_capacity,
             stack_nodes: self.frame_capacity * 2,
             threads: self.max_threads,
             modules: self.max_modules,
             ring: self.ring_capacity,
-        })?)?;
+        })?;
+        let job = MapBox::new(Job {
+            shared: &*shared,
+            collector,
+            clock: self.clock,
+            interval_ns: 1_000_000_000 / self.frequency_hz as u64,
+            generation: 0,
+        })?;
         sampler::claim_handler(&shared)?;
         Ok(Profiler {
             config: self,
             shared,
-            collector: Some(collector),
+            job: Some(job),
             running: None,
-            lost_before: Lost::default(),
         })
     }
 }
@@ -140,10 +171,9 @@ pub enum Target {
 pub struct Profiler {
     config: Builder,
     shared: MapBox<Shared>,
-    /// The session tables; `None` while the sampler thread owns them.
-    collector: Option<MapBox<Collector>>,
+    /// The sampler's job with the session tables; `None` while the sampler thread owns it.
+    job: Option<MapBox<Job>>,
     running: Option<Running>,
-    lost_before: Lost,
 }
 
 // SAFETY: the raw job pointer inside `running` is owned by this profiler (shared only with the
@@ -168,24 +198,24 @@ impl Profiler {
 
     /// Bytes of memory mapped for all buffers (fixed after `build`).
     pub fn mapped_bytes(&self) -> usize {
-        self.shared.mapped_bytes() + self.collector.as_ref().map_or(0, |c| c.mapped_bytes())
+        self.shared.mapped_bytes() + self.job.as_ref().map_or(0, |j| j.collector.mapped_bytes())
     }
 
-    fn collector(&mut self) -> Result<&mut Collector> {
-        self.collector.as_deref_mut().ok_or(Error::Running)
+    /// The job, when the sampler thread does not own it.
+    fn job(&mut self) -> Result<&mut Job> {
+        self.job.as_deref_mut().ok_or(Error::Running)
     }
 
-    /// Opens a new session unless one is open.
+    /// Opens a new session unless one is open; returns its generation.
     fn ensure_session(&mut self) -> Result<u32> {
         let shared = &*self.shared;
-        let c = self.collector.as_deref_mut().ok_or(Error::Running)?;
-        if !c.open {
-            shared.next_generation();
-            shared.ring_full.store(0, core::sync::atomic::Ordering::SeqCst);
-            c.begin();
-            self.lost_before = Lost::default();
+        let job = self.job.as_deref_mut().ok_or(Error::Running)?;
+        if !job.collector.open {
+            job.generation = shared.next_generation();
+            shared.ring_full.store(0, SeqCst);
+            job.collector.begin();
         }
-        Ok(shared.generation.load(core::sync::atomic::Ordering::SeqCst))
+        Ok(job.generation)
     }
 
     /// Starts sampling every thread of the process, including threads created later, on a
@@ -195,27 +225,15 @@ impl Profiler {
         if self.running.is_some() {
             return Err(Error::Running);
         }
-        let generation = self.ensure_session()?;
-        let collector = self.collector.take().ok_or(Error::Running)?;
-        let job = MapBox::new(Job {
-            shared: &*self.shared,
-            collector,
-            clock: self.config.clock,
-            interval_ns: self.interval_ns(),
-            generation,
-        });
-        let job = match job {
-            Ok(job) => job,
-            Err(e) => return Err(e),
-        };
+        self.ensure_session()?;
+        let job = self.job.take().ok_or(Error::Running)?;
         match Running::start(job) {
             Ok(r) => {
                 self.running = Some(r);
                 Ok(())
             }
             Err((e, job)) => {
-                let job = MapBox::into_inner(job);
-                self.collector = Some(job.collector);
+                self.job = Some(job);
                 Err(e)
             }
         }
@@ -225,19 +243,18 @@ impl Profiler {
     /// the profiler; encode it before starting again.
     pub fn stop(&mut self) -> Result<Capture<'_>> {
         if let Some(r) = self.running.take() {
-            let job = MapBox::into_inner(r.finish(&self.shared));
-            self.collector = Some(job.collector);
+            self.job = Some(r.finish(&self.shared));
         }
-        let c = self.collector()?;
+        let c = &mut self.job()?.collector;
         if !c.open {
             return Err(Error::NotRunning);
         }
         c.finish();
         // Signals still in flight belong to the old generation from now on and are ignored.
         self.shared.next_generation();
-        let c = self.collector.as_deref().ok_or(Error::Running)?;
+        let c = &self.job.as_deref().ok_or(Error::Running)?.collector;
         let mut lost = c.lost;
-        lost.ring_full += self.shared.ring_full.load(core::sync::atomic::Ordering::SeqCst);
+        lost.ring_full += self.shared.ring_full.load(SeqCst);
         Ok(Capture {
             collector: c,
             clock: self.config.clock,
@@ -258,21 +275,23 @@ impl Profiler {
         }
         let generation = self.ensure_session()?;
         let shared = &*self.shared;
-        let c = self.collector.as_deref_mut().ok_or(Error::Running)?;
-        if c.scan_threads(-1, |_| 0) || c.threads_len > 0 {
-            shared.stacks.refresh();
-        }
+        let c = &mut self.job.as_deref_mut().ok_or(Error::Running)?.collector;
+        c.scan_threads(-1, |_| 0);
+        shared.stacks.refresh();
         let send = |c: &mut Collector, i: usize, tid: i32| {
-            let Some(ack) = shared.acks.get(i) else { return };
-            ack.store(1, core::sync::atomic::Ordering::Release);
-            let token = Token { generation: generation as u16, slot: i as u16, weight: 1 };
-            match signal::send(tid, shared.signal, token.pack()) {
-                Ok(()) => {}
-                Err(errno) => {
-                    ack.store(0, core::sync::atomic::Ordering::Release);
-                    if errno == libc::ESRCH {
-                        c.mark_dead(i);
-                    }
+            let Some(ack) = shared.acks.get(i) else {
+                return;
+            };
+            ack.store(1, Release);
+            let token = Token {
+                generation: generation as u16,
+                slot: i as u16,
+                weight: 1,
+            };
+            if let Err(errno) = signal::send(tid, shared.signal, token.pack()) {
+                ack.store(0, Release);
+                if errno == libc::ESRCH {
+                    c.mark_dead(i);
                 }
             }
         };
@@ -291,8 +310,7 @@ impl Profiler {
                 send(c, i, tid);
             }
         }
-        let threads_len = c.threads_len;
-        c.lost.unanswered += sampler::wait_for_answers(shared, threads_len, 100_000_000);
+        c.lost.unanswered += sampler::wait_for_answers(shared, c.threads_len, 100_000_000);
         Ok(c.drain(&shared.ring, generation))
     }
 
@@ -305,7 +323,7 @@ impl Profiler {
 impl Drop for Profiler {
     fn drop(&mut self) {
         if let Some(r) = self.running.take() {
-            drop(r.finish(&self.shared));
+            self.job = Some(r.finish(&self.shared));
         }
         // Let signals already sent arrive before the state they use goes away.
         time::sleep_ns(1_000_000);

@@ -68,7 +68,11 @@ impl SampleRing {
     pub fn new(capacity: usize, max_frames: usize) -> Result<Self> {
         Ok(SampleRing {
             slots: Region::new(capacity)?,
-            frames: Region::new(capacity.checked_mul(max_frames).ok_or(crate::Error::OutOfMemory)?)?,
+            frames: Region::new(
+                capacity
+                    .checked_mul(max_frames)
+                    .ok_or(crate::Error::OutOfMemory)?,
+            )?,
             max_frames,
             cursor: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
@@ -119,7 +123,9 @@ impl SampleRing {
 
     fn frame_cells(&self, index: usize) -> &[FrameCell] {
         let start = index * self.max_frames;
-        self.frames.get(start..start + self.max_frames).unwrap_or(&[])
+        self.frames
+            .get(start..start + self.max_frames)
+            .unwrap_or(&[])
     }
 }
 
@@ -249,7 +255,11 @@ mod tests {
     use super::*;
 
     fn meta(time_ns: u64, len: u32) -> SampleMeta {
-        SampleMeta { time_ns, len, ..SampleMeta::default() }
+        SampleMeta {
+            time_ns,
+            len,
+            ..SampleMeta::default()
+        }
     }
 
     #[test]
@@ -268,7 +278,10 @@ mod tests {
         let mut idx = [0u32; 8];
         let n = d.ready(&mut idx);
         assert_eq!(n, 3);
-        let times: std::vec::Vec<u64> = idx[..n].iter().map(|&i| d.get(i as usize).unwrap().meta.time_ns).collect();
+        let times: std::vec::Vec<u64> = idx[..n]
+            .iter()
+            .map(|&i| d.get(i as usize).unwrap().meta.time_ns)
+            .collect();
         assert_eq!(times, [98, 99, 100], "oldest first");
         let s = d.get(idx[0] as usize).unwrap();
         assert_eq!(s.frames, &[2, 12]);
@@ -318,6 +331,9 @@ mod tests {
             }
         });
         let kept: u32 = seen.iter().sum();
-        assert_eq!(kept as usize + dropped.load(Ordering::Relaxed), 4 * per_thread as usize);
+        assert_eq!(
+            kept as usize + dropped.load(Ordering::Relaxed),
+            4 * per_thread as usize
+        );
     }
 }

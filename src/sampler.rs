@@ -73,7 +73,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(signal: i32, ring_slots: usize, max_frames: usize, max_threads: usize) -> Result<Self> {
+    pub fn new(
+        signal: i32,
+        ring_slots: usize,
+        max_frames: usize,
+        max_threads: usize,
+    ) -> Result<Self> {
         Ok(Shared {
             signal,
             generation: AtomicU32::new(0),
@@ -208,7 +213,7 @@ const ANSWER_TIMEOUT_NS: u64 = 100_000_000;
 /// What the sampler thread works with; owned by it while it runs.
 pub(crate) struct Job {
     pub shared: *const Shared,
-    pub collector: MapBox<Collector>,
+    pub collector: Collector,
     pub clock: Clock,
     pub interval_ns: u64,
     pub generation: u32,
@@ -257,7 +262,9 @@ pub(crate) fn signal_round(
                 }
             },
         };
-        let Some(ack) = shared.acks.get(i) else { continue };
+        let Some(ack) = shared.acks.get(i) else {
+            continue;
+        };
         let sent = ack.load(Acquire);
         if sent != 0 && round.tick.wrapping_sub(sent) < round.timeout_ticks {
             c.lost.unanswered += weight as u64;
@@ -295,7 +302,7 @@ fn run(job: &mut Job, shared: &Shared) {
     signal::block_in_this_thread(shared.signal);
     spawn::set_current_name(c"vignette");
     let me = threads::gettid();
-    let c = &mut *job.collector;
+    let c = &mut job.collector;
     let interval = job.interval_ns;
     // Threads alive now start their CPU accounting now; threads born later, at zero.
     c.scan_threads(me, |tid| time::thread_cpu_ns(tid).unwrap_or(0));
@@ -319,8 +326,19 @@ fn run(job: &mut Job, shared: &Shared) {
             next_modules = now + 250_000_000;
         }
         tick = tick.wrapping_add(1);
-        let round = Round { tick, timeout_ticks };
-        signal_round(c, shared, job.clock, interval, wall_weight, job.generation, &round);
+        let round = Round {
+            tick,
+            timeout_ticks,
+        };
+        signal_round(
+            c,
+            shared,
+            job.clock,
+            interval,
+            wall_weight,
+            job.generation,
+            &round,
+        );
         c.drain(&shared.ring, job.generation);
         time::sleep_until(next_tick);
         now = time::monotonic_ns();
@@ -386,7 +404,11 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_reject_foreign_values() {
-        let t = Token { generation: 7, slot: 300, weight: 2 };
+        let t = Token {
+            generation: 7,
+            slot: 300,
+            weight: 2,
+        };
         assert_eq!(Token::unpack(t.pack()), Some(t));
         assert_eq!(Token::unpack(12345), None);
         assert_eq!(Token::unpack(0), None);

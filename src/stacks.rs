@@ -116,7 +116,9 @@ mod tests {
         let sp = &local as *const u64 as u64;
         assert_eq!(r.end_of_mapping(sp), None, "empty before the first refresh");
         assert!(r.refresh());
-        let end = r.end_of_mapping(sp).expect("this thread's stack is mapped rw");
+        let end = r
+            .end_of_mapping(sp)
+            .expect("this thread's stack is mapped rw");
         assert!(end > sp);
         // A thread created later is found after another refresh.
         let (tx, rx) = std::sync::mpsc::channel();

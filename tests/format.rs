@@ -41,7 +41,20 @@ fn round_trip_is_exact() {
     assert!(p.sample_count() >= 90);
     assert!(p.threads.iter().any(|t| t.name == "worker-0"));
     assert!(p.modules.iter().any(|m| m.name.starts_with("libc.so")));
-    let exe = p.modules.iter().find(|m| m.path.ends_with(std::env::current_exe().unwrap().file_name().unwrap().to_str().unwrap())).unwrap();
+    let exe = p
+        .modules
+        .iter()
+        .find(|m| {
+            m.path.ends_with(
+                std::env::current_exe()
+                    .unwrap()
+                    .file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap(),
+            )
+        })
+        .unwrap();
     assert_eq!(exe.debug_id_string().len(), 33);
     assert_eq!(exe.code_id_string().len(), 40);
     // Each sample's stack resolves to frames.
@@ -58,16 +71,29 @@ fn bad_bytes_give_clear_errors() {
     let bytes = captured();
     assert_eq!(Profile::decode(b"").unwrap_err(), Error::Truncated);
     assert_eq!(Profile::decode(b"VIGN").unwrap_err(), Error::Truncated);
-    assert_eq!(Profile::decode(b"{\"json\": 1}").unwrap_err(), Error::BadMagic);
+    assert_eq!(
+        Profile::decode(b"{\"json\": 1}").unwrap_err(),
+        Error::BadMagic
+    );
     // Every truncation is reported as such.
     for len in 0..bytes.len() {
-        assert_eq!(Profile::decode(&bytes[..len]).unwrap_err(), Error::Truncated, "cut at {len}");
+        assert_eq!(
+            Profile::decode(&bytes[..len]).unwrap_err(),
+            Error::Truncated,
+            "cut at {len}"
+        );
     }
     // A future version is refused with both versions named.
     let mut future = bytes.clone();
     future[8] = 9;
     let err = Profile::decode(&future).unwrap_err();
-    assert_eq!(err, Error::UnsupportedVersion { found: 9, supported: 1 });
+    assert_eq!(
+        err,
+        Error::UnsupportedVersion {
+            found: 9,
+            supported: 1
+        }
+    );
     assert!(err.to_string().contains("upgrade"));
     // Trailing garbage.
     let mut long = bytes.clone();

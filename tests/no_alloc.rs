@@ -45,7 +45,11 @@ fn profiling_a_non_allocating_workload_allocates_nothing() {
     std::thread::sleep(std::time::Duration::from_millis(50));
 
     let before = ALLOCATIONS.load(Ordering::SeqCst);
-    let mut profiler = Profiler::builder().frequency(2000).clock(Clock::Wall).build().unwrap();
+    let mut profiler = Profiler::builder()
+        .frequency(2000)
+        .clock(Clock::Wall)
+        .build()
+        .unwrap();
     for _ in 0..5 {
         profiler.sample_once(Target::AllThreads).unwrap();
     }
@@ -67,7 +71,12 @@ fn profiling_a_non_allocating_workload_allocates_nothing() {
     assert!(samples > 500, "sampling ran: {samples} samples");
     assert!(again > 100, "a second session ran: {again} samples");
     assert!(used > 100);
-    assert_eq!(after - before, 0, "the profiler allocated {} times", after - before);
+    assert_eq!(
+        after - before,
+        0,
+        "the profiler allocated {} times",
+        after - before
+    );
     // The encoded bytes are a valid profile.
     let profile = vignette::Profile::decode(&out[..used]).unwrap();
     assert_eq!(profile.sample_count(), samples);

@@ -11,7 +11,10 @@ use common::{profiler_lock, workload};
 use vignette::{Clock, Profiler};
 
 fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -21,7 +24,11 @@ fn thread_cpu_ns() -> u64 {
 fn cpu_clock_samples_once_per_interval_of_cpu() {
     let _g = profiler_lock();
     let hz = 1000;
-    let mut profiler = Profiler::builder().frequency(hz).clock(Clock::Cpu).build().unwrap();
+    let mut profiler = Profiler::builder()
+        .frequency(hz)
+        .clock(Clock::Cpu)
+        .build()
+        .unwrap();
     profiler.start().unwrap();
     let stop = AtomicBool::new(false);
     let cpu: Vec<(String, u64)> = std::thread::scope(|s| {
@@ -50,8 +57,14 @@ fn cpu_clock_samples_once_per_interval_of_cpu() {
         let samples = t.samples.len() as u64;
         eprintln!("{name}: {samples} samples, weight {weights}, {expected} intervals of CPU");
         assert!(expected > 100, "{name} ran: {cpu_ns} ns");
-        assert!(weights <= expected && weights + expected / 20 + 2 >= expected, "weights {weights} vs {expected}");
-        assert!(samples * 100 >= expected * 90, "{samples} samples for {expected} intervals");
+        assert!(
+            weights <= expected && weights + expected / 20 + 2 >= expected,
+            "weights {weights} vs {expected}"
+        );
+        assert!(
+            samples * 100 >= expected * 90,
+            "{samples} samples for {expected} intervals"
+        );
     }
 }
 
@@ -60,7 +73,11 @@ fn wall_clock_samples_sleeping_threads_too() {
     let _g = profiler_lock();
     let stop = AtomicBool::new(false);
     let hz = 200;
-    let mut profiler = Profiler::builder().frequency(hz).clock(Clock::Wall).build().unwrap();
+    let mut profiler = Profiler::builder()
+        .frequency(hz)
+        .clock(Clock::Wall)
+        .build()
+        .unwrap();
     std::thread::scope(|s| {
         std::thread::Builder::new()
             .name("sleeper".into())
@@ -75,10 +92,20 @@ fn wall_clock_samples_sleeping_threads_too() {
         std::thread::sleep(Duration::from_millis(600));
         let profile = profiler.stop().unwrap().to_profile();
         stop.store(true, Ordering::Relaxed);
-        let t = profile.threads.iter().find(|t| t.name == "sleeper").unwrap();
+        let t = profile
+            .threads
+            .iter()
+            .find(|t| t.name == "sleeper")
+            .unwrap();
         let expected = profile.duration_ns / profile.interval_ns;
         let weights: u64 = t.samples.iter().map(|s| s.weight as u64).sum();
-        eprintln!("sleeper: {} samples, weight {weights}, {expected} intervals", t.samples.len());
-        assert!(weights * 100 >= expected * 85 && weights <= expected + 2, "{weights} vs {expected}");
+        eprintln!(
+            "sleeper: {} samples, weight {weights}, {expected} intervals",
+            t.samples.len()
+        );
+        assert!(
+            weights * 100 >= expected * 85 && weights <= expected + 2,
+            "{weights} vs {expected}"
+        );
     });
 }

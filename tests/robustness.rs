@@ -59,7 +59,11 @@ fn soak_allocation_heavy_threads_at_a_high_rate() {
                 .unwrap()
         })
         .collect();
-    let mut profiler = Profiler::builder().frequency(4000).clock(Clock::Wall).build().unwrap();
+    let mut profiler = Profiler::builder()
+        .frequency(4000)
+        .clock(Clock::Wall)
+        .build()
+        .unwrap();
     let mut sessions = Vec::new();
     for _ in 0..3 {
         profiler.start().unwrap();
@@ -75,27 +79,40 @@ fn soak_allocation_heavy_threads_at_a_high_rate() {
     for p in &sessions {
         for i in 0..3 {
             let name = format!("alloc-{i}");
-            let t = p.threads.iter().find(|t| t.name == name).expect("allocating thread sampled");
+            let t = p
+                .threads
+                .iter()
+                .find(|t| t.name == name)
+                .expect("allocating thread sampled");
             assert!(t.samples.len() > 200, "{name}: {} samples", t.samples.len());
             in_malloc += t
                 .samples
                 .iter()
                 .filter(|s| {
                     let names = stack_names(p, s.stack);
-                    names.first().is_some_and(|n| n.contains("malloc") || n.contains("free") || n.contains("alloc"))
+                    names.first().is_some_and(|n| {
+                        n.contains("malloc") || n.contains("free") || n.contains("alloc")
+                    })
                 })
                 .count();
         }
     }
     // The point of the soak: many samples landed inside the allocator itself.
-    assert!(in_malloc > 50, "only {in_malloc} samples inside the allocator");
+    assert!(
+        in_malloc > 50,
+        "only {in_malloc} samples inside the allocator"
+    );
 }
 
 #[test]
 fn threads_exiting_and_starting_during_sampling() {
     let _g = profiler_lock();
     let done = watchdog(60);
-    let mut profiler = Profiler::builder().frequency(2000).clock(Clock::Wall).build().unwrap();
+    let mut profiler = Profiler::builder()
+        .frequency(2000)
+        .clock(Clock::Wall)
+        .build()
+        .unwrap();
     profiler.start().unwrap();
     let spawned = AtomicU64::new(0);
     std::thread::scope(|s| {
@@ -130,10 +147,25 @@ fn threads_exiting_and_starting_during_sampling() {
     let profile = profiler.stop().unwrap().to_profile();
     done.store(true, Ordering::Relaxed);
     assert_eq!(spawned.load(Ordering::Relaxed), 300);
-    let short_lived = profile.threads.iter().filter(|t| t.name.starts_with("short-")).count();
-    assert!(short_lived > 10, "short-lived threads were sampled: {short_lived}");
-    let late = profile.threads.iter().find(|t| t.name == "late-born").expect("a thread born after start is sampled");
-    assert!(late.samples.len() > 100, "late-born: {}", late.samples.len());
+    let short_lived = profile
+        .threads
+        .iter()
+        .filter(|t| t.name.starts_with("short-"))
+        .count();
+    assert!(
+        short_lived > 10,
+        "short-lived threads were sampled: {short_lived}"
+    );
+    let late = profile
+        .threads
+        .iter()
+        .find(|t| t.name == "late-born")
+        .expect("a thread born after start is sampled");
+    assert!(
+        late.samples.len() > 100,
+        "late-born: {}",
+        late.samples.len()
+    );
 }
 
 #[test]
@@ -157,7 +189,11 @@ fn a_thread_blocking_the_signal_does_not_stall_sampling() {
         .unwrap();
     let workers = workload::spawn_workers(1, &stop);
     std::thread::sleep(Duration::from_millis(20));
-    let mut profiler = Profiler::builder().frequency(1000).clock(Clock::Wall).build().unwrap();
+    let mut profiler = Profiler::builder()
+        .frequency(1000)
+        .clock(Clock::Wall)
+        .build()
+        .unwrap();
     profiler.start().unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let t0 = std::time::Instant::now();
@@ -171,11 +207,30 @@ fn a_thread_blocking_the_signal_does_not_stall_sampling() {
         w.join().unwrap();
     });
     done.store(true, Ordering::Relaxed);
-    assert!(stop_took < Duration::from_secs(2), "stop took {stop_took:?}");
-    assert!(profile.threads.iter().find(|t| t.name == "blocks-sigprof").is_none_or(|t| t.samples.is_empty()));
-    let w = profile.threads.iter().find(|t| t.name == "worker-0").unwrap();
-    assert!(w.samples.len() > 300, "the other thread is still sampled: {}", w.samples.len());
-    assert!(profile.lost.unanswered > 100, "the unanswered signals are counted: {:?}", profile.lost);
+    assert!(
+        stop_took < Duration::from_secs(2),
+        "stop took {stop_took:?}"
+    );
+    assert!(profile
+        .threads
+        .iter()
+        .find(|t| t.name == "blocks-sigprof")
+        .is_none_or(|t| t.samples.is_empty()));
+    let w = profile
+        .threads
+        .iter()
+        .find(|t| t.name == "worker-0")
+        .unwrap();
+    assert!(
+        w.samples.len() > 300,
+        "the other thread is still sampled: {}",
+        w.samples.len()
+    );
+    assert!(
+        profile.lost.unanswered > 100,
+        "the unanswered signals are counted: {:?}",
+        profile.lost
+    );
 }
 
 /// Spins with `rbp` set to `bad` (no calls inside), `iterations` times.
@@ -204,13 +259,17 @@ fn corrupted_frame_pointers_end_the_stack_not_the_process() {
     let local = 0u64;
     let sp = &local as *const u64 as u64;
     let bad_values = [
-        0xdead_beef,                 // misaligned
-        8,                           // below the stack
+        0xdead_beef,                   // misaligned
+        8,                             // below the stack
         sp.wrapping_add(1 << 40) & !7, // aligned, above the stack, unmapped
-        u64::MAX & !7,               // the top of the address space
-        0x1000,                      // the zero page
+        !7,                            // the top of the address space
+        0x1000,                        // the zero page
     ];
-    let mut profiler = Profiler::builder().frequency(2000).clock(Clock::Cpu).build().unwrap();
+    let mut profiler = Profiler::builder()
+        .frequency(2000)
+        .clock(Clock::Cpu)
+        .build()
+        .unwrap();
     profiler.start().unwrap();
     std::thread::scope(|s| {
         for (i, &bad) in bad_values.iter().enumerate() {
@@ -227,7 +286,11 @@ fn corrupted_frame_pointers_end_the_stack_not_the_process() {
     let profile = profiler.stop().unwrap().to_profile();
     done.store(true, Ordering::Relaxed);
     let mut ends = std::collections::HashMap::new();
-    for t in profile.threads.iter().filter(|t| t.name.starts_with("bad-rbp-")) {
+    for t in profile
+        .threads
+        .iter()
+        .filter(|t| t.name.starts_with("bad-rbp-"))
+    {
         for s in &t.samples {
             *ends.entry(s.end).or_insert(0) += 1;
         }
@@ -240,24 +303,43 @@ fn corrupted_frame_pointers_end_the_stack_not_the_process() {
 #[test]
 fn foreign_signals_are_ignored_and_config_errors_are_clear() {
     let _g = profiler_lock();
-    assert!(matches!(Profiler::builder().frequency(0).build(), Err(Error::InvalidConfig(_))));
-    assert!(matches!(Profiler::builder().max_frames(0).build(), Err(Error::InvalidConfig(_))));
-    assert!(matches!(Profiler::builder().signal(libc::SIGKILL).build(), Err(Error::InvalidConfig(_))));
+    assert!(matches!(
+        Profiler::builder().frequency(0).build(),
+        Err(Error::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        Profiler::builder().max_frames(0).build(),
+        Err(Error::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        Profiler::builder().signal(libc::SIGKILL).build(),
+        Err(Error::InvalidConfig(_))
+    ));
 
     // Another handler owns SIGUSR2: vignette refuses it rather than replace it.
     extern "C" fn foreign(_: i32) {}
     // SAFETY: installs a trivial handler for SIGUSR2.
     unsafe { libc::signal(libc::SIGUSR2, foreign as *const () as libc::sighandler_t) };
-    let err = Profiler::builder().signal(libc::SIGUSR2).build().err().unwrap();
+    let err = Profiler::builder()
+        .signal(libc::SIGUSR2)
+        .build()
+        .err()
+        .unwrap();
     assert_eq!(err, Error::SignalInUse(libc::SIGUSR2));
     assert!(err.to_string().contains("Builder::signal"));
 
     let mut profiler = Profiler::builder().build().unwrap();
-    assert!(matches!(Profiler::builder().build(), Err(Error::AlreadyExists)));
+    assert!(matches!(
+        Profiler::builder().build(),
+        Err(Error::AlreadyExists)
+    ));
     assert!(matches!(profiler.stop(), Err(Error::NotRunning)));
     profiler.start().unwrap();
     assert!(matches!(profiler.start(), Err(Error::Running)));
-    assert!(matches!(profiler.sample_once(vignette::Target::AllThreads), Err(Error::Running)));
+    assert!(matches!(
+        profiler.sample_once(vignette::Target::AllThreads),
+        Err(Error::Running)
+    ));
     // A SIGPROF that is not vignette's (kill, a timer) is ignored, not fatal.
     // SAFETY: sends a signal to this process.
     unsafe { libc::kill(libc::getpid(), libc::SIGPROF) };
@@ -270,9 +352,21 @@ fn foreign_signals_are_ignored_and_config_errors_are_clear() {
     std::thread::sleep(Duration::from_millis(20));
     // And a new profiler can be built again.
     let mut again = Profiler::builder().build().unwrap();
-    assert_eq!(again.sample_once(vignette::Target::Thread(Profiler::current_thread_id())).unwrap(), 1);
+    assert_eq!(
+        again
+            .sample_once(vignette::Target::Thread(Profiler::current_thread_id()))
+            .unwrap(),
+        1
+    );
     let p = again.stop().unwrap().to_profile();
-    let me = p.threads.iter().find(|t| t.tid == Profiler::current_thread_id() as u32).unwrap();
+    let me = p
+        .threads
+        .iter()
+        .find(|t| t.tid == Profiler::current_thread_id() as u32)
+        .unwrap();
     let names = stack_names(&p, me.samples[0].stack);
-    assert!(has_chain(&names, &["foreign_signals_are_ignored"]), "{names:#?}");
+    assert!(
+        has_chain(&names, &["foreign_signals_are_ignored"]),
+        "{names:#?}"
+    );
 }

@@ -8,16 +8,31 @@ use vignette::{Clock, EndReason, Profiler};
 #[test]
 fn known_call_chains_unwind_to_the_thread_entry() {
     let _g = profiler_lock();
-    let mut profiler = Profiler::builder().frequency(500).clock(Clock::Cpu).build().unwrap();
+    let mut profiler = Profiler::builder()
+        .frequency(500)
+        .clock(Clock::Cpu)
+        .build()
+        .unwrap();
     profiler.start().unwrap();
     workload::run_for(2, 600);
     let profile = profiler.stop().unwrap().to_profile();
 
     for name in ["worker-0", "worker-1"] {
-        let t = profile.threads.iter().find(|t| t.name == name).unwrap_or_else(|| {
-            panic!("no thread {name} in {:?}", profile.threads.iter().map(|t| &t.name).collect::<Vec<_>>())
-        });
-        assert!(t.samples.len() >= 150, "{name}: only {} samples", t.samples.len());
+        let t = profile
+            .threads
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no thread {name} in {:?}",
+                    profile.threads.iter().map(|t| &t.name).collect::<Vec<_>>()
+                )
+            });
+        assert!(
+            t.samples.len() >= 150,
+            "{name}: only {} samples",
+            t.samples.len()
+        );
         let mut complete = 0;
         let mut shown = 0;
         for s in &t.samples {
@@ -36,7 +51,11 @@ fn known_call_chains_unwind_to_the_thread_entry() {
         }
         let share = complete as f64 / t.samples.len() as f64;
         eprintln!("{name}: {complete}/{} stacks complete", t.samples.len());
-        assert!(share >= 0.9, "{name}: only {:.1}% of stacks complete", share * 100.0);
+        assert!(
+            share >= 0.9,
+            "{name}: only {:.1}% of stacks complete",
+            share * 100.0
+        );
     }
 }
 
@@ -56,10 +75,16 @@ fn sample_once_captures_a_chosen_thread_and_all_threads() {
     let tid = rx.recv().unwrap();
     let mut profiler = Profiler::builder().build().unwrap();
     for _ in 0..20 {
-        assert_eq!(profiler.sample_once(vignette::Target::Thread(tid)).unwrap(), 1);
+        assert_eq!(
+            profiler.sample_once(vignette::Target::Thread(tid)).unwrap(),
+            1
+        );
     }
     let all = profiler.sample_once(vignette::Target::AllThreads).unwrap();
-    assert!(all >= 3, "the test thread, the worker and the harness: {all}");
+    assert!(
+        all >= 3,
+        "the test thread, the worker and the harness: {all}"
+    );
     assert!(matches!(
         profiler.sample_once(vignette::Target::Thread(i32::MAX - 3)),
         Err(vignette::Error::NoSuchThread(_))
@@ -67,7 +92,11 @@ fn sample_once_captures_a_chosen_thread_and_all_threads() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     worker.join().unwrap();
     let profile = profiler.stop().unwrap().to_profile();
-    let t = profile.threads.iter().find(|t| t.tid == tid as u32).unwrap();
+    let t = profile
+        .threads
+        .iter()
+        .find(|t| t.tid == tid as u32)
+        .unwrap();
     assert_eq!(t.name, "once-target");
     assert_eq!(t.samples.len(), 21);
     let with_chain = t
@@ -75,11 +104,21 @@ fn sample_once_captures_a_chosen_thread_and_all_threads() {
         .iter()
         .filter(|s| has_chain(&stack_names(&profile, s.stack), &["crunch", "worker_loop"]))
         .count();
-    assert!(with_chain >= 18, "{with_chain}/21 samples show crunch <- worker_loop");
+    assert!(
+        with_chain >= 18,
+        "{with_chain}/21 samples show crunch <- worker_loop"
+    );
     // The calling thread sampled itself: its stack holds this test function.
-    let me = profile.threads.iter().find(|t| t.tid == Profiler::current_thread_id() as u32).unwrap();
+    let me = profile
+        .threads
+        .iter()
+        .find(|t| t.tid == Profiler::current_thread_id() as u32)
+        .unwrap();
     assert_eq!(me.samples.len(), 1);
     let names = stack_names(&profile, me.samples[0].stack);
-    assert!(has_chain(&names, &["sample_once", "sample_once_captures"]), "{names:#?}");
+    assert!(
+        has_chain(&names, &["sample_once", "sample_once_captures"]),
+        "{names:#?}"
+    );
     assert!(me.samples.iter().all(|s| s.end != EndReason::NoStackBounds));
 }

@@ -38,15 +38,12 @@ pub fn sort_block(seed: u64) -> u64 {
 #[inline(never)]
 pub fn mat_mul(seed: u64) -> u64 {
     const N: usize = 24;
-    let a: [[f64; N]; N] = std::array::from_fn(|i| std::array::from_fn(|j| (i * N + j) as f64 + seed as f64));
+    let a: [[f64; N]; N] =
+        std::array::from_fn(|i| std::array::from_fn(|j| (i * N + j) as f64 + seed as f64));
     let mut c = [[0f64; N]; N];
     for i in 0..N {
         for j in 0..N {
-            let mut s = 0.0;
-            for k in 0..N {
-                s += a[i][k] * a[k][j];
-            }
-            c[i][j] = s;
+            c[i][j] = (0..N).map(|k| a[i][k] * a[k][j]).sum();
         }
     }
     black_box(c[N - 1][N - 1] as u64)
@@ -93,5 +90,8 @@ pub fn run_for(n: usize, millis: u64) -> Vec<u64> {
     let workers = spawn_workers(n, &stop);
     std::thread::sleep(std::time::Duration::from_millis(millis));
     stop.store(true, Ordering::Relaxed);
-    workers.into_iter().map(|w| w.join().expect("worker panicked")).collect()
+    workers
+        .into_iter()
+        .map(|w| w.join().expect("worker panicked"))
+        .collect()
 }

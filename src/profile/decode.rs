@@ -10,7 +10,11 @@ impl Profile {
     /// newer format version, with an error that says which.
     pub fn decode(bytes: &[u8]) -> Result<Profile> {
         let Some(head) = bytes.get(..MAGIC.len()) else {
-            return Err(if MAGIC.starts_with(bytes) { Error::Truncated } else { Error::BadMagic });
+            return Err(if MAGIC.starts_with(bytes) {
+                Error::Truncated
+            } else {
+                Error::BadMagic
+            });
         };
         if head != MAGIC {
             return Err(Error::BadMagic);
@@ -36,25 +40,39 @@ impl Profile {
 
     /// Encodes this profile (the same bytes the sampler writes for the same content).
     pub fn encode(&self) -> Vec<u8> {
-        postcard::to_stdvec(&(MAGIC, FORMAT_VERSION, self)).expect("encoding into a Vec cannot fail")
+        postcard::to_stdvec(&(MAGIC, FORMAT_VERSION, self))
+            .expect("encoding into a Vec cannot fail")
     }
 
     /// Checks that every index points at something that exists.
     fn validate(&self) -> Result<()> {
-        if self.frames.iter().any(|f| f.module as usize > self.modules.len()) {
-            return Err(Error::Corrupt("a frame refers to a module that does not exist"));
+        if self
+            .frames
+            .iter()
+            .any(|f| f.module as usize > self.modules.len())
+        {
+            return Err(Error::Corrupt(
+                "a frame refers to a module that does not exist",
+            ));
         }
         for (i, n) in self.stacks.iter().enumerate() {
             if n.frame as usize >= self.frames.len() {
-                return Err(Error::Corrupt("a stack node refers to a frame that does not exist"));
+                return Err(Error::Corrupt(
+                    "a stack node refers to a frame that does not exist",
+                ));
             }
             if n.parent as usize > i {
                 return Err(Error::Corrupt("a stack node's parent does not precede it"));
             }
         }
         for t in &self.threads {
-            if t.samples.iter().any(|s| s.stack as usize >= self.stacks.len()) {
-                return Err(Error::Corrupt("a sample refers to a stack that does not exist"));
+            if t.samples
+                .iter()
+                .any(|s| s.stack as usize >= self.stacks.len())
+            {
+                return Err(Error::Corrupt(
+                    "a sample refers to a stack that does not exist",
+                ));
             }
         }
         if self.modules.iter().any(|m| m.start_avma > m.end_avma) {

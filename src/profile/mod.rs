@@ -3,9 +3,9 @@
 //! Encoding works straight from the profiler's fixed tables ([`crate::Capture`]) without
 //! allocating; decoding (feature `std`) gives the owned [`Profile`].
 
-mod encode;
 #[cfg(feature = "std")]
 mod decode;
+mod encode;
 
 pub use encode::Capture;
 
@@ -108,14 +108,21 @@ mod owned {
         /// The Breakpad debug id as symbol stores spell it: 32 uppercase hex digits and the age
         /// (e.g. `7DD4E2B7AD9B6263741F2F3BE1737BAF0`).
         pub fn debug_id_string(&self) -> String {
-            let mut s: String = self.debug_id.iter().map(|b| std::format!("{b:02X}")).collect();
+            let mut s: String = self
+                .debug_id
+                .iter()
+                .map(|b| std::format!("{b:02X}"))
+                .collect();
             s.push_str(&std::format!("{:X}", self.age));
             s
         }
 
         /// The code id as lowercase hex (empty without a build ID).
         pub fn code_id_string(&self) -> String {
-            self.code_id.iter().map(|b| std::format!("{b:02x}")).collect()
+            self.code_id
+                .iter()
+                .map(|b| std::format!("{b:02x}"))
+                .collect()
         }
     }
 

@@ -35,7 +35,10 @@ pub fn walk<R: StackReader + ?Sized>(
         if bp % 8 != 0 || bp < floor {
             return (n, EndReason::BadFramePointer);
         }
-        let (Some(next_bp), Some(ra)) = (reader.read_u64(bp), bp.checked_add(8).and_then(|a| reader.read_u64(a))) else {
+        let (Some(next_bp), Some(ra)) = (
+            reader.read_u64(bp),
+            bp.checked_add(8).and_then(|a| reader.read_u64(a)),
+        ) else {
             return (n, EndReason::OutOfBounds);
         };
         if ra == 0 {
@@ -65,7 +68,12 @@ mod tests {
     }
 
     fn regs(bp: u64) -> Regs {
-        Regs { ip: 0x1000, sp: BASE, bp, ..Regs::default() }
+        Regs {
+            ip: 0x1000,
+            sp: BASE,
+            bp,
+            ..Regs::default()
+        }
     }
 
     #[test]
@@ -74,7 +82,14 @@ mod tests {
         let bytes = stack(&[0, 0, BASE + 48, 0x2001, 0, 0, 0, 0x3001, 0, 0]);
         // word 6 (BASE+48) holds next bp = 0, word 7 its return address.
         let mut frames = [0u64; 8];
-        let r = walk(&regs(BASE + 16), &SliceStack { base: BASE, bytes: &bytes }, &mut frames);
+        let r = walk(
+            &regs(BASE + 16),
+            &SliceStack {
+                base: BASE,
+                bytes: &bytes,
+            },
+            &mut frames,
+        );
         assert_eq!(r, (3, EndReason::Root));
         assert_eq!(&frames[..3], &[0x1000, 0x2000, 0x3000]);
     }
@@ -83,27 +98,74 @@ mod tests {
     fn stops_at_the_depth_limit() {
         let bytes = stack(&[0, 0, BASE + 48, 0x2001, 0, 0, 0, 0x3001]);
         let mut frames = [0u64; 2];
-        let r = walk(&regs(BASE + 16), &SliceStack { base: BASE, bytes: &bytes }, &mut frames);
+        let r = walk(
+            &regs(BASE + 16),
+            &SliceStack {
+                base: BASE,
+                bytes: &bytes,
+            },
+            &mut frames,
+        );
         assert_eq!(r, (2, EndReason::DepthLimit));
-        assert_eq!(walk(&regs(BASE), &SliceStack { base: BASE, bytes: &bytes }, &mut []).0, 0);
+        assert_eq!(
+            walk(
+                &regs(BASE),
+                &SliceStack {
+                    base: BASE,
+                    bytes: &bytes
+                },
+                &mut []
+            )
+            .0,
+            0
+        );
     }
 
     #[test]
     fn a_corrupted_frame_pointer_ends_the_stack() {
-        let s = SliceStack { base: BASE, bytes: &[0; 64] };
+        let s = SliceStack {
+            base: BASE,
+            bytes: &[0; 64],
+        };
         let mut frames = [0u64; 8];
         // Misaligned.
-        assert_eq!(walk(&regs(BASE + 3), &s, &mut frames), (1, EndReason::BadFramePointer));
+        assert_eq!(
+            walk(&regs(BASE + 3), &s, &mut frames),
+            (1, EndReason::BadFramePointer)
+        );
         // Below the stack pointer.
-        assert_eq!(walk(&regs(BASE - 64), &s, &mut frames), (1, EndReason::BadFramePointer));
+        assert_eq!(
+            walk(&regs(BASE - 64), &s, &mut frames),
+            (1, EndReason::BadFramePointer)
+        );
         // Far outside the stack.
-        assert_eq!(walk(&regs(0xdead_beef_0000), &s, &mut frames), (1, EndReason::OutOfBounds));
+        assert_eq!(
+            walk(&regs(0xdead_beef_0000), &s, &mut frames),
+            (1, EndReason::OutOfBounds)
+        );
         // Saved rbp points back down (a loop).
         let looped = stack(&[BASE, 0x2001, 0, 0]);
-        let s = SliceStack { base: BASE, bytes: &looped };
-        assert_eq!(walk(&regs(BASE), &s, &mut frames), (2, EndReason::BadFramePointer));
+        let s = SliceStack {
+            base: BASE,
+            bytes: &looped,
+        };
+        assert_eq!(
+            walk(&regs(BASE), &s, &mut frames),
+            (2, EndReason::BadFramePointer)
+        );
         // Saved rbp points to itself.
-        assert_eq!(walk(&Regs { sp: BASE, ..regs(BASE) }, &s, &mut frames).1, EndReason::BadFramePointer);
+        assert_eq!(
+            walk(
+                &Regs {
+                    sp: BASE,
+                    ..regs(BASE)
+                },
+                &s,
+                &mut frames
+            )
+            .1,
+            EndReason::BadFramePointer
+        );
     }
 
     #[test]
@@ -126,7 +188,14 @@ mod tests {
             let bytes = stack(&words);
             let mut frames = [0u64; 32];
             let bp = BASE + next() % 600;
-            let (n, _) = walk(&regs(bp), &SliceStack { base: BASE, bytes: &bytes }, &mut frames);
+            let (n, _) = walk(
+                &regs(bp),
+                &SliceStack {
+                    base: BASE,
+                    bytes: &bytes,
+                },
+                &mut frames,
+            );
             assert!((1..=32).contains(&n));
         }
     }

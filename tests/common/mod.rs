@@ -38,7 +38,9 @@ pub fn names_at(avma: u64) -> Vec<String> {
 
 /// The function names of a stack, innermost first (each frame's inlined names joined by '|').
 pub fn stack_names(p: &Profile, stack: u32) -> Vec<String> {
-    p.stack_frames(stack).map(|f| names_at(frame_avma(p, f)).join("|")).collect()
+    p.stack_frames(stack)
+        .map(|f| names_at(frame_avma(p, f)).join("|"))
+        .collect()
 }
 
 /// Whether `names` contains `chain` as a subsequence in order (innermost first), each

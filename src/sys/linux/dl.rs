@@ -26,7 +26,8 @@ impl LoadedObject<'_> {
         let covered = self.phdrs.iter().any(|l| {
             l.p_type == libc::PT_LOAD
                 && l.p_vaddr <= phdr.p_vaddr
-                && phdr.p_vaddr.saturating_add(phdr.p_filesz) <= l.p_vaddr.saturating_add(l.p_filesz)
+                && phdr.p_vaddr.saturating_add(phdr.p_filesz)
+                    <= l.p_vaddr.saturating_add(l.p_filesz)
         });
         if !covered || phdr.p_filesz == 0 {
             return &[];
@@ -64,7 +65,11 @@ pub fn for_each_object(mut f: impl FnMut(&LoadedObject<'_>)) {
             name,
             bias: info.dlpi_addr,
             phdrs,
-            adds_subs: if has_counts { (info.dlpi_adds, info.dlpi_subs) } else { (0, 0) },
+            adds_subs: if has_counts {
+                (info.dlpi_adds, info.dlpi_subs)
+            } else {
+                (0, 0)
+            },
         });
         0
     }

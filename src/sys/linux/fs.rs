@@ -114,7 +114,10 @@ pub struct PathBuf<const N: usize> {
 impl<const N: usize> PathBuf<N> {
     /// An empty path.
     pub fn new() -> Self {
-        PathBuf { buf: [0; N], len: 0 }
+        PathBuf {
+            buf: [0; N],
+            len: 0,
+        }
     }
 
     /// Appends bytes (silently truncating at capacity, which `as_cstr` then rejects).
@@ -169,7 +172,10 @@ mod tests {
     fn formats_proc_paths() {
         let mut p = PathBuf::<64>::new();
         p.push(b"/proc/self/task/").push_u64(12345).push(b"/comm");
-        assert_eq!(p.as_cstr().unwrap().to_bytes(), b"/proc/self/task/12345/comm");
+        assert_eq!(
+            p.as_cstr().unwrap().to_bytes(),
+            b"/proc/self/task/12345/comm"
+        );
         let mut tiny = PathBuf::<4>::new();
         tiny.push(b"/proc");
         assert!(tiny.as_cstr().is_none());

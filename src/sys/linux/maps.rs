@@ -70,8 +70,14 @@ mod tests {
     fn parses_lines() {
         let mut got = std::vec::Vec::new();
         let mut push = |a, b| got.push((a, b));
-        parse_line(b"7ffd1000-7ffd3000 rw-p 00000000 00:00 0   [stack]", &mut push);
-        parse_line(b"55550000-55551000 r-xp 00000000 08:01 42  /bin/x", &mut push);
+        parse_line(
+            b"7ffd1000-7ffd3000 rw-p 00000000 00:00 0   [stack]",
+            &mut push,
+        );
+        parse_line(
+            b"55550000-55551000 r-xp 00000000 08:01 42  /bin/x",
+            &mut push,
+        );
         parse_line(b"garbage", &mut push);
         parse_line(b"zz-10 rw-p", &mut push);
         assert_eq!(got, [(0x7ffd1000, 0x7ffd3000)]);
@@ -82,7 +88,9 @@ mod tests {
         let local = 0u64;
         let addr = &local as *const u64 as u64;
         let mut found = false;
-        assert!(for_each_writable_mapping(|s, e| found |= (s..e).contains(&addr)));
+        assert!(for_each_writable_mapping(
+            |s, e| found |= (s..e).contains(&addr)
+        ));
         assert!(found);
     }
 }

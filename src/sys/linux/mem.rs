@@ -111,30 +111,6 @@ impl<T: Zeroed> Drop for Region<T> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn regions_are_zeroed_and_writable() {
-        let mut r = Region::<u64>::new(1000).unwrap();
-        assert_eq!(r.len(), 1000);
-        assert!(r.iter().all(|&x| x == 0));
-        r[999] = 7;
-        assert_eq!(r[999], 7);
-        assert!(r.mapped_bytes() >= 8000);
-        assert_eq!(Region::<u8>::new(0).unwrap().len(), 0);
-    }
-
-    #[test]
-    fn absurd_sizes_fail_cleanly() {
-        assert_eq!(
-            Region::<u64>::new(usize::MAX / 4).err(),
-            Some(Error::OutOfMemory)
-        );
-    }
-}
-
 /// One `T` in its own anonymous mapping: a `Box` that needs no allocator. Its address is
 /// stable, so a raw pointer to it can be handed to the signal handler or the sampler thread.
 pub struct MapBox<T> {
@@ -168,20 +144,10 @@ impl<T> MapBox<T> {
         let ptr = ptr.cast::<T>();
         // SAFETY: the fresh mapping is page-aligned (enough for T) and large enough.
         unsafe { ptr.write(value) };
-        // SAFETY: mmap succeeded, so ptr is not null.
-        Ok(MapBox { ptr: unsafe { NonNull::new_unchecked(ptr) } })
-    }
-
-    /// Moves the value out and unmaps its memory.
-    pub fn into_inner(this: Self) -> T {
-        let p = this.into_raw();
-        // SAFETY: p holds an initialised T that we own; it is read once and then the mapping
-        // (no longer holding a live value) is unmapped without dropping it again.
-        unsafe {
-            let value = p.read();
-            libc::munmap(p.cast(), core::mem::size_of::<T>().max(1));
-            value
-        }
+        Ok(MapBox {
+            // SAFETY: mmap succeeded, so ptr is not null.
+            ptr: unsafe { NonNull::new_unchecked(ptr) },
+        })
     }
 
     /// Gives up ownership; [`MapBox::from_raw`] takes it back.
@@ -196,8 +162,10 @@ impl<T> MapBox<T> {
     /// # Safety
     /// `ptr` must come from `into_raw` and not have been taken back already.
     pub unsafe fn from_raw(ptr: *mut T) -> Self {
-        // SAFETY: into_raw never returns null.
-        MapBox { ptr: unsafe { NonNull::new_unchecked(ptr) } }
+        MapBox {
+            // SAFETY: into_raw never returns null.
+            ptr: unsafe { NonNull::new_unchecked(ptr) },
+        }
     }
 }
 
@@ -223,5 +191,29 @@ impl<T> Drop for MapBox<T> {
             core::ptr::drop_in_place(self.ptr.as_ptr());
             libc::munmap(self.ptr.as_ptr().cast(), core::mem::size_of::<T>().max(1));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_are_zeroed_and_writable() {
+        let mut r = Region::<u64>::new(1000).unwrap();
+        assert_eq!(r.len(), 1000);
+        assert!(r.iter().all(|&x| x == 0));
+        r[999] = 7;
+        assert_eq!(r[999], 7);
+        assert!(r.mapped_bytes() >= 8000);
+        assert_eq!(Region::<u8>::new(0).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn absurd_sizes_fail_cleanly() {
+        assert_eq!(
+            Region::<u64>::new(usize::MAX / 4).err(),
+            Some(Error::OutOfMemory)
+        );
     }
 }

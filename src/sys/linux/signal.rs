@@ -35,7 +35,9 @@ const _: () = assert!(core::mem::size_of::<libc::siginfo_t>() == 128);
 /// application's handler.
 pub fn install(sig: i32, handler: Handler) -> Result<()> {
     if !(1..=64).contains(&sig) || sig == libc::SIGKILL || sig == libc::SIGSTOP {
-        return Err(Error::InvalidConfig("signal must be a catchable signal number"));
+        return Err(Error::InvalidConfig(
+            "signal must be a catchable signal number",
+        ));
     }
     // SAFETY: a zeroed sigaction is a valid value for sigaction to fill.
     let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
@@ -47,7 +49,8 @@ pub fn install(sig: i32, handler: Handler) -> Result<()> {
         });
     }
     let ours = handler as usize;
-    if old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN
+    if old.sa_sigaction != libc::SIG_DFL
+        && old.sa_sigaction != libc::SIG_IGN
         && old.sa_sigaction != ours
     {
         return Err(Error::SignalInUse(sig));

@@ -13,7 +13,10 @@ impl RawThread {
     ///
     /// # Safety
     /// `arg` must stay valid for whatever `entry` does with it until [`RawThread::join`] returns.
-    pub unsafe fn spawn(entry: extern "C" fn(*mut c_void) -> *mut c_void, arg: *mut c_void) -> Result<Self> {
+    pub unsafe fn spawn(
+        entry: extern "C" fn(*mut c_void) -> *mut c_void,
+        arg: *mut c_void,
+    ) -> Result<Self> {
         // SAFETY: attr is initialised by pthread_attr_init before use and destroyed after.
         unsafe {
             let mut attr: libc::pthread_attr_t = core::mem::zeroed();

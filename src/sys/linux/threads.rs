@@ -30,14 +30,8 @@ pub fn for_each_thread(mut f: impl FnMut(i32)) -> bool {
     let mut buf = [0u8; 4096];
     loop {
         // SAFETY: buf is valid for writes of buf.len() bytes; getdents64 fills it with records.
-        let n = unsafe {
-            libc::syscall(
-                libc::SYS_getdents64,
-                dir.raw(),
-                buf.as_mut_ptr(),
-                buf.len(),
-            )
-        };
+        let n =
+            unsafe { libc::syscall(libc::SYS_getdents64, dir.raw(), buf.as_mut_ptr(), buf.len()) };
         if n <= 0 {
             return n == 0;
         }
