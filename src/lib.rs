@@ -49,3 +49,8 @@ pub use profile::{Capture, Clock, Lost};
 pub use profile::{Frame, Module, Profile, Sample, StackNode, Thread};
 pub use profiler::{Builder, Profiler, Target};
 pub use unwind::EndReason;
+
+/// The README's examples compile (`cargo test` runs them as doctests).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

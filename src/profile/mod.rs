@@ -106,7 +106,7 @@ mod owned {
 
     impl Module {
         /// The Breakpad debug id as symbol stores spell it: 32 uppercase hex digits and the age
-        /// (e.g. `7DD4E2B7AD9B6263741F2F3BE1737BAF0`).
+        /// (e.g. `7DD4E2B7AD9B626374162F3BE1737BAF0`).
         pub fn debug_id_string(&self) -> String {
             let mut s: String = self
                 .debug_id
