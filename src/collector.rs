@@ -287,6 +287,15 @@ impl Collector {
         died || self.threads_len != before
     }
 
+    /// Starts CPU accounting of every live thread from its CPU time now.
+    pub(crate) fn reset_cpu_marks(&mut self) {
+        for t in self.threads.iter_mut().take(self.threads_len) {
+            if t.alive {
+                t.cpu_mark = time::thread_cpu_ns(t.tid).unwrap_or(0);
+            }
+        }
+    }
+
     /// Marks thread `i` as exited.
     pub(crate) fn mark_dead(&mut self, i: usize) {
         if let Some(t) = self.thread_mut(i) {

@@ -420,6 +420,35 @@ mod tests {
     }
 
     #[test]
+    fn follows_dlopen_and_dlclose() {
+        let mut map = ModuleMap::new(256, 64 * 1024).unwrap();
+        map.refresh();
+        let listed = |map: &ModuleMap| {
+            map.iter()
+                .find(|m| m.name == "libresolv.so.2")
+                .map(|m| m.loaded)
+        };
+        assert_eq!(listed(&map), None);
+        // SAFETY: loading and unloading a system library with no constructors we depend on.
+        let lib = unsafe { libc::dlopen(c"libresolv.so.2".as_ptr(), libc::RTLD_NOW) };
+        assert!(!lib.is_null());
+        assert!(map.refresh());
+        assert_eq!(listed(&map), Some(true));
+        // SAFETY: lib came from dlopen and is closed once.
+        unsafe { libc::dlclose(lib) };
+        assert!(map.refresh());
+        assert_eq!(
+            listed(&map),
+            Some(false),
+            "kept in the list, marked unloaded"
+        );
+        let gone = map.iter().find(|m| m.name == "libresolv.so.2").unwrap();
+        assert!(map
+            .lookup(gone.start_avma)
+            .is_none_or(|(i, _)| map.get(i as usize).unwrap().name != "libresolv.so.2"));
+    }
+
+    #[test]
     fn text_hash_reads_the_executable() {
         let exe = std::fs::read_link("/proc/self/exe").unwrap();
         let id = text_hash(exe.as_os_str().as_encoded_bytes()).expect(".text found");

@@ -1,5 +1,7 @@
 //! The public face of sampling: [`Builder`], [`Profiler`], sessions and on-demand samples.
 
+use core::mem::ManuallyDrop;
+
 use crate::collector::{Capacities, Collector};
 use crate::error::{Error, Result};
 use crate::profile::{Capture, Clock};
@@ -148,7 +150,7 @@ impl Builder {
         sampler::claim_handler(&shared)?;
         Ok(Profiler {
             config: self,
-            shared,
+            shared: ManuallyDrop::new(shared),
             job: Some(job),
             running: None,
         })
@@ -170,7 +172,8 @@ pub enum Target {
 /// [`Profiler::stop`], which returns the [`Capture`]; the profiler can then start again.
 pub struct Profiler {
     config: Builder,
-    shared: MapBox<Shared>,
+    /// Dropped only once no signal handler can still be using it (see `Drop`).
+    shared: ManuallyDrop<MapBox<Shared>>,
     /// The sampler's job with the session tables; `None` while the sampler thread owns it.
     job: Option<MapBox<Job>>,
     running: Option<Running>,
@@ -327,6 +330,12 @@ impl Drop for Profiler {
         }
         // Let signals already sent arrive before the state they use goes away.
         time::sleep_ns(1_000_000);
-        sampler::release_handler(&self.shared);
+        if sampler::release_handler(&self.shared) {
+            // SAFETY: no handler uses `shared` any more and ACTIVE no longer points to it; the
+            // job (which points to it) is dropped right after, with the profiler's fields.
+            unsafe { ManuallyDrop::drop(&mut self.shared) };
+        }
+        // Otherwise a handler is stuck mid-sample on a stopped thread: leak its state rather
+        // than pull memory from under it.
     }
 }

@@ -195,16 +195,24 @@ pub(crate) fn claim_handler(shared: &MapBox<Shared>) -> Result<()> {
 /// Detaches the handler from `shared` and waits until no handler still uses it. The handler
 /// itself stays installed (it ignores signals from then on), so a signal still in flight can
 /// never meet the default action, which for `SIGPROF` would kill the process.
-pub(crate) fn release_handler(shared: &Shared) {
+///
+/// Returns `false` if a handler was still running after a second (its thread is stopped, say
+/// by a debugger, in the middle of it): the caller must then never free `shared`.
+pub(crate) fn release_handler(shared: &Shared) -> bool {
     let ptr = shared as *const Shared as *mut Shared;
     if ACTIVE
         .compare_exchange(ptr, core::ptr::null_mut(), SeqCst, SeqCst)
         .is_ok()
     {
+        let deadline = time::monotonic_ns() + 1_000_000_000;
         while IN_HANDLER.load(SeqCst) != 0 {
+            if time::monotonic_ns() > deadline {
+                return false;
+            }
             time::sleep_ns(50_000);
         }
     }
+    true
 }
 
 /// How long a thread may leave a signal unanswered before it is sent another.
@@ -306,6 +314,7 @@ fn run(job: &mut Job, shared: &Shared) {
     let interval = job.interval_ns;
     // Threads alive now start their CPU accounting now; threads born later, at zero.
     c.scan_threads(me, |tid| time::thread_cpu_ns(tid).unwrap_or(0));
+    c.reset_cpu_marks();
     shared.stacks.refresh();
     let timeout_ticks = (ANSWER_TIMEOUT_NS / interval).max(2) as u32;
     let mut tick = 0u32;

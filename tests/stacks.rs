@@ -122,3 +122,125 @@ fn sample_once_captures_a_chosen_thread_and_all_threads() {
     );
     assert!(me.samples.iter().all(|s| s.end != EndReason::NoStackBounds));
 }
+
+/// Counts down `n` in code that lives in no module: an anonymous executable page, as a JIT
+/// would make. Returns the page's address range.
+fn run_jitted_loop(n: u64) -> (u64, u64) {
+    // dec rdi; jnz -5; ret
+    const CODE: [u8; 6] = [0x48, 0xff, 0xcf, 0x75, 0xfb, 0xc3];
+    // SAFETY: maps a fresh page, writes the code, makes it executable, calls it with the
+    // System V convention (rdi = n), and unmaps it.
+    unsafe {
+        let page = libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        assert_ne!(page, libc::MAP_FAILED);
+        std::ptr::copy_nonoverlapping(CODE.as_ptr(), page.cast(), CODE.len());
+        assert_eq!(
+            libc::mprotect(page, 4096, libc::PROT_READ | libc::PROT_EXEC),
+            0
+        );
+        let f: extern "C" fn(u64) = std::mem::transmute(page);
+        f(n);
+        let range = (page as u64, page as u64 + 4096);
+        libc::munmap(page, 4096);
+        range
+    }
+}
+
+#[test]
+fn frames_in_the_vdso_a_late_library_and_anonymous_code() {
+    let _g = profiler_lock();
+    let mut profiler = Profiler::builder()
+        .frequency(1000)
+        .clock(Clock::Cpu)
+        .build()
+        .unwrap();
+    profiler.start().unwrap();
+    let run = std::time::Duration::from_millis(400);
+    let jit = std::thread::scope(|s| {
+        s.spawn(|| {
+            let t0 = std::time::Instant::now();
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            while t0.elapsed() < run {
+                for _ in 0..1000 {
+                    // SAFETY: ts is a valid timespec.
+                    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+                }
+            }
+        });
+        s.spawn(|| {
+            // A library the test binary does not link, loaded after sampling started.
+            // SAFETY: dlopen/dlsym of zlib's adler32, called with a valid buffer.
+            unsafe {
+                let lib = libc::dlopen(c"libz.so.1".as_ptr(), libc::RTLD_NOW);
+                assert!(!lib.is_null(), "libz.so.1 is installed");
+                let sym = libc::dlsym(lib, c"adler32".as_ptr());
+                let adler32: extern "C" fn(u64, *const u8, u32) -> u64 = std::mem::transmute(sym);
+                let buf = vec![7u8; 1 << 16];
+                let t0 = std::time::Instant::now();
+                let mut a = 1;
+                while t0.elapsed() < run {
+                    a = adler32(a, buf.as_ptr(), buf.len() as u32);
+                }
+                std::hint::black_box(a);
+            }
+        });
+        s.spawn(|| {
+            let mut range = (0, 0);
+            for _ in 0..4 {
+                range = run_jitted_loop(150_000_000);
+            }
+            range
+        })
+        .join()
+        .unwrap()
+    });
+    let profile = profiler.stop().unwrap().to_profile();
+    let module_of_leaf = |m: &str| {
+        profile
+            .threads
+            .iter()
+            .flat_map(|t| &t.samples)
+            .filter(|s| {
+                let leaf = profile.stack_frames(s.stack).next().unwrap();
+                leaf.module > 0 && profile.modules[leaf.module as usize - 1].name == m
+            })
+            .count()
+    };
+    assert!(
+        module_of_leaf("linux-vdso.so.1") > 10,
+        "samples inside the vDSO"
+    );
+    assert!(
+        module_of_leaf("libz.so.1") > 10,
+        "samples inside a library loaded after start"
+    );
+    let libz = profile
+        .modules
+        .iter()
+        .find(|m| m.name == "libz.so.1")
+        .unwrap();
+    assert!(!libz.code_id.is_empty() && libz.path.contains("libz"));
+    let anonymous = profile
+        .threads
+        .iter()
+        .flat_map(|t| &t.samples)
+        .filter(|s| {
+            let leaf = profile.stack_frames(s.stack).next().unwrap();
+            leaf.module == 0 && (jit.0..jit.1).contains(&leaf.address)
+        })
+        .count();
+    assert!(
+        anonymous > 10,
+        "samples in code outside every module are kept: {anonymous}"
+    );
+}
