@@ -8,6 +8,17 @@
 //! This is the one place outside `sys` that uses `unsafe`: the slot contents are plain memory
 //! whose exclusive ownership is handed over through the slot state (Acquire/Release).
 
+// On the signal path: no panics, so no unwrap, expect or unchecked indexing.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing
+    )
+)]
+
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
@@ -197,21 +208,26 @@ impl Drainer<'_> {
     /// Writes the indices of published slots into `out`, oldest sample first; returns how many.
     pub fn ready(&self, out: &mut [u32]) -> usize {
         let mut n = 0;
-        for (i, slot) in self.ring.slots.iter().enumerate() {
-            if n == out.len() {
-                break;
-            }
-            if slot.state.load(Ordering::Acquire) == READY {
-                out[n] = i as u32;
-                n += 1;
-            }
+        let ready = self
+            .ring
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.state.load(Ordering::Acquire) == READY);
+        for (dst, (i, _)) in out.iter_mut().zip(ready) {
+            *dst = i as u32;
+            n += 1;
         }
         // Insertion sort by time: the batch is small and nearly sorted.
         let key = |i: u32| self.get(i as usize).map_or(0, |s| s.meta.time_ns);
-        for i in 1..n {
+        let batch = out.get_mut(..n).unwrap_or_default();
+        for i in 1..batch.len() {
             let mut j = i;
-            while j > 0 && key(out[j - 1]) > key(out[j]) {
-                out.swap(j - 1, j);
+            while j > 0
+                && key(batch.get(j - 1).copied().unwrap_or(0))
+                    > key(batch.get(j).copied().unwrap_or(0))
+            {
+                batch.swap(j - 1, j);
                 j -= 1;
             }
         }

@@ -14,10 +14,21 @@
 //! the sampler's index for the thread and the sample's weight. Signals without our token (from
 //! `kill`, a timer, another process) are ignored; signals of an earlier session are discarded.
 
+// On the signal path: no panics, so no unwrap, expect or unchecked indexing.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing
+    )
+)]
+
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 
-use crate::collector::Collector;
+use crate::collector::{Collector, ThreadRec};
 use crate::error::Result;
 use crate::profile::Clock;
 use crate::ring::{SampleMeta, SampleRing};
@@ -245,10 +256,15 @@ pub(crate) fn signal_round(
     generation: u32,
     round: &Round,
 ) {
-    for i in 0..c.threads.len().min(c.threads_len) {
-        let (tid, alive, mark) = {
-            let t = &c.threads[i];
-            (t.tid, t.alive, t.cpu_mark)
+    for i in 0..c.threads_len {
+        let Some(&ThreadRec {
+            tid,
+            alive,
+            cpu_mark: mark,
+            ..
+        }) = c.threads.get(i)
+        else {
+            break;
         };
         if !alive {
             continue;
@@ -265,7 +281,9 @@ pub(crate) fn signal_round(
                     if due == 0 {
                         continue;
                     }
-                    c.threads[i].cpu_mark = mark + due * interval_ns;
+                    if let Some(t) = c.thread_mut(i) {
+                        t.cpu_mark = mark + due * interval_ns;
+                    }
                     due.min(u16::MAX as u64) as u32
                 }
             },

@@ -7,47 +7,75 @@
 //! the current buffer (a reader count) and re-checks that it is still current; the refresher
 //! only rewrites the other buffer, and only once no reader is on it.
 
+// On the signal path: no panics, so no unwrap, expect or unchecked indexing.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing
+    )
+)]
+
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 
 use crate::error::Result;
 use crate::sys::linux::{maps, mem::Region, time};
 
-/// Double-buffered sorted `[start, end)` ranges of writable mappings.
+/// One snapshot: sorted `[start, end)` ranges, and the handlers currently reading it.
+struct Buffer {
+    ranges: Region<[AtomicU64; 2]>,
+    len: AtomicUsize,
+    readers: AtomicUsize,
+}
+
+/// Double-buffered snapshots of the writable mappings.
 pub struct StackRanges {
-    ranges: [Region<[AtomicU64; 2]>; 2],
-    len: [AtomicUsize; 2],
-    readers: [AtomicUsize; 2],
+    bufs: [Buffer; 2],
     current: AtomicUsize,
 }
 
 impl StackRanges {
     /// Room for `capacity` mappings per buffer.
     pub fn new(capacity: usize) -> Result<Self> {
+        let buffer = || -> Result<Buffer> {
+            Ok(Buffer {
+                ranges: Region::new(capacity)?,
+                len: AtomicUsize::new(0),
+                readers: AtomicUsize::new(0),
+            })
+        };
         Ok(StackRanges {
-            ranges: [Region::new(capacity)?, Region::new(capacity)?],
-            len: [AtomicUsize::new(0), AtomicUsize::new(0)],
-            readers: [AtomicUsize::new(0), AtomicUsize::new(0)],
+            bufs: [buffer()?, buffer()?],
             current: AtomicUsize::new(0),
         })
+    }
+
+    fn buf(&self, i: usize) -> &Buffer {
+        if i & 1 == 0 {
+            &self.bufs[0]
+        } else {
+            &self.bufs[1]
+        }
     }
 
     /// Re-reads `/proc/self/maps` into the spare buffer and publishes it. Returns `false` (and
     /// keeps the old snapshot) if the maps could not be read or a handler held the spare buffer
     /// for more than 50 ms.
     pub fn refresh(&self) -> bool {
-        let cur = self.current.load(SeqCst);
-        let spare = 1 - cur;
+        let spare_index = (self.current.load(SeqCst) + 1) & 1;
+        let spare = self.buf(spare_index);
         let deadline = time::monotonic_ns() + 50_000_000;
-        while self.readers[spare].load(SeqCst) != 0 {
+        while spare.readers.load(SeqCst) != 0 {
             if time::monotonic_ns() > deadline {
                 return false;
             }
             time::sleep_ns(10_000);
         }
-        let buf = &self.ranges[spare];
         let mut n = 0;
         let ok = maps::for_each_writable_mapping(|start, end| {
-            if let Some(slot) = buf.get(n) {
+            if let Some(slot) = spare.ranges.get(n) {
                 slot[0].store(start, SeqCst);
                 slot[1].store(end, SeqCst);
                 n += 1;
@@ -56,8 +84,8 @@ impl StackRanges {
         if !ok {
             return false;
         }
-        self.len[spare].store(n, SeqCst);
-        self.current.store(spare, SeqCst);
+        spare.len.store(n, SeqCst);
+        self.current.store(spare_index, SeqCst);
         true
     }
 
@@ -68,32 +96,14 @@ impl StackRanges {
     /// search).
     pub fn end_of_mapping(&self, sp: u64) -> Option<u64> {
         for _ in 0..3 {
-            let i = self.current.load(SeqCst) & 1;
-            self.readers[i].fetch_add(1, SeqCst);
-            if self.current.load(SeqCst) == i {
-                let found = self.search(i, sp);
-                self.readers[i].fetch_sub(1, SeqCst);
+            let i = self.current.load(SeqCst);
+            let buf = self.buf(i);
+            buf.readers.fetch_add(1, SeqCst);
+            let still_current = self.current.load(SeqCst) == i;
+            let found = if still_current { search(buf, sp) } else { None };
+            buf.readers.fetch_sub(1, SeqCst);
+            if still_current {
                 return found;
-            }
-            self.readers[i].fetch_sub(1, SeqCst);
-        }
-        None
-    }
-
-    fn search(&self, i: usize, sp: u64) -> Option<u64> {
-        let buf = &self.ranges[i];
-        let len = self.len[i].load(SeqCst).min(buf.len());
-        let (mut lo, mut hi) = (0, len);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            let r = buf.get(mid)?;
-            let (start, end) = (r[0].load(SeqCst), r[1].load(SeqCst));
-            if sp < start {
-                hi = mid;
-            } else if sp >= end {
-                lo = mid + 1;
-            } else {
-                return Some(end);
             }
         }
         None
@@ -101,8 +111,27 @@ impl StackRanges {
 
     /// Memory mapped for the snapshot buffers.
     pub fn mapped_bytes(&self) -> usize {
-        self.ranges[0].mapped_bytes() + self.ranges[1].mapped_bytes()
+        self.bufs.iter().map(|b| b.ranges.mapped_bytes()).sum()
     }
+}
+
+/// Binary search for the range holding `sp`; returns its end.
+fn search(buf: &Buffer, sp: u64) -> Option<u64> {
+    let ranges = buf.ranges.get(..buf.len.load(SeqCst))?;
+    let (mut lo, mut hi) = (0, ranges.len());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let r = ranges.get(mid)?;
+        let (start, end) = (r[0].load(SeqCst), r[1].load(SeqCst));
+        if sp < start {
+            hi = mid;
+        } else if sp >= end {
+            lo = mid + 1;
+        } else {
+            return Some(end);
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -1,6 +1,17 @@
 //! The sampling signal: installing the handler, addressing a signal to one thread with a token,
 //! reading the token and the interrupted registers back inside the handler.
 
+// On the signal path: no panics, so no unwrap, expect or unchecked indexing.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing
+    )
+)]
+
 use core::ffi::c_void;
 
 use super::fs::{errno, set_errno};
@@ -144,7 +155,7 @@ pub unsafe fn token(info: *const libc::siginfo_t) -> Option<u64> {
 pub unsafe fn regs(uctx: *const c_void) -> Regs {
     // SAFETY: the caller passes the kernel's ucontext_t.
     let g = unsafe { &(*uctx.cast::<libc::ucontext_t>()).uc_mcontext.gregs };
-    let r = |i: i32| g[i as usize] as u64;
+    let r = |i: i32| g.get(i as usize).map_or(0, |&v| v as u64);
     Regs {
         ip: r(libc::REG_RIP),
         sp: r(libc::REG_RSP),

@@ -1,5 +1,16 @@
 //! Reading the live stack of the interrupted thread, confined to bounds known to be mapped.
 
+// On the signal path: no panics, so no unwrap, expect or unchecked indexing.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing
+    )
+)]
+
 use crate::unwind::StackReader;
 
 /// The sampled thread's stack from its interrupted stack pointer up to the end of the mapping
