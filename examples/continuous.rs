@@ -47,8 +47,10 @@ fn main() -> Result<(), Box<dyn Error>> {
             .iter()
             .filter(|s| s.end == vignette::EndReason::Root)
             .count();
+        let intervals: u64 = t.samples.iter().map(|s| s.weight as u64).sum();
         println!(
-            "  {:>7} {:<16} {:>6} samples ({ended_at_root} reached the root)",
+            "  {:>7} {:<16} {:>6} samples for {intervals} intervals of CPU \
+             ({ended_at_root} reached the root)",
             t.tid,
             t.name,
             t.samples.len()

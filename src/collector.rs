@@ -324,15 +324,21 @@ impl Collector {
     }
 
     fn record(&mut self, s: &SampleRef<'_>) -> bool {
+        // The thread the signal was addressed to (it may have exited since: keep its sample).
         let hint = s.meta.thread_hint as usize;
+        let threads = &self.threads;
         let thread = match self
             .threads
             .get(..self.threads_len)
             .and_then(|t| t.get(hint))
         {
-            Some(t) if t.tid == s.meta.tid && t.alive => hint,
-            _ => match self.find_thread(s.meta.tid) {
-                Some(i) => i,
+            Some(t) if t.tid == s.meta.tid => hint,
+            _ => match self
+                .thread_index
+                .probe(s.meta.tid as u64, |i| threads[i as usize].tid == s.meta.tid)
+                .1
+            {
+                Some(i) => i as usize,
                 None => match self.track_thread(s.meta.tid, 0) {
                     Some(i) => i,
                     None => return false,
