@@ -56,6 +56,14 @@ fn main() -> Result<(), Box<dyn Error>> {
             t.samples.len()
         );
     }
+    for m in &profile.modules {
+        println!(
+            "  module {:<24} debug id {} code id {}",
+            m.name,
+            m.debug_id_string(),
+            m.code_id_string()
+        );
+    }
     let lost = profile.lost;
     if lost.total() > 0 {
         println!("  lost: {lost:?}");

@@ -302,8 +302,9 @@ pub fn guid_order(mut id: [u8; 16]) -> [u8; 16] {
     id
 }
 
-/// Breakpad's fallback identifier: the first 4096 bytes of `.text` XORed in 16-byte blocks,
-/// read from the ELF file on disk.
+/// Breakpad's fallback identifier, read from the ELF file on disk: the first 4096 bytes of
+/// `.text` XORed in 16-byte blocks (only the section's own bytes, as Mozilla's dump_syms does;
+/// C++ Breakpad may read past the end of a shorter section).
 fn text_hash(path: &[u8]) -> Option<[u8; 16]> {
     let mut p = PathBuf::<1100>::new();
     p.push(path);
@@ -342,8 +343,8 @@ fn text_hash(path: &[u8]) -> Option<[u8; 16]> {
         }
         let (off, size) = (u64_at(&sh, 0x18), u64_at(&sh, 0x20));
         let mut page = [0u8; 4096];
-        let want = (size.min(4096) as usize).div_ceil(16) * 16;
-        let got = fd.read_at(&mut page[..want.min(4096)], off)?;
+        let want = size.min(4096) as usize;
+        let got = fd.read_at(&mut page[..want], off)?;
         let mut id = [0u8; 16];
         for block in page[..got].chunks(16) {
             for (a, b) in id.iter_mut().zip(block) {
