@@ -37,6 +37,26 @@ zeroed!(
 // SAFETY: an array of zero-valid elements is zero-valid.
 unsafe impl<T: Zeroed, const N: usize> Zeroed for [T; N] {}
 
+/// Maps `bytes` of zeroed, page-aligned, readable and writable memory.
+fn map_anonymous(bytes: usize) -> Result<*mut core::ffi::c_void> {
+    // SAFETY: an anonymous private mapping with no address hint touches no existing memory.
+    let ptr = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        Err(Error::OutOfMemory)
+    } else {
+        Ok(ptr)
+    }
+}
+
 /// A zero-initialised array of `T` in its own anonymous mapping, unmapped on drop.
 pub struct Region<T: Zeroed> {
     ptr: NonNull<T>,
@@ -57,21 +77,7 @@ impl<T: Zeroed> Region<T> {
             .checked_mul(core::mem::size_of::<T>())
             .ok_or(Error::OutOfMemory)?
             .max(1);
-        // SAFETY: an anonymous private mapping with no address hint touches no existing memory.
-        let ptr = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
-                bytes,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(Error::OutOfMemory);
-        }
-        debug_assert!(ptr as usize % core::mem::align_of::<T>() == 0);
+        let ptr = map_anonymous(bytes)?;
         Ok(Region {
             // SAFETY: mmap succeeded, so ptr is not null (MAP_FAILED was ruled out).
             ptr: unsafe { NonNull::new_unchecked(ptr.cast()) },
@@ -127,21 +133,7 @@ impl<T> MapBox<T> {
     pub fn new(value: T) -> Result<Self> {
         let bytes = core::mem::size_of::<T>().max(1);
         assert!(core::mem::align_of::<T>() <= 4096);
-        // SAFETY: an anonymous private mapping touches no existing memory.
-        let ptr = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
-                bytes,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(Error::OutOfMemory);
-        }
-        let ptr = ptr.cast::<T>();
+        let ptr = map_anonymous(bytes)?.cast::<T>();
         // SAFETY: the fresh mapping is page-aligned (enough for T) and large enough.
         unsafe { ptr.write(value) };
         Ok(MapBox {
