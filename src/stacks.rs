@@ -3,9 +3,7 @@
 //!
 //! The sampler refreshes the snapshot outside the handler (from `/proc/self/maps`) whenever the
 //! set of threads changes. The handler finds the mapping holding the interrupted stack pointer
-//! and reads no further than its end. Two buffers alternate: the handler announces itself on
-//! the current buffer (a reader count) and re-checks that it is still current; the refresher
-//! only rewrites the other buffer, and only once no reader is on it.
+//! and reads no further than its end. The snapshot is a [`crate::snapshot::Snapshot`].
 
 // On the signal path: no panics, so no unwrap, expect or unchecked indexing.
 #![cfg_attr(
@@ -18,120 +16,53 @@
     )
 )]
 
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
-
 use crate::error::Result;
-use crate::sys::linux::{maps, mem::Region, time};
+use crate::snapshot::Snapshot;
+use crate::sys::linux::maps;
 
-/// One snapshot: sorted `[start, end)` ranges, and the handlers currently reading it.
-struct Buffer {
-    ranges: Region<[AtomicU64; 2]>,
-    len: AtomicUsize,
-    readers: AtomicUsize,
-}
-
-/// Double-buffered snapshots of the writable mappings.
+/// Snapshots of the sorted `[start, end)` ranges of writable mappings.
 pub struct StackRanges {
-    bufs: [Buffer; 2],
-    current: AtomicUsize,
+    ranges: Snapshot<[u64; 2]>,
 }
 
 impl StackRanges {
-    /// Room for `capacity` mappings per buffer.
+    /// Room for `capacity` mappings per snapshot.
     pub fn new(capacity: usize) -> Result<Self> {
-        let buffer = || -> Result<Buffer> {
-            Ok(Buffer {
-                ranges: Region::new(capacity)?,
-                len: AtomicUsize::new(0),
-                readers: AtomicUsize::new(0),
-            })
-        };
         Ok(StackRanges {
-            bufs: [buffer()?, buffer()?],
-            current: AtomicUsize::new(0),
+            ranges: Snapshot::new(capacity)?,
         })
     }
 
-    fn buf(&self, i: usize) -> &Buffer {
-        if i & 1 == 0 {
-            &self.bufs[0]
-        } else {
-            &self.bufs[1]
-        }
-    }
-
-    /// Re-reads `/proc/self/maps` into the spare buffer and publishes it. Returns `false` (and
-    /// keeps the old snapshot) if the maps could not be read or a handler held the spare buffer
-    /// for more than 50 ms.
+    /// Re-reads `/proc/self/maps` and publishes it. Returns `false` (keeping the old snapshot)
+    /// if the maps could not be read or the snapshot could not be replaced.
     pub fn refresh(&self) -> bool {
-        let spare_index = (self.current.load(SeqCst) + 1) & 1;
-        let spare = self.buf(spare_index);
-        let deadline = time::monotonic_ns() + 50_000_000;
-        while spare.readers.load(SeqCst) != 0 {
-            if time::monotonic_ns() > deadline {
-                return false;
-            }
-            time::sleep_ns(10_000);
-        }
-        let mut n = 0;
-        let ok = maps::for_each_writable_mapping(|start, end| {
-            if let Some(slot) = spare.ranges.get(n) {
-                slot[0].store(start, SeqCst);
-                slot[1].store(end, SeqCst);
-                n += 1;
-            }
-        });
-        if !ok {
-            return false;
-        }
-        spare.len.store(n, SeqCst);
-        self.current.store(spare_index, SeqCst);
-        true
+        self.ranges.publish(|slots| {
+            let mut n = 0;
+            let ok = maps::for_each_writable_mapping(|start, end| {
+                if let Some(slot) = slots.get_mut(n) {
+                    *slot = [start, end];
+                    n += 1;
+                }
+            });
+            ok.then_some(n)
+        })
     }
 
     /// The end of the writable mapping that contains `sp`, if the snapshot has one.
     ///
     /// # Signal safety
-    /// Async-signal-safe: atomics only, bounded (three attempts to pin a buffer, then a binary
-    /// search).
+    /// Async-signal-safe: see [`Snapshot::read`]; then a binary search.
     pub fn end_of_mapping(&self, sp: u64) -> Option<u64> {
-        for _ in 0..3 {
-            let i = self.current.load(SeqCst);
-            let buf = self.buf(i);
-            buf.readers.fetch_add(1, SeqCst);
-            let still_current = self.current.load(SeqCst) == i;
-            let found = if still_current { search(buf, sp) } else { None };
-            buf.readers.fetch_sub(1, SeqCst);
-            if still_current {
-                return found;
-            }
-        }
-        None
+        self.ranges.read(|ranges| {
+            let i = ranges.partition_point(|r| r[1] <= sp);
+            ranges.get(i).filter(|r| r[0] <= sp).map(|r| r[1])
+        })?
     }
 
-    /// Memory mapped for the snapshot buffers.
+    /// Memory mapped for the snapshots.
     pub fn mapped_bytes(&self) -> usize {
-        self.bufs.iter().map(|b| b.ranges.mapped_bytes()).sum()
+        self.ranges.mapped_bytes()
     }
-}
-
-/// Binary search for the range holding `sp`; returns its end.
-fn search(buf: &Buffer, sp: u64) -> Option<u64> {
-    let ranges = buf.ranges.get(..buf.len.load(SeqCst))?;
-    let (mut lo, mut hi) = (0, ranges.len());
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        let r = ranges.get(mid)?;
-        let (start, end) = (r[0].load(SeqCst), r[1].load(SeqCst));
-        if sp < start {
-            hi = mid;
-        } else if sp >= end {
-            lo = mid + 1;
-        } else {
-            return Some(end);
-        }
-    }
-    None
 }
 
 #[cfg(test)]
