@@ -40,12 +40,7 @@ fn capture_at_depth(depth: usize, ranges: &StackRanges) -> CapturedStack {
     // SAFETY: [sp, sp + len) lies inside this thread's live stack mapping.
     let bytes = unsafe { std::slice::from_raw_parts(sp as *const u8, len) }.to_vec();
     CapturedStack {
-        regs: Regs {
-            ip,
-            sp,
-            bp,
-            ..Regs::default()
-        },
+        regs: Regs::new(ip, sp, bp),
         base: sp,
         bytes,
     }

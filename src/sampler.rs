@@ -129,18 +129,18 @@ impl Shared {
             Some(mut slot) => {
                 let time_ns = time::monotonic_ns();
                 let frames = slot.frames();
-                let (len, end) = match self.stacks.end_of_mapping(regs.sp) {
+                let (len, end) = match self.stacks.end_of_mapping(regs.sp()) {
                     Some(hi) => {
                         // SAFETY: [sp, hi) is the part of the writable mapping holding the
                         // interrupted stack pointer above it: this thread's own stack (or its
                         // alternate signal stack), which stays mapped while the thread is
                         // stopped here in its handler.
-                        let stack = unsafe { LiveStack::new(regs.sp, hi) };
+                        let stack = unsafe { LiveStack::new(regs.sp(), hi) };
                         fp::walk(regs, &stack, frames)
                     }
                     None => match frames.first_mut() {
                         Some(f) => {
-                            *f = regs.ip;
+                            *f = regs.ip();
                             (1, EndReason::NoStackBounds)
                         }
                         None => (0, EndReason::DepthLimit),

@@ -10,11 +10,11 @@ fuzz_target!(|data: &[u8]| {
     }
     let base = 0x7fff_0000_0000u64;
     let word = |i: usize| u64::from_le_bytes(data[i..i + 8].try_into().unwrap());
-    let regs = Regs { ip: word(0), sp: base + (word(8) % 4096), bp: base.wrapping_add(word(8) >> 16), ..Regs::default() };
+    let regs = Regs::new(word(0), base + (word(8) % 4096), base.wrapping_add(word(8) >> 16));
     let depth = 1 + data[16] as usize % 64;
     let stack = SliceStack { base, bytes: &data[17..] };
     let mut frames = [0u64; 64];
     let (n, _) = fp::walk(&regs, &stack, &mut frames[..depth]);
     assert!(n >= 1 && n <= depth);
-    assert_eq!(frames[0], regs.ip);
+    assert_eq!(frames[0], regs.ip());
 });

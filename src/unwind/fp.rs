@@ -34,11 +34,11 @@ pub fn walk<R: StackReader + ?Sized>(
     let Some(first) = frames.first_mut() else {
         return (0, EndReason::DepthLimit);
     };
-    *first = regs.ip;
+    *first = regs.ip();
     let mut n = 1;
-    let mut bp = regs.bp;
+    let mut bp = regs.bp();
     // Frames live at or above the interrupted stack pointer.
-    let mut floor = regs.sp;
+    let mut floor = regs.sp();
     loop {
         if bp == 0 {
             return (n, EndReason::Root);
@@ -79,12 +79,7 @@ mod tests {
     }
 
     fn regs(bp: u64) -> Regs {
-        Regs {
-            ip: 0x1000,
-            sp: BASE,
-            bp,
-            ..Regs::default()
-        }
+        Regs::new(0x1000, BASE, bp)
     }
 
     #[test]
@@ -166,14 +161,7 @@ mod tests {
         );
         // Saved rbp points to itself.
         assert_eq!(
-            walk(
-                &Regs {
-                    sp: BASE,
-                    ..regs(BASE)
-                },
-                &s,
-                &mut frames
-            )
+            walk(&regs(BASE), &s, &mut frames)
             .1,
             EndReason::BadFramePointer
         );

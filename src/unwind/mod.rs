@@ -10,26 +10,64 @@ pub mod fp;
 
 use serde::{Deserialize, Serialize};
 
-/// The registers an unwinder needs (x86_64: the instruction, stack and frame pointers, and the
-/// callee-saved registers that CFI rules may restore).
+/// x86_64 general registers and the instruction pointer, indexed by DWARF register number
+/// (0 `rax`, 1 `rdx`, 2 `rcx`, 3 `rbx`, 4 `rsi`, 5 `rdi`, 6 `rbp`, 7 `rsp`, 8-15 `r8`-`r15`,
+/// 16 the return address / `rip`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Regs {
-    /// Instruction pointer (`rip`).
-    pub ip: u64,
-    /// Stack pointer (`rsp`).
-    pub sp: u64,
-    /// Frame pointer (`rbp`).
-    pub bp: u64,
-    /// `rbx`.
-    pub bx: u64,
-    /// `r12`.
-    pub r12: u64,
-    /// `r13`.
-    pub r13: u64,
-    /// `r14`.
-    pub r14: u64,
-    /// `r15`.
-    pub r15: u64,
+    r: [u64; Regs::COUNT],
+}
+
+impl Regs {
+    /// Number of registers tracked.
+    pub const COUNT: usize = 17;
+    /// DWARF number of `rbp`.
+    pub const BP: u16 = 6;
+    /// DWARF number of `rsp`.
+    pub const SP: u16 = 7;
+    /// DWARF number of the return address column (`rip`).
+    pub const IP: u16 = 16;
+
+    /// Registers with only `rip`, `rsp` and `rbp` set (the rest zero).
+    pub fn new(ip: u64, sp: u64, bp: u64) -> Self {
+        let mut r = Regs::default();
+        r.set(Self::IP, ip);
+        r.set(Self::SP, sp);
+        r.set(Self::BP, bp);
+        r
+    }
+
+    /// All registers, by DWARF number.
+    pub fn from_array(r: [u64; Self::COUNT]) -> Self {
+        Regs { r }
+    }
+
+    /// Register `dwarf`, if tracked.
+    pub fn get(&self, dwarf: u16) -> Option<u64> {
+        self.r.get(dwarf as usize).copied()
+    }
+
+    /// Sets register `dwarf` (ignored if not tracked).
+    pub fn set(&mut self, dwarf: u16, value: u64) {
+        if let Some(r) = self.r.get_mut(dwarf as usize) {
+            *r = value;
+        }
+    }
+
+    /// The instruction pointer.
+    pub fn ip(&self) -> u64 {
+        self.r[Self::IP as usize]
+    }
+
+    /// The stack pointer.
+    pub fn sp(&self) -> u64 {
+        self.r[Self::SP as usize]
+    }
+
+    /// The frame pointer.
+    pub fn bp(&self) -> u64 {
+        self.r[Self::BP as usize]
+    }
 }
 
 /// Memory access for unwinders: an 8-byte read that fails instead of faulting.

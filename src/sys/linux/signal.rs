@@ -156,16 +156,26 @@ pub unsafe fn regs(uctx: *const c_void) -> Regs {
     // SAFETY: the caller passes the kernel's ucontext_t.
     let g = unsafe { &(*uctx.cast::<libc::ucontext_t>()).uc_mcontext.gregs };
     let r = |i: i32| g.get(i as usize).map_or(0, |&v| v as u64);
-    Regs {
-        ip: r(libc::REG_RIP),
-        sp: r(libc::REG_RSP),
-        bp: r(libc::REG_RBP),
-        bx: r(libc::REG_RBX),
-        r12: r(libc::REG_R12),
-        r13: r(libc::REG_R13),
-        r14: r(libc::REG_R14),
-        r15: r(libc::REG_R15),
-    }
+    use libc::*;
+    Regs::from_array([
+        r(REG_RAX),
+        r(REG_RDX),
+        r(REG_RCX),
+        r(REG_RBX),
+        r(REG_RSI),
+        r(REG_RDI),
+        r(REG_RBP),
+        r(REG_RSP),
+        r(REG_R8),
+        r(REG_R9),
+        r(REG_R10),
+        r(REG_R11),
+        r(REG_R12),
+        r(REG_R13),
+        r(REG_R14),
+        r(REG_R15),
+        r(REG_RIP),
+    ])
 }
 
 /// Saves `errno` on creation and restores it on drop, so a handler never clobbers the errno
