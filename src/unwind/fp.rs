@@ -161,8 +161,7 @@ mod tests {
         );
         // Saved rbp points to itself.
         assert_eq!(
-            walk(&regs(BASE), &s, &mut frames)
-            .1,
+            walk(&regs(BASE), &s, &mut frames).1,
             EndReason::BadFramePointer
         );
     }

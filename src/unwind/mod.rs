@@ -6,7 +6,13 @@
 //! address exactly; every later entry is a *lookup address*, the return address minus one, so
 //! that it falls inside the call instruction and symbolizes to the calling line.
 
+pub mod cfi;
 pub mod fp;
+pub mod rule;
+pub mod walk;
+
+pub use rule::RuleCache;
+pub use walk::{walk, CodeLookup, NoCode};
 
 use serde::{Deserialize, Serialize};
 
@@ -77,6 +83,13 @@ impl Regs {
 pub trait StackReader {
     /// The little-endian `u64` at `addr`, or `None` if `addr..addr + 8` is not readable.
     fn read_u64(&self, addr: u64) -> Option<u64>;
+
+    /// Called when unwinding crosses a signal frame to a stack pointer that may lie on another
+    /// stack (the handler ran on an alternate signal stack): a reader bounded to one stack may
+    /// move its bounds to the stack holding `sp`. The default does nothing.
+    fn switch_stack(&mut self, sp: u64) {
+        let _ = sp;
+    }
 }
 
 /// Stack bytes copied from address `base`; for tests and fuzzing.

@@ -1,0 +1,250 @@
+//! Compact unwind rules for the common frames, and a lock-free cache of them keyed by address,
+//! so that steady-state sampling does not re-run CFA programs.
+
+// On the signal path: no panics, so no unwrap, expect or unchecked indexing.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing
+    )
+)]
+
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use super::cfi::{CfaRule, Fde, RegRule, Row};
+use super::{Regs, StackReader};
+use crate::error::Result;
+use crate::sys::linux::mem::Region;
+
+/// How to unwind one frame, for the shapes nearly all compiled code has: the return address
+/// just below the CFA, the CFA at a fixed offset from `rsp` or `rbp`, and `rbp` either kept or
+/// saved at a fixed offset below the CFA. Offsets are in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// CFA = rsp + `cfa`; rbp unchanged.
+    Sp {
+        /// CFA offset from rsp.
+        cfa: u16,
+    },
+    /// CFA = rsp + `cfa`; rbp saved at CFA - `bp`.
+    SpSavedBp {
+        /// CFA offset from rsp.
+        cfa: u16,
+        /// Where rbp is saved, below the CFA.
+        bp: u16,
+    },
+    /// CFA = rbp + `cfa`; rbp saved at CFA - `bp`.
+    BpSavedBp {
+        /// CFA offset from rbp.
+        cfa: u16,
+        /// Where rbp is saved, below the CFA.
+        bp: u16,
+    },
+    /// The outermost frame.
+    Root,
+}
+
+impl Rule {
+    /// The compact form of `row`, if it has one (not for signal frames or expressions).
+    pub fn from_row(fde: &Fde<'_>, row: &Row) -> Option<Rule> {
+        let ra_reg = fde.cie.ra_register;
+        if fde.cie.signal_frame || ra_reg != Regs::IP {
+            return None;
+        }
+        match row.reg(ra_reg) {
+            RegRule::Undefined => return Some(Rule::Root),
+            RegRule::Offset(-8) => {}
+            _ => return None,
+        }
+        if row.reg(Regs::SP) != RegRule::SameValue {
+            return None;
+        }
+        let CfaRule::RegOffset { reg, offset } = row.cfa else {
+            return None;
+        };
+        let cfa = u16::try_from(offset).ok().filter(|&o| o <= MAX_OFFSET)?;
+        let bp = match row.reg(Regs::BP) {
+            RegRule::SameValue => None,
+            RegRule::Offset(o) if o < 0 => {
+                Some(u16::try_from(-o).ok().filter(|&o| o <= MAX_OFFSET)?)
+            }
+            _ => return None,
+        };
+        match (reg, bp) {
+            (Regs::SP, None) => Some(Rule::Sp { cfa }),
+            (Regs::SP, Some(bp)) => Some(Rule::SpSavedBp { cfa, bp }),
+            (Regs::BP, Some(bp)) => Some(Rule::BpSavedBp { cfa, bp }),
+            _ => None,
+        }
+    }
+
+    /// The caller's registers (only rip, rsp and rbp are recovered), or `None` for the root
+    /// or a failed read.
+    ///
+    /// # Signal safety
+    /// Async-signal-safe.
+    pub fn apply<M: StackReader + ?Sized>(self, regs: &Regs, mem: &M) -> Option<Regs> {
+        let (base, cfa_off, bp_off) = match self {
+            Rule::Sp { cfa } => (regs.sp(), cfa, None),
+            Rule::SpSavedBp { cfa, bp } => (regs.sp(), cfa, Some(bp)),
+            Rule::BpSavedBp { cfa, bp } => (regs.bp(), cfa, Some(bp)),
+            Rule::Root => return None,
+        };
+        let cfa = base.checked_add(cfa_off as u64)?;
+        let ra = mem.read_u64(cfa.checked_sub(8)?)?;
+        let bp = match bp_off {
+            Some(off) => mem.read_u64(cfa.checked_sub(off as u64)?)?,
+            None => regs.bp(),
+        };
+        let mut caller = *regs;
+        caller.set(Regs::IP, ra);
+        caller.set(Regs::SP, cfa);
+        caller.set(Regs::BP, bp);
+        Some(caller)
+    }
+
+    fn pack(self) -> u32 {
+        let (kind, a, b) = match self {
+            Rule::Sp { cfa } => (1, cfa, 0),
+            Rule::SpSavedBp { cfa, bp } => (2, cfa, bp),
+            Rule::BpSavedBp { cfa, bp } => (3, cfa, bp),
+            Rule::Root => (0, 0, 0),
+        };
+        kind << 30 | (a as u32) << 15 | b as u32
+    }
+
+    fn unpack(v: u32) -> Rule {
+        let (a, b) = (((v >> 15) & 0x7fff) as u16, (v & 0x7fff) as u16);
+        match v >> 30 {
+            1 => Rule::Sp { cfa: a },
+            2 => Rule::SpSavedBp { cfa: a, bp: b },
+            3 => Rule::BpSavedBp { cfa: a, bp: b },
+            _ => Rule::Root,
+        }
+    }
+}
+
+/// Largest offset a compact rule holds.
+const MAX_OFFSET: u16 = 0x7fff;
+
+/// A direct-mapped cache from lookup address to [`Rule`], shared by all handlers.
+///
+/// Each entry is one `u64`: a 32-bit tag from a hash of the address and the packed rule, so a
+/// concurrent writer can never produce a torn entry. Two addresses share an entry's tag only if
+/// their 64-bit multiplicative hashes agree in 43 bits.
+pub struct RuleCache {
+    entries: Region<AtomicU64>,
+    shift: u32,
+}
+
+impl RuleCache {
+    /// A cache of `2^bits` entries (`bits` from 4 to 24).
+    pub fn new(bits: u32) -> Result<Self> {
+        let bits = bits.clamp(4, 24);
+        Ok(RuleCache {
+            entries: Region::new(1 << bits)?,
+            shift: 64 - bits,
+        })
+    }
+
+    fn slot(&self, avma: u64) -> (usize, u64) {
+        let h = avma.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let tag = ((h >> 20) as u32 | 1) as u64;
+        ((h >> self.shift) as usize, tag)
+    }
+
+    /// The cached rule for `avma`.
+    ///
+    /// # Signal safety
+    /// Async-signal-safe: one atomic load.
+    pub fn get(&self, avma: u64) -> Option<Rule> {
+        let (i, tag) = self.slot(avma);
+        let v = self.entries.get(i)?.load(Relaxed);
+        (v >> 32 == tag).then(|| Rule::unpack(v as u32))
+    }
+
+    /// Caches `rule` for `avma`.
+    ///
+    /// # Signal safety
+    /// Async-signal-safe: one atomic store.
+    pub fn insert(&self, avma: u64, rule: Rule) {
+        let (i, tag) = self.slot(avma);
+        if let Some(e) = self.entries.get(i) {
+            e.store(tag << 32 | rule.pack() as u64, Relaxed);
+        }
+    }
+
+    /// Empties the cache (when modules change, cached addresses may mean other code).
+    pub fn clear(&self) {
+        for e in self.entries.iter() {
+            e.store(0, Relaxed);
+        }
+    }
+
+    /// Bytes mapped for the cache.
+    pub fn mapped_bytes(&self) -> usize {
+        self.entries.mapped_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_pack_and_cache() {
+        let rules = [
+            Rule::Sp { cfa: 8 },
+            Rule::SpSavedBp {
+                cfa: 0x7fff,
+                bp: 16,
+            },
+            Rule::BpSavedBp { cfa: 16, bp: 16 },
+            Rule::Root,
+        ];
+        let cache = RuleCache::new(8).unwrap();
+        for (i, r) in rules.iter().enumerate() {
+            assert_eq!(Rule::unpack(r.pack()), *r);
+            cache.insert(0x5555_0000 + i as u64, *r);
+        }
+        for (i, r) in rules.iter().enumerate() {
+            assert_eq!(cache.get(0x5555_0000 + i as u64), Some(*r));
+        }
+        assert_eq!(cache.get(0x1234), None);
+        cache.clear();
+        assert_eq!(cache.get(0x5555_0000), None);
+    }
+
+    #[test]
+    fn applying_rules() {
+        use crate::unwind::SliceStack;
+        let base = 0x7000u64;
+        let words: std::vec::Vec<u8> = [0xb0u64, 0x4242, 0x60, 0x4343]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
+        let mem = SliceStack {
+            base,
+            bytes: &words,
+        };
+        let regs = Regs::new(0x1000, base, base + 16);
+        // CFA = rsp + 16: return address at rsp + 8.
+        let r = Rule::Sp { cfa: 16 }.apply(&regs, &mem).unwrap();
+        assert_eq!((r.ip(), r.sp(), r.bp()), (0x4242, base + 16, base + 16));
+        // CFA = rsp + 16, rbp saved at CFA - 16.
+        let r = Rule::SpSavedBp { cfa: 16, bp: 16 }
+            .apply(&regs, &mem)
+            .unwrap();
+        assert_eq!((r.ip(), r.bp()), (0x4242, 0xb0));
+        // CFA = rbp + 16.
+        let r = Rule::BpSavedBp { cfa: 16, bp: 16 }
+            .apply(&regs, &mem)
+            .unwrap();
+        assert_eq!((r.ip(), r.sp(), r.bp()), (0x4343, base + 32, 0x60));
+        assert_eq!(Rule::Root.apply(&regs, &mem), None);
+        assert_eq!(Rule::Sp { cfa: 0x7000 }.apply(&regs, &mem), None);
+    }
+}

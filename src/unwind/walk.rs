@@ -1,0 +1,157 @@
+//! The hybrid walker: CFI where an FDE covers the address, frame pointers where none does.
+
+// On the signal path: no panics, so no unwrap, expect or unchecked indexing.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing
+    )
+)]
+
+use super::cfi::{self, CfiError, ModuleSections, Step};
+use super::rule::{Rule, RuleCache};
+use super::{EndReason, Regs, StackReader};
+
+/// Where the unwind sections for an address are.
+pub trait CodeLookup {
+    /// The sections of the module containing `avma`, or `None` if no known module does.
+    ///
+    /// # Signal safety
+    /// Implementations used by the sampler are async-signal-safe.
+    fn sections(&self, avma: u64) -> Option<ModuleSections<'_>>;
+}
+
+/// No modules: every frame falls back to frame pointers.
+pub struct NoCode;
+
+impl CodeLookup for NoCode {
+    fn sections(&self, _: u64) -> Option<ModuleSections<'_>> {
+        None
+    }
+}
+
+/// Unwinds from `regs` into `frames` (see [`crate::unwind`] for the address convention):
+/// CFI where an FDE covers the address, frame pointers where none does, rules from `cache`
+/// when present. Returns the number of frames and how the walk ended.
+///
+/// # Signal safety
+/// Async-signal-safe if `stack` and `code` are: no allocation, no locks, no panics, at most
+/// `frames.len()` steps.
+pub fn walk<S, C>(
+    regs: &Regs,
+    stack: &mut S,
+    code: &C,
+    cache: Option<&RuleCache>,
+    frames: &mut [u64],
+) -> (usize, EndReason)
+where
+    S: StackReader + ?Sized,
+    C: CodeLookup + ?Sized,
+{
+    let Some(first) = frames.first_mut() else {
+        return (0, EndReason::DepthLimit);
+    };
+    *first = regs.ip();
+    let mut n = 1;
+    let mut regs = *regs;
+    let mut lookup = regs.ip();
+    let mut crossed_signal_frame = false;
+    loop {
+        let (caller, signal_frame) = match step(&regs, lookup, stack, code, cache) {
+            Ok(Step::Caller { regs, signal_frame }) => (regs, signal_frame),
+            Ok(Step::Root) => return (n, EndReason::Root),
+            Err(end) => return (n, end),
+        };
+        let ip = caller.ip();
+        if ip == 0 {
+            return (n, EndReason::Root);
+        }
+        // Stacks grow down: the caller's frame is above, except across a signal frame, where
+        // the handler may have run on an alternate stack.
+        if caller.sp() <= regs.sp() && !signal_frame {
+            return (n, EndReason::BadUnwindInfo);
+        }
+        if signal_frame || crossed_signal_frame {
+            stack.switch_stack(caller.sp());
+        }
+        let Some(slot) = frames.get_mut(n) else {
+            return (n, EndReason::DepthLimit);
+        };
+        // After a signal frame the caller was interrupted, not calling: its address is exact.
+        lookup = if signal_frame { ip } else { ip - 1 };
+        *slot = lookup;
+        n += 1;
+        crossed_signal_frame = signal_frame;
+        regs = caller;
+    }
+}
+
+/// Unwinds one frame whose code is at `lookup`.
+fn step<S, C>(
+    regs: &Regs,
+    lookup: u64,
+    stack: &S,
+    code: &C,
+    cache: Option<&RuleCache>,
+) -> Result<Step, EndReason>
+where
+    S: StackReader + ?Sized,
+    C: CodeLookup + ?Sized,
+{
+    if let Some(rule) = cache.and_then(|c| c.get(lookup)) {
+        return match rule {
+            Rule::Root => Ok(Step::Root),
+            rule => rule
+                .apply(regs, stack)
+                .map(|regs| Step::Caller {
+                    regs,
+                    signal_frame: false,
+                })
+                .ok_or(EndReason::OutOfBounds),
+        };
+    }
+    let Some(sections) = code.sections(lookup) else {
+        return frame_pointer_step(regs, stack);
+    };
+    let cfi_error = |e: CfiError| match e {
+        CfiError::BadRead => EndReason::OutOfBounds,
+        _ => EndReason::BadUnwindInfo,
+    };
+    let Some(fde) = cfi::find_fde(&sections, lookup).map_err(cfi_error)? else {
+        return frame_pointer_step(regs, stack);
+    };
+    let eh_frame = sections.eh_frame.ok_or(EndReason::BadUnwindInfo)?;
+    let row = cfi::program::row_at(eh_frame, &fde, lookup).map_err(cfi_error)?;
+    if let (Some(cache), Some(rule)) = (cache, Rule::from_row(&fde, &row)) {
+        cache.insert(lookup, rule);
+    }
+    cfi::apply_row(eh_frame, &fde, &row, regs, stack).map_err(cfi_error)
+}
+
+/// One frame-pointer step, for code without unwind information.
+fn frame_pointer_step<S: StackReader + ?Sized>(regs: &Regs, stack: &S) -> Result<Step, EndReason> {
+    let bp = regs.bp();
+    if bp == 0 {
+        return Ok(Step::Root);
+    }
+    if bp % 8 != 0 || bp < regs.sp() {
+        return Err(EndReason::NoUnwindInfo);
+    }
+    let (Some(next_bp), Some(ra)) = (
+        stack.read_u64(bp),
+        bp.checked_add(8).and_then(|a| stack.read_u64(a)),
+    ) else {
+        return Err(EndReason::OutOfBounds);
+    };
+    let mut caller = *regs;
+    caller.set(Regs::IP, ra);
+    caller.set(Regs::SP, bp + 16);
+    caller.set(Regs::BP, next_bp);
+    Ok(Step::Caller {
+        regs: caller,
+        signal_frame: false,
+    })
+}
