@@ -32,6 +32,7 @@
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
 compile_error!("vignette supports Linux x86_64 only, for now");
 
+mod code_map;
 mod collector;
 mod error;
 pub mod modules;
@@ -49,7 +50,7 @@ pub use profile::{Capture, Clock, Lost};
 #[cfg(feature = "std")]
 pub use profile::{Frame, Module, Profile, Sample, StackNode, Thread};
 pub use profiler::{Builder, Profiler, Target};
-pub use unwind::EndReason;
+pub use unwind::{EndReason, Unwinder};
 
 /// The README's examples compile (`cargo test` runs them as doctests).
 #[cfg(doctest)]

@@ -207,14 +207,8 @@ impl ModuleMap {
                 rec.eh_frame_hdr = o.bias.wrapping_add(ph.p_vaddr);
             }
         }
-        // The main executable has an empty loader name; its path is /proc/self/exe.
-        let mut exe = [0u8; 1024];
-        let path: &[u8] = if o.name.is_empty() {
-            let n = fs::readlink(c"/proc/self/exe", &mut exe).unwrap_or(0);
-            &exe[..n]
-        } else {
-            o.name
-        };
+        let mut buf = [0u8; 1024];
+        let path = object_path(o, &mut buf);
         rec.path = self.intern_str(path);
         let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
         rec.name = self.intern_str(name);
@@ -302,13 +296,21 @@ pub fn guid_order(mut id: [u8; 16]) -> [u8; 16] {
     id
 }
 
-/// Breakpad's fallback identifier, read from the ELF file on disk: the first 4096 bytes of
-/// `.text` XORed in 16-byte blocks (only the section's own bytes, as Mozilla's dump_syms does;
-/// C++ Breakpad may read past the end of a shorter section).
-fn text_hash(path: &[u8]) -> Option<[u8; 16]> {
-    let mut p = PathBuf::<1100>::new();
-    p.push(path);
-    let fd = Fd::open(p.as_cstr()?, 0)?;
+/// A section of an ELF file on disk, found through its section headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileSection {
+    /// Its address in the file's address space (`sh_addr`).
+    pub addr: u64,
+    /// Its offset in the file.
+    pub offset: u64,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// Finds section `name` (e.g. `b".text"`) in the 64-bit ELF file at `path`. Reads the file
+/// with raw system calls into stack buffers; never allocates.
+pub fn file_section(path: &[u8], name: &[u8]) -> Option<FileSection> {
+    let fd = open_path(path)?;
     let mut eh = [0u8; 64];
     if fd.read_at(&mut eh, 0)? != 64 || &eh[..4] != b"\x7fELF" || eh[4] != 2 {
         return None;
@@ -321,7 +323,7 @@ fn text_hash(path: &[u8]) -> Option<[u8; 16]> {
         u16_at(&eh, 0x3c),
         u16_at(&eh, 0x3e),
     );
-    if shentsize != 64 || shnum == 0 || shstrndx >= shnum {
+    if shentsize != 64 || shnum == 0 || shstrndx >= shnum || name.len() >= 32 {
         return None;
     }
     let read_shdr = |i: u64| {
@@ -336,24 +338,52 @@ fn text_hash(path: &[u8]) -> Option<[u8; 16]> {
         if name_off >= str_size {
             continue;
         }
-        let mut name = [0u8; 6];
-        fd.read_at(&mut name, str_off + name_off)?;
-        if &name != b".text\0" {
-            continue;
+        let mut found = [0u8; 32];
+        let want = &mut found[..name.len() + 1];
+        fd.read_at(want, str_off + name_off)?;
+        if &want[..name.len()] == name && want[name.len()] == 0 {
+            return Some(FileSection {
+                addr: u64_at(&sh, 0x10),
+                offset: u64_at(&sh, 0x18),
+                size: u64_at(&sh, 0x20),
+            });
         }
-        let (off, size) = (u64_at(&sh, 0x18), u64_at(&sh, 0x20));
-        let mut page = [0u8; 4096];
-        let want = size.min(4096) as usize;
-        let got = fd.read_at(&mut page[..want], off)?;
-        let mut id = [0u8; 16];
-        for block in page[..got].chunks(16) {
-            for (a, b) in id.iter_mut().zip(block) {
-                *a ^= b;
-            }
-        }
-        return Some(id);
     }
     None
+}
+
+fn open_path(path: &[u8]) -> Option<Fd> {
+    let mut p = PathBuf::<1100>::new();
+    p.push(path);
+    Fd::open(p.as_cstr()?, 0)
+}
+
+/// Breakpad's fallback identifier, read from the ELF file on disk: the first 4096 bytes of
+/// `.text` XORed in 16-byte blocks (only the section's own bytes, as Mozilla's dump_syms does;
+/// C++ Breakpad may read past the end of a shorter section).
+fn text_hash(path: &[u8]) -> Option<[u8; 16]> {
+    let text = file_section(path, b".text")?;
+    let mut page = [0u8; 4096];
+    let want = text.size.min(4096) as usize;
+    let got = open_path(path)?.read_at(&mut page[..want], text.offset)?;
+    let mut id = [0u8; 16];
+    for block in page[..got].chunks(16) {
+        for (a, b) in id.iter_mut().zip(block) {
+            *a ^= b;
+        }
+    }
+    Some(id)
+}
+
+/// The path of a loaded object: the loader's name, or `/proc/self/exe`'s target for the main
+/// executable (whose loader name is empty). `buf` holds the latter.
+pub fn object_path<'a>(o: &'a LoadedObject<'_>, buf: &'a mut [u8]) -> &'a [u8] {
+    if o.name.is_empty() {
+        let n = fs::readlink(c"/proc/self/exe", buf).unwrap_or(0);
+        &buf[..n]
+    } else {
+        o.name
+    }
 }
 
 #[cfg(test)]
@@ -455,5 +485,8 @@ mod tests {
         let id = text_hash(exe.as_os_str().as_encoded_bytes()).expect(".text found");
         assert_ne!(id, [0; 16]);
         assert!(text_hash(b"/proc/self/status").is_none());
+        let eh = file_section(exe.as_os_str().as_encoded_bytes(), b".eh_frame").unwrap();
+        assert!(eh.size > 0 && eh.addr > 0);
+        assert!(file_section(exe.as_os_str().as_encoded_bytes(), b".no_such").is_none());
     }
 }

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::profile::{Capture, Clock};
 use crate::sampler::{self, Job, Running, Shared, Token};
 use crate::sys::linux::mem::MapBox;
+use crate::unwind::Unwinder;
 use crate::sys::linux::{signal, threads, time};
 use core::sync::atomic::Ordering::{Release, SeqCst};
 
@@ -22,6 +23,7 @@ pub struct Builder {
     max_threads: usize,
     max_modules: usize,
     signal: i32,
+    unwinder: Unwinder,
 }
 
 impl Default for Builder {
@@ -36,6 +38,7 @@ impl Default for Builder {
             max_threads: 1024,
             max_modules: 512,
             signal: libc::SIGPROF,
+            unwinder: Unwinder::Cfi,
         }
     }
 }
@@ -91,6 +94,13 @@ impl Builder {
         self
     }
 
+    /// How stacks are walked (default [`Unwinder::Cfi`]: `.eh_frame` with frame pointers as
+    /// fallback).
+    pub fn unwinder(mut self, unwinder: Unwinder) -> Self {
+        self.unwinder = unwinder;
+        self
+    }
+
     /// Preallocates every buffer and installs the signal handler. Fails, never panics, if a
     /// setting is out of range, memory cannot be mapped, another profiler exists, or a foreign
     /// handler owns the signal.
@@ -128,9 +138,11 @@ impl Builder {
         )?;
         let shared = MapBox::new(Shared::new(
             self.signal,
+            self.unwinder,
             self.ring_capacity,
             self.max_frames,
             self.max_threads,
+            self.max_modules,
         )?)?;
         let collector = Collector::new(Capacities {
             samples: self.sample_capacity,
@@ -281,6 +293,7 @@ impl Profiler {
         let c = &mut self.job.as_deref_mut().ok_or(Error::Running)?.collector;
         c.scan_threads(-1, |_| 0);
         shared.stacks.refresh();
+        shared.refresh_code();
         let send = |c: &mut Collector, i: usize, tid: i32| {
             let Some(ack) = shared.acks.get(i) else {
                 return;

@@ -34,9 +34,11 @@ use crate::profile::Clock;
 use crate::ring::{SampleMeta, SampleRing};
 use crate::stacks::StackRanges;
 use crate::sys::linux::mem::{MapBox, Region};
+use crate::sys::linux::handler_stack::HandlerStacks;
 use crate::sys::linux::stack::LiveStack;
 use crate::sys::linux::{signal, spawn, threads, time};
-use crate::unwind::{fp, EndReason, Regs};
+use crate::code_map::CodeMap;
+use crate::unwind::{fp, walk, EndReason, NoCode, Regs, RuleCache, Unwinder};
 
 /// The profiler whose handler state is live, or null.
 static ACTIVE: AtomicPtr<Shared> = AtomicPtr::new(core::ptr::null_mut());
@@ -75,6 +77,10 @@ pub(crate) struct Shared {
     pub generation: AtomicU32,
     pub ring: SampleRing,
     pub stacks: StackRanges,
+    pub code: CodeMap,
+    pub rules: RuleCache,
+    pub unwinder: Unwinder,
+    pub handler_stacks: HandlerStacks,
     /// Per tracked thread: 0 when its last signal was answered, else the tick it was sent at.
     pub acks: Region<AtomicU32>,
     /// Samples dropped because the ring was full.
@@ -86,15 +92,21 @@ pub(crate) struct Shared {
 impl Shared {
     pub fn new(
         signal: i32,
+        unwinder: Unwinder,
         ring_slots: usize,
         max_frames: usize,
         max_threads: usize,
+        max_modules: usize,
     ) -> Result<Self> {
         Ok(Shared {
             signal,
             generation: AtomicU32::new(0),
             ring: SampleRing::new(ring_slots, max_frames)?,
             stacks: StackRanges::new(8192)?,
+            code: CodeMap::new(max_modules)?,
+            rules: RuleCache::new(14)?,
+            unwinder,
+            handler_stacks: HandlerStacks::new(16)?,
             acks: Region::new(max_threads)?,
             ring_full: AtomicU64::new(0),
             stop: AtomicBool::new(false),
@@ -102,7 +114,20 @@ impl Shared {
     }
 
     pub fn mapped_bytes(&self) -> usize {
-        self.ring.mapped_bytes() + self.stacks.mapped_bytes() + self.acks.mapped_bytes()
+        self.ring.mapped_bytes()
+            + self.stacks.mapped_bytes()
+            + self.code.mapped_bytes()
+            + self.rules.mapped_bytes()
+            + self.handler_stacks.mapped_bytes()
+            + self.acks.mapped_bytes()
+    }
+
+    /// Re-reads the module list if it changed; cached rules are dropped then, since their
+    /// addresses may now hold other code.
+    pub fn refresh_code(&self) {
+        if self.code.refresh() {
+            self.rules.clear();
+        }
     }
 
     /// Starts a new generation (late signals of the old one are then ignored).
@@ -110,6 +135,36 @@ impl Shared {
         let g = self.generation.load(SeqCst).wrapping_add(1);
         self.generation.store(g, SeqCst);
         g
+    }
+
+    /// Walks the interrupted thread's stack into `frames`.
+    ///
+    /// # Signal safety
+    /// Async-signal-safe: pins the stack and code snapshots, then walks with bounds-checked
+    /// reads.
+    fn unwind(&self, regs: &Regs, frames: &mut [u64]) -> (usize, EndReason) {
+        let walked = self.stacks.read(|ranges| {
+            // SAFETY: `ranges` is the current snapshot of writable mappings, `regs` are this
+            // thread's interrupted registers, and the reader lives only inside this handler.
+            let mut stack = unsafe { LiveStack::new(ranges, regs.sp()) }?;
+            Some(match self.unwinder {
+                Unwinder::FramePointers => fp::walk(regs, &stack, frames),
+                Unwinder::Cfi => match self.code.read(|code| walk(regs, &mut stack, code, Some(&self.rules), frames)) {
+                    Some(walked) => walked,
+                    None => walk(regs, &mut stack, &NoCode, None, frames),
+                },
+            })
+        });
+        match walked.flatten() {
+            Some(walked) => walked,
+            None => match frames.first_mut() {
+                Some(f) => {
+                    *f = regs.ip();
+                    (1, EndReason::NoStackBounds)
+                }
+                None => (0, EndReason::DepthLimit),
+            },
+        }
     }
 
     /// Records one sample of the interrupted thread.
@@ -128,24 +183,16 @@ impl Shared {
             }
             Some(mut slot) => {
                 let time_ns = time::monotonic_ns();
+                let mut walked = (0, EndReason::NoStackBounds);
                 let frames = slot.frames();
-                let (len, end) = match self.stacks.end_of_mapping(regs.sp()) {
-                    Some(hi) => {
-                        // SAFETY: [sp, hi) is the part of the writable mapping holding the
-                        // interrupted stack pointer above it: this thread's own stack (or its
-                        // alternate signal stack), which stays mapped while the thread is
-                        // stopped here in its handler.
-                        let stack = unsafe { LiveStack::new(regs.sp(), hi) };
-                        fp::walk(regs, &stack, frames)
+                if !self.handler_stacks.run(&mut || walked = self.unwind(regs, frames)) {
+                    // Every handler stack is busy: keep the interrupted address only.
+                    if let Some(f) = frames.first_mut() {
+                        *f = regs.ip();
+                        walked = (1, EndReason::NoStackBounds);
                     }
-                    None => match frames.first_mut() {
-                        Some(f) => {
-                            *f = regs.ip();
-                            (1, EndReason::NoStackBounds)
-                        }
-                        None => (0, EndReason::DepthLimit),
-                    },
-                };
+                }
+                let (len, end) = walked;
                 slot.publish(SampleMeta {
                     time_ns,
                     tid: threads::gettid(),
@@ -334,6 +381,7 @@ fn run(job: &mut Job, shared: &Shared) {
     c.scan_threads(me, |tid| time::thread_cpu_ns(tid).unwrap_or(0));
     c.reset_cpu_marks();
     shared.stacks.refresh();
+    shared.refresh_code();
     let timeout_ticks = (ANSWER_TIMEOUT_NS / interval).max(2) as u32;
     let mut tick = 0u32;
     let mut now = time::monotonic_ns();
@@ -346,6 +394,7 @@ fn run(job: &mut Job, shared: &Shared) {
             if c.scan_threads(me, |_| 0) {
                 shared.stacks.refresh();
             }
+            shared.refresh_code();
             next_scan = now + 10_000_000;
         }
         if now >= next_modules {

@@ -48,15 +48,17 @@ impl StackRanges {
         })
     }
 
-    /// The end of the writable mapping that contains `sp`, if the snapshot has one.
+    /// Runs `read` over the current snapshot (sorted `[start, end)` ranges).
     ///
     /// # Signal safety
-    /// Async-signal-safe: see [`Snapshot::read`]; then a binary search.
-    pub fn end_of_mapping(&self, sp: u64) -> Option<u64> {
-        self.ranges.read(|ranges| {
-            let i = ranges.partition_point(|r| r[1] <= sp);
-            ranges.get(i).filter(|r| r[0] <= sp).map(|r| r[1])
-        })?
+    /// Async-signal-safe: see [`Snapshot::read`].
+    pub fn read<R>(&self, read: impl FnOnce(&[[u64; 2]]) -> R) -> Option<R> {
+        self.ranges.read(read)
+    }
+
+    /// The end of the writable mapping that contains `addr`, if the snapshot has one.
+    pub fn end_of_mapping(&self, addr: u64) -> Option<u64> {
+        self.read(|r| crate::sys::linux::stack::mapping_of(r, addr).map(|m| m[1]))?
     }
 
     /// Memory mapped for the snapshots.

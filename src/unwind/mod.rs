@@ -76,6 +76,16 @@ impl Regs {
     }
 }
 
+/// How the signal handler walks stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Unwinder {
+    /// `.eh_frame` CFI where it covers the code, frame pointers where it does not (default).
+    #[default]
+    Cfi,
+    /// Frame pointers only: fast, but complete only for code built with frame pointers.
+    FramePointers,
+}
+
 /// Memory access for unwinders: an 8-byte read that fails instead of faulting.
 ///
 /// # Signal safety

@@ -5,6 +5,7 @@
 
 pub mod dl;
 pub mod fs;
+pub mod handler_stack;
 pub mod maps;
 pub mod mem;
 pub mod signal;

@@ -1,0 +1,142 @@
+//! Stacks of vignette's own for the signal handler.
+//!
+//! A handler runs on the interrupted thread's stack, or on its alternate signal stack, which
+//! may be a few kilobytes (Rust installs one of `SIGSTKSZ` on every thread). Walking CFI needs
+//! more than that in unoptimised builds, so the handler moves onto one of a small pool of
+//! preallocated stacks, each with a guard page below it, claimed with a compare-and-swap.
+
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use super::mem::Region;
+use crate::error::{Error, Result};
+
+/// Bytes of each handler stack (not counting its guard page).
+pub const STACK_SIZE: usize = 128 * 1024;
+const PAGE: usize = 4096;
+
+/// A pool of handler stacks.
+pub struct HandlerStacks {
+    base: u64,
+    count: usize,
+    busy: Region<AtomicBool>,
+}
+
+impl HandlerStacks {
+    /// Maps `count` stacks with a guard page under each.
+    pub fn new(count: usize) -> Result<Self> {
+        let stride = STACK_SIZE + PAGE;
+        let bytes = count.checked_mul(stride).ok_or(Error::OutOfMemory)?.max(PAGE);
+        // SAFETY: a fresh anonymous mapping touches no existing memory.
+        let base = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(Error::OutOfMemory);
+        }
+        for i in 0..count {
+            // SAFETY: the guard page lies inside the mapping just made.
+            unsafe { libc::mprotect(base.cast::<u8>().add(i * stride).cast(), PAGE, libc::PROT_NONE) };
+        }
+        Ok(HandlerStacks { base: base as u64, count, busy: Region::new(count)? })
+    }
+
+    /// Runs `f` on a free handler stack, or returns `false` if every stack is in use.
+    ///
+    /// # Signal safety
+    /// Async-signal-safe and lock-free: at most `count` compare-and-swaps, then a stack switch.
+    pub fn run(&self, f: &mut dyn FnMut()) -> bool {
+        for (i, busy) in self.busy.iter().enumerate() {
+            if busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                let top = self.base + ((i + 1) * (STACK_SIZE + PAGE)) as u64;
+                let mut f = f;
+                // SAFETY: stack i is ours until we release it below; its top is page-aligned
+                // (so 16-byte aligned) and a guard page lies below it.
+                unsafe { run_on_stack(top, trampoline, (&mut f) as *mut &mut dyn FnMut() as *mut c_void) };
+                busy.store(false, Ordering::Release);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Bytes mapped for the stacks (touched only as used).
+    pub fn mapped_bytes(&self) -> usize {
+        self.count * (STACK_SIZE + PAGE) + self.busy.mapped_bytes()
+    }
+}
+
+impl Drop for HandlerStacks {
+    fn drop(&mut self) {
+        let bytes = (self.count * (STACK_SIZE + PAGE)).max(PAGE);
+        // SAFETY: unmaps exactly the mapping made in `new`, which nothing uses any more (the
+        // profiler drops this only after no handler can run).
+        unsafe { libc::munmap(self.base as usize as *mut c_void, bytes) };
+    }
+}
+
+extern "C" fn trampoline(arg: *mut c_void) {
+    // SAFETY: `run` passes a pointer to a live `&mut dyn FnMut()`.
+    let f = unsafe { &mut *(arg as *mut &mut dyn FnMut()) };
+    f();
+}
+
+/// Calls `f(arg)` with the stack pointer set to `top`, then restores it.
+///
+/// # Safety
+/// `top` must be 16-byte aligned, the memory below it must be a stack that nobody else uses
+/// and that is large enough for `f`, and `f` must not unwind.
+unsafe fn run_on_stack(top: u64, f: extern "C" fn(*mut c_void), arg: *mut c_void) {
+    // SAFETY: the caller's contract; r12 is callee-saved, so it survives the call and brings
+    // back the original stack pointer; all caller-saved registers are declared clobbered.
+    unsafe {
+        core::arch::asm!(
+            "mov r12, rsp",
+            "mov rsp, {top}",
+            "call {f}",
+            "mov rsp, r12",
+            top = in(reg) top,
+            f = in(reg) f,
+            in("rdi") arg,
+            out("r12") _,
+            clobber_abi("C"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[inline(never)]
+    fn deep(n: u32) -> u64 {
+        let pad = core::hint::black_box([n as u64; 64]);
+        if n == 0 {
+            return pad[3];
+        }
+        pad[5] + deep(n - 1)
+    }
+
+    #[test]
+    fn runs_code_on_its_own_stacks() {
+        let stacks = HandlerStacks::new(2).unwrap();
+        let mut sp_seen = 0u64;
+        let mut result = 0;
+        assert!(stacks.run(&mut || {
+            let local = 0u8;
+            sp_seen = &local as *const u8 as u64;
+            result = deep(100); // ~60 KiB of stack
+            // A nested run takes the other stack.
+            assert!(stacks.run(&mut || {}));
+        }));
+        assert!(sp_seen > stacks.base && sp_seen < stacks.base + stacks.mapped_bytes() as u64);
+        assert_eq!(result, (1..=100).sum::<u64>());
+    }
+}
