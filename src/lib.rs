@@ -32,7 +32,7 @@
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
 compile_error!("vignette supports Linux x86_64 only, for now");
 
-mod code_map;
+pub mod code_map;
 mod collector;
 mod error;
 pub mod modules;

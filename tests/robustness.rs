@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{has_chain, profiler_lock, stack_names, workload};
-use vignette::{Clock, EndReason, Error, Profiler};
+use vignette::{Clock, EndReason, Error, Profiler, Unwinder};
 
 /// Aborts the process if the test has not finished in time: a deadlock fails loudly.
 fn watchdog(secs: u64) -> Arc<AtomicBool> {
@@ -266,9 +266,11 @@ fn corrupted_frame_pointers_end_the_stack_not_the_process() {
         !7,                            // the top of the address space
         0x1000,                        // the zero page
     ];
+    // The frame-pointer walker follows rbp; the CFI walker has its own stack tests.
     let mut profiler = Profiler::builder()
         .frequency(2000)
         .clock(Clock::Cpu)
+        .unwinder(Unwinder::FramePointers)
         .build()
         .unwrap();
     profiler.start().unwrap();
