@@ -4,6 +4,11 @@
 //! its address range, its `.eh_frame_hdr` (from `PT_GNU_EH_FRAME`) and `.eh_frame` (from the
 //! header, or from the file's section headers when there is no header), each with the length
 //! that stays inside the readable `PT_LOAD` segment holding it. The handler reads only there.
+//!
+//! The table is refreshed when the loader reports a change (checked every 10 ms while
+//! sampling). A library unloaded with `dlclose` in the moment before that is the one case
+//! where a handler could read unmapped section memory: only if a sampled stack still held an
+//! address inside the library, which after `dlclose` would be a bug in the application.
 
 use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
@@ -45,9 +50,16 @@ fn readable_segment(o: &LoadedObject<'_>, avma: u64) -> Option<(u64, u64)> {
 fn entry(o: &LoadedObject<'_>) -> Option<CodeEntry> {
     let loads = o.phdrs.iter().filter(|p| p.p_type == libc::PT_LOAD);
     let start = o.bias.wrapping_add(loads.clone().map(|p| p.p_vaddr).min()?);
-    let end = o.bias.wrapping_add(loads.map(|p| p.p_vaddr.saturating_add(p.p_memsz)).max()?);
+    let end = o
+        .bias
+        .wrapping_add(loads.map(|p| p.p_vaddr.saturating_add(p.p_memsz)).max()?);
     let within = |avma: u64| readable_segment(o, avma).map(|(_, seg_end)| [avma, seg_end - avma]);
-    let mut e = CodeEntry { start, end, hdr: [0; 2], eh_frame: [0; 2] };
+    let mut e = CodeEntry {
+        start,
+        end,
+        hdr: [0; 2],
+        eh_frame: [0; 2],
+    };
     if let Some(ph) = o.phdrs.iter().find(|p| p.p_type == libc::PT_GNU_EH_FRAME) {
         let avma = o.bias.wrapping_add(ph.p_vaddr);
         if let Some(hdr) = within(avma) {
@@ -85,7 +97,10 @@ impl CodeMap {
     pub fn refresh(&self) -> bool {
         let mut counts = (0, 0);
         dl::for_each_object(|o| counts = o.adds_subs);
-        let known = (self.adds_subs[0].load(SeqCst), self.adds_subs[1].load(SeqCst));
+        let known = (
+            self.adds_subs[0].load(SeqCst),
+            self.adds_subs[1].load(SeqCst),
+        );
         if counts == known && counts != (0, 0) {
             return false;
         }
@@ -133,13 +148,20 @@ impl CodeLookup for CodeTable<'_> {
         let i = self.entries.partition_point(|e| e.end <= avma);
         let e = self.entries.get(i).filter(|e| e.start <= avma)?;
         let section = |[at, len]: [u64; 2]| {
+            if len == 0 {
+                return None;
+            }
             // SAFETY: [at, at + len) lies inside a readable, file-backed PT_LOAD segment of a
             // module that was loaded when this (current, pinned) table was published; sections
             // are never written. (A module unloaded since the last refresh is the one case not
-            // covered: see the module docs of `sampler`.)
-            (len > 0).then(|| Section { data: unsafe { mapped_slice(at, len) }, avma: at })
+            // covered: see the module docs.)
+            let data = unsafe { mapped_slice(at, len) };
+            Some(Section { data, avma: at })
         };
-        Some(ModuleSections { eh_frame_hdr: section(e.hdr), eh_frame: section(e.eh_frame) })
+        Some(ModuleSections {
+            eh_frame_hdr: section(e.hdr),
+            eh_frame: section(e.eh_frame),
+        })
     }
 }
 
@@ -157,7 +179,10 @@ mod tests {
             .read(|t| {
                 let s = t.sections(here).unwrap();
                 let fde = crate::unwind::cfi::find_fde(&s, here).unwrap().unwrap();
-                (s.eh_frame_hdr.is_some(), fde.pc_begin <= here && here < fde.pc_end)
+                (
+                    s.eh_frame_hdr.is_some(),
+                    fde.pc_begin <= here && here < fde.pc_end,
+                )
             })
             .unwrap();
         assert_eq!(found, (true, true));

@@ -7,8 +7,8 @@ use crate::error::{Error, Result};
 use crate::profile::{Capture, Clock};
 use crate::sampler::{self, Job, Running, Shared, Token};
 use crate::sys::linux::mem::MapBox;
-use crate::unwind::Unwinder;
 use crate::sys::linux::{signal, threads, time};
+use crate::unwind::Unwinder;
 use core::sync::atomic::Ordering::{Release, SeqCst};
 
 /// Configures a [`Profiler`]. Every capacity is fixed at [`Builder::build`].

@@ -28,16 +28,16 @@
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 
+use crate::code_map::CodeMap;
 use crate::collector::{Collector, ThreadRec};
 use crate::error::Result;
 use crate::profile::Clock;
 use crate::ring::{SampleMeta, SampleRing};
 use crate::stacks::StackRanges;
-use crate::sys::linux::mem::{MapBox, Region};
 use crate::sys::linux::handler_stack::HandlerStacks;
+use crate::sys::linux::mem::{MapBox, Region};
 use crate::sys::linux::stack::LiveStack;
 use crate::sys::linux::{signal, spawn, threads, time};
-use crate::code_map::CodeMap;
 use crate::unwind::{fp, walk, EndReason, NoCode, Regs, RuleCache, Unwinder};
 
 /// The profiler whose handler state is live, or null.
@@ -149,7 +149,10 @@ impl Shared {
             let mut stack = unsafe { LiveStack::new(ranges, regs.sp()) }?;
             Some(match self.unwinder {
                 Unwinder::FramePointers => fp::walk(regs, &stack, frames),
-                Unwinder::Cfi => match self.code.read(|code| walk(regs, &mut stack, code, Some(&self.rules), frames)) {
+                Unwinder::Cfi => match self
+                    .code
+                    .read(|code| walk(regs, &mut stack, code, Some(&self.rules), frames))
+                {
                     Some(walked) => walked,
                     None => walk(regs, &mut stack, &NoCode, None, frames),
                 },
@@ -185,7 +188,10 @@ impl Shared {
                 let time_ns = time::monotonic_ns();
                 let mut walked = (0, EndReason::NoStackBounds);
                 let frames = slot.frames();
-                if !self.handler_stacks.run(&mut || walked = self.unwind(regs, frames)) {
+                if !self
+                    .handler_stacks
+                    .run(&mut || walked = self.unwind(regs, frames))
+                {
                     // Every handler stack is busy: keep the interrupted address only.
                     if let Some(f) = frames.first_mut() {
                         *f = regs.ip();

@@ -55,7 +55,9 @@ fn capture_here() -> u64 {
     assert!(ranges.refresh());
     let end = ranges.end_of_mapping(regs.sp()).unwrap();
     // SAFETY: [sp, end) is this thread's live stack.
-    let bytes = unsafe { std::slice::from_raw_parts(regs.sp() as *const u8, (end - regs.sp()) as usize) }.to_vec();
+    let bytes =
+        unsafe { std::slice::from_raw_parts(regs.sp() as *const u8, (end - regs.sp()) as usize) }
+            .to_vec();
     let mut all = Vec::new();
     // SAFETY: single-threaded use of the unsynchronized tracer on this thread.
     unsafe {
@@ -65,9 +67,23 @@ fn capture_here() -> u64 {
         })
     };
     let me = capture_here as *const () as u64;
-    let at = all.iter().position(|&(_, sym)| sym == me).expect("capture_here is on the stack");
-    let truth = all[at + 1..].iter().map(|&(ip, _)| ip).take_while(|&ip| ip != 0).collect();
-    CAPTURED.with(|c| *c.borrow_mut() = Some(Captured { regs, base: regs.sp(), bytes, truth }));
+    let at = all
+        .iter()
+        .position(|&(_, sym)| sym == me)
+        .expect("capture_here is on the stack");
+    let truth = all[at + 1..]
+        .iter()
+        .map(|&(ip, _)| ip)
+        .take_while(|&ip| ip != 0)
+        .collect();
+    CAPTURED.with(|c| {
+        *c.borrow_mut() = Some(Captured {
+            regs,
+            base: regs.sp(),
+            bytes,
+            truth,
+        })
+    });
     std::hint::black_box(me)
 }
 
@@ -77,17 +93,29 @@ fn take() -> Captured {
 
 /// Unwinds a capture with vignette's walker over the stack copy; returns return addresses.
 fn unwind(c: &Captured, map: &CodeMap, cache: Option<&RuleCache>) -> (Vec<u64>, EndReason) {
-    let mut stack = SliceStack { base: c.base, bytes: &c.bytes };
+    let mut stack = SliceStack {
+        base: c.base,
+        bytes: &c.bytes,
+    };
     let mut frames = [0u64; 256];
-    let (n, end) = map.read(|code| walk(&c.regs, &mut stack, code, cache, &mut frames)).unwrap();
+    let (n, end) = map
+        .read(|code| walk(&c.regs, &mut stack, code, cache, &mut frames))
+        .unwrap();
     (frames[1..n].iter().map(|a| a + 1).collect(), end)
 }
 
 fn check(c: &Captured, chain: &[&str]) {
     let map = CodeMap::new(512).unwrap();
     map.refresh();
-    let names: Vec<String> = c.truth.iter().map(|&a| common::names_at(a - 1).join("|")).collect();
-    assert!(common::has_chain(&names, chain), "ground truth lacks {chain:?}: {names:#?}");
+    let names: Vec<String> = c
+        .truth
+        .iter()
+        .map(|&a| common::names_at(a - 1).join("|"))
+        .collect();
+    assert!(
+        common::has_chain(&names, chain),
+        "ground truth lacks {chain:?}: {names:#?}"
+    );
     let cache = RuleCache::new(10).unwrap();
     for cache in [None, Some(&cache), Some(&cache)] {
         let (ours, end) = unwind(c, &map, cache);
@@ -112,7 +140,10 @@ fn rust_a(x: u64) -> u64 {
 #[test]
 fn rust_without_frame_pointers() {
     std::hint::black_box(rust_a(7));
-    check(&take(), &["rust_c", "rust_b", "rust_a", "rust_without_frame_pointers"]);
+    check(
+        &take(),
+        &["rust_c", "rust_b", "rust_a", "rust_without_frame_pointers"],
+    );
 }
 
 extern "C" fn rust_callback(x: i32) -> i32 {
@@ -125,10 +156,23 @@ fn c_without_frame_pointers_calling_back_into_rust() {
     let lib = format!("{dir}/libcallback.so");
     let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/callback.c");
     let out = std::process::Command::new("gcc")
-        .args(["-O2", "-g", "-fomit-frame-pointer", "-shared", "-fPIC", "-o", &lib, src])
+        .args([
+            "-O2",
+            "-g",
+            "-fomit-frame-pointer",
+            "-shared",
+            "-fPIC",
+            "-o",
+            &lib,
+            src,
+        ])
         .output()
         .expect("gcc runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lib = std::ffi::CString::new(lib).unwrap();
     // SAFETY: loads the library just built and calls its c_outer with a valid callback.
     unsafe {
@@ -150,7 +194,9 @@ fn c_without_frame_pointers_calling_back_into_rust() {
             unsafe {
                 let mut info: libc::Dl_info = std::mem::zeroed();
                 libc::dladdr((a - 1) as *const c_void, &mut info) != 0
-                    && std::ffi::CStr::from_ptr(info.dli_fname).to_bytes().ends_with(b"libcallback.so")
+                    && std::ffi::CStr::from_ptr(info.dli_fname)
+                        .to_bytes()
+                        .ends_with(b"libcallback.so")
             }
         })
         .count();
@@ -193,7 +239,12 @@ fn corrupted_stacks_end_the_walk_not_the_process() {
     let words = c.bytes.len() / 8;
     let mut ends = std::collections::HashMap::new();
     for _ in 0..3000 {
-        let mut bad = Captured { regs: c.regs, base: c.base, bytes: c.bytes.clone(), truth: Vec::new() };
+        let mut bad = Captured {
+            regs: c.regs,
+            base: c.base,
+            bytes: c.bytes.clone(),
+            truth: Vec::new(),
+        };
         for _ in 0..1 + rand() % 8 {
             // Mostly near the top of the stack, where the frames are.
             let w = (rand() as usize % words.min(512)) * 8;

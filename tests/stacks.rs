@@ -220,6 +220,26 @@ fn frames_in_the_vdso_a_late_library_and_anonymous_code() {
         module_of_leaf("linux-vdso.so.1") > 10,
         "samples inside the vDSO"
     );
+    // From inside the vDSO, the walk still reaches the thread's entry.
+    let vdso_stacks: Vec<Vec<String>> = profile
+        .threads
+        .iter()
+        .flat_map(|t| &t.samples)
+        .filter(|s| {
+            let leaf = profile.stack_frames(s.stack).next().unwrap();
+            leaf.module > 0 && profile.modules[leaf.module as usize - 1].name == "linux-vdso.so.1"
+        })
+        .map(|s| stack_names(&profile, s.stack))
+        .collect();
+    let complete = vdso_stacks
+        .iter()
+        .filter(|n| has_chain(n, &["clock_gettime", "thread_start"]))
+        .count();
+    assert!(
+        complete * 10 >= vdso_stacks.len() * 9,
+        "{complete}/{} vDSO stacks complete",
+        vdso_stacks.len()
+    );
     assert!(
         module_of_leaf("libz.so.1") > 10,
         "samples inside a library loaded after start"
@@ -243,4 +263,76 @@ fn frames_in_the_vdso_a_late_library_and_anonymous_code() {
         anonymous > 10,
         "samples in code outside every module are kept: {anonymous}"
     );
+}
+
+/// A signal handler that computes for a while: samples land inside it.
+extern "C" fn busy_handler(_: i32) {
+    let t0 = std::time::Instant::now();
+    let mut h = 0;
+    while t0.elapsed() < std::time::Duration::from_millis(300) {
+        h = workload::mix_hash(h, 10_000);
+    }
+    std::hint::black_box(h);
+}
+
+/// Sends `sig` to the calling thread; its handler runs before this returns.
+#[inline(never)]
+fn raise_here(sig: i32) {
+    // SAFETY: signals this thread; the handler was installed by the test.
+    unsafe { libc::pthread_kill(libc::pthread_self(), sig) };
+}
+
+#[test]
+fn threads_interrupted_inside_their_own_signal_handlers() {
+    let _g = profiler_lock();
+    // SIGUSR1 runs on the thread's alternate signal stack (Rust installs one per thread),
+    // SIGUSR2 on the thread's own stack.
+    for (sig, flags) in [(libc::SIGUSR1, libc::SA_ONSTACK), (libc::SIGUSR2, 0)] {
+        // SAFETY: installs a handler with a valid function pointer.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = busy_handler as *const () as usize;
+            sa.sa_flags = flags;
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+    let mut profiler = Profiler::builder()
+        .frequency(1000)
+        .clock(Clock::Cpu)
+        .build()
+        .unwrap();
+    profiler.start().unwrap();
+    std::thread::scope(|s| {
+        for (name, sig) in [
+            ("on-altstack", libc::SIGUSR1),
+            ("on-own-stack", libc::SIGUSR2),
+        ] {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn_scoped(s, move || raise_here(sig))
+                .unwrap();
+        }
+    });
+    let profile = profiler.stop().unwrap().to_profile();
+    for name in ["on-altstack", "on-own-stack"] {
+        let t = profile.threads.iter().find(|t| t.name == name).unwrap();
+        assert!(t.samples.len() > 100, "{name}: {} samples", t.samples.len());
+        let through = t
+            .samples
+            .iter()
+            .filter(|s| {
+                let names = stack_names(&profile, s.stack);
+                has_chain(
+                    &names,
+                    &["mix_hash", "busy_handler", "raise_here", "thread_start"],
+                )
+            })
+            .count();
+        eprintln!("{name}: {through}/{} stacks run from the handler through the signal frame to the thread entry", t.samples.len());
+        assert!(
+            through * 100 >= t.samples.len() * 95,
+            "{name}: {through}/{}",
+            t.samples.len()
+        );
+    }
 }

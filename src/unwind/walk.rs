@@ -58,7 +58,6 @@ where
     let mut n = 1;
     let mut regs = *regs;
     let mut lookup = regs.ip();
-    let mut crossed_signal_frame = false;
     loop {
         let (caller, signal_frame) = match step(&regs, lookup, stack, code, cache) {
             Ok(Step::Caller { regs, signal_frame }) => (regs, signal_frame),
@@ -74,7 +73,7 @@ where
         if caller.sp() <= regs.sp() && !signal_frame {
             return (n, EndReason::BadUnwindInfo);
         }
-        if signal_frame || crossed_signal_frame {
+        if signal_frame {
             stack.switch_stack(caller.sp());
         }
         let Some(slot) = frames.get_mut(n) else {
@@ -84,7 +83,6 @@ where
         lookup = if signal_frame { ip } else { ip - 1 };
         *slot = lookup;
         n += 1;
-        crossed_signal_frame = signal_frame;
         regs = caller;
     }
 }

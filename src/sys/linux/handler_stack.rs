@@ -26,7 +26,10 @@ impl HandlerStacks {
     /// Maps `count` stacks with a guard page under each.
     pub fn new(count: usize) -> Result<Self> {
         let stride = STACK_SIZE + PAGE;
-        let bytes = count.checked_mul(stride).ok_or(Error::OutOfMemory)?.max(PAGE);
+        let bytes = count
+            .checked_mul(stride)
+            .ok_or(Error::OutOfMemory)?
+            .max(PAGE);
         // SAFETY: a fresh anonymous mapping touches no existing memory.
         let base = unsafe {
             libc::mmap(
@@ -43,9 +46,19 @@ impl HandlerStacks {
         }
         for i in 0..count {
             // SAFETY: the guard page lies inside the mapping just made.
-            unsafe { libc::mprotect(base.cast::<u8>().add(i * stride).cast(), PAGE, libc::PROT_NONE) };
+            unsafe {
+                libc::mprotect(
+                    base.cast::<u8>().add(i * stride).cast(),
+                    PAGE,
+                    libc::PROT_NONE,
+                )
+            };
         }
-        Ok(HandlerStacks { base: base as u64, count, busy: Region::new(count)? })
+        Ok(HandlerStacks {
+            base: base as u64,
+            count,
+            busy: Region::new(count)?,
+        })
     }
 
     /// Runs `f` on a free handler stack, or returns `false` if every stack is in use.
@@ -54,12 +67,21 @@ impl HandlerStacks {
     /// Async-signal-safe and lock-free: at most `count` compare-and-swaps, then a stack switch.
     pub fn run(&self, f: &mut dyn FnMut()) -> bool {
         for (i, busy) in self.busy.iter().enumerate() {
-            if busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            if busy
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
                 let top = self.base + ((i + 1) * (STACK_SIZE + PAGE)) as u64;
                 let mut f = f;
                 // SAFETY: stack i is ours until we release it below; its top is page-aligned
                 // (so 16-byte aligned) and a guard page lies below it.
-                unsafe { run_on_stack(top, trampoline, (&mut f) as *mut &mut dyn FnMut() as *mut c_void) };
+                unsafe {
+                    run_on_stack(
+                        top,
+                        trampoline,
+                        (&mut f) as *mut &mut dyn FnMut() as *mut c_void,
+                    )
+                };
                 busy.store(false, Ordering::Release);
                 return true;
             }
@@ -133,7 +155,7 @@ mod tests {
             let local = 0u8;
             sp_seen = &local as *const u8 as u64;
             result = deep(100); // ~60 KiB of stack
-            // A nested run takes the other stack.
+                                // A nested run takes the other stack.
             assert!(stacks.run(&mut || {}));
         }));
         assert!(sp_seen > stacks.base && sp_seen < stacks.base + stacks.mapped_bytes() as u64);

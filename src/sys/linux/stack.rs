@@ -45,7 +45,8 @@ impl StackReader for LiveStack<'_> {
         // SAFETY: [addr, addr+8) lies inside [lo, hi), part of the sampled thread's own stack
         // mapping, which the constructor's caller promised stays mapped. Volatile, because the
         // memory may change under us (it is not ours to borrow); unaligned reads are fine.
-        Some(unsafe { core::ptr::read_volatile(addr as usize as *const [u8; 8]) }).map(u64::from_le_bytes)
+        let bytes = unsafe { core::ptr::read_volatile(addr as usize as *const [u8; 8]) };
+        Some(u64::from_le_bytes(bytes))
     }
 
     /// # Signal safety
