@@ -1,0 +1,42 @@
+//! The CFI parser and the hybrid unwinder over arbitrary `.eh_frame_hdr`, `.eh_frame` and
+//! stack bytes: bounded output, no panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use vignette::unwind::cfi::{ModuleSections, Section};
+use vignette::unwind::{walk, CodeLookup, Regs, RuleCache, SliceStack};
+
+struct OneModule<'a>(ModuleSections<'a>);
+
+impl CodeLookup for OneModule<'_> {
+    fn sections(&self, avma: u64) -> Option<ModuleSections<'_>> {
+        (0x1000..0x10_0000).contains(&avma).then_some(self.0)
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() < 24 {
+        return;
+    }
+    let word = |i: usize| u64::from_le_bytes(data[i..i + 8].try_into().unwrap());
+    let (head, rest) = data.split_at(24);
+    let hdr_len = (head[0] as usize * 4).min(rest.len());
+    let eh_len = (head[1] as usize * 16).min(rest.len() - hdr_len);
+    let (hdr, rest) = rest.split_at(hdr_len);
+    let (eh, stack) = rest.split_at(eh_len);
+    let sections = ModuleSections {
+        eh_frame_hdr: (head[2] & 1 == 1).then_some(Section { data: hdr, avma: 0x1_0000 }),
+        eh_frame: Some(Section { data: eh, avma: 0x2_0000 }),
+    };
+    let base = 0x7000_0000u64;
+    let mut regs = Regs::new(0x1000 + word(8) % 0x2_0000, base + (head[3] as u64) * 8, base + word(16) % 0x1000);
+    regs.set(3, word(8).rotate_left(17));
+    let cache = RuleCache::new(6).unwrap();
+    let mut frames = [0u64; 32];
+    for cache in [None, Some(&cache), Some(&cache)] {
+        let mut reader = SliceStack { base, bytes: stack };
+        let (n, _) = walk(&regs, &mut reader, &OneModule(sections), cache, &mut frames);
+        assert!((1..=32).contains(&n));
+        assert_eq!(frames[0], regs.ip());
+    }
+});
