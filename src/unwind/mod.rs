@@ -111,6 +111,13 @@ pub struct SliceStack<'a> {
     pub bytes: &'a [u8],
 }
 
+impl SliceStack<'_> {
+    /// The `u64` at `addr`, if inside the copy.
+    pub fn read(&self, addr: u64) -> Option<u64> {
+        self.read_u64(addr)
+    }
+}
+
 impl StackReader for SliceStack<'_> {
     fn read_u64(&self, addr: u64) -> Option<u64> {
         let off = usize::try_from(addr.checked_sub(self.base)?).ok()?;
