@@ -46,7 +46,11 @@ fn capture_at_depth(depth: usize, ranges: &StackRanges) -> CapturedStack {
     let len = (end - sp).min(1 << 20) as usize;
     // SAFETY: [sp, sp + len) lies inside this thread's live stack mapping.
     let bytes = unsafe { std::slice::from_raw_parts(sp as *const u8, len) }.to_vec();
-    CapturedStack { regs: Regs::new(ip, sp, bp), base: sp, bytes }
+    CapturedStack {
+        regs: Regs::new(ip, sp, bp),
+        base: sp,
+        bytes,
+    }
 }
 
 /// framehop's unwinder over every module loaded in this process.
@@ -57,18 +61,37 @@ fn framehop_unwinder() -> UnwinderX86_64<&'static [u8]> {
         let phdrs = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
         let bias = info.dlpi_addr;
         let loads: Vec<_> = phdrs.iter().filter(|p| p.p_type == libc::PT_LOAD).collect();
-        let (Some(lo), Some(hi)) = (loads.iter().map(|p| p.p_vaddr).min(), loads.iter().map(|p| p.p_vaddr + p.p_memsz).max()) else {
+        let (Some(lo), Some(hi)) = (
+            loads.iter().map(|p| p.p_vaddr).min(),
+            loads.iter().map(|p| p.p_vaddr + p.p_memsz).max(),
+        ) else {
             return;
         };
-        let Some(hdr) = phdrs.iter().find(|p| p.p_type == libc::PT_GNU_EH_FRAME) else { return };
-        let segment_end = |svma: u64| loads.iter().find(|l| l.p_vaddr <= svma && svma < l.p_vaddr + l.p_filesz).map(|l| l.p_vaddr + l.p_filesz);
+        let Some(hdr) = phdrs.iter().find(|p| p.p_type == libc::PT_GNU_EH_FRAME) else {
+            return;
+        };
+        let segment_end = |svma: u64| {
+            loads
+                .iter()
+                .find(|l| l.p_vaddr <= svma && svma < l.p_vaddr + l.p_filesz)
+                .map(|l| l.p_vaddr + l.p_filesz)
+        };
         // SAFETY: the segments are mapped for as long as the module stays loaded (all run).
-        let bytes = |svma: u64, end: u64| unsafe { std::slice::from_raw_parts((bias + svma) as *const u8, (end - svma) as usize) };
+        let bytes = |svma: u64, end: u64| unsafe {
+            std::slice::from_raw_parts((bias + svma) as *const u8, (end - svma) as usize)
+        };
         let hdr_range = hdr.p_vaddr..hdr.p_vaddr + hdr.p_memsz;
         let hdr_bytes = bytes(hdr_range.start, hdr_range.end);
-        let Ok(parsed) = EhFrameHdr::parse(Section { data: hdr_bytes, avma: bias + hdr.p_vaddr }) else { return };
+        let Ok(parsed) = EhFrameHdr::parse(Section {
+            data: hdr_bytes,
+            avma: bias + hdr.p_vaddr,
+        }) else {
+            return;
+        };
         let eh_svma = parsed.eh_frame_avma - bias;
-        let Some(eh_end) = segment_end(eh_svma) else { return };
+        let Some(eh_end) = segment_end(eh_svma) else {
+            return;
+        };
         let text = loads.iter().find(|l| l.p_flags & libc::PF_X != 0);
         let info = ExplicitModuleSectionInfo {
             base_svma: 0,
@@ -83,13 +106,22 @@ fn framehop_unwinder() -> UnwinderX86_64<&'static [u8]> {
         unwinder.add_module(Module::new(String::new(), bias + lo..bias + hi, bias, info));
     };
     let mut add: &mut dyn FnMut(&libc::dl_phdr_info) = &mut add;
-    extern "C" fn callback(info: *mut libc::dl_phdr_info, _: usize, data: *mut std::ffi::c_void) -> i32 {
+    extern "C" fn callback(
+        info: *mut libc::dl_phdr_info,
+        _: usize,
+        data: *mut std::ffi::c_void,
+    ) -> i32 {
         // SAFETY: data is the closure reference passed below; info is the loader's.
         unsafe { (*(data as *mut &mut dyn FnMut(&libc::dl_phdr_info)))(&*info) };
         0
     }
     // SAFETY: the callback only uses its arguments as documented.
-    unsafe { libc::dl_iterate_phdr(Some(callback), (&mut add) as *mut _ as *mut std::ffi::c_void) };
+    unsafe {
+        libc::dl_iterate_phdr(
+            Some(callback),
+            (&mut add) as *mut _ as *mut std::ffi::c_void,
+        )
+    };
     unwinder
 }
 
@@ -103,9 +135,17 @@ fn bench_unwind(c: &mut Criterion) {
     for depth in [8usize, 30, 100] {
         let s = capture_at_depth(depth, &ranges);
         let mut frames = vec![0u64; 512];
-        let mut stack = SliceStack { base: s.base, bytes: &s.bytes };
-        let (n, end) = code.read(|t| walk(&s.regs, &mut stack, t, None, &mut frames)).unwrap();
-        assert!(n > depth, "CFI walked {n} frames ({end:?}) for depth {depth}");
+        let mut stack = SliceStack {
+            base: s.base,
+            bytes: &s.bytes,
+        };
+        let (n, end) = code
+            .read(|t| walk(&s.regs, &mut stack, t, None, &mut frames))
+            .unwrap();
+        assert!(
+            n > depth,
+            "CFI walked {n} frames ({end:?}) for depth {depth}"
+        );
         // framehop must agree with us on the same stack.
         let hop_stack = stack;
         let mut read = move |addr: u64| hop_stack.read(addr).ok_or(());
@@ -116,22 +156,32 @@ fn bench_unwind(c: &mut Criterion) {
         while let Ok(Some(f)) = it.next() {
             hop_frames.push(f.address_for_lookup());
         }
-        assert_eq!(hop_frames[..], frames[..n], "framehop and vignette disagree");
+        assert_eq!(
+            hop_frames[..],
+            frames[..n],
+            "framehop and vignette disagree"
+        );
         group.throughput(Throughput::Elements(n as u64));
         let id = |name: &str| BenchmarkId::new(name, n);
 
         let (fp_n, _) = fp::walk(&s.regs, &stack, &mut frames);
         if fp_n >= n {
-            group.bench_function(id("frame_pointers"), |b| b.iter(|| fp::walk(black_box(&s.regs), &stack, &mut frames)));
+            group.bench_function(id("frame_pointers"), |b| {
+                b.iter(|| fp::walk(black_box(&s.regs), &stack, &mut frames))
+            });
         } else {
-            eprintln!("no frame pointers in this build: frame-pointer case skipped (see the file's docs)");
+            eprintln!(
+                "no frame pointers in this build: frame-pointer case skipped (see the file's docs)"
+            );
         }
         group.bench_function(id("cfi_no_cache"), |b| {
             b.iter(|| code.read(|t| walk(black_box(&s.regs), &mut stack, t, None, &mut frames)))
         });
         let cache = RuleCache::new(14).unwrap();
         group.bench_function(id("cfi_cached"), |b| {
-            b.iter(|| code.read(|t| walk(black_box(&s.regs), &mut stack, t, Some(&cache), &mut frames)))
+            b.iter(|| {
+                code.read(|t| walk(black_box(&s.regs), &mut stack, t, Some(&cache), &mut frames))
+            })
         });
         group.bench_function(id("framehop_cached"), |b| {
             b.iter(|| {

@@ -81,12 +81,24 @@ impl Rule {
         }
     }
 
-    /// The caller's registers (only rip, rsp and rbp are recovered), or `None` for the root
-    /// or a failed read.
+    /// Turns `regs` into the caller's (only rip, rsp and rbp are recovered); `false`, leaving
+    /// `regs` unchanged, for the root or a failed read.
     ///
     /// # Signal safety
     /// Async-signal-safe.
-    pub fn apply<M: StackReader + ?Sized>(self, regs: &Regs, mem: &M) -> Option<Regs> {
+    pub fn apply<M: StackReader + ?Sized>(self, regs: &mut Regs, mem: &M) -> bool {
+        match self.caller(regs, mem) {
+            Some((ip, sp, bp)) => {
+                regs.set(Regs::IP, ip);
+                regs.set(Regs::SP, sp);
+                regs.set(Regs::BP, bp);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn caller<M: StackReader + ?Sized>(self, regs: &Regs, mem: &M) -> Option<(u64, u64, u64)> {
         let (base, cfa_off, bp_off) = match self {
             Rule::Sp { cfa } => (regs.sp(), cfa, None),
             Rule::SpSavedBp { cfa, bp } => (regs.sp(), cfa, Some(bp)),
@@ -99,11 +111,7 @@ impl Rule {
             Some(off) => mem.read_u64(cfa.checked_sub(off as u64)?)?,
             None => regs.bp(),
         };
-        let mut caller = *regs;
-        caller.set(Regs::IP, ra);
-        caller.set(Regs::SP, cfa);
-        caller.set(Regs::BP, bp);
-        Some(caller)
+        Some((ra, cfa, bp))
     }
 
     fn pack(self) -> u32 {
@@ -231,20 +239,26 @@ mod tests {
             bytes: &words,
         };
         let regs = Regs::new(0x1000, base, base + 16);
+        let apply = |rule: Rule| {
+            let mut r = regs;
+            rule.apply(&mut r, &mem).then_some((r.ip(), r.sp(), r.bp()))
+        };
         // CFA = rsp + 16: return address at rsp + 8.
-        let r = Rule::Sp { cfa: 16 }.apply(&regs, &mem).unwrap();
-        assert_eq!((r.ip(), r.sp(), r.bp()), (0x4242, base + 16, base + 16));
+        assert_eq!(
+            apply(Rule::Sp { cfa: 16 }),
+            Some((0x4242, base + 16, base + 16))
+        );
         // CFA = rsp + 16, rbp saved at CFA - 16.
-        let r = Rule::SpSavedBp { cfa: 16, bp: 16 }
-            .apply(&regs, &mem)
-            .unwrap();
-        assert_eq!((r.ip(), r.bp()), (0x4242, 0xb0));
+        assert_eq!(
+            apply(Rule::SpSavedBp { cfa: 16, bp: 16 }),
+            Some((0x4242, base + 16, 0xb0))
+        );
         // CFA = rbp + 16.
-        let r = Rule::BpSavedBp { cfa: 16, bp: 16 }
-            .apply(&regs, &mem)
-            .unwrap();
-        assert_eq!((r.ip(), r.sp(), r.bp()), (0x4343, base + 32, 0x60));
-        assert_eq!(Rule::Root.apply(&regs, &mem), None);
-        assert_eq!(Rule::Sp { cfa: 0x7000 }.apply(&regs, &mem), None);
+        assert_eq!(
+            apply(Rule::BpSavedBp { cfa: 16, bp: 16 }),
+            Some((0x4343, base + 32, 0x60))
+        );
+        assert_eq!(apply(Rule::Root), None);
+        assert_eq!(apply(Rule::Sp { cfa: 0x7000 }), None);
     }
 }

@@ -59,22 +59,23 @@ where
     let mut regs = *regs;
     let mut lookup = regs.ip();
     loop {
-        let (caller, signal_frame) = match step(&regs, lookup, stack, code, cache) {
-            Ok(Step::Caller { regs, signal_frame }) => (regs, signal_frame),
+        let sp = regs.sp();
+        let signal_frame = match step(&mut regs, lookup, stack, code, cache) {
+            Ok(Step::Caller { signal_frame }) => signal_frame,
             Ok(Step::Root) => return (n, EndReason::Root),
             Err(end) => return (n, end),
         };
-        let ip = caller.ip();
+        let ip = regs.ip();
         if ip == 0 {
             return (n, EndReason::Root);
         }
         // Stacks grow down: the caller's frame is above, except across a signal frame, where
         // the handler may have run on an alternate stack.
-        if caller.sp() <= regs.sp() && !signal_frame {
+        if regs.sp() <= sp && !signal_frame {
             return (n, EndReason::BadUnwindInfo);
         }
         if signal_frame {
-            stack.switch_stack(caller.sp());
+            stack.switch_stack(regs.sp());
         }
         let Some(slot) = frames.get_mut(n) else {
             return (n, EndReason::DepthLimit);
@@ -83,13 +84,12 @@ where
         lookup = if signal_frame { ip } else { ip - 1 };
         *slot = lookup;
         n += 1;
-        regs = caller;
     }
 }
 
-/// Unwinds one frame whose code is at `lookup`.
+/// Unwinds one frame whose code is at `lookup`: `regs` become the caller's.
 fn step<S, C>(
-    regs: &Regs,
+    regs: &mut Regs,
     lookup: u64,
     stack: &S,
     code: &C,
@@ -102,13 +102,10 @@ where
     if let Some(rule) = cache.and_then(|c| c.get(lookup)) {
         return match rule {
             Rule::Root => Ok(Step::Root),
-            rule => rule
-                .apply(regs, stack)
-                .map(|regs| Step::Caller {
-                    regs,
-                    signal_frame: false,
-                })
-                .ok_or(EndReason::OutOfBounds),
+            rule if rule.apply(regs, stack) => Ok(Step::Caller {
+                signal_frame: false,
+            }),
+            _ => Err(EndReason::OutOfBounds),
         };
     }
     let Some(sections) = code.sections(lookup) else {
@@ -130,7 +127,10 @@ where
 }
 
 /// One frame-pointer step, for code without unwind information.
-fn frame_pointer_step<S: StackReader + ?Sized>(regs: &Regs, stack: &S) -> Result<Step, EndReason> {
+fn frame_pointer_step<S: StackReader + ?Sized>(
+    regs: &mut Regs,
+    stack: &S,
+) -> Result<Step, EndReason> {
     let bp = regs.bp();
     if bp == 0 {
         return Ok(Step::Root);
@@ -144,12 +144,10 @@ fn frame_pointer_step<S: StackReader + ?Sized>(regs: &Regs, stack: &S) -> Result
     ) else {
         return Err(EndReason::OutOfBounds);
     };
-    let mut caller = *regs;
-    caller.set(Regs::IP, ra);
-    caller.set(Regs::SP, bp + 16);
-    caller.set(Regs::BP, next_bp);
+    regs.set(Regs::IP, ra);
+    regs.set(Regs::SP, bp + 16);
+    regs.set(Regs::BP, next_bp);
     Ok(Step::Caller {
-        regs: caller,
         signal_frame: false,
     })
 }

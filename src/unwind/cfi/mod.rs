@@ -84,22 +84,21 @@ pub fn find_fde<'a>(m: &ModuleSections<'a>, pc: u64) -> Result<Option<Fde<'a>>, 
     cie_fde::scan_for_fde(eh_frame, pc, MAX_SCAN)
 }
 
-/// The outcome of unwinding one frame with CFI.
+/// The outcome of unwinding one frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
-    /// The caller's registers; `signal_frame` when the frame was a signal trampoline (then the
-    /// caller's instruction pointer is exact, not a return address).
+    /// The registers now hold the caller's; `signal_frame` when the unwound frame was a signal
+    /// trampoline (then the caller's instruction pointer is exact, not a return address).
     Caller {
-        /// The caller's registers.
-        regs: Regs,
         /// Whether the unwound frame was a signal frame.
         signal_frame: bool,
     },
-    /// The return address is undefined: this is the outermost frame.
+    /// The return address is undefined: this is the outermost frame (registers unchanged).
     Root,
 }
 
-/// Applies `row` (from `fde`, at the current frame) to `regs`, reading memory through `mem`.
+/// Applies `row` (from `fde`, at the current frame) to `regs`, which then hold the caller's
+/// registers; memory is read through `mem`.
 ///
 /// # Signal safety
 /// Async-signal-safe.
@@ -107,43 +106,39 @@ pub fn apply_row<M: StackReader + ?Sized>(
     eh_frame: Section<'_>,
     fde: &Fde<'_>,
     row: &Row,
-    regs: &Regs,
+    regs: &mut Regs,
     mem: &M,
 ) -> Result<Step, CfiError> {
+    let old = *regs;
     let cfa = match row.cfa {
-        CfaRule::RegOffset { reg, offset } => regs
+        CfaRule::RegOffset { reg, offset } => old
             .get(reg)
             .ok_or(CfiError::BadInstruction)?
             .wrapping_add_signed(offset as i64),
-        CfaRule::Expression(at) => expr::evaluate(eh_frame, at, regs, mem, None)?,
+        CfaRule::Expression(at) => expr::evaluate(eh_frame, at, &old, mem, None)?,
     };
     let ra_reg = fde.cie.ra_register;
     if row.reg(ra_reg) == RegRule::Undefined {
         return Ok(Step::Root);
     }
     let read = |addr: u64| mem.read_u64(addr).ok_or(CfiError::BadRead);
-    let mut caller = *regs;
     // The caller's stack pointer is the CFA unless a rule says otherwise.
-    caller.set(Regs::SP, cfa);
+    regs.set(Regs::SP, cfa);
     for r in 0..Regs::COUNT as u16 {
         let value = match row.reg(r) {
             RegRule::SameValue => continue,
             RegRule::Undefined => 0,
             RegRule::Offset(o) => read(cfa.wrapping_add_signed(o as i64))?,
             RegRule::ValOffset(o) => cfa.wrapping_add_signed(o as i64),
-            RegRule::Register(from) => regs.get(from).ok_or(CfiError::BadInstruction)?,
-            RegRule::Expression(at) => read(expr::evaluate(eh_frame, at, regs, mem, Some(cfa))?)?,
-            RegRule::ValExpression(at) => expr::evaluate(eh_frame, at, regs, mem, Some(cfa))?,
+            RegRule::Register(from) => old.get(from).ok_or(CfiError::BadInstruction)?,
+            RegRule::Expression(at) => read(expr::evaluate(eh_frame, at, &old, mem, Some(cfa))?)?,
+            RegRule::ValExpression(at) => expr::evaluate(eh_frame, at, &old, mem, Some(cfa))?,
         };
-        caller.set(r, value);
+        regs.set(r, value);
     }
-    let ra = match row.reg(ra_reg) {
-        RegRule::SameValue => regs.get(ra_reg).ok_or(CfiError::BadInstruction)?,
-        _ => caller.get(ra_reg).ok_or(CfiError::BadInstruction)?,
-    };
-    caller.set(Regs::IP, ra);
+    let ra = regs.get(ra_reg).ok_or(CfiError::BadInstruction)?;
+    regs.set(Regs::IP, ra);
     Ok(Step::Caller {
-        regs: caller,
         signal_frame: fde.cie.signal_frame,
     })
 }

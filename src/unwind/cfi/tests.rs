@@ -237,8 +237,9 @@ fn expressions_plt_and_signal_frames() {
         bytes: &stack,
     };
     for (ip, cfa) in [(0x3006, 0x7008), (0x300b, 0x7010), (0x301f, 0x7010)] {
-        let step = apply_row(asm.section(), &f, &r, &Regs::new(ip, 0x7000, 0), &mem).unwrap();
-        let Step::Caller { regs, signal_frame } = step else {
+        let mut regs = Regs::new(ip, 0x7000, 0);
+        let step = apply_row(asm.section(), &f, &r, &mut regs, &mem).unwrap();
+        let Step::Caller { signal_frame } = step else {
             panic!()
         };
         assert_eq!(regs.sp(), cfa, "ip {ip:#x}");
@@ -263,8 +264,8 @@ fn expressions_plt_and_signal_frames() {
     let f = cie_fde::parse_fde(asm.section(), sig).unwrap();
     assert!(f.cie.signal_frame);
     let r = program::row_at(asm.section(), &f, 0x4000).unwrap();
-    let Step::Caller { regs, signal_frame } =
-        apply_row(asm.section(), &f, &r, &Regs::new(0x4000, 0x7000, 0), &mem).unwrap()
+    let mut regs = Regs::new(0x4000, 0x7000, 0);
+    let Step::Caller { signal_frame } = apply_row(asm.section(), &f, &r, &mut regs, &mem).unwrap()
     else {
         panic!()
     };
