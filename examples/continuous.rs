@@ -56,6 +56,16 @@ fn main() -> Result<(), Box<dyn Error>> {
             t.samples.len()
         );
     }
+    let all: Vec<_> = profile.threads.iter().flat_map(|t| &t.samples).collect();
+    let rooted = all
+        .iter()
+        .filter(|s| s.end == vignette::EndReason::Root)
+        .count();
+    println!(
+        "  {rooted} of {} samples ({:.2}%) unwound to the thread's entry",
+        all.len(),
+        100.0 * rooted as f64 / all.len().max(1) as f64
+    );
     for m in &profile.modules {
         println!(
             "  module {:<24} debug id {} code id {}",

@@ -40,7 +40,7 @@ pub mod profile;
 mod profiler;
 pub mod ring;
 mod sampler;
-mod snapshot;
+pub mod snapshot;
 pub mod stacks;
 mod sys;
 pub mod unwind;

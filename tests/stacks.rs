@@ -49,6 +49,16 @@ fn known_call_chains_unwind_to_the_thread_entry() {
                 eprintln!("{name}: incomplete stack ({:?}): {names:#?}", s.end);
             }
         }
+        let rooted = t
+            .samples
+            .iter()
+            .filter(|s| s.end == EndReason::Root)
+            .count();
+        assert!(
+            rooted * 100 >= t.samples.len() * 98,
+            "{name}: {rooted}/{} walks reached the root",
+            t.samples.len()
+        );
         let share = complete as f64 / t.samples.len() as f64;
         eprintln!("{name}: {complete}/{} stacks complete", t.samples.len());
         assert!(

@@ -4,7 +4,11 @@
 //!
 //! Output convention, shared by every walker: `frames[0]` is the interrupted instruction
 //! address exactly; every later entry is a *lookup address*, the return address minus one, so
-//! that it falls inside the call instruction and symbolizes to the calling line.
+//! that it falls inside the call instruction and symbolizes to the calling line. The frame
+//! interrupted by a signal (the caller of a signal trampoline) is exact too.
+//!
+//! [`walk()`] is the hybrid walker the sampler uses: [`cfi`] (`.eh_frame`) where an FDE covers
+//! the address, frame pointers ([`fp`]) where none does, with a [`RuleCache`] for speed.
 
 pub mod cfi;
 pub mod fp;

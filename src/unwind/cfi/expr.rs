@@ -8,9 +8,9 @@ use crate::unwind::{Regs, StackReader};
 type R<T> = Result<T, CfiError>;
 
 /// Operand stack depth.
-const STACK: usize = 16;
+pub const STACK: usize = 16;
 /// Operations executed at most (branches could loop).
-const MAX_STEPS: usize = 256;
+pub const MAX_STEPS: usize = 256;
 
 /// Evaluates the expression whose LEB128 length is at section offset `at`, with `push`
 /// (the CFA, for register rules) on the stack first. Memory is read through `mem`.
