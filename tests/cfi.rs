@@ -150,10 +150,11 @@ extern "C" fn rust_callback(x: i32) -> i32 {
     capture_here() as i32 ^ x
 }
 
-#[test]
-fn c_without_frame_pointers_calling_back_into_rust() {
+/// Builds tests/fixtures/callback.c into a shared library with extra linker `flags`, loads it
+/// (never unloaded) and returns the library handle.
+fn build_callback_library(name: &str, flags: &[&str]) -> *mut c_void {
     let dir = env!("CARGO_TARGET_TMPDIR");
-    let lib = format!("{dir}/libcallback.so");
+    let lib = format!("{dir}/{name}");
     let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/callback.c");
     let out = std::process::Command::new("gcc")
         .args([
@@ -166,6 +167,7 @@ fn c_without_frame_pointers_calling_back_into_rust() {
             &lib,
             src,
         ])
+        .args(flags)
         .output()
         .expect("gcc runs");
     assert!(
@@ -174,19 +176,23 @@ fn c_without_frame_pointers_calling_back_into_rust() {
         String::from_utf8_lossy(&out.stderr)
     );
     let lib = std::ffi::CString::new(lib).unwrap();
-    // SAFETY: loads the library just built and calls its c_outer with a valid callback.
-    unsafe {
-        let h = libc::dlopen(lib.as_ptr(), libc::RTLD_NOW);
-        assert!(!h.is_null());
-        let f = libc::dlsym(h, c"c_outer".as_ptr());
-        let c_outer: extern "C" fn(extern "C" fn(i32) -> i32, i32) -> i32 = std::mem::transmute(f);
-        std::hint::black_box(c_outer(rust_callback, 3));
-    }
-    let c = take();
-    // c_inner and c_outer are both on the stack, inside the library. (Checked with dladdr:
-    // the backtrace crate may have cached the module list before the library was loaded.)
-    let in_lib = c
-        .truth
+    // SAFETY: loads the library just built.
+    let h = unsafe { libc::dlopen(lib.as_ptr(), libc::RTLD_NOW) };
+    assert!(!h.is_null());
+    h
+}
+
+/// The address of `name` in library `h`.
+fn symbol(h: *mut c_void, name: &std::ffi::CStr) -> *mut c_void {
+    // SAFETY: h is a live library handle and name a C string.
+    let f = unsafe { libc::dlsym(h, name.as_ptr()) };
+    assert!(!f.is_null());
+    f
+}
+
+/// How many of `addrs` (return addresses) lie in the library file `name`.
+fn frames_in(addrs: &[u64], name: &str) -> usize {
+    addrs
         .iter()
         .filter(|&&a| {
             // SAFETY: dladdr only writes the info struct; dli_fname is a C string when it
@@ -196,12 +202,123 @@ fn c_without_frame_pointers_calling_back_into_rust() {
                 libc::dladdr((a - 1) as *const c_void, &mut info) != 0
                     && std::ffi::CStr::from_ptr(info.dli_fname)
                         .to_bytes()
-                        .ends_with(b"libcallback.so")
+                        .ends_with(name.as_bytes())
             }
         })
-        .count();
-    assert_eq!(in_lib, 2, "c_inner and c_outer");
+        .count()
+}
+
+#[test]
+fn c_without_frame_pointers_calling_back_into_rust() {
+    type COuter = extern "C" fn(extern "C" fn(i32) -> i32, i32) -> i32;
+    let call = |h| {
+        // SAFETY: c_outer has this signature (tests/fixtures/callback.c).
+        let c_outer: COuter = unsafe { std::mem::transmute(symbol(h, c"c_outer")) };
+        std::hint::black_box(c_outer(rust_callback, 3));
+        take()
+    };
+    // With .eh_frame_hdr: the FDE is found by binary search; libgcc agrees frame for frame.
+    let c = call(build_callback_library("libcallback.so", &[]));
+    // c_inner and c_outer are both on the stack, inside the library. (Checked with dladdr:
+    // the backtrace crate may have cached the module list before the library was loaded.)
+    assert_eq!(
+        frames_in(&c.truth, "libcallback.so"),
+        2,
+        "c_inner and c_outer"
+    );
     check(&c, &["rust_callback", "c_without_frame_pointers"]);
+
+    // Without .eh_frame_hdr libgcc cannot unwind the library at all; vignette finds .eh_frame
+    // through the file's section headers and scans it. Beyond the library, its frames must be
+    // the same as libgcc's were through the library with a header (same call site).
+    let nohdr = call(build_callback_library(
+        "libcallback-nohdr.so",
+        &["-Wl,--no-eh-frame-hdr"],
+    ));
+    let map = CodeMap::new(512).unwrap();
+    map.refresh();
+    let (ours, end) = unwind(&nohdr, &map, None);
+    assert_eq!(end, EndReason::Root);
+    assert_eq!(
+        frames_in(&ours, "libcallback-nohdr.so"),
+        2,
+        "c_inner and c_outer"
+    );
+    let after_lib = |frames: &[u64], lib: &str| -> Vec<u64> {
+        let last = frames
+            .iter()
+            .rposition(|&a| frames_in(&[a], lib) == 1)
+            .unwrap();
+        frames[last + 1..].to_vec()
+    };
+    let (ours, truth) = (
+        after_lib(&ours, "libcallback-nohdr.so"),
+        after_lib(&c.truth, "libcallback.so"),
+    );
+    // The same frames, but for the two places this test calls `call` from.
+    assert_eq!(ours.len(), truth.len());
+    assert_eq!(ours[0], truth[0], "return into `call`");
+    assert_eq!(ours[2..], truth[2..], "the test's callers");
+}
+
+#[inline(never)]
+fn spin_in_c(c_spin: extern "C" fn(i64) -> i64, millis: u64) -> i64 {
+    let t0 = std::time::Instant::now();
+    let mut acc = 0;
+    while t0.elapsed() < std::time::Duration::from_millis(millis) {
+        acc = c_spin(2000).wrapping_add(acc);
+    }
+    acc
+}
+
+#[test]
+fn samples_on_every_instruction_of_prologues_and_epilogues() {
+    let _g = common::profiler_lock();
+    let h = build_callback_library("libcallback-spin.so", &[]);
+    // SAFETY: c_spin has this signature (tests/fixtures/callback.c).
+    let c_spin: extern "C" fn(i64) -> i64 = unsafe { std::mem::transmute(symbol(h, c"c_spin")) };
+    let c_work = symbol(h, c"c_work") as u64;
+    let mut profiler = vignette::Profiler::builder()
+        .frequency(4000)
+        .build()
+        .unwrap();
+    profiler.start().unwrap();
+    let t = std::thread::Builder::new()
+        .name("c-spinner".into())
+        .spawn(move || spin_in_c(c_spin, 700))
+        .unwrap();
+    std::hint::black_box(t.join().unwrap());
+    let p = profiler.stop().unwrap().to_profile();
+    let t = p.threads.iter().find(|t| t.name == "c-spinner").unwrap();
+    let mut leaf_offsets = std::collections::BTreeSet::new();
+    let mut complete = 0;
+    for s in &t.samples {
+        let frames: Vec<u64> = p
+            .stack_frames(s.stack)
+            .map(|f| common::frame_avma(&p, f))
+            .collect();
+        if frames[0] >= c_work && frames[0] < c_work + 0x80 {
+            leaf_offsets.insert(frames[0] - c_work);
+        }
+        let names = common::stack_names(&p, s.stack);
+        if s.end == EndReason::Root && common::has_chain(&names, &["spin_in_c", "thread_start"]) {
+            complete += 1;
+        }
+    }
+    eprintln!(
+        "{complete}/{} complete; samples landed on {} distinct instructions of c_work",
+        t.samples.len(),
+        leaf_offsets.len()
+    );
+    assert!(
+        leaf_offsets.len() >= 10,
+        "samples spread over c_work: {leaf_offsets:?}"
+    );
+    assert!(
+        complete * 100 >= t.samples.len() * 99,
+        "{complete}/{} complete",
+        t.samples.len()
+    );
 }
 
 extern "C" fn compare(a: *const c_void, b: *const c_void) -> i32 {
