@@ -17,7 +17,7 @@
     )
 )]
 
-use super::{EndReason, Regs, StackReader};
+use super::{EndReason, Regs, StackReader, Step};
 
 /// Walks the frame-pointer chain from `regs` into `frames` (see the module docs of
 /// [`crate::unwind`] for the address convention). Returns the number of frames written and how
@@ -36,34 +36,50 @@ pub fn walk<R: StackReader + ?Sized>(
     };
     *first = regs.ip();
     let mut n = 1;
-    let mut bp = regs.bp();
-    // Frames live at or above the interrupted stack pointer.
-    let mut floor = regs.sp();
+    let mut regs = *regs;
     loop {
-        if bp == 0 {
-            return (n, EndReason::Root);
+        match step(&mut regs, reader) {
+            Ok(Step::Caller { .. }) => {}
+            Ok(Step::Root) => return (n, EndReason::Root),
+            Err(end) => return (n, end),
         }
-        if bp % 8 != 0 || bp < floor {
-            return (n, EndReason::BadFramePointer);
-        }
-        let (Some(next_bp), Some(ra)) = (
-            reader.read_u64(bp),
-            bp.checked_add(8).and_then(|a| reader.read_u64(a)),
-        ) else {
-            return (n, EndReason::OutOfBounds);
-        };
-        if ra == 0 {
+        if regs.ip() == 0 {
             return (n, EndReason::Root);
         }
         let Some(slot) = frames.get_mut(n) else {
             return (n, EndReason::DepthLimit);
         };
-        *slot = ra - 1;
+        *slot = regs.ip() - 1;
         n += 1;
-        // The caller's frame must be strictly above this one.
-        floor = bp + 16;
-        bp = next_bp;
     }
+}
+
+/// One frame-pointer step: `regs` become the caller's (rip, rsp and rbp). The frame must be
+/// 8-byte aligned and at or above the stack pointer, so the chain only moves up the stack.
+///
+/// # Signal safety
+/// Async-signal-safe if `reader` is.
+pub fn step<R: StackReader + ?Sized>(regs: &mut Regs, reader: &R) -> Result<Step, EndReason> {
+    let bp = regs.bp();
+    if bp == 0 {
+        return Ok(Step::Root);
+    }
+    if bp % 8 != 0 || bp < regs.sp() {
+        return Err(EndReason::BadFramePointer);
+    }
+    let (Some(next_bp), Some(ra)) = (
+        reader.read_u64(bp),
+        bp.checked_add(8).and_then(|a| reader.read_u64(a)),
+    ) else {
+        return Err(EndReason::OutOfBounds);
+    };
+    regs.set(Regs::IP, ra);
+    // The caller's frame lies strictly above this one.
+    regs.set(Regs::SP, bp + 16);
+    regs.set(Regs::BP, next_bp);
+    Ok(Step::Caller {
+        signal_frame: false,
+    })
 }
 
 #[cfg(test)]

@@ -80,6 +80,19 @@ impl Regs {
     }
 }
 
+/// The outcome of unwinding one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The registers now hold the caller's; `signal_frame` when the unwound frame was a signal
+    /// trampoline (then the caller's instruction pointer is exact, not a return address).
+    Caller {
+        /// Whether the unwound frame was a signal frame.
+        signal_frame: bool,
+    },
+    /// This is the outermost frame (registers unchanged).
+    Root,
+}
+
 /// How the signal handler walks stacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Unwinder {

@@ -11,9 +11,9 @@
     )
 )]
 
-use super::cfi::{self, CfiError, ModuleSections, Step};
+use super::cfi::{self, CfiError, ModuleSections};
 use super::rule::{Rule, RuleCache};
-use super::{EndReason, Regs, StackReader};
+use super::{fp, EndReason, Regs, StackReader, Step};
 
 /// Where the unwind sections for an address are.
 pub trait CodeLookup {
@@ -131,23 +131,8 @@ fn frame_pointer_step<S: StackReader + ?Sized>(
     regs: &mut Regs,
     stack: &S,
 ) -> Result<Step, EndReason> {
-    let bp = regs.bp();
-    if bp == 0 {
-        return Ok(Step::Root);
-    }
-    if bp % 8 != 0 || bp < regs.sp() {
-        return Err(EndReason::NoUnwindInfo);
-    }
-    let (Some(next_bp), Some(ra)) = (
-        stack.read_u64(bp),
-        bp.checked_add(8).and_then(|a| stack.read_u64(a)),
-    ) else {
-        return Err(EndReason::OutOfBounds);
-    };
-    regs.set(Regs::IP, ra);
-    regs.set(Regs::SP, bp + 16);
-    regs.set(Regs::BP, next_bp);
-    Ok(Step::Caller {
-        signal_frame: false,
+    fp::step(regs, stack).map_err(|e| match e {
+        EndReason::BadFramePointer => EndReason::NoUnwindInfo,
+        e => e,
     })
 }

@@ -22,7 +22,7 @@ pub use cie_fde::{Cie, Fde};
 pub use program::{CfaRule, RegRule, Row};
 pub use reader::Section;
 
-use crate::unwind::{Regs, StackReader};
+use crate::unwind::{Regs, StackReader, Step};
 
 /// What went wrong reading unwind information. Every one ends the stack walk with
 /// [`crate::EndReason::BadUnwindInfo`] (or `OutOfBounds` for [`CfiError::BadRead`]).
@@ -82,19 +82,6 @@ pub fn find_fde<'a>(m: &ModuleSections<'a>, pc: u64) -> Result<Option<Fde<'a>>, 
         }
     }
     cie_fde::scan_for_fde(eh_frame, pc, MAX_SCAN)
-}
-
-/// The outcome of unwinding one frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    /// The registers now hold the caller's; `signal_frame` when the unwound frame was a signal
-    /// trampoline (then the caller's instruction pointer is exact, not a return address).
-    Caller {
-        /// Whether the unwound frame was a signal frame.
-        signal_frame: bool,
-    },
-    /// The return address is undefined: this is the outermost frame (registers unchanged).
-    Root,
 }
 
 /// Applies `row` (from `fde`, at the current frame) to `regs`, which then hold the caller's
