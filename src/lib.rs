@@ -43,6 +43,8 @@ mod sampler;
 pub mod snapshot;
 pub mod stacks;
 mod sys;
+#[cfg(feature = "tools")]
+pub mod tools;
 pub mod unwind;
 
 pub use error::{Error, Result};

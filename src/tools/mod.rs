@@ -1,0 +1,44 @@
+//! The offline half (feature `tools`): Breakpad symbol files, resolution of profiles, and
+//! converters to the formats people view profiles in. The `vignette` command-line tool is a
+//! thin layer over this module.
+
+pub mod collapsed;
+pub mod resolve;
+pub mod speedscope;
+pub mod store;
+pub mod sym_file;
+pub mod sym_writer;
+
+use std::fmt;
+use std::path::Path;
+
+pub use resolve::{resolve, Resolution};
+pub use store::SymbolStore;
+pub use sym_file::{Location, SymbolFile};
+
+/// What can go wrong in the tools. Every message names the file involved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolError {
+    /// Reading or writing a file failed.
+    Io(String),
+    /// A symbol file or binary could not be used.
+    Symbols(String),
+    /// A profile could not be read.
+    Profile(String),
+}
+
+impl fmt::Display for ToolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ToolError::Io(m) | ToolError::Symbols(m) | ToolError::Profile(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for ToolError {}
+
+/// Reads and decodes the profile at `path`.
+pub fn read_profile(path: &Path) -> Result<crate::Profile, ToolError> {
+    let bytes = std::fs::read(path).map_err(|e| ToolError::Io(format!("{}: {e}", path.display())))?;
+    crate::Profile::decode(&bytes).map_err(|e| ToolError::Profile(format!("{}: {e}", path.display())))
+}

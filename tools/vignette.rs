@@ -1,0 +1,154 @@
+//! `vignette`: make symbol stores, resolve profiles, and convert them to the formats people
+//! view profiles in. A thin layer over `vignette::tools`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use vignette::tools::{self, read_profile, SymbolStore, ToolError};
+use vignette::EndReason;
+
+#[derive(Parser)]
+#[command(name = "vignette", version, about = "Symbols, resolution and conversion for vignette profiles")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write Breakpad .sym files for ELF binaries into a symbol store (<file>/<DEBUG_ID>/<file>.sym)
+    Symbols {
+        /// Binaries with debug info or at least a symbol table
+        #[arg(required = true)]
+        binaries: Vec<PathBuf>,
+        /// The symbol store folder
+        #[arg(long)]
+        store: PathBuf,
+    },
+    /// Resolve a profile's frames and report which modules have no symbols
+    Resolve {
+        /// The profile
+        profile: PathBuf,
+        /// Symbol stores, binaries or .sym files
+        #[arg(long = "symbols", required = true)]
+        symbols: Vec<PathBuf>,
+    },
+    /// Convert a profile to another format, resolving it with --symbols
+    Convert {
+        /// The profile
+        profile: PathBuf,
+        /// The output format
+        #[arg(long, value_enum)]
+        to: Format,
+        /// The output file
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Symbol stores, binaries or .sym files
+        #[arg(long = "symbols")]
+        symbols: Vec<PathBuf>,
+    },
+    /// Summarize a profile: threads, samples, modules, how stacks ended
+    Info {
+        /// The profile
+        profile: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    /// Speedscope JSON (https://www.speedscope.app)
+    Speedscope,
+    /// Collapsed stacks, one line per stack (flame graph input)
+    Collapsed,
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ToolError> {
+    let io = |e: std::io::Error| ToolError::Io(format!("{}: {e}", path.display()));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    std::fs::write(path, bytes).map_err(io)
+}
+
+fn report_missing(res: &tools::Resolution) {
+    for (name, id) in &res.missing {
+        eprintln!("no symbols for {name} (debug ID {id}): its frames keep module+offset names");
+    }
+}
+
+fn run(cli: Cli) -> Result<(), ToolError> {
+    let mut out = std::io::stdout().lock();
+    let mut say = |s: String| {
+        let _ = writeln!(out, "{s}");
+    };
+    match cli.command {
+        Command::Symbols { binaries, store } => {
+            for b in &binaries {
+                let path = tools::store::add_to_store(b, &store)?;
+                say(format!("{}", path.display()));
+            }
+        }
+        Command::Resolve { profile, symbols } => {
+            let p = read_profile(&profile)?;
+            let res = tools::resolve(&p, &mut SymbolStore::new(&symbols))?;
+            let resolved = res.frames.iter().filter(|f| f[0].file.is_some() || !f[0].function.contains("+0x")).count();
+            say(format!("{} of {} frames resolved", resolved, res.frames.len()));
+            report_missing(&res);
+        }
+        Command::Convert { profile, to, output, symbols } => {
+            let p = read_profile(&profile)?;
+            let res = tools::resolve(&p, &mut SymbolStore::new(&symbols))?;
+            report_missing(&res);
+            let title = profile.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let bytes = match to {
+                Format::Speedscope => serde_json::to_vec(&tools::speedscope::to_speedscope(&p, &res, &title))
+                    .map_err(|e| ToolError::Io(format!("{}: {e}", output.display())))?,
+                Format::Collapsed => tools::collapsed::to_collapsed(&p, &res).into_bytes(),
+            };
+            write_file(&output, &bytes)?;
+            say(format!("wrote {}", output.display()));
+        }
+        Command::Info { profile } => {
+            let p = read_profile(&profile)?;
+            let samples = p.sample_count();
+            say(format!(
+                "{}: {:?} clock, {} Hz, {:.3} s, {} samples, {} threads, {} modules",
+                profile.display(),
+                p.clock,
+                1_000_000_000 / p.interval_ns.max(1),
+                p.duration_ns as f64 / 1e9,
+                samples,
+                p.threads.len(),
+                p.modules.len()
+            ));
+            for t in &p.threads {
+                say(format!("  thread {:>7} {:<16} {:>7} samples", t.tid, t.name, t.samples.len()));
+            }
+            for m in &p.modules {
+                say(format!("  module {:<24} {} {}", m.name, m.debug_id_string(), m.path));
+            }
+            for end in EndReason::ALL {
+                let n = p.threads.iter().flat_map(|t| &t.samples).filter(|s| s.end == end).count();
+                if n > 0 {
+                    say(format!("  stacks ended: {:<24} {n:>7} ({:.2}%)", end.name(), 100.0 * n as f64 / samples.max(1) as f64));
+                }
+            }
+            if p.lost.total() > 0 {
+                say(format!("  lost samples: {:?}", p.lost));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
