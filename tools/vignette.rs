@@ -10,7 +10,11 @@ use vignette::tools::{self, read_profile, SymbolStore, ToolError};
 use vignette::EndReason;
 
 #[derive(Parser)]
-#[command(name = "vignette", version, about = "Symbols, resolution and conversion for vignette profiles")]
+#[command(
+    name = "vignette",
+    version,
+    about = "Symbols, resolution and conversion for vignette profiles"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -93,18 +97,36 @@ fn run(cli: Cli) -> Result<(), ToolError> {
         Command::Resolve { profile, symbols } => {
             let p = read_profile(&profile)?;
             let res = tools::resolve(&p, &mut SymbolStore::new(&symbols))?;
-            let resolved = res.frames.iter().filter(|f| f[0].file.is_some() || !f[0].function.contains("+0x")).count();
-            say(format!("{} of {} frames resolved", resolved, res.frames.len()));
+            let resolved = res
+                .frames
+                .iter()
+                .filter(|f| f[0].file.is_some() || !f[0].function.contains("+0x"))
+                .count();
+            say(format!(
+                "{} of {} frames resolved",
+                resolved,
+                res.frames.len()
+            ));
             report_missing(&res);
         }
-        Command::Convert { profile, to, output, symbols } => {
+        Command::Convert {
+            profile,
+            to,
+            output,
+            symbols,
+        } => {
             let p = read_profile(&profile)?;
             let res = tools::resolve(&p, &mut SymbolStore::new(&symbols))?;
             report_missing(&res);
-            let title = profile.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let title = profile
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let bytes = match to {
-                Format::Speedscope => serde_json::to_vec(&tools::speedscope::to_speedscope(&p, &res, &title))
-                    .map_err(|e| ToolError::Io(format!("{}: {e}", output.display())))?,
+                Format::Speedscope => {
+                    serde_json::to_vec(&tools::speedscope::to_speedscope(&p, &res, &title))
+                        .map_err(|e| ToolError::Io(format!("{}: {e}", output.display())))?
+                }
                 Format::Collapsed => tools::collapsed::to_collapsed(&p, &res).into_bytes(),
             };
             write_file(&output, &bytes)?;
@@ -124,15 +146,34 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 p.modules.len()
             ));
             for t in &p.threads {
-                say(format!("  thread {:>7} {:<16} {:>7} samples", t.tid, t.name, t.samples.len()));
+                say(format!(
+                    "  thread {:>7} {:<16} {:>7} samples",
+                    t.tid,
+                    t.name,
+                    t.samples.len()
+                ));
             }
             for m in &p.modules {
-                say(format!("  module {:<24} {} {}", m.name, m.debug_id_string(), m.path));
+                say(format!(
+                    "  module {:<24} {} {}",
+                    m.name,
+                    m.debug_id_string(),
+                    m.path
+                ));
             }
             for end in EndReason::ALL {
-                let n = p.threads.iter().flat_map(|t| &t.samples).filter(|s| s.end == end).count();
+                let n = p
+                    .threads
+                    .iter()
+                    .flat_map(|t| &t.samples)
+                    .filter(|s| s.end == end)
+                    .count();
                 if n > 0 {
-                    say(format!("  stacks ended: {:<24} {n:>7} ({:.2}%)", end.name(), 100.0 * n as f64 / samples.max(1) as f64));
+                    say(format!(
+                        "  stacks ended: {:<24} {n:>7} ({:.2}%)",
+                        end.name(),
+                        100.0 * n as f64 / samples.max(1) as f64
+                    ));
                 }
             }
             if p.lost.total() > 0 {

@@ -9,7 +9,11 @@ use crate::Profile;
 pub fn to_collapsed(profile: &Profile, res: &Resolution) -> String {
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     for t in &profile.threads {
-        let thread = if t.name.is_empty() { format!("thread-{}", t.tid) } else { t.name.replace([';', ' '], "_") };
+        let thread = if t.name.is_empty() {
+            format!("thread-{}", t.tid)
+        } else {
+            t.name.replace([';', ' '], "_")
+        };
         for s in &t.samples {
             let mut line = thread.clone();
             for loc in res.stack(profile, s.stack) {
@@ -19,5 +23,8 @@ pub fn to_collapsed(profile: &Profile, res: &Resolution) -> String {
             *counts.entry(line).or_default() += s.weight as u64;
         }
     }
-    counts.into_iter().map(|(stack, n)| format!("{stack} {n}\n")).collect()
+    counts
+        .into_iter()
+        .map(|(stack, n)| format!("{stack} {n}\n"))
+        .collect()
 }

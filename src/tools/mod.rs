@@ -39,6 +39,8 @@ impl std::error::Error for ToolError {}
 
 /// Reads and decodes the profile at `path`.
 pub fn read_profile(path: &Path) -> Result<crate::Profile, ToolError> {
-    let bytes = std::fs::read(path).map_err(|e| ToolError::Io(format!("{}: {e}", path.display())))?;
-    crate::Profile::decode(&bytes).map_err(|e| ToolError::Profile(format!("{}: {e}", path.display())))
+    let bytes =
+        std::fs::read(path).map_err(|e| ToolError::Io(format!("{}: {e}", path.display())))?;
+    crate::Profile::decode(&bytes)
+        .map_err(|e| ToolError::Profile(format!("{}: {e}", path.display())))
 }

@@ -45,8 +45,16 @@ pub fn resolve(profile: &Profile, store: &mut SymbolStore) -> Result<Resolution,
         .frames
         .iter()
         .map(|f| {
-            let Some(m) = f.module.checked_sub(1).and_then(|m| profile.modules.get(m as usize)) else {
-                return vec![Location { function: format!("{:#x}", f.address), file: None, line: 0 }];
+            let Some(m) = f
+                .module
+                .checked_sub(1)
+                .and_then(|m| profile.modules.get(m as usize))
+            else {
+                return vec![Location {
+                    function: format!("{:#x}", f.address),
+                    file: None,
+                    line: 0,
+                }];
             };
             let table = tables.get(f.module as usize - 1).and_then(|t| t.as_ref());
             let found = table.map(|t| t.lookup(f.address)).unwrap_or_default();
@@ -54,11 +62,18 @@ pub fn resolve(profile: &Profile, store: &mut SymbolStore) -> Result<Resolution,
                 if table.is_none() {
                     missing.insert((m.name.clone(), m.debug_id_string()));
                 }
-                vec![Location { function: format!("{}+{:#x}", m.name, f.address), file: None, line: 0 }]
+                vec![Location {
+                    function: format!("{}+{:#x}", m.name, f.address),
+                    file: None,
+                    line: 0,
+                }]
             } else {
                 found
             }
         })
         .collect();
-    Ok(Resolution { frames, missing: missing.into_iter().collect() })
+    Ok(Resolution {
+        frames,
+        missing: missing.into_iter().collect(),
+    })
 }

@@ -42,7 +42,11 @@ pub fn to_speedscope(profile: &Profile, res: &Resolution, name: &str) -> Value {
             samples.push(stack);
             weights.push(w);
         }
-        let title = if t.name.is_empty() { format!("thread {}", t.tid) } else { format!("{} ({})", t.name, t.tid) };
+        let title = if t.name.is_empty() {
+            format!("thread {}", t.tid)
+        } else {
+            format!("{} ({})", t.name, t.tid)
+        };
         profiles.push(json!({
             "type": "sampled",
             "name": title,

@@ -24,9 +24,16 @@ pub fn store_path(store: &Path, name: &str, debug_id: &str) -> PathBuf {
 /// Writes the `.sym` file for the ELF file at `binary` into `store`; returns its path.
 pub fn add_to_store(binary: &Path, store: &Path) -> Result<PathBuf, ToolError> {
     let data = std::fs::read(binary).map_err(|e| io_err(binary, e))?;
-    let object = Object::parse(&data)
-        .map_err(|e| ToolError::Symbols(format!("{}: not an object file vignette can read: {e}", binary.display())))?;
-    let name = binary.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let object = Object::parse(&data).map_err(|e| {
+        ToolError::Symbols(format!(
+            "{}: not an object file vignette can read: {e}",
+            binary.display()
+        ))
+    })?;
+    let name = binary
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if !object.has_debug_info() && object.symbols().next().is_none() {
         return Err(ToolError::Symbols(format!(
             "{}: has neither debug info nor a symbol table (stripped?); point vignette at the unstripped file",
@@ -61,7 +68,12 @@ impl SymbolStore {
     /// which module they describe.
     pub fn new(paths: &[PathBuf]) -> Self {
         let (roots, files) = paths.iter().cloned().partition(|p| p.is_dir());
-        SymbolStore { roots, files, by_id: None, loaded: HashMap::new() }
+        SymbolStore {
+            roots,
+            files,
+            by_id: None,
+            loaded: HashMap::new(),
+        }
     }
 
     fn index_files(&mut self) -> Result<&HashMap<String, PathBuf>, ToolError> {
@@ -71,10 +83,16 @@ impl SymbolStore {
                 let data = std::fs::read(f).map_err(|e| io_err(f, e))?;
                 let id = if data.starts_with(b"MODULE ") {
                     let head = String::from_utf8_lossy(&data[..data.len().min(512)]).into_owned();
-                    head.split_whitespace().nth(3).unwrap_or_default().to_uppercase()
+                    head.split_whitespace()
+                        .nth(3)
+                        .unwrap_or_default()
+                        .to_uppercase()
                 } else {
                     let object = Object::parse(&data).map_err(|e| {
-                        ToolError::Symbols(format!("{}: neither a .sym file nor an object file: {e}", f.display()))
+                        ToolError::Symbols(format!(
+                            "{}: neither a .sym file nor an object file: {e}",
+                            f.display()
+                        ))
                     })?;
                     symbol_id(&object, "").debug_id
                 };
@@ -87,7 +105,11 @@ impl SymbolStore {
 
     /// The symbols of module `name` with `debug_id`, or `None` if no store has them. A symbol
     /// file found at the module's path but made for another debug id is an error.
-    pub fn find(&mut self, name: &str, debug_id: &str) -> Result<Option<Arc<SymbolFile>>, ToolError> {
+    pub fn find(
+        &mut self,
+        name: &str,
+        debug_id: &str,
+    ) -> Result<Option<Arc<SymbolFile>>, ToolError> {
         let key = format!("{name}/{debug_id}");
         if let Some(hit) = self.loaded.get(&key) {
             return Ok(hit.clone());
@@ -121,7 +143,8 @@ impl SymbolStore {
         if data.starts_with(b"MODULE ") {
             return SymbolFile::parse(&String::from_utf8_lossy(&data), &source).map(Some);
         }
-        let object = Object::parse(&data).map_err(|e| ToolError::Symbols(format!("{source}: {e}")))?;
+        let object =
+            Object::parse(&data).map_err(|e| ToolError::Symbols(format!("{source}: {e}")))?;
         let mut text = Vec::new();
         write_sym(&object, name, &mut text)?;
         SymbolFile::parse(&String::from_utf8_lossy(&text), &source).map(Some)

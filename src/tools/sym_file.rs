@@ -52,7 +52,8 @@ fn hex(s: &str, what: &str, at: usize) -> Result<u64, String> {
 }
 
 fn dec(s: &str, what: &str, at: usize) -> Result<u64, String> {
-    s.parse().map_err(|_| format!("line {at}: bad {what} {s:?}"))
+    s.parse()
+        .map_err(|_| format!("line {at}: bad {what} {s:?}"))
 }
 
 impl SymbolFile {
@@ -62,16 +63,29 @@ impl SymbolFile {
     }
 
     fn parse_inner(text: &str) -> Result<SymbolFile, String> {
-        let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
-        let (_, first) = lines.next().ok_or("empty file: not a Breakpad symbol file")?;
+        let mut lines = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
+        let (_, first) = lines
+            .next()
+            .ok_or("empty file: not a Breakpad symbol file")?;
         let mut head = first.splitn(5, ' ');
-        let (Some("MODULE"), Some(_os), Some(_arch), Some(debug_id), Some(name)) =
-            (head.next(), head.next(), head.next(), head.next(), head.next())
-        else {
+        let (Some("MODULE"), Some(_os), Some(_arch), Some(debug_id), Some(name)) = (
+            head.next(),
+            head.next(),
+            head.next(),
+            head.next(),
+            head.next(),
+        ) else {
             return Err("the first line is not a MODULE record: not a Breakpad symbol file".into());
         };
         let mut sym = SymbolFile {
-            id: SymbolId { name: name.to_string(), debug_id: debug_id.to_uppercase(), code_id: None },
+            id: SymbolId {
+                name: name.to_string(),
+                debug_id: debug_id.to_uppercase(),
+                code_id: None,
+            },
             files: HashMap::new(),
             origins: HashMap::new(),
             funcs: Vec::new(),
@@ -104,17 +118,31 @@ impl SymbolFile {
                     let size = hex(p.next().unwrap_or(""), "FUNC size", at)?;
                     hex(p.next().unwrap_or(""), "FUNC parameter size", at)?;
                     let name = p.next().unwrap_or("").to_string();
-                    sym.funcs.push(Func { address, size, name, lines: Vec::new(), inlines: Vec::new() });
+                    sym.funcs.push(Func {
+                        address,
+                        size,
+                        name,
+                        lines: Vec::new(),
+                        inlines: Vec::new(),
+                    });
                 }
                 "INLINE" => {
-                    let f = sym.funcs.last_mut().ok_or(format!("line {at}: INLINE outside a FUNC"))?;
+                    let f = sym
+                        .funcs
+                        .last_mut()
+                        .ok_or(format!("line {at}: INLINE outside a FUNC"))?;
                     let nums: Vec<&str> = words.collect();
                     if nums.len() < 6 || nums.len() % 2 != 0 {
                         return Err(format!("line {at}: malformed INLINE record"));
                     }
                     let ranges = nums[4..]
                         .chunks(2)
-                        .map(|r| Ok((hex(r[0], "INLINE address", at)?, hex(r[1], "INLINE size", at)?)))
+                        .map(|r| {
+                            Ok((
+                                hex(r[0], "INLINE address", at)?,
+                                hex(r[1], "INLINE size", at)?,
+                            ))
+                        })
                         .collect::<Result<_, String>>()?;
                     f.inlines.push(Inline {
                         depth: dec(nums[0], "INLINE depth", at)? as u32,
@@ -130,7 +158,8 @@ impl SymbolFile {
                     let mut p = rest.splitn(3, ' ');
                     let address = hex(p.next().unwrap_or(""), "PUBLIC address", at)?;
                     hex(p.next().unwrap_or(""), "PUBLIC parameter size", at)?;
-                    sym.publics.push((address, p.next().unwrap_or("").to_string()));
+                    sym.publics
+                        .push((address, p.next().unwrap_or("").to_string()));
                 }
                 first => {
                     // A line record: address size line file, all belonging to the last FUNC.
@@ -138,7 +167,10 @@ impl SymbolFile {
                     if nums.len() != 4 {
                         return Err(format!("line {at}: unknown record {line:?}"));
                     }
-                    let f = sym.funcs.last_mut().ok_or(format!("line {at}: line record outside a FUNC"))?;
+                    let f = sym
+                        .funcs
+                        .last_mut()
+                        .ok_or(format!("line {at}: line record outside a FUNC"))?;
                     f.lines.push((
                         hex(nums[0], "line address", at)?,
                         hex(nums[1], "line size", at)?,
@@ -165,7 +197,11 @@ impl SymbolFile {
     /// no function or public symbol covers it.
     pub fn lookup(&self, addr: u64) -> Vec<Location> {
         let i = self.funcs.partition_point(|f| f.address <= addr);
-        let Some(f) = i.checked_sub(1).map(|i| &self.funcs[i]).filter(|f| addr < f.address.saturating_add(f.size)) else {
+        let Some(f) = i
+            .checked_sub(1)
+            .map(|i| &self.funcs[i])
+            .filter(|f| addr < f.address.saturating_add(f.size))
+        else {
             return self.lookup_public(addr);
         };
         let file = |n: u64| self.files.get(&n).cloned();
@@ -178,23 +214,43 @@ impl SymbolFile {
         let mut inlines: Vec<&Inline> = f
             .inlines
             .iter()
-            .filter(|inl| inl.ranges.iter().any(|&(a, s)| a <= addr && addr < a.saturating_add(s)))
+            .filter(|inl| {
+                inl.ranges
+                    .iter()
+                    .any(|&(a, s)| a <= addr && addr < a.saturating_add(s))
+            })
             .collect();
         inlines.sort_by_key(|inl| std::cmp::Reverse(inl.depth));
         let mut frames = Vec::with_capacity(inlines.len() + 1);
         for inl in inlines {
-            let name = self.origins.get(&inl.origin).cloned().unwrap_or_else(|| format!("<inline origin {}>", inl.origin));
-            frames.push(Location { function: name, file: loc.0, line: loc.1 });
+            let name = self
+                .origins
+                .get(&inl.origin)
+                .cloned()
+                .unwrap_or_else(|| format!("<inline origin {}>", inl.origin));
+            frames.push(Location {
+                function: name,
+                file: loc.0,
+                line: loc.1,
+            });
             loc = (file(inl.call_file), inl.call_line);
         }
-        frames.push(Location { function: f.name.clone(), file: loc.0, line: loc.1 });
+        frames.push(Location {
+            function: f.name.clone(),
+            file: loc.0,
+            line: loc.1,
+        });
         frames
     }
 
     fn lookup_public(&self, addr: u64) -> Vec<Location> {
         let i = self.publics.partition_point(|p| p.0 <= addr);
         match i.checked_sub(1) {
-            Some(i) => vec![Location { function: self.publics[i].1.clone(), file: None, line: 0 }],
+            Some(i) => vec![Location {
+                function: self.publics[i].1.clone(),
+                file: None,
+                line: 0,
+            }],
             None => Vec::new(),
         }
     }
@@ -230,14 +286,29 @@ STACK CFI INIT 1000 40 .cfa: $rsp 8 +
         assert_eq!(s.id.debug_id, "7DD4E2B7AD9B626374162F3BE1737BAF0");
         assert_eq!(s.id.code_id.as_deref(), Some("B7E2D47D9BAD6362"));
         assert_eq!(s.function_count(), 2);
-        let names = |a| s.lookup(a).into_iter().map(|l| (l.function, l.line)).collect::<Vec<_>>();
+        let names = |a| {
+            s.lookup(a)
+                .into_iter()
+                .map(|l| (l.function, l.line))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(names(0x1004), [("demo::main".into(), 5)]);
-        assert_eq!(names(0x1012), [("inlined_outer".into(), 21), ("demo::main".into(), 10)]);
+        assert_eq!(
+            names(0x1012),
+            [("inlined_outer".into(), 21), ("demo::main".into(), 10)]
+        );
         assert_eq!(
             names(0x101a),
-            [("inlined_inner".into(), 30), ("inlined_outer".into(), 20), ("demo::main".into(), 10)]
+            [
+                ("inlined_inner".into(), 30),
+                ("inlined_outer".into(), 20),
+                ("demo::main".into(), 10)
+            ]
         );
-        assert_eq!(s.lookup(0x101a)[1].file.as_deref(), Some("/src/lib with space.rs"));
+        assert_eq!(
+            s.lookup(0x101a)[1].file.as_deref(),
+            Some("/src/lib with space.rs")
+        );
         assert_eq!(names(0x1034), [("demo::main".into(), 12)]);
         assert_eq!(names(0x2004), [("demo::with spaces(int, int)".into(), 99)]);
         assert_eq!(names(0x3004), [("public_thing".into(), 0)]);
@@ -249,9 +320,13 @@ STACK CFI INIT 1000 40 .cfa: $rsp 8 +
         let err = |t: &str| SymbolFile::parse(t, "x.sym").unwrap_err().to_string();
         assert!(err("").contains("empty"));
         assert!(err("{\"json\": true}").contains("not a Breakpad symbol file"));
-        assert!(err("MODULE Linux x86_64 ABC x\nFUNC zz 1 0 f").contains("line 2: bad FUNC address"));
+        assert!(
+            err("MODULE Linux x86_64 ABC x\nFUNC zz 1 0 f").contains("line 2: bad FUNC address")
+        );
         assert!(err("MODULE Linux x86_64 ABC x\n1000 4 1 0").contains("outside a FUNC"));
-        assert!(err("MODULE Linux x86_64 ABC x\nFUNC 1 1 0 f\nINLINE 0 1").contains("malformed INLINE"));
+        assert!(
+            err("MODULE Linux x86_64 ABC x\nFUNC 1 1 0 f\nINLINE 0 1").contains("malformed INLINE")
+        );
         assert!(err("MODULE Linux x86_64 ABC x\nWHAT is this").contains("unknown record"));
     }
 }

@@ -32,7 +32,8 @@ pub fn symbol_id(object: &Object<'_>, name: &str) -> SymbolId {
 }
 
 fn demangle(name: &symbolic_common::Name<'_>) -> String {
-    name.try_demangle(DemangleOptions::name_only().parameters(true)).into_owned()
+    name.try_demangle(DemangleOptions::name_only().parameters(true))
+        .into_owned()
 }
 
 #[derive(Default)]
@@ -45,7 +46,11 @@ impl Tables {
     fn file(&mut self, line: &LineInfo<'_>, comp_dir: &[u8]) -> usize {
         let mut path = line.file.path_str();
         if !path.starts_with('/') && !comp_dir.is_empty() {
-            path = format!("{}/{}", String::from_utf8_lossy(comp_dir).trim_end_matches('/'), path);
+            path = format!(
+                "{}/{}",
+                String::from_utf8_lossy(comp_dir).trim_end_matches('/'),
+                path
+            );
         }
         let n = self.files.len();
         *self.files.entry(path).or_insert(n)
@@ -70,10 +75,14 @@ struct FuncRecord {
 fn collect(f: &Function<'_>, depth: usize, t: &mut Tables, out: &mut FuncRecord) {
     for line in &f.lines {
         // A line that starts where an inlinee starts, covering it, is that inlinee's call site.
-        let call = f.inlinees.iter().find(|c| c.address == line.address && Some(c.size) == line.size);
+        let call = f
+            .inlinees
+            .iter()
+            .find(|c| c.address == line.address && Some(c.size) == line.size);
         if call.is_none() {
             let file = t.file(line, f.compilation_dir);
-            out.lines.push((line.address, line.size.unwrap_or(1), line.line, file));
+            out.lines
+                .push((line.address, line.size.unwrap_or(1), line.line, file));
         }
     }
     for c in &f.inlinees {
@@ -83,7 +92,8 @@ fn collect(f: &Function<'_>, depth: usize, t: &mut Tables, out: &mut FuncRecord)
             None => (0, 0),
         };
         let origin = t.origin(demangle(&c.name));
-        out.inlines.push((depth, call_line, call_file, origin, c.address, c.size));
+        out.inlines
+            .push((depth, call_line, call_file, origin, c.address, c.size));
         collect(c, depth + 1, t, out);
     }
 }
@@ -101,13 +111,24 @@ pub fn write_sym(object: &Object<'_>, name: &str, out: &mut impl Write) -> Resul
         if f.size == 0 || funcs.contains_key(&f.address) {
             continue;
         }
-        let mut rec = FuncRecord { address: f.address, size: f.size, name: demangle(&f.name), inlines: Vec::new(), lines: Vec::new() };
+        let mut rec = FuncRecord {
+            address: f.address,
+            size: f.size,
+            name: demangle(&f.name),
+            inlines: Vec::new(),
+            lines: Vec::new(),
+        };
         collect(&f, 0, &mut t, &mut rec);
         rec.lines.sort_unstable();
         funcs.insert(f.address, rec);
     }
     // Symbols not covered by a function become PUBLIC records.
-    let covered = |addr: u64| funcs.range(..=addr).next_back().is_some_and(|(_, f)| addr < f.address + f.size);
+    let covered = |addr: u64| {
+        funcs
+            .range(..=addr)
+            .next_back()
+            .is_some_and(|(_, f)| addr < f.address + f.size)
+    };
     let mut publics: BTreeMap<u64, String> = BTreeMap::new();
     for s in object.symbols() {
         if let Some(n) = s.name.as_deref() {
@@ -136,7 +157,11 @@ pub fn write_sym(object: &Object<'_>, name: &str, out: &mut impl Write) -> Resul
     for f in funcs.values() {
         writeln!(out, "FUNC {:x} {:x} 0 {}", f.address, f.size, f.name).map_err(io)?;
         for &(depth, call_line, call_file, origin, addr, size) in &f.inlines {
-            writeln!(out, "INLINE {depth} {call_line} {call_file} {origin} {addr:x} {size:x}").map_err(io)?;
+            writeln!(
+                out,
+                "INLINE {depth} {call_line} {call_file} {origin} {addr:x} {size:x}"
+            )
+            .map_err(io)?;
         }
         for &(addr, size, line, file) in &f.lines {
             writeln!(out, "{addr:x} {size:x} {line} {file}").map_err(io)?;

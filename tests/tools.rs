@@ -1,0 +1,252 @@
+//! The tools: symbol files like Mozilla's dump_syms writes, resolution with inline frames,
+//! converters, and the CLI's output and errors.
+#![cfg(feature = "tools")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use vignette::tools::{self, SymbolFile, SymbolStore};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn our_symbol_files_resolve_like_dump_syms() {
+    let store = tmp("store-fixture");
+    let binary = Path::new(FIXTURES).join("libcallback-debug.so");
+    let path = tools::store::add_to_store(&binary, &store).unwrap();
+    assert!(path.ends_with(
+        "libcallback-debug.so/F2EFFE97E5E8C8E700F192E1F2CB255F0/libcallback-debug.so.sym"
+    ));
+    let ours = SymbolFile::parse(&std::fs::read_to_string(&path).unwrap(), "ours").unwrap();
+    let text = std::fs::read_to_string(Path::new(FIXTURES).join("libcallback-debug.dump_syms.sym"))
+        .unwrap();
+    let theirs = SymbolFile::parse(&text, "dump_syms").unwrap();
+    assert_eq!(ours.id, theirs.id, "same module name, debug ID and code ID");
+    // Every address of every function of dump_syms' file resolves to the same frames.
+    let mut checked = 0;
+    let mut inlined = 0;
+    for line in text.lines().filter(|l| l.starts_with("FUNC ")) {
+        let w: Vec<&str> = line.split(' ').collect();
+        let (start, size) = (
+            u64::from_str_radix(w[1], 16).unwrap(),
+            u64::from_str_radix(w[2], 16).unwrap(),
+        );
+        for addr in start..start + size {
+            let (a, b) = (ours.lookup(addr), theirs.lookup(addr));
+            assert_eq!(a, b, "address {addr:#x}");
+            inlined += (a.len() > 1) as usize;
+            checked += 1;
+        }
+    }
+    assert!(
+        checked > 100 && inlined > 5,
+        "{checked} addresses, {inlined} with inline frames"
+    );
+    let mix = u64::from_str_radix(
+        text.lines()
+            .find(|l| l.ends_with(" c_mix"))
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap(),
+        16,
+    )
+    .unwrap();
+    let frames = (mix..mix + 0x40)
+        .map(|a| ours.lookup(a))
+        .find(|f| f.len() == 2)
+        .unwrap();
+    assert_eq!(frames[0].function, "twice_plus");
+    assert_eq!(frames[1].function, "c_mix");
+    assert!(frames[0].file.as_deref().unwrap().ends_with("callback.c"));
+}
+
+#[test]
+fn a_symbol_file_for_another_debug_id_is_refused() {
+    let store = tmp("store-mismatch");
+    let dir = store
+        .join("libx.so")
+        .join("00000000000000000000000000000000A");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        Path::new(FIXTURES).join("libcallback-debug.dump_syms.sym"),
+        dir.join("libx.so.sym"),
+    )
+    .unwrap();
+    let err = SymbolStore::new(&[store])
+        .find("libx.so", "00000000000000000000000000000000A")
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("another") || err.to_string().contains("symbol file for debug ID"),
+        "{err}"
+    );
+}
+
+/// A profile of this process with a worker thread in known functions.
+fn profile_this_process() -> vignette::Profile {
+    let _g = common::profiler_lock();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers = common::workload::spawn_workers(1, &stop);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let mut profiler = vignette::Profiler::builder().build().unwrap();
+    for _ in 0..40 {
+        profiler.sample_once(vignette::Target::AllThreads).unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    workers.into_iter().for_each(|w| {
+        w.join().unwrap();
+    });
+    profiler.stop().unwrap().to_profile()
+}
+
+#[test]
+fn resolve_and_convert_a_real_profile() {
+    let p = profile_this_process();
+    // Symbols straight from this test binary (it has debug info); libc has none here.
+    let exe = std::env::current_exe().unwrap();
+    let res = tools::resolve(&p, &mut SymbolStore::new(&[exe])).unwrap();
+    assert_eq!(res.frames.len(), p.frames.len());
+    assert!(res
+        .missing
+        .iter()
+        .any(|(name, _)| name.starts_with("libc.so")));
+    let w = p.threads.iter().find(|t| t.name == "worker-0").unwrap();
+    let names: Vec<String> = res
+        .stack(&p, w.samples[0].stack)
+        .iter()
+        .map(|l| l.function.clone())
+        .collect();
+    let inner_first: Vec<String> = names.iter().rev().cloned().collect();
+    assert!(
+        common::has_chain(&inner_first, &["crunch", "worker_loop"]),
+        "{names:#?}"
+    );
+    assert!(
+        names.iter().any(|n| n.starts_with("libc.so.6+0x")),
+        "unresolved frames keep module+offset: {names:#?}"
+    );
+    let located = res
+        .stack(&p, w.samples[0].stack)
+        .into_iter()
+        .find(|l| l.function.ends_with("worker_loop"))
+        .unwrap();
+    assert!(located.file.as_deref().unwrap().ends_with("workload.rs") && located.line > 0);
+
+    let doc = tools::speedscope::to_speedscope(&p, &res, "test");
+    let profiles = doc["profiles"].as_array().unwrap();
+    assert_eq!(
+        profiles.len(),
+        p.threads.iter().filter(|t| !t.samples.is_empty()).count()
+    );
+    let wp = profiles
+        .iter()
+        .find(|x| x["name"].as_str().unwrap().starts_with("worker-0 ("))
+        .unwrap();
+    assert_eq!(wp["samples"].as_array().unwrap().len(), w.samples.len());
+    let total: f64 = wp["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .sum();
+    assert_eq!(total, wp["endValue"].as_f64().unwrap());
+    let frames = doc["shared"]["frames"].as_array().unwrap();
+    for s in wp["samples"].as_array().unwrap() {
+        for i in s.as_array().unwrap() {
+            assert!((i.as_u64().unwrap() as usize) < frames.len());
+        }
+    }
+
+    let collapsed = tools::collapsed::to_collapsed(&p, &res);
+    let worker_weight: u64 = collapsed
+        .lines()
+        .filter(|l| l.starts_with("worker-0;"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(
+        worker_weight,
+        w.samples.iter().map(|s| s.weight as u64).sum::<u64>()
+    );
+}
+
+fn cli(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vignette"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn cli_help_and_errors() {
+    let (ok, help, _) = cli(&["--help"]);
+    assert!(ok);
+    for sub in ["symbols", "resolve", "convert", "info"] {
+        assert!(help.contains(sub), "{help}");
+    }
+    let dir = tmp("cli-errors");
+    let junk = dir.join("junk.vignette");
+    std::fs::write(&junk, b"{\"not\": \"a profile\"}").unwrap();
+    let (ok, _, err) = cli(&["info", junk.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.starts_with("Error: ")
+            && err.contains("junk.vignette")
+            && err.contains("not a vignette profile"),
+        "{err}"
+    );
+    let (ok, _, err) = cli(&["info", dir.join("missing").to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("missing") && err.contains("No such file"),
+        "{err}"
+    );
+    let (ok, _, err) = cli(&[
+        "symbols",
+        junk.to_str().unwrap(),
+        "--store",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("junk.vignette"), "{err}");
+
+    // A real profile through the CLI.
+    let p = profile_this_process();
+    let path = dir.join("p.vignette");
+    std::fs::write(&path, p.encode()).unwrap();
+    let (ok, info, _) = cli(&["info", path.to_str().unwrap()]);
+    assert!(
+        ok && info.contains("worker-0") && info.contains("stacks ended: root"),
+        "{info}"
+    );
+    let out = dir.join("p.speedscope.json");
+    let exe = std::env::current_exe().unwrap();
+    let (ok, _, err) = cli(&[
+        "convert",
+        path.to_str().unwrap(),
+        "--to",
+        "speedscope",
+        "-o",
+        out.to_str().unwrap(),
+        "--symbols",
+        exe.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(err.contains("no symbols for libc.so.6"), "{err}");
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(
+        doc["$schema"],
+        "https://www.speedscope.app/file-format-schema.json"
+    );
+}
