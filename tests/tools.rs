@@ -166,6 +166,43 @@ fn resolve_and_convert_a_real_profile() {
         }
     }
 
+    // pprof: gzip around a protobuf that names the functions (resolved) or only the
+    // mappings' build IDs (unresolved).
+    let gunzip = |b: Vec<u8>| {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&b[..]), &mut out).unwrap();
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let resolved = gunzip(tools::pprof::to_pprof(&p, Some(&res)));
+    assert!(
+        resolved.contains("worker_loop")
+            && resolved.contains("workload.rs")
+            && resolved.contains("worker-0")
+    );
+    let unresolved = gunzip(tools::pprof::to_pprof(&p, None));
+    assert!(!unresolved.contains("worker_loop"));
+    let exe = p
+        .modules
+        .iter()
+        .find(|m| {
+            m.path.ends_with(
+                std::env::current_exe()
+                    .unwrap()
+                    .file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap(),
+            )
+        })
+        .unwrap();
+    assert!(
+        unresolved.contains(&exe.code_id_string()),
+        "the mapping carries the build ID"
+    );
+
+    let svg = String::from_utf8(tools::svg::to_svg(&p, &res, "test").unwrap()).unwrap();
+    assert!(svg.starts_with("<?xml") && svg.contains("worker_loop") && svg.contains("worker-0"));
+
     let collapsed = tools::collapsed::to_collapsed(&p, &res);
     let worker_weight: u64 = collapsed
         .lines()

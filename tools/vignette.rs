@@ -66,6 +66,12 @@ enum Format {
     Speedscope,
     /// Collapsed stacks, one line per stack (flame graph input)
     Collapsed,
+    /// pprof (gzipped profile.proto), resolved with --symbols
+    Pprof,
+    /// pprof with addresses, mappings and build IDs only, for server-side symbolization
+    PprofUnresolved,
+    /// An SVG flame graph
+    Svg,
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ToolError> {
@@ -128,6 +134,9 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                         .map_err(|e| ToolError::Io(format!("{}: {e}", output.display())))?
                 }
                 Format::Collapsed => tools::collapsed::to_collapsed(&p, &res).into_bytes(),
+                Format::Pprof => tools::pprof::to_pprof(&p, Some(&res)),
+                Format::PprofUnresolved => tools::pprof::to_pprof(&p, None),
+                Format::Svg => tools::svg::to_svg(&p, &res, &title)?,
             };
             write_file(&output, &bytes)?;
             say(format!("wrote {}", output.display()));

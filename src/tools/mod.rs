@@ -3,9 +3,11 @@
 //! thin layer over this module.
 
 pub mod collapsed;
+pub mod pprof;
 pub mod resolve;
 pub mod speedscope;
 pub mod store;
+pub mod svg;
 pub mod sym_file;
 pub mod sym_writer;
 

@@ -1,0 +1,189 @@
+//! pprof's `profile.proto`, gzipped: what `go tool pprof`, Pyroscope, Parca and Datadog read.
+//!
+//! Resolved, with Functions and Lines (inline frames as extra Lines, innermost first), or
+//! unresolved, with only addresses and Mappings carrying build IDs, for server-side
+//! symbolization. Written with a small protobuf encoder: the format needs only varints,
+//! length-delimited fields and packed repeated integers.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use super::resolve::Resolution;
+use crate::{Clock, Profile};
+
+/// A protobuf message under construction.
+#[derive(Default)]
+struct Msg(Vec<u8>);
+
+impl Msg {
+    fn varint(&mut self, mut v: u64) {
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                self.0.push(b);
+                return;
+            }
+            self.0.push(b | 0x80);
+        }
+    }
+
+    /// A varint field (omitted when zero, as proto3 does).
+    fn int(&mut self, field: u32, v: u64) -> &mut Self {
+        if v != 0 {
+            self.varint((field as u64) << 3);
+            self.varint(v);
+        }
+        self
+    }
+
+    fn bytes(&mut self, field: u32, b: &[u8]) -> &mut Self {
+        self.varint((field as u64) << 3 | 2);
+        self.varint(b.len() as u64);
+        self.0.extend_from_slice(b);
+        self
+    }
+
+    fn packed(&mut self, field: u32, vs: &[u64]) -> &mut Self {
+        let mut inner = Msg::default();
+        for &v in vs {
+            inner.varint(v);
+        }
+        self.bytes(field, &inner.0)
+    }
+}
+
+/// Interned strings; index 0 is "".
+struct Strings {
+    table: Vec<String>,
+    index: HashMap<String, u64>,
+}
+
+impl Strings {
+    fn new() -> Self {
+        Strings {
+            table: vec![String::new()],
+            index: HashMap::from([(String::new(), 0)]),
+        }
+    }
+
+    fn id(&mut self, s: &str) -> u64 {
+        if let Some(&i) = self.index.get(s) {
+            return i;
+        }
+        let i = self.table.len() as u64;
+        self.table.push(s.to_string());
+        self.index.insert(s.to_string(), i);
+        i
+    }
+}
+
+/// Encodes `profile` as a gzipped pprof profile. With `res`, locations carry functions, files
+/// and lines; without, only addresses and mappings (for symbolization elsewhere).
+pub fn to_pprof(profile: &Profile, res: Option<&Resolution>) -> Vec<u8> {
+    let mut s = Strings::new();
+    let mut p = Msg::default();
+    let clock = match profile.clock {
+        Clock::Cpu => "cpu",
+        Clock::Wall => "wall",
+    };
+    let value_type = |s: &mut Strings, kind: &str, unit: &str| {
+        let mut m = Msg::default();
+        m.int(1, s.id(kind)).int(2, s.id(unit));
+        m.0
+    };
+    let samples_type = value_type(&mut s, "samples", "count");
+    let time_type = value_type(&mut s, clock, "nanoseconds");
+    p.bytes(1, &samples_type).bytes(1, &time_type);
+
+    // Samples, leaf first; location ids are frame indices + 1.
+    let thread_key = s.id("thread");
+    let tid_key = s.id("thread_id");
+    for t in &profile.threads {
+        let name = s.id(&t.name);
+        for smp in &t.samples {
+            let locations = location_ids(profile, smp.stack);
+            let weight = smp.weight as u64;
+            let mut label_thread = Msg::default();
+            label_thread.int(1, thread_key).int(2, name);
+            let mut label_tid = Msg::default();
+            label_tid.int(1, tid_key).int(3, t.tid as u64);
+            let mut m = Msg::default();
+            m.packed(1, &locations)
+                .packed(2, &[weight, weight * profile.interval_ns]);
+            m.bytes(3, &label_thread.0).bytes(3, &label_tid.0);
+            p.bytes(2, &m.0);
+        }
+    }
+    // Mappings: one per module.
+    for (i, m) in profile.modules.iter().enumerate() {
+        let mut mm = Msg::default();
+        mm.int(1, i as u64 + 1)
+            .int(2, m.base_avma)
+            .int(3, m.end_avma)
+            .int(4, 0)
+            .int(5, s.id(&m.path))
+            .int(6, s.id(&m.code_id_string()))
+            .int(7, res.is_some() as u64)
+            .int(8, res.is_some() as u64)
+            .int(9, res.is_some() as u64)
+            .int(10, res.is_some() as u64);
+        p.bytes(3, &mm.0);
+    }
+    // Locations (one per frame) and, when resolved, functions (one per name and file).
+    let mut functions: HashMap<(String, Option<String>), u64> = HashMap::new();
+    let mut function_msgs = Vec::new();
+    for (i, f) in profile.frames.iter().enumerate() {
+        let mut loc = Msg::default();
+        let module = f
+            .module
+            .checked_sub(1)
+            .and_then(|m| profile.modules.get(m as usize));
+        let avma = module.map_or(f.address, |m| m.base_avma + f.address);
+        loc.int(1, i as u64 + 1)
+            .int(2, f.module as u64)
+            .int(3, avma);
+        if let Some(frames) = res.and_then(|r| r.frames.get(i)) {
+            for l in frames {
+                let key = (l.function.clone(), l.file.clone());
+                let next = functions.len() as u64 + 1;
+                let fid = *functions.entry(key).or_insert_with(|| {
+                    let mut fm = Msg::default();
+                    fm.int(1, next)
+                        .int(2, s.id(&l.function))
+                        .int(3, s.id(&l.function));
+                    fm.int(4, s.id(l.file.as_deref().unwrap_or("")));
+                    function_msgs.push(fm.0);
+                    next
+                });
+                let mut line = Msg::default();
+                line.int(1, fid).int(2, l.line as u64);
+                loc.bytes(4, &line.0);
+            }
+        }
+        p.bytes(4, &loc.0);
+    }
+    for fm in &function_msgs {
+        p.bytes(5, fm);
+    }
+    for st in &s.table {
+        p.bytes(6, st.as_bytes());
+    }
+    p.int(9, profile.start_unix_ns).int(10, profile.duration_ns);
+    p.bytes(11, &time_type).int(12, profile.interval_ns);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing into a Vec cannot fail.
+    let _ = gz.write_all(&p.0);
+    gz.finish().unwrap_or_default()
+}
+
+/// Location ids (frame index + 1) of stack node `node`, leaf first.
+fn location_ids(profile: &Profile, node: u32) -> Vec<u64> {
+    let mut ids = Vec::new();
+    let mut next = Some(node);
+    while let Some(n) = next.and_then(|n| profile.stacks.get(n as usize)) {
+        ids.push(n.frame as u64 + 1);
+        next = n.parent.checked_sub(1);
+    }
+    ids
+}
