@@ -203,6 +203,22 @@ fn resolve_and_convert_a_real_profile() {
     let svg = String::from_utf8(tools::svg::to_svg(&p, &res, "test").unwrap()).unwrap();
     assert!(svg.starts_with("<?xml") && svg.contains("worker_loop") && svg.contains("worker-0"));
 
+    let (rows, all) = tools::report::hottest(&p, &res, |t| t.name == "worker-0");
+    assert_eq!(
+        rows.iter().map(|r| r.self_weight).sum::<u64>(),
+        all,
+        "self weights add up"
+    );
+    let wl = rows
+        .iter()
+        .find(|r| r.function.ends_with("worker_loop"))
+        .unwrap();
+    assert!(
+        wl.total_weight * 10 >= all * 9,
+        "worker_loop is on (nearly) every worker stack"
+    );
+    assert!(tools::report::report(&p, &res, true, 5).contains("thread worker-0 ("));
+
     let collapsed = tools::collapsed::to_collapsed(&p, &res);
     let worker_weight: u64 = collapsed
         .lines()
@@ -231,7 +247,7 @@ fn cli(args: &[&str]) -> (bool, String, String) {
 fn cli_help_and_errors() {
     let (ok, help, _) = cli(&["--help"]);
     assert!(ok);
-    for sub in ["symbols", "resolve", "convert", "info"] {
+    for sub in ["symbols", "resolve", "convert", "report", "info"] {
         assert!(help.contains(sub), "{help}");
     }
     let dir = tmp("cli-errors");

@@ -53,6 +53,20 @@ enum Command {
         #[arg(long = "symbols")]
         symbols: Vec<PathBuf>,
     },
+    /// The hottest functions by self and total time, merged or per thread
+    Report {
+        /// The profile
+        profile: PathBuf,
+        /// Symbol stores, binaries or .sym files
+        #[arg(long = "symbols")]
+        symbols: Vec<PathBuf>,
+        /// One table per thread instead of all threads merged
+        #[arg(long)]
+        per_thread: bool,
+        /// Rows per table
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
     /// Summarize a profile: threads, samples, modules, how stacks ended
     Info {
         /// The profile
@@ -140,6 +154,17 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             };
             write_file(&output, &bytes)?;
             say(format!("wrote {}", output.display()));
+        }
+        Command::Report {
+            profile,
+            symbols,
+            per_thread,
+            limit,
+        } => {
+            let p = read_profile(&profile)?;
+            let res = tools::resolve(&p, &mut SymbolStore::new(&symbols))?;
+            report_missing(&res);
+            say(tools::report::report(&p, &res, per_thread, limit));
         }
         Command::Info { profile } => {
             let p = read_profile(&profile)?;

@@ -4,6 +4,7 @@
 
 pub mod collapsed;
 pub mod pprof;
+pub mod report;
 pub mod resolve;
 pub mod speedscope;
 pub mod store;
