@@ -22,7 +22,7 @@ fn tmp(name: &str) -> PathBuf {
 fn our_symbol_files_resolve_like_dump_syms() {
     let store = tmp("store-fixture");
     let binary = Path::new(FIXTURES).join("libcallback-debug.so");
-    let path = tools::store::add_to_store(&binary, &store).unwrap();
+    let path = tools::store::add_to_store(&binary, &store, &[]).unwrap();
     assert!(path.ends_with(
         "libcallback-debug.so/F2EFFE97E5E8C8E700F192E1F2CB255F0/libcallback-debug.so.sym"
     ));
@@ -301,5 +301,90 @@ fn cli_help_and_errors() {
     assert_eq!(
         doc["$schema"],
         "https://www.speedscope.app/file-format-schema.json"
+    );
+}
+
+#[test]
+fn stripped_binaries_use_their_debug_files() {
+    let dir = tmp("debug-files");
+    let lib = dir.join("libcallback-debug.so");
+    let fixture = Path::new(FIXTURES).join("libcallback-debug.so");
+    let run = |args: &[&str]| {
+        assert!(
+            Command::new(args[0])
+                .args(&args[1..])
+                .status()
+                .unwrap()
+                .success(),
+            "{args:?}"
+        )
+    };
+    let reference = SymbolFile::parse(
+        &std::fs::read_to_string(Path::new(FIXTURES).join("libcallback-debug.dump_syms.sym"))
+            .unwrap(),
+        "ref",
+    )
+    .unwrap();
+    let c_mix = 0x1208; // inside c_mix, in the inlined twice_plus (see the fixture's .sym)
+                        // 1. By build ID under a debug root.
+    let debug = dir.join("full.debug");
+    run(&[
+        "objcopy",
+        "--only-keep-debug",
+        fixture.to_str().unwrap(),
+        debug.to_str().unwrap(),
+    ]);
+    run(&[
+        "strip",
+        "--strip-all",
+        "-o",
+        lib.to_str().unwrap(),
+        fixture.to_str().unwrap(),
+    ]);
+    let root = dir.join("root");
+    let hex = reference.id.code_id.clone().unwrap().to_lowercase();
+    let by_id = root.join(".build-id").join(&hex[..2]);
+    std::fs::create_dir_all(&by_id).unwrap();
+    std::fs::copy(&debug, by_id.join(format!("{}.debug", &hex[2..]))).unwrap();
+    // Without its debug file, only the exported symbols remain (PUBLIC records).
+    let path = tools::store::add_to_store(&lib, &dir.join("store0"), &[]).unwrap();
+    let bare = SymbolFile::parse(&std::fs::read_to_string(path).unwrap(), "bare").unwrap();
+    assert_eq!(bare.function_count(), 0);
+    assert_eq!(bare.lookup(c_mix).len(), 1);
+    let path = tools::store::add_to_store(&lib, &dir.join("store1"), &[root.clone()]).unwrap();
+    let ours = SymbolFile::parse(&std::fs::read_to_string(path).unwrap(), "ours").unwrap();
+    assert_eq!(ours.id, reference.id);
+    assert_eq!(ours.lookup(c_mix), reference.lookup(c_mix));
+    // 2. By .gnu_debuglink, in the binary's .debug/ folder.
+    let linked = dir.join("linked");
+    std::fs::create_dir_all(linked.join(".debug")).unwrap();
+    let lib2 = linked.join("libcallback-debug.so");
+    std::fs::copy(
+        &debug,
+        linked.join(".debug").join("libcallback-debug.so.debug"),
+    )
+    .unwrap();
+    run(&[
+        "strip",
+        "--strip-all",
+        "-o",
+        lib2.to_str().unwrap(),
+        fixture.to_str().unwrap(),
+    ]);
+    run(&[
+        "objcopy",
+        &format!(
+            "--add-gnu-debuglink={}",
+            linked.join(".debug/libcallback-debug.so.debug").display()
+        ),
+        lib2.to_str().unwrap(),
+    ]);
+    let path = tools::store::add_to_store(&lib2, &dir.join("store2"), &[]).unwrap();
+    let ours = SymbolFile::parse(&std::fs::read_to_string(path).unwrap(), "ours").unwrap();
+    assert_eq!(ours.lookup(c_mix), reference.lookup(c_mix));
+    assert!(
+        ours.lookup(c_mix).len() == 2,
+        "inline frames survive: {:?}",
+        ours.lookup(c_mix)
     );
 }

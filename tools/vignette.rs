@@ -30,6 +30,9 @@ enum Command {
         /// The symbol store folder
         #[arg(long)]
         store: PathBuf,
+        /// Where separate debug files of stripped binaries are (by build ID or .gnu_debuglink)
+        #[arg(long = "debug-dir", default_value = "/usr/lib/debug")]
+        debug_dirs: Vec<PathBuf>,
     },
     /// Resolve a profile's frames and report which modules have no symbols
     Resolve {
@@ -108,9 +111,13 @@ fn run(cli: Cli) -> Result<(), ToolError> {
         let _ = writeln!(out, "{s}");
     };
     match cli.command {
-        Command::Symbols { binaries, store } => {
+        Command::Symbols {
+            binaries,
+            store,
+            debug_dirs,
+        } => {
             for b in &binaries {
-                let path = tools::store::add_to_store(b, &store)?;
+                let path = tools::store::add_to_store(b, &store, &debug_dirs)?;
                 say(format!("{}", path.display()));
             }
         }

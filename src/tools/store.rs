@@ -21,12 +21,55 @@ pub fn store_path(store: &Path, name: &str, debug_id: &str) -> PathBuf {
     store.join(name).join(debug_id).join(format!("{name}.sym"))
 }
 
-/// Writes the `.sym` file for the ELF file at `binary` into `store`; returns its path.
-pub fn add_to_store(binary: &Path, store: &Path) -> Result<PathBuf, ToolError> {
+/// The separate debug file of a stripped `binary`: by build ID
+/// (`<root>/.build-id/ab/cdef….debug`), then by `.gnu_debuglink` (next to the binary, in its
+/// `.debug/` folder, or under `<root>/<binary's folder>/`), for each root in `debug_roots`
+/// (usually `/usr/lib/debug`).
+pub fn find_debug_file(
+    binary: &Path,
+    object: &Object<'_>,
+    debug_roots: &[PathBuf],
+) -> Option<PathBuf> {
+    let mut candidates = Vec::new();
+    if let Some(id) = object.code_id() {
+        let hex = id.as_str().to_lowercase();
+        if hex.len() > 2 {
+            for root in debug_roots {
+                candidates.push(
+                    root.join(".build-id")
+                        .join(&hex[..2])
+                        .join(format!("{}.debug", &hex[2..])),
+                );
+            }
+        }
+    }
+    if let Ok(Some(link)) = object.debug_link() {
+        let name = link.filename().to_string_lossy().into_owned();
+        let dir = binary.parent().unwrap_or(Path::new("."));
+        candidates.push(dir.join(&name));
+        candidates.push(dir.join(".debug").join(&name));
+        let abs = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        for root in debug_roots {
+            candidates.push(root.join(abs.strip_prefix("/").unwrap_or(&abs)).join(&name));
+        }
+    }
+    candidates
+        .into_iter()
+        .find(|c| c.is_file() && c.as_path() != binary)
+}
+
+/// Writes the `.sym` file for the ELF file at `binary` into `store`; returns its path. A
+/// stripped binary's separate debug file is found under `debug_roots` (see
+/// [`find_debug_file`]).
+pub fn add_to_store(
+    binary: &Path,
+    store: &Path,
+    debug_roots: &[PathBuf],
+) -> Result<PathBuf, ToolError> {
     let data = std::fs::read(binary).map_err(|e| io_err(binary, e))?;
     let object = Object::parse(&data).map_err(|e| {
         ToolError::Symbols(format!(
-            "{}: not an object file vignette can read: {e}",
+            "{}: not an ELF file vignette can read: {e}",
             binary.display()
         ))
     })?;
@@ -34,20 +77,35 @@ pub fn add_to_store(binary: &Path, store: &Path) -> Result<PathBuf, ToolError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    if !object.has_debug_info() && object.symbols().next().is_none() {
+    let id = symbol_id(&object, &name);
+    let debug_data = match object.has_debug_info() {
+        true => None,
+        false => match find_debug_file(binary, &object, debug_roots) {
+            Some(path) => Some(std::fs::read(&path).map_err(|e| io_err(&path, e))?),
+            None => None,
+        },
+    };
+    let debug_object = match &debug_data {
+        Some(d) => Some(Object::parse(d).map_err(|e| {
+            ToolError::Symbols(format!("{}: its debug file: {e}", binary.display()))
+        })?),
+        None => None,
+    };
+    let source = debug_object.as_ref().unwrap_or(&object);
+    if !source.has_debug_info() && source.symbols().next().is_none() {
         return Err(ToolError::Symbols(format!(
-            "{}: has neither debug info nor a symbol table (stripped?); point vignette at the unstripped file",
+            "{}: has neither debug info nor a symbol table, and no debug file was found (by build ID or \
+             .gnu_debuglink); point vignette at the unstripped file",
             binary.display()
         )));
     }
-    let id = symbol_id(&object, &name);
     let path = store_path(store, &name, &id.debug_id);
     let dir = path.parent().unwrap_or(store);
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     let tmp = path.with_extension("sym.tmp");
     let file = std::fs::File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
     let mut out = BufWriter::new(file);
-    write_sym(&object, &name, &mut out)?;
+    write_sym(source, &id, &mut out)?;
     out.flush().map_err(|e| io_err(&tmp, e))?;
     std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
     Ok(path)
@@ -146,7 +204,7 @@ impl SymbolStore {
         let object =
             Object::parse(&data).map_err(|e| ToolError::Symbols(format!("{source}: {e}")))?;
         let mut text = Vec::new();
-        write_sym(&object, name, &mut text)?;
+        write_sym(&object, &symbol_id(&object, name), &mut text)?;
         SymbolFile::parse(&String::from_utf8_lossy(&text), &source).map(Some)
     }
 }

@@ -98,9 +98,14 @@ fn collect(f: &Function<'_>, depth: usize, t: &mut Tables, out: &mut FuncRecord)
     }
 }
 
-/// Writes the `.sym` text for `object` (named `name`) to `out`.
-pub fn write_sym(object: &Object<'_>, name: &str, out: &mut impl Write) -> Result<(), ToolError> {
-    let id = symbol_id(object, name);
+/// Writes the `.sym` text for the module `id` to `out`, with functions and symbols from
+/// `object` (the module itself, or its separate debug file).
+pub fn write_sym(
+    object: &Object<'_>,
+    id: &SymbolId,
+    out: &mut impl Write,
+) -> Result<(), ToolError> {
+    let name = &id.name;
     let mut t = Tables::default();
     let mut funcs: BTreeMap<u64, FuncRecord> = BTreeMap::new();
     let session = object
