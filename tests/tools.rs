@@ -351,7 +351,8 @@ fn stripped_binaries_use_their_debug_files() {
     let bare = SymbolFile::parse(&std::fs::read_to_string(path).unwrap(), "bare").unwrap();
     assert_eq!(bare.function_count(), 0);
     assert_eq!(bare.lookup(c_mix).len(), 1);
-    let path = tools::store::add_to_store(&lib, &dir.join("store1"), &[root.clone()]).unwrap();
+    let path =
+        tools::store::add_to_store(&lib, &dir.join("store1"), std::slice::from_ref(&root)).unwrap();
     let ours = SymbolFile::parse(&std::fs::read_to_string(path).unwrap(), "ours").unwrap();
     assert_eq!(ours.id, reference.id);
     assert_eq!(ours.lookup(c_mix), reference.lookup(c_mix));
