@@ -25,8 +25,11 @@ enum Command {
     /// Write Breakpad .sym files for ELF binaries into a symbol store (<file>/<DEBUG_ID>/<file>.sym)
     Symbols {
         /// Binaries with debug info or at least a symbol table
-        #[arg(required = true)]
+        #[arg(required_unless_present = "profile")]
         binaries: Vec<PathBuf>,
+        /// Also every module of this profile whose file exists on this machine
+        #[arg(long)]
+        profile: Option<PathBuf>,
         /// The symbol store folder
         #[arg(long)]
         store: PathBuf,
@@ -113,12 +116,32 @@ fn run(cli: Cli) -> Result<(), ToolError> {
     match cli.command {
         Command::Symbols {
             binaries,
+            profile,
             store,
             debug_dirs,
         } => {
             for b in &binaries {
                 let path = tools::store::add_to_store(b, &store, &debug_dirs)?;
                 say(format!("{}", path.display()));
+            }
+            // The profile's modules: best effort, each problem reported and skipped.
+            let modules = match profile {
+                Some(p) => read_profile(&p)?.modules,
+                None => Vec::new(),
+            };
+            for m in modules {
+                if tools::store::store_path(&store, &m.name, &m.debug_id_string()).is_file() {
+                    continue;
+                }
+                let path = PathBuf::from(&m.path);
+                if !path.is_file() {
+                    eprintln!("skipping {}: {} is not on this machine", m.name, m.path);
+                    continue;
+                }
+                match tools::store::add_to_store(&path, &store, &debug_dirs) {
+                    Ok(written) => say(format!("{}", written.display())),
+                    Err(e) => eprintln!("skipping {}: {e}", m.name),
+                }
             }
         }
         Command::Resolve { profile, symbols } => {
@@ -143,7 +166,13 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             symbols,
         } => {
             let p = read_profile(&profile)?;
-            let res = tools::resolve(&p, &mut SymbolStore::new(&symbols))?;
+            let res = match to {
+                Format::PprofUnresolved => tools::Resolution {
+                    frames: Vec::new(),
+                    missing: Vec::new(),
+                },
+                _ => tools::resolve(&p, &mut SymbolStore::new(&symbols))?,
+            };
             report_missing(&res);
             let title = profile
                 .file_name()
