@@ -219,6 +219,19 @@ fn resolve_and_convert_a_real_profile() {
     );
     assert!(tools::report::report(&p, &res, true, 5).contains("thread worker-0 ("));
 
+    let fx = tools::firefox::to_firefox(&p, &res, "test");
+    let fx_threads = fx["threads"].as_array().unwrap();
+    let fw = fx_threads.iter().find(|t| t["name"] == "worker-0").unwrap();
+    assert_eq!(
+        fw["samples"]["length"].as_u64().unwrap() as usize,
+        w.samples.len()
+    );
+    assert!(fw["stringArray"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s.as_str().unwrap().ends_with("worker_loop")));
+
     let collapsed = tools::collapsed::to_collapsed(&p, &res);
     let worker_weight: u64 = collapsed
         .lines()

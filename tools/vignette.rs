@@ -92,6 +92,8 @@ enum Format {
     PprofUnresolved,
     /// An SVG flame graph
     Svg,
+    /// Firefox Profiler processed profile JSON (https://profiler.firefox.com)
+    Firefox,
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ToolError> {
@@ -187,6 +189,10 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 Format::Pprof => tools::pprof::to_pprof(&p, Some(&res)),
                 Format::PprofUnresolved => tools::pprof::to_pprof(&p, None),
                 Format::Svg => tools::svg::to_svg(&p, &res, &title)?,
+                Format::Firefox => {
+                    serde_json::to_vec(&tools::firefox::to_firefox(&p, &res, &title))
+                        .map_err(|e| ToolError::Io(format!("{}: {e}", output.display())))?
+                }
             };
             write_file(&output, &bytes)?;
             say(format!("wrote {}", output.display()));
