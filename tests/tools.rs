@@ -315,6 +315,41 @@ fn cli_help_and_errors() {
         doc["$schema"],
         "https://www.speedscope.app/file-format-schema.json"
     );
+
+    // resolve -o, then convert without symbols: the same Speedscope file.
+    let resolved = dir.join("p.resolved");
+    let (ok, said, err) = cli(&[
+        "resolve",
+        path.to_str().unwrap(),
+        "--symbols",
+        exe.to_str().unwrap(),
+        "-o",
+        resolved.to_str().unwrap(),
+    ]);
+    assert!(ok && said.contains(" frames resolved"), "{said}{err}");
+    let out2 = dir.join("p2.speedscope.json");
+    let (ok, _, err) = cli(&[
+        "convert",
+        resolved.to_str().unwrap(),
+        "--to",
+        "speedscope",
+        "-o",
+        out2.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let doc2: serde_json::Value = serde_json::from_slice(&std::fs::read(&out2).unwrap()).unwrap();
+    assert!(
+        doc["shared"] == doc2["shared"] && doc["profiles"] == doc2["profiles"],
+        "same frames and samples"
+    );
+    let mut damaged = std::fs::read(&resolved).unwrap();
+    damaged.truncate(damaged.len() / 2);
+    std::fs::write(&resolved, damaged).unwrap();
+    let (ok, _, err) = cli(&["info", resolved.to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("p.resolved") && err.contains("damaged"),
+        "{err}"
+    );
 }
 
 #[test]

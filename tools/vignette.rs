@@ -44,8 +44,11 @@ enum Command {
         /// Symbol stores, binaries or .sym files
         #[arg(long = "symbols", required = true)]
         symbols: Vec<PathBuf>,
+        /// Write the resolved profile here (convert reads it without needing symbols)
+        #[arg(short, long)]
+        output: Option<PathBuf>,
     },
-    /// Convert a profile to another format, resolving it with --symbols
+    /// Convert a profile (plain, with --symbols, or resolved) to another format
     Convert {
         /// The profile
         profile: PathBuf,
@@ -146,20 +149,23 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 }
             }
         }
-        Command::Resolve { profile, symbols } => {
+        Command::Resolve {
+            profile,
+            symbols,
+            output,
+        } => {
             let p = read_profile(&profile)?;
             let res = tools::resolve(&p, &mut SymbolStore::new(&symbols))?;
-            let resolved = res
-                .frames
-                .iter()
-                .filter(|f| f[0].file.is_some() || !f[0].function.contains("+0x"))
-                .count();
             say(format!(
                 "{} of {} frames resolved",
-                resolved,
+                res.resolved_count(&p),
                 res.frames.len()
             ));
             report_missing(&res);
+            if let Some(output) = output {
+                write_file(&output, &tools::ResolvedProfile::new(p, res).encode())?;
+                say(format!("wrote {}", output.display()));
+            }
         }
         Command::Convert {
             profile,
@@ -167,12 +173,13 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             output,
             symbols,
         } => {
-            let p = read_profile(&profile)?;
-            let res = match to {
-                Format::PprofUnresolved => tools::Resolution {
+            let (p, resolved) = tools::read_any(&profile)?;
+            let res = match (to, resolved) {
+                (Format::PprofUnresolved, _) => tools::Resolution {
                     frames: Vec::new(),
                     missing: Vec::new(),
                 },
+                (_, Some(res)) if symbols.is_empty() => res,
                 _ => tools::resolve(&p, &mut SymbolStore::new(&symbols))?,
             };
             report_missing(&res);

@@ -16,7 +16,7 @@ pub mod sym_writer;
 use std::fmt;
 use std::path::Path;
 
-pub use resolve::{resolve, Resolution};
+pub use resolve::{resolve, Resolution, ResolvedProfile};
 pub use store::SymbolStore;
 pub use sym_file::{Location, SymbolFile};
 
@@ -41,10 +41,21 @@ impl fmt::Display for ToolError {
 
 impl std::error::Error for ToolError {}
 
-/// Reads and decodes the profile at `path`.
+/// Reads and decodes the profile at `path` (a resolved profile gives its plain profile).
 pub fn read_profile(path: &Path) -> Result<crate::Profile, ToolError> {
+    read_any(path).map(|(p, _)| p)
+}
+
+/// Reads the profile at `path`, plain or resolved (then with its resolution).
+pub fn read_any(path: &Path) -> Result<(crate::Profile, Option<Resolution>), ToolError> {
     let bytes =
         std::fs::read(path).map_err(|e| ToolError::Io(format!("{}: {e}", path.display())))?;
+    let source = path.display().to_string();
+    if let Some(resolved) = resolve::ResolvedProfile::decode(&bytes, &source) {
+        let (p, r) = resolved?.into_parts();
+        return Ok((p, Some(r)));
+    }
     crate::Profile::decode(&bytes)
-        .map_err(|e| ToolError::Profile(format!("{}: {e}", path.display())))
+        .map(|p| (p, None))
+        .map_err(|e| ToolError::Profile(format!("{source}: {e}")))
 }

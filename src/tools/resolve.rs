@@ -33,6 +33,34 @@ impl Resolution {
     }
 }
 
+/// The name a frame without symbols gets: `module+0xoffset`, or `0xaddress` outside modules.
+pub fn fallback_name(profile: &Profile, f: &crate::Frame) -> String {
+    match f
+        .module
+        .checked_sub(1)
+        .and_then(|m| profile.modules.get(m as usize))
+    {
+        Some(m) => format!("{}+{:#x}", m.name, f.address),
+        None => format!("{:#x}", f.address),
+    }
+}
+
+impl Resolution {
+    /// How many frames were resolved with symbols.
+    pub fn resolved_count(&self, profile: &Profile) -> usize {
+        self.frames
+            .iter()
+            .zip(&profile.frames)
+            .filter(|(locs, f)| {
+                locs.len() > 1
+                    || locs
+                        .first()
+                        .is_some_and(|l| l.function != fallback_name(profile, f))
+            })
+            .count()
+    }
+}
+
 /// Resolves every frame of `profile` with the symbols in `store`. Frames of modules without
 /// symbols keep a readable `module+0xoffset` name; no frame or sample is dropped.
 pub fn resolve(profile: &Profile, store: &mut SymbolStore) -> Result<Resolution, ToolError> {
@@ -76,4 +104,71 @@ pub fn resolve(profile: &Profile, store: &mut SymbolStore) -> Result<Resolution,
         frames,
         missing: missing.into_iter().collect(),
     })
+}
+
+/// The eight bytes a resolved profile starts with.
+pub const RESOLVED_MAGIC: [u8; 8] = *b"VIGNRSLV";
+
+/// A profile together with its resolution: what `vignette resolve -o` writes and `vignette
+/// convert` reads without needing symbols again. postcard, after [`RESOLVED_MAGIC`] and a
+/// version (1).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ResolvedProfile {
+    /// The profile.
+    pub profile: Profile,
+    /// Its frames, resolved (see [`Resolution::frames`]).
+    pub frames: Vec<Vec<Location>>,
+    /// Modules without symbols.
+    pub missing: Vec<(String, String)>,
+}
+
+impl ResolvedProfile {
+    /// Bundles `profile` with `res`.
+    pub fn new(profile: Profile, res: Resolution) -> Self {
+        ResolvedProfile {
+            profile,
+            frames: res.frames,
+            missing: res.missing,
+        }
+    }
+
+    /// Splits into the profile and its resolution.
+    pub fn into_parts(self) -> (Profile, Resolution) {
+        (
+            self.profile,
+            Resolution {
+                frames: self.frames,
+                missing: self.missing,
+            },
+        )
+    }
+
+    /// The encoded bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_stdvec(&(RESOLVED_MAGIC, 1u16, self)).unwrap_or_default()
+    }
+
+    /// Decodes a resolved profile; `None` if `bytes` are not one (then try a plain profile).
+    pub fn decode(bytes: &[u8], source: &str) -> Option<Result<Self, ToolError>> {
+        let rest = bytes.strip_prefix(&RESOLVED_MAGIC)?;
+        Some(
+            (|| {
+                let (version, rest) =
+                    postcard::take_from_bytes::<u16>(rest).map_err(|e| e.to_string())?;
+                if version != 1 {
+                    return Err(format!(
+                        "resolved-profile version {version} is not supported; upgrade vignette"
+                    ));
+                }
+                let r: ResolvedProfile =
+                    postcard::from_bytes(rest).map_err(|e| format!("damaged: {e}"))?;
+                if r.frames.len() != r.profile.frames.len() || r.frames.iter().any(|f| f.is_empty())
+                {
+                    return Err("damaged: frames and resolution do not match".into());
+                }
+                Ok(r)
+            })()
+            .map_err(|e| ToolError::Profile(format!("{source}: {e}"))),
+        )
+    }
 }
