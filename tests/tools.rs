@@ -437,3 +437,111 @@ fn stripped_binaries_use_their_debug_files() {
         ours.lookup(c_mix)
     );
 }
+
+/// Compares `actual` with the snapshot `name` in tests/snapshots (UPDATE_SNAPSHOTS=1 rewrites
+/// it), so changes to what users see are deliberate.
+fn snapshot(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(name);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(
+        actual, expected,
+        "{name} changed; rerun with UPDATE_SNAPSHOTS=1 if that is intended"
+    );
+}
+
+#[test]
+fn cli_help_snapshots() {
+    for (name, args) in [
+        ("help.txt", &["--help"][..]),
+        ("symbols-help.txt", &["symbols", "--help"][..]),
+        ("convert-help.txt", &["convert", "--help"][..]),
+        ("report-help.txt", &["report", "--help"][..]),
+    ] {
+        let (ok, out, err) = cli(args);
+        assert!(ok, "{err}");
+        snapshot(name, &out);
+    }
+    // And the info report of a fixed profile (decoded from bytes made here, so stable).
+    let p = vignette::Profile {
+        start_unix_ns: 1_700_000_000_000_000_000,
+        duration_ns: 2_000_000_000,
+        clock: vignette::Clock::Cpu,
+        interval_ns: 1_000_000,
+        max_frames: 128,
+        modules: vec![vignette::Module {
+            name: "app".into(),
+            path: "/opt/app/bin/app".into(),
+            start_avma: 0x5555_0000_0000,
+            end_avma: 0x5555_0010_0000,
+            base_avma: 0x5555_0000_0000,
+            code_id: vec![0xb7, 0xe2, 0xd4, 0x7d],
+            debug_id: [0x7d, 0xd4, 0xe2, 0xb7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            age: 0,
+        }],
+        frames: vec![
+            vignette::Frame {
+                module: 1,
+                address: 0x1234,
+            },
+            vignette::Frame {
+                module: 0,
+                address: 0x7f00_0000_1000,
+            },
+        ],
+        stacks: vec![
+            vignette::StackNode {
+                parent: 0,
+                frame: 0,
+            },
+            vignette::StackNode {
+                parent: 1,
+                frame: 1,
+            },
+        ],
+        threads: vec![vignette::Thread {
+            tid: 42,
+            name: "main".into(),
+            samples: vec![
+                vignette::Sample {
+                    dt_us: 1000,
+                    stack: 1,
+                    weight: 1,
+                    end: vignette::EndReason::Root,
+                },
+                vignette::Sample {
+                    dt_us: 1000,
+                    stack: 0,
+                    weight: 2,
+                    end: vignette::EndReason::NoUnwindInfo,
+                },
+            ],
+        }],
+        lost: vignette::Lost {
+            ring_full: 0,
+            tables_full: 0,
+            unanswered: 3,
+            threads_over_capacity: 0,
+        },
+    };
+    let dir = tmp("cli-snapshots");
+    let path = dir.join("fixed.vignette");
+    std::fs::write(&path, p.encode()).unwrap();
+    let (ok, out, err) = cli(&["info", path.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    snapshot(
+        "info.txt",
+        &out.replace(path.to_str().unwrap(), "fixed.vignette"),
+    );
+    let (ok, out, err) = cli(&["report", path.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("no symbols for app (debug ID 7DD4E2B7000000000000000000000000"),
+        "{err}"
+    );
+    snapshot("report.txt", &out);
+}

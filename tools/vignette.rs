@@ -107,6 +107,25 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ToolError> {
     std::fs::write(path, bytes).map_err(io)
 }
 
+/// A spinner on stderr for work that takes more than a moment; invisible when stderr is not a
+/// terminal.
+fn spinner(message: String) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new_spinner().with_message(message);
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
+/// Resolves `p` with `symbols`, showing a spinner meanwhile.
+fn resolve_with(
+    p: &vignette::Profile,
+    symbols: &[PathBuf],
+) -> Result<tools::Resolution, ToolError> {
+    let bar = spinner(format!("resolving {} frames", p.frames.len()));
+    let res = tools::resolve(p, &mut SymbolStore::new(symbols));
+    bar.finish_and_clear();
+    res
+}
+
 fn report_missing(res: &tools::Resolution) {
     for (name, id) in &res.missing {
         eprintln!("no symbols for {name} (debug ID {id}): its frames keep module+offset names");
@@ -126,8 +145,10 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             debug_dirs,
         } => {
             for b in &binaries {
-                let path = tools::store::add_to_store(b, &store, &debug_dirs)?;
-                say(format!("{}", path.display()));
+                let bar = spinner(format!("writing symbols for {}", b.display()));
+                let path = tools::store::add_to_store(b, &store, &debug_dirs);
+                bar.finish_and_clear();
+                say(format!("{}", path?.display()));
             }
             // The profile's modules: best effort, each problem reported and skipped.
             let modules = match profile {
@@ -143,7 +164,10 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                     eprintln!("skipping {}: {} is not on this machine", m.name, m.path);
                     continue;
                 }
-                match tools::store::add_to_store(&path, &store, &debug_dirs) {
+                let bar = spinner(format!("writing symbols for {}", m.name));
+                let written = tools::store::add_to_store(&path, &store, &debug_dirs);
+                bar.finish_and_clear();
+                match written {
                     Ok(written) => say(format!("{}", written.display())),
                     Err(e) => eprintln!("skipping {}: {e}", m.name),
                 }
@@ -155,7 +179,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             output,
         } => {
             let p = read_profile(&profile)?;
-            let res = tools::resolve(&p, &mut SymbolStore::new(&symbols))?;
+            let res = resolve_with(&p, &symbols)?;
             say(format!(
                 "{} of {} frames resolved",
                 res.resolved_count(&p),
@@ -180,7 +204,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                     missing: Vec::new(),
                 },
                 (_, Some(res)) if symbols.is_empty() => res,
-                _ => tools::resolve(&p, &mut SymbolStore::new(&symbols))?,
+                _ => resolve_with(&p, &symbols)?,
             };
             report_missing(&res);
             let title = profile
@@ -211,7 +235,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             limit,
         } => {
             let p = read_profile(&profile)?;
-            let res = tools::resolve(&p, &mut SymbolStore::new(&symbols))?;
+            let res = resolve_with(&p, &symbols)?;
             report_missing(&res);
             say(tools::report::report(&p, &res, per_thread, limit));
         }

@@ -65,7 +65,7 @@ pub fn report(profile: &Profile, res: &Resolution, per_thread: bool, limit: usiz
     let mut out = String::new();
     let mut table = |title: &str, rows: Vec<Row>, all: u64| {
         let pct = |w: u64| 100.0 * w as f64 / all.max(1) as f64;
-        let _ = writeln!(out, "{title}: {all} samples");
+        let _ = writeln!(out, "{title}: {all} sampling intervals");
         let _ = writeln!(out, "{:>7} {:>7}  function", "self", "total");
         for r in rows.iter().take(limit) {
             let _ = writeln!(
