@@ -71,6 +71,21 @@ fn our_symbol_files_resolve_like_dump_syms() {
 }
 
 #[test]
+fn binaries_without_a_build_id_get_dump_syms_debug_ids() {
+    let store = tmp("store-nobuild");
+    let path = tools::store::add_to_store(&Path::new(FIXTURES).join("libnobuild.so"), &store, &[])
+        .unwrap();
+    // tests/fixtures/README.md: what dump_syms 2.3.9 prints for this file.
+    assert!(
+        path.ends_with("libnobuild.so/A2A1D9C262E26D442CC6E08ABC5F9EBC0/libnobuild.so.sym"),
+        "{}",
+        path.display()
+    );
+    let sym = SymbolFile::parse(&std::fs::read_to_string(&path).unwrap(), "nobuild").unwrap();
+    assert_eq!(sym.id.code_id, None, "no build ID, no INFO CODE_ID");
+}
+
+#[test]
 fn a_symbol_file_for_another_debug_id_is_refused() {
     let store = tmp("store-mismatch");
     let dir = store
