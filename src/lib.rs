@@ -35,6 +35,8 @@ compile_error!("vignette supports Linux x86_64 only, for now");
 pub mod code_map;
 mod collector;
 mod error;
+#[cfg(feature = "ffi")]
+pub mod ffi;
 pub mod modules;
 pub mod profile;
 mod profiler;

@@ -267,10 +267,19 @@ impl Profiler {
         c.finish();
         // Signals still in flight belong to the old generation from now on and are ignored.
         self.shared.next_generation();
-        let c = &self.job.as_deref().ok_or(Error::Running)?.collector;
+        self.last_capture().ok_or(Error::NotRunning)
+    }
+
+    /// The capture of the last session stopped, until the next `start` or `sample_once`
+    /// (`None` while a session is open or before the first one).
+    pub fn last_capture(&self) -> Option<Capture<'_>> {
+        let c = &self.job.as_deref()?.collector;
+        if c.open || c.end_ns == 0 {
+            return None;
+        }
         let mut lost = c.lost;
         lost.ring_full += self.shared.ring_full.load(SeqCst);
-        Ok(Capture {
+        Some(Capture {
             collector: c,
             clock: self.config.clock,
             interval_ns: self.interval_ns(),

@@ -1,0 +1,99 @@
+/*
+ * vignette: a sampling profiler you can ship inside release binaries. C API.
+ *
+ * Build the library:  cargo build --release --manifest-path ffi/Cargo.toml
+ *   -> ffi/target/release/libvignette.a and libvignette.so
+ * Link:               cc app.c -Iinclude ffi/target/release/libvignette.a -lpthread -ldl -lm
+ *
+ * Every function returns a vignette_status (VIGNETTE_OK on success); after a failure
+ * vignette_last_error() describes it. A profiler is used by one thread at a time; calls on it
+ * must not overlap. vignette owns SIGPROF (or the configured signal) from vignette_create on;
+ * vignette_create fails with VIGNETTE_ERR_SIGNAL_IN_USE if the application has a handler for
+ * it. The profile is un-symbolicated: resolve it on a developer machine with the `vignette`
+ * tool (`vignette convert profile.vignette --to speedscope -o out.json --symbols app`).
+ */
+#ifndef VIGNETTE_H
+#define VIGNETTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Status codes. */
+typedef int vignette_status;
+#define VIGNETTE_OK 0
+#define VIGNETTE_ERR_INVALID_ARGUMENT 1 /* a NULL pointer or an out-of-range argument */
+#define VIGNETTE_ERR_CONFIG 2           /* a configuration value out of range */
+#define VIGNETTE_ERR_OUT_OF_MEMORY 3    /* buffers could not be mapped */
+#define VIGNETTE_ERR_SIGNAL_IN_USE 4    /* another handler owns the signal */
+#define VIGNETTE_ERR_ALREADY_EXISTS 5   /* another profiler exists in this process */
+#define VIGNETTE_ERR_RUNNING 6          /* the profiler is running: stop it first */
+#define VIGNETTE_ERR_NOT_RUNNING 7      /* not running, or no profile to write yet */
+#define VIGNETTE_ERR_BUFFER_TOO_SMALL 8 /* the needed size was stored in *written */
+#define VIGNETTE_ERR_IO 9               /* writing failed */
+#define VIGNETTE_ERR_SYSTEM 10          /* a system call failed, or no such thread */
+#define VIGNETTE_ERR_PANIC 11           /* an internal error (please report it) */
+
+#define VIGNETTE_CLOCK_CPU 0  /* sample each thread per interval of CPU time it uses */
+#define VIGNETTE_CLOCK_WALL 1 /* sample every thread every interval, running or blocked */
+
+/** Profiler settings; start from vignette_config_default. */
+typedef struct vignette_config {
+    uint32_t frequency_hz;    /* samples per second per thread, 1..10000 */
+    int clock;                /* VIGNETTE_CLOCK_CPU or VIGNETTE_CLOCK_WALL */
+    uint32_t max_frames;      /* deepest stack recorded, 1..1024 */
+    uint32_t sample_capacity; /* samples kept per session */
+    int signal;               /* the signal used to interrupt threads (default SIGPROF) */
+} vignette_config;
+
+/** An opaque profiler. */
+typedef struct vignette_profiler vignette_profiler;
+
+/** Fills *config with the defaults: 1000 Hz, CPU clock, 128 frames, 100000 samples, SIGPROF. */
+vignette_status vignette_config_default(vignette_config *config);
+
+/** Creates a profiler in *out: maps every buffer and installs the signal handler. At most one
+    profiler exists per process. */
+vignette_status vignette_create(const vignette_config *config, vignette_profiler **out);
+
+/** Starts sampling every thread of the process, including threads created later. */
+vignette_status vignette_start(vignette_profiler *p);
+
+/** Stops sampling. The profile stays in the profiler for the vignette_write_* functions
+    until the next start or sample. */
+vignette_status vignette_stop(vignette_profiler *p);
+
+/** Samples thread tid (a kernel thread id; 0 for every thread) right now, synchronously, into
+    the open session (call vignette_stop to close it). Stores the samples kept in *kept if
+    kept is not NULL. Not while the profiler is running. */
+vignette_status vignette_sample_once(vignette_profiler *p, int32_t tid, size_t *kept);
+
+/** Writes the last stopped session's profile to the file at path (created or truncated). */
+vignette_status vignette_write_path(vignette_profiler *p, const char *path);
+
+/** Writes the last stopped session's profile to the open file descriptor fd (not closed). */
+vignette_status vignette_write_fd(vignette_profiler *p, int fd);
+
+/** Encodes the last stopped session's profile into buf (len bytes); *written receives the
+    bytes used, or with VIGNETTE_ERR_BUFFER_TOO_SMALL the size needed (buf may be NULL when
+    len is 0, to ask for the size). Never allocates. */
+vignette_status vignette_write_buffer(vignette_profiler *p, uint8_t *buf, size_t len, size_t *written);
+
+/** Stops the profiler if running and frees it. NULL is ignored. */
+void vignette_destroy(vignette_profiler *p);
+
+/** The message of the last failed call on this thread ("" after a success); valid until the
+    next vignette call on this thread. */
+const char *vignette_last_error(void);
+
+/** The calling thread's kernel thread id (for vignette_sample_once). */
+int32_t vignette_current_thread_id(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VIGNETTE_H */

@@ -1,0 +1,357 @@
+//! The C API (feature `ffi`): the same profiler for C and C++ applications. The declarations
+//! are in `include/vignette.h`; `ffi/` builds them into `libvignette.a` and `libvignette.so`.
+//!
+//! Every function returns a [`vignette_status`]; on failure [`vignette_last_error`] gives a
+//! message (per thread). No Rust panic crosses the boundary: one would be reported as
+//! `VIGNETTE_ERR_PANIC`.
+//!
+//! Thread safety: a `vignette_profiler` is used by one thread at a time (calls on it must not
+//! overlap); `vignette_last_error` and `vignette_current_thread_id` may be called from any
+//! thread. Signals: the profiler owns `SIGPROF` (or the configured signal) from
+//! `vignette_create` on; see the crate docs.
+
+#![allow(non_camel_case_types)]
+// Every function here is `unsafe extern "C"` with its contract in the header's docs and the
+// `# Safety` section below; pointers are checked for null before use.
+#![allow(clippy::missing_safety_doc)]
+
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, CStr, CString};
+use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::{Clock, Error, Profiler, Target};
+
+/// Status codes returned by every function.
+pub type vignette_status = c_int;
+/// Success.
+pub const VIGNETTE_OK: vignette_status = 0;
+/// A null pointer or an out-of-range argument.
+pub const VIGNETTE_ERR_INVALID_ARGUMENT: vignette_status = 1;
+/// A configuration value out of range.
+pub const VIGNETTE_ERR_CONFIG: vignette_status = 2;
+/// Memory for the buffers could not be mapped.
+pub const VIGNETTE_ERR_OUT_OF_MEMORY: vignette_status = 3;
+/// Another handler owns the signal.
+pub const VIGNETTE_ERR_SIGNAL_IN_USE: vignette_status = 4;
+/// Another profiler exists in this process.
+pub const VIGNETTE_ERR_ALREADY_EXISTS: vignette_status = 5;
+/// The profiler is running (stop it first).
+pub const VIGNETTE_ERR_RUNNING: vignette_status = 6;
+/// The profiler is not running, or there is no profile to write yet.
+pub const VIGNETTE_ERR_NOT_RUNNING: vignette_status = 7;
+/// The buffer is too small; the needed size was stored.
+pub const VIGNETTE_ERR_BUFFER_TOO_SMALL: vignette_status = 8;
+/// Writing failed.
+pub const VIGNETTE_ERR_IO: vignette_status = 9;
+/// A system call failed, or the thread does not exist.
+pub const VIGNETTE_ERR_SYSTEM: vignette_status = 10;
+/// An internal error (a Rust panic, caught).
+pub const VIGNETTE_ERR_PANIC: vignette_status = 11;
+
+/// Sampling clock: per-thread CPU time.
+pub const VIGNETTE_CLOCK_CPU: c_int = 0;
+/// Sampling clock: wall-clock time.
+pub const VIGNETTE_CLOCK_WALL: c_int = 1;
+
+/// Profiler settings (see `vignette_config_default`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct vignette_config {
+    /// Samples per second per thread (1..10000).
+    pub frequency_hz: u32,
+    /// `VIGNETTE_CLOCK_CPU` or `VIGNETTE_CLOCK_WALL`.
+    pub clock: c_int,
+    /// Deepest stack recorded (1..1024).
+    pub max_frames: u32,
+    /// Samples kept per session.
+    pub sample_capacity: u32,
+    /// The signal used to interrupt threads (default SIGPROF).
+    pub signal: c_int,
+}
+
+/// An opaque profiler.
+pub struct vignette_profiler {
+    inner: Profiler,
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+fn set_error(msg: String) {
+    let msg = CString::new(msg.replace('\0', " ")).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = msg);
+}
+
+fn status_of(e: &Error) -> vignette_status {
+    match e {
+        Error::InvalidConfig(_) => VIGNETTE_ERR_CONFIG,
+        Error::OutOfMemory => VIGNETTE_ERR_OUT_OF_MEMORY,
+        Error::SignalInUse(_) => VIGNETTE_ERR_SIGNAL_IN_USE,
+        Error::AlreadyExists => VIGNETTE_ERR_ALREADY_EXISTS,
+        Error::Running => VIGNETTE_ERR_RUNNING,
+        Error::NotRunning => VIGNETTE_ERR_NOT_RUNNING,
+        Error::BufferTooSmall { .. } => VIGNETTE_ERR_BUFFER_TOO_SMALL,
+        Error::Write => VIGNETTE_ERR_IO,
+        _ => VIGNETTE_ERR_SYSTEM,
+    }
+}
+
+/// Runs `f`, turning errors and panics into status codes and messages.
+fn guard(f: impl FnOnce() -> Result<(), (vignette_status, String)>) -> vignette_status {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => {
+            set_error(String::new());
+            VIGNETTE_OK
+        }
+        Ok(Err((status, msg))) => {
+            set_error(msg);
+            status
+        }
+        Err(_) => {
+            set_error("internal error (a panic inside vignette); please report it".into());
+            VIGNETTE_ERR_PANIC
+        }
+    }
+}
+
+fn core_err(e: Error) -> (vignette_status, String) {
+    (status_of(&e), e.to_string())
+}
+
+fn invalid(what: &str) -> (vignette_status, String) {
+    (VIGNETTE_ERR_INVALID_ARGUMENT, what.to_string())
+}
+
+/// # Safety
+/// `p` must be null or a profiler from `vignette_create` not yet destroyed.
+unsafe fn profiler<'a>(
+    p: *mut vignette_profiler,
+) -> Result<&'a mut Profiler, (vignette_status, String)> {
+    // SAFETY: the caller's contract; null is checked.
+    unsafe { p.as_mut() }
+        .map(|p| &mut p.inner)
+        .ok_or_else(|| invalid("profiler is NULL"))
+}
+
+/// Fills `config` with the defaults (1000 Hz, CPU clock, 128 frames, 100000 samples, SIGPROF).
+#[no_mangle]
+pub unsafe extern "C" fn vignette_config_default(config: *mut vignette_config) -> vignette_status {
+    guard(|| {
+        // SAFETY: the caller passes a writable config or NULL (checked).
+        let c = unsafe { config.as_mut() }.ok_or_else(|| invalid("config is NULL"))?;
+        *c = vignette_config {
+            frequency_hz: 1000,
+            clock: VIGNETTE_CLOCK_CPU,
+            max_frames: 128,
+            sample_capacity: 100_000,
+            signal: libc::SIGPROF,
+        };
+        Ok(())
+    })
+}
+
+/// Creates a profiler: maps every buffer and installs the signal handler.
+#[no_mangle]
+pub unsafe extern "C" fn vignette_create(
+    config: *const vignette_config,
+    out: *mut *mut vignette_profiler,
+) -> vignette_status {
+    guard(|| {
+        // SAFETY: the caller passes a readable config or NULL (checked).
+        let c = unsafe { config.as_ref() }.ok_or_else(|| invalid("config is NULL"))?;
+        if out.is_null() {
+            return Err(invalid("out is NULL"));
+        }
+        let clock = match c.clock {
+            VIGNETTE_CLOCK_CPU => Clock::Cpu,
+            VIGNETTE_CLOCK_WALL => Clock::Wall,
+            _ => {
+                return Err(invalid(
+                    "clock must be VIGNETTE_CLOCK_CPU or VIGNETTE_CLOCK_WALL",
+                ))
+            }
+        };
+        let inner = Profiler::builder()
+            .frequency(c.frequency_hz)
+            .clock(clock)
+            .max_frames(c.max_frames as usize)
+            .sample_capacity(c.sample_capacity as usize)
+            .signal(c.signal)
+            .build()
+            .map_err(core_err)?;
+        let p = Box::into_raw(Box::new(vignette_profiler { inner }));
+        // SAFETY: out is non-null (checked) and writable by the caller's contract.
+        unsafe { *out = p };
+        Ok(())
+    })
+}
+
+/// Starts sampling every thread of the process.
+#[no_mangle]
+pub unsafe extern "C" fn vignette_start(p: *mut vignette_profiler) -> vignette_status {
+    // SAFETY: the caller's contract (see `profiler`).
+    guard(|| unsafe { profiler(p) }?.start().map_err(core_err))
+}
+
+/// Stops sampling; the profile stays in the profiler for the `vignette_write_*` functions
+/// until the next start.
+#[no_mangle]
+pub unsafe extern "C" fn vignette_stop(p: *mut vignette_profiler) -> vignette_status {
+    // SAFETY: the caller's contract (see `profiler`).
+    guard(|| unsafe { profiler(p) }?.stop().map(|_| ()).map_err(core_err))
+}
+
+/// Samples thread `tid` (0: every thread) right now, synchronously; the session stays open
+/// until `vignette_stop`. Stores the number of samples kept in `kept` if not NULL.
+#[no_mangle]
+pub unsafe extern "C" fn vignette_sample_once(
+    p: *mut vignette_profiler,
+    tid: i32,
+    kept: *mut usize,
+) -> vignette_status {
+    guard(|| {
+        // SAFETY: the caller's contract (see `profiler`).
+        let prof = unsafe { profiler(p) }?;
+        let target = if tid == 0 {
+            Target::AllThreads
+        } else {
+            Target::Thread(tid)
+        };
+        let n = prof.sample_once(target).map_err(core_err)?;
+        // SAFETY: kept is NULL or writable by the caller's contract.
+        if let Some(k) = unsafe { kept.as_mut() } {
+            *k = n;
+        }
+        Ok(())
+    })
+}
+
+fn with_capture<T>(
+    p: &Profiler,
+    f: impl FnOnce(crate::Capture<'_>) -> Result<T, (vignette_status, String)>,
+) -> Result<T, (vignette_status, String)> {
+    let c = p.last_capture().ok_or_else(|| {
+        (
+            VIGNETTE_ERR_NOT_RUNNING,
+            "no profile to write: call vignette_stop first".to_string(),
+        )
+    })?;
+    f(c)
+}
+
+/// Writes the last stopped session's profile to the file at `path` (created or truncated).
+#[no_mangle]
+pub unsafe extern "C" fn vignette_write_path(
+    p: *mut vignette_profiler,
+    path: *const c_char,
+) -> vignette_status {
+    guard(|| {
+        // SAFETY: the caller's contract (see `profiler`).
+        let prof = unsafe { profiler(p) }?;
+        if path.is_null() {
+            return Err(invalid("path is NULL"));
+        }
+        // SAFETY: path is a NUL-terminated string by the caller's contract.
+        let path = unsafe { CStr::from_ptr(path) }
+            .to_string_lossy()
+            .into_owned();
+        with_capture(prof, |c| {
+            let io = |e: std::io::Error| (VIGNETTE_ERR_IO, format!("{path}: {e}"));
+            let mut file = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io)?);
+            c.write_to(&mut file).map_err(core_err)?;
+            file.flush().map_err(io)
+        })
+    })
+}
+
+/// Writes the last stopped session's profile to the open file descriptor `fd` (not closed).
+#[no_mangle]
+pub unsafe extern "C" fn vignette_write_fd(
+    p: *mut vignette_profiler,
+    fd: c_int,
+) -> vignette_status {
+    guard(|| {
+        // SAFETY: the caller's contract (see `profiler`).
+        let prof = unsafe { profiler(p) }?;
+        with_capture(prof, |c| {
+            let bytes = c.to_vec();
+            let mut done = 0;
+            while done < bytes.len() {
+                let rest = &bytes[done..];
+                // SAFETY: rest is valid for reads of rest.len() bytes; fd is the caller's.
+                let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+                if n < 0 {
+                    let e = std::io::Error::last_os_error();
+                    if e.kind() == std::io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    return Err((VIGNETTE_ERR_IO, format!("writing to fd {fd}: {e}")));
+                }
+                done += n as usize;
+            }
+            Ok(())
+        })
+    })
+}
+
+/// Encodes the last stopped session's profile into `buf` (`len` bytes) and stores the bytes
+/// used in `written`; with `VIGNETTE_ERR_BUFFER_TOO_SMALL`, `written` holds the size needed
+/// (pass `buf = NULL, len = 0` to ask for it).
+#[no_mangle]
+pub unsafe extern "C" fn vignette_write_buffer(
+    p: *mut vignette_profiler,
+    buf: *mut u8,
+    len: usize,
+    written: *mut usize,
+) -> vignette_status {
+    guard(|| {
+        // SAFETY: the caller's contract (see `profiler`).
+        let prof = unsafe { profiler(p) }?;
+        if written.is_null() || (buf.is_null() && len > 0) {
+            return Err(invalid("written is NULL, or buf is NULL with len > 0"));
+        }
+        with_capture(prof, |c| {
+            let out: &mut [u8] = if buf.is_null() {
+                &mut []
+            } else {
+                // SAFETY: buf is valid for writes of len bytes by the caller's contract.
+                unsafe { std::slice::from_raw_parts_mut(buf, len) }
+            };
+            let result = c.encode_into(out);
+            // SAFETY: written is non-null (checked) and writable.
+            unsafe {
+                *written = match result {
+                    Ok(n) => n,
+                    Err(Error::BufferTooSmall { needed }) => needed,
+                    Err(_) => 0,
+                }
+            };
+            result.map(|_| ()).map_err(core_err)
+        })
+    })
+}
+
+/// Stops the profiler if running and frees it. NULL is ignored.
+#[no_mangle]
+pub unsafe extern "C" fn vignette_destroy(p: *mut vignette_profiler) {
+    if !p.is_null() {
+        // SAFETY: p came from vignette_create (Box::into_raw) and is destroyed once, by the
+        // caller's contract.
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(p) })));
+    }
+}
+
+/// The message of the last failed call on this thread ("" after a success). Valid until the
+/// next vignette call on this thread.
+#[no_mangle]
+pub extern "C" fn vignette_last_error() -> *const c_char {
+    LAST_ERROR.with(|e| e.borrow().as_ptr())
+}
+
+/// The calling thread's kernel thread id (for `vignette_sample_once`).
+#[no_mangle]
+pub extern "C" fn vignette_current_thread_id() -> i32 {
+    Profiler::current_thread_id()
+}
