@@ -161,7 +161,9 @@ mod tests {
                 });
             }
             let mut round = 0u64;
-            while round < 2000 || (total_reads.load(SeqCst) < 1000 && round < 10_000_000) {
+            let (min_rounds, min_reads) = if cfg!(miri) { (20, 5) } else { (2000, 1000) };
+            while round < min_rounds || (total_reads.load(SeqCst) < min_reads && round < 10_000_000)
+            {
                 round += 1;
                 let n = (round % 64) as usize;
                 assert!(snap.publish(|t| {

@@ -91,3 +91,94 @@ fn postcard_error(e: postcard::Error) -> Error {
         _ => Error::Corrupt("undecodable bytes"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::{Frame, Module, Sample, StackNode, Thread};
+    use crate::{Clock, EndReason, Lost};
+
+    fn profile() -> Profile {
+        Profile {
+            start_unix_ns: 1,
+            duration_ns: 2,
+            clock: Clock::Wall,
+            interval_ns: 1_000_000,
+            max_frames: 8,
+            modules: std::vec![Module {
+                name: "m".into(),
+                path: "/m".into(),
+                start_avma: 0x1000,
+                end_avma: 0x2000,
+                base_avma: 0x1000,
+                code_id: std::vec![1, 2, 3],
+                debug_id: [7; 16],
+                age: 0,
+            }],
+            frames: std::vec![
+                Frame {
+                    module: 1,
+                    address: 0x10
+                },
+                Frame {
+                    module: 0,
+                    address: 0x9999
+                }
+            ],
+            stacks: std::vec![
+                StackNode {
+                    parent: 0,
+                    frame: 0
+                },
+                StackNode {
+                    parent: 1,
+                    frame: 1
+                }
+            ],
+            threads: std::vec![Thread {
+                tid: 5,
+                name: "t".into(),
+                samples: std::vec![Sample {
+                    dt_us: 3,
+                    stack: 1,
+                    weight: 2,
+                    end: EndReason::Root
+                }],
+            }],
+            lost: Lost {
+                ring_full: 1,
+                tables_full: 2,
+                unanswered: 3,
+                threads_over_capacity: 4,
+            },
+        }
+    }
+
+    #[test]
+    fn round_trips_and_rejects_damage() {
+        let p = profile();
+        let bytes = p.encode();
+        assert_eq!(Profile::decode(&bytes), Ok(p.clone()));
+        for len in 0..bytes.len() {
+            assert_eq!(Profile::decode(&bytes[..len]), Err(Error::Truncated));
+        }
+        let mut bad = p.clone();
+        bad.stacks[1].frame = 9;
+        assert!(matches!(
+            Profile::decode(&bad.encode()),
+            Err(Error::Corrupt(_))
+        ));
+        let mut bad = p.clone();
+        bad.stacks[0].parent = 2;
+        assert!(matches!(
+            Profile::decode(&bad.encode()),
+            Err(Error::Corrupt(_))
+        ));
+        let mut bad = p;
+        bad.threads[0].samples[0].stack = 5;
+        assert!(matches!(
+            Profile::decode(&bad.encode()),
+            Err(Error::Corrupt(_))
+        ));
+    }
+}

@@ -191,7 +191,7 @@ mod tests {
             x ^= x << 17;
             x
         };
-        for _ in 0..2000 {
+        for _ in 0..if cfg!(miri) { 50 } else { 2000 } {
             let words: std::vec::Vec<u64> = (0..64)
                 .map(|_| match next() % 3 {
                     0 => BASE + (next() % 600),
