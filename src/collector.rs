@@ -10,6 +10,7 @@ use crate::profile::Lost;
 use crate::ring::{SampleRef, SampleRing};
 use crate::sys::linux::mem::{Region, Zeroed};
 use crate::sys::linux::{threads, time};
+use crate::unwind::EndReason;
 
 const NONE: u32 = u32::MAX;
 
@@ -121,6 +122,8 @@ pub struct Collector {
     modules_checked_ns: u64,
     /// Lost samples counted on the drain side.
     pub lost: Lost,
+    /// Samples whose stack was in no known mapping, since the last `take_stack_misses`.
+    stack_misses: usize,
     /// Session start, Unix nanoseconds.
     pub start_unix_ns: u64,
     /// Session start, monotonic nanoseconds.
@@ -151,6 +154,7 @@ impl Collector {
             scratch: Region::new(cap.ring)?,
             modules_checked_ns: 0,
             lost: Lost::default(),
+            stack_misses: 0,
             start_unix_ns: 0,
             start_ns: 0,
             end_ns: 0,
@@ -303,6 +307,11 @@ impl Collector {
         }
     }
 
+    /// How many drained samples found no stack mapping since the last call (then resets).
+    pub fn take_stack_misses(&mut self) -> usize {
+        core::mem::take(&mut self.stack_misses)
+    }
+
     /// Moves every published sample of `generation` out of the ring into the tables.
     /// Returns how many samples were kept.
     pub fn drain(&mut self, ring: &SampleRing, generation: u32) -> usize {
@@ -314,8 +323,13 @@ impl Collector {
         for j in 0..n {
             let i = self.scratch[j] as usize;
             if let Some(s) = drainer.get(i) {
-                if s.meta.generation == generation && self.record(&s) {
-                    kept += 1;
+                if s.meta.generation == generation {
+                    // The thread ran on a stack the snapshot does not know yet (a new thread's
+                    // alternate signal stack, say): the sampler re-reads the mappings.
+                    self.stack_misses += (s.meta.end == EndReason::NoStackBounds as u8) as usize;
+                    if self.record(&s) {
+                        kept += 1;
+                    }
                 }
             }
             drainer.release(i);

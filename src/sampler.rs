@@ -394,6 +394,7 @@ fn run(job: &mut Job, shared: &Shared) {
     let mut next_tick = now + interval;
     let mut next_scan = now + 10_000_000;
     let mut next_modules = now + 250_000_000;
+    let mut next_maps = now;
     let mut wall_weight = 1;
     while !shared.stop.load(Acquire) {
         if now >= next_scan {
@@ -422,6 +423,10 @@ fn run(job: &mut Job, shared: &Shared) {
             &round,
         );
         c.drain(&shared.ring, job.generation);
+        if c.take_stack_misses() > 0 && now >= next_maps {
+            shared.stacks.refresh();
+            next_maps = now + 5_000_000;
+        }
         time::sleep_until(next_tick);
         now = time::monotonic_ns();
         // Fell behind (the machine is overloaded)? Skip the missed ticks, and let the next

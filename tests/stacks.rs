@@ -28,8 +28,9 @@ fn known_call_chains_unwind_to_the_thread_entry() {
                     profile.threads.iter().map(|t| &t.name).collect::<Vec<_>>()
                 )
             });
+        // Enough samples to judge the share (fewer on a busy machine: this is the CPU clock).
         assert!(
-            t.samples.len() >= 150,
+            t.samples.len() >= 50,
             "{name}: only {} samples",
             t.samples.len()
         );
@@ -339,9 +340,14 @@ fn threads_interrupted_inside_their_own_signal_handlers() {
             })
             .count();
         eprintln!("{name}: {through}/{} stacks run from the handler through the signal frame to the thread entry", t.samples.len());
+        let mut ends = std::collections::BTreeMap::new();
+        for s in &t.samples {
+            *ends.entry(format!("{:?}", s.end)).or_insert(0) += 1;
+        }
+        let example = stack_names(&profile, t.samples[t.samples.len() / 2].stack);
         assert!(
             through * 100 >= t.samples.len() * 95,
-            "{name}: {through}/{}",
+            "{name}: {through}/{}; walks ended {ends:?}; e.g. {example:#?}",
             t.samples.len()
         );
     }
