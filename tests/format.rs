@@ -41,20 +41,7 @@ fn round_trip_is_exact() {
     assert!(p.sample_count() >= 90);
     assert!(p.threads.iter().any(|t| t.name == "worker-0"));
     assert!(p.modules.iter().any(|m| m.name.starts_with("libc.so")));
-    let exe = p
-        .modules
-        .iter()
-        .find(|m| {
-            m.path.ends_with(
-                std::env::current_exe()
-                    .unwrap()
-                    .file_name()
-                    .unwrap()
-                    .to_str()
-                    .unwrap(),
-            )
-        })
-        .unwrap();
+    let exe = common::this_executable(&p);
     assert_eq!(exe.debug_id_string().len(), 33);
     assert_eq!(exe.code_id_string().len(), 40);
     // Each sample's stack resolves to frames.

@@ -196,20 +196,7 @@ fn resolve_and_convert_a_real_profile() {
     );
     let unresolved = gunzip(tools::pprof::to_pprof(&p, None));
     assert!(!unresolved.contains("worker_loop"));
-    let exe = p
-        .modules
-        .iter()
-        .find(|m| {
-            m.path.ends_with(
-                std::env::current_exe()
-                    .unwrap()
-                    .file_name()
-                    .unwrap()
-                    .to_str()
-                    .unwrap(),
-            )
-        })
-        .unwrap();
+    let exe = common::this_executable(&p);
     assert!(
         unresolved.contains(&exe.code_id_string()),
         "the mapping carries the build ID"

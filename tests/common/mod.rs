@@ -49,3 +49,13 @@ pub fn has_chain(names: &[String], chain: &[&str]) -> bool {
     let mut it = names.iter();
     chain.iter().all(|want| it.any(|n| n.contains(want)))
 }
+
+/// This test executable's module in a profile of this process.
+pub fn this_executable(p: &Profile) -> &vignette::Module {
+    let exe = std::env::current_exe().unwrap();
+    let name = exe.file_name().unwrap().to_str().unwrap();
+    p.modules
+        .iter()
+        .find(|m| m.path.ends_with(name))
+        .expect("the executable is listed")
+}
