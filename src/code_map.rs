@@ -13,7 +13,7 @@
 use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
 use crate::error::Result;
-use crate::modules::{file_section, object_path};
+use crate::modules::{extent, file_section, object_path};
 use crate::snapshot::Snapshot;
 use crate::sys::linux::dl::{self, LoadedObject};
 use crate::sys::linux::mem::{mapped_slice, Zeroed};
@@ -48,11 +48,8 @@ fn readable_segment(o: &LoadedObject<'_>, avma: u64) -> Option<(u64, u64)> {
 }
 
 fn entry(o: &LoadedObject<'_>) -> Option<CodeEntry> {
-    let loads = o.phdrs.iter().filter(|p| p.p_type == libc::PT_LOAD);
-    let start = o.bias.wrapping_add(loads.clone().map(|p| p.p_vaddr).min()?);
-    let end = o
-        .bias
-        .wrapping_add(loads.map(|p| p.p_vaddr.saturating_add(p.p_memsz)).max()?);
+    // The lowest PT_LOAD address (not page-rounded) to the end of the highest.
+    let (_, end, start) = extent(o)?;
     let within = |avma: u64| readable_segment(o, avma).map(|(_, seg_end)| [avma, seg_end - avma]);
     let mut e = CodeEntry {
         start,

@@ -259,7 +259,7 @@ fn zeroed_rec() -> ModuleRec {
 }
 
 /// (start, end, Breakpad base) of an object's `PT_LOAD` segments, in this process.
-fn extent(o: &LoadedObject<'_>) -> Option<(u64, u64, u64)> {
+pub(crate) fn extent(o: &LoadedObject<'_>) -> Option<(u64, u64, u64)> {
     let loads = o.phdrs.iter().filter(|p| p.p_type == libc::PT_LOAD);
     let lo = loads.clone().map(|p| p.p_vaddr).min()?;
     let hi = loads.map(|p| p.p_vaddr.saturating_add(p.p_memsz)).max()?;

@@ -8,7 +8,7 @@
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use super::mem::Region;
+use super::mem::{map_anonymous, Region};
 use crate::error::{Error, Result};
 
 /// Bytes of each handler stack (not counting its guard page).
@@ -30,20 +30,7 @@ impl HandlerStacks {
             .checked_mul(stride)
             .ok_or(Error::OutOfMemory)?
             .max(PAGE);
-        // SAFETY: a fresh anonymous mapping touches no existing memory.
-        let base = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
-                bytes,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(Error::OutOfMemory);
-        }
+        let base = map_anonymous(bytes, libc::MAP_NORESERVE)?;
         for i in 0..count {
             // SAFETY: the guard page lies inside the mapping just made.
             unsafe {

@@ -37,15 +37,16 @@ zeroed!(
 // SAFETY: an array of zero-valid elements is zero-valid.
 unsafe impl<T: Zeroed, const N: usize> Zeroed for [T; N] {}
 
-/// Maps `bytes` of zeroed, page-aligned, readable and writable memory.
-fn map_anonymous(bytes: usize) -> Result<*mut core::ffi::c_void> {
+/// Maps `bytes` of zeroed, page-aligned, readable and writable memory (`extra_flags` are
+/// added to `MAP_PRIVATE | MAP_ANONYMOUS`).
+pub(crate) fn map_anonymous(bytes: usize, extra_flags: i32) -> Result<*mut core::ffi::c_void> {
     // SAFETY: an anonymous private mapping with no address hint touches no existing memory.
     let ptr = unsafe {
         libc::mmap(
             core::ptr::null_mut(),
             bytes,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | extra_flags,
             -1,
             0,
         )
@@ -77,7 +78,7 @@ impl<T: Zeroed> Region<T> {
             .checked_mul(core::mem::size_of::<T>())
             .ok_or(Error::OutOfMemory)?
             .max(1);
-        let ptr = map_anonymous(bytes)?;
+        let ptr = map_anonymous(bytes, 0)?;
         Ok(Region {
             // SAFETY: mmap succeeded, so ptr is not null (MAP_FAILED was ruled out).
             ptr: unsafe { NonNull::new_unchecked(ptr.cast()) },
@@ -133,7 +134,7 @@ impl<T> MapBox<T> {
     pub fn new(value: T) -> Result<Self> {
         let bytes = core::mem::size_of::<T>().max(1);
         assert!(core::mem::align_of::<T>() <= 4096);
-        let ptr = map_anonymous(bytes)?.cast::<T>();
+        let ptr = map_anonymous(bytes, 0)?.cast::<T>();
         // SAFETY: the fresh mapping is page-aligned (enough for T) and large enough.
         unsafe { ptr.write(value) };
         Ok(MapBox {
