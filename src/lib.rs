@@ -50,7 +50,7 @@ pub mod tools;
 pub mod unwind;
 
 pub use error::{Error, Result};
-pub use profile::{Capture, Clock, Lost};
+pub use profile::{Capture, Clock, Lost, FORMAT_VERSION};
 #[cfg(feature = "std")]
 pub use profile::{Frame, Module, Profile, Sample, StackNode, Thread};
 pub use profiler::{Builder, Profiler, Target};

@@ -303,45 +303,78 @@ impl Profiler {
         c.scan_threads(-1, |_| 0);
         shared.stacks.refresh();
         shared.refresh_code();
-        let send = |c: &mut Collector, i: usize, tid: i32| {
-            let Some(ack) = shared.acks.get(i) else {
-                return;
-            };
-            ack.store(1, Release);
-            let token = Token {
-                generation: generation as u16,
-                slot: i as u16,
-                weight: 1,
-            };
-            if let Err(errno) = signal::send(tid, shared.signal, token.pack()) {
-                ack.store(0, Release);
-                if errno == libc::ESRCH {
-                    c.mark_dead(i);
-                }
-            }
-        };
         match target {
             Target::AllThreads => {
                 for i in 0..c.threads_len {
                     let t = &c.threads[i];
                     if t.alive {
                         let tid = t.tid;
-                        send(c, i, tid);
+                        send_sample_signal(shared, c, generation, i, tid);
                     }
                 }
             }
             Target::Thread(tid) => {
                 let i = c.find_thread(tid).ok_or(Error::NoSuchThread(tid))?;
-                send(c, i, tid);
+                send_sample_signal(shared, c, generation, i, tid);
             }
         }
         c.lost.unanswered += sampler::wait_for_answers(shared, c.threads_len, 100_000_000);
         Ok(c.drain(&shared.ring, generation))
     }
 
+    /// Benchmark support (`benches/sample_cost.rs`), not a stable API: the calling thread
+    /// sends itself `count` sampling signals one after another (a signal a thread sends itself
+    /// is handled before the send returns) and gets back the CPU time, in nanoseconds, that
+    /// took on this thread. The samples then join the session like `sample_once`'s; keep
+    /// `count` within the ring capacity, or the excess is dropped as `ring_full`.
+    #[doc(hidden)]
+    pub fn sample_self_timed(&mut self, count: usize) -> Result<u64> {
+        if self.running.is_some() {
+            return Err(Error::Running);
+        }
+        let generation = self.ensure_session()?;
+        let shared = &*self.shared;
+        let c = &mut self.job.as_deref_mut().ok_or(Error::Running)?.collector;
+        let tid = threads::gettid();
+        if c.find_thread(tid).is_none() {
+            c.scan_threads(-1, |_| 0);
+            shared.stacks.refresh();
+            shared.refresh_code();
+        }
+        let i = c.find_thread(tid).ok_or(Error::NoSuchThread(tid))?;
+        let cpu = || time::thread_cpu_ns(tid).unwrap_or(0);
+        let t0 = cpu();
+        for _ in 0..count {
+            send_sample_signal(shared, c, generation, i, tid);
+        }
+        let spent = cpu().saturating_sub(t0);
+        c.drain(&shared.ring, generation);
+        Ok(spent)
+    }
+
     /// The calling thread's kernel id (for [`Target::Thread`]).
     pub fn current_thread_id() -> i32 {
         threads::gettid()
+    }
+}
+
+/// Sends thread `tid` (slot `slot`) a sampling signal of session `generation`, marking it as
+/// awaited; a thread found dead is marked so.
+fn send_sample_signal(shared: &Shared, c: &mut Collector, generation: u32, slot: usize, tid: i32) {
+    let Some(ack) = shared.acks.get(slot) else {
+        return;
+    };
+    ack.store(1, Release);
+    let token = Token {
+        generation: generation as u16,
+        slot: slot as u16,
+        weight: 1,
+    };
+    if let Err(errno) = signal::send(tid, shared.signal, token.pack()) {
+        ack.store(0, Release);
+        if errno == libc::ESRCH {
+            c.mark_dead(slot);
+        }
     }
 }
 

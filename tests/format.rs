@@ -78,7 +78,7 @@ fn bad_bytes_give_clear_errors() {
         err,
         Error::UnsupportedVersion {
             found: 9,
-            supported: 1
+            supported: vignette::FORMAT_VERSION
         }
     );
     assert!(err.to_string().contains("upgrade"));
@@ -99,4 +99,34 @@ fn bad_bytes_give_clear_errors() {
         }
         let _ = Profile::decode(&b);
     }
+}
+
+#[test]
+fn version_1_profiles_still_decode() {
+    // tests/fixtures/demo-v1.vignette: `scripts/demo` output written by format version 1.
+    let v1 = std::fs::read(common::fixture("demo-v1.vignette")).unwrap();
+    assert_eq!(u16::from(v1[8]), 1, "the fixture is a version-1 profile");
+    let p = Profile::decode(&v1).unwrap();
+    assert_eq!(p.sample_count(), 3874);
+    assert!(p
+        .threads
+        .iter()
+        .all(|t| t.samples.iter().all(|s| s.weight >= 1)));
+    let v2 = p.encode();
+    assert_eq!(v2[8], vignette::FORMAT_VERSION as u8);
+    assert_eq!(
+        Profile::decode(&v2).unwrap(),
+        p,
+        "rewritten as the current version"
+    );
+    let per_sample = |b: &[u8]| b.len() as f64 / p.sample_count() as f64;
+    println!(
+        "v1 {:.2} bytes/sample, v2 {:.2}",
+        per_sample(&v1),
+        per_sample(&v2)
+    );
+    assert!(
+        v2.len() * 10 < v1.len() * 8,
+        "the sample stream saves over 20%"
+    );
 }

@@ -1,8 +1,11 @@
 //! Decoding and validating profiles (feature `std`).
 
+use std::string::String;
 use std::vec::Vec;
 
-use super::{Profile, FORMAT_VERSION, MAGIC};
+use super::{
+    Clock, Frame, Lost, Module, Profile, Sample, StackNode, Thread, FORMAT_VERSION, MAGIC,
+};
 use crate::error::{Error, Result};
 
 impl Profile {
@@ -30,7 +33,12 @@ impl Profile {
         if version == 0 {
             return Err(Error::Corrupt("format version 0 does not exist"));
         }
-        let (profile, rest) = postcard::take_from_bytes::<Profile>(rest).map_err(postcard_error)?;
+        let (profile, rest) = if version == 1 {
+            let (v1, rest) = postcard::take_from_bytes::<V1>(rest).map_err(postcard_error)?;
+            (v1.into_profile(), rest)
+        } else {
+            postcard::take_from_bytes::<Profile>(rest).map_err(postcard_error)?
+        };
         if !rest.is_empty() {
             return Err(Error::Corrupt("trailing bytes after the profile"));
         }
@@ -82,6 +90,53 @@ impl Profile {
     }
 }
 
+/// Version 1: the same layout with each sample written whole, `(dt_us, stack, weight, end)`.
+#[derive(serde::Deserialize)]
+struct V1(
+    u64,
+    u64,
+    Clock,
+    u64,
+    u32,
+    Vec<Module>,
+    Vec<Frame>,
+    Vec<StackNode>,
+    Vec<(u32, String, Vec<Sample>)>,
+    Lost,
+);
+
+impl V1 {
+    fn into_profile(self) -> Profile {
+        let V1(
+            start_unix_ns,
+            duration_ns,
+            clock,
+            interval_ns,
+            max_frames,
+            modules,
+            frames,
+            stacks,
+            threads,
+            lost,
+        ) = self;
+        Profile {
+            start_unix_ns,
+            duration_ns,
+            clock,
+            interval_ns,
+            max_frames,
+            modules,
+            frames,
+            stacks,
+            threads: threads
+                .into_iter()
+                .map(|(tid, name, samples)| Thread { tid, name, samples })
+                .collect(),
+            lost,
+        }
+    }
+}
+
 fn postcard_error(e: postcard::Error) -> Error {
     match e {
         postcard::Error::DeserializeUnexpectedEnd => Error::Truncated,
@@ -95,8 +150,7 @@ fn postcard_error(e: postcard::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::{Frame, Module, Sample, StackNode, Thread};
-    use crate::{Clock, EndReason, Lost};
+    use crate::EndReason;
 
     fn profile() -> Profile {
         Profile {

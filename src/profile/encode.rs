@@ -6,6 +6,7 @@
 
 use serde::ser::{Serialize, SerializeSeq, Serializer};
 
+use super::packed::SampleCoder;
 use super::{Clock, Lost, FORMAT_VERSION, MAGIC};
 use crate::collector::Collector;
 use crate::error::{Error, Result};
@@ -192,7 +193,8 @@ impl Serialize for Threads<'_> {
     }
 }
 
-/// Thread `.1`'s samples, walking its list and delta-encoding times in microseconds.
+/// Thread `.1`'s samples, walking its list: times as microsecond deltas, packed with the
+/// format's sample stream.
 struct Samples<'a>(&'a Collector, usize);
 
 impl Serialize for Samples<'_> {
@@ -200,6 +202,7 @@ impl Serialize for Samples<'_> {
         let (c, t) = (self.0, &self.0.threads[self.1]);
         let mut seq = s.serialize_seq(Some(t.count as usize))?;
         let mut prev_us = 0u64;
+        let mut coder = SampleCoder::default();
         let mut next = t.first;
         for _ in 0..t.count {
             let Some(rec) = c.samples[..c.samples_len].get(next as usize) else {
@@ -207,7 +210,12 @@ impl Serialize for Samples<'_> {
             };
             let us = rec.time_ns.saturating_sub(c.start_ns) / 1000;
             let end = EndReason::from_u8(rec.end).unwrap_or(EndReason::BadUnwindInfo);
-            seq.serialize_element(&(us.saturating_sub(prev_us), rec.stack, rec.weight, end))?;
+            seq.serialize_element(&coder.pack(
+                us.saturating_sub(prev_us),
+                rec.stack,
+                rec.weight,
+                end,
+            ))?;
             prev_us = us.max(prev_us);
             next = rec.next;
         }

@@ -6,6 +6,7 @@
 #[cfg(feature = "std")]
 mod decode;
 mod encode;
+mod packed;
 
 pub use encode::Capture;
 
@@ -14,7 +15,7 @@ use serde::{Deserialize, Serialize};
 /// The eight bytes every profile starts with.
 pub const MAGIC: [u8; 8] = *b"VIGNETTE";
 /// The format version this build writes (and the newest it reads).
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 
 /// What drives sampling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -144,8 +145,8 @@ mod owned {
         pub frame: u32,
     }
 
-    /// One thread's samples.
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    /// One thread's samples. Serialized as the format's sample stream (`profile/packed.rs`).
+    #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct Thread {
         /// Kernel thread id.
         pub tid: u32,

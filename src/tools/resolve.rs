@@ -108,6 +108,8 @@ pub fn resolve(profile: &Profile, store: &mut SymbolStore) -> Result<Resolution,
 
 /// The eight bytes a resolved profile starts with.
 pub const RESOLVED_MAGIC: [u8; 8] = *b"VIGNRSLV";
+/// The resolved-profile layout version (2: the profile inside uses the version-2 sample stream).
+const RESOLVED_VERSION: u16 = 2;
 
 /// A profile together with its resolution: what `vignette resolve -o` writes and `vignette
 /// convert` reads without needing symbols again. postcard, after [`RESOLVED_MAGIC`] and a
@@ -145,7 +147,7 @@ impl ResolvedProfile {
 
     /// The encoded bytes.
     pub fn encode(&self) -> Vec<u8> {
-        postcard::to_stdvec(&(RESOLVED_MAGIC, 1u16, self)).unwrap_or_default()
+        postcard::to_stdvec(&(RESOLVED_MAGIC, RESOLVED_VERSION, self)).unwrap_or_default()
     }
 
     /// Decodes a resolved profile; `None` if `bytes` are not one (then try a plain profile).
@@ -155,9 +157,14 @@ impl ResolvedProfile {
             (|| {
                 let (version, rest) =
                     postcard::take_from_bytes::<u16>(rest).map_err(|e| e.to_string())?;
-                if version != 1 {
+                if version != RESOLVED_VERSION {
+                    let what = if version > RESOLVED_VERSION {
+                        "upgrade vignette"
+                    } else {
+                        "run `vignette resolve` on the original profile again"
+                    };
                     return Err(format!(
-                        "resolved-profile version {version} is not supported; upgrade vignette"
+                        "resolved-profile version {version} is not supported; {what}"
                     ));
                 }
                 let r: ResolvedProfile =

@@ -16,6 +16,13 @@ pub fn profiler_lock() -> std::sync::MutexGuard<'static, ()> {
     PROFILER_LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The path of a file in tests/fixtures.
+pub fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
 /// The absolute address of a frame, as captured in this process.
 pub fn frame_avma(p: &Profile, frame: &vignette::Frame) -> u64 {
     match frame.module {
