@@ -339,26 +339,10 @@ impl Collector {
 
     fn record(&mut self, s: &SampleRef<'_>) -> bool {
         // The thread the signal was addressed to (it may have exited since: keep its sample).
-        let hint = s.meta.thread_hint as usize;
-        let threads = &self.threads;
-        let thread = match self
-            .threads
-            .get(..self.threads_len)
-            .and_then(|t| t.get(hint))
-        {
-            Some(t) if t.tid == s.meta.tid => hint,
-            _ => match self
-                .thread_index
-                .probe(s.meta.tid as u64, |i| threads[i as usize].tid == s.meta.tid)
-                .1
-            {
-                Some(i) => i as usize,
-                None => match self.track_thread(s.meta.tid, 0) {
-                    Some(i) => i,
-                    None => return false,
-                },
-            },
-        };
+        let thread = s.meta.thread as usize;
+        if thread >= self.threads_len {
+            return false;
+        }
         if self.samples_len >= self.samples.len() {
             self.lost.tables_full += 1;
             return false;

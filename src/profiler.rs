@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::profile::{Capture, Clock};
 use crate::sampler::{self, Job, Running, Shared, Token};
 use crate::sys::linux::mem::MapBox;
-use crate::sys::linux::{signal, threads, time};
+use crate::sys::linux::{threads, time};
 use crate::unwind::Unwinder;
 use core::sync::atomic::Ordering::{Release, SeqCst};
 
@@ -370,7 +370,7 @@ fn send_sample_signal(shared: &Shared, c: &mut Collector, generation: u32, slot:
         slot: slot as u16,
         weight: 1,
     };
-    if let Err(errno) = signal::send(tid, shared.signal, token.pack()) {
+    if let Err(errno) = shared.sender.send(tid, token.pack()) {
         ack.store(0, Release);
         if errno == libc::ESRCH {
             c.mark_dead(slot);

@@ -35,10 +35,9 @@ const READY: u32 = 2;
 pub struct SampleMeta {
     /// `CLOCK_MONOTONIC` nanoseconds when the handler ran.
     pub time_ns: u64,
-    /// Kernel thread id of the sampled thread.
-    pub tid: i32,
-    /// The sampler's index for that thread (a hint; the tid is authoritative).
-    pub thread_hint: u32,
+    /// The sampled thread: its slot in the sampler's thread table, from the signal's token
+    /// (signals go only to the thread of that slot, so the handler needs no `gettid` call).
+    pub thread: u32,
     /// How many sampling intervals this sample stands for.
     pub weight: u32,
     /// Number of valid frames.

@@ -74,6 +74,8 @@ impl Token {
 /// Everything the signal handler touches, allocated before the handler can run.
 pub(crate) struct Shared {
     pub signal: i32,
+    /// Sends `signal` with a token.
+    pub sender: signal::Sender,
     pub generation: AtomicU32,
     pub ring: SampleRing,
     pub stacks: StackRanges,
@@ -100,6 +102,7 @@ impl Shared {
     ) -> Result<Self> {
         Ok(Shared {
             signal,
+            sender: signal::Sender::new(signal),
             generation: AtomicU32::new(0),
             ring: SampleRing::new(ring_slots, max_frames)?,
             stacks: StackRanges::new(8192)?,
@@ -174,7 +177,7 @@ impl Shared {
     ///
     /// # Signal safety
     /// Async-signal-safe: lock-free ring claim, bounded frame walk over bounds-checked reads,
-    /// `clock_gettime` and `gettid`.
+    /// and `clock_gettime` (a vDSO call, no system call on common clock sources).
     fn take_sample(&self, token: Token, regs: &Regs) {
         let generation = self.generation.load(Acquire);
         if token.generation != generation as u16 {
@@ -201,8 +204,7 @@ impl Shared {
                 let (len, end) = walked;
                 slot.publish(SampleMeta {
                     time_ns,
-                    tid: threads::gettid(),
-                    thread_hint: token.slot as u32,
+                    thread: token.slot as u32,
                     weight: token.weight as u32,
                     len: len as u32,
                     end: end as u8,
@@ -223,7 +225,9 @@ impl Shared {
 extern "C" fn on_signal(_sig: i32, info: *mut libc::siginfo_t, uctx: *mut c_void) {
     let _errno = signal::ErrnoGuard::save();
     // SAFETY: the kernel passes a valid siginfo to a SA_SIGINFO handler.
-    let Some(token) = (unsafe { signal::token(info) }).and_then(Token::unpack) else {
+    let Some((sender, token)) = (unsafe { signal::token(info) })
+        .and_then(|(pid, value)| Some((pid, Token::unpack(value)?)))
+    else {
         return;
     };
     IN_HANDLER.fetch_add(1, SeqCst);
@@ -232,9 +236,12 @@ extern "C" fn on_signal(_sig: i32, info: *mut libc::siginfo_t, uctx: *mut c_void
         // SAFETY: `release_handler` clears ACTIVE and waits for IN_HANDLER to reach zero before
         // the Shared it pointed to is freed, and we incremented IN_HANDLER before loading it.
         let shared = unsafe { &*shared };
-        // SAFETY: the kernel passes a valid ucontext to a SA_SIGINFO handler.
-        let regs = unsafe { signal::regs(uctx) };
-        shared.take_sample(token, &regs);
+        // Only this process's signals count (another process may queue this signal too).
+        if sender == shared.sender.pid() {
+            // SAFETY: the kernel passes a valid ucontext to a SA_SIGINFO handler.
+            let regs = unsafe { signal::regs(uctx) };
+            shared.take_sample(token, &regs);
+        }
     }
     IN_HANDLER.fetch_sub(1, SeqCst);
 }
@@ -355,7 +362,7 @@ pub(crate) fn signal_round(
             slot: i as u16,
             weight: weight.min(u16::MAX as u32) as u16,
         };
-        if let Err(errno) = signal::send(tid, shared.signal, token.pack()) {
+        if let Err(errno) = shared.sender.send(tid, token.pack()) {
             ack.store(0, Release);
             if errno == libc::ESRCH {
                 c.mark_dead(i);

@@ -94,54 +94,82 @@ pub fn block_in_this_thread(sig: i32) {
     }
 }
 
-/// Sends `sig` to thread `tid` of this process carrying the 64-bit `token`.
-///
-/// Returns `Err(errno)`; `ESRCH` means the thread has exited.
-pub fn send(tid: i32, sig: i32, token: u64) -> core::result::Result<(), i32> {
-    let pid = super::threads::getpid();
-    let info = QueuedInfo {
-        signo: sig,
-        errno: 0,
-        code: SI_QUEUE,
-        _pad: 0,
-        pid,
-        // SAFETY: getuid cannot fail.
-        uid: unsafe { libc::getuid() },
-        value: token,
-        _rest: [0; 12],
-    };
-    // SAFETY: info is a complete 128-byte siginfo for a queued signal; the kernel copies it.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_rt_tgsigqueueinfo,
-            pid,
-            tid,
+/// Sends one signal, carrying a 64-bit token, to threads of this process; the process and
+/// user ids the kernel wants in a queued signal's `siginfo` are read once, at creation.
+#[derive(Debug, Clone, Copy)]
+pub struct Sender {
+    sig: i32,
+    pid: i32,
+    uid: u32,
+}
+
+impl Sender {
+    /// A sender of `sig`.
+    pub fn new(sig: i32) -> Self {
+        Sender {
             sig,
-            &info as *const QueuedInfo,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(errno())
+            pid: super::threads::getpid(),
+            // SAFETY: getuid cannot fail.
+            uid: unsafe { libc::getuid() },
+        }
+    }
+
+    /// The process id this sender puts in its signals.
+    ///
+    /// # Signal safety
+    /// Async-signal-safe: reads a field.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Sends the signal to thread `tid` carrying `token`: one `rt_tgsigqueueinfo` call.
+    ///
+    /// Returns `Err(errno)`; `ESRCH` means the thread has exited.
+    pub fn send(&self, tid: i32, token: u64) -> core::result::Result<(), i32> {
+        let info = QueuedInfo {
+            signo: self.sig,
+            errno: 0,
+            code: SI_QUEUE,
+            _pad: 0,
+            pid: self.pid,
+            uid: self.uid,
+            value: token,
+            _rest: [0; 12],
+        };
+        // SAFETY: info is a complete 128-byte siginfo for a queued signal; the kernel copies it.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_rt_tgsigqueueinfo,
+                self.pid,
+                tid,
+                self.sig,
+                &info as *const QueuedInfo,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(errno())
+        }
     }
 }
 
-/// The token of a signal sent by [`send`] from this process, or `None` for any other signal
-/// (a timer, `kill`, another process).
+/// The token of a queued signal and the process id of its sender, or `None` for a signal that
+/// was not queued (a timer, `kill`). Compare the sender with [`Sender::pid`] to know that this
+/// process sent it.
 ///
 /// # Safety
 /// `info` must be the `siginfo_t` pointer the kernel passed to a `SA_SIGINFO` handler.
 ///
 /// # Signal safety
-/// Async-signal-safe: reads the siginfo and calls `getpid`.
-pub unsafe fn token(info: *const libc::siginfo_t) -> Option<u64> {
+/// Async-signal-safe: reads the siginfo, no system call.
+pub unsafe fn token(info: *const libc::siginfo_t) -> Option<(i32, u64)> {
     if info.is_null() {
         return None;
     }
     // SAFETY: the kernel's siginfo is 128 bytes (checked above) and QueuedInfo is its layout.
     let q = unsafe { &*info.cast::<QueuedInfo>() };
-    (q.code == SI_QUEUE && q.pid == super::threads::getpid()).then_some(q.value)
+    (q.code == SI_QUEUE).then_some((q.pid, q.value))
 }
 
 /// The interrupted thread's registers.
