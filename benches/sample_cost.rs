@@ -12,6 +12,9 @@
 //! and the table shows it).
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
+#[path = "../examples/common/workload.rs"]
+mod workload;
+
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -34,16 +37,6 @@ fn at_depth<R>(depth: usize, f: &mut dyn FnMut() -> R) -> R {
         return f();
     }
     black_box(at_depth(black_box(depth - 1), f))
-}
-
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec to write.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 extern "C" fn empty_handler(_: i32, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
@@ -71,7 +64,7 @@ fn floor_batch(count: u64) -> u64 {
         info.si_code = libc::SI_QUEUE;
         (libc::getpid(), libc::gettid(), info)
     };
-    let t0 = thread_cpu_ns();
+    let t0 = workload::thread_cpu_ns();
     for _ in 0..count {
         // SAFETY: info is a complete siginfo; the kernel copies it and runs the empty handler.
         let rc = unsafe {
@@ -85,7 +78,7 @@ fn floor_batch(count: u64) -> u64 {
         };
         assert_eq!(rc, 0);
     }
-    thread_cpu_ns() - t0
+    workload::thread_cpu_ns() - t0
 }
 
 /// How many frames vignette records for a sample taken at `depth`.

@@ -387,6 +387,7 @@ extern "C" fn sampler_main(arg: *mut c_void) -> *mut c_void {
 fn run(job: &mut Job, shared: &Shared) {
     signal::block_in_this_thread(shared.signal);
     spawn::set_current_name(c"vignette");
+    time::set_minimal_timer_slack();
     let me = threads::gettid();
     let c = &mut job.collector;
     let interval = job.interval_ns;

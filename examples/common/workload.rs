@@ -95,3 +95,38 @@ pub fn run_for(n: usize, millis: u64) -> Vec<u64> {
         .map(|w| w.join().expect("worker panicked"))
         .collect()
 }
+
+/// Runs `n` workers (`worker-0`, ...) for exactly `units` units each; returns, when all are
+/// done, the CPU time in nanoseconds each worker used.
+pub fn run_units(n: usize, units: u64) -> Vec<u64> {
+    let workers: Vec<_> = (0..n)
+        .map(|i| {
+            std::thread::Builder::new()
+                .name(format!("worker-{i}"))
+                .spawn(move || {
+                    let mut acc = i as u64;
+                    for u in 0..units {
+                        acc = crunch(acc.wrapping_add(u));
+                    }
+                    black_box(acc);
+                    thread_cpu_ns()
+                })
+                .expect("spawn worker")
+        })
+        .collect();
+    workers
+        .into_iter()
+        .map(|w| w.join().expect("worker panicked"))
+        .collect()
+}
+
+/// The calling thread's CPU time in nanoseconds.
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec to write.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}

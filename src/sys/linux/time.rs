@@ -49,6 +49,13 @@ pub fn sleep_until(deadline_ns: u64) {
     };
 }
 
+/// Makes the calling thread's timed sleeps end on time: the kernel may otherwise extend them by
+/// its default 50 µs timer slack, a fifth of an interval at 4000 Hz.
+pub fn set_minimal_timer_slack() {
+    // SAFETY: PR_SET_TIMERSLACK takes one integer and affects only the calling thread.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+}
+
 /// Sleeps for `ns` nanoseconds.
 pub fn sleep_ns(ns: u64) {
     sleep_until(monotonic_ns().saturating_add(ns));
