@@ -12,8 +12,8 @@
 //!   from second to second and would drown a 1% effect measured in turns. An unprofiled pair
 //!   shows the noise that is left.
 //!
-//! Results are medians over the runs. `cargo bench --bench overhead` (about three minutes;
-//! `OVERHEAD_RUNS=n` sets the runs, 3 by default). Both profilers use their defaults and a
+//! Results are medians over the runs. `cargo bench --bench overhead` (about six minutes;
+//! `OVERHEAD_RUNS=n` sets the runs, 5 by default). Both profilers use their defaults and a
 //! per-CPU-time clock (vignette `Clock::Cpu`, pprof-rs `ITIMER_PROF`).
 #![allow(missing_docs)]
 
@@ -241,7 +241,7 @@ fn main() {
     let runs: usize = std::env::var("OVERHEAD_RUNS")
         .ok()
         .and_then(|r| r.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(5);
     let mut configs = vec![("none", 0)];
     for who in ["vignette", "pprof"] {
         configs.extend(RATES.iter().map(|&hz| (who, hz)));

@@ -5,6 +5,9 @@ use super::CfiError;
 
 type R<T> = Result<T, CfiError>;
 
+/// `DW_EH_PE_datarel | DW_EH_PE_sdata4`: table entries as 4-byte offsets from the header.
+const DATAREL_SDATA4: u8 = 0x3b;
+
 /// A parsed `.eh_frame_hdr`.
 #[derive(Debug, Clone, Copy)]
 pub struct EhFrameHdr<'a> {
@@ -78,6 +81,25 @@ impl<'a> EhFrameHdr<'a> {
         ))
     }
 
+    /// The start address of entry `i`: read directly for the encoding every linker writes
+    /// (`DW_EH_PE_datarel | DW_EH_PE_sdata4`), through the general decoder otherwise.
+    fn entry_start(&self, i: usize) -> R<u64> {
+        if self.table_enc != DATAREL_SDATA4 {
+            return Ok(self.entry(i)?.0);
+        }
+        let at = self.table_offset + i * self.entry_size;
+        let bytes = self
+            .sec
+            .data
+            .get(at..at + 4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .ok_or(CfiError::Truncated)?;
+        Ok(self
+            .sec
+            .avma
+            .wrapping_add_signed(i64::from(i32::from_le_bytes(bytes))))
+    }
+
     /// The address of the FDE whose start is the greatest one not above `pc`, if any.
     ///
     /// # Signal safety
@@ -87,7 +109,7 @@ impl<'a> EhFrameHdr<'a> {
         // Invariant: entries below lo start at or before pc; entries from hi start after it.
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.entry(mid)?.0 <= pc {
+            if self.entry_start(mid)? <= pc {
                 lo = mid + 1;
             } else {
                 hi = mid;
