@@ -469,7 +469,28 @@ fn cli_help_snapshots() {
         snapshot(name, &out);
     }
     // And the info report of a fixed profile (decoded from bytes made here, so stable).
-    let p = vignette::Profile {
+    let p = fixed_profile();
+    let dir = tmp("cli-snapshots");
+    let path = dir.join("fixed.vignette");
+    std::fs::write(&path, p.encode()).unwrap();
+    let (ok, out, err) = cli(&["info", path.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    snapshot(
+        "info.txt",
+        &out.replace(path.to_str().unwrap(), "fixed.vignette"),
+    );
+    let (ok, out, err) = cli(&["report", path.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("no symbols for app (debug ID 7DD4E2B7000000000000000000000000"),
+        "{err}"
+    );
+    snapshot("report.txt", &out);
+}
+
+/// A small profile made here: one module, two frames, two samples.
+fn fixed_profile() -> vignette::Profile {
+    vignette::Profile {
         start_unix_ns: 1_700_000_000_000_000_000,
         duration_ns: 2_000_000_000,
         clock: vignette::Clock::Cpu,
@@ -529,21 +550,30 @@ fn cli_help_snapshots() {
             unanswered: 3,
             threads_over_capacity: 0,
         },
-    };
-    let dir = tmp("cli-snapshots");
-    let path = dir.join("fixed.vignette");
-    std::fs::write(&path, p.encode()).unwrap();
-    let (ok, out, err) = cli(&["info", path.to_str().unwrap()]);
-    assert!(ok, "{err}");
-    snapshot(
-        "info.txt",
-        &out.replace(path.to_str().unwrap(), "fixed.vignette"),
-    );
-    let (ok, out, err) = cli(&["report", path.to_str().unwrap()]);
-    assert!(ok, "{err}");
-    assert!(
-        err.contains("no symbols for app (debug ID 7DD4E2B7000000000000000000000000"),
-        "{err}"
-    );
-    snapshot("report.txt", &out);
+    }
+}
+
+/// Every converter over every profile the fuzzer has made crash them, and over the largest
+/// values the format can carry: no panic, and the outputs are there.
+#[test]
+fn converters_survive_extreme_values() {
+    let mut extreme = fixed_profile();
+    extreme.interval_ns = u64::MAX;
+    for s in &mut extreme.threads[0].samples {
+        s.dt_us = u64::MAX;
+        s.weight = u32::MAX;
+    }
+    // fuzz/artifacts crash-893ec50c: a sample time delta that overflowed the Firefox timeline.
+    let fuzzed = std::fs::read(common::fixture("fuzz-convert-overflow.vignette")).unwrap();
+    for p in [extreme, vignette::Profile::decode(&fuzzed).unwrap()] {
+        let res = tools::resolve(&p, &mut SymbolStore::new(&[])).unwrap();
+        let doc = tools::speedscope::to_speedscope(&p, &res, "t");
+        assert!(serde_json::to_vec(&doc).unwrap().len() > 100);
+        assert!(!tools::collapsed::to_collapsed(&p, &res).is_empty());
+        assert!(!tools::pprof::to_pprof(&p, Some(&res)).is_empty());
+        assert!(!tools::pprof::to_pprof(&p, None).is_empty());
+        assert!(tools::firefox::to_firefox(&p, &res, "t").is_object());
+        assert!(!tools::report::report(&p, &res, true, 5).is_empty());
+        assert!(!tools::svg::to_svg(&p, &res, "t").unwrap().is_empty());
+    }
 }

@@ -35,7 +35,7 @@ pub fn to_firefox(profile: &Profile, res: &Resolution, product: &str) -> serde_j
         fx.set_thread_name(thread, if t.name.is_empty() { "thread" } else { &t.name });
         let mut us = 0u64;
         for s in &t.samples {
-            us += s.dt_us;
+            us = us.saturating_add(s.dt_us);
             let frames: Vec<FrameInfo> = res
                 .stack(profile, s.stack)
                 .into_iter()
@@ -47,13 +47,15 @@ pub fn to_firefox(profile: &Profile, res: &Resolution, product: &str) -> serde_j
                 .collect();
             let stack = fx.intern_stack_frames(thread, frames.into_iter());
             let cpu = match profile.clock {
-                Clock::Cpu => CpuDelta::from_nanos(s.weight as u64 * profile.interval_ns),
+                Clock::Cpu => {
+                    CpuDelta::from_nanos((s.weight as u64).saturating_mul(profile.interval_ns))
+                }
                 Clock::Wall => CpuDelta::ZERO,
             };
             let weight = i32::try_from(s.weight).unwrap_or(i32::MAX);
             fx.add_sample(
                 thread,
-                Timestamp::from_nanos_since_reference(us * 1000),
+                Timestamp::from_nanos_since_reference(us.saturating_mul(1000)),
                 stack,
                 cpu,
                 weight,

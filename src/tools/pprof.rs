@@ -110,7 +110,7 @@ pub fn to_pprof(profile: &Profile, res: Option<&Resolution>) -> Vec<u8> {
             label_tid.int(1, tid_key).int(3, t.tid as u64);
             let mut m = Msg::default();
             m.packed(1, &locations)
-                .packed(2, &[weight, weight * profile.interval_ns]);
+                .packed(2, &[weight, weight.saturating_mul(profile.interval_ns)]);
             m.bytes(3, &label_thread.0).bytes(3, &label_tid.0);
             p.bytes(2, &m.0);
         }
