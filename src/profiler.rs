@@ -222,6 +222,17 @@ impl Profiler {
     }
 
     /// Opens a new session unless one is open; returns its generation.
+    /// For sampling on demand (the sampler thread not running): the open session's
+    /// generation (opening one if needed), the shared state and the collector.
+    fn on_demand_session(&mut self) -> Result<(u32, &Shared, &mut Collector)> {
+        if self.running.is_some() {
+            return Err(Error::Running);
+        }
+        let generation = self.ensure_session()?;
+        let c = &mut self.job.as_deref_mut().ok_or(Error::Running)?.collector;
+        Ok((generation, &self.shared, c))
+    }
+
     fn ensure_session(&mut self) -> Result<u32> {
         let shared = &*self.shared;
         let job = self.job.as_deref_mut().ok_or(Error::Running)?;
@@ -294,12 +305,7 @@ impl Profiler {
     ///
     /// Not available while the sampler thread runs ([`Error::Running`]).
     pub fn sample_once(&mut self, target: Target) -> Result<usize> {
-        if self.running.is_some() {
-            return Err(Error::Running);
-        }
-        let generation = self.ensure_session()?;
-        let shared = &*self.shared;
-        let c = &mut self.job.as_deref_mut().ok_or(Error::Running)?.collector;
+        let (generation, shared, c) = self.on_demand_session()?;
         c.scan_threads(-1, |_| 0);
         shared.stacks.refresh();
         shared.refresh_code();
@@ -329,12 +335,7 @@ impl Profiler {
     /// `count` within the ring capacity, or the excess is dropped as `ring_full`.
     #[doc(hidden)]
     pub fn sample_self_timed(&mut self, count: usize) -> Result<u64> {
-        if self.running.is_some() {
-            return Err(Error::Running);
-        }
-        let generation = self.ensure_session()?;
-        let shared = &*self.shared;
-        let c = &mut self.job.as_deref_mut().ok_or(Error::Running)?.collector;
+        let (generation, shared, c) = self.on_demand_session()?;
         let tid = threads::gettid();
         if c.find_thread(tid).is_none() {
             c.scan_threads(-1, |_| 0);

@@ -107,32 +107,19 @@ struct V1(
 
 impl V1 {
     fn into_profile(self) -> Profile {
-        let V1(
-            start_unix_ns,
-            duration_ns,
-            clock,
-            interval_ns,
-            max_frames,
-            modules,
-            frames,
-            stacks,
-            threads,
-            lost,
-        ) = self;
         Profile {
-            start_unix_ns,
-            duration_ns,
-            clock,
-            interval_ns,
-            max_frames,
-            modules,
-            frames,
-            stacks,
-            threads: threads
-                .into_iter()
+            start_unix_ns: self.0,
+            duration_ns: self.1,
+            clock: self.2,
+            interval_ns: self.3,
+            max_frames: self.4,
+            modules: self.5,
+            frames: self.6,
+            stacks: self.7,
+            threads: (self.8.into_iter())
                 .map(|(tid, name, samples)| Thread { tid, name, samples })
                 .collect(),
-            lost,
+            lost: self.9,
         }
     }
 }

@@ -30,6 +30,7 @@ fn zigzag(d: i64) -> u64 {
     ((d << 1) ^ (d >> 63)) as u64
 }
 
+#[cfg(feature = "std")]
 fn unzigzag(z: u64) -> i64 {
     ((z >> 1) as i64) ^ -((z & 1) as i64)
 }
@@ -213,6 +214,7 @@ mod owned {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "std")]
     #[test]
     fn zigzag_round_trips_extremes() {
         for d in [0i64, 1, -1, 63, -64, i64::MAX, i64::MIN, 1 << 40] {
