@@ -107,9 +107,11 @@ impl Rule {
         };
         let cfa = base.checked_add(cfa_off as u64)?;
         let ra = mem.read_u64(cfa.checked_sub(8)?)?;
-        let bp = match bp_off {
-            Some(off) => mem.read_u64(cfa.checked_sub(off as u64)?)?,
-            None => regs.bp(),
+        let bp = match bp_off.and_then(|off| cfa.checked_sub(off as u64)) {
+            // A save slot below the stack pointer was popped already (LLVM's epilogues keep
+            // the prologue's rule): the register holds the caller's value.
+            Some(slot) if slot >= regs.sp() => mem.read_u64(slot)?,
+            _ => regs.bp(),
         };
         Some((ra, cfa, bp))
     }
@@ -257,6 +259,12 @@ mod tests {
         assert_eq!(
             apply(Rule::BpSavedBp { cfa: 16, bp: 16 }),
             Some((0x4343, base + 32, 0x60))
+        );
+        // At `ret` after `pop rbp`: CFA = rsp + 8 and the rule still says rbp at CFA - 16,
+        // below rsp. The pop restored rbp already: keep it (reading there would fail).
+        assert_eq!(
+            apply(Rule::SpSavedBp { cfa: 8, bp: 16 }),
+            Some((0xb0, base + 8, base + 16))
         );
         assert_eq!(apply(Rule::Root), None);
         assert_eq!(apply(Rule::Sp { cfa: 0x7000 }), None);

@@ -115,6 +115,11 @@ pub fn apply_row<M: StackReader + ?Sized>(
         let value = match row.reg(r) {
             RegRule::SameValue => continue,
             RegRule::Undefined => 0,
+            // A save slot below the stack pointer was popped already (LLVM's epilogues keep
+            // the prologue's rules): the register holds the caller's value.
+            RegRule::Offset(o) if r != ra_reg && cfa.wrapping_add_signed(o as i64) < old.sp() => {
+                continue
+            }
             RegRule::Offset(o) => read(cfa.wrapping_add_signed(o as i64))?,
             RegRule::ValOffset(o) => cfa.wrapping_add_signed(o as i64),
             RegRule::Register(from) => old.get(from).ok_or(CfiError::BadInstruction)?,

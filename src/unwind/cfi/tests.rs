@@ -130,6 +130,18 @@ fn a_typical_function_prologue_and_epilogue() {
     assert_eq!(at(0x1024).cfa, CfaRule::RegOffset { reg: 7, offset: 8 });
     assert_eq!(at(0x1025).cfa, CfaRule::RegOffset { reg: 6, offset: 16 });
     assert_eq!(at(0x10ff).reg(6), RegRule::Offset(-16));
+    // At the `ret` (0x1024) rbp is popped but the rule still puts it at CFA - 16, below rsp,
+    // as LLVM's epilogues leave it: the step keeps rbp and reads only the return address (the
+    // stack reader refuses anything below rsp).
+    let ret_only = 0x9999u64.to_le_bytes();
+    let mem = SliceStack {
+        base: 0x7000,
+        bytes: &ret_only,
+    };
+    let mut regs = Regs::new(0x1024, 0x7000, 0x7777);
+    let step = apply_row(asm.section(), &f, &at(0x1024), &mut regs, &mem).unwrap();
+    assert!(matches!(step, Step::Caller { .. }));
+    assert_eq!((regs.ip(), regs.sp(), regs.bp()), (0x9999, 0x7008, 0x7777));
 }
 
 #[test]
