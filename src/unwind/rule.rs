@@ -143,8 +143,10 @@ const MAX_OFFSET: u16 = 0x7fff;
 /// A direct-mapped cache from lookup address to [`Rule`], shared by all handlers.
 ///
 /// Each entry is one `u64`: a 32-bit tag from a hash of the address and the packed rule, so a
-/// concurrent writer can never produce a torn entry. Two addresses share an entry's tag only if
-/// their 64-bit multiplicative hashes agree in 43 bits.
+/// concurrent writer can never produce a torn entry. The entry index is the hash's top `bits`
+/// and the tag the 31 bits below them (its low bit is always set, so an empty entry matches
+/// nothing): two addresses are confused only if their 64-bit multiplicative hashes agree in
+/// their top `bits + 31` bits (45 for the sampler's 2^14 entries).
 pub struct RuleCache {
     entries: Region<AtomicU64>,
     shift: u32,
@@ -162,7 +164,8 @@ impl RuleCache {
 
     fn slot(&self, avma: u64) -> (usize, u64) {
         let h = avma.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let tag = ((h >> 20) as u32 | 1) as u64;
+        // shift >= 40 (bits <= 24): the tag's bits lie just below the index's.
+        let tag = ((h >> (self.shift - 32)) as u32 | 1) as u64;
         ((h >> self.shift) as usize, tag)
     }
 
