@@ -82,7 +82,10 @@ vignette_status vignette_write_fd(vignette_profiler *p, int fd);
     len is 0, to ask for the size). Never allocates. */
 vignette_status vignette_write_buffer(vignette_profiler *p, uint8_t *buf, size_t len, size_t *written);
 
-/** Stops the profiler if running and frees it. NULL is ignored. */
+/** Stops the profiler if running and frees it. NULL is ignored. In the child of a fork(), a
+    profiler created by the parent answers every other call with VIGNETTE_ERR_SYSTEM; this
+    call frees it without waiting for the parent's sampler thread, and the child may then
+    create its own. */
 void vignette_destroy(vignette_profiler *p);
 
 /** The message of the last failed call on this thread ("" after a success); valid until the

@@ -49,6 +49,10 @@ pub enum Error {
     Write,
     /// No thread with this id exists in the process (it may have exited).
     NoSuchThread(i32),
+    /// This profiler was built before `fork()` and the caller is the child: its sampler
+    /// thread and session belong to the parent. Drop it (that is safe in the child) and build
+    /// a new one.
+    Forked,
 }
 
 impl fmt::Display for Error {
@@ -85,6 +89,10 @@ impl fmt::Display for Error {
             Error::NoSuchThread(tid) => {
                 write!(f, "no thread {tid} in this process (has it exited?)")
             }
+            Error::Forked => f.write_str(
+                "this profiler was built in the parent process before fork(); drop it and \
+                 build a new one in the child",
+            ),
         }
     }
 }

@@ -225,12 +225,22 @@ impl Profiler {
     /// For sampling on demand (the sampler thread not running): the open session's
     /// generation (opening one if needed), the shared state and the collector.
     fn on_demand_session(&mut self) -> Result<(u32, &Shared, &mut Collector)> {
+        self.check_process()?;
         if self.running.is_some() {
             return Err(Error::Running);
         }
         let generation = self.ensure_session()?;
         let c = &mut self.job.as_deref_mut().ok_or(Error::Running)?.collector;
         Ok((generation, &self.shared, c))
+    }
+
+    /// [`Error::Forked`] in a child process that inherited this profiler across `fork()`.
+    fn check_process(&self) -> Result<()> {
+        if threads::getpid() == self.shared.sender.pid() {
+            Ok(())
+        } else {
+            Err(Error::Forked)
+        }
     }
 
     fn ensure_session(&mut self) -> Result<u32> {
@@ -248,6 +258,7 @@ impl Profiler {
     /// sampler thread of its own. Continues the open session (after `sample_once`) or opens
     /// a new one.
     pub fn start(&mut self) -> Result<()> {
+        self.check_process()?;
         if self.running.is_some() {
             return Err(Error::Running);
         }
@@ -268,6 +279,7 @@ impl Profiler {
     /// Stops sampling and closes the session, returning what it captured. The capture borrows
     /// the profiler; encode it before starting again.
     pub fn stop(&mut self) -> Result<Capture<'_>> {
+        self.check_process()?;
         if let Some(r) = self.running.take() {
             self.job = Some(r.finish(&self.shared));
         }
@@ -381,6 +393,19 @@ fn send_sample_signal(shared: &Shared, c: &mut Collector, generation: u32, slot:
 
 impl Drop for Profiler {
     fn drop(&mut self) {
+        if self.check_process().is_err() {
+            // A child after fork(): the sampler thread and any handler in flight were the
+            // parent's and do not exist here (joining would wait forever).
+            if let Some(r) = self.running.take() {
+                self.job = Some(r.abandon());
+            }
+            sampler::release_inherited_handler(&self.shared);
+            // SAFETY: ACTIVE no longer points to `shared`, and no handler in this process
+            // uses it: fork copied only the calling thread, and only the parent's sampler
+            // thread sent signals for it.
+            unsafe { ManuallyDrop::drop(&mut self.shared) };
+            return;
+        }
         if let Some(r) = self.running.take() {
             self.job = Some(r.finish(&self.shared));
         }

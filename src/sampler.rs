@@ -263,6 +263,18 @@ pub(crate) fn claim_handler(shared: &MapBox<Shared>) -> Result<()> {
     Ok(())
 }
 
+/// [`release_handler`] in a child after `fork()`: the handlers counted in flight were the
+/// parent's other threads, which do not exist here, so the count starts again from zero.
+pub(crate) fn release_inherited_handler(shared: &Shared) {
+    let ptr = shared as *const Shared as *mut Shared;
+    if ACTIVE
+        .compare_exchange(ptr, core::ptr::null_mut(), SeqCst, SeqCst)
+        .is_ok()
+    {
+        IN_HANDLER.store(0, SeqCst);
+    }
+}
+
 /// Detaches the handler from `shared` and waits until no handler still uses it. The handler
 /// itself stays installed (it ignores signals from then on), so a signal still in flight can
 /// never meet the default action, which for `SIGPROF` would kill the process.
@@ -480,6 +492,14 @@ impl Running {
             // SAFETY: the thread did not start, so ptr is still exclusively ours.
             Err(e) => Err((e, unsafe { MapBox::from_raw(ptr) })),
         }
+    }
+
+    /// In a child after `fork()`, where the sampler thread does not exist: takes the job back
+    /// without joining.
+    pub fn abandon(self) -> MapBox<Job> {
+        // SAFETY: fork copies only the calling thread, so no thread of this process uses the
+        // job.
+        unsafe { MapBox::from_raw(self.job) }
     }
 
     /// Stops the thread and returns its job.

@@ -373,3 +373,70 @@ fn foreign_signals_are_ignored_and_config_errors_are_clear() {
         "{names:#?}"
     );
 }
+
+/// What a child process does with a profiler it inherited, running, across `fork()`; returns
+/// its exit code: 0, or the step that went wrong. Only calls that neither allocate nor lock
+/// (vignette's, see tests/no_alloc.rs) are safe in the child of a multi-threaded process.
+fn child_after_fork(mut inherited: Profiler) -> i32 {
+    if inherited.stop().err() != Some(Error::Forked) {
+        return 10;
+    }
+    if inherited.sample_once(vignette::Target::AllThreads).err() != Some(Error::Forked) {
+        return 11;
+    }
+    // Must neither wait for the parent's sampler thread nor keep the signal claimed.
+    drop(inherited);
+    let Ok(mut fresh) = Profiler::builder().build() else {
+        return 12;
+    };
+    if fresh.sample_once(vignette::Target::Thread(Profiler::current_thread_id())) != Ok(1) {
+        return 13;
+    }
+    match fresh.stop() {
+        Ok(capture) if capture.sample_count() == 1 => 0,
+        _ => 14,
+    }
+}
+
+#[test]
+fn a_child_process_drops_the_inherited_profiler_and_profiles_itself() {
+    let _g = profiler_lock();
+    let done = watchdog(60);
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers = workload::spawn_workers(2, &stop);
+    let mut profiler = Profiler::builder().build().unwrap();
+    profiler.start().unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    // SAFETY: the child runs only child_after_fork (no allocation, no locks) and _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // SAFETY: alarm and _exit are async-signal-safe; a hang in the child ends it by
+        // SIGALRM, which the parent reports.
+        unsafe {
+            libc::alarm(20);
+            libc::_exit(child_after_fork(profiler));
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the child failed: status {status:#x} (exit code = the failed step in \
+         child_after_fork; signal 14 = it hung)"
+    );
+    // The parent's session went on undisturbed.
+    std::thread::sleep(Duration::from_millis(50));
+    stop.store(true, Ordering::Relaxed);
+    workers.into_iter().for_each(|w| {
+        w.join().unwrap();
+    });
+    let capture = profiler.stop().unwrap();
+    assert!(
+        capture.sample_count() > 20,
+        "{} samples",
+        capture.sample_count()
+    );
+    done.store(true, Ordering::Relaxed);
+}
