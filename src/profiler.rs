@@ -221,7 +221,6 @@ impl Profiler {
         self.job.as_deref_mut().ok_or(Error::Running)
     }
 
-    /// Opens a new session unless one is open; returns its generation.
     /// For sampling on demand (the sampler thread not running): the open session's
     /// generation (opening one if needed), the shared state and the collector.
     fn on_demand_session(&mut self) -> Result<(u32, &Shared, &mut Collector)> {
@@ -243,6 +242,7 @@ impl Profiler {
         }
     }
 
+    /// Opens a new session unless one is open; returns its generation.
     fn ensure_session(&mut self) -> Result<u32> {
         let shared = &*self.shared;
         let job = self.job.as_deref_mut().ok_or(Error::Running)?;
