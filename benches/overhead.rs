@@ -97,18 +97,6 @@ fn process_cpu_ns() -> u64 {
     ns(ru.ru_utime) + ns(ru.ru_stime)
 }
 
-/// CPU time of this process's thread named `name`, from its schedstat (ns on CPU).
-fn named_thread_cpu_ns(name: &str) -> u64 {
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    dir.flatten()
-        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
 /// Runs the workload under `who` (`none`: unprofiled) at `hz`.
 fn child(who: &str, hz: u32) -> Outcome {
     let mut out = Outcome::default();
@@ -133,7 +121,7 @@ fn child(who: &str, hz: u32) -> Outcome {
             let t0 = process_cpu_ns();
             p.start().expect("start");
             out.worker_cpu_ns = workload::run_units(THREADS, UNITS).iter().sum();
-            out.sampler_ns = named_thread_cpu_ns("vignette");
+            out.sampler_ns = workload::named_thread_cpu_ns("vignette");
             let capture = p.stop().expect("stop");
             let t1 = process_cpu_ns();
             let bytes = capture.to_vec();

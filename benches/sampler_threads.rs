@@ -7,6 +7,9 @@
 //! `cargo bench --bench sampler_threads` (about 30 seconds).
 #![allow(missing_docs)]
 
+#[path = "../examples/common/workload.rs"]
+mod workload;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,20 +17,6 @@ use std::time::Duration;
 const HZ: u32 = 1000;
 const SECONDS: u64 = 2;
 const RUNS: usize = 3;
-
-/// CPU time of this process's thread named `vignette` (the sampler), in ns.
-fn sampler_cpu_ns() -> u64 {
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    dir.flatten()
-        .filter(|t| {
-            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "vignette")
-        })
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
 
 /// Sampler CPU per second with `idle` sleeping threads in the process.
 fn sampler_cost(idle: usize) -> f64 {
@@ -48,7 +37,7 @@ fn sampler_cost(idle: usize) -> f64 {
         .expect("profiler");
     p.start().expect("start");
     std::thread::sleep(Duration::from_secs(SECONDS));
-    let ns = sampler_cpu_ns();
+    let ns = workload::named_thread_cpu_ns("vignette");
     p.stop().expect("stop");
     stop.store(true, Ordering::Relaxed);
     sleepers
