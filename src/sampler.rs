@@ -34,9 +34,12 @@ use crate::error::Result;
 use crate::profile::Clock;
 use crate::ring::{SampleMeta, SampleRing};
 use crate::stacks::StackRanges;
+use crate::sys::linux::fault_guard;
+use crate::sys::linux::fault_guard::ReadMode;
 use crate::sys::linux::handler_stack::HandlerStacks;
 use crate::sys::linux::mem::{MapBox, Region};
-use crate::sys::linux::stack::LiveStack;
+use crate::sys::linux::signal::Interrupted;
+use crate::sys::linux::stack::{CopyBuffer, LiveStack};
 use crate::sys::linux::{signal, spawn, threads, time};
 use crate::unwind::{fp, walk, EndReason, NoCode, Regs, RuleCache, Unwinder};
 
@@ -83,6 +86,8 @@ pub(crate) struct Shared {
     pub rules: RuleCache,
     pub unwinder: Unwinder,
     pub handler_stacks: HandlerStacks,
+    /// The kernel's smallest signal frame (`AT_MINSIGSTKSZ`), 0 if it does not say.
+    pub min_signal_frame: u64,
     /// Per tracked thread: 0 when its last signal was answered, else the tick it was sent at.
     pub acks: Region<AtomicU32>,
     /// Samples dropped because the ring was full.
@@ -110,6 +115,8 @@ impl Shared {
             rules: RuleCache::new(14)?,
             unwinder,
             handler_stacks: HandlerStacks::new(16)?,
+            // SAFETY: getauxval only reads the auxiliary vector.
+            min_signal_frame: unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) },
             acks: Region::new(max_threads)?,
             ring_full: AtomicU64::new(0),
             stop: AtomicBool::new(false),
@@ -140,16 +147,41 @@ impl Shared {
         g
     }
 
-    /// Walks the interrupted thread's stack into `frames`.
+    /// Walks the interrupted thread's stack into `frames`, reading it as `mode` says (see
+    /// [`fault_guard::read_mode`]).
     ///
     /// # Signal safety
     /// Async-signal-safe: pins the stack and code snapshots, then walks with bounds-checked
-    /// reads.
-    fn unwind(&self, regs: &Regs, frames: &mut [u64]) -> (usize, EndReason) {
+    /// reads that cannot fault.
+    fn unwind(&self, regs: &Regs, mode: ReadMode, frames: &mut [u64]) -> (usize, EndReason) {
+        match mode {
+            ReadMode::Guarded(_) => self.unwind_with(regs, mode, None, frames),
+            ReadMode::Copied => {
+                let copy = CopyBuffer::new(self.sender.pid());
+                let walked = self.unwind_with(regs, mode, Some(&copy), frames);
+                if copy.refused.get() {
+                    return only_ip(regs, frames, EndReason::NoSafeRead);
+                }
+                walked
+            }
+        }
+    }
+
+    /// [`Shared::unwind`] with the reader's buffer for [`ReadMode::Copied`].
+    ///
+    /// # Signal safety
+    /// Async-signal-safe, as [`Shared::unwind`].
+    fn unwind_with(
+        &self,
+        regs: &Regs,
+        mode: ReadMode,
+        copy: Option<&CopyBuffer>,
+        frames: &mut [u64],
+    ) -> (usize, EndReason) {
         let walked = self.stacks.read(|ranges| {
-            // SAFETY: `ranges` is the current snapshot of writable mappings, `regs` are this
-            // thread's interrupted registers, and the reader lives only inside this handler.
-            let mut stack = unsafe { LiveStack::new(ranges, regs.sp()) }?;
+            // SAFETY: `mode` was chosen for this signal, and the reader lives only inside this
+            // handler.
+            let mut stack = unsafe { LiveStack::new(ranges, regs.sp(), mode, copy) }?;
             Some(match self.unwinder {
                 Unwinder::FramePointers => fp::walk(regs, &stack, frames),
                 Unwinder::Cfi => match self
@@ -163,13 +195,7 @@ impl Shared {
         });
         match walked.flatten() {
             Some(walked) => walked,
-            None => match frames.first_mut() {
-                Some(f) => {
-                    *f = regs.ip();
-                    (1, EndReason::NoStackBounds)
-                }
-                None => (0, EndReason::DepthLimit),
-            },
+            None => only_ip(regs, frames, EndReason::NoStackBounds),
         }
     }
 
@@ -178,7 +204,7 @@ impl Shared {
     /// # Signal safety
     /// Async-signal-safe: lock-free ring claim, bounded frame walk over bounds-checked reads,
     /// and `clock_gettime` (a vDSO call, no system call on common clock sources).
-    fn take_sample(&self, token: Token, regs: &Regs) {
+    fn take_sample(&self, token: Token, regs: &Regs, interrupted: &Interrupted) {
         let generation = self.generation.load(Acquire);
         if token.generation != generation as u16 {
             return;
@@ -189,19 +215,20 @@ impl Shared {
             }
             Some(mut slot) => {
                 let time_ns = time::monotonic_ns();
-                let mut walked = (0, EndReason::NoStackBounds);
                 let frames = slot.frames();
-                if !self
-                    .handler_stacks
-                    .run(&mut || walked = self.unwind(regs, frames))
-                {
-                    // Every handler stack is busy: keep the interrupted address only.
-                    if let Some(f) = frames.first_mut() {
-                        *f = regs.ip();
-                        walked = (1, EndReason::NoStackBounds);
-                    }
-                }
-                let (len, end) = walked;
+                let mut walked = None;
+                self.handler_stacks.run(&mut |entry_sp| {
+                    let mode = fault_guard::read_mode(
+                        interrupted.alt_stack,
+                        entry_sp,
+                        interrupted.frame_bytes,
+                        interrupted.faults_blocked,
+                    );
+                    walked = Some(self.unwind(regs, mode, frames));
+                });
+                // None: every handler stack is busy; keep the interrupted address only.
+                let (len, end) =
+                    walked.unwrap_or_else(|| only_ip(regs, frames, EndReason::NoStackBounds));
                 slot.publish(SampleMeta {
                     time_ns,
                     thread: token.slot as u32,
@@ -215,6 +242,20 @@ impl Shared {
         if let Some(ack) = self.acks.get(token.slot as usize) {
             ack.store(0, Release);
         }
+    }
+}
+
+/// Records only the interrupted address, ending the walk with `end`.
+///
+/// # Signal safety
+/// Async-signal-safe.
+fn only_ip(regs: &Regs, frames: &mut [u64], end: EndReason) -> (usize, EndReason) {
+    match frames.first_mut() {
+        Some(f) => {
+            *f = regs.ip();
+            (1, end)
+        }
+        None => (0, EndReason::DepthLimit),
     }
 }
 
@@ -239,8 +280,13 @@ extern "C" fn on_signal(_sig: i32, info: *mut libc::siginfo_t, uctx: *mut c_void
         // Only this process's signals count (another process may queue this signal too).
         if sender == shared.sender.pid() {
             // SAFETY: the kernel passes a valid ucontext to a SA_SIGINFO handler.
-            let regs = unsafe { signal::regs(uctx) };
-            shared.take_sample(token, &regs);
+            let (regs, interrupted) = unsafe {
+                (
+                    signal::regs(uctx),
+                    signal::interrupted(uctx, shared.min_signal_frame),
+                )
+            };
+            shared.take_sample(token, &regs, &interrupted);
         }
     }
     IN_HANDLER.fetch_sub(1, SeqCst);
@@ -260,6 +306,8 @@ pub(crate) fn claim_handler(shared: &MapBox<Shared>) -> Result<()> {
         ACTIVE.store(core::ptr::null_mut(), SeqCst);
         return Err(e);
     }
+    // Without the guard (it could not be installed), samples keep only their first address.
+    fault_guard::ensure_installed();
     Ok(())
 }
 
@@ -428,6 +476,8 @@ fn run(job: &mut Job, shared: &Shared) {
             c.refresh_modules();
             next_modules = now + 250_000_000;
         }
+        // A fault handler installed after ours would see our recovered faults: stay on top.
+        fault_guard::ensure_installed();
         tick = tick.wrapping_add(1);
         let round = Round {
             tick,

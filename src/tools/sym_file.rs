@@ -132,7 +132,7 @@ impl SymbolFile {
                         .last_mut()
                         .ok_or(format!("line {at}: INLINE outside a FUNC"))?;
                     let nums: Vec<&str> = words.collect();
-                    if nums.len() < 6 || nums.len() % 2 != 0 {
+                    if nums.len() < 6 || !nums.len().is_multiple_of(2) {
                         return Err(format!("line {at}: malformed INLINE record"));
                     }
                     let ranges = nums[4..]

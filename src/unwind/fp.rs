@@ -35,6 +35,11 @@ pub fn walk<R: StackReader + ?Sized>(
         return (0, EndReason::DepthLimit);
     };
     *first = regs.ip();
+    if regs.bp() == 0 {
+        // The interrupted code keeps no frame pointer (a thread's very first instruction is
+        // the only other place with a zero rbp): the chain cannot start, which is not the root.
+        return (1, EndReason::NoFramePointer);
+    }
     let mut n = 1;
     let mut regs = *regs;
     loop {
@@ -64,7 +69,7 @@ pub fn step<R: StackReader + ?Sized>(regs: &mut Regs, reader: &R) -> Result<Step
     if bp == 0 {
         return Ok(Step::Root);
     }
-    if bp % 8 != 0 || bp < regs.sp() {
+    if !bp.is_multiple_of(8) || bp < regs.sp() {
         return Err(EndReason::BadFramePointer);
     }
     let (Some(next_bp), Some(ra)) = (
@@ -114,6 +119,22 @@ mod tests {
         );
         assert_eq!(r, (3, EndReason::Root));
         assert_eq!(&frames[..3], &[0x1000, 0x2000, 0x3000]);
+    }
+
+    #[test]
+    fn a_zero_frame_pointer_in_the_interrupted_code_is_not_the_root() {
+        let bytes = stack(&[0; 4]);
+        let mut frames = [0u64; 8];
+        let r = walk(
+            &regs(0),
+            &SliceStack {
+                base: BASE,
+                bytes: &bytes,
+            },
+            &mut frames,
+        );
+        assert_eq!(r, (1, EndReason::NoFramePointer));
+        assert_eq!(frames[0], 0x1000);
     }
 
     #[test]

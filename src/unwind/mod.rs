@@ -145,7 +145,7 @@ impl StackReader for SliceStack<'_> {
 
 /// How a stack walk ended. Stored per sample in the profile; the numbering is part of the
 /// format (see `profiles/FORMAT.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[repr(u8)]
 pub enum EndReason {
     /// The walk reached the outermost frame (a zero frame pointer or return address).
@@ -162,11 +162,18 @@ pub enum EndReason {
     NoUnwindInfo = 5,
     /// Unwind information was malformed.
     BadUnwindInfo = 6,
+    /// The frame-pointer walker met code that keeps no frame pointer (a zero frame pointer in
+    /// the interrupted registers), so the walk stopped short of the root.
+    NoFramePointer = 7,
+    /// The stack could not be read safely at this moment (no fault-recovering load was
+    /// possible and the system that reads memory without faulting, `process_vm_readv`, was
+    /// refused): only the interrupted address was recorded.
+    NoSafeRead = 8,
 }
 
 impl EndReason {
     /// Every reason, in format order.
-    pub const ALL: [EndReason; 7] = [
+    pub const ALL: [EndReason; 9] = [
         EndReason::Root,
         EndReason::DepthLimit,
         EndReason::BadFramePointer,
@@ -174,6 +181,8 @@ impl EndReason {
         EndReason::NoStackBounds,
         EndReason::NoUnwindInfo,
         EndReason::BadUnwindInfo,
+        EndReason::NoFramePointer,
+        EndReason::NoSafeRead,
     ];
 
     /// The reason for a stored byte, if valid.
@@ -191,6 +200,8 @@ impl EndReason {
             EndReason::NoStackBounds => "unknown stack bounds",
             EndReason::NoUnwindInfo => "no unwind info",
             EndReason::BadUnwindInfo => "bad unwind info",
+            EndReason::NoFramePointer => "code without frame pointer",
+            EndReason::NoSafeRead => "stack not safely readable",
         }
     }
 }

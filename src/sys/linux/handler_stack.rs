@@ -48,11 +48,12 @@ impl HandlerStacks {
         })
     }
 
-    /// Runs `f` on a free handler stack, or returns `false` if every stack is in use.
+    /// Runs `f` on a free handler stack, or returns `false` if every stack is in use. `f` gets
+    /// the stack pointer of the stack it was called from, where that stack's free part begins.
     ///
     /// # Signal safety
     /// Async-signal-safe and lock-free: at most `count` compare-and-swaps, then a stack switch.
-    pub fn run(&self, f: &mut dyn FnMut()) -> bool {
+    pub fn run(&self, f: &mut dyn FnMut(u64)) -> bool {
         for (i, busy) in self.busy.iter().enumerate() {
             if busy
                 .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -66,7 +67,7 @@ impl HandlerStacks {
                     run_on_stack(
                         top,
                         trampoline,
-                        (&mut f) as *mut &mut dyn FnMut() as *mut c_void,
+                        (&mut f) as *mut &mut dyn FnMut(u64) as *mut c_void,
                     )
                 };
                 busy.store(false, Ordering::Release);
@@ -91,29 +92,32 @@ impl Drop for HandlerStacks {
     }
 }
 
-extern "C" fn trampoline(arg: *mut c_void) {
-    // SAFETY: `run` passes a pointer to a live `&mut dyn FnMut()`.
-    let f = unsafe { &mut *(arg as *mut &mut dyn FnMut()) };
-    f();
+extern "C" fn trampoline(arg: *mut c_void, entry_sp: u64) {
+    // SAFETY: `run` passes a pointer to a live `&mut dyn FnMut(u64)`.
+    let f = unsafe { &mut *(arg as *mut &mut dyn FnMut(u64)) };
+    f(entry_sp);
 }
 
-/// Calls `f(arg)` with the stack pointer set to `top`, then restores it.
+/// Calls `f(arg, sp)` with the stack pointer set to `top`, then restores it; `sp` is the
+/// stack pointer it had before (nothing below it is in use: this asm has no red zone).
 ///
 /// # Safety
 /// `top` must be 16-byte aligned, the memory below it must be a stack that nobody else uses
 /// and that is large enough for `f`, and `f` must not unwind.
-unsafe fn run_on_stack(top: u64, f: extern "C" fn(*mut c_void), arg: *mut c_void) {
+unsafe fn run_on_stack(top: u64, f: extern "C" fn(*mut c_void, u64), arg: *mut c_void) {
     // SAFETY: the caller's contract; r12 is callee-saved, so it survives the call and brings
     // back the original stack pointer; all caller-saved registers are declared clobbered.
     unsafe {
         core::arch::asm!(
             "mov r12, rsp",
+            "mov rsi, rsp",
             "mov rsp, {top}",
             "call {f}",
             "mov rsp, r12",
             top = in(reg) top,
             f = in(reg) f,
             in("rdi") arg,
+            out("rsi") _,
             out("r12") _,
             clobber_abi("C"),
         );
@@ -138,12 +142,12 @@ mod tests {
         let stacks = HandlerStacks::new(2).unwrap();
         let mut sp_seen = 0u64;
         let mut result = 0;
-        assert!(stacks.run(&mut || {
+        assert!(stacks.run(&mut |_| {
             let local = 0u8;
             sp_seen = &local as *const u8 as u64;
             result = deep(100); // ~60 KiB of stack
                                 // A nested run takes the other stack.
-            assert!(stacks.run(&mut || {}));
+            assert!(stacks.run(&mut |_| {}));
         }));
         assert!(sp_seen > stacks.base && sp_seen < stacks.base + stacks.mapped_bytes() as u64);
         assert_eq!(result, (1..=100).sum::<u64>());

@@ -4,6 +4,7 @@
 //! is safe code. Items callable from the signal handler say so in a "Signal safety" section.
 
 pub mod dl;
+pub mod fault_guard;
 pub mod fs;
 pub mod handler_stack;
 pub mod maps;

@@ -206,6 +206,69 @@ pub unsafe fn regs(uctx: *const c_void) -> Regs {
     ])
 }
 
+/// What the kernel says about the interrupted thread besides its registers, for deciding
+/// where a fault-recovering load may run (see [`super::fault_guard::scratch_stack`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Interrupted {
+    /// The thread's alternate signal stack, if it has one enabled.
+    pub alt_stack: Option<super::fault_guard::AltStack>,
+    /// Whether the interrupted code blocks `SIGSEGV` or `SIGBUS`.
+    pub faults_blocked: bool,
+    /// Bytes of this signal's frame (the `ucontext`, `siginfo` and floating-point state).
+    pub frame_bytes: u64,
+}
+
+/// Reads [`Interrupted`] from the kernel's `ucontext`; `min_frame` is the smallest frame size
+/// to assume (`AT_MINSIGSTKSZ`).
+///
+/// # Safety
+/// `uctx` must be the `ucontext_t` pointer the kernel passed to a `SA_SIGINFO` handler.
+///
+/// # Signal safety
+/// Async-signal-safe: reads the ucontext and the signal frame.
+pub unsafe fn interrupted(uctx: *const c_void, min_frame: u64) -> Interrupted {
+    // SAFETY: the caller passes the kernel's ucontext_t.
+    let uc = unsafe { &*uctx.cast::<libc::ucontext_t>() };
+    let st = uc.uc_stack;
+    let alt_stack = (st.ss_flags & libc::SS_DISABLE == 0 && st.ss_size > 0).then(|| {
+        super::fault_guard::AltStack {
+            lo: st.ss_sp as u64,
+            hi: (st.ss_sp as u64).saturating_add(st.ss_size as u64),
+            autodisarm: st.ss_flags & (1 << 31) != 0,
+        }
+    });
+    // SAFETY: uc_sigmask is a valid sigset_t.
+    let faults_blocked = unsafe {
+        libc::sigismember(&uc.uc_sigmask, libc::SIGSEGV) == 1
+            || libc::sigismember(&uc.uc_sigmask, libc::SIGBUS) == 1
+    };
+    // The frame runs from the return address below the ucontext to the end of the
+    // floating-point state, whose extended size the kernel writes into its software-reserved
+    // bytes (offset 464 of the fxsave area: magic1, extended_size).
+    let frame_lo = (uctx as u64).saturating_sub(8);
+    let fp = uc.uc_mcontext.fpregs as u64;
+    let mut frame_bytes = min_frame;
+    if fp > frame_lo {
+        // SAFETY: a non-null fpregs points to the fxsave area of this signal frame, which is
+        // at least 512 bytes and mapped (the kernel just wrote it).
+        let (magic1, extended) = unsafe {
+            let sw = (fp as usize + 464) as *const u32;
+            (sw.read_unaligned(), sw.add(1).read_unaligned())
+        };
+        let fp_bytes = if magic1 == 0x4650_5853 {
+            extended as u64
+        } else {
+            512
+        };
+        frame_bytes = frame_bytes.max(fp + fp_bytes - frame_lo);
+    }
+    Interrupted {
+        alt_stack,
+        faults_blocked,
+        frame_bytes,
+    }
+}
+
 /// Saves `errno` on creation and restores it on drop, so a handler never clobbers the errno
 /// of the code it interrupted.
 ///

@@ -1,15 +1,100 @@
-//! Reading the live stack of the interrupted thread, confined to mappings known to be its own.
+//! Reading the live stack of the interrupted thread, confined to mappings known to be its own,
+//! through loads that survive the memory disappearing ([`super::fault_guard`]).
 
+use core::cell::{Cell, UnsafeCell};
+
+use super::fault_guard::{guarded_load, ReadMode};
 use crate::unwind::StackReader;
+
+const CHUNK: usize = 4096;
+
+/// Stack bytes copied with `process_vm_readv` ([`ReadMode::Copied`]): one page-aligned chunk
+/// (and the 8 bytes after it, for a read that straddles the page end).
+pub struct CopyBuffer {
+    pid: i32,
+    base: Cell<u64>,
+    len: Cell<usize>,
+    bytes: UnsafeCell<[u8; CHUNK + 8]>,
+    /// The system call was refused (seccomp, `EPERM`): nothing can be read this way.
+    pub refused: Cell<bool>,
+}
+
+impl CopyBuffer {
+    /// An empty buffer for reading this process (`pid`).
+    ///
+    /// # Signal safety
+    /// Async-signal-safe.
+    pub fn new(pid: i32) -> Self {
+        CopyBuffer {
+            pid,
+            base: Cell::new(0),
+            len: Cell::new(0),
+            bytes: UnsafeCell::new([0; CHUNK + 8]),
+            refused: Cell::new(false),
+        }
+    }
+
+    /// The u64 at `addr` if the buffer holds it.
+    fn hit(&self, addr: u64) -> Option<u64> {
+        let off = usize::try_from(addr.checked_sub(self.base.get())?).ok()?;
+        let end = off.checked_add(8)?;
+        if end > self.len.get() {
+            return None;
+        }
+        // SAFETY: the buffer is only written in `read`, never while this shared borrow lives
+        // (the type is not Sync and `read` does not call back into `hit` while writing).
+        let bytes = unsafe { &*self.bytes.get() };
+        Some(u64::from_le_bytes(bytes.get(off..end)?.try_into().ok()?))
+    }
+
+    /// The u64 at `addr` (inside `[.., hi)`), copying its page first if needed.
+    ///
+    /// # Signal safety
+    /// Async-signal-safe: at most one `process_vm_readv` call.
+    fn read(&self, addr: u64, hi: u64) -> Option<u64> {
+        if let Some(v) = self.hit(addr) {
+            return Some(v);
+        }
+        if self.refused.get() {
+            return None;
+        }
+        let base = addr & !(CHUNK as u64 - 1);
+        let want = (hi.saturating_sub(base) as usize).min(CHUNK + 8);
+        let local = libc::iovec {
+            iov_base: self.bytes.get().cast(),
+            iov_len: want,
+        };
+        let remote = libc::iovec {
+            iov_base: base as usize as *mut libc::c_void,
+            iov_len: want,
+        };
+        self.len.set(0);
+        // SAFETY: `local` is our own buffer, not borrowed now; the kernel checks `remote` and
+        // reports EFAULT (or a short count) instead of faulting.
+        let got = unsafe { libc::process_vm_readv(self.pid, &local, 1, &remote, 1, 0) };
+        if got < 0 {
+            let e = super::fs::errno();
+            if e == libc::EPERM || e == libc::ENOSYS {
+                self.refused.set(true);
+            }
+            return None;
+        }
+        self.base.set(base);
+        self.len.set(got as usize);
+        self.hit(addr)
+    }
+}
 
 /// The sampled thread's stack from its interrupted stack pointer up to the end of the mapping
 /// that holds it; after a signal frame, the stack the interrupted code ran on. Reads outside
-/// the current `[lo, hi)` return `None`.
-#[derive(Debug, Clone, Copy)]
+/// the current `[lo, hi)` return `None`, and so do reads of memory unmapped or protected since
+/// the mapping snapshot was taken.
 pub struct LiveStack<'a> {
     ranges: &'a [[u64; 2]],
     lo: u64,
     hi: u64,
+    mode: ReadMode,
+    copy: Option<&'a CopyBuffer>,
 }
 
 /// The `[start, end)` range in sorted `ranges` that holds `addr`.
@@ -22,31 +107,46 @@ impl<'a> LiveStack<'a> {
     /// A reader for the stack holding `sp`, or `None` if no mapping in `ranges` holds it.
     ///
     /// # Safety
-    /// `ranges` must be a current snapshot of this process's writable mappings, `sp` the
-    /// interrupted stack pointer of the calling thread, and the reader used only while that
-    /// thread is stopped in the signal handler: then the thread's own stack (the mapping
-    /// holding `sp`, and the one its interrupted code ran on) stays mapped while it is read.
+    /// `mode` must come from [`super::fault_guard::read_mode`] for this signal, and the
+    /// reader be used only inside that handler. `copy` is needed in [`ReadMode::Copied`].
     ///
     /// # Signal safety
     /// Async-signal-safe: a binary search.
-    pub unsafe fn new(ranges: &'a [[u64; 2]], sp: u64) -> Option<Self> {
+    pub unsafe fn new(
+        ranges: &'a [[u64; 2]],
+        sp: u64,
+        mode: ReadMode,
+        copy: Option<&'a CopyBuffer>,
+    ) -> Option<Self> {
         let [_, hi] = mapping_of(ranges, sp)?;
-        Some(LiveStack { ranges, lo: sp, hi })
+        Some(LiveStack {
+            ranges,
+            lo: sp,
+            hi,
+            mode,
+            copy,
+        })
     }
 }
 
 impl StackReader for LiveStack<'_> {
     /// # Signal safety
-    /// Async-signal-safe: a bounds check and one load.
+    /// Async-signal-safe: a bounds check and one fault-recovering load (or, in
+    /// [`ReadMode::Copied`], at most one system call).
     fn read_u64(&self, addr: u64) -> Option<u64> {
         if addr < self.lo || addr.checked_add(8)? > self.hi {
             return None;
         }
-        // SAFETY: [addr, addr+8) lies inside [lo, hi), part of the sampled thread's own stack
-        // mapping, which the constructor's caller promised stays mapped. Volatile, because the
-        // memory may change under us (it is not ours to borrow); unaligned reads are fine.
-        let bytes = unsafe { core::ptr::read_volatile(addr as usize as *const [u8; 8]) };
-        Some(u64::from_le_bytes(bytes))
+        match self.mode {
+            ReadMode::Guarded(scratch_sp) => {
+                // SAFETY: the constructor's contract: the guard was armed and the scratch stack
+                // has room for a fault's frame. The load may fault; the guard turns that into
+                // `ok == 0`.
+                let loaded = unsafe { guarded_load(addr, scratch_sp) };
+                (loaded.ok == 1).then_some(loaded.value)
+            }
+            ReadMode::Copied => self.copy?.read(addr, self.hi),
+        }
     }
 
     /// # Signal safety

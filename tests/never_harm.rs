@@ -1,0 +1,413 @@
+//! vignette never harms the process it samples, whatever the application does with its memory
+//! meanwhile: stacks unmapped under a walk, libraries unloaded and replaced, module text
+//! protected. Each test fails (the process dies) without the fault-free design described in
+//! `src/sys/linux/fault_guard.rs` and `src/code_map.rs`.
+//!
+//! Sample counts are reached through CPU time the sampled threads spend, never within a fixed
+//! wall-clock window, and a watchdog aborts a test that hangs.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::profiler_lock;
+use vignette::{Clock, EndReason, Profiler, Unwinder};
+
+/// Aborts the process if the test has not finished in time: a deadlock fails loudly.
+fn watchdog(secs: u64) -> Arc<AtomicBool> {
+    let done = Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    std::thread::spawn(move || {
+        for _ in 0..secs * 10 {
+            if d.load(Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("watchdog: the test hung");
+        std::process::abort();
+    });
+    done
+}
+
+/// Spins `iterations` times with the stack pointer at `sp` and the frame pointer at `bp`,
+/// restoring both after: the state of a fiber running on a stack of its own.
+#[inline(never)]
+fn spin_on_stack(sp: u64, bp: u64, iterations: u64) {
+    // SAFETY: rsp and rbp are restored before the block ends; while switched, nothing but the
+    // kernel (delivering a signal) uses the stack at `sp`, which the caller mapped writable.
+    unsafe {
+        std::arch::asm!(
+            "mov r12, rsp",
+            "mov r13, rbp",
+            "mov rsp, {sp}",
+            "mov rbp, {bp}",
+            "2:",
+            "dec {n}",
+            "jnz 2b",
+            "mov rsp, r12",
+            "mov rbp, r13",
+            sp = in(reg) sp,
+            bp = in(reg) bp,
+            n = inout(reg) iterations => _,
+            out("r12") _,
+            out("r13") _,
+        );
+    }
+}
+
+/// A thread spins on a 2 MiB stack of its own, in the lower half, with its frame pointer (and
+/// every word of the stack) pointing into the upper half; once sampling runs, the upper half
+/// is unmapped. Every read of it must fail cleanly.
+fn stack_shrinks_under_the_walk(unwinder: Unwinder) {
+    const SIZE: usize = 2 << 20;
+    let _g = profiler_lock();
+    let done = watchdog(120);
+    // SAFETY: a fresh private anonymous mapping.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            SIZE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    } as u64;
+    assert_ne!(base, libc::MAP_FAILED as u64);
+    let upper = base + (SIZE as u64 * 3 / 4);
+    // SAFETY: the lower half lies in the mapping just made.
+    let lower = unsafe { std::slice::from_raw_parts_mut(base as *mut u64, SIZE / 16) };
+    lower.fill(upper);
+    let sp = base + SIZE as u64 / 4;
+
+    let mut profiler = Profiler::builder()
+        .frequency(1000)
+        .clock(Clock::Cpu)
+        .unwinder(unwinder)
+        .build()
+        .unwrap();
+    profiler.start().unwrap();
+    let spinning = Arc::new(AtomicBool::new(false));
+    let unmapped = Arc::new(AtomicBool::new(false));
+    let fiber = {
+        let (spinning, unmapped) = (spinning.clone(), unmapped.clone());
+        std::thread::Builder::new()
+            .name("fiber".into())
+            .spawn(move || {
+                let cpu = || cpu_time_of_this_thread();
+                // Until the upper half is gone, then 300 ms of CPU with it gone.
+                while !unmapped.load(Acquire) {
+                    spinning.store(true, Release);
+                    spin_on_stack(sp, upper, 1_000_000);
+                }
+                let t0 = cpu();
+                while cpu() - t0 < Duration::from_millis(300) {
+                    spin_on_stack(sp, upper, 1_000_000);
+                }
+            })
+            .unwrap()
+    };
+    while !spinning.load(Acquire) {
+        std::thread::yield_now();
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    // SAFETY: unmaps the upper half of our own mapping; nothing dereferences it (the fiber only
+    // holds its address in rbp and on its stack).
+    let rc = unsafe { libc::munmap((base + SIZE as u64 / 2) as *mut _, SIZE / 2) };
+    assert_eq!(rc, 0);
+    unmapped.store(true, Release);
+    fiber.join().unwrap();
+    let profile = profiler.stop().unwrap().to_profile();
+    drop(profiler);
+    // SAFETY: unmaps the rest of our own mapping, no longer used.
+    unsafe { libc::munmap(base as *mut _, SIZE / 2) };
+    let t = profile
+        .threads
+        .iter()
+        .find(|t| t.name == "fiber")
+        .expect("the fiber thread was sampled");
+    let ends = end_counts(t);
+    eprintln!("{unwinder:?}: {} samples, ended {ends:?}", t.samples.len());
+    assert!(t.samples.len() >= 100, "{} samples", t.samples.len());
+    assert!(
+        ends.get(&EndReason::OutOfBounds).copied().unwrap_or(0) > 0,
+        "walks into the unmapped half end as unreadable: {ends:?}"
+    );
+    done.store(true, Relaxed);
+}
+
+fn end_counts(t: &vignette::Thread) -> std::collections::BTreeMap<EndReason, usize> {
+    let mut ends = std::collections::BTreeMap::new();
+    for s in &t.samples {
+        *ends.entry(s.end).or_insert(0) += 1;
+    }
+    ends
+}
+
+fn cpu_time_of_this_thread() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes the timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[test]
+fn a_stack_unmapped_under_the_walk_ends_the_stack_not_the_process_cfi() {
+    stack_shrinks_under_the_walk(Unwinder::Cfi);
+}
+
+#[test]
+fn a_stack_unmapped_under_the_walk_ends_the_stack_not_the_process_fp() {
+    stack_shrinks_under_the_walk(Unwinder::FramePointers);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Libraries that come and go.
+
+/// Builds `lib{name}.so` from C source into this test's temporary folder (once per process).
+fn build_library(name: &str, source: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("never_harm");
+    std::fs::create_dir_all(&dir).unwrap();
+    let c = dir.join(format!("{name}.c"));
+    let so = dir.join(format!("lib{name}.so"));
+    std::fs::write(&c, source).unwrap();
+    let status = Command::new("gcc")
+        .args(["-O1", "-shared", "-fPIC", "-Wl,--build-id", "-o"])
+        .arg(&so)
+        .arg(&c)
+        .status()
+        .expect("gcc runs");
+    assert!(status.success(), "gcc built {name}");
+    so
+}
+
+/// A plugin whose `spin` burns CPU for `ms` milliseconds of this thread's CPU time, with
+/// `bss_mib` of zeroed data so that plugins of different sizes land on each other's addresses.
+fn plugin_source(tag: &str, bss_mib: usize) -> String {
+    format!(
+        r#"
+#include <time.h>
+static char pad[{bss_mib} << 20];
+static double cpu_ms(void) {{
+    struct timespec t; clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}}
+__attribute__((noinline)) long {tag}_inner(long i) {{ return i * 31 + pad[i & 4095]; }}
+long spin(double ms) {{
+    volatile long x = 0;
+    double end = cpu_ms() + ms;
+    while (cpu_ms() < end)
+        for (long i = 0; i < 1000; i++) x += {tag}_inner(i);
+    return x;
+}}
+"#
+    )
+}
+
+struct Library(*mut libc::c_void);
+
+impl Library {
+    fn open(path: &Path) -> Library {
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: a valid path string; the library has no constructors.
+        let h = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+        assert!(!h.is_null(), "dlopen {path:?}");
+        Library(h)
+    }
+
+    fn spin(&self, ms: f64) {
+        // SAFETY: `spin` is defined by every plugin with this signature.
+        unsafe {
+            let f = libc::dlsym(self.0, c"spin".as_ptr());
+            assert!(!f.is_null());
+            let f: extern "C" fn(f64) -> i64 = std::mem::transmute(f);
+            std::hint::black_box(f(ms));
+        }
+    }
+
+    fn address_of(&self, symbol: &std::ffi::CStr) -> u64 {
+        // SAFETY: looks a symbol up in a loaded library.
+        unsafe { libc::dlsym(self.0, symbol.as_ptr()) as u64 }
+    }
+}
+
+impl Drop for Library {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from dlopen and no code of the library runs any more.
+        unsafe { libc::dlclose(self.0) };
+    }
+}
+
+#[test]
+fn libraries_unloaded_and_replaced_while_threads_run_in_them() {
+    let _g = profiler_lock();
+    let done = watchdog(240);
+    let big = build_library("big", &plugin_source("big", 8));
+    let small = build_library("small", &plugin_source("small", 1));
+    let mut profiler = Profiler::builder()
+        .frequency(1000)
+        .clock(Clock::Cpu)
+        .build()
+        .unwrap();
+    profiler.start().unwrap();
+    // Several threads, each loading and unloading the libraries on its own (the loader counts
+    // references, so a library is unmapped when the last thread closes it), spinning in them.
+    let cycles = Arc::new(AtomicU64::new(0));
+    std::thread::scope(|s| {
+        for i in 0..3 {
+            let (big, small, cycles) = (&big, &small, cycles.clone());
+            std::thread::Builder::new()
+                .name(format!("plugins-{i}"))
+                .spawn_scoped(s, move || {
+                    for _ in 0..40 {
+                        Library::open(big).spin(15.0);
+                        Library::open(small).spin(5.0);
+                        cycles.fetch_add(1, Relaxed);
+                    }
+                })
+                .unwrap();
+        }
+    });
+    let profile = profiler.stop().unwrap().to_profile();
+    assert_eq!(cycles.load(Relaxed), 120);
+    let samples: usize = profile
+        .threads
+        .iter()
+        .filter(|t| t.name.starts_with("plugins-"))
+        .map(|t| t.samples.len())
+        .sum();
+    eprintln!("{samples} samples over 120 load/unload cycles");
+    assert!(samples >= 500, "{samples}");
+    done.store(true, Relaxed);
+}
+
+#[test]
+fn text_protected_while_a_thread_has_frames_in_it() {
+    let _g = profiler_lock();
+    let done = watchdog(120);
+    // The plugin calls back into this executable, which spins: the stack holds the plugin's
+    // frame while its pages (text, unwind tables) are PROT_NONE.
+    let so = build_library(
+        "protected",
+        r#"
+typedef void (*callback)(void);
+__attribute__((noinline)) void call_back(callback f) { f(); __asm__ volatile(""); }
+"#,
+    );
+    static PROTECTED: AtomicBool = AtomicBool::new(false);
+    static SPUN_NS: AtomicU64 = AtomicU64::new(0);
+    extern "C" fn spin_while_protected() {
+        let t0 = cpu_time_of_this_thread();
+        while !PROTECTED.load(Acquire) {
+            std::hint::spin_loop();
+        }
+        while cpu_time_of_this_thread() - t0 < Duration::from_millis(300) {
+            std::hint::black_box(common::workload::mix_hash(1, 1000));
+        }
+        SPUN_NS.store((cpu_time_of_this_thread() - t0).as_nanos() as u64, Release);
+        while PROTECTED.load(Acquire) {
+            std::hint::spin_loop();
+        }
+    }
+    let lib = Library::open(&so);
+    let call_back = lib.address_of(c"call_back");
+    let maps = mappings_of(&so);
+    let mut profiler = Profiler::builder()
+        .frequency(1000)
+        .clock(Clock::Cpu)
+        .build()
+        .unwrap();
+    profiler.start().unwrap();
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("protected".into())
+            .spawn_scoped(s, || {
+                // SAFETY: call_back has this signature.
+                let f: extern "C" fn(extern "C" fn()) = unsafe { std::mem::transmute(call_back) };
+                f(spin_while_protected);
+            })
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        for &(lo, hi, _) in &maps {
+            // SAFETY: protects the library's own pages; no code runs in them until restored.
+            let rc = unsafe { libc::mprotect(lo as *mut _, (hi - lo) as usize, libc::PROT_NONE) };
+            assert_eq!(rc, 0);
+        }
+        PROTECTED.store(true, Release);
+        while SPUN_NS.load(Acquire) == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for &(lo, hi, prot) in &maps {
+            // SAFETY: restores the protection the loader gave.
+            unsafe { libc::mprotect(lo as *mut _, (hi - lo) as usize, prot) };
+        }
+        PROTECTED.store(false, Release);
+    });
+    let profile = profiler.stop().unwrap().to_profile();
+    let t = profile
+        .threads
+        .iter()
+        .find(|t| t.name == "protected")
+        .unwrap();
+    eprintln!("{} samples, ended {:?}", t.samples.len(), end_counts(t));
+    assert!(t.samples.len() >= 100);
+    // Walks went through the protected library's frame (its unwind tables were copied when it
+    // was loaded) up to the thread's entry.
+    let through = t
+        .samples
+        .iter()
+        .filter(|s| {
+            s.end == EndReason::Root
+                && profile.stack_frames(s.stack).any(|f| {
+                    f.module != 0
+                        && profile.modules[f.module as usize - 1].name == "libprotected.so"
+                })
+        })
+        .count();
+    assert!(
+        through * 10 >= t.samples.len() * 9,
+        "{through} of {} walks crossed the protected library",
+        t.samples.len()
+    );
+    drop(lib);
+    done.store(true, Relaxed);
+}
+
+/// The mappings of file `path` in this process: `[start, end)` and protection.
+fn mappings_of(path: &Path) -> Vec<(u64, u64, i32)> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let name = path.to_str().unwrap();
+    let ranges: Vec<_> = maps
+        .lines()
+        .filter(|l| l.ends_with(name))
+        .map(|l| {
+            let mut f = l.split_whitespace();
+            let (a, b) = f.next().unwrap().split_once('-').unwrap();
+            let perms = f.next().unwrap().as_bytes();
+            let prot = [
+                (b'r', libc::PROT_READ),
+                (b'w', libc::PROT_WRITE),
+                (b'x', libc::PROT_EXEC),
+            ]
+            .iter()
+            .enumerate()
+            .filter(|(i, (c, _))| perms[*i] == *c)
+            .fold(0, |p, (_, (_, bit))| p | bit);
+            (
+                u64::from_str_radix(a, 16).unwrap(),
+                u64::from_str_radix(b, 16).unwrap(),
+                prot,
+            )
+        })
+        .collect();
+    assert!(!ranges.is_empty(), "{name} is mapped");
+    ranges
+}
