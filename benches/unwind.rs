@@ -12,6 +12,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{ExplicitModuleSectionInfo, Module, Unwinder as _};
 use vignette::code_map::CodeMap;
+use vignette::modules::ModuleMap;
 use vignette::stacks::StackRanges;
 use vignette::unwind::cfi::eh_frame_hdr::EhFrameHdr;
 use vignette::unwind::cfi::Section;
@@ -129,7 +130,8 @@ fn bench_unwind(c: &mut Criterion) {
     let ranges = StackRanges::new(8192).unwrap();
     assert!(ranges.refresh());
     let code = CodeMap::new(512).unwrap();
-    code.refresh();
+    let mut modules = ModuleMap::new(512, 65536).unwrap();
+    code.refresh(&mut modules, true);
     let hop = framehop_unwinder();
     let mut group = c.benchmark_group("unwind");
     for depth in [8usize, 30, 100] {
@@ -199,5 +201,30 @@ fn bench_unwind(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_unwind);
+/// What a module load costs the sampler thread: listing every module of this process and
+/// copying its unwind sections into vignette's memory (a fresh code map each time, so every
+/// module is copied; a library loaded later costs its own share of this).
+fn bench_module_load(c: &mut Criterion) {
+    let mut modules = ModuleMap::new(512, 65536).unwrap();
+    let probe = CodeMap::new(512).unwrap();
+    probe.refresh(&mut modules, true);
+    let bytes = probe.copied_bytes();
+    eprintln!(
+        "{} modules, {} KiB of unwind sections copied",
+        modules.len(),
+        bytes / 1024
+    );
+    let mut group = c.benchmark_group("module_load");
+    group.throughput(Throughput::Bytes(bytes as u64));
+    group.bench_function("copy_all_unwind_sections", |b| {
+        b.iter(|| {
+            let code = CodeMap::new(512).unwrap();
+            modules.clear();
+            black_box(code.refresh(&mut modules, true))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_unwind, bench_module_load);
 criterion_main!(benches);

@@ -1,22 +1,33 @@
-//! Where each loaded module's unwind sections are in memory, published to the signal handler.
+//! Each loaded module's unwind sections, copied into vignette's own memory and published to
+//! the signal handler.
 //!
 //! Built on the sampler thread from `dl_iterate_phdr` (never in the handler): for every module,
 //! its address range, its `.eh_frame_hdr` (from `PT_GNU_EH_FRAME`) and `.eh_frame` (from the
-//! header, or from the file's section headers when there is no header), each with the length
-//! that stays inside the readable `PT_LOAD` segment holding it. The handler reads only there.
+//! header, or from the file's section headers when there is no header), each bounded by the
+//! readable `PT_LOAD` segment holding it. Both are **copied** into an anonymous mapping of
+//! vignette's while the loader lock is held (so the module cannot be unloaded during the copy),
+//! as Gecko's LUL does: the handler parses only the copies, so a library unloaded, replaced or
+//! `mprotect`ed at any moment can never make it fault. The parser still sees the sections at
+//! their addresses in the process (pc-relative encodings resolve as in the module).
 //!
-//! The table is refreshed when the loader reports a change (checked every 10 ms while
-//! sampling). A library unloaded with `dlclose` in the moment before that is the one case
-//! where a handler could read unmapped section memory: only if a sampled stack still held an
-//! address inside the library, which after `dlclose` would be a bug in the application.
+//! The table is republished when the loader reports a change, checked before every drain
+//! of the ring (and every tick). Copies are reused while no module was unloaded; a copy is
+//! unmapped once neither of the snapshot's two tables refers to it (the snapshot guarantees no
+//! reader has the table being rewritten pinned).
+//!
+//! Each published table carries an *epoch*, which the handler stores with its sample; the
+//! module map ([`crate::modules::ModuleMap`]), filled in the same pass, records the epochs
+//! during which each module was listed, so every frame is attributed to the module that was
+//! mapped at its address when the sample was taken.
 
-use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 
 use crate::error::Result;
-use crate::modules::{extent, file_section, object_path};
+use crate::modules::{extent, file_section, object_path, ModuleMap};
 use crate::snapshot::Snapshot;
 use crate::sys::linux::dl::{self, LoadedObject};
-use crate::sys::linux::mem::{mapped_slice, Zeroed};
+use crate::sys::linux::mem::{map_anonymous, Region, Zeroed};
 use crate::unwind::cfi::eh_frame_hdr::EhFrameHdr;
 use crate::unwind::cfi::{ModuleSections, Section};
 use crate::unwind::CodeLookup;
@@ -25,17 +36,43 @@ use crate::unwind::CodeLookup;
 struct CodeEntry {
     start: u64,
     end: u64,
+    /// `.eh_frame_hdr` and `.eh_frame`: address in the process and length.
     hdr: [u64; 2],
     eh_frame: [u64; 2],
+    /// Where the copies are: `hdr` at `copy`, `eh_frame` right after it.
+    copy: u64,
 }
 // SAFETY: integers only; zero is valid.
 unsafe impl Zeroed for CodeEntry {}
 
+/// One anonymous mapping holding a module's copied sections (writer-side bookkeeping).
+#[derive(Debug, Clone, Copy)]
+struct CopyRec {
+    addr: u64,
+    bytes: u64,
+    /// The module's range and sections when copied.
+    key: [u64; 6],
+    /// The loader's unload count when copied: the copy serves while it is unchanged.
+    subs: u64,
+    /// Bit i: table i of the snapshot refers to this copy.
+    tables: u8,
+}
+// SAFETY: integers only; zero (no mapping, no table) is valid.
+unsafe impl Zeroed for CopyRec {}
+
 /// The unwind sections of every loaded module.
 pub struct CodeMap {
     entries: Snapshot<CodeEntry>,
+    /// Touched only inside `entries.publish` (one writer at a time).
+    copies: UnsafeCell<Region<CopyRec>>,
     adds_subs: [AtomicU64; 2],
+    epoch: AtomicUsize,
+    copied: AtomicUsize,
 }
+
+// SAFETY: `copies` is only accessed by the single writer inside `Snapshot::publish`, which
+// excludes concurrent writers; everything else is atomics or a Sync snapshot.
+unsafe impl Sync for CodeMap {}
 
 /// Readable, file-backed `[start, end)` of the `PT_LOAD` segment holding `avma`.
 fn readable_segment(o: &LoadedObject<'_>, avma: u64) -> Option<(u64, u64)> {
@@ -47,6 +84,7 @@ fn readable_segment(o: &LoadedObject<'_>, avma: u64) -> Option<(u64, u64)> {
     })
 }
 
+/// The module's range and where its sections are (not yet copied).
 fn entry(o: &LoadedObject<'_>) -> Option<CodeEntry> {
     // The lowest PT_LOAD address (not page-rounded) to the end of the highest.
     let (_, end, start) = extent(o)?;
@@ -56,11 +94,12 @@ fn entry(o: &LoadedObject<'_>) -> Option<CodeEntry> {
         end,
         hdr: [0; 2],
         eh_frame: [0; 2],
+        copy: 0,
     };
     if let Some(ph) = o.phdrs.iter().find(|p| p.p_type == libc::PT_GNU_EH_FRAME) {
         let avma = o.bias.wrapping_add(ph.p_vaddr);
-        if let Some(hdr) = within(avma) {
-            e.hdr = hdr;
+        if let Some([at, max]) = within(avma) {
+            e.hdr = [at, ph.p_filesz.min(max)];
             let bytes = o.segment(ph);
             if let Ok(h) = EhFrameHdr::parse(Section { data: bytes, avma }) {
                 e.eh_frame = within(h.eh_frame_avma).unwrap_or([0; 2]);
@@ -85,34 +124,75 @@ impl CodeMap {
     pub fn new(capacity: usize) -> Result<Self> {
         Ok(CodeMap {
             entries: Snapshot::new(capacity)?,
+            copies: UnsafeCell::new(Region::new(capacity.saturating_mul(2))?),
             adds_subs: [AtomicU64::new(u64::MAX), AtomicU64::new(u64::MAX)],
+            epoch: AtomicUsize::new(0),
+            copied: AtomicUsize::new(0),
         })
     }
 
-    /// Re-reads the loader's list if it changed since the last refresh and publishes it.
-    /// Returns whether a new table was published.
-    pub fn refresh(&self) -> bool {
+    /// The epoch of the last table published.
+    pub fn epoch(&self) -> u32 {
+        self.epoch.load(SeqCst) as u32
+    }
+
+    /// Re-reads the loader's list if it changed since the last refresh (or `force`), copies
+    /// the sections of modules not copied yet, publishes the table under a new epoch and
+    /// records in `modules`, in the same pass, which modules that epoch lists. Returns whether
+    /// a new table was published.
+    pub fn refresh(&self, modules: &mut ModuleMap, force: bool) -> bool {
         let mut counts = (0, 0);
         dl::for_each_object(|o| counts = o.adds_subs);
         let known = (
             self.adds_subs[0].load(SeqCst),
             self.adds_subs[1].load(SeqCst),
         );
-        if counts == known && counts != (0, 0) {
+        if !force && counts == known && counts != (0, 0) {
             return false;
         }
-        let published = self.entries.publish(|slots| {
+        let epoch = self.epoch.load(SeqCst).wrapping_add(1) as u32;
+        let published = self.entries.publish(epoch as usize, |slots, table| {
+            // SAFETY: we are inside `publish`, the only place `copies` is touched.
+            let copies = unsafe { &mut *self.copies.get() };
+            let bit = 1u8 << table;
+            for c in copies.iter_mut() {
+                c.tables &= !bit;
+            }
             let mut n = 0;
+            modules.begin_pass();
             dl::for_each_object(|o| {
-                if let (Some(slot), Some(e)) = (slots.get_mut(n), entry(o)) {
-                    *slot = e;
-                    n += 1;
-                }
+                counts = o.adds_subs;
+                modules.observe(o, epoch);
+                let (Some(slot), Some(mut e)) = (slots.get_mut(n), entry(o)) else {
+                    return;
+                };
+                e.copy = copy_sections(copies, o, &e, counts.1, bit);
+                *slot = e;
+                n += 1;
             });
+            modules.end_pass(epoch);
+            // Copies neither table refers to: no reader can reach them any more.
+            for c in copies.iter_mut() {
+                if c.addr != 0 && c.tables == 0 {
+                    // SAFETY: the mapping was made by `copy_sections` and no table refers to it;
+                    // the table that did is this spare one, which no reader has pinned.
+                    unsafe { libc::munmap(c.addr as usize as *mut libc::c_void, c.bytes as usize) };
+                    *c = CopyRec {
+                        addr: 0,
+                        bytes: 0,
+                        key: [0; 6],
+                        subs: 0,
+                        tables: 0,
+                    };
+                }
+            }
+            self.copied
+                .store(copies.iter().map(|c| c.bytes as usize).sum(), SeqCst);
             slots.get_mut(..n)?.sort_unstable_by_key(|e| e.start);
             Some(n)
         });
         if published {
+            self.epoch.store(epoch as usize, SeqCst);
             self.adds_subs[0].store(counts.0, SeqCst);
             self.adds_subs[1].store(counts.1, SeqCst);
         }
@@ -124,18 +204,97 @@ impl CodeMap {
     /// # Signal safety
     /// Async-signal-safe: see [`Snapshot::read`].
     pub fn read<R>(&self, f: impl FnOnce(&CodeTable<'_>) -> R) -> Option<R> {
-        self.entries.read(|entries| f(&CodeTable { entries }))
+        self.entries.read(|entries, epoch| {
+            f(&CodeTable {
+                entries,
+                epoch: epoch as u32,
+            })
+        })
     }
 
-    /// Bytes mapped for the table.
+    /// Bytes mapped for the table (not counting the copied sections).
     pub fn mapped_bytes(&self) -> usize {
         self.entries.mapped_bytes()
     }
+
+    /// Bytes of copied unwind sections mapped after the last refresh.
+    pub fn copied_bytes(&self) -> usize {
+        self.copied.load(SeqCst)
+    }
+}
+
+impl Drop for CodeMap {
+    fn drop(&mut self) {
+        for c in self.copies.get_mut().iter() {
+            if c.addr != 0 {
+                // SAFETY: our own mapping; the profiler drops the code map only once no handler
+                // can run with it.
+                unsafe { libc::munmap(c.addr as usize as *mut libc::c_void, c.bytes as usize) };
+            }
+        }
+    }
+}
+
+/// The address of a copy of `e`'s sections (reusing one made while no module was unloaded
+/// since), marked as used by table `bit`; 0 if there is nothing to copy or no room.
+fn copy_sections(
+    copies: &mut [CopyRec],
+    o: &LoadedObject<'_>,
+    e: &CodeEntry,
+    subs: u64,
+    bit: u8,
+) -> u64 {
+    let key = [
+        e.start,
+        e.end,
+        e.hdr[0],
+        e.hdr[1],
+        e.eh_frame[0],
+        e.eh_frame[1],
+    ];
+    if let Some(c) = copies
+        .iter_mut()
+        .find(|c| c.addr != 0 && c.key == key && c.subs == subs)
+    {
+        c.tables |= bit;
+        return c.addr;
+    }
+    let bytes = e.hdr[1] + e.eh_frame[1];
+    let Some(slot) = copies.iter_mut().find(|c| c.addr == 0) else {
+        return 0;
+    };
+    if bytes == 0 {
+        return 0;
+    }
+    let Ok(addr) = map_anonymous(bytes as usize, 0) else {
+        return 0;
+    };
+    let dst = addr.cast::<u8>();
+    for (at, [avma, len]) in [(0, e.hdr), (e.hdr[1], e.eh_frame)] {
+        if len == 0 {
+            continue;
+        }
+        // The section lies inside a readable, file-backed PT_LOAD segment of `o` (see `entry`),
+        // which stays mapped while the loader lock (held during this callback) is ours.
+        let src = o.slice(avma, len);
+        // SAFETY: `dst + at .. + len` lies inside the fresh mapping of `bytes` bytes.
+        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst.add(at as usize), src.len()) };
+    }
+    *slot = CopyRec {
+        addr: addr as u64,
+        bytes,
+        key,
+        subs,
+        tables: bit,
+    };
+    addr as u64
 }
 
 /// A pinned table of modules' unwind sections (see [`CodeMap::read`]).
 pub struct CodeTable<'a> {
     entries: &'a [CodeEntry],
+    /// The epoch this table was published under.
+    pub epoch: u32,
 }
 
 impl CodeLookup for CodeTable<'_> {
@@ -144,20 +303,27 @@ impl CodeLookup for CodeTable<'_> {
     fn sections(&self, avma: u64) -> Option<ModuleSections<'_>> {
         let i = self.entries.partition_point(|e| e.end <= avma);
         let e = self.entries.get(i).filter(|e| e.start <= avma)?;
-        let section = |[at, len]: [u64; 2]| {
+        if e.copy == 0 {
+            return Some(ModuleSections {
+                eh_frame_hdr: None,
+                eh_frame: None,
+            });
+        }
+        let section = |at: u64, [avma, len]: [u64; 2]| {
             if len == 0 {
                 return None;
             }
-            // SAFETY: [at, at + len) lies inside a readable, file-backed PT_LOAD segment of a
-            // module that was loaded when this (current, pinned) table was published; sections
-            // are never written. (A module unloaded since the last refresh is the one case not
-            // covered: see the module docs.)
-            let data = unsafe { mapped_slice(at, len) };
-            Some(Section { data, avma: at })
+            // SAFETY: the copy is vignette's own mapping of hdr + eh_frame bytes, never written
+            // after it was made, and unmapped only once no published table (so no pinned
+            // reader) refers to it.
+            let data = unsafe {
+                core::slice::from_raw_parts((e.copy + at) as usize as *const u8, len as usize)
+            };
+            Some(Section { data, avma })
         };
         Some(ModuleSections {
-            eh_frame_hdr: section(e.hdr),
-            eh_frame: section(e.eh_frame),
+            eh_frame_hdr: section(0, e.hdr),
+            eh_frame: section(e.hdr[1], e.eh_frame),
         })
     }
 }
@@ -169,8 +335,10 @@ mod tests {
     #[test]
     fn finds_sections_for_code_in_this_process() {
         let map = CodeMap::new(512).unwrap();
-        assert!(map.refresh());
-        assert!(!map.refresh(), "nothing changed");
+        let mut modules = ModuleMap::new(512, 65536).unwrap();
+        assert!(map.refresh(&mut modules, false));
+        assert!(!map.refresh(&mut modules, false), "nothing changed");
+        assert!(map.copied_bytes() > 0);
         let here = finds_sections_for_code_in_this_process as *const () as u64;
         let found = map
             .read(|t| {

@@ -119,7 +119,6 @@ pub struct Collector {
     /// Modules seen in this session.
     pub modules: ModuleMap,
     scratch: Region<u32>,
-    modules_checked_ns: u64,
     /// Lost samples counted on the drain side.
     pub lost: Lost,
     /// Samples whose stack was in no known mapping, since the last `take_stack_misses`.
@@ -152,7 +151,6 @@ impl Collector {
             epoch: 0,
             modules: ModuleMap::new(cap.modules, cap.modules * 128)?,
             scratch: Region::new(cap.ring)?,
-            modules_checked_ns: 0,
             lost: Lost::default(),
             stack_misses: 0,
             start_unix_ns: 0,
@@ -175,8 +173,9 @@ impl Collector {
             + self.scratch.mapped_bytes()
     }
 
-    /// Empties the tables and opens a session starting now.
-    pub fn begin(&mut self) {
+    /// Empties the tables and opens a session starting now; `list_modules` lists the modules
+    /// loaded now (see `Shared::refresh_modules`).
+    pub fn begin(&mut self, list_modules: impl FnOnce(&mut ModuleMap)) {
         self.frames_len = 0;
         self.frame_index.clear();
         self.nodes_len = 0;
@@ -185,8 +184,7 @@ impl Collector {
         self.threads_len = 0;
         self.thread_index.clear();
         self.modules.clear();
-        self.modules.refresh();
-        self.modules_checked_ns = time::monotonic_ns();
+        list_modules(&mut self.modules);
         self.lost = Lost::default();
         self.start_unix_ns = time::realtime_ns();
         self.start_ns = time::monotonic_ns();
@@ -314,11 +312,23 @@ impl Collector {
 
     /// Moves every published sample of `generation` out of the ring into the tables.
     /// Returns how many samples were kept.
-    pub fn drain(&mut self, ring: &SampleRing, generation: u32) -> usize {
+    ///
+    /// `update_modules` brings the module list up to date after the ready samples are found
+    /// and before their frames are attributed: a library loaded before a sample is then
+    /// listed (see [`ModuleMap::attribute`]).
+    pub fn drain(
+        &mut self,
+        ring: &SampleRing,
+        update_modules: impl FnOnce(&mut ModuleMap),
+        generation: u32,
+    ) -> usize {
         let Some(drainer) = ring.drainer() else {
             return 0;
         };
         let n = drainer.ready(&mut self.scratch);
+        if n > 0 {
+            update_modules(&mut self.modules);
+        }
         let mut kept = 0;
         for j in 0..n {
             let i = self.scratch[j] as usize;
@@ -355,7 +365,7 @@ impl Collector {
         };
         let mut parent = 0u32;
         for &avma in frames.iter().rev() {
-            let Some(frame) = self.intern_frame(avma) else {
+            let Some(frame) = self.intern_frame(avma, s.meta.code_epoch) else {
                 self.lost.tables_full += 1;
                 return false;
             };
@@ -391,11 +401,17 @@ impl Collector {
         true
     }
 
-    fn intern_frame(&mut self, avma: u64) -> Option<u32> {
+    /// The frame for `avma` in the module mapped there at code map epoch `epoch`.
+    fn intern_frame(&mut self, avma: u64, epoch: u32) -> Option<u32> {
+        let (module, address) = match self.modules.attribute(avma, epoch) {
+            Some((m, rel)) => (m + 1, rel),
+            None => (0, avma),
+        };
         let frames = &self.frames;
-        let (slot, found) = self
-            .frame_index
-            .probe(avma, |i| frames[i as usize].avma == avma);
+        let (slot, found) = self.frame_index.probe(avma ^ (module as u64) << 48, |i| {
+            let f = &frames[i as usize];
+            f.avma == avma && f.module == module
+        });
         if found.is_some() {
             return found;
         }
@@ -403,19 +419,6 @@ impl Collector {
         if i >= self.frames.len() {
             return None;
         }
-        let mut hit = self.modules.lookup(avma);
-        let now = time::monotonic_ns();
-        if hit.is_none() && now.saturating_sub(self.modules_checked_ns) > 10_000_000 {
-            // Perhaps a library was loaded since the last look.
-            self.modules_checked_ns = now;
-            if self.modules.refresh() {
-                hit = self.modules.lookup(avma);
-            }
-        }
-        let (module, address) = match hit {
-            Some((m, rel)) => (m + 1, rel),
-            None => (0, avma),
-        };
         self.frames[i] = FrameRec {
             avma,
             address,
@@ -443,11 +446,5 @@ impl Collector {
         self.nodes_len += 1;
         self.node_index.slots[slot] = i as u32 + 1;
         Some(i as u32)
-    }
-
-    /// Checks the module list again if the loader reports a change (call periodically).
-    pub fn refresh_modules(&mut self) {
-        self.modules_checked_ns = time::monotonic_ns();
-        self.modules.refresh();
     }
 }

@@ -12,7 +12,7 @@
 //! address.
 
 use crate::error::Result;
-use crate::sys::linux::dl::{self, LoadedObject};
+use crate::sys::linux::dl::LoadedObject;
 use crate::sys::linux::fs::{self, Fd, PathBuf};
 use crate::sys::linux::mem::{Region, Zeroed};
 
@@ -31,6 +31,10 @@ struct ModuleRec {
     loaded: u32,
     path: (u32, u32),
     name: (u32, u32),
+    /// The code map epochs in which the module was listed: `first..=last` (`u32::MAX` while
+    /// loaded).
+    first_epoch: u32,
+    last_epoch: u32,
 }
 // SAFETY: integers and byte arrays only; all-zero is a valid (empty) record.
 unsafe impl Zeroed for ModuleRec {}
@@ -64,7 +68,10 @@ pub struct ModuleMap {
     len: usize,
     strings: Region<u8>,
     strings_len: usize,
-    adds_subs: (u64, u64),
+    /// Bit i: module i was seen in the current pass.
+    seen: [u64; 16],
+    seen_overflow: bool,
+    listed: usize,
 }
 
 impl ModuleMap {
@@ -75,7 +82,9 @@ impl ModuleMap {
             len: 0,
             strings: Region::new(string_bytes)?,
             strings_len: 0,
-            adds_subs: (u64::MAX, u64::MAX),
+            seen: [0; 16],
+            seen_overflow: false,
+            listed: 0,
         })
     }
 
@@ -83,7 +92,6 @@ impl ModuleMap {
     pub fn clear(&mut self) {
         self.len = 0;
         self.strings_len = 0;
-        self.adds_subs = (u64::MAX, u64::MAX);
     }
 
     /// Number of modules listed.
@@ -128,62 +136,93 @@ impl ModuleMap {
         (0..self.len).filter_map(|i| self.get(i))
     }
 
-    /// The loaded module containing `avma`, as (index, module-relative address).
-    pub fn lookup(&self, avma: u64) -> Option<(u32, u64)> {
-        self.recs
-            .get(..self.len)?
+    /// The module mapped at `avma` when a sample was taken with the code map's table of
+    /// `epoch`, as (index, module-relative address); `None` when no module was, or when it
+    /// cannot be known (a library unloaded right after that table and another one loaded at
+    /// the same address: which one ran is not recorded).
+    pub fn attribute(&self, avma: u64, epoch: u32) -> Option<(u32, u64)> {
+        let recs = self.recs.get(..self.len)?;
+        let holds = |r: &ModuleRec| r.start <= avma && avma < r.end;
+        let at = recs
             .iter()
-            .enumerate()
-            .rev()
-            .find_map(|(i, r)| {
-                (r.loaded != 0 && r.start <= avma && avma < r.end)
-                    .then(|| (i as u32, avma - r.base))
-            })
-    }
-
-    /// Re-reads the loader's list if it may have changed; returns whether anything changed.
-    /// Modules that are gone are marked unloaded; new ones are appended (as many as fit).
-    pub fn refresh(&mut self) -> bool {
-        let mut counts = (0, 0);
-        dl::for_each_object(|o| counts = o.adds_subs);
-        if counts == self.adds_subs && counts != (0, 0) {
-            return false;
-        }
-        self.adds_subs = counts;
-        let listed = self.len;
-        let mut seen = [0u64; 16];
-        let mut seen_overflow = false;
-        dl::for_each_object(|o| {
-            let Some((start, end, base)) = extent(o) else {
-                return;
-            };
-            let existing = self.recs.get(..listed).and_then(|recs| {
-                recs.iter()
-                    .position(|r| r.loaded != 0 && r.start == start && r.end == end)
-            });
-            let index = match existing {
-                Some(i) => i,
-                None => match self.append(o, start, end, base) {
-                    Some(i) => i,
-                    None => return,
-                },
-            };
-            match seen.get_mut(index / 64) {
-                Some(word) => *word |= 1 << (index % 64),
-                None => seen_overflow = true,
-            }
-        });
-        if !seen_overflow {
-            for (i, r) in self.recs.iter_mut().enumerate().take(listed) {
-                if seen[i / 64] & (1 << (i % 64)) == 0 {
-                    r.loaded = 0;
+            .position(|r| holds(r) && r.first_epoch <= epoch && epoch <= r.last_epoch);
+        let index = match at {
+            // Listed at the sample's epoch and still (or later) listed: it was mapped then.
+            Some(i) if recs[i].last_epoch > epoch => i,
+            // Unloaded right after that epoch: only if nothing took its place.
+            Some(i) => {
+                let replaced = recs.iter().any(|r| holds(r) && r.first_epoch > epoch);
+                if replaced {
+                    return None;
                 }
+                i
             }
-        }
-        true
+            // Loaded after the table the handler used was published, but before the sample
+            // (it was running code there): the next epoch's module.
+            None => recs.iter().position(|r| {
+                holds(r) && r.first_epoch == epoch.wrapping_add(1) && r.first_epoch != 0
+            })?,
+        };
+        Some((index as u32, avma - recs[index].base))
     }
 
-    fn append(&mut self, o: &LoadedObject<'_>, start: u64, end: u64, base: u64) -> Option<usize> {
+    /// Starts a pass over the loader's list (see [`crate::code_map::CodeMap::refresh`]).
+    pub(crate) fn begin_pass(&mut self) {
+        self.seen = [0; 16];
+        self.seen_overflow = false;
+        self.listed = self.len;
+    }
+
+    /// Notes that `o` is loaded in `epoch`: the module already listed at its address with the
+    /// same identity, or a new one (as many as fit).
+    pub(crate) fn observe(&mut self, o: &LoadedObject<'_>, epoch: u32) {
+        let Some((start, end, base)) = extent(o) else {
+            return;
+        };
+        let build_id = build_id_of(o);
+        let existing = self.recs.get(..self.listed).and_then(|recs| {
+            recs.iter().position(|r| {
+                r.loaded != 0
+                    && r.start == start
+                    && r.end == end
+                    && r.build_id.get(..r.build_id_len as usize) == Some(build_id)
+            })
+        });
+        let index = match existing {
+            Some(i) => i,
+            None => match self.append(o, start, end, base, epoch) {
+                Some(i) => i,
+                None => return,
+            },
+        };
+        match self.seen.get_mut(index / 64) {
+            Some(word) => *word |= 1 << (index % 64),
+            None => self.seen_overflow = true,
+        }
+    }
+
+    /// Ends a pass: modules listed before but not seen in `epoch` are unloaded.
+    pub(crate) fn end_pass(&mut self, epoch: u32) {
+        if self.seen_overflow {
+            return;
+        }
+        let seen = self.seen;
+        for (i, r) in self.recs.iter_mut().enumerate().take(self.listed) {
+            if r.loaded != 0 && seen[i / 64] & (1 << (i % 64)) == 0 {
+                r.loaded = 0;
+                r.last_epoch = epoch.wrapping_sub(1);
+            }
+        }
+    }
+
+    fn append(
+        &mut self,
+        o: &LoadedObject<'_>,
+        start: u64,
+        end: u64,
+        base: u64,
+        epoch: u32,
+    ) -> Option<usize> {
         let index = self.len;
         if index >= self.recs.len() {
             return None;
@@ -193,16 +232,14 @@ impl ModuleMap {
             end,
             base,
             loaded: 1,
+            first_epoch: epoch,
+            last_epoch: u32::MAX,
             ..zeroed_rec()
         };
+        let id = build_id_of(o);
+        rec.build_id[..id.len()].copy_from_slice(id);
+        rec.build_id_len = id.len() as u32;
         for ph in o.phdrs {
-            if ph.p_type == libc::PT_NOTE && rec.build_id_len == 0 {
-                if let Some(id) = gnu_build_id(o.segment(ph)) {
-                    let n = id.len().min(MAX_BUILD_ID);
-                    rec.build_id[..n].copy_from_slice(&id[..n]);
-                    rec.build_id_len = n as u32;
-                }
-            }
             if ph.p_type == libc::PT_GNU_EH_FRAME {
                 rec.eh_frame_hdr = o.bias.wrapping_add(ph.p_vaddr);
             }
@@ -255,7 +292,18 @@ fn zeroed_rec() -> ModuleRec {
         loaded: 0,
         path: (0, 0),
         name: (0, 0),
+        first_epoch: 0,
+        last_epoch: 0,
     }
+}
+
+/// The object's GNU build ID (at most [`MAX_BUILD_ID`] bytes), empty if it has none.
+fn build_id_of<'a>(o: &'a LoadedObject<'_>) -> &'a [u8] {
+    o.phdrs
+        .iter()
+        .filter(|ph| ph.p_type == libc::PT_NOTE)
+        .find_map(|ph| gnu_build_id(o.segment(ph)))
+        .map_or(&[], |id| &id[..id.len().min(MAX_BUILD_ID)])
 }
 
 /// (start, end, Breakpad base) of an object's `PT_LOAD` segments, in this process.
@@ -389,6 +437,7 @@ pub fn object_path<'a>(o: &'a LoadedObject<'_>, buf: &'a mut [u8]) -> &'a [u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::code_map::CodeMap;
 
     #[test]
     fn debug_id_matches_breakpad_byte_order() {
@@ -422,15 +471,22 @@ mod tests {
     #[test]
     fn lists_this_process_with_build_ids() {
         let mut map = ModuleMap::new(256, 64 * 1024).unwrap();
-        assert!(map.refresh());
-        assert!(!map.refresh(), "nothing was loaded in between");
+        let code = CodeMap::new(256).unwrap();
+        assert!(code.refresh(&mut map, false));
+        assert!(
+            !code.refresh(&mut map, false),
+            "nothing was loaded in between"
+        );
+        let epoch = code.epoch();
         let exe = std::fs::read_link("/proc/self/exe").unwrap();
         let main = map
             .iter()
             .find(|m| m.path == exe.to_str().unwrap())
             .expect("executable listed");
         let here = lists_this_process_with_build_ids as *const () as u64;
-        let (i, rel) = map.lookup(here).expect("this function is in a module");
+        let (i, rel) = map
+            .attribute(here, epoch)
+            .expect("this function is in a module");
         assert_eq!(map.get(i as usize).unwrap().path, main.path);
         assert_eq!(rel, here - main.base_avma);
         assert!(!main.build_id.is_empty(), "rustc links with --build-id");
@@ -447,13 +503,14 @@ mod tests {
             map.iter().any(|m| m.name == "linux-vdso.so.1"),
             "the vDSO is listed"
         );
-        assert!(map.lookup(0x10).is_none());
+        assert!(map.attribute(0x10, epoch).is_none());
     }
 
     #[test]
     fn follows_dlopen_and_dlclose() {
         let mut map = ModuleMap::new(256, 64 * 1024).unwrap();
-        map.refresh();
+        let code = CodeMap::new(256).unwrap();
+        code.refresh(&mut map, false);
         let listed = |map: &ModuleMap| {
             map.iter()
                 .find(|m| m.name == "libresolv.so.2")
@@ -463,20 +520,30 @@ mod tests {
         // SAFETY: loading and unloading a system library with no constructors we depend on.
         let lib = unsafe { libc::dlopen(c"libresolv.so.2".as_ptr(), libc::RTLD_NOW) };
         assert!(!lib.is_null());
-        assert!(map.refresh());
+        assert!(code.refresh(&mut map, false));
         assert_eq!(listed(&map), Some(true));
+        let loaded_in = code.epoch();
         // SAFETY: lib came from dlopen and is closed once.
         unsafe { libc::dlclose(lib) };
-        assert!(map.refresh());
+        assert!(code.refresh(&mut map, false));
         assert_eq!(
             listed(&map),
             Some(false),
             "kept in the list, marked unloaded"
         );
         let gone = map.iter().find(|m| m.name == "libresolv.so.2").unwrap();
-        assert!(map
-            .lookup(gone.start_avma)
-            .is_none_or(|(i, _)| map.get(i as usize).unwrap().name != "libresolv.so.2"));
+        let name_at = |epoch| {
+            map.attribute(gone.start_avma, epoch)
+                .map(|(i, _)| map.get(i as usize).unwrap().name)
+        };
+        // A sample taken while it was loaded is its; one taken after, not.
+        assert_eq!(name_at(loaded_in), Some("libresolv.so.2"));
+        assert_eq!(
+            name_at(loaded_in - 1),
+            Some("libresolv.so.2"),
+            "loaded just after"
+        );
+        assert!(name_at(code.epoch()).is_none_or(|n| n != "libresolv.so.2"));
     }
 
     #[test]

@@ -249,7 +249,8 @@ impl Profiler {
         if !job.collector.open {
             job.generation = shared.next_generation();
             shared.ring_full.store(0, SeqCst);
-            job.collector.begin();
+            job.collector
+                .begin(|modules| shared.refresh_modules(modules, true));
         }
         Ok(job.generation)
     }
@@ -320,7 +321,7 @@ impl Profiler {
         let (generation, shared, c) = self.on_demand_session()?;
         c.scan_threads(-1, |_| 0);
         shared.stacks.refresh();
-        shared.refresh_code();
+        shared.refresh_modules(&mut c.modules, false);
         match target {
             Target::AllThreads => {
                 for i in 0..c.threads_len {
@@ -337,7 +338,7 @@ impl Profiler {
             }
         }
         c.lost.unanswered += sampler::wait_for_answers(shared, c.threads_len, 100_000_000);
-        Ok(c.drain(&shared.ring, generation))
+        Ok(sampler::drain(c, shared, generation))
     }
 
     /// Benchmark support (`benches/sample_cost.rs`), not a stable API: the calling thread
@@ -352,7 +353,7 @@ impl Profiler {
         if c.find_thread(tid).is_none() {
             c.scan_threads(-1, |_| 0);
             shared.stacks.refresh();
-            shared.refresh_code();
+            shared.refresh_modules(&mut c.modules, false);
         }
         let i = c.find_thread(tid).ok_or(Error::NoSuchThread(tid))?;
         let cpu = || time::thread_cpu_ns(tid).unwrap_or(0);
@@ -361,7 +362,7 @@ impl Profiler {
             send_sample_signal(shared, c, generation, i, tid);
         }
         let spent = cpu().saturating_sub(t0);
-        c.drain(&shared.ring, generation);
+        sampler::drain(c, shared, generation);
         Ok(spent)
     }
 

@@ -46,6 +46,8 @@ pub struct SampleMeta {
     pub end: u8,
     /// The session the sample belongs to (late samples of an old session are discarded).
     pub generation: u32,
+    /// The epoch of the code map table the handler used: which modules were mapped.
+    pub code_epoch: u32,
 }
 
 struct Slot {

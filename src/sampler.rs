@@ -31,6 +31,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsiz
 use crate::code_map::CodeMap;
 use crate::collector::{Collector, ThreadRec};
 use crate::error::Result;
+use crate::modules::ModuleMap;
 use crate::profile::Clock;
 use crate::ring::{SampleMeta, SampleRing};
 use crate::stacks::StackRanges;
@@ -132,10 +133,11 @@ impl Shared {
             + self.acks.mapped_bytes()
     }
 
-    /// Re-reads the module list if it changed; cached rules are dropped then, since their
-    /// addresses may now hold other code.
-    pub fn refresh_code(&self) {
-        if self.code.refresh() {
+    /// Re-reads the module list if it changed (or `force`), into the handler's code map and
+    /// the session's `modules`; cached rules are dropped then, since their addresses may now
+    /// hold other code.
+    pub fn refresh_modules(&self, modules: &mut ModuleMap, force: bool) {
+        if self.code.refresh(modules, force) {
             self.rules.clear();
         }
     }
@@ -153,14 +155,14 @@ impl Shared {
     /// # Signal safety
     /// Async-signal-safe: pins the stack and code snapshots, then walks with bounds-checked
     /// reads that cannot fault.
-    fn unwind(&self, regs: &Regs, mode: ReadMode, frames: &mut [u64]) -> (usize, EndReason) {
+    fn unwind(&self, regs: &Regs, mode: ReadMode, frames: &mut [u64]) -> Walked {
         match mode {
             ReadMode::Guarded(_) => self.unwind_with(regs, mode, None, frames),
             ReadMode::Copied => {
                 let copy = CopyBuffer::new(self.sender.pid());
-                let walked = self.unwind_with(regs, mode, Some(&copy), frames);
+                let mut walked = self.unwind_with(regs, mode, Some(&copy), frames);
                 if copy.refused.get() {
-                    return only_ip(regs, frames, EndReason::NoSafeRead);
+                    (walked.len, walked.end) = only_ip(regs, frames, EndReason::NoSafeRead);
                 }
                 walked
             }
@@ -177,25 +179,33 @@ impl Shared {
         mode: ReadMode,
         copy: Option<&CopyBuffer>,
         frames: &mut [u64],
-    ) -> (usize, EndReason) {
+    ) -> Walked {
+        // The code map table the walk uses, or (frame pointers, or no table) the current one:
+        // its epoch tells the drain which modules were mapped.
+        let mut code_epoch = self.code.epoch();
         let walked = self.stacks.read(|ranges| {
             // SAFETY: `mode` was chosen for this signal, and the reader lives only inside this
             // handler.
             let mut stack = unsafe { LiveStack::new(ranges, regs.sp(), mode, copy) }?;
             Some(match self.unwinder {
                 Unwinder::FramePointers => fp::walk(regs, &stack, frames),
-                Unwinder::Cfi => match self
-                    .code
-                    .read(|code| walk(regs, &mut stack, code, Some(&self.rules), frames))
-                {
+                Unwinder::Cfi => match self.code.read(|code| {
+                    code_epoch = code.epoch;
+                    walk(regs, &mut stack, code, Some(&self.rules), frames)
+                }) {
                     Some(walked) => walked,
                     None => walk(regs, &mut stack, &NoCode, None, frames),
                 },
             })
         });
-        match walked.flatten() {
+        let (len, end) = match walked.flatten() {
             Some(walked) => walked,
             None => only_ip(regs, frames, EndReason::NoStackBounds),
+        };
+        Walked {
+            len,
+            end,
+            code_epoch,
         }
     }
 
@@ -227,15 +237,22 @@ impl Shared {
                     walked = Some(self.unwind(regs, mode, frames));
                 });
                 // None: every handler stack is busy; keep the interrupted address only.
-                let (len, end) =
-                    walked.unwrap_or_else(|| only_ip(regs, frames, EndReason::NoStackBounds));
+                let walked = walked.unwrap_or_else(|| {
+                    let (len, end) = only_ip(regs, frames, EndReason::NoStackBounds);
+                    Walked {
+                        len,
+                        end,
+                        code_epoch: self.code.epoch(),
+                    }
+                });
                 slot.publish(SampleMeta {
                     time_ns,
                     thread: token.slot as u32,
                     weight: token.weight as u32,
-                    len: len as u32,
-                    end: end as u8,
+                    len: walked.len as u32,
+                    end: walked.end as u8,
                     generation,
+                    code_epoch: walked.code_epoch,
                 });
             }
         }
@@ -243,6 +260,14 @@ impl Shared {
             ack.store(0, Release);
         }
     }
+}
+
+/// What a walk produced besides its frames.
+struct Walked {
+    len: usize,
+    end: EndReason,
+    /// The code map epoch the walk saw (see [`SampleMeta::code_epoch`]).
+    code_epoch: u32,
 }
 
 /// Records only the interrupted address, ending the walk with `end`.
@@ -455,13 +480,12 @@ fn run(job: &mut Job, shared: &Shared) {
     c.scan_threads(me, |tid| time::thread_cpu_ns(tid).unwrap_or(0));
     c.reset_cpu_marks();
     shared.stacks.refresh();
-    shared.refresh_code();
+    shared.refresh_modules(&mut c.modules, false);
     let timeout_ticks = (ANSWER_TIMEOUT_NS / interval).max(2) as u32;
     let mut tick = 0u32;
     let mut now = time::monotonic_ns();
     let mut next_tick = now + interval;
     let mut next_scan = now + 10_000_000;
-    let mut next_modules = now + 250_000_000;
     let mut next_maps = now;
     let mut wall_weight = 1;
     while !shared.stop.load(Acquire) {
@@ -469,13 +493,10 @@ fn run(job: &mut Job, shared: &Shared) {
             if c.scan_threads(me, |_| 0) {
                 shared.stacks.refresh();
             }
-            shared.refresh_code();
             next_scan = now + 10_000_000;
         }
-        if now >= next_modules {
-            c.refresh_modules();
-            next_modules = now + 250_000_000;
-        }
+        // Libraries loaded or unloaded since the last tick reach the handler now.
+        shared.refresh_modules(&mut c.modules, false);
         // A fault handler installed after ours would see our recovered faults: stay on top.
         fault_guard::ensure_installed();
         tick = tick.wrapping_add(1);
@@ -492,7 +513,7 @@ fn run(job: &mut Job, shared: &Shared) {
             job.generation,
             &round,
         );
-        c.drain(&shared.ring, job.generation);
+        drain(c, shared, job.generation);
         if c.take_stack_misses() > 0 && now >= next_maps {
             shared.stacks.refresh();
             next_maps = now + 5_000_000;
@@ -506,7 +527,16 @@ fn run(job: &mut Job, shared: &Shared) {
         next_tick += (missed + 1) * interval;
     }
     wait_for_answers(shared, c.threads_len, 20_000_000);
-    c.drain(&shared.ring, job.generation);
+    drain(c, shared, job.generation);
+}
+
+/// Drains the ring into the session's tables (see [`Collector::drain`]).
+pub(crate) fn drain(c: &mut Collector, shared: &Shared, generation: u32) -> usize {
+    c.drain(
+        &shared.ring,
+        |modules| shared.refresh_modules(modules, false),
+        generation,
+    )
 }
 
 /// Waits up to `timeout_ns` for every thread's outstanding signal to be answered, then

@@ -28,6 +28,8 @@ use crate::sys::linux::time;
 struct Buffer<T: Zeroed> {
     items: UnsafeCell<Region<T>>,
     len: AtomicUsize,
+    /// The writer's label for this table (the code map's epoch).
+    tag: AtomicUsize,
     readers: AtomicUsize,
 }
 
@@ -51,6 +53,7 @@ impl<T: Zeroed> Snapshot<T> {
             Ok(Buffer {
                 items: UnsafeCell::new(Region::new(capacity)?),
                 len: AtomicUsize::new(0),
+                tag: AtomicUsize::new(0),
                 readers: AtomicUsize::new(0),
             })
         };
@@ -79,19 +82,25 @@ impl<T: Zeroed> Snapshot<T> {
             .sum()
     }
 
-    /// Fills the spare buffer with `fill` (which gets all `capacity` slots and returns how many
-    /// it used) and makes it current. Returns `false`, publishing nothing, if another write is
-    /// in progress, a reader held the spare buffer for 50 ms, or `fill` returned `None`.
-    pub fn publish(&self, fill: impl FnOnce(&mut [T]) -> Option<usize>) -> bool {
+    /// Fills the spare buffer with `fill` (which gets all `capacity` slots and the spare
+    /// buffer's index, 0 or 1, and returns how many slots it used) and makes it current with
+    /// label `tag`. Returns `false`, publishing nothing, if another write is in progress, a
+    /// reader held the spare buffer for 50 ms, or `fill` returned `None`. While `fill` runs,
+    /// no reader uses what the spare buffer held before.
+    pub fn publish(&self, tag: usize, fill: impl FnOnce(&mut [T], usize) -> Option<usize>) -> bool {
         if self.writing.swap(true, SeqCst) {
             return false;
         }
-        let published = self.publish_exclusive(fill);
+        let published = self.publish_exclusive(tag, fill);
         self.writing.store(false, SeqCst);
         published
     }
 
-    fn publish_exclusive(&self, fill: impl FnOnce(&mut [T]) -> Option<usize>) -> bool {
+    fn publish_exclusive(
+        &self,
+        tag: usize,
+        fill: impl FnOnce(&mut [T], usize) -> Option<usize>,
+    ) -> bool {
         let spare_index = (self.current.load(SeqCst) + 1) & 1;
         let spare = self.buf(spare_index);
         let deadline = time::monotonic_ns() + 50_000_000;
@@ -105,18 +114,21 @@ impl<T: Zeroed> Snapshot<T> {
         // reader has it pinned; a reader that pins it from now on finds it is not current on
         // its re-check and never reads it.
         let items = unsafe { &mut *spare.items.get() };
-        let Some(n) = fill(items) else { return false };
+        let Some(n) = fill(items, spare_index) else {
+            return false;
+        };
         spare.len.store(n.min(items.len()), SeqCst);
+        spare.tag.store(tag, SeqCst);
         self.current.store(spare_index, SeqCst);
         true
     }
 
-    /// Runs `read` over the current table; `None` if it could not be pinned (three attempts,
-    /// each lost to a concurrent publish).
+    /// Runs `read` over the current table and its tag; `None` if it could not be pinned
+    /// (three attempts, each lost to a concurrent publish).
     ///
     /// # Signal safety
     /// Async-signal-safe: atomics only, bounded.
-    pub fn read<R>(&self, read: impl FnOnce(&[T]) -> R) -> Option<R> {
+    pub fn read<R>(&self, read: impl FnOnce(&[T], usize) -> R) -> Option<R> {
         for _ in 0..3 {
             let i = self.current.load(SeqCst);
             let buf = self.buf(i);
@@ -126,7 +138,7 @@ impl<T: Zeroed> Snapshot<T> {
                 // until we unpin.
                 let items = unsafe { &*buf.items.get() };
                 let len = buf.len.load(SeqCst);
-                let result = read(items.get(..len).unwrap_or(&[]));
+                let result = read(items.get(..len).unwrap_or(&[]), buf.tag.load(SeqCst));
                 buf.readers.fetch_sub(1, SeqCst);
                 return Some(result);
             }
@@ -143,14 +155,15 @@ mod tests {
     #[test]
     fn readers_see_whole_tables_while_a_writer_publishes() {
         let snap = Snapshot::<[u64; 4]>::new(64).unwrap();
-        assert_eq!(snap.read(|t| t.len()), Some(0));
+        assert_eq!(snap.read(|t, _| t.len()), Some(0));
         let stop = AtomicBool::new(false);
         let total_reads = AtomicUsize::new(0);
         std::thread::scope(|s| {
             for _ in 0..3 {
                 s.spawn(|| {
                     while !stop.load(SeqCst) {
-                        if let Some(ok) = snap.read(|t| {
+                        if let Some(ok) = snap.read(|t, tag| {
+                            assert_eq!(tag, t.len(), "the tag comes with its table");
                             // Every published table holds n copies of [n; 4].
                             t.iter().all(|row| row.iter().all(|&v| v == t.len() as u64))
                         }) {
@@ -166,7 +179,7 @@ mod tests {
             {
                 round += 1;
                 let n = (round % 64) as usize;
-                assert!(snap.publish(|t| {
+                assert!(snap.publish(n, |t, _| {
                     for row in &mut t[..n] {
                         *row = [n as u64; 4];
                     }
@@ -176,6 +189,6 @@ mod tests {
             stop.store(true, SeqCst);
         });
         assert!(total_reads.load(SeqCst) > 0);
-        assert!(!snap.publish(|_| None));
+        assert!(!snap.publish(0, |_, _| None));
     }
 }

@@ -36,7 +36,7 @@ impl StackRanges {
     /// Re-reads `/proc/self/maps` and publishes it. Returns `false` (keeping the old snapshot)
     /// if the maps could not be read or the snapshot could not be replaced.
     pub fn refresh(&self) -> bool {
-        self.ranges.publish(|slots| {
+        self.ranges.publish(0, |slots, _| {
             let mut n = 0;
             let ok = maps::for_each_writable_mapping(|start, end| {
                 if let Some(slot) = slots.get_mut(n) {
@@ -53,7 +53,7 @@ impl StackRanges {
     /// # Signal safety
     /// Async-signal-safe: see [`Snapshot::read`].
     pub fn read<R>(&self, read: impl FnOnce(&[[u64; 2]]) -> R) -> Option<R> {
-        self.ranges.read(read)
+        self.ranges.read(|ranges, _| read(ranges))
     }
 
     /// The end of the writable mapping that contains `addr`, if the snapshot has one.

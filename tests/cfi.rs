@@ -106,7 +106,10 @@ fn unwind(c: &Captured, map: &CodeMap, cache: Option<&RuleCache>) -> (Vec<u64>, 
 
 fn check(c: &Captured, chain: &[&str]) {
     let map = CodeMap::new(512).unwrap();
-    map.refresh();
+    map.refresh(
+        &mut vignette::modules::ModuleMap::new(512, 65536).unwrap(),
+        true,
+    );
     let names: Vec<String> = c
         .truth
         .iter()
@@ -236,7 +239,10 @@ fn c_without_frame_pointers_calling_back_into_rust() {
         &["-Wl,--no-eh-frame-hdr"],
     ));
     let map = CodeMap::new(512).unwrap();
-    map.refresh();
+    map.refresh(
+        &mut vignette::modules::ModuleMap::new(512, 65536).unwrap(),
+        true,
+    );
     let (ours, end) = unwind(&nohdr, &map, None);
     assert_eq!(end, EndReason::Root);
     assert_eq!(
@@ -344,7 +350,10 @@ fn corrupted_stacks_end_the_walk_not_the_process() {
     std::hint::black_box(rust_a(9));
     let c = take();
     let map = CodeMap::new(512).unwrap();
-    map.refresh();
+    map.refresh(
+        &mut vignette::modules::ModuleMap::new(512, 65536).unwrap(),
+        true,
+    );
     let cache = RuleCache::new(10).unwrap();
     let mut x = 0x2545_F491_4F6C_DD1Du64;
     let mut rand = move || {

@@ -1,5 +1,6 @@
 //! Module identifiers match what Breakpad's dump_syms writes for the same file.
 
+use vignette::code_map::CodeMap;
 use vignette::modules::ModuleMap;
 
 fn hex_upper(bytes: &[u8]) -> String {
@@ -14,7 +15,7 @@ fn debug_id_without_a_build_id_matches_dump_syms() {
     let lib = unsafe { libc::dlopen(cpath.as_ptr(), libc::RTLD_NOW) };
     assert!(!lib.is_null(), "the fixture loads");
     let mut map = ModuleMap::new(256, 64 * 1024).unwrap();
-    map.refresh();
+    CodeMap::new(256).unwrap().refresh(&mut map, true);
     let m = map
         .iter()
         .find(|m| m.name == "libnobuild.so")

@@ -40,6 +40,27 @@ impl LoadedObject<'_> {
     }
 }
 
+impl LoadedObject<'_> {
+    /// The `len` bytes at `avma`, which must lie inside one of this object's readable,
+    /// file-backed `PT_LOAD` segments (empty otherwise).
+    pub fn slice(&self, avma: u64, len: u64) -> &[u8] {
+        let inside = self.phdrs.iter().any(|p| {
+            let start = self.bias.wrapping_add(p.p_vaddr);
+            p.p_type == libc::PT_LOAD
+                && p.p_flags & libc::PF_R != 0
+                && start <= avma
+                && avma.saturating_add(len) <= start.saturating_add(p.p_filesz)
+        });
+        if !inside || len == 0 {
+            return &[];
+        }
+        // SAFETY: as in `segment`: inside a loaded PT_LOAD segment's file-backed part, mapped
+        // readable while the object stays loaded, and the loader lock is held for the callback
+        // this borrow cannot outlive.
+        unsafe { core::slice::from_raw_parts(avma as usize as *const u8, len as usize) }
+    }
+}
+
 /// Calls `f` for every loaded object, under the loader lock.
 pub fn for_each_object(mut f: impl FnMut(&LoadedObject<'_>)) {
     let mut f: &mut dyn FnMut(&LoadedObject<'_>) = &mut f;

@@ -187,19 +187,6 @@ impl<T> Drop for MapBox<T> {
     }
 }
 
-/// The `len` bytes of this process's memory at `avma`, as a slice.
-///
-/// # Safety
-/// `[avma, avma + len)` must be mapped and readable for all of `'a`, and not written through
-/// any other reference while the slice lives.
-///
-/// # Signal safety
-/// Async-signal-safe.
-pub unsafe fn mapped_slice<'a>(avma: u64, len: u64) -> &'a [u8] {
-    // SAFETY: the caller's contract.
-    unsafe { core::slice::from_raw_parts(avma as usize as *const u8, len as usize) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
