@@ -205,7 +205,7 @@ long spin(double ms) {{
     volatile long x = 0;
     double end = cpu_ms() + ms;
     while (cpu_ms() < end)
-        for (long i = 0; i < 1000; i++) x += {tag}_inner(i);
+        for (long i = 0; i < 200000; i++) x += {tag}_inner(i);
     return x;
 }}
 "#
@@ -213,6 +213,8 @@ long spin(double ms) {{
 }
 
 struct Library(*mut libc::c_void);
+// SAFETY: a dlopen handle may be used from any thread.
+unsafe impl Sync for Library {}
 
 impl Library {
     fn open(path: &Path) -> Library {
@@ -410,4 +412,133 @@ fn mappings_of(path: &Path) -> Vec<(u64, u64, i32)> {
         .collect();
     assert!(!ranges.is_empty(), "{name} is mapped");
     ranges
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attribution: a frame belongs to the module mapped at its address when the sample was taken.
+
+/// Runs `f` on a new thread called `name` and waits for it.
+fn on_thread(name: &str, f: impl FnOnce() + Send) {
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn_scoped(s, f)
+            .unwrap()
+            .join()
+            .unwrap();
+    });
+}
+
+/// The leaf frames of thread `name` that lie in `[lo, hi)`, as the names of the modules they
+/// were attributed to ("" for none).
+fn leaf_modules_in(p: &vignette::Profile, name: &str, (lo, hi): (u64, u64)) -> Vec<String> {
+    let t = p.threads.iter().find(|t| t.name == name).unwrap();
+    t.samples
+        .iter()
+        .filter_map(|s| {
+            let leaf = p.stack_frames(s.stack).next()?;
+            let avma = common::frame_avma(p, leaf);
+            (lo <= avma && avma < hi).then(|| match leaf.module {
+                0 => String::new(),
+                m => p.modules[m as usize - 1].name.clone(),
+            })
+        })
+        .collect()
+}
+
+fn extent(maps: &[(u64, u64, i32)]) -> (u64, u64) {
+    (
+        maps.iter().map(|m| m.0).min().unwrap(),
+        maps.iter().map(|m| m.1).max().unwrap(),
+    )
+}
+
+#[test]
+fn a_library_loaded_after_start_owns_its_samples() {
+    let _g = profiler_lock();
+    let done = watchdog(120);
+    let so = build_library("late", &plugin_source("late", 1));
+    let mut profiler = Profiler::builder()
+        .frequency(1000)
+        .clock(Clock::Cpu)
+        .build()
+        .unwrap();
+    profiler.start().unwrap();
+    let mut range = (0, 0);
+    on_thread("late", || {
+        let lib = Library::open(&so);
+        range = extent(&mappings_of(&so));
+        lib.spin(500.0);
+    });
+    let profile = profiler.stop().unwrap().to_profile();
+    let leaves = leaf_modules_in(&profile, "late", range);
+    let wrong: Vec<_> = leaves.iter().filter(|m| *m != "liblate.so").collect();
+    eprintln!(
+        "{} leaf samples in the library, {} not attributed to it",
+        leaves.len(),
+        wrong.len()
+    );
+    assert!(
+        leaves.len() >= 200,
+        "{} samples in the library",
+        leaves.len()
+    );
+    assert!(wrong.is_empty(), "attributed elsewhere: {wrong:?}");
+    done.store(true, Relaxed);
+}
+
+#[test]
+fn a_library_loaded_where_another_was_is_its_own_module() {
+    let _g = profiler_lock();
+    let done = watchdog(180);
+    let alpha = build_library("alpha", &plugin_source("alpha", 1));
+    let beta = build_library("beta", &plugin_source("beta", 1));
+    let mut profiler = Profiler::builder()
+        .frequency(1000)
+        .clock(Clock::Cpu)
+        .build()
+        .unwrap();
+    profiler.start().unwrap();
+    // The loader reuses the hole the first library leaves, unless something else was mapped
+    // there in between (the sampler's own copies of unwind sections, made on its next tick):
+    // load the second one right after closing the first, and try again if it landed elsewhere.
+    let mut attempt = None;
+    let mut range = (0, 0);
+    for n in 0..50 {
+        let a = Library::open(&alpha);
+        range = extent(&mappings_of(&alpha));
+        on_thread(&format!("a-{n}"), || a.spin(100.0));
+        drop(a);
+        let b = Library::open(&beta);
+        if extent(&mappings_of(&beta)) == range {
+            on_thread(&format!("b-{n}"), || b.spin(100.0));
+            attempt = Some(n);
+            break;
+        }
+    }
+    let profile = profiler.stop().unwrap().to_profile();
+    let n = attempt.expect("the second library was loaded where the first was");
+    let module = |name: &str| profile.modules.iter().find(|m| m.name == name).unwrap();
+    assert_ne!(module("libalpha.so").code_id, module("libbeta.so").code_id);
+    // A sample taken in the moment between one library's unload and the sampler's next look
+    // at the loader cannot be told apart: it is recorded without a module, never as the other.
+    for (thread, want, other) in [
+        (format!("a-{n}"), "libalpha.so", "libbeta.so"),
+        (format!("b-{n}"), "libbeta.so", "libalpha.so"),
+    ] {
+        let leaves = leaf_modules_in(&profile, &thread, range);
+        let wrong = leaves.iter().filter(|m| *m == other).count();
+        let unknown = leaves.iter().filter(|m| m.is_empty()).count();
+        eprintln!(
+            "attempt {n}, {thread}: {} leaf samples, {unknown} without a module, {wrong} in {other}",
+            leaves.len(),
+        );
+        assert!(leaves.len() >= 30, "{thread}: {} samples", leaves.len());
+        assert_eq!(
+            wrong, 0,
+            "{thread}: samples of {want} attributed to {other}"
+        );
+        assert!(unknown * 10 <= leaves.len(), "{thread}: {unknown} unknown");
+    }
+    done.store(true, Relaxed);
 }
