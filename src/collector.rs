@@ -23,7 +23,9 @@ pub struct Capacities {
     pub frames: usize,
     /// Stack prefix-tree nodes.
     pub stack_nodes: usize,
-    /// Threads tracked per session.
+    /// Live threads tracked at once (signal slots).
+    pub slots: usize,
+    /// Threads listed in a profile (each with at least one sample).
     pub threads: usize,
     /// Modules listed per session.
     pub modules: usize,
@@ -50,18 +52,40 @@ pub(crate) struct SampleRec {
     pub next: u32,
     pub end: u8,
 }
-/// A thread seen in this session.
+/// A thread of the profile: it had at least one sample in this session.
 #[derive(Clone, Copy)]
 pub(crate) struct ThreadRec {
     pub tid: i32,
     pub name: [u8; 16],
-    pub alive: bool,
     pub first: u32,
     pub last: u32,
     pub count: u32,
+}
+
+/// What a tracking slot holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum SlotState {
+    /// Free for a new thread.
+    Free = 0,
+    /// A live thread.
+    Live = 1,
+    /// Its thread has exited; free once the ring has been drained of its samples.
+    Dead = 2,
+}
+
+/// A live thread being sampled: its index is the slot its signals carry.
+#[derive(Clone, Copy)]
+pub(crate) struct SlotRec {
+    pub tid: i32,
+    pub state: SlotState,
+    /// Newly (re)assigned: the sampler forgets the slot's previous thread's unanswered signal.
+    pub fresh: bool,
     /// CPU nanoseconds already accounted for by sent signals (clock `Cpu`).
     pub cpu_mark: u64,
     pub seen_epoch: u32,
+    /// Its profile thread ([`ThreadRec`]), `NONE` until its first sample.
+    pub thread: u32,
 }
 // SAFETY: all fields are integers, bools or byte arrays; zero is valid for each.
 unsafe impl Zeroed for FrameRec {}
@@ -69,8 +93,10 @@ unsafe impl Zeroed for FrameRec {}
 unsafe impl Zeroed for NodeRec {}
 // SAFETY: as above.
 unsafe impl Zeroed for SampleRec {}
-// SAFETY: as above (false is the zero bool).
+// SAFETY: as above.
 unsafe impl Zeroed for ThreadRec {}
+// SAFETY: integers and bools; zero is `SlotState::Free` and false.
+unsafe impl Zeroed for SlotRec {}
 
 /// Open-addressing hash index: slot holds `index + 1`, 0 when empty.
 struct Index {
@@ -114,7 +140,13 @@ pub struct Collector {
     pub(crate) samples_len: usize,
     pub(crate) threads: Region<ThreadRec>,
     pub(crate) threads_len: usize,
-    thread_index: Index,
+    pub(crate) slots: Region<SlotRec>,
+    /// Slots ever used: every live slot has a lower index.
+    pub(crate) slots_len: usize,
+    /// Live slots by tid.
+    slot_index: Index,
+    /// Slots marked dead since the last drain.
+    dead_slots: usize,
     epoch: u32,
     /// Modules seen in this session.
     pub modules: ModuleMap,
@@ -147,7 +179,10 @@ impl Collector {
             samples_len: 0,
             threads: Region::new(cap.threads)?,
             threads_len: 0,
-            thread_index: Index::new(cap.threads)?,
+            slots: Region::new(cap.slots)?,
+            slots_len: 0,
+            slot_index: Index::new(cap.slots)?,
+            dead_slots: 0,
             epoch: 0,
             modules: ModuleMap::new(cap.modules, cap.modules * 128)?,
             scratch: Region::new(cap.ring)?,
@@ -168,7 +203,8 @@ impl Collector {
             + self.node_index.slots.mapped_bytes()
             + self.samples.mapped_bytes()
             + self.threads.mapped_bytes()
-            + self.thread_index.slots.mapped_bytes()
+            + self.slots.mapped_bytes()
+            + self.slot_index.slots.mapped_bytes()
             + self.modules.mapped_bytes()
             + self.scratch.mapped_bytes()
     }
@@ -182,7 +218,17 @@ impl Collector {
         self.node_index.clear();
         self.samples_len = 0;
         self.threads_len = 0;
-        self.thread_index.clear();
+        self.slots.fill(SlotRec {
+            tid: 0,
+            state: SlotState::Free,
+            fresh: false,
+            cpu_mark: 0,
+            seen_epoch: 0,
+            thread: NONE,
+        });
+        self.slots_len = 0;
+        self.slot_index.clear();
+        self.dead_slots = 0;
         self.modules.clear();
         list_modules(&mut self.modules);
         self.lost = Lost::default();
@@ -195,113 +241,148 @@ impl Collector {
     /// Closes the session: records its end and the final names of live threads.
     pub fn finish(&mut self) {
         self.end_ns = time::monotonic_ns();
-        for t in self.threads.iter_mut().take(self.threads_len) {
-            if t.alive {
-                let mut name = [0u8; 16];
-                if threads::thread_name(t.tid, &mut name) > 0 {
-                    t.name = name;
+        for slot in self.slots.iter().take(self.slots_len) {
+            if slot.state == SlotState::Live {
+                if let Some(t) = self.threads.get_mut(slot.thread as usize) {
+                    let mut name = [0u8; 16];
+                    if threads::thread_name(slot.tid, &mut name) > 0 {
+                        t.name = name;
+                    }
                 }
             }
         }
         self.open = false;
     }
 
-    pub(crate) fn thread_mut(&mut self, i: usize) -> Option<&mut ThreadRec> {
-        self.threads.get_mut(..self.threads_len)?.get_mut(i)
+    pub(crate) fn slot_mut(&mut self, i: usize) -> Option<&mut SlotRec> {
+        self.slots.get_mut(..self.slots_len)?.get_mut(i)
     }
 
-    /// The live record for `tid`, if tracked.
+    /// The live slot of `tid`, if tracked.
     pub(crate) fn find_thread(&self, tid: i32) -> Option<usize> {
-        let threads = &self.threads;
-        let (_, found) = self
-            .thread_index
-            .probe(tid as u64, |i| threads[i as usize].tid == tid);
-        found.map(|i| i as usize).filter(|&i| self.threads[i].alive)
+        let slots = &self.slots;
+        let (_, found) = self.slot_index.probe(tid as u64, |i| {
+            let s = &slots[i as usize];
+            s.tid == tid && s.state == SlotState::Live
+        });
+        found.map(|i| i as usize)
     }
 
-    /// Tracks `tid` (if not already), returning its index; `None` when the table is full.
-    /// `cpu_mark` is where CPU accounting starts for a new thread.
+    /// Tracks `tid` (if not already), returning its slot; `None` when every slot holds a live
+    /// (or not yet drained) thread. `cpu_mark` is where CPU accounting starts for a new thread.
     pub(crate) fn track_thread(&mut self, tid: i32, cpu_mark: u64) -> Option<usize> {
-        let threads = &self.threads;
-        let (slot, found) = self
-            .thread_index
-            .probe(tid as u64, |i| threads[i as usize].tid == tid);
-        if let Some(i) = found {
-            let i = i as usize;
-            if self.threads[i].alive {
-                self.threads[i].seen_epoch = self.epoch;
-                return Some(i);
+        if let Some(i) = self.find_thread(tid) {
+            self.slots[i].seen_epoch = self.epoch;
+            return Some(i);
+        }
+        // The first free slot: reused before the table grows.
+        let i = match self.slots[..self.slots_len]
+            .iter()
+            .position(|s| s.state == SlotState::Free)
+        {
+            Some(i) => i,
+            None if self.slots_len < self.slots.len() => {
+                self.slots_len += 1;
+                self.slots_len - 1
             }
-        }
-        let i = self.threads_len;
-        if i >= self.threads.len() {
-            self.lost.threads_over_capacity += 1;
-            return None;
-        }
-        let mut name = [0u8; 16];
-        threads::thread_name(tid, &mut name);
-        self.threads[i] = ThreadRec {
+            None => return None,
+        };
+        self.slots[i] = SlotRec {
             tid,
-            name,
-            alive: true,
-            first: NONE,
-            last: NONE,
-            count: 0,
+            state: SlotState::Live,
+            fresh: true,
             cpu_mark,
             seen_epoch: self.epoch,
+            thread: NONE,
         };
-        self.threads_len += 1;
-        // A reused tid replaces the dead thread's index entry.
-        self.thread_index.slots[slot] = i as u32 + 1;
+        let slots = &self.slots;
+        let (at, _) = self.slot_index.probe(tid as u64, |j| {
+            let s = &slots[j as usize];
+            s.tid == tid && s.state == SlotState::Live
+        });
+        self.slot_index.slots[at] = i as u32 + 1;
         Some(i)
     }
 
     /// Re-lists the process's threads (except `skip`): new ones are tracked, vanished ones are
-    /// marked dead. Returns whether the set changed.
-    pub(crate) fn scan_threads(&mut self, skip: i32, new_cpu_mark: impl Fn(i32) -> u64) -> bool {
+    /// marked dead. Live threads that found no slot are counted as lost, `missed_each`
+    /// sampling intervals apiece. Returns whether the set changed.
+    pub(crate) fn scan_threads(
+        &mut self,
+        skip: i32,
+        missed_each: u64,
+        new_cpu_mark: impl Fn(i32) -> u64,
+    ) -> bool {
         self.epoch = self.epoch.wrapping_add(1);
-        let before = self.threads_len;
-        let mut tids = [0i32; 1024];
-        let mut n = 0;
-        let mut complete = threads::for_each_thread(|tid| {
-            if let Some(slot) = tids.get_mut(n) {
-                *slot = tid;
-                n += 1;
+        let mut changed = false;
+        let mut untracked = 0u64;
+        let complete = threads::for_each_thread(|tid| {
+            if tid == skip {
+                return;
+            }
+            match self.find_thread(tid) {
+                Some(i) => self.slots[i].seen_epoch = self.epoch,
+                None => match self.track_thread(tid, new_cpu_mark(tid)) {
+                    Some(_) => changed = true,
+                    None => untracked += 1,
+                },
             }
         });
-        complete &= n < tids.len();
-        for &tid in &tids[..n] {
-            if tid != skip {
-                let mark = new_cpu_mark(tid);
-                self.track_thread(tid, mark);
-            }
-        }
-        let mut died = false;
+        self.lost.threads_over_capacity += untracked * missed_each;
         if complete {
             let epoch = self.epoch;
-            for t in self.threads.iter_mut().take(before) {
-                if t.alive && t.seen_epoch != epoch {
-                    t.alive = false;
-                    died = true;
+            for i in 0..self.slots_len {
+                let s = self.slots[i];
+                if s.state == SlotState::Live && s.seen_epoch != epoch {
+                    self.mark_dead(i);
+                    changed = true;
                 }
             }
         }
-        died || self.threads_len != before
+        changed
     }
 
     /// Starts CPU accounting of every live thread from its CPU time now.
     pub(crate) fn reset_cpu_marks(&mut self) {
-        for t in self.threads.iter_mut().take(self.threads_len) {
-            if t.alive {
-                t.cpu_mark = time::thread_cpu_ns(t.tid).unwrap_or(0);
+        for s in self.slots.iter_mut().take(self.slots_len) {
+            if s.state == SlotState::Live {
+                s.cpu_mark = time::thread_cpu_ns(s.tid).unwrap_or(0);
             }
         }
     }
 
-    /// Marks thread `i` as exited.
+    /// Marks the thread in slot `i` as exited; the slot is freed after the next drain (which
+    /// takes in every sample the thread published before it exited).
     pub(crate) fn mark_dead(&mut self, i: usize) {
-        if let Some(t) = self.thread_mut(i) {
-            t.alive = false;
+        if let Some(s) = self.slot_mut(i) {
+            if s.state == SlotState::Live {
+                s.state = SlotState::Dead;
+                self.dead_slots += 1;
+            }
+        }
+    }
+
+    /// Frees the slots of threads marked dead before the ring was last read.
+    fn free_dead_slots(&mut self, marked_before: usize) {
+        if marked_before == 0 {
+            return;
+        }
+        let mut freed = 0;
+        for s in self.slots.iter_mut().take(self.slots_len) {
+            if s.state == SlotState::Dead && freed < marked_before {
+                s.state = SlotState::Free;
+                freed += 1;
+            }
+        }
+        self.dead_slots -= freed;
+        // The index keeps only live slots: rebuild it without the freed ones.
+        self.slot_index.clear();
+        for i in 0..self.slots_len {
+            let s = self.slots[i];
+            if s.state == SlotState::Live {
+                let (at, _) = self.slot_index.probe(s.tid as u64, |_| false);
+                self.slot_index.slots[at] = i as u32 + 1;
+            }
         }
     }
 
@@ -325,6 +406,8 @@ impl Collector {
         let Some(drainer) = ring.drainer() else {
             return 0;
         };
+        // Threads marked dead before this point published all their samples before it.
+        let dead_before = self.dead_slots;
         let n = drainer.ready(&mut self.scratch);
         if n > 0 {
             update_modules(&mut self.modules);
@@ -344,15 +427,17 @@ impl Collector {
             }
             drainer.release(i);
         }
+        drop(drainer);
+        self.free_dead_slots(dead_before);
         kept
     }
 
     fn record(&mut self, s: &SampleRef<'_>) -> bool {
         // The thread the signal was addressed to (it may have exited since: keep its sample).
-        let thread = s.meta.thread as usize;
-        if thread >= self.threads_len {
+        let Some(thread) = self.thread_of_slot(s.meta.thread as usize) else {
+            self.lost.threads_over_capacity += s.meta.weight.max(1) as u64;
             return false;
-        }
+        };
         if self.samples_len >= self.samples.len() {
             self.lost.tables_full += 1;
             return false;
@@ -385,13 +470,6 @@ impl Collector {
         };
         self.samples_len += 1;
         let t = &mut self.threads[thread];
-        if t.count == 0 {
-            // Threads often name themselves just after they start, after we first saw them.
-            let mut name = [0u8; 16];
-            if threads::thread_name(t.tid, &mut name) > 0 {
-                t.name = name;
-            }
-        }
         match t.last {
             NONE => t.first = index,
             last => self.samples[last as usize].next = index,
@@ -402,6 +480,33 @@ impl Collector {
     }
 
     /// The frame for `avma` in the module mapped there at code map epoch `epoch`.
+    /// The profile thread of slot `slot`'s thread, listed at its first sample (threads often
+    /// name themselves just after they start, after the scan saw them). `None` if the slot is
+    /// unused or the thread table is full.
+    fn thread_of_slot(&mut self, slot: usize) -> Option<usize> {
+        let s = *self.slots.get(..self.slots_len)?.get(slot)?;
+        if s.state == SlotState::Free {
+            return None;
+        }
+        if s.thread != NONE {
+            return Some(s.thread as usize);
+        }
+        let i = self.threads_len;
+        let t = self.threads.get_mut(i)?;
+        let mut name = [0u8; 16];
+        threads::thread_name(s.tid, &mut name);
+        *t = ThreadRec {
+            tid: s.tid,
+            name,
+            first: NONE,
+            last: NONE,
+            count: 0,
+        };
+        self.threads_len += 1;
+        self.slots[slot].thread = i as u32;
+        Some(i)
+    }
+
     fn intern_frame(&mut self, avma: u64, epoch: u32) -> Option<u32> {
         let (module, address) = match self.modules.attribute(avma, epoch) {
             Some((m, rel)) => (m + 1, rel),

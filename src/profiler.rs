@@ -2,7 +2,7 @@
 
 use core::mem::ManuallyDrop;
 
-use crate::collector::{Capacities, Collector};
+use crate::collector::{Capacities, Collector, SlotState};
 use crate::error::{Error, Result};
 use crate::profile::{Capture, Clock};
 use crate::sampler::{self, Job, Running, Shared, Token};
@@ -81,7 +81,10 @@ impl Builder {
         self
     }
 
-    /// Threads tracked per session (1 to 65 535; default 1024).
+    /// Live threads sampled at once (1 to 65 535; default 1024). A thread that exits frees its
+    /// slot for a new one, so any number of threads may come and go in a session; all that had
+    /// samples are listed in the profile. Live threads beyond this many are not sampled, and
+    /// the intervals they miss are counted in [`crate::Lost::threads_over_capacity`].
     pub fn max_threads(mut self, threads: usize) -> Self {
         self.max_threads = threads;
         self
@@ -148,7 +151,9 @@ impl Builder {
             samples: self.sample_capacity,
             frames: self.frame_capacity,
             stack_nodes: self.frame_capacity * 2,
-            threads: self.max_threads,
+            slots: self.max_threads,
+            // A profile lists every thread that had a sample: at most one per sample.
+            threads: self.sample_capacity.clamp(self.max_threads, 1 << 20),
             modules: self.max_modules,
             ring: self.ring_capacity,
         })?;
@@ -319,16 +324,15 @@ impl Profiler {
     /// Not available while the sampler thread runs ([`Error::Running`]).
     pub fn sample_once(&mut self, target: Target) -> Result<usize> {
         let (generation, shared, c) = self.on_demand_session()?;
-        c.scan_threads(-1, |_| 0);
+        c.scan_threads(-1, 1, |_| 0);
         shared.stacks.refresh();
         shared.refresh_modules(&mut c.modules, false);
         match target {
             Target::AllThreads => {
-                for i in 0..c.threads_len {
-                    let t = &c.threads[i];
-                    if t.alive {
-                        let tid = t.tid;
-                        send_sample_signal(shared, c, generation, i, tid);
+                for i in 0..c.slots_len {
+                    let s = c.slots[i];
+                    if s.state == SlotState::Live {
+                        send_sample_signal(shared, c, generation, i, s.tid);
                     }
                 }
             }
@@ -337,7 +341,7 @@ impl Profiler {
                 send_sample_signal(shared, c, generation, i, tid);
             }
         }
-        c.lost.unanswered += sampler::wait_for_answers(shared, c.threads_len, 100_000_000);
+        c.lost.unanswered += sampler::wait_for_answers(shared, c.slots_len, 100_000_000);
         Ok(sampler::drain(c, shared, generation))
     }
 
@@ -351,7 +355,7 @@ impl Profiler {
         let (generation, shared, c) = self.on_demand_session()?;
         let tid = threads::gettid();
         if c.find_thread(tid).is_none() {
-            c.scan_threads(-1, |_| 0);
+            c.scan_threads(-1, 1, |_| 0);
             shared.stacks.refresh();
             shared.refresh_modules(&mut c.modules, false);
         }

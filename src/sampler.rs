@@ -29,7 +29,7 @@ use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 
 use crate::code_map::CodeMap;
-use crate::collector::{Collector, ThreadRec};
+use crate::collector::{Collector, SlotRec, SlotState};
 use crate::error::Result;
 use crate::modules::ModuleMap;
 use crate::profile::Clock;
@@ -371,6 +371,9 @@ pub(crate) fn release_handler(shared: &Shared) -> bool {
     true
 }
 
+/// How often the sampler thread re-lists the process's threads.
+const SCAN_NS: u64 = 10_000_000;
+
 /// How long a thread may leave a signal unanswered before it is sent another.
 const ANSWER_TIMEOUT_NS: u64 = 100_000_000;
 
@@ -401,18 +404,28 @@ pub(crate) fn signal_round(
     generation: u32,
     round: &Round,
 ) {
-    for i in 0..c.threads_len {
-        let Some(&ThreadRec {
+    for i in 0..c.slots_len {
+        let Some(&SlotRec {
             tid,
-            alive,
+            state,
+            fresh,
             cpu_mark: mark,
             ..
-        }) = c.threads.get(i)
+        }) = c.slots.get(i)
         else {
             break;
         };
-        if !alive {
+        if state != SlotState::Live {
             continue;
+        }
+        if fresh {
+            // A slot's previous thread may have exited with a signal unanswered.
+            if let Some(ack) = shared.acks.get(i) {
+                ack.store(0, Release);
+            }
+            if let Some(s) = c.slot_mut(i) {
+                s.fresh = false;
+            }
         }
         let weight = match clock {
             Clock::Wall => wall_weight,
@@ -426,8 +439,8 @@ pub(crate) fn signal_round(
                     if due == 0 {
                         continue;
                     }
-                    if let Some(t) = c.thread_mut(i) {
-                        t.cpu_mark = mark + due * interval_ns;
+                    if let Some(s) = c.slot_mut(i) {
+                        s.cpu_mark = mark + due * interval_ns;
                     }
                     due.min(u16::MAX as u64) as u32
                 }
@@ -477,7 +490,11 @@ fn run(job: &mut Job, shared: &Shared) {
     let c = &mut job.collector;
     let interval = job.interval_ns;
     // Threads alive now start their CPU accounting now; threads born later, at zero.
-    c.scan_threads(me, |tid| time::thread_cpu_ns(tid).unwrap_or(0));
+    // Live threads without a slot miss a scan period's worth of intervals each.
+    let missed_per_scan = (SCAN_NS / interval).max(1);
+    c.scan_threads(me, missed_per_scan, |tid| {
+        time::thread_cpu_ns(tid).unwrap_or(0)
+    });
     c.reset_cpu_marks();
     shared.stacks.refresh();
     shared.refresh_modules(&mut c.modules, false);
@@ -485,15 +502,15 @@ fn run(job: &mut Job, shared: &Shared) {
     let mut tick = 0u32;
     let mut now = time::monotonic_ns();
     let mut next_tick = now + interval;
-    let mut next_scan = now + 10_000_000;
+    let mut next_scan = now + SCAN_NS;
     let mut next_maps = now;
     let mut wall_weight = 1;
     while !shared.stop.load(Acquire) {
         if now >= next_scan {
-            if c.scan_threads(me, |_| 0) {
+            if c.scan_threads(me, missed_per_scan, |_| 0) {
                 shared.stacks.refresh();
             }
-            next_scan = now + 10_000_000;
+            next_scan = now + SCAN_NS;
         }
         // Libraries loaded or unloaded since the last tick reach the handler now.
         shared.refresh_modules(&mut c.modules, false);
@@ -526,7 +543,7 @@ fn run(job: &mut Job, shared: &Shared) {
         wall_weight = 1 + missed.min(u16::MAX as u64 - 1) as u32;
         next_tick += (missed + 1) * interval;
     }
-    wait_for_answers(shared, c.threads_len, 20_000_000);
+    wait_for_answers(shared, c.slots_len, 20_000_000);
     drain(c, shared, job.generation);
 }
 

@@ -542,3 +542,114 @@ fn a_library_loaded_where_another_was_is_its_own_module() {
     }
     done.store(true, Relaxed);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Threads: any number live up to `max_threads`, any number over a session's life.
+
+#[test]
+fn more_than_a_thousand_live_threads_are_all_sampled() {
+    const THREADS: usize = 1500;
+    let _g = profiler_lock();
+    let done = watchdog(180);
+    let mut profiler = Profiler::builder()
+        .max_threads(4096)
+        .ring_capacity(4096)
+        .build()
+        .unwrap();
+    let release = Arc::new(std::sync::Barrier::new(THREADS + 1));
+    let started = Arc::new(std::sync::Barrier::new(THREADS + 1));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|i| {
+            let (release, started) = (release.clone(), started.clone());
+            std::thread::Builder::new()
+                .name(format!("many-{i}"))
+                .stack_size(64 * 1024)
+                .spawn(move || {
+                    started.wait();
+                    release.wait();
+                })
+                .unwrap()
+        })
+        .collect();
+    started.wait();
+    // Samples on demand: every live thread is signalled and answered (no time window).
+    for _ in 0..3 {
+        profiler.sample_once(vignette::Target::AllThreads).unwrap();
+    }
+    let profile = profiler.stop().unwrap().to_profile();
+    release.wait();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let sampled = profile
+        .threads
+        .iter()
+        .filter(|t| t.name.starts_with("many-") && !t.samples.is_empty())
+        .count();
+    eprintln!(
+        "{sampled} of {THREADS} threads sampled, lost {:?}",
+        profile.lost
+    );
+    assert_eq!(sampled, THREADS, "lost {:?}", profile.lost);
+    assert_eq!(profile.lost.threads_over_capacity, 0);
+    done.store(true, Relaxed);
+}
+
+#[test]
+fn threads_that_come_and_go_reuse_slots_and_stay_in_the_profile() {
+    const THREADS: usize = 400;
+    let _g = profiler_lock();
+    let done = watchdog(300);
+    let mut profiler = Profiler::builder()
+        .frequency(1000)
+        .clock(Clock::Cpu)
+        .max_threads(32)
+        .build()
+        .unwrap();
+    profiler.start().unwrap();
+    // Eight at a time, each spinning for 20 ms of its own CPU time, then exiting.
+    for batch in 0..THREADS / 8 {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                std::thread::Builder::new()
+                    .name(format!("churn-{}", batch * 8 + i))
+                    .spawn(|| {
+                        let t0 = cpu_time_of_this_thread();
+                        while cpu_time_of_this_thread() - t0 < Duration::from_millis(20) {
+                            std::hint::black_box(common::workload::mix_hash(1, 1000));
+                        }
+                    })
+                    .unwrap()
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    }
+    let profile = profiler.stop().unwrap().to_profile();
+    let sampled: std::collections::BTreeSet<_> = profile
+        .threads
+        .iter()
+        .filter(|t| t.name.starts_with("churn-") && !t.samples.is_empty())
+        .map(|t| t.name.clone())
+        .collect();
+    eprintln!(
+        "{} of {THREADS} short-lived threads sampled with 32 slots, lost {:?}",
+        sampled.len(),
+        profile.lost
+    );
+    assert!(
+        sampled.len() * 10 >= THREADS * 9,
+        "{} of {THREADS} sampled",
+        sampled.len()
+    );
+    // Each listed thread keeps its own id and name.
+    let tids: std::collections::BTreeSet<_> = profile
+        .threads
+        .iter()
+        .filter(|t| t.name.starts_with("churn-"))
+        .map(|t| t.tid)
+        .collect();
+    assert_eq!(tids.len(), sampled.len());
+    done.store(true, Relaxed);
+}

@@ -37,7 +37,10 @@ pub struct Lost {
     pub tables_full: u64,
     /// A thread had not answered the previous signal (it blocks the signal, or is stopped).
     pub unanswered: u64,
-    /// Threads never sampled because the thread table was full (raise `max_threads`).
+    /// Intervals missed by live threads that had no slot because `max_threads` threads were
+    /// live already (counted per thread-scan period: an upper bound under `Clock::Cpu`, where
+    /// an idle thread would not have been sampled), or whose sample found the profile's thread
+    /// table full (raise `max_threads`).
     pub threads_over_capacity: u64,
 }
 
