@@ -6,7 +6,7 @@
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use vignette::{Clock, Profiler, Target};
@@ -36,30 +36,62 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// Waits (without allocating) until every counter in `cpu` has grown by `ns`, or a minute.
+fn wait_for_cpu(cpu: &[AtomicU64], ns: u64) {
+    let mut start = [0u64; 8];
+    for (s, c) in start.iter_mut().zip(cpu) {
+        *s = c.load(Ordering::Relaxed);
+    }
+    for _ in 0..6000 {
+        if cpu
+            .iter()
+            .zip(start)
+            .all(|(c, s)| c.load(Ordering::Relaxed) - s >= ns)
+        {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn profiling_a_non_allocating_workload_allocates_nothing() {
-    // Threads and buffers the test itself needs are made before the window opens.
+    // Threads and buffers the test itself needs are made before the window opens. Each worker
+    // publishes its own CPU time, so the sessions last a fixed amount of work, not wall time.
     let stop = Arc::new(AtomicBool::new(false));
-    let workers = common::workload::spawn_workers(2, &stop);
+    let cpu: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+    let workers: Vec<_> = (0..2)
+        .map(|i| {
+            let (stop, cpu) = (stop.clone(), cpu.clone());
+            std::thread::spawn(move || {
+                let mut acc = i as u64;
+                while !stop.load(Ordering::Relaxed) {
+                    acc = common::workload::crunch(acc);
+                    cpu[i].store(common::workload::thread_cpu_ns(), Ordering::Relaxed);
+                }
+                acc
+            })
+        })
+        .collect();
     let mut out = vec![0u8; 4 << 20];
     std::thread::sleep(std::time::Duration::from_millis(50));
 
     let before = ALLOCATIONS.load(Ordering::SeqCst);
     let mut profiler = Profiler::builder()
         .frequency(2000)
-        .clock(Clock::Wall)
+        .clock(Clock::Cpu)
         .build()
         .unwrap();
     for _ in 0..5 {
         profiler.sample_once(Target::AllThreads).unwrap();
     }
     profiler.start().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(400));
+    wait_for_cpu(&cpu[..], 250_000_000);
     let capture = profiler.stop().unwrap();
     let samples = capture.sample_count();
     let used = capture.encode_into(&mut out).unwrap();
     profiler.start().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    wait_for_cpu(&cpu[..], 60_000_000);
     let again = profiler.stop().unwrap().sample_count();
     drop(profiler);
     let after = ALLOCATIONS.load(Ordering::SeqCst);
@@ -68,6 +100,7 @@ fn profiling_a_non_allocating_workload_allocates_nothing() {
     for w in workers {
         w.join().unwrap();
     }
+    // 2 workers x 250 ms of CPU at 2000 Hz: about 1000 samples; then about 240.
     assert!(samples > 500, "sampling ran: {samples} samples");
     assert!(again > 100, "a second session ran: {again} samples");
     assert!(used > 100);

@@ -44,7 +44,8 @@ fn cpu_clock_samples_once_per_interval_of_cpu() {
                     .unwrap()
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(800));
+        // Until each has 300 ms of CPU, however long that takes on a busy machine.
+        common::wait_for_cpu(&["cpu-0", "cpu-1"], 300_000_000);
         stop.store(true, Ordering::Relaxed);
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
@@ -103,9 +104,13 @@ fn wall_clock_samples_sleeping_threads_too() {
             "sleeper: {} samples, weight {weights}, {expected} intervals",
             t.samples.len()
         );
+        // Intervals whose signal the sleeper had not answered in time (a busy machine may not
+        // run it promptly) are counted as lost, not dropped silently.
+        let accounted = weights + profile.lost.unanswered;
         assert!(
-            weights * 100 >= expected * 85 && weights <= expected + 2,
-            "{weights} vs {expected}"
+            accounted * 100 >= expected * 85 && weights <= expected + 2,
+            "{weights} + {} unanswered vs {expected}",
+            profile.lost.unanswered
         );
     });
 }

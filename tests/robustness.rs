@@ -67,7 +67,8 @@ fn soak_allocation_heavy_threads_at_a_high_rate() {
     let mut sessions = Vec::new();
     for _ in 0..3 {
         profiler.start().unwrap();
-        std::thread::sleep(Duration::from_millis(700));
+        // Until each allocating thread has run 200 ms of CPU (not a wall-clock window).
+        common::wait_for_cpu(&["alloc-0", "alloc-1", "alloc-2"], 200_000_000);
         sessions.push(profiler.stop().unwrap().to_profile());
     }
     stop.store(true, Ordering::Relaxed);
@@ -134,9 +135,9 @@ fn threads_exiting_and_starting_during_sampling() {
         .name("late-born".into())
         .spawn(|| {
             let stop = AtomicBool::new(false);
-            let t0 = std::time::Instant::now();
+            let t0 = workload::thread_cpu_ns();
             let mut n = 0;
-            while t0.elapsed() < Duration::from_millis(300) {
+            while workload::thread_cpu_ns() - t0 < 300_000_000 {
                 n = workload::crunch(n).wrapping_add(n);
             }
             stop.store(true, Ordering::Relaxed);

@@ -173,15 +173,16 @@ fn frames_in_the_vdso_a_late_library_and_anonymous_code() {
         .build()
         .unwrap();
     profiler.start().unwrap();
-    let run = std::time::Duration::from_millis(400);
+    // Nanoseconds of each thread's own CPU time (not wall time: the machine may be busy).
+    let run = 400_000_000;
     let jit = std::thread::scope(|s| {
         s.spawn(|| {
-            let t0 = std::time::Instant::now();
+            let t0 = workload::thread_cpu_ns();
             let mut ts = libc::timespec {
                 tv_sec: 0,
                 tv_nsec: 0,
             };
-            while t0.elapsed() < run {
+            while workload::thread_cpu_ns() - t0 < run {
                 for _ in 0..1000 {
                     // SAFETY: ts is a valid timespec.
                     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
@@ -197,9 +198,9 @@ fn frames_in_the_vdso_a_late_library_and_anonymous_code() {
                 let sym = libc::dlsym(lib, c"adler32".as_ptr());
                 let adler32: extern "C" fn(u64, *const u8, u32) -> u64 = std::mem::transmute(sym);
                 let buf = vec![7u8; 1 << 16];
-                let t0 = std::time::Instant::now();
+                let t0 = workload::thread_cpu_ns();
                 let mut a = 1;
-                while t0.elapsed() < run {
+                while workload::thread_cpu_ns() - t0 < run {
                     a = adler32(a, buf.as_ptr(), buf.len() as u32);
                 }
                 std::hint::black_box(a);
@@ -278,10 +279,13 @@ fn frames_in_the_vdso_a_late_library_and_anonymous_code() {
 
 /// A signal handler that computes for a while: samples land inside it.
 extern "C" fn busy_handler(_: i32) {
-    let t0 = std::time::Instant::now();
+    let t0 = workload::thread_cpu_ns();
     let mut h = 0;
-    while t0.elapsed() < std::time::Duration::from_millis(300) {
-        h = workload::mix_hash(h, 10_000);
+    // The CPU clock is a system call: look at it rarely, so samples land in the work.
+    while workload::thread_cpu_ns() - t0 < 300_000_000 {
+        for _ in 0..50 {
+            h = workload::mix_hash(h, 10_000);
+        }
     }
     std::hint::black_box(h);
 }

@@ -66,3 +66,29 @@ pub fn this_executable(p: &Profile) -> &vignette::Module {
         .find(|m| m.path.ends_with(name))
         .expect("the executable is listed")
 }
+
+/// Waits until every thread named in `names` has used `ns` more nanoseconds of CPU than when
+/// called; panics after a minute (a generous deadline: the machine may be busy).
+pub fn wait_for_cpu(names: &[&str], ns: u64) {
+    let start: Vec<u64> = names
+        .iter()
+        .map(|n| workload::named_thread_cpu_ns(n))
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let behind: Vec<_> = names
+            .iter()
+            .zip(&start)
+            .filter(|(n, s)| workload::named_thread_cpu_ns(n).saturating_sub(**s) < ns)
+            .map(|(n, _)| *n)
+            .collect();
+        if behind.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{behind:?} did not get {ns} ns of CPU in a minute"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
