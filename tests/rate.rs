@@ -62,8 +62,11 @@ fn cpu_clock_samples_once_per_interval_of_cpu() {
             weights <= expected && weights + expected / 20 + 2 >= expected,
             "weights {weights} vs {expected}"
         );
+        // On an idle machine nearly every interval is its own sample; on a busy one the
+        // sampler thread runs late and one sample stands for several intervals (the weights
+        // above still add up). Rates are measured in benches/overhead.rs, not here.
         assert!(
-            samples * 100 >= expected * 90,
+            samples * 100 >= expected * 50,
             "{samples} samples for {expected} intervals"
         );
     }
