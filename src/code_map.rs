@@ -334,6 +334,7 @@ mod tests {
 
     #[test]
     fn finds_sections_for_code_in_this_process() {
+        let _g = crate::modules::tests::loader_lock();
         let map = CodeMap::new(512).unwrap();
         let mut modules = ModuleMap::new(512, 65536).unwrap();
         assert!(map.refresh(&mut modules, false));

@@ -435,9 +435,16 @@ pub fn object_path<'a>(o: &'a LoadedObject<'_>, buf: &'a mut [u8]) -> &'a [u8] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::code_map::CodeMap;
+
+    /// Held by unit tests that load libraries or expect the loader's list not to change.
+    pub(crate) static LOADER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    pub(crate) fn loader_lock() -> std::sync::MutexGuard<'static, ()> {
+        LOADER.lock().unwrap_or_else(|e| e.into_inner())
+    }
 
     #[test]
     fn debug_id_matches_breakpad_byte_order() {
@@ -470,6 +477,7 @@ mod tests {
 
     #[test]
     fn lists_this_process_with_build_ids() {
+        let _g = loader_lock();
         let mut map = ModuleMap::new(256, 64 * 1024).unwrap();
         let code = CodeMap::new(256).unwrap();
         assert!(code.refresh(&mut map, false));
@@ -508,6 +516,7 @@ mod tests {
 
     #[test]
     fn follows_dlopen_and_dlclose() {
+        let _g = loader_lock();
         let mut map = ModuleMap::new(256, 64 * 1024).unwrap();
         let code = CodeMap::new(256).unwrap();
         code.refresh(&mut map, false);
