@@ -127,8 +127,15 @@ fn resolve_with(
 }
 
 fn report_missing(res: &tools::Resolution) {
+    for w in &res.warnings {
+        eprintln!("warning: {}", tools::escape_for_terminal(w));
+    }
     for (name, id) in &res.missing {
-        eprintln!("no symbols for {name} (debug ID {id}): its frames keep module+offset names");
+        eprintln!(
+            "no symbols for {} (debug ID {}): its frames keep module+offset names",
+            tools::escape_for_terminal(name),
+            tools::escape_for_terminal(id)
+        );
     }
 }
 
@@ -156,20 +163,28 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 None => Vec::new(),
             };
             for m in modules {
-                if tools::store::store_path(&store, &m.name, &m.debug_id_string()).is_file() {
+                let name = tools::escape_for_terminal(&m.name);
+                let Some(dest) = tools::store::store_path(&store, &m.name, &m.debug_id_string())
+                else {
+                    eprintln!("skipping module {name}: unsafe name");
+                    continue;
+                };
+                if dest.is_file() {
                     continue;
                 }
-                let path = PathBuf::from(&m.path);
-                if !path.is_file() {
-                    eprintln!("skipping {}: {} is not on this machine", m.name, m.path);
-                    continue;
-                }
-                let bar = spinner(format!("writing symbols for {}", m.name));
+                let path = match tools::store::local_file_of(&m) {
+                    Ok(path) => path,
+                    Err(why) => {
+                        eprintln!("skipping {name}: {}", tools::escape_for_terminal(&why));
+                        continue;
+                    }
+                };
+                let bar = spinner(format!("writing symbols for {name}"));
                 let written = tools::store::add_to_store(&path, &store, &debug_dirs);
                 bar.finish_and_clear();
                 match written {
                     Ok(written) => say(format!("{}", written.display())),
-                    Err(e) => eprintln!("skipping {}: {e}", m.name),
+                    Err(e) => eprintln!("skipping {name}: {e}"),
                 }
             }
         }
@@ -202,6 +217,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 (Format::PprofUnresolved, _) => tools::Resolution {
                     frames: Vec::new(),
                     missing: Vec::new(),
+                    warnings: Vec::new(),
                 },
                 (_, Some(res)) if symbols.is_empty() => res,
                 _ => resolve_with(&p, &symbols)?,

@@ -52,8 +52,25 @@ impl Profile {
             .expect("encoding into a Vec cannot fail")
     }
 
-    /// Checks that every index points at something that exists.
-    fn validate(&self) -> Result<()> {
+    /// Checks that every index points at something that exists, that the stack tree is acyclic
+    /// (every node's parent precedes it), and that no stack is deeper than the profile's own
+    /// `max_frames` (at most [`MAX_DEPTH`]): what the tools rely on to stay linear in the input.
+    pub(crate) fn validate(&self) -> Result<()> {
+        let max_depth = (self.max_frames as usize).clamp(1, MAX_DEPTH);
+        let mut depth = Vec::with_capacity(self.stacks.len());
+        for (i, n) in self.stacks.iter().enumerate() {
+            let d = match (n.parent as usize).checked_sub(1) {
+                None => 1,
+                Some(p) if p < i => depth.get(p).copied().unwrap_or(0) + 1,
+                Some(_) => return Err(Error::Corrupt("a stack node's parent does not precede it")),
+            };
+            if d > max_depth {
+                return Err(Error::Corrupt(
+                    "a stack is deeper than the profile's max_frames",
+                ));
+            }
+            depth.push(d);
+        }
         if self
             .frames
             .iter()
@@ -63,15 +80,14 @@ impl Profile {
                 "a frame refers to a module that does not exist",
             ));
         }
-        for (i, n) in self.stacks.iter().enumerate() {
-            if n.frame as usize >= self.frames.len() {
-                return Err(Error::Corrupt(
-                    "a stack node refers to a frame that does not exist",
-                ));
-            }
-            if n.parent as usize > i {
-                return Err(Error::Corrupt("a stack node's parent does not precede it"));
-            }
+        if self
+            .stacks
+            .iter()
+            .any(|n| n.frame as usize >= self.frames.len())
+        {
+            return Err(Error::Corrupt(
+                "a stack node refers to a frame that does not exist",
+            ));
         }
         for t in &self.threads {
             if t.samples
@@ -89,6 +105,9 @@ impl Profile {
         Ok(())
     }
 }
+
+/// The deepest stack any profile may hold (the builder's limit on `max_frames`).
+pub const MAX_DEPTH: usize = 1024;
 
 /// Version 1: the same layout with each sample written whole, `(dt_us, stack, weight, end)`.
 #[derive(serde::Deserialize)]

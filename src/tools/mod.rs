@@ -41,6 +41,20 @@ impl fmt::Display for ToolError {
 
 impl std::error::Error for ToolError {}
 
+/// `s` with control characters (terminal escape sequences, newlines, NUL) shown as `\u{..}`
+/// escapes, for printing names that come from profiles and symbol files to a terminal.
+pub fn escape_for_terminal(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Reads and decodes the profile at `path` (a resolved profile gives its plain profile).
 pub fn read_profile(path: &Path) -> Result<crate::Profile, ToolError> {
     read_any(path).map(|(p, _)| p)

@@ -15,6 +15,9 @@ pub struct Resolution {
     pub frames: Vec<Vec<Location>>,
     /// Modules (name, debug id) that had frames but no symbols.
     pub missing: Vec<(String, String)>,
+    /// What cost a module its symbols (a damaged, mismatched or unreadable symbol file, an
+    /// unsafe module name); not kept in a resolved profile.
+    pub warnings: Vec<String>,
 }
 
 impl Resolution {
@@ -62,13 +65,29 @@ impl Resolution {
 }
 
 /// Resolves every frame of `profile` with the symbols in `store`. Frames of modules without
-/// symbols keep a readable `module+0xoffset` name; no frame or sample is dropped.
+/// symbols keep a readable `module+0xoffset` name; no frame or sample is dropped. A bad symbol
+/// file costs its module only: the reason is in [`Resolution::warnings`].
 pub fn resolve(profile: &Profile, store: &mut SymbolStore) -> Result<Resolution, ToolError> {
     let mut missing = BTreeSet::new();
-    let mut tables = Vec::with_capacity(profile.modules.len());
-    for m in &profile.modules {
-        tables.push(store.find(&m.name, &m.debug_id_string())?);
+    // Only modules that have frames are looked up.
+    let mut used = vec![false; profile.modules.len()];
+    for f in &profile.frames {
+        if let Some(u) = (f.module as usize)
+            .checked_sub(1)
+            .and_then(|m| used.get_mut(m))
+        {
+            *u = true;
+        }
     }
+    let tables: Vec<_> = profile
+        .modules
+        .iter()
+        .zip(&used)
+        .map(|(m, &used)| {
+            used.then(|| store.find(&m.name, &m.debug_id_string()))
+                .flatten()
+        })
+        .collect();
     let frames = profile
         .frames
         .iter()
@@ -103,6 +122,7 @@ pub fn resolve(profile: &Profile, store: &mut SymbolStore) -> Result<Resolution,
     Ok(Resolution {
         frames,
         missing: missing.into_iter().collect(),
+        warnings: std::mem::take(&mut store.warnings),
     })
 }
 
@@ -141,6 +161,7 @@ impl ResolvedProfile {
             Resolution {
                 frames: self.frames,
                 missing: self.missing,
+                warnings: Vec::new(),
             },
         )
     }
@@ -169,6 +190,9 @@ impl ResolvedProfile {
                 }
                 let r: ResolvedProfile =
                     postcard::from_bytes(rest).map_err(|e| format!("damaged: {e}"))?;
+                r.profile
+                    .validate()
+                    .map_err(|e| format!("damaged profile inside: {e}"))?;
                 if r.frames.len() != r.profile.frames.len() || r.frames.iter().any(|f| f.is_empty())
                 {
                     return Err("damaged: frames and resolution do not match".into());

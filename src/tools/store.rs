@@ -16,9 +16,29 @@ fn io_err(path: &Path, e: std::io::Error) -> ToolError {
     ToolError::Io(format!("{}: {e}", path.display()))
 }
 
-/// Where a module's symbols live in a store.
-pub fn store_path(store: &Path, name: &str, debug_id: &str) -> PathBuf {
-    store.join(name).join(debug_id).join(format!("{name}.sym"))
+/// Whether `name` (a module name read from a profile or a file) may serve as one file-name
+/// component: not empty, no `/`, `\`, NUL or other control character, not starting with `.`
+/// (so neither `..` nor a hidden file), at most 255 bytes.
+pub fn is_safe_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('.')
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control())
+}
+
+/// Whether `id` is a debug or build ID: 1 to 64 hexadecimal digits.
+pub fn is_hex_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Where a module's symbols live in a store: `<store>/<name>/<DEBUG_ID>/<name>.sym`, or `None`
+/// if the name is not a single safe file-name component or the ID is not hex (names and IDs
+/// come from profiles, which are data, never paths).
+pub fn store_path(store: &Path, name: &str, debug_id: &str) -> Option<PathBuf> {
+    (is_safe_file_name(name) && is_hex_id(debug_id))
+        .then(|| store.join(name).join(debug_id).join(format!("{name}.sym")))
 }
 
 /// The separate debug file of a stripped `binary`: by build ID
@@ -99,7 +119,12 @@ pub fn add_to_store(
             binary.display()
         )));
     }
-    let path = store_path(store, &name, &id.debug_id);
+    let path = store_path(store, &name, &id.debug_id).ok_or_else(|| {
+        ToolError::Symbols(format!(
+            "{}: its file name cannot name a folder in the store (rename it)",
+            binary.display()
+        ))
+    })?;
     let dir = path.parent().unwrap_or(store);
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     let tmp = path.with_extension("sym.tmp");
@@ -111,6 +136,83 @@ pub fn add_to_store(
     Ok(path)
 }
 
+/// The file on this machine that is `module` of a profile, for `vignette symbols --profile`:
+/// its recorded path, if that is an absolute path to a regular file (after symlinks) outside
+/// `/proc`, `/dev` and `/sys`, whose GNU build ID, read from its headers alone, equals the
+/// module's. Nothing else is read, so a crafted profile cannot make vignette read (or copy
+/// symbols of) an arbitrary file. The error says why the module is skipped.
+pub fn local_file_of(module: &crate::Module) -> Result<PathBuf, String> {
+    let path = Path::new(&module.path);
+    if !path.is_absolute() {
+        return Err(format!(
+            "{:?} is not a file path (the kernel's vDSO, or an unnamed mapping)",
+            module.path
+        ));
+    }
+    let real = path
+        .canonicalize()
+        .map_err(|e| format!("{:?} is not on this machine ({e})", module.path))?;
+    if ["/proc", "/dev", "/sys"]
+        .iter()
+        .any(|p| real.starts_with(p))
+    {
+        return Err(format!("{} is not a regular file", real.display()));
+    }
+    let meta = std::fs::metadata(&real).map_err(|e| format!("{}: {e}", real.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", real.display()));
+    }
+    if module.code_id.is_empty() {
+        return Err("the profile has no build ID to check a local file against".into());
+    }
+    match elf_build_id(&real) {
+        Some(id) if id == module.code_id => Ok(real),
+        Some(_) => Err(format!(
+            "{} has another build ID: not the file the profile saw",
+            real.display()
+        )),
+        None => Err(format!(
+            "{} is not an ELF file with a build ID",
+            real.display()
+        )),
+    }
+}
+
+/// The GNU build ID of the 64-bit little-endian ELF file at `path`, from its program headers
+/// and notes only (at most a few pages read, whatever the file's size).
+pub fn elf_build_id(path: &Path) -> Option<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(path).ok()?;
+    let read = |offset: u64, len: u64| -> Option<Vec<u8>> {
+        if len > 1 << 16 {
+            return None;
+        }
+        let mut buf = vec![0u8; len as usize];
+        file.read_exact_at(&mut buf, offset).ok()?;
+        Some(buf)
+    };
+    let eh = read(0, 64)?;
+    if &eh[..4] != b"\x7fELF" || eh[4] != 2 || eh[5] != 1 {
+        return None;
+    }
+    let u16_at = |b: &[u8], o: usize| Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?));
+    let u32_at = |b: &[u8], o: usize| Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?));
+    let u64_at = |b: &[u8], o: usize| Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?));
+    let (phoff, phentsize, phnum) = (u64_at(&eh, 0x20)?, u16_at(&eh, 0x36)?, u16_at(&eh, 0x38)?);
+    if phentsize != 56 {
+        return None;
+    }
+    let phdrs = read(phoff, phentsize as u64 * phnum as u64)?;
+    phdrs.chunks_exact(56).find_map(|ph| {
+        const PT_NOTE: u32 = 4;
+        if u32_at(ph, 0)? != PT_NOTE {
+            return None;
+        }
+        let notes = read(u64_at(ph, 8)?, u64_at(ph, 32)?)?;
+        crate::modules::gnu_build_id(&notes).map(|id| id.to_vec())
+    })
+}
+
 /// Finds and caches symbols for modules, from store folders and from files named directly
 /// (ELF binaries with symbols, or `.sym` files).
 pub struct SymbolStore {
@@ -119,6 +221,8 @@ pub struct SymbolStore {
     /// Directly named files by debug id, built on first use.
     by_id: Option<HashMap<String, PathBuf>>,
     loaded: HashMap<String, Option<Arc<SymbolFile>>>,
+    /// Problems met so far that cost one module or one file, not the whole lookup.
+    pub warnings: Vec<String>,
 }
 
 impl SymbolStore {
@@ -131,14 +235,23 @@ impl SymbolStore {
             files,
             by_id: None,
             loaded: HashMap::new(),
+            warnings: Vec::new(),
         }
     }
 
-    fn index_files(&mut self) -> Result<&HashMap<String, PathBuf>, ToolError> {
+    /// The files named directly, by the debug ID they describe; a file that is neither a
+    /// `.sym` file nor an object file is skipped with a warning.
+    fn index_files(&mut self) -> &HashMap<String, PathBuf> {
         if self.by_id.is_none() {
             let mut map = HashMap::new();
             for f in &self.files {
-                let data = std::fs::read(f).map_err(|e| io_err(f, e))?;
+                let data = match std::fs::read(f) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        self.warnings.push(format!("{}: {e}", f.display()));
+                        continue;
+                    }
+                };
                 let id = if data.starts_with(b"MODULE ") {
                     let head = String::from_utf8_lossy(&data[..data.len().min(512)]).into_owned();
                     head.split_whitespace()
@@ -146,40 +259,56 @@ impl SymbolStore {
                         .unwrap_or_default()
                         .to_uppercase()
                 } else {
-                    let object = Object::parse(&data).map_err(|e| {
-                        ToolError::Symbols(format!(
-                            "{}: neither a .sym file nor an object file: {e}",
-                            f.display()
-                        ))
-                    })?;
-                    symbol_id(&object, "").debug_id
+                    match Object::parse(&data) {
+                        Ok(object) => symbol_id(&object, "").debug_id,
+                        Err(e) => {
+                            self.warnings.push(format!(
+                                "{}: neither a .sym file nor an object file ({e}); skipped",
+                                f.display()
+                            ));
+                            continue;
+                        }
+                    }
                 };
                 map.insert(id, f.clone());
             }
             self.by_id = Some(map);
         }
-        Ok(self.by_id.get_or_insert_with(HashMap::new))
+        self.by_id.get_or_insert_with(HashMap::new)
     }
 
-    /// The symbols of module `name` with `debug_id`, or `None` if no store has them. A symbol
-    /// file found at the module's path but made for another debug id is an error.
-    pub fn find(
-        &mut self,
-        name: &str,
-        debug_id: &str,
-    ) -> Result<Option<Arc<SymbolFile>>, ToolError> {
+    /// The symbols of module `name` with `debug_id`, or `None` if no store has usable ones.
+    /// Whatever costs this module its symbols (an unsafe name, a damaged or mismatched symbol
+    /// file) is added to [`SymbolStore::warnings`] once; other modules are unaffected.
+    pub fn find(&mut self, name: &str, debug_id: &str) -> Option<Arc<SymbolFile>> {
         let key = format!("{name}/{debug_id}");
         if let Some(hit) = self.loaded.get(&key) {
-            return Ok(hit.clone());
+            return hit.clone();
         }
-        let found = self.load(name, debug_id)?.map(Arc::new);
+        let found = if !is_safe_file_name(name) || !is_hex_id(debug_id) {
+            self.warnings.push(format!(
+                "no symbols for module {:?} (debug ID {:?}): unsafe name, not looked up",
+                name, debug_id
+            ));
+            None
+        } else {
+            match self.load(name, debug_id) {
+                Ok(found) => found.map(Arc::new),
+                Err(e) => {
+                    self.warnings.push(format!("no symbols for {name}: {e}"));
+                    None
+                }
+            }
+        };
         self.loaded.insert(key, found.clone());
-        Ok(found)
+        found
     }
 
     fn load(&mut self, name: &str, debug_id: &str) -> Result<Option<SymbolFile>, ToolError> {
         for root in &self.roots {
-            let path = store_path(root, name, debug_id);
+            let Some(path) = store_path(root, name, debug_id) else {
+                continue;
+            };
             if path.is_file() {
                 let text = std::fs::read_to_string(&path).map_err(|e| io_err(&path, e))?;
                 let sym = SymbolFile::parse(&text, &path.display().to_string())?;
@@ -193,7 +322,7 @@ impl SymbolStore {
                 return Ok(Some(sym));
             }
         }
-        let Some(path) = self.index_files()?.get(debug_id).cloned() else {
+        let Some(path) = self.index_files().get(debug_id).cloned() else {
             return Ok(None);
         };
         let data = std::fs::read(&path).map_err(|e| io_err(&path, e))?;

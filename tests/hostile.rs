@@ -1,0 +1,315 @@
+//! The tools treat every profile and symbol file as hostile: names and IDs read from a profile
+//! never become paths, damaged trees and absurd depths are refused before anything walks them,
+//! and a bad symbol file costs its module only. Every crafted input is made here.
+#![cfg(feature = "tools")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use vignette::tools::ResolvedProfile;
+use vignette::{Clock, EndReason, Frame, Lost, Module, Profile, Sample, StackNode, Thread};
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn vignette(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vignette"))
+        .args(args)
+        .output()
+        .expect("the CLI runs")
+}
+
+fn module(name: &str, path: &str, debug_id: [u8; 16], code_id: Vec<u8>) -> Module {
+    Module {
+        name: name.into(),
+        path: path.into(),
+        start_avma: 0x1000,
+        end_avma: 0x2000,
+        base_avma: 0x1000,
+        code_id,
+        debug_id,
+        age: 0,
+    }
+}
+
+/// A profile with one frame (at offset 0x10) in each of `modules`, each frame its own one-node
+/// stack, sampled once.
+fn profile_over(modules: Vec<Module>) -> Profile {
+    let n = modules.len() as u32;
+    Profile {
+        start_unix_ns: 0,
+        duration_ns: 1_000_000,
+        clock: Clock::Cpu,
+        interval_ns: 1_000_000,
+        max_frames: 128,
+        modules,
+        frames: (1..=n)
+            .map(|m| Frame {
+                module: m,
+                address: 0x10,
+            })
+            .collect(),
+        stacks: (0..n)
+            .map(|f| StackNode {
+                parent: 0,
+                frame: f,
+            })
+            .collect(),
+        threads: vec![Thread {
+            tid: 1,
+            name: "main".into(),
+            samples: (0..n)
+                .map(|s| Sample {
+                    dt_us: 10,
+                    stack: s,
+                    weight: 1,
+                    end: EndReason::Root,
+                })
+                .collect(),
+        }],
+        lost: Lost::default(),
+    }
+}
+
+/// A `.sym` file for module `name` with one function `function` at 0..0x100.
+fn sym(name: &str, debug_id: &str, function: &str) -> String {
+    format!("MODULE Linux x86_64 {debug_id} {name}\nFUNC 0 100 0 {function}\n")
+}
+
+fn hex(id: &[u8; 16]) -> String {
+    id.iter().map(|b| format!("{b:02X}")).collect::<String>() + "0"
+}
+
+#[test]
+fn module_names_from_a_profile_never_become_paths() {
+    let dir = tmp("hostile-paths");
+    let store = dir.join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let id = [0xAB; 16];
+    // Symbol files an attacker would like vignette to read, outside the store.
+    let outside = dir.join("outside");
+    for name in ["evil", "passwd"] {
+        let p = outside.join(hex(&id)).join(format!("{name}.sym"));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, sym(name, &hex(&id), "LEAKED_SECRET")).unwrap();
+    }
+    let sneaky = [
+        format!("{}/evil", outside.display()),
+        "../outside/evil".to_string(),
+        "..".to_string(),
+        "a/../../outside/evil".to_string(),
+        ".hidden".to_string(),
+        "new\nline".to_string(),
+    ];
+    let modules: Vec<Module> = sneaky
+        .iter()
+        .map(|n| module(n, "/nowhere", id, vec![]))
+        .collect();
+    let profile = profile_over(modules);
+    let file = dir.join("p.vignette");
+    std::fs::write(&file, profile.encode()).unwrap();
+    for args in [
+        vec![
+            "report",
+            file.to_str().unwrap(),
+            "--symbols",
+            store.to_str().unwrap(),
+        ],
+        vec![
+            "resolve",
+            file.to_str().unwrap(),
+            "--symbols",
+            store.to_str().unwrap(),
+        ],
+    ] {
+        let out = vignette(&args);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        assert!(
+            !stdout.contains("LEAKED_SECRET") && !stderr.contains("LEAKED_SECRET"),
+            "{args:?} read a file outside the store:\n{stdout}\n{stderr}"
+        );
+        assert_eq!(
+            stderr.matches("unsafe name").count(),
+            sneaky.len(),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn symbols_for_a_profile_reads_only_checked_files() {
+    let dir = tmp("hostile-symbols");
+    let store = dir.join("store");
+    let exe = std::env::current_exe().unwrap();
+    let exe = exe.to_str().unwrap();
+    let modules = vec![
+        module("passwd", "/etc/passwd", [1; 16], vec![1, 2, 3, 4]),
+        module("environ", "/proc/self/environ", [2; 16], vec![1, 2, 3, 4]),
+        module("mem", "/proc/self/mem", [3; 16], vec![1, 2, 3, 4]),
+        module("null", "/dev/null", [4; 16], vec![1, 2, 3, 4]),
+        // A real ELF file, but not the one the profile saw (another build ID).
+        module("impostor", exe, [5; 16], vec![9; 20]),
+        module("linux-vdso.so.1", "linux-vdso.so.1", [6; 16], vec![1; 20]),
+    ];
+    let file = dir.join("p.vignette");
+    std::fs::write(&file, profile_over(modules).encode()).unwrap();
+    let out = vignette(&[
+        "symbols",
+        "--profile",
+        file.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for name in [
+        "passwd",
+        "environ",
+        "mem",
+        "null",
+        "impostor",
+        "linux-vdso.so.1",
+    ] {
+        assert!(
+            stderr.contains(&format!("skipping {name}:")),
+            "{name} not skipped: {stderr}"
+        );
+    }
+    assert!(stderr.contains("another build ID"), "{stderr}");
+    // Nothing was written into the store.
+    let written: Vec<_> = walk(&store);
+    assert!(written.is_empty(), "wrote {written:?}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p)
+            } else {
+                vec![p]
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn damaged_stack_trees_and_absurd_depths_are_refused() {
+    let dir = tmp("hostile-trees");
+    // A resolved profile whose stack tree has a cycle (a node its own parent).
+    let mut p = profile_over(vec![module("a", "/a", [1; 16], vec![])]);
+    p.stacks[0].parent = 1;
+    let resolved = ResolvedProfile {
+        frames: vec![vec![vignette::tools::Location {
+            function: "f".into(),
+            file: None,
+            line: 0,
+        }]],
+        missing: Vec::new(),
+        profile: p,
+    };
+    let cyclic = dir.join("cyclic.vignette");
+    std::fs::write(&cyclic, resolved.encode()).unwrap();
+    // A plain profile with a 30 000-deep stack while max_frames says 128.
+    let mut deep = profile_over(vec![module("a", "/a", [1; 16], vec![])]);
+    deep.stacks = (0..30_000)
+        .map(|i| StackNode {
+            parent: i,
+            frame: 0,
+        })
+        .collect();
+    deep.threads[0].samples = vec![
+        Sample {
+            dt_us: 1,
+            stack: 29_999,
+            weight: 1,
+            end: EndReason::Root,
+        };
+        30_000
+    ];
+    let deep_file = dir.join("deep.vignette");
+    std::fs::write(&deep_file, deep.encode()).unwrap();
+    for (file, why) in [
+        (&cyclic, "parent does not precede"),
+        (&deep_file, "deeper than the profile's max_frames"),
+    ] {
+        for to in ["collapsed", "speedscope"] {
+            let out_file = dir.join(format!("out.{to}"));
+            let started = std::time::Instant::now();
+            let out = vignette(&[
+                "convert",
+                file.to_str().unwrap(),
+                "--to",
+                to,
+                "-o",
+                out_file.to_str().unwrap(),
+            ]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{file:?} {to}: {stderr}");
+            assert!(stderr.contains(why), "{file:?}: {stderr}");
+            eprintln!("{file:?} -> {to}: refused in {:?}", started.elapsed());
+        }
+    }
+}
+
+#[test]
+fn a_bad_symbol_file_costs_its_module_only() {
+    let dir = tmp("hostile-sym");
+    let store = dir.join("store");
+    let ids = [[0x11; 16], [0x22; 16], [0x33; 16], [0x44; 16]];
+    let names = ["good", "garbage", "wrongid", "truncated"];
+    let contents = [
+        sym("good", &hex(&ids[0]), "good_function"),
+        "\u{1b}[31mnot a symbol file at all".to_string(),
+        sym("wrongid", &hex(&ids[0]), "wrong_function"),
+        "MODULE Linux x86_64".to_string(),
+    ];
+    for ((name, id), text) in names.iter().zip(&ids).zip(&contents) {
+        let p = store.join(name).join(hex(id)).join(format!("{name}.sym"));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+    }
+    let modules = names
+        .iter()
+        .zip(ids)
+        .map(|(n, id)| module(n, &format!("/x/{n}"), id, vec![]))
+        .collect();
+    let file = dir.join("p.vignette");
+    std::fs::write(&file, profile_over(modules).encode()).unwrap();
+    let out = vignette(&[
+        "report",
+        file.to_str().unwrap(),
+        "--symbols",
+        store.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("good_function"), "{stdout}");
+    for name in ["garbage", "wrongid", "truncated"] {
+        assert!(
+            stderr.contains(&format!("warning: no symbols for {name}")),
+            "{name}: {stderr}"
+        );
+    }
+    assert!(!stdout.contains("wrong_function"));
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "an escape sequence from a file reached the terminal: {stderr:?}"
+    );
+}
