@@ -313,3 +313,67 @@ fn a_bad_symbol_file_costs_its_module_only() {
         "an escape sequence from a file reached the terminal: {stderr:?}"
     );
 }
+
+#[test]
+fn control_characters_in_names_are_escaped_in_every_output() {
+    let dir = tmp("hostile-names");
+    let mut p = profile_over(vec![
+        module("nul\u{0}here", "/x/nul", [1; 16], vec![]),
+        module("esc\u{1b}[2Jhere", "/x/esc\u{1b}[2J", [2; 16], vec![]),
+    ]);
+    p.threads[0].name = "evil\nroot;fake 99".into();
+    let file = dir.join("p.vignette");
+    std::fs::write(&file, p.encode()).unwrap();
+    let collapsed = dir.join("out.txt");
+    let out = vignette(&[
+        "convert",
+        file.to_str().unwrap(),
+        "--to",
+        "collapsed",
+        "-o",
+        collapsed.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&collapsed).unwrap();
+    // One line per stack (two), each "frames count", no control character anywhere.
+    assert_eq!(text.lines().count(), 2, "{text:?}");
+    for line in text.lines() {
+        let (stack, count) = line.rsplit_once(' ').unwrap();
+        assert_eq!(count, "1", "{line:?}");
+        assert_eq!(
+            stack.split(';').count(),
+            2,
+            "thread and one frame: {line:?}"
+        );
+    }
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "{text:?}"
+    );
+    let svg = dir.join("out.svg");
+    let out = vignette(&[
+        "convert",
+        file.to_str().unwrap(),
+        "--to",
+        "svg",
+        "-o",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let svg = std::fs::read(&svg).unwrap();
+    assert!(
+        !svg.iter()
+            .any(|&b| b < 0x20 && b != b'\n' && b != b'\t' && b != b'\r'),
+        "the SVG holds characters XML forbids"
+    );
+    for command in ["info", "report"] {
+        let out = vignette(&[command, file.to_str().unwrap()]);
+        assert!(out.status.success());
+        let all = [out.stdout, out.stderr].concat();
+        assert!(
+            !all.iter().any(|&b| b == 0x1b || b == 0),
+            "{command}: {:?}",
+            String::from_utf8_lossy(&all)
+        );
+    }
+}

@@ -128,13 +128,13 @@ fn resolve_with(
 
 fn report_missing(res: &tools::Resolution) {
     for w in &res.warnings {
-        eprintln!("warning: {}", tools::escape_for_terminal(w));
+        eprintln!("warning: {}", tools::escape_controls(w));
     }
     for (name, id) in &res.missing {
         eprintln!(
             "no symbols for {} (debug ID {}): its frames keep module+offset names",
-            tools::escape_for_terminal(name),
-            tools::escape_for_terminal(id)
+            tools::escape_controls(name),
+            tools::escape_controls(id)
         );
     }
 }
@@ -163,7 +163,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 None => Vec::new(),
             };
             for m in modules {
-                let name = tools::escape_for_terminal(&m.name);
+                let name = tools::escape_controls(&m.name);
                 let Some(dest) = tools::store::store_path(&store, &m.name, &m.debug_id_string())
                 else {
                     eprintln!("skipping module {name}: unsafe name");
@@ -175,7 +175,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 let path = match tools::store::local_file_of(&m) {
                     Ok(path) => path,
                     Err(why) => {
-                        eprintln!("skipping {name}: {}", tools::escape_for_terminal(&why));
+                        eprintln!("skipping {name}: {}", tools::escape_controls(&why));
                         continue;
                     }
                 };
@@ -260,7 +260,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             let samples = p.sample_count();
             say(format!(
                 "{}: {:?} clock, {} Hz, {:.3} s, {} samples, {} threads, {} modules",
-                profile.display(),
+                tools::escape_controls(&profile.display().to_string()),
                 p.clock,
                 1_000_000_000 / p.interval_ns.max(1),
                 p.duration_ns as f64 / 1e9,
@@ -272,16 +272,16 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 say(format!(
                     "  thread {:>7} {:<16} {:>7} samples",
                     t.tid,
-                    t.name,
+                    tools::escape_controls(&t.name),
                     t.samples.len()
                 ));
             }
             for m in &p.modules {
                 say(format!(
                     "  module {:<24} {} {}",
-                    m.name,
+                    tools::escape_controls(&m.name),
                     m.debug_id_string(),
-                    m.path
+                    tools::escape_controls(&m.path)
                 ));
             }
             for end in EndReason::ALL {

@@ -2,26 +2,34 @@
 
 use std::collections::BTreeMap;
 
+use super::escape_controls;
 use super::resolve::Resolution;
 use crate::Profile;
 
-/// One line per distinct stack, the thread name first, weights in sampling intervals.
+/// One line per distinct stack, the thread name first, weights in sampling intervals. Names
+/// are made safe for the format: control characters become `\u{..}` escapes (a newline would
+/// split a line and invent a frame), `;` in a function becomes `:`, and `;` or a space in a
+/// thread name becomes `_`. Each distinct stack is walked once, however many samples it has.
 pub fn to_collapsed(profile: &Profile, res: &Resolution) -> String {
+    let mut weights: BTreeMap<(usize, u32), u64> = BTreeMap::new();
+    for (i, t) in profile.threads.iter().enumerate() {
+        for s in &t.samples {
+            *weights.entry((i, s.stack)).or_default() += s.weight as u64;
+        }
+    }
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    for t in &profile.threads {
-        let thread = if t.name.is_empty() {
+    for ((i, stack), w) in weights {
+        let t = &profile.threads[i];
+        let mut line = if t.name.is_empty() {
             format!("thread-{}", t.tid)
         } else {
-            t.name.replace([';', ' '], "_")
+            escape_controls(&t.name).replace([';', ' '], "_")
         };
-        for s in &t.samples {
-            let mut line = thread.clone();
-            for loc in res.stack(profile, s.stack) {
-                line.push(';');
-                line.push_str(&loc.function.replace(';', ":"));
-            }
-            *counts.entry(line).or_default() += s.weight as u64;
+        for loc in res.stack(profile, stack) {
+            line.push(';');
+            line.push_str(&escape_controls(&loc.function).replace(';', ":"));
         }
+        *counts.entry(line).or_default() += w;
     }
     counts
         .into_iter()

@@ -42,17 +42,23 @@ impl fmt::Display for ToolError {
 impl std::error::Error for ToolError {}
 
 /// `s` with control characters (terminal escape sequences, newlines, NUL) shown as `\u{..}`
-/// escapes, for printing names that come from profiles and symbol files to a terminal.
-pub fn escape_for_terminal(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+/// escapes: for names that come from profiles and symbol files, before they reach a terminal
+/// or a line-based or XML output.
+pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
 }
 
 /// Reads and decodes the profile at `path` (a resolved profile gives its plain profile).

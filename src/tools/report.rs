@@ -23,21 +23,25 @@ pub fn hottest(
     res: &Resolution,
     filter: impl Fn(&crate::Thread) -> bool,
 ) -> (Vec<Row>, u64) {
-    let mut rows: HashMap<&str, (u64, u64)> = HashMap::new();
+    // Weights per distinct stack first: each stack is walked once, however many samples.
+    let mut stacks: HashMap<u32, u64> = HashMap::new();
     let mut all = 0;
     for t in profile.threads.iter().filter(|t| filter(t)) {
         for s in &t.samples {
-            let w = s.weight as u64;
-            all += w;
-            let stack = res.stack(profile, s.stack);
-            if let Some(leaf) = stack.last() {
-                rows.entry(&leaf.function).or_default().0 += w;
-            }
-            let mut seen = HashSet::new();
-            for loc in &stack {
-                if seen.insert(loc.function.as_str()) {
-                    rows.entry(&loc.function).or_default().1 += w;
-                }
+            all += s.weight as u64;
+            *stacks.entry(s.stack).or_default() += s.weight as u64;
+        }
+    }
+    let mut rows: HashMap<&str, (u64, u64)> = HashMap::new();
+    for (stack, w) in stacks {
+        let stack = res.stack(profile, stack);
+        if let Some(leaf) = stack.last() {
+            rows.entry(&leaf.function).or_default().0 += w;
+        }
+        let mut seen = HashSet::new();
+        for loc in &stack {
+            if seen.insert(loc.function.as_str()) {
+                rows.entry(&loc.function).or_default().1 += w;
             }
         }
     }
@@ -73,7 +77,7 @@ pub fn report(profile: &Profile, res: &Resolution, per_thread: bool, limit: usiz
                 "{:>6.2}% {:>6.2}%  {}",
                 pct(r.self_weight),
                 pct(r.total_weight),
-                r.function
+                super::escape_controls(&r.function)
             );
         }
         out.push('\n');
@@ -81,7 +85,8 @@ pub fn report(profile: &Profile, res: &Resolution, per_thread: bool, limit: usiz
     if per_thread {
         for t in profile.threads.iter().filter(|t| !t.samples.is_empty()) {
             let (rows, all) = hottest(profile, res, |x| x.tid == t.tid);
-            table(&format!("thread {} ({})", t.name, t.tid), rows, all);
+            let name = super::escape_controls(&t.name);
+            table(&format!("thread {name} ({})", t.tid), rows, all);
         }
     } else {
         let (rows, all) = hottest(profile, res, |_| true);

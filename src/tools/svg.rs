@@ -9,7 +9,7 @@ use crate::Profile;
 pub fn to_svg(profile: &Profile, res: &Resolution, title: &str) -> Result<Vec<u8>, ToolError> {
     let collapsed = to_collapsed(profile, res);
     let mut options = inferno::flamegraph::Options::default();
-    options.title = title.to_string();
+    options.title = super::escape_controls(title).into_owned();
     options.count_name = "samples".to_string();
     let mut svg = Vec::new();
     inferno::flamegraph::from_lines(&mut options, collapsed.lines(), &mut svg)
