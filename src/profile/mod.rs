@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 /// The eight bytes every profile starts with.
 pub const MAGIC: [u8; 8] = *b"VIGNETTE";
 /// The format version this build writes (and the newest it reads).
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 
 /// What drives sampling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]

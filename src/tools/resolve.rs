@@ -128,8 +128,9 @@ pub fn resolve(profile: &Profile, store: &mut SymbolStore) -> Result<Resolution,
 
 /// The eight bytes a resolved profile starts with.
 pub const RESOLVED_MAGIC: [u8; 8] = *b"VIGNRSLV";
-/// The resolved-profile layout version (2: the profile inside uses the version-2 sample stream).
-const RESOLVED_VERSION: u16 = 2;
+/// The resolved-profile layout version (2: the profile inside uses the version-2 sample stream;
+/// 3: the same layout, with profile format 3's end reasons).
+const RESOLVED_VERSION: u16 = 3;
 
 /// A profile together with its resolution: what `vignette resolve -o` writes and `vignette
 /// convert` reads without needing symbols again. postcard, after [`RESOLVED_MAGIC`] and a
@@ -178,7 +179,7 @@ impl ResolvedProfile {
             (|| {
                 let (version, rest) =
                     postcard::take_from_bytes::<u16>(rest).map_err(|e| e.to_string())?;
-                if version != RESOLVED_VERSION {
+                if !(2..=RESOLVED_VERSION).contains(&version) {
                     let what = if version > RESOLVED_VERSION {
                         "upgrade vignette"
                     } else {
