@@ -13,7 +13,6 @@
 #![allow(non_camel_case_types)]
 // Every function here is `unsafe extern "C"` with its contract in the header's docs and the
 // `# Safety` section below; pointers are checked for null before use.
-#![allow(clippy::missing_safety_doc)]
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr, CString};
@@ -136,6 +135,9 @@ unsafe fn profiler<'a>(
 }
 
 /// Fills `config` with the defaults (1000 Hz, CPU clock, 128 frames, 100000 samples, SIGPROF).
+///
+/// # Safety
+/// `config` must be NULL or point to writable memory for one `vignette_config`.
 #[no_mangle]
 pub unsafe extern "C" fn vignette_config_default(config: *mut vignette_config) -> vignette_status {
     guard(|| {
@@ -153,6 +155,10 @@ pub unsafe extern "C" fn vignette_config_default(config: *mut vignette_config) -
 }
 
 /// Creates a profiler: maps every buffer and installs the signal handler.
+///
+/// # Safety
+/// `config` must be NULL or point to a `vignette_config` (filled by `vignette_config_default`
+/// and then changed), and `out` must be NULL or point to writable memory for one pointer.
 #[no_mangle]
 pub unsafe extern "C" fn vignette_create(
     config: *const vignette_config,
@@ -189,6 +195,10 @@ pub unsafe extern "C" fn vignette_create(
 }
 
 /// Starts sampling every thread of the process.
+///
+/// # Safety
+/// `p` must be NULL or a profiler from `vignette_create` not yet destroyed, used by one thread
+/// at a time.
 #[no_mangle]
 pub unsafe extern "C" fn vignette_start(p: *mut vignette_profiler) -> vignette_status {
     // SAFETY: the caller's contract (see `profiler`).
@@ -197,6 +207,10 @@ pub unsafe extern "C" fn vignette_start(p: *mut vignette_profiler) -> vignette_s
 
 /// Stops sampling; the profile stays in the profiler for the `vignette_write_*` functions
 /// until the next start.
+///
+/// # Safety
+/// `p` must be NULL or a profiler from `vignette_create` not yet destroyed, used by one thread
+/// at a time.
 #[no_mangle]
 pub unsafe extern "C" fn vignette_stop(p: *mut vignette_profiler) -> vignette_status {
     // SAFETY: the caller's contract (see `profiler`).
@@ -205,6 +219,10 @@ pub unsafe extern "C" fn vignette_stop(p: *mut vignette_profiler) -> vignette_st
 
 /// Samples thread `tid` (0: every thread) right now, synchronously; the session stays open
 /// until `vignette_stop`. Stores the number of samples kept in `kept` if not NULL.
+///
+/// # Safety
+/// `p` must be NULL or a profiler from `vignette_create` not yet destroyed, used by one thread
+/// at a time. `kept` must be NULL or point to a writable `size_t`.
 #[no_mangle]
 pub unsafe extern "C" fn vignette_sample_once(
     p: *mut vignette_profiler,
@@ -242,6 +260,10 @@ fn with_capture<T>(
 }
 
 /// Writes the last stopped session's profile to the file at `path` (created or truncated).
+///
+/// # Safety
+/// `p` must be NULL or a profiler from `vignette_create` not yet destroyed, used by one thread
+/// at a time. `path` must be NULL or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn vignette_write_path(
     p: *mut vignette_profiler,
@@ -267,6 +289,10 @@ pub unsafe extern "C" fn vignette_write_path(
 }
 
 /// Writes the last stopped session's profile to the open file descriptor `fd` (not closed).
+///
+/// # Safety
+/// `p` must be NULL or a profiler from `vignette_create` not yet destroyed, used by one thread
+/// at a time. `fd` must be open for writing.
 #[no_mangle]
 pub unsafe extern "C" fn vignette_write_fd(
     p: *mut vignette_profiler,
@@ -299,6 +325,11 @@ pub unsafe extern "C" fn vignette_write_fd(
 /// Encodes the last stopped session's profile into `buf` (`len` bytes) and stores the bytes
 /// used in `written`; with `VIGNETTE_ERR_BUFFER_TOO_SMALL`, `written` holds the size needed
 /// (pass `buf = NULL, len = 0` to ask for it).
+///
+/// # Safety
+/// `p` must be NULL or a profiler from `vignette_create` not yet destroyed, used by one thread
+/// at a time. `buf` must be NULL or point to `len` writable bytes;
+/// `written` must be NULL or point to a writable `size_t`.
 #[no_mangle]
 pub unsafe extern "C" fn vignette_write_buffer(
     p: *mut vignette_profiler,
@@ -334,6 +365,10 @@ pub unsafe extern "C" fn vignette_write_buffer(
 }
 
 /// Stops the profiler if running and frees it. NULL is ignored.
+///
+/// # Safety
+/// `p` must be NULL or a profiler from `vignette_create` not yet destroyed, and no other
+/// thread may use it during or after this call.
 #[no_mangle]
 pub unsafe extern "C" fn vignette_destroy(p: *mut vignette_profiler) {
     if !p.is_null() {
