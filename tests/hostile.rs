@@ -377,3 +377,46 @@ fn control_characters_in_names_are_escaped_in_every_output() {
         );
     }
 }
+
+#[test]
+fn malformed_elf_files_are_errors_not_panics() {
+    // symbolic's ELF and DWARF readers panic on some damaged files; vignette turns that into an
+    // error naming the file. Mutate a real library many ways (a fixed seed) and read each.
+    vignette::tools::quiet_guarded_panics();
+    let original = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/libcallback-debug.so"
+    ))
+    .unwrap();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut ok, mut refused, mut guarded) = (0, 0, 0);
+    for _ in 0..600 {
+        let mut data = original.clone();
+        for _ in 0..1 + next() % 8 {
+            let at = (next() % data.len() as u64) as usize;
+            data[at] = next() as u8;
+        }
+        match vignette::tools::sym_writer::sym_for_elf(&data, "m.so", "mutated.so") {
+            Ok(_) => ok += 1,
+            Err(e) if e.to_string().contains("the ELF reader failed") => guarded += 1,
+            Err(_) => refused += 1,
+        }
+    }
+    eprintln!("{ok} read, {refused} refused, {guarded} reader panics turned into errors");
+    assert!(ok > 0 && ok + refused + guarded == 600);
+    let e = vignette::tools::guard("x.so", || -> Result<(), _> {
+        panic!("index 9 out of range")
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("x.so") && e.contains("index 9 out of range"),
+        "{e}"
+    );
+}

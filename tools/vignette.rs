@@ -308,6 +308,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
 }
 
 fn main() -> ExitCode {
+    tools::quiet_guarded_panics();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

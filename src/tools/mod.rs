@@ -41,6 +41,41 @@ impl fmt::Display for ToolError {
 
 impl std::error::Error for ToolError {}
 
+std::thread_local! {
+    /// Set while [`guard`] runs: the CLI's panic hook stays quiet then.
+    static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, which reads a file through a parser vignette depends on (symbolic's ELF and DWARF
+/// readers panic on some malformed files), turning a panic into an error about `what`.
+pub fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, ToolError>) -> Result<T, ToolError> {
+    let outer = GUARDED.with(|g| g.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(outer));
+    result.unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(ToolError::Symbols(format!(
+            "{what}: the ELF reader failed on this file ({}); it is malformed or unusual",
+            escape_controls(&why)
+        )))
+    })
+}
+
+/// Installs a panic hook that prints nothing for panics [`guard`] turns into errors (and
+/// what the previous hook printed for any other). For command-line tools.
+pub fn quiet_guarded_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !GUARDED.with(|g| g.get()) {
+            previous(info)
+        }
+    }));
+}
+
 /// `s` with control characters (terminal escape sequences, newlines, NUL) shown as `\u{..}`
 /// escapes: for names that come from profiles and symbol files, before they reach a terminal
 /// or a line-based or XML output.

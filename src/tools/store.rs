@@ -86,6 +86,15 @@ pub fn add_to_store(
     store: &Path,
     debug_roots: &[PathBuf],
 ) -> Result<PathBuf, ToolError> {
+    let what = binary.display().to_string();
+    super::guard(&what, || add_to_store_unguarded(binary, store, debug_roots))
+}
+
+fn add_to_store_unguarded(
+    binary: &Path,
+    store: &Path,
+    debug_roots: &[PathBuf],
+) -> Result<PathBuf, ToolError> {
     let data = std::fs::read(binary).map_err(|e| io_err(binary, e))?;
     let object = Object::parse(&data).map_err(|e| {
         ToolError::Symbols(format!(
@@ -259,8 +268,14 @@ impl SymbolStore {
                         .unwrap_or_default()
                         .to_uppercase()
                 } else {
-                    match Object::parse(&data) {
-                        Ok(object) => symbol_id(&object, "").debug_id,
+                    let what = f.display().to_string();
+                    let id = super::guard(&what, || {
+                        Object::parse(&data)
+                            .map(|object| symbol_id(&object, "").debug_id)
+                            .map_err(|e| ToolError::Symbols(e.to_string()))
+                    });
+                    match id {
+                        Ok(id) => id,
                         Err(e) => {
                             self.warnings.push(format!(
                                 "{}: neither a .sym file nor an object file ({e}); skipped",
@@ -330,10 +345,7 @@ impl SymbolStore {
         if data.starts_with(b"MODULE ") {
             return SymbolFile::parse(&String::from_utf8_lossy(&data), &source).map(Some);
         }
-        let object =
-            Object::parse(&data).map_err(|e| ToolError::Symbols(format!("{source}: {e}")))?;
-        let mut text = Vec::new();
-        write_sym(&object, &symbol_id(&object, name), &mut text)?;
+        let text = super::sym_writer::sym_for_elf(&data, name, &source)?;
         SymbolFile::parse(&String::from_utf8_lossy(&text), &source).map(Some)
     }
 }

@@ -98,6 +98,18 @@ fn collect(f: &Function<'_>, depth: usize, t: &mut Tables, out: &mut FuncRecord)
     }
 }
 
+/// The `.sym` text for the ELF file `data` as module `name` (`source` names it in errors). A
+/// malformed file is an error, never a panic (see [`super::guard`]).
+pub fn sym_for_elf(data: &[u8], name: &str, source: &str) -> Result<Vec<u8>, ToolError> {
+    super::guard(source, || {
+        let object =
+            Object::parse(data).map_err(|e| ToolError::Symbols(format!("{source}: {e}")))?;
+        let mut text = Vec::new();
+        write_sym(&object, &symbol_id(&object, name), &mut text)?;
+        Ok(text)
+    })
+}
+
 /// Writes the `.sym` text for the module `id` to `out`, with functions and symbols from
 /// `object` (the module itself, or its separate debug file).
 pub fn write_sym(
