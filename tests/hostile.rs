@@ -420,3 +420,83 @@ fn malformed_elf_files_are_errors_not_panics() {
         "{e}"
     );
 }
+
+#[test]
+fn no_command_touches_a_path_a_profile_names() {
+    // Every file-system call of every command, traced by strace (`.ci/run` installs it): none
+    // may name a path the profile's module names or paths point at.
+    assert!(
+        Command::new("strace").arg("-V").output().is_ok(),
+        "strace is needed (apt-get install strace)"
+    );
+    let dir = tmp("hostile-strace");
+    let store = dir.join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let bait = dir.join("bait");
+    std::fs::create_dir_all(&bait).unwrap();
+    let bait_str = bait.to_str().unwrap();
+    let modules = vec![
+        module(
+            &format!("{bait_str}/abs"),
+            &format!("{bait_str}/abs"),
+            [1; 16],
+            vec![1; 20],
+        ),
+        module(
+            "../bait/rel",
+            &format!("{bait_str}/rel"),
+            [2; 16],
+            vec![2; 20],
+        ),
+        module("passwd", "/etc/passwd", [3; 16], vec![3; 20]),
+        module("envmod", "/proc/self/environ", [4; 16], vec![4; 20]),
+    ];
+    let file = dir.join("p.vignette");
+    std::fs::write(&file, profile_over(modules).encode()).unwrap();
+    let (p, s) = (file.to_str().unwrap(), store.to_str().unwrap());
+    let out = dir.join("out.json");
+    let o = out.to_str().unwrap();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["info", p],
+        vec!["report", p, "--symbols", s],
+        vec!["resolve", p, "--symbols", s],
+        vec!["convert", p, "--to", "speedscope", "-o", o, "--symbols", s],
+        vec!["symbols", "--profile", p, "--store", s],
+    ];
+    for args in commands {
+        let log = dir.join("trace.log");
+        let status = Command::new("strace")
+            .args(["-f", "-qq", "-e", "trace=%file", "-o"])
+            .arg(&log)
+            .arg(env!("CARGO_BIN_EXE_vignette"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(status.status.success(), "{args:?}: {:?}", status);
+        let trace = std::fs::read_to_string(&log).unwrap();
+        // `symbols --profile` may open a module's recorded path when it is a regular file,
+        // to read its ELF header and compare build IDs (/etc/passwd here: 64 bytes, refused);
+        // no other command touches any path a profile names.
+        let header_check = args[0] == "symbols";
+        let touched: Vec<&str> = trace
+            .lines()
+            .filter(|l| {
+                l.contains("bait")
+                    || l.contains("environ")
+                    || (l.contains("/etc/passwd") && !header_check)
+            })
+            .collect();
+        assert!(touched.is_empty(), "{args:?} touched {touched:#?}");
+        // Nothing is written outside the store and the named output.
+        let written: Vec<&str> = trace
+            .lines()
+            .filter(|l| l.contains("openat(") && (l.contains("O_WRONLY") || l.contains("O_RDWR")))
+            .filter(|l| !l.contains(s) && !l.contains(o) && !l.contains("/dev/"))
+            .collect();
+        assert!(written.is_empty(), "{args:?} wrote {written:#?}");
+        assert!(
+            trace.contains(p),
+            "the trace is real: {args:?} opened its profile"
+        );
+    }
+}

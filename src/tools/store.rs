@@ -158,13 +158,15 @@ pub fn local_file_of(module: &crate::Module) -> Result<PathBuf, String> {
             module.path
         ));
     }
+    let special = |p: &Path| ["/proc", "/dev", "/sys"].iter().any(|s| p.starts_with(s));
+    // Refused before anything looks at it, and again once symlinks are resolved.
+    if special(path) {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
     let real = path
         .canonicalize()
         .map_err(|e| format!("{:?} is not on this machine ({e})", module.path))?;
-    if ["/proc", "/dev", "/sys"]
-        .iter()
-        .any(|p| real.starts_with(p))
-    {
+    if special(&real) {
         return Err(format!("{} is not a regular file", real.display()));
     }
     let meta = std::fs::metadata(&real).map_err(|e| format!("{}: {e}", real.display()))?;
