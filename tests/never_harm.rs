@@ -14,25 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::profiler_lock;
+use common::{profiler_lock, watchdog};
 use vignette::{Clock, EndReason, Profiler, Unwinder};
-
-/// Aborts the process if the test has not finished in time: a deadlock fails loudly.
-fn watchdog(secs: u64) -> Arc<AtomicBool> {
-    let done = Arc::new(AtomicBool::new(false));
-    let d = done.clone();
-    std::thread::spawn(move || {
-        for _ in 0..secs * 10 {
-            if d.load(Relaxed) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        eprintln!("watchdog: the test hung");
-        std::process::abort();
-    });
-    done
-}
 
 /// Spins `iterations` times with the stack pointer at `sp` and the frame pointer at `bp`,
 /// restoring both after: the state of a fiber running on a stack of its own.

@@ -7,25 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{has_chain, profiler_lock, stack_names, workload};
+use common::{has_chain, profiler_lock, stack_names, watchdog, workload};
 use vignette::{Clock, EndReason, Error, Profiler, Unwinder};
-
-/// Aborts the process if the test has not finished in time: a deadlock fails loudly.
-fn watchdog(secs: u64) -> Arc<AtomicBool> {
-    let done = Arc::new(AtomicBool::new(false));
-    let d = done.clone();
-    std::thread::spawn(move || {
-        for _ in 0..secs * 10 {
-            if d.load(Ordering::Relaxed) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        eprintln!("watchdog: the test deadlocked");
-        std::process::abort();
-    });
-    done
-}
 
 #[inline(never)]
 fn churn_allocations(stop: &AtomicBool) -> u64 {

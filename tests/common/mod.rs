@@ -92,3 +92,22 @@ pub fn wait_for_cpu(names: &[&str], ns: u64) {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// Aborts the process if the test has not finished within `secs` seconds (store `true` in the
+/// returned flag when done): a deadlock or hang fails loudly instead of stalling CI.
+pub fn watchdog(secs: u64) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    std::thread::spawn(move || {
+        for _ in 0..secs * 10 {
+            if d.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        eprintln!("watchdog: the test did not finish in {secs} s");
+        std::process::abort();
+    });
+    done
+}
