@@ -500,3 +500,44 @@ fn no_command_touches_a_path_a_profile_names() {
         );
     }
 }
+
+#[test]
+fn an_empty_profile_converts_to_every_format() {
+    // Written where `.ci/run` checks them with the real clients (speedscope, go tool pprof).
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("empty-profile");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut p = profile_over(Vec::new());
+    p.threads[0].samples.clear();
+    let file = dir.join("empty.vignette");
+    std::fs::write(&file, p.encode()).unwrap();
+    for (to, name) in [
+        ("speedscope", "empty.speedscope.json"),
+        ("svg", "empty.svg"),
+        ("collapsed", "empty.collapsed"),
+        ("firefox", "empty.firefox.json"),
+        ("pprof", "empty.pb.gz"),
+        ("pprof-unresolved", "empty.unresolved.pb.gz"),
+    ] {
+        let out = dir.join(name);
+        let o = vignette(&[
+            "convert",
+            file.to_str().unwrap(),
+            "--to",
+            to,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(
+            o.status.success(),
+            "{to}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(out.exists(), "{to}");
+    }
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("empty.speedscope.json")).unwrap()).unwrap();
+    assert_eq!(doc["profiles"].as_array().unwrap().len(), 1);
+    let svg = std::fs::read_to_string(dir.join("empty.svg")).unwrap();
+    assert!(svg.starts_with("<?xml") && svg.contains("no samples") && svg.ends_with("</svg>\n"));
+}

@@ -250,8 +250,13 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             per_thread,
             limit,
         } => {
-            let p = read_profile(&profile)?;
-            let res = resolve_with(&p, &symbols)?;
+            // A resolved profile (`vignette resolve -o`) reports with its own resolution,
+            // unless symbols are named to resolve it again.
+            let (p, resolved) = tools::read_any(&profile)?;
+            let res = match resolved {
+                Some(res) if symbols.is_empty() => res,
+                _ => resolve_with(&p, &symbols)?,
+            };
             report_missing(&res);
             say(tools::report::report(&p, &res, per_thread, limit));
         }

@@ -57,6 +57,18 @@ pub fn to_speedscope(profile: &Profile, res: &Resolution, name: &str) -> Value {
             "weights": weights,
         }));
     }
+    if profiles.is_empty() {
+        // Speedscope refuses a file without profiles: an empty profile says so instead.
+        profiles.push(json!({
+            "type": "sampled",
+            "name": "no samples",
+            "unit": "microseconds",
+            "startValue": 0,
+            "endValue": 0,
+            "samples": [],
+            "weights": [],
+        }));
+    }
     json!({
         "$schema": "https://www.speedscope.app/file-format-schema.json",
         "name": name,

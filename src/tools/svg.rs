@@ -8,6 +8,21 @@ use crate::Profile;
 /// Renders `profile` as an SVG flame graph titled `title` (threads are the first level).
 pub fn to_svg(profile: &Profile, res: &Resolution, title: &str) -> Result<Vec<u8>, ToolError> {
     let collapsed = to_collapsed(profile, res);
+    if collapsed.is_empty() {
+        // inferno refuses an empty graph; a profile without samples still gets a valid SVG.
+        let title = super::escape_controls(title)
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        return Ok(format!(
+            "<?xml version=\"1.0\" standalone=\"no\"?>\n\
+             <svg version=\"1.1\" width=\"1200\" height=\"60\" xmlns=\"http://www.w3.org/2000/svg\">\n\
+             <text x=\"600\" y=\"24\" text-anchor=\"middle\" font-size=\"17\">{title}</text>\n\
+             <text x=\"600\" y=\"48\" text-anchor=\"middle\" font-size=\"12\">no samples</text>\n\
+             </svg>\n"
+        )
+        .into_bytes());
+    }
     let mut options = inferno::flamegraph::Options::default();
     options.title = super::escape_controls(title).into_owned();
     options.count_name = "samples".to_string();
