@@ -541,3 +541,34 @@ fn an_empty_profile_converts_to_every_format() {
     let svg = std::fs::read_to_string(dir.join("empty.svg")).unwrap();
     assert!(svg.starts_with("<?xml") && svg.contains("no samples") && svg.ends_with("</svg>\n"));
 }
+
+#[test]
+fn report_reads_a_resolved_profile_without_symbols() {
+    let dir = tmp("resolved-report");
+    let store = dir.join("store");
+    let id = [0x55; 16];
+    let sym_path = store.join("lib.so").join(hex(&id)).join("lib.so.sym");
+    std::fs::create_dir_all(sym_path.parent().unwrap()).unwrap();
+    std::fs::write(&sym_path, sym("lib.so", &hex(&id), "resolved_function")).unwrap();
+    let file = dir.join("p.vignette");
+    std::fs::write(
+        &file,
+        profile_over(vec![module("lib.so", "/x/lib.so", id, vec![])]).encode(),
+    )
+    .unwrap();
+    let resolved = dir.join("r.vignette");
+    let o = vignette(&[
+        "resolve",
+        file.to_str().unwrap(),
+        "--symbols",
+        store.to_str().unwrap(),
+        "-o",
+        resolved.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    std::fs::remove_dir_all(&store).unwrap();
+    let o = vignette(&["report", resolved.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success());
+    assert!(stdout.contains("resolved_function"), "{stdout}");
+}
