@@ -572,3 +572,36 @@ fn report_reads_a_resolved_profile_without_symbols() {
     assert!(o.status.success());
     assert!(stdout.contains("resolved_function"), "{stdout}");
 }
+
+#[test]
+fn symbols_takes_several_stores_after_one_flag() {
+    let dir = tmp("several-stores");
+    let ids = [[0x61; 16], [0x62; 16]];
+    let mut stores = Vec::new();
+    for (i, (name, id)) in ["one.so", "two.so"].iter().zip(ids).enumerate() {
+        let store = dir.join(format!("store{i}"));
+        let p = store.join(name).join(hex(&id)).join(format!("{name}.sym"));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, sym(name, &hex(&id), &format!("function_of_{i}"))).unwrap();
+        stores.push(store.to_str().unwrap().to_string());
+    }
+    let modules = vec![
+        module("one.so", "/x/one.so", ids[0], vec![]),
+        module("two.so", "/x/two.so", ids[1], vec![]),
+    ];
+    let file = dir.join("p.vignette");
+    std::fs::write(&file, profile_over(modules).encode()).unwrap();
+    let o = vignette(&[
+        "report",
+        file.to_str().unwrap(),
+        "--symbols",
+        &stores[0],
+        &stores[1],
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        stdout.contains("function_of_0") && stdout.contains("function_of_1"),
+        "{stdout}"
+    );
+}

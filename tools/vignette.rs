@@ -42,7 +42,7 @@ enum Command {
         /// The profile
         profile: PathBuf,
         /// Symbol stores, binaries or .sym files
-        #[arg(long = "symbols", required = true)]
+        #[arg(long = "symbols", required = true, num_args = 1..)]
         symbols: Vec<PathBuf>,
         /// Write the resolved profile here (convert reads it without needing symbols)
         #[arg(short, long)]
@@ -59,7 +59,7 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
         /// Symbol stores, binaries or .sym files
-        #[arg(long = "symbols")]
+        #[arg(long = "symbols", num_args = 1..)]
         symbols: Vec<PathBuf>,
     },
     /// The hottest functions by self and total time, merged or per thread
@@ -67,7 +67,7 @@ enum Command {
         /// The profile
         profile: PathBuf,
         /// Symbol stores, binaries or .sym files
-        #[arg(long = "symbols")]
+        #[arg(long = "symbols", num_args = 1..)]
         symbols: Vec<PathBuf>,
         /// One table per thread instead of all threads merged
         #[arg(long)]
