@@ -605,3 +605,20 @@ fn symbols_takes_several_stores_after_one_flag() {
         "{stdout}"
     );
 }
+
+#[test]
+fn errors_say_their_kind_and_file() {
+    use vignette::tools::{read_profile, ErrorKind};
+    let missing = Path::new("/nonexistent/p.vignette");
+    let e = read_profile(missing).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert_eq!(e.path(), Some(missing));
+    assert!(std::error::Error::source(&e).is_some());
+    let dir = tmp("error-kinds");
+    let garbage = dir.join("garbage.vignette");
+    std::fs::write(&garbage, b"VIGNETTE\x03\x00garbage").unwrap();
+    let e = read_profile(&garbage).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Profile);
+    assert_eq!(e.path(), Some(garbage.as_path()));
+    assert!(e.to_string().contains("garbage.vignette"), "{e}");
+}

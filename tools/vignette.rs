@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use vignette::tools::{self, read_profile, SymbolStore, ToolError};
+use clap::{Parser, Subcommand};
+use vignette::tools::{self, read_profile, Format, SymbolStore, ToolError};
 use vignette::EndReason;
 
 #[derive(Parser)]
@@ -83,24 +83,8 @@ enum Command {
     },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Format {
-    /// Speedscope JSON (https://www.speedscope.app)
-    Speedscope,
-    /// Collapsed stacks, one line per stack (flame graph input)
-    Collapsed,
-    /// pprof (gzipped profile.proto), resolved with --symbols
-    Pprof,
-    /// pprof with addresses, mappings and build IDs only, for server-side symbolization
-    PprofUnresolved,
-    /// An SVG flame graph
-    Svg,
-    /// Firefox Profiler processed profile JSON (https://profiler.firefox.com)
-    Firefox,
-}
-
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ToolError> {
-    let io = |e: std::io::Error| ToolError::Io(format!("{}: {e}", path.display()));
+    let io = |e: std::io::Error| ToolError::io(path, e);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
@@ -227,20 +211,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let bytes = match to {
-                Format::Speedscope => {
-                    serde_json::to_vec(&tools::speedscope::to_speedscope(&p, &res, &title))
-                        .map_err(|e| ToolError::Io(format!("{}: {e}", output.display())))?
-                }
-                Format::Collapsed => tools::collapsed::to_collapsed(&p, &res).into_bytes(),
-                Format::Pprof => tools::pprof::to_pprof(&p, Some(&res)),
-                Format::PprofUnresolved => tools::pprof::to_pprof(&p, None),
-                Format::Svg => tools::svg::to_svg(&p, &res, &title)?,
-                Format::Firefox => {
-                    serde_json::to_vec(&tools::firefox::to_firefox(&p, &res, &title))
-                        .map_err(|e| ToolError::Io(format!("{}: {e}", output.display())))?
-                }
-            };
+            let bytes = tools::convert(to, &p, &res, &tools::ConvertOptions { title })?;
             write_file(&output, &bytes)?;
             say(format!("wrote {}", output.display()));
         }

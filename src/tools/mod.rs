@@ -14,32 +14,141 @@ pub mod sym_file;
 pub mod sym_writer;
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use resolve::{resolve, Resolution, ResolvedProfile};
 pub use store::SymbolStore;
 pub use sym_file::{Location, SymbolFile};
 
-/// What can go wrong in the tools. Every message names the file involved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ToolError {
-    /// Reading or writing a file failed.
-    Io(String),
-    /// A symbol file or binary could not be used.
-    Symbols(String),
-    /// A profile could not be read.
-    Profile(String),
+/// The formats [`convert`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Speedscope JSON (https://www.speedscope.app)
+    Speedscope,
+    /// Collapsed stacks, one line per stack (flame graph input)
+    Collapsed,
+    /// pprof (gzipped profile.proto), resolved with --symbols
+    Pprof,
+    /// pprof with addresses, mappings and build IDs only, for server-side symbolization
+    PprofUnresolved,
+    /// An SVG flame graph
+    Svg,
+    /// Firefox Profiler processed profile JSON (https://profiler.firefox.com)
+    Firefox,
+}
+
+/// Options for [`convert`].
+#[derive(Debug, Clone, Default)]
+pub struct ConvertOptions {
+    /// The title the output shows (the profile's file name, say).
+    pub title: String,
+}
+
+/// Converts `profile`, with `res` resolving its frames (unused by
+/// [`Format::PprofUnresolved`]), to `format`: the bytes of the output file.
+pub fn convert(
+    format: Format,
+    profile: &crate::Profile,
+    res: &Resolution,
+    options: &ConvertOptions,
+) -> Result<Vec<u8>, ToolError> {
+    fn json(value: &impl serde::Serialize) -> Result<Vec<u8>, ToolError> {
+        serde_json::to_vec(value)
+            .map_err(|e| ToolError::new(ErrorKind::Output, format!("writing JSON: {e}")))
+    }
+    let title = &options.title;
+    Ok(match format {
+        Format::Speedscope => json(&speedscope::to_speedscope(profile, res, title))?,
+        Format::Collapsed => collapsed::to_collapsed(profile, res).into_bytes(),
+        Format::Pprof => pprof::to_pprof(profile, Some(res)),
+        Format::PprofUnresolved => pprof::to_pprof(profile, None),
+        Format::Svg => svg::to_svg(profile, res, title)?,
+        Format::Firefox => json(&firefox::to_firefox(profile, res, title))?,
+    })
+}
+
+/// What kind of thing went wrong in the tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A named file does not exist.
+    NotFound,
+    /// A file exists but could not be read or written.
+    Io,
+    /// A symbol file or binary could not be used (damaged, mismatched, unreadable format).
+    Symbols,
+    /// A profile could not be read (damaged, truncated, a newer format).
+    Profile,
+    /// An output could not be produced.
+    Output,
+}
+
+/// What can go wrong in the tools: a kind, the file involved (if any), a message that names
+/// it, and the underlying error (if any).
+#[derive(Debug)]
+pub struct ToolError {
+    kind: ErrorKind,
+    path: Option<PathBuf>,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl ToolError {
+    /// An error of `kind` saying `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ToolError {
+            kind,
+            path: None,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Reading or writing `path` failed with `e` ([`ErrorKind::NotFound`] when it does not
+    /// exist, else [`ErrorKind::Io`]).
+    pub fn io(path: &Path, e: std::io::Error) -> Self {
+        let kind = match e.kind() {
+            std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+            _ => ErrorKind::Io,
+        };
+        ToolError {
+            kind,
+            path: Some(path.to_path_buf()),
+            message: format!("{}: {e}", path.display()),
+            source: Some(Box::new(e)),
+        }
+    }
+
+    /// The same error, about the file at `path`.
+    pub fn at(mut self, path: &Path) -> Self {
+        self.path = Some(path.to_path_buf());
+        self
+    }
+
+    /// What kind of error this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The file involved, if one is.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
 }
 
 impl fmt::Display for ToolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ToolError::Io(m) | ToolError::Symbols(m) | ToolError::Profile(m) => f.write_str(m),
-        }
+        f.write_str(&self.message)
     }
 }
 
-impl std::error::Error for ToolError {}
+impl std::error::Error for ToolError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 std::thread_local! {
     /// Set while [`guard`] runs: the CLI's panic hook stays quiet then.
@@ -58,10 +167,13 @@ pub fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, ToolError>) -> Result<
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_default();
-        Err(ToolError::Symbols(format!(
-            "{what}: the ELF reader failed on this file ({}); it is malformed or unusual",
-            escape_controls(&why)
-        )))
+        Err(ToolError::new(
+            ErrorKind::Symbols,
+            format!(
+                "{what}: the ELF reader failed on this file ({}); it is malformed or unusual",
+                escape_controls(&why)
+            ),
+        ))
     })
 }
 
@@ -103,8 +215,7 @@ pub fn read_profile(path: &Path) -> Result<crate::Profile, ToolError> {
 
 /// Reads the profile at `path`, plain or resolved (then with its resolution).
 pub fn read_any(path: &Path) -> Result<(crate::Profile, Option<Resolution>), ToolError> {
-    let bytes =
-        std::fs::read(path).map_err(|e| ToolError::Io(format!("{}: {e}", path.display())))?;
+    let bytes = std::fs::read(path).map_err(|e| ToolError::io(path, e))?;
     let source = path.display().to_string();
     if let Some(resolved) = resolve::ResolvedProfile::decode(&bytes, &source) {
         let (p, r) = resolved?.into_parts();
@@ -112,5 +223,5 @@ pub fn read_any(path: &Path) -> Result<(crate::Profile, Option<Resolution>), Too
     }
     crate::Profile::decode(&bytes)
         .map(|p| (p, None))
-        .map_err(|e| ToolError::Profile(format!("{source}: {e}")))
+        .map_err(|e| ToolError::new(ErrorKind::Profile, format!("{source}: {e}")).at(path))
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use super::store::SymbolStore;
 use super::sym_file::Location;
-use super::ToolError;
+use super::{ErrorKind, ToolError};
 use crate::Profile;
 
 /// Every frame of a profile, resolved.
@@ -200,7 +200,7 @@ impl ResolvedProfile {
                 }
                 Ok(r)
             })()
-            .map_err(|e| ToolError::Profile(format!("{source}: {e}"))),
+            .map_err(|e| ToolError::new(ErrorKind::Profile, format!("{source}: {e}"))),
         )
     }
 }

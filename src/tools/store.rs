@@ -10,10 +10,10 @@ use symbolic_debuginfo::elf::ElfObject as Object;
 
 use super::sym_file::SymbolFile;
 use super::sym_writer::{symbol_id, write_sym};
-use super::ToolError;
+use super::{ErrorKind, ToolError};
 
 fn io_err(path: &Path, e: std::io::Error) -> ToolError {
-    ToolError::Io(format!("{}: {e}", path.display()))
+    ToolError::io(path, e)
 }
 
 /// Whether `name` (a module name read from a profile or a file) may serve as one file-name
@@ -97,10 +97,13 @@ fn add_to_store_unguarded(
 ) -> Result<PathBuf, ToolError> {
     let data = std::fs::read(binary).map_err(|e| io_err(binary, e))?;
     let object = Object::parse(&data).map_err(|e| {
-        ToolError::Symbols(format!(
-            "{}: not an ELF file vignette can read: {e}",
-            binary.display()
-        ))
+        ToolError::new(
+            ErrorKind::Symbols,
+            format!(
+                "{}: not an ELF file vignette can read: {e}",
+                binary.display()
+            ),
+        )
     })?;
     let name = binary
         .file_name()
@@ -116,23 +119,29 @@ fn add_to_store_unguarded(
     };
     let debug_object = match &debug_data {
         Some(d) => Some(Object::parse(d).map_err(|e| {
-            ToolError::Symbols(format!("{}: its debug file: {e}", binary.display()))
+            ToolError::new(
+                ErrorKind::Symbols,
+                format!("{}: its debug file: {e}", binary.display()),
+            )
         })?),
         None => None,
     };
     let source = debug_object.as_ref().unwrap_or(&object);
     if !source.has_debug_info() && source.symbols().next().is_none() {
-        return Err(ToolError::Symbols(format!(
+        return Err(ToolError::new(ErrorKind::Symbols, format!(
             "{}: has neither debug info nor a symbol table, and no debug file was found (by build ID or \
              .gnu_debuglink); point vignette at the unstripped file",
             binary.display()
         )));
     }
     let path = store_path(store, &name, &id.debug_id).ok_or_else(|| {
-        ToolError::Symbols(format!(
-            "{}: its file name cannot name a folder in the store (rename it)",
-            binary.display()
-        ))
+        ToolError::new(
+            ErrorKind::Symbols,
+            format!(
+                "{}: its file name cannot name a folder in the store (rename it)",
+                binary.display()
+            ),
+        )
     })?;
     let dir = path.parent().unwrap_or(store);
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
@@ -274,7 +283,7 @@ impl SymbolStore {
                     let id = super::guard(&what, || {
                         Object::parse(&data)
                             .map(|object| symbol_id(&object, "").debug_id)
-                            .map_err(|e| ToolError::Symbols(e.to_string()))
+                            .map_err(|e| ToolError::new(ErrorKind::Symbols, e.to_string()))
                     });
                     match id {
                         Ok(id) => id,
@@ -330,7 +339,7 @@ impl SymbolStore {
                 let text = std::fs::read_to_string(&path).map_err(|e| io_err(&path, e))?;
                 let sym = SymbolFile::parse(&text, &path.display().to_string())?;
                 if sym.id.debug_id != debug_id {
-                    return Err(ToolError::Symbols(format!(
+                    return Err(ToolError::new(ErrorKind::Symbols, format!(
                         "{}: symbol file for debug ID {}, but the profile's {name} has {debug_id}; regenerate the store",
                         path.display(),
                         sym.id.debug_id

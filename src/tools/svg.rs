@@ -2,7 +2,7 @@
 
 use super::collapsed::to_collapsed;
 use super::resolve::Resolution;
-use super::ToolError;
+use super::{ErrorKind, ToolError};
 use crate::Profile;
 
 /// Renders `profile` as an SVG flame graph titled `title` (threads are the first level).
@@ -27,7 +27,8 @@ pub fn to_svg(profile: &Profile, res: &Resolution, title: &str) -> Result<Vec<u8
     options.title = super::escape_controls(title).into_owned();
     options.count_name = "samples".to_string();
     let mut svg = Vec::new();
-    inferno::flamegraph::from_lines(&mut options, collapsed.lines(), &mut svg)
-        .map_err(|e| ToolError::Io(format!("rendering the flame graph: {e}")))?;
+    inferno::flamegraph::from_lines(&mut options, collapsed.lines(), &mut svg).map_err(|e| {
+        ToolError::new(ErrorKind::Output, format!("rendering the flame graph: {e}"))
+    })?;
     Ok(svg)
 }

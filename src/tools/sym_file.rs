@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::sym_writer::SymbolId;
-use super::ToolError;
+use super::{ErrorKind, ToolError};
 
 /// A source location of one (possibly inlined) function frame.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -59,7 +59,8 @@ fn dec(s: &str, what: &str, at: usize) -> Result<u64, String> {
 impl SymbolFile {
     /// Parses `.sym` text. `source` names the file in errors.
     pub fn parse(text: &str, source: &str) -> Result<SymbolFile, ToolError> {
-        Self::parse_inner(text).map_err(|e| ToolError::Symbols(format!("{source}: {e}")))
+        Self::parse_inner(text)
+            .map_err(|e| ToolError::new(ErrorKind::Symbols, format!("{source}: {e}")))
     }
 
     fn parse_inner(text: &str) -> Result<SymbolFile, String> {

@@ -9,7 +9,7 @@ use symbolic_debuginfo::elf::ElfObject as Object;
 use symbolic_debuginfo::{Function, LineInfo};
 use symbolic_demangle::{Demangle, DemangleOptions};
 
-use super::ToolError;
+use super::{ErrorKind, ToolError};
 
 /// The identity of a module's symbols: what a store path and a profile's module agree on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -102,8 +102,8 @@ fn collect(f: &Function<'_>, depth: usize, t: &mut Tables, out: &mut FuncRecord)
 /// malformed file is an error, never a panic (see [`super::guard`]).
 pub fn sym_for_elf(data: &[u8], name: &str, source: &str) -> Result<Vec<u8>, ToolError> {
     super::guard(source, || {
-        let object =
-            Object::parse(data).map_err(|e| ToolError::Symbols(format!("{source}: {e}")))?;
+        let object = Object::parse(data)
+            .map_err(|e| ToolError::new(ErrorKind::Symbols, format!("{source}: {e}")))?;
         let mut text = Vec::new();
         write_sym(&object, &symbol_id(&object, name), &mut text)?;
         Ok(text)
@@ -120,11 +120,16 @@ pub fn write_sym(
     let name = &id.name;
     let mut t = Tables::default();
     let mut funcs: BTreeMap<u64, FuncRecord> = BTreeMap::new();
-    let session = object
-        .debug_session()
-        .map_err(|e| ToolError::Symbols(format!("{name}: cannot read debug info: {e}")))?;
+    let session = object.debug_session().map_err(|e| {
+        ToolError::new(
+            ErrorKind::Symbols,
+            format!("{name}: cannot read debug info: {e}"),
+        )
+    })?;
     for f in session.functions() {
-        let f = f.map_err(|e| ToolError::Symbols(format!("{name}: bad debug info: {e}")))?;
+        let f = f.map_err(|e| {
+            ToolError::new(ErrorKind::Symbols, format!("{name}: bad debug info: {e}"))
+        })?;
         if f.size == 0 || funcs.contains_key(&f.address) {
             continue;
         }
@@ -155,7 +160,8 @@ pub fn write_sym(
             }
         }
     }
-    let io = |e: io::Error| ToolError::Io(format!("writing symbols for {name}: {e}"));
+    let io =
+        |e: io::Error| ToolError::new(ErrorKind::Io, format!("writing symbols for {name}: {e}"));
     writeln!(out, "MODULE Linux x86_64 {} {}", id.debug_id, name).map_err(io)?;
     if let Some(code_id) = &id.code_id {
         writeln!(out, "INFO CODE_ID {code_id}").map_err(io)?;
