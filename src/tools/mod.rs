@@ -23,7 +23,7 @@ pub use sym_file::{Location, SymbolFile};
 /// The formats [`convert`] writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// Speedscope JSON (https://www.speedscope.app)
+    /// Speedscope JSON (<https://www.speedscope.app>)
     Speedscope,
     /// Collapsed stacks, one line per stack (flame graph input)
     Collapsed,
@@ -33,7 +33,7 @@ pub enum Format {
     PprofUnresolved,
     /// An SVG flame graph
     Svg,
-    /// Firefox Profiler processed profile JSON (https://profiler.firefox.com)
+    /// Firefox Profiler processed profile JSON (<https://profiler.firefox.com>)
     Firefox,
 }
 
