@@ -622,3 +622,41 @@ fn errors_say_their_kind_and_file() {
     assert_eq!(e.path(), Some(garbage.as_path()));
     assert!(e.to_string().contains("garbage.vignette"), "{e}");
 }
+
+#[test]
+fn a_compressed_section_claiming_terabytes_is_refused() {
+    // Found by the elf_symbols fuzz target: the ELF reader allocates a compressed section's
+    // stated size up front, so a crafted header made it ask for terabytes and abort.
+    let mut data = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/libcallback-debug.so"
+    ))
+    .unwrap();
+    let u = |d: &[u8], at: usize, n: usize| {
+        let mut b = [0u8; 8];
+        b[..n].copy_from_slice(&d[at..at + n]);
+        u64::from_le_bytes(b) as usize
+    };
+    let (shoff, shentsize, shnum, shstrndx) = (
+        u(&data, 0x28, 8),
+        u(&data, 0x3a, 2),
+        u(&data, 0x3c, 2),
+        u(&data, 0x3e, 2),
+    );
+    let names = u(&data, shoff + shstrndx * shentsize + 24, 8);
+    let line = (0..shnum)
+        .map(|i| shoff + i * shentsize)
+        .find(|&h| {
+            let name = names + u(&data, h, 4);
+            data[name..].starts_with(b".debug_line\0")
+        })
+        .expect("the fixture has .debug_line");
+    // SHF_COMPRESSED, and an Elf64_Chdr: zstd, 1 TiB.
+    let flags = u(&data, line + 8, 8) | 0x800;
+    data[line + 8..line + 16].copy_from_slice(&(flags as u64).to_le_bytes());
+    let offset = u(&data, line + 24, 8);
+    data[offset..offset + 4].copy_from_slice(&2u32.to_le_bytes());
+    data[offset + 8..offset + 16].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    let e = vignette::tools::sym_writer::sym_for_elf(&data, "m.so", "crafted.so").unwrap_err();
+    assert!(e.to_string().contains("claims 1099511627776 bytes"), "{e}");
+}

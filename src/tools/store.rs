@@ -9,7 +9,7 @@ use std::sync::Arc;
 use symbolic_debuginfo::elf::ElfObject as Object;
 
 use super::sym_file::SymbolFile;
-use super::sym_writer::{symbol_id, write_sym};
+use super::sym_writer::{check_compressed_sections, symbol_id, write_sym};
 use super::{ErrorKind, ToolError};
 
 fn io_err(path: &Path, e: std::io::Error) -> ToolError {
@@ -96,6 +96,10 @@ fn add_to_store_unguarded(
     debug_roots: &[PathBuf],
 ) -> Result<PathBuf, ToolError> {
     let data = std::fs::read(binary).map_err(|e| io_err(binary, e))?;
+    let refuse = |path: &Path, e: String| {
+        ToolError::new(ErrorKind::Symbols, format!("{}: {e}", path.display())).at(path)
+    };
+    check_compressed_sections(&data).map_err(|e| refuse(binary, e))?;
     let object = Object::parse(&data).map_err(|e| {
         ToolError::new(
             ErrorKind::Symbols,
@@ -113,7 +117,11 @@ fn add_to_store_unguarded(
     let debug_data = match object.has_debug_info() {
         true => None,
         false => match find_debug_file(binary, &object, debug_roots) {
-            Some(path) => Some(std::fs::read(&path).map_err(|e| io_err(&path, e))?),
+            Some(path) => {
+                let data = std::fs::read(&path).map_err(|e| io_err(&path, e))?;
+                check_compressed_sections(&data).map_err(|e| refuse(&path, e))?;
+                Some(data)
+            }
             None => None,
         },
     };

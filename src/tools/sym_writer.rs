@@ -98,9 +98,90 @@ fn collect(f: &Function<'_>, depth: usize, t: &mut Tables, out: &mut FuncRecord)
     }
 }
 
+/// How much larger than its compressed bytes a compressed section may claim to be.
+const MAX_INFLATION: u64 = 100;
+
+/// Refuses an ELF file with a compressed section (`SHF_COMPRESSED`, or GNU `.zdebug_*`) whose
+/// stated uncompressed size is more than [`MAX_INFLATION`] times its compressed size (plus
+/// 1 MiB): the ELF reader allocates that size up front, so a crafted header would make it ask
+/// for terabytes and abort. Files it cannot make sense of are left to the ELF reader.
+pub fn check_compressed_sections(data: &[u8]) -> Result<(), String> {
+    const SHF_COMPRESSED: u64 = 0x800;
+    let (Some(&class), Some(&endian)) = (data.get(4), data.get(5)) else {
+        return Ok(());
+    };
+    if data.get(..4) != Some(b"\x7fELF") || !(1..=2).contains(&class) {
+        return Ok(());
+    }
+    let wide = class == 2;
+    let big = endian == 2;
+    let uint = |at: u64, len: usize| -> Option<u64> {
+        let b = data.get(usize::try_from(at).ok()?..)?.get(..len)?;
+        let mut v = 0u64;
+        for i in 0..len {
+            let byte = if big { b[i] } else { b[len - 1 - i] };
+            v = v << 8 | byte as u64;
+        }
+        Some(v)
+    };
+    let word = if wide { 8 } else { 4 };
+    let (Some(shoff), Some(shentsize), Some(shnum), Some(shstrndx)) = (
+        uint(if wide { 0x28 } else { 0x20 }, word),
+        uint(if wide { 0x3a } else { 0x2e }, 2),
+        uint(if wide { 0x3c } else { 0x30 }, 2),
+        uint(if wide { 0x3e } else { 0x32 }, 2),
+    ) else {
+        return Ok(());
+    };
+    // (flags, offset, size) of section header i.
+    let header = |i: u64| -> Option<(u64, u64, u64, u64)> {
+        let at = shoff.checked_add(i.checked_mul(shentsize)?)?;
+        let name = uint(at, 4)?;
+        let (flags, offset, size) = if wide {
+            (uint(at + 8, 8)?, uint(at + 24, 8)?, uint(at + 32, 8)?)
+        } else {
+            (uint(at + 8, 4)?, uint(at + 16, 4)?, uint(at + 20, 4)?)
+        };
+        Some((name, flags, offset, size))
+    };
+    let names = header(shstrndx).map(|(_, _, offset, _)| offset);
+    for i in 0..shnum.min(65_535) {
+        let Some((name, flags, offset, size)) = header(i) else {
+            break;
+        };
+        let limit = size.saturating_mul(MAX_INFLATION).saturating_add(1 << 20);
+        let claimed = if flags & SHF_COMPRESSED != 0 {
+            // Elf64_Chdr: type, reserved, size; Elf32_Chdr: type, size.
+            uint(offset + if wide { 8 } else { 4 }, word)
+        } else {
+            let zdebug = names
+                .and_then(|n| n.checked_add(name))
+                .and_then(|at| data.get(usize::try_from(at).ok()?..))
+                .is_some_and(|n| n.starts_with(b".zdebug"));
+            let zlib = data
+                .get(usize::try_from(offset).unwrap_or(usize::MAX)..)
+                .is_some_and(|d| d.starts_with(b"ZLIB"));
+            (zdebug && zlib)
+                .then(|| {
+                    let b = data.get(usize::try_from(offset + 4).ok()?..)?.get(..8)?;
+                    Some(u64::from_be_bytes(b.try_into().ok()?))
+                })
+                .flatten()
+        };
+        if let Some(claimed) = claimed.filter(|&c| c > limit) {
+            return Err(format!(
+                "section {i} claims {claimed} bytes once decompressed, from {size}: refused"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The `.sym` text for the ELF file `data` as module `name` (`source` names it in errors). A
 /// malformed file is an error, never a panic (see [`super::guard`]).
 pub fn sym_for_elf(data: &[u8], name: &str, source: &str) -> Result<Vec<u8>, ToolError> {
+    check_compressed_sections(data)
+        .map_err(|e| ToolError::new(ErrorKind::Symbols, format!("{source}: {e}")))?;
     super::guard(source, || {
         let object = Object::parse(data)
             .map_err(|e| ToolError::new(ErrorKind::Symbols, format!("{source}: {e}")))?;
