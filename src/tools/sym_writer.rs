@@ -138,9 +138,17 @@ pub fn check_compressed_sections(data: &[u8]) -> Result<(), String> {
         let at = shoff.checked_add(i.checked_mul(shentsize)?)?;
         let name = uint(at, 4)?;
         let (flags, offset, size) = if wide {
-            (uint(at + 8, 8)?, uint(at + 24, 8)?, uint(at + 32, 8)?)
+            (
+                uint(at.saturating_add(8), 8)?,
+                uint(at.saturating_add(24), 8)?,
+                uint(at.saturating_add(32), 8)?,
+            )
         } else {
-            (uint(at + 8, 4)?, uint(at + 16, 4)?, uint(at + 20, 4)?)
+            (
+                uint(at.saturating_add(8), 4)?,
+                uint(at.saturating_add(16), 4)?,
+                uint(at.saturating_add(20), 4)?,
+            )
         };
         Some((name, flags, offset, size))
     };
@@ -152,7 +160,7 @@ pub fn check_compressed_sections(data: &[u8]) -> Result<(), String> {
         let limit = size.saturating_mul(MAX_INFLATION).saturating_add(1 << 20);
         let claimed = if flags & SHF_COMPRESSED != 0 {
             // Elf64_Chdr: type, reserved, size; Elf32_Chdr: type, size.
-            uint(offset + if wide { 8 } else { 4 }, word)
+            uint(offset.saturating_add(if wide { 8 } else { 4 }), word)
         } else {
             let zdebug = names
                 .and_then(|n| n.checked_add(name))
@@ -163,7 +171,9 @@ pub fn check_compressed_sections(data: &[u8]) -> Result<(), String> {
                 .is_some_and(|d| d.starts_with(b"ZLIB"));
             (zdebug && zlib)
                 .then(|| {
-                    let b = data.get(usize::try_from(offset + 4).ok()?..)?.get(..8)?;
+                    let b = data
+                        .get(usize::try_from(offset.saturating_add(4)).ok()?..)?
+                        .get(..8)?;
                     Some(u64::from_be_bytes(b.try_into().ok()?))
                 })
                 .flatten()
