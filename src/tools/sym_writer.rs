@@ -102,7 +102,7 @@ fn collect(f: &Function<'_>, depth: usize, t: &mut Tables, out: &mut FuncRecord)
 const MAX_INFLATION: u64 = 100;
 
 /// Refuses an ELF file with a compressed section (`SHF_COMPRESSED`, or GNU `.zdebug_*`) whose
-/// stated uncompressed size is more than [`MAX_INFLATION`] times its compressed size (plus
+/// stated uncompressed size is more than 100 times its compressed size (plus
 /// 1 MiB): the ELF reader allocates that size up front, so a crafted header would make it ask
 /// for terabytes and abort. Files it cannot make sense of are left to the ELF reader.
 pub fn check_compressed_sections(data: &[u8]) -> Result<(), String> {
