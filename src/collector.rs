@@ -268,13 +268,9 @@ impl Collector {
         found.map(|i| i as usize)
     }
 
-    /// Tracks `tid` (if not already), returning its slot; `None` when every slot holds a live
-    /// (or not yet drained) thread. `cpu_mark` is where CPU accounting starts for a new thread.
-    pub(crate) fn track_thread(&mut self, tid: i32, cpu_mark: u64) -> Option<usize> {
-        if let Some(i) = self.find_thread(tid) {
-            self.slots[i].seen_epoch = self.epoch;
-            return Some(i);
-        }
+    /// A slot for `tid`, which has none: the first free one, or a new one; `None` when every
+    /// slot holds a live (or not yet drained) thread. `cpu_mark` is where CPU accounting starts.
+    fn assign_slot(&mut self, tid: i32, cpu_mark: u64) -> Option<usize> {
         // The first free slot: reused before the table grows.
         let i = match self.slots[..self.slots_len]
             .iter()
@@ -322,7 +318,7 @@ impl Collector {
             }
             match self.find_thread(tid) {
                 Some(i) => self.slots[i].seen_epoch = self.epoch,
-                None => match self.track_thread(tid, new_cpu_mark(tid)) {
+                None => match self.assign_slot(tid, new_cpu_mark(tid)) {
                     Some(_) => changed = true,
                     None => untracked += 1,
                 },
@@ -362,19 +358,18 @@ impl Collector {
         }
     }
 
-    /// Frees the slots of threads marked dead before the ring was last read.
-    fn free_dead_slots(&mut self, marked_before: usize) {
-        if marked_before == 0 {
+    /// Frees the slots of threads marked dead: called by `drain` once it has read the ring, and
+    /// nothing marks a thread dead while a drain runs, so each one's samples are in by then.
+    fn free_dead_slots(&mut self) {
+        if self.dead_slots == 0 {
             return;
         }
-        let mut freed = 0;
         for s in self.slots.iter_mut().take(self.slots_len) {
-            if s.state == SlotState::Dead && freed < marked_before {
+            if s.state == SlotState::Dead {
                 s.state = SlotState::Free;
-                freed += 1;
             }
         }
-        self.dead_slots -= freed;
+        self.dead_slots = 0;
         // The index keeps only live slots: rebuild it without the freed ones.
         self.slot_index.clear();
         for i in 0..self.slots_len {
@@ -406,8 +401,6 @@ impl Collector {
         let Some(drainer) = ring.drainer() else {
             return 0;
         };
-        // Threads marked dead before this point published all their samples before it.
-        let dead_before = self.dead_slots;
         let n = drainer.ready(&mut self.scratch);
         if n > 0 {
             update_modules(&mut self.modules);
@@ -428,7 +421,7 @@ impl Collector {
             drainer.release(i);
         }
         drop(drainer);
-        self.free_dead_slots(dead_before);
+        self.free_dead_slots();
         kept
     }
 

@@ -18,7 +18,7 @@
 //! there. When it does not fit (a sample taken inside another handler running on the
 //! alternate stack), or the thread blocks `SIGSEGV`/`SIGBUS`, or the guard is not installed,
 //! the stack is read with `process_vm_readv` instead ([`ReadMode::Copied`]), which reports
-//! `EFAULT` rather than faulting, at about a microsecond per page.
+//! `EFAULT` rather than faulting, at 1.3 to 1.8 µs a call on the bench machine.
 //!
 //! A handler installed after vignette's takes the faults first; the sampler thread checks every
 //! tick ([`ensure_installed`]) and puts vignette's handler back on top, chaining to the new one.
