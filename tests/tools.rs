@@ -18,39 +18,77 @@ fn tmp(name: &str) -> PathBuf {
     dir
 }
 
-#[test]
-fn our_symbol_files_resolve_like_dump_syms() {
-    let store = tmp("store-fixture");
-    let binary = Path::new(FIXTURES).join("libcallback-debug.so");
-    let path = tools::store::add_to_store(&binary, &store, &[]).unwrap();
-    assert!(path.ends_with(
-        "libcallback-debug.so/F2EFFE97E5E8C8E700F192E1F2CB255F0/libcallback-debug.so.sym"
-    ));
-    let ours = SymbolFile::parse(&std::fs::read_to_string(&path).unwrap(), "ours").unwrap();
-    let text = std::fs::read_to_string(Path::new(FIXTURES).join("libcallback-debug.dump_syms.sym"))
-        .unwrap();
-    let theirs = SymbolFile::parse(&text, "dump_syms").unwrap();
+/// The `FUNC` and `PUBLIC` records of a `.sym` text as (kind, address, size, name), sorted; a
+/// PUBLIC's size is 1 (its own address).
+fn symbol_records(text: &str) -> Vec<(String, u64, u64, String)> {
+    let hex = |w: &str| u64::from_str_radix(w, 16).unwrap();
+    let mut records: Vec<_> = text
+        .lines()
+        .filter_map(|l| {
+            let (kind, rest) = l.split_once(' ')?;
+            let rest = rest.strip_prefix("m ").unwrap_or(rest);
+            Some(match kind {
+                "FUNC" => {
+                    let w: Vec<&str> = rest.splitn(4, ' ').collect();
+                    (kind.to_string(), hex(w[0]), hex(w[1]), w[3].to_string())
+                }
+                "PUBLIC" => {
+                    let w: Vec<&str> = rest.splitn(3, ' ').collect();
+                    (kind.to_string(), hex(w[0]), 1, w[2].to_string())
+                }
+                _ => return None,
+            })
+        })
+        .collect();
+    records.sort();
+    records
+}
+
+/// Makes vignette's symbol file for the fixture `binary` and checks it against dump_syms'
+/// file for it: the same identity, every FUNC and PUBLIC record at the same address with the
+/// same size and name, and every address of every record resolving to the same frames.
+/// Returns vignette's file, dump_syms' text, and how many addresses had inline frames.
+fn assert_like_dump_syms(binary: &str, debug_id: &str) -> (SymbolFile, String, usize) {
+    let store = tmp(&format!("store-{binary}"));
+    let path = tools::store::add_to_store(&Path::new(FIXTURES).join(binary), &store, &[]).unwrap();
+    assert!(
+        path.ends_with(format!("{binary}/{debug_id}/{binary}.sym")),
+        "{path:?}"
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let ours = SymbolFile::parse(&text, "ours").unwrap();
+    let reference = format!("{}.dump_syms.sym", binary.trim_end_matches(".so"));
+    let their_text = std::fs::read_to_string(Path::new(FIXTURES).join(reference)).unwrap();
+    let theirs = SymbolFile::parse(&their_text, "dump_syms").unwrap();
     assert_eq!(ours.id, theirs.id, "same module name, debug ID and code ID");
-    // Every address of every function of dump_syms' file resolves to the same frames.
+    let (a, b) = (symbol_records(&text), symbol_records(&their_text));
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x, y, "{binary}: ours, then dump_syms'");
+    }
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "{binary}: as many FUNC and PUBLIC records"
+    );
     let mut checked = 0;
     let mut inlined = 0;
-    for line in text.lines().filter(|l| l.starts_with("FUNC ")) {
-        let w: Vec<&str> = line.split(' ').collect();
-        let (start, size) = (
-            u64::from_str_radix(w[1], 16).unwrap(),
-            u64::from_str_radix(w[2], 16).unwrap(),
-        );
-        for addr in start..start + size {
-            let (a, b) = (ours.lookup(addr), theirs.lookup(addr));
-            assert_eq!(a, b, "address {addr:#x}");
-            inlined += (a.len() > 1) as usize;
+    for (_, start, size, _) in &b {
+        for addr in *start..start + size {
+            let (x, y) = (ours.lookup(addr), theirs.lookup(addr));
+            assert_eq!(x, y, "{binary}: address {addr:#x}");
+            inlined += (x.len() > 1) as usize;
             checked += 1;
         }
     }
-    assert!(
-        checked > 100 && inlined > 5,
-        "{checked} addresses, {inlined} with inline frames"
-    );
+    assert!(checked > 50, "{binary}: {checked} addresses");
+    (ours, their_text, inlined)
+}
+
+#[test]
+fn our_symbol_files_resolve_like_dump_syms() {
+    let (ours, text, inlined) =
+        assert_like_dump_syms("libcallback-debug.so", "F2EFFE97E5E8C8E700F192E1F2CB255F0");
+    assert!(inlined > 5, "{inlined} addresses with inline frames");
     let mix = u64::from_str_radix(
         text.lines()
             .find(|l| l.ends_with(" c_mix"))
@@ -68,6 +106,45 @@ fn our_symbol_files_resolve_like_dump_syms() {
     assert_eq!(frames[0].function, "twice_plus");
     assert_eq!(frames[1].function, "c_mix");
     assert!(frames[0].file.as_deref().unwrap().ends_with("callback.c"));
+}
+
+#[test]
+fn c_clones_cold_parts_and_plt_are_named_like_dump_syms() {
+    let (ours, text, _) = assert_like_dump_syms("clones", "4EE12C7D823CE7FABDEE1D920FB92BA40");
+    // GCC made scale.constprop.0, first.isra.0 and main.cold (tests/fixtures/README.md):
+    // each part, hot or cold, is named after its function.
+    for name in ["scale", "first", "main", "checked_div"] {
+        let parts = text
+            .lines()
+            .filter(|l| l.starts_with("FUNC ") && l.ends_with(&format!(" {name}")));
+        assert_eq!(parts.count(), 2, "{name}: a hot and a cold part");
+    }
+    assert!(!text.contains(".cold") && !text.contains(".constprop") && !text.contains(".isra"));
+    let plt = text
+        .lines()
+        .find(|l| l.ends_with(" <.plt ELF section in clones>"))
+        .unwrap();
+    let plt = u64::from_str_radix(plt.split(' ').nth(1).unwrap(), 16).unwrap();
+    assert_eq!(
+        ours.lookup(plt + 0x10)[0].function,
+        "<.plt ELF section in clones>"
+    );
+}
+
+#[test]
+fn cpp_clones_and_templates_are_named_like_dump_syms() {
+    let (_, text, _) = assert_like_dump_syms("clones-cpp", "098150100276A4ACD30CBAA115EEC3C20");
+    assert!(!text.contains("[clone"), "no clone suffixes");
+    for name in [
+        "shapes::first(shapes::Big const*, long)",
+        "shapes::scale(std::vector<long, std::allocator<long> > const&, int)",
+    ] {
+        let parts = text
+            .lines()
+            .filter(|l| l.starts_with("FUNC ") && l.ends_with(name));
+        assert_eq!(parts.count(), 2, "{name}: a hot and a cold part");
+    }
+    assert!(text.contains(" shapes::Accumulator<long>::add(long)\n"));
 }
 
 #[test]

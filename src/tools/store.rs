@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use symbolic_debuginfo::elf::ElfObject as Object;
 
+use super::elf_sections::check_compressed_sections;
 use super::sym_file::SymbolFile;
-use super::sym_writer::{check_compressed_sections, symbol_id, write_sym};
+use super::sym_writer::{symbol_id, write_sym};
 use super::{ErrorKind, ToolError};
 
 fn io_err(path: &Path, e: std::io::Error) -> ToolError {

@@ -9,6 +9,7 @@ use symbolic_debuginfo::elf::ElfObject as Object;
 use symbolic_debuginfo::{Function, LineInfo};
 use symbolic_demangle::{Demangle, DemangleOptions};
 
+use super::elf_sections::{check_compressed_sections, executable_sections};
 use super::{ErrorKind, ToolError};
 
 /// The identity of a module's symbols: what a store path and a profile's module agree on.
@@ -31,9 +32,77 @@ pub fn symbol_id(object: &Object<'_>, name: &str) -> SymbolId {
     }
 }
 
+/// The name a `.sym` file gives `name`, as Mozilla's dump_syms writes it: compiler suffixes
+/// of clones and split parts removed (`foo.constprop.0`, `foo.cold`, `foo [clone .isra.0]` all
+/// read `foo`), demangled with parameters, control characters dropped (a name is one line).
 fn demangle(name: &symbolic_common::Name<'_>) -> String {
-    name.try_demangle(DemangleOptions::name_only().parameters(true))
-        .into_owned()
+    let raw = name.as_str();
+    let fixed =
+        strip_compiler_suffixes(raw).replace("`anonymous namespace'", "(anonymous namespace)");
+    let fixed = symbolic_common::Name::new(fixed.as_str(), name.mangling(), name.language());
+    let mut text = fixed
+        .try_demangle(DemangleOptions::name_only().parameters(true))
+        .into_owned();
+    text.retain(|c| !c.is_ascii_control());
+    text
+}
+
+/// Suffixes compilers append to a function's symbol when they clone or split it (GCC's
+/// `.constprop.N`, `.isra.N`, `.part.N`, `.cold`; LLVM's `.llvm.N`; and their demangled
+/// form ` [clone .isra.0]`).
+const CLONE_SUFFIXES: [&[u8]; 8] = [
+    b"cold",
+    b"constprop",
+    b"llvm",
+    b"localalias",
+    b"lto_priv",
+    b"isra",
+    b"part",
+    b"str",
+];
+
+/// `name` without its trailing run of compiler suffixes: the shortest prefix whose rest is a
+/// sequence of `.WORD`, `.WORD.DIGITS` (WORD one of [`CLONE_SUFFIXES`]) and ` [clone ...] `
+/// tokens, which is what dump_syms removes. Linear in the name's length.
+fn strip_compiler_suffixes(name: &str) -> &str {
+    let b = name.as_bytes();
+    let n = b.len();
+    // next_close[i]: the first ']' at or after i.
+    let mut next_close = vec![n; n + 1];
+    for i in (0..n).rev() {
+        next_close[i] = if b[i] == b']' { i } else { next_close[i + 1] };
+    }
+    // rest_ok[i]: b[i..] is a (possibly empty) sequence of tokens.
+    let mut rest_ok = vec![false; n + 1];
+    rest_ok[n] = true;
+    for i in (0..n).rev() {
+        let mut ends = arrayvec::ArrayVec::<usize, 3>::new();
+        if b[i] == b'.' {
+            if let Some(w) = CLONE_SUFFIXES.iter().find(|w| b[i + 1..].starts_with(w)) {
+                let j = i + 1 + w.len();
+                ends.push(j);
+                let digits = b
+                    .get(j + 1..)
+                    .map_or(0, |r| r.iter().take_while(|c| c.is_ascii_digit()).count());
+                if b.get(j) == Some(&b'.') && digits > 0 {
+                    ends.push(j + 1 + digits);
+                }
+            }
+        } else {
+            let open = if b[i] == b' ' { i + 1 } else { i };
+            if b[open..].starts_with(b"[clone") && next_close[open] < n {
+                let close = next_close[open] + 1;
+                ends.push(close);
+                if b.get(close) == Some(&b' ') {
+                    ends.push(close + 1);
+                }
+            }
+        }
+        rest_ok[i] = ends.iter().any(|&e| rest_ok[e]);
+    }
+    // A name that is nothing but suffixes stays as it is.
+    let cut = (1..=n).find(|&i| rest_ok[i]).unwrap_or(n);
+    &name[..cut]
 }
 
 #[derive(Default)]
@@ -66,9 +135,20 @@ impl Tables {
 struct FuncRecord {
     address: u64,
     size: u64,
+    /// Another function shares this address (identical code folding).
+    multiple: bool,
     name: String,
     inlines: Vec<(usize, u64, usize, usize, u64, u64)>,
     lines: Vec<(u64, u64, u64, usize)>,
+}
+
+/// One `PUBLIC` record: a symbol outside every function.
+struct Public {
+    name: String,
+    /// The symbol's size: symbols inside it get no record of their own.
+    size: u64,
+    /// Several symbols start here.
+    multiple: bool,
 }
 
 /// Collects `f`'s inline records (children at `depth`) and innermost line records.
@@ -96,95 +176,6 @@ fn collect(f: &Function<'_>, depth: usize, t: &mut Tables, out: &mut FuncRecord)
             .push((depth, call_line, call_file, origin, c.address, c.size));
         collect(c, depth + 1, t, out);
     }
-}
-
-/// How much larger than its compressed bytes a compressed section may claim to be.
-const MAX_INFLATION: u64 = 100;
-
-/// Refuses an ELF file with a compressed section (`SHF_COMPRESSED`, or GNU `.zdebug_*`) whose
-/// stated uncompressed size is more than 100 times its compressed size (plus
-/// 1 MiB): the ELF reader allocates that size up front, so a crafted header would make it ask
-/// for terabytes and abort. Files it cannot make sense of are left to the ELF reader.
-pub fn check_compressed_sections(data: &[u8]) -> Result<(), String> {
-    const SHF_COMPRESSED: u64 = 0x800;
-    let (Some(&class), Some(&endian)) = (data.get(4), data.get(5)) else {
-        return Ok(());
-    };
-    if data.get(..4) != Some(b"\x7fELF") || !(1..=2).contains(&class) {
-        return Ok(());
-    }
-    let wide = class == 2;
-    let big = endian == 2;
-    let uint = |at: u64, len: usize| -> Option<u64> {
-        let b = data.get(usize::try_from(at).ok()?..)?.get(..len)?;
-        let mut v = 0u64;
-        for i in 0..len {
-            let byte = if big { b[i] } else { b[len - 1 - i] };
-            v = v << 8 | byte as u64;
-        }
-        Some(v)
-    };
-    let word = if wide { 8 } else { 4 };
-    let (Some(shoff), Some(shentsize), Some(shnum), Some(shstrndx)) = (
-        uint(if wide { 0x28 } else { 0x20 }, word),
-        uint(if wide { 0x3a } else { 0x2e }, 2),
-        uint(if wide { 0x3c } else { 0x30 }, 2),
-        uint(if wide { 0x3e } else { 0x32 }, 2),
-    ) else {
-        return Ok(());
-    };
-    // (flags, offset, size) of section header i.
-    let header = |i: u64| -> Option<(u64, u64, u64, u64)> {
-        let at = shoff.checked_add(i.checked_mul(shentsize)?)?;
-        let name = uint(at, 4)?;
-        let (flags, offset, size) = if wide {
-            (
-                uint(at.saturating_add(8), 8)?,
-                uint(at.saturating_add(24), 8)?,
-                uint(at.saturating_add(32), 8)?,
-            )
-        } else {
-            (
-                uint(at.saturating_add(8), 4)?,
-                uint(at.saturating_add(16), 4)?,
-                uint(at.saturating_add(20), 4)?,
-            )
-        };
-        Some((name, flags, offset, size))
-    };
-    let names = header(shstrndx).map(|(_, _, offset, _)| offset);
-    for i in 0..shnum.min(65_535) {
-        let Some((name, flags, offset, size)) = header(i) else {
-            break;
-        };
-        let limit = size.saturating_mul(MAX_INFLATION).saturating_add(1 << 20);
-        let claimed = if flags & SHF_COMPRESSED != 0 {
-            // Elf64_Chdr: type, reserved, size; Elf32_Chdr: type, size.
-            uint(offset.saturating_add(if wide { 8 } else { 4 }), word)
-        } else {
-            let zdebug = names
-                .and_then(|n| n.checked_add(name))
-                .and_then(|at| data.get(usize::try_from(at).ok()?..))
-                .is_some_and(|n| n.starts_with(b".zdebug"));
-            let zlib = data
-                .get(usize::try_from(offset).unwrap_or(usize::MAX)..)
-                .is_some_and(|d| d.starts_with(b"ZLIB"));
-            (zdebug && zlib)
-                .then(|| {
-                    let b = data
-                        .get(usize::try_from(offset.saturating_add(4)).ok()?..)?
-                        .get(..8)?;
-                    Some(u64::from_be_bytes(b.try_into().ok()?))
-                })
-                .flatten()
-        };
-        if let Some(claimed) = claimed.filter(|&c| c > limit) {
-            return Err(format!(
-                "section {i} claims {claimed} bytes once decompressed, from {size}: refused"
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// The `.sym` text for the ELF file `data` as module `name` (`source` names it in errors). A
@@ -221,12 +212,18 @@ pub fn write_sym(
         let f = f.map_err(|e| {
             ToolError::new(ErrorKind::Symbols, format!("{name}: bad debug info: {e}"))
         })?;
-        if f.size == 0 || funcs.contains_key(&f.address) {
+        if f.size == 0 || f.address == 0 {
+            continue;
+        }
+        if let Some(other) = funcs.get_mut(&f.address) {
+            // Identical code folded into one address: dump_syms' `FUNC m`.
+            other.multiple = true;
             continue;
         }
         let mut rec = FuncRecord {
             address: f.address,
             size: f.size,
+            multiple: false,
             name: demangle(&f.name),
             inlines: Vec::new(),
             lines: Vec::new(),
@@ -235,20 +232,46 @@ pub fn write_sym(
         rec.lines.sort_unstable();
         funcs.insert(f.address, rec);
     }
-    // Symbols not covered by a function become PUBLIC records.
-    let covered = |addr: u64| {
-        funcs
-            .range(..=addr)
-            .next_back()
-            .is_some_and(|(_, f)| addr < f.address + f.size)
-    };
-    let mut publics: BTreeMap<u64, String> = BTreeMap::new();
+    // Symbols that do not fall inside a function or an earlier symbol become PUBLIC records,
+    // in the symbol table's order, as dump_syms picks them.
+    let mut publics: BTreeMap<u64, Public> = BTreeMap::new();
     for s in object.symbols() {
-        if let Some(n) = s.name.as_deref() {
-            if !n.is_empty() && !covered(s.address) {
-                let name = symbolic_common::Name::from(n);
-                publics.entry(s.address).or_insert_with(|| demangle(&name));
-            }
+        let Some(n) = s.name.as_deref().filter(|n| !n.is_empty()) else {
+            continue;
+        };
+        let last_func = funcs
+            .range(..s.address)
+            .next_back()
+            .map(|(&a, f)| (a, f.size));
+        let last_public = publics
+            .range(..s.address)
+            .next_back()
+            .map(|(&a, p)| (a, p.size));
+        let inside = last_func
+            .max(last_public)
+            .is_some_and(|(a, size)| s.address < a.saturating_add(size));
+        if inside || funcs.contains_key(&s.address) {
+            continue;
+        }
+        publics
+            .entry(s.address)
+            .and_modify(|p| p.multiple = true)
+            .or_insert_with(|| Public {
+                name: demangle(&symbolic_common::Name::from(n)),
+                size: s.size,
+                multiple: false,
+            });
+    }
+    // Code outside every symbol (PLT stubs) still says where it is, as in dump_syms' files.
+    for (section, addr) in executable_sections(object.data()) {
+        if !funcs.contains_key(&addr) {
+            let mut name = format!("<{section} ELF section in {name}>");
+            name.retain(|c| !c.is_ascii_control());
+            publics.entry(addr).or_insert(Public {
+                name,
+                size: 0,
+                multiple: false,
+            });
         }
     }
     let io =
@@ -269,7 +292,8 @@ pub fn write_sym(
         writeln!(out, "INLINE_ORIGIN {i} {origin}").map_err(io)?;
     }
     for f in funcs.values() {
-        writeln!(out, "FUNC {:x} {:x} 0 {}", f.address, f.size, f.name).map_err(io)?;
+        let m = if f.multiple { "m " } else { "" };
+        writeln!(out, "FUNC {m}{:x} {:x} 0 {}", f.address, f.size, f.name).map_err(io)?;
         for &(depth, call_line, call_file, origin, addr, size) in &f.inlines {
             writeln!(
                 out,
@@ -281,8 +305,62 @@ pub fn write_sym(
             writeln!(out, "{addr:x} {size:x} {line} {file}").map_err(io)?;
         }
     }
-    for (addr, name) in publics {
-        writeln!(out, "PUBLIC {addr:x} 0 {name}").map_err(io)?;
+    for (addr, p) in publics {
+        let m = if p.multiple { "m " } else { "" };
+        writeln!(out, "PUBLIC {m}{addr:x} 0 {}", p.name).map_err(io)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use symbolic_common::{Language, Name, NameMangling};
+
+    #[test]
+    fn compiler_suffixes_are_stripped_as_dump_syms_strips_them() {
+        for name in [
+            "hello",
+            "hello.llvm.1234567890",
+            "hello.str.158.llvm.1786438672924483777",
+            "hello [clone .constprop.0] [clone .isra.0] [clone .cold]",
+            "hello.localalias",
+            "hello.constprop.0.isra.0",
+            "hello.cold",
+            "hello.part.0.cold.12",
+        ] {
+            assert_eq!(strip_compiler_suffixes(name), "hello", "{name}");
+        }
+        // Labels it does not know, and dots that are not suffixes, stay.
+        for name in [
+            "hello [clone foo][bar]",
+            "hello.unknown.0",
+            "hello.cold.x",
+            "hello.0",
+            ".cold",
+            "",
+        ] {
+            assert_eq!(strip_compiler_suffixes(name), name);
+        }
+        assert_eq!(strip_compiler_suffixes("a.cold [clone .x] "), "a");
+        // Linear on adversarial names (a quadratic scan would take minutes here).
+        let long = "[clone".repeat(200_000);
+        assert_eq!(strip_compiler_suffixes(&long), long);
+        let long = format!("f{}", ".cold.1".repeat(200_000));
+        assert_eq!(strip_compiler_suffixes(&long), "f");
+    }
+
+    #[test]
+    fn names_are_demangled_on_one_line() {
+        let name = |s: &'static str, m| demangle(&Name::new(s, m, Language::Unknown));
+        assert_eq!(
+            name("_ZN6shapesL5firstEPKNS_3BigEl.isra.0", NameMangling::Mangled),
+            "shapes::first(shapes::Big const*, long)"
+        );
+        assert_eq!(name("main.cold", NameMangling::Unmangled), "main");
+        assert_eq!(
+            name("evil\nFUNC 0 1 0 injected", NameMangling::Unmangled),
+            "evilFUNC 0 1 0 injected"
+        );
+    }
 }
