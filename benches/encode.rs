@@ -21,11 +21,11 @@ use vignette::{Profile, Profiler};
 fn symbols_for(p: &Profile) -> SymbolStore {
     let store = Path::new(env!("CARGO_TARGET_TMPDIR")).join("encode-bench-store");
     for m in &p.modules {
-        let _ = add_to_store(
-            Path::new(&m.path),
-            &store,
-            &[PathBuf::from("/usr/lib/debug")],
-        );
+        let exe_dir = std::env::current_exe().unwrap().with_file_name("");
+        let Ok(path) = tools::store::local_file_of(m, &[exe_dir]) else {
+            continue;
+        };
+        let _ = add_to_store(&path, &store, &[PathBuf::from("/usr/lib/debug")]);
     }
     SymbolStore::new(&[store])
 }

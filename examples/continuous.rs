@@ -1,7 +1,8 @@
 //! Continuous profiling of a multi-threaded CPU workload; writes an un-symbolicated profile.
 //!
 //! `cargo run --release --example continuous -- [OUT] [SECONDS] [THREADS]`
-//! (defaults: `profiles/demo.vignette`, 2 seconds, 4 workers).
+//! (defaults: `target/demo/demo.vignette`, 2 seconds, 4 workers). `scripts/demo` builds the same
+//! file as the `continuous` binary of `examples/demo`, which needs no dev-dependencies.
 
 #[path = "common/workload.rs"]
 mod workload;
@@ -15,7 +16,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
     let out = args
         .next()
-        .unwrap_or_else(|| "profiles/demo.vignette".into());
+        .unwrap_or_else(|| "target/demo/demo.vignette".into());
     let seconds: f64 = args.next().map_or(Ok(2.0), |s| s.parse())?;
     let threads: usize = args.next().map_or(Ok(4), |s| s.parse())?;
 

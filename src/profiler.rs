@@ -24,6 +24,7 @@ pub struct Builder {
     max_modules: usize,
     signal: i32,
     unwinder: Unwinder,
+    module_paths: bool,
 }
 
 impl Default for Builder {
@@ -39,6 +40,7 @@ impl Default for Builder {
             max_modules: 512,
             signal: libc::SIGPROF,
             unwinder: Unwinder::Cfi,
+            module_paths: false,
         }
     }
 }
@@ -101,6 +103,15 @@ impl Builder {
     /// fallback).
     pub fn unwinder(mut self, unwinder: Unwinder) -> Self {
         self.unwinder = unwinder;
+        self
+    }
+
+    /// Whether profiles record each module's full path on this machine (default `false`:
+    /// only its file name, build ID and debug ID, which is all symbol lookup needs). Profiles
+    /// often come from machines you do not control, and a path such as `/home/<user>/...` can
+    /// identify a person: turn this on only where that is acceptable.
+    pub fn module_paths(mut self, record: bool) -> Self {
+        self.module_paths = record;
         self
     }
 
@@ -313,6 +324,7 @@ impl Profiler {
             clock: self.config.clock,
             interval_ns: self.interval_ns(),
             max_frames: self.config.max_frames as u32,
+            module_paths: self.config.module_paths,
             lost,
         })
     }

@@ -7,11 +7,16 @@ use vignette::{Error, Profile, Profiler, Target};
 
 /// A real profile: a few on-demand samples of this process.
 fn captured() -> Vec<u8> {
+    captured_with(Profiler::builder())
+}
+
+/// [`captured`], by a profiler made by `builder`.
+fn captured_with(builder: vignette::Builder) -> Vec<u8> {
     let _g = profiler_lock();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let workers = workload::spawn_workers(2, &stop);
     std::thread::sleep(std::time::Duration::from_millis(20));
-    let mut profiler = Profiler::builder().build().unwrap();
+    let mut profiler = builder.build().unwrap();
     for _ in 0..30 {
         profiler.sample_once(Target::AllThreads).unwrap();
     }
@@ -51,6 +56,30 @@ fn round_trip_is_exact() {
         }
     }
     assert!(p.start_unix_ns > 0 && p.interval_ns == 1_000_000);
+}
+
+#[test]
+fn profiles_carry_file_names_not_folders_unless_asked() {
+    let exe = std::env::current_exe().unwrap();
+    let folder = exe.parent().unwrap().to_str().unwrap().to_string();
+    let bytes = captured();
+    let p = Profile::decode(&bytes).unwrap();
+    assert!(p.modules.len() > 2);
+    for m in &p.modules {
+        assert_eq!(m.path, "", "{}: no path by default", m.name);
+        assert!(!m.name.contains('/'), "{}: a file name", m.name);
+    }
+    let found = bytes.windows(folder.len()).any(|w| w == folder.as_bytes());
+    assert!(!found, "the profile's bytes name no folder ({folder})");
+
+    let p = Profile::decode(&captured_with(Profiler::builder().module_paths(true))).unwrap();
+    assert_eq!(common::this_executable(&p).path, exe.to_str().unwrap());
+    let libc = p
+        .modules
+        .iter()
+        .find(|m| m.name.starts_with("libc.so"))
+        .unwrap();
+    assert!(libc.path.starts_with('/') && libc.path.ends_with(&libc.name));
 }
 
 #[test]

@@ -189,6 +189,53 @@ fn symbols_for_a_profile_reads_only_checked_files() {
     assert!(written.is_empty(), "wrote {written:?}");
 }
 
+#[test]
+fn modules_without_paths_are_found_by_file_name_and_build_id() {
+    use vignette::tools::store::{elf_build_id, local_file_of};
+    let libc = Path::new("/lib/x86_64-linux-gnu/libc.so.6");
+    let libc_id = elf_build_id(libc).unwrap();
+    let found = local_file_of(&module("libc.so.6", "", [1; 16], libc_id.clone()), &[]).unwrap();
+    assert_eq!(elf_build_id(&found).unwrap(), libc_id, "{found:?}");
+    // The same name with another build ID is not that file.
+    let why = local_file_of(&module("libc.so.6", "", [1; 16], vec![7; 20]), &[]).unwrap_err();
+    assert!(why.contains("another build ID"), "{why}");
+    // Names are file names, never paths.
+    for name in ["../../etc/passwd", "/etc/passwd", "..", ".hidden", "a/b"] {
+        let why = local_file_of(&module(name, "", [1; 16], libc_id.clone()), &[]).unwrap_err();
+        assert!(why.contains("not a file name"), "{name}: {why}");
+    }
+    // --search folders come first; a name found nowhere says how to help.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let clones_id = elf_build_id(&fixtures.join("clones")).unwrap();
+    let clones = module("clones", "", [2; 16], clones_id);
+    let why = local_file_of(&clones, &[]).unwrap_err();
+    assert!(why.contains("--search"), "{why}");
+    assert_eq!(
+        local_file_of(&clones, std::slice::from_ref(&fixtures)).unwrap(),
+        fixtures.join("clones").canonicalize().unwrap()
+    );
+    // The CLI: `symbols --profile P --search DIR` writes the module's symbols.
+    let dir = tmp("symbols-by-name");
+    let file = dir.join("p.vignette");
+    std::fs::write(&file, profile_over(vec![clones]).encode()).unwrap();
+    let store = dir.join("store");
+    let out = vignette(&[
+        "symbols",
+        "--profile",
+        file.to_str().unwrap(),
+        "--search",
+        fixtures.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(walk(&store).len(), 1, "{:?}", walk(&store));
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();

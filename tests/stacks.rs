@@ -261,7 +261,7 @@ fn frames_in_the_vdso_a_late_library_and_anonymous_code() {
         .iter()
         .find(|m| m.name == "libz.so.1")
         .unwrap();
-    assert!(!libz.code_id.is_empty() && libz.path.contains("libz"));
+    assert!(!libz.code_id.is_empty());
     let anonymous = profile
         .threads
         .iter()

@@ -27,9 +27,13 @@ enum Command {
         /// Binaries with debug info or at least a symbol table
         #[arg(required_unless_present = "profile")]
         binaries: Vec<PathBuf>,
-        /// Also every module of this profile whose file exists on this machine
+        /// Also every module of this profile whose file exists on this machine (same build ID)
         #[arg(long)]
         profile: Option<PathBuf>,
+        /// Where to look for the profile's modules by file name, before the system's library
+        /// folders (profiles record file names, not paths, unless the application opted in)
+        #[arg(long = "search", value_name = "DIR")]
+        search: Vec<PathBuf>,
         /// The symbol store folder
         #[arg(long)]
         store: PathBuf,
@@ -132,6 +136,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
         Command::Symbols {
             binaries,
             profile,
+            search,
             store,
             debug_dirs,
         } => {
@@ -156,7 +161,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 if dest.is_file() {
                     continue;
                 }
-                let path = match tools::store::local_file_of(&m) {
+                let path = match tools::store::local_file_of(&m, &search) {
                     Ok(path) => path,
                     Err(why) => {
                         eprintln!("skipping {name}: {}", tools::escape_controls(&why));
@@ -253,12 +258,13 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 ));
             }
             for m in &p.modules {
-                say(format!(
+                let line = format!(
                     "  module {:<24} {} {}",
                     tools::escape_controls(&m.name),
                     m.debug_id_string(),
                     tools::escape_controls(&m.path)
-                ));
+                );
+                say(line.trim_end().to_string());
             }
             for end in EndReason::ALL {
                 let n = p

@@ -18,6 +18,8 @@ pub struct Capture<'a> {
     pub(crate) clock: Clock,
     pub(crate) interval_ns: u64,
     pub(crate) max_frames: u32,
+    /// Whether modules carry their full paths ([`crate::Builder::module_paths`]).
+    pub(crate) module_paths: bool,
     pub(crate) lost: Lost,
 }
 
@@ -116,7 +118,7 @@ impl Serialize for Body<'_> {
             cap.clock,
             cap.interval_ns,
             cap.max_frames,
-            Modules(c),
+            Modules(c, cap.module_paths),
             Frames(c),
             Stacks(c),
             Threads(c),
@@ -126,7 +128,8 @@ impl Serialize for Body<'_> {
     }
 }
 
-struct Modules<'a>(&'a Collector);
+/// The module table; paths only when the application asked for them.
+struct Modules<'a>(&'a Collector, bool);
 
 impl Serialize for Modules<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
@@ -135,7 +138,7 @@ impl Serialize for Modules<'_> {
             let age = 0u32;
             seq.serialize_element(&(
                 m.name,
-                m.path,
+                if self.1 { m.path } else { "" },
                 m.start_avma,
                 m.end_avma,
                 m.base_avma,

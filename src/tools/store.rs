@@ -163,19 +163,70 @@ fn add_to_store_unguarded(
     Ok(path)
 }
 
+/// Where [`local_file_of`] looks for a module by file name when the profile recorded no path
+/// (the default: see `Builder::module_paths`): the system's library folders.
+pub const SYSTEM_LIBRARY_DIRS: [&str; 7] = [
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib64",
+    "/usr/lib64",
+    "/lib",
+    "/usr/lib",
+    "/usr/local/lib",
+];
+
 /// The file on this machine that is `module` of a profile, for `vignette symbols --profile`:
-/// its recorded path, if that is an absolute path to a regular file (after symlinks) outside
-/// `/proc`, `/dev` and `/sys`, whose GNU build ID, read from its headers alone, equals the
-/// module's. Nothing else is read, so a crafted profile cannot make vignette read (or copy
+/// its recorded path if the profile has one, else `<dir>/<file name>` for the first of
+/// `search` (then [`SYSTEM_LIBRARY_DIRS`]) that holds it, where the file name must be one
+/// safe path component. A candidate counts only if it is a regular file (after symlinks)
+/// outside `/proc`, `/dev` and `/sys` whose GNU build ID, read from its headers alone, equals
+/// the module's. Nothing else is read, so a crafted profile cannot make vignette read (or copy
 /// symbols of) an arbitrary file. The error says why the module is skipped.
-pub fn local_file_of(module: &crate::Module) -> Result<PathBuf, String> {
-    let path = Path::new(&module.path);
-    if !path.is_absolute() {
-        return Err(format!(
-            "{:?} is not a file path (the kernel's vDSO, or an unnamed mapping)",
-            module.path
-        ));
+pub fn local_file_of(module: &crate::Module, search: &[PathBuf]) -> Result<PathBuf, String> {
+    if module.code_id.is_empty() {
+        return Err("the profile has no build ID to check a local file against".into());
     }
+    if !module.path.is_empty() {
+        let path = Path::new(&module.path);
+        if !path.is_absolute() {
+            return Err(format!(
+                "{:?} is not a file path (the kernel's vDSO, or an unnamed mapping)",
+                module.path
+            ));
+        }
+        return checked_local_file(path, &module.code_id);
+    }
+    if !is_safe_file_name(&module.name) {
+        return Err("not a file name (an unnamed mapping)".into());
+    }
+    if module.name.starts_with("linux-vdso") || module.name.starts_with("linux-gate") {
+        return Err("the kernel's vDSO has no file on disk (its frames keep their offsets)".into());
+    }
+    let dirs = search
+        .iter()
+        .cloned()
+        .chain(SYSTEM_LIBRARY_DIRS.iter().map(PathBuf::from));
+    let mut other_build = None;
+    for dir in dirs {
+        let candidate = dir.join(&module.name);
+        if !candidate.exists() {
+            continue;
+        }
+        match checked_local_file(&candidate, &module.code_id) {
+            Ok(path) => return Ok(path),
+            Err(why) => other_build = Some(why),
+        }
+    }
+    Err(other_build.unwrap_or_else(|| {
+        "not found in the system library folders (profiles record file names only: \
+         pass --search DIR for the folder that holds it)"
+            .into()
+    }))
+}
+
+/// `path`, resolved, if it is a regular file outside `/proc`, `/dev` and `/sys` with the GNU
+/// build ID `code_id`.
+fn checked_local_file(path: &Path, code_id: &[u8]) -> Result<PathBuf, String> {
     let special = |p: &Path| ["/proc", "/dev", "/sys"].iter().any(|s| p.starts_with(s));
     // Refused before anything looks at it, and again once symlinks are resolved.
     if special(path) {
@@ -183,7 +234,7 @@ pub fn local_file_of(module: &crate::Module) -> Result<PathBuf, String> {
     }
     let real = path
         .canonicalize()
-        .map_err(|e| format!("{:?} is not on this machine ({e})", module.path))?;
+        .map_err(|e| format!("{} is not on this machine ({e})", path.display()))?;
     if special(&real) {
         return Err(format!("{} is not a regular file", real.display()));
     }
@@ -191,11 +242,8 @@ pub fn local_file_of(module: &crate::Module) -> Result<PathBuf, String> {
     if !meta.is_file() {
         return Err(format!("{} is not a regular file", real.display()));
     }
-    if module.code_id.is_empty() {
-        return Err("the profile has no build ID to check a local file against".into());
-    }
     match elf_build_id(&real) {
-        Some(id) if id == module.code_id => Ok(real),
+        Some(id) if id == code_id => Ok(real),
         Some(_) => Err(format!(
             "{} has another build ID: not the file the profile saw",
             real.display()

@@ -354,7 +354,10 @@ mod tests {
     fn names_are_demangled_on_one_line() {
         let name = |s: &'static str, m| demangle(&Name::new(s, m, Language::Unknown));
         assert_eq!(
-            name("_ZN6shapesL5firstEPKNS_3BigEl.isra.0", NameMangling::Mangled),
+            name(
+                "_ZN6shapesL5firstEPKNS_3BigEl.isra.0",
+                NameMangling::Mangled
+            ),
             "shapes::first(shapes::Big const*, long)"
         );
         assert_eq!(name("main.cold", NameMangling::Unmangled), "main");

@@ -63,7 +63,7 @@ pub fn this_executable(p: &Profile) -> &vignette::Module {
     let name = exe.file_name().unwrap().to_str().unwrap();
     p.modules
         .iter()
-        .find(|m| m.path.ends_with(name))
+        .find(|m| m.name == name)
         .expect("the executable is listed")
 }
 
