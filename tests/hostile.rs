@@ -707,3 +707,77 @@ fn a_compressed_section_claiming_terabytes_is_refused() {
     let e = vignette::tools::sym_writer::sym_for_elf(&data, "m.so", "crafted.so").unwrap_err();
     assert!(e.to_string().contains("claims 1099511627776 bytes"), "{e}");
 }
+
+#[test]
+fn resolve_says_why_each_module_has_no_symbols() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let reference = std::fs::read_to_string(fixtures.join("clones.dump_syms.sym")).unwrap();
+    let id = reference.lines().next().unwrap().split(' ').nth(3).unwrap();
+    let mut debug_id = [0u8; 16];
+    for (i, b) in debug_id.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&id[2 * i..2 * i + 2], 16).unwrap();
+    }
+    let main = reference.lines().find(|l| l.ends_with(" main")).unwrap();
+    let main = u64::from_str_radix(main.split(' ').nth(1).unwrap(), 16).unwrap();
+    let mut p = profile_over(vec![
+        module("clones", "", debug_id, vec![]),
+        module("libgone.so", "", [7; 16], vec![]),
+    ]);
+    p.frames[0].address = main + 4;
+    let dir = tmp("resolve-why");
+    let file = dir.join("p.vignette");
+    std::fs::write(&file, p.encode()).unwrap();
+    let stripped = dir.join("clones");
+    let strip = std::process::Command::new("strip")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(fixtures.join("clones"))
+        .status()
+        .unwrap();
+    assert!(strip.success());
+    let file = file.to_str().unwrap();
+
+    // The stripped binary: its symbols name nothing, and the warning says so.
+    let out = vignette(&["resolve", file, "--symbols", stripped.to_str().unwrap()]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("0 of 2 frames resolved"), "{stdout}");
+    assert!(
+        stderr.contains("no symbols for clones") && stderr.contains("names none of its 1 frames"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("made from a stripped binary?"), "{stderr}");
+    assert!(
+        stderr.contains("no symbols for libgone.so")
+            && stderr.contains("none in the symbols given"),
+        "{stderr}"
+    );
+
+    // The unstripped one resolves; the resolved profile still names what is missing.
+    let resolved = dir.join("r.vignette");
+    let unstripped = fixtures.join("clones");
+    let out = vignette(&[
+        "resolve",
+        file,
+        "--symbols",
+        unstripped.to_str().unwrap(),
+        "-o",
+        resolved.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(stdout.contains("1 of 2 frames resolved"), "{stdout}");
+    assert!(!stderr.contains("no symbols for clones"), "{stderr}");
+    let out = vignette(&["report", resolved.to_str().unwrap()]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(stdout.contains(" main"), "{stdout}");
+    assert!(stderr.contains("no symbols for libgone.so"), "{stderr}");
+}

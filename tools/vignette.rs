@@ -118,6 +118,10 @@ fn report_missing(res: &tools::Resolution) {
     for w in &res.warnings {
         eprintln!("warning: {}", tools::escape_controls(w));
     }
+    // A resolved profile read back keeps which modules had no symbols, not why.
+    if !res.warnings.is_empty() {
+        return;
+    }
     for (name, id) in &res.missing {
         eprintln!(
             "no symbols for {} (debug ID {}): its frames keep module+offset names",

@@ -15,8 +15,9 @@ pub struct Resolution {
     pub frames: Vec<Vec<Location>>,
     /// Modules (name, debug id) that had frames but no symbols.
     pub missing: Vec<(String, String)>,
-    /// What cost a module its symbols (a damaged, mismatched or unreadable symbol file, an
-    /// unsafe module name); not kept in a resolved profile.
+    /// Why each module in `missing` has no symbols (none given, a damaged, mismatched or
+    /// unreadable symbol file, symbols that cover none of its frames, an unsafe module name),
+    /// and files that could not be used; not kept in a resolved profile.
     pub warnings: Vec<String>,
 }
 
@@ -64,6 +65,12 @@ impl Resolution {
     }
 }
 
+/// Whether `l` only names the section an address is in (`<.text ELF section in libfoo.so>`,
+/// what dump_syms writes where no symbol starts), not a function.
+fn is_section_record(l: &Location) -> bool {
+    l.file.is_none() && l.function.starts_with('<') && l.function.contains(" ELF section in ")
+}
+
 /// Resolves every frame of `profile` with the symbols in `store`. Frames of modules without
 /// symbols keep a readable `module+0xoffset` name; no frame or sample is dropped. A bad symbol
 /// file costs its module only: the reason is in [`Resolution::warnings`].
@@ -79,50 +86,97 @@ pub fn resolve(profile: &Profile, store: &mut SymbolStore) -> Result<Resolution,
             *u = true;
         }
     }
+    // Each used module's symbols, and whether the store already said why it has none.
     let tables: Vec<_> = profile
         .modules
         .iter()
         .zip(&used)
         .map(|(m, &used)| {
-            used.then(|| store.find(&m.name, &m.debug_id_string()))
-                .flatten()
+            let before = store.warnings.len();
+            let table = used
+                .then(|| store.find(&m.name, &m.debug_id_string()))
+                .flatten();
+            (table, store.warnings.len() > before)
         })
         .collect();
-    let frames = profile
+    // Per frame, what its module's symbols say; per module, how many frames they name (a
+    // record that only names a section, as dump_syms writes for code outside every symbol,
+    // does not count).
+    let mut coverage = vec![(0usize, 0usize); profile.modules.len()];
+    let found: Vec<Vec<Location>> = profile
         .frames
         .iter()
         .map(|f| {
-            let Some(m) = f
-                .module
+            let i = (f.module as usize).checked_sub(1)?;
+            let found = tables.get(i)?.0.as_ref()?.lookup(f.address);
+            let c = coverage.get_mut(i)?;
+            c.1 += found.iter().any(|l| !is_section_record(l)) as usize;
+            Some(found)
+        })
+        .map(Option::unwrap_or_default)
+        .collect();
+    for f in &profile.frames {
+        if let Some(c) = (f.module as usize)
+            .checked_sub(1)
+            .and_then(|i| coverage.get_mut(i))
+        {
+            c.0 += 1;
+        }
+    }
+    // Symbols that name none of a module's frames are no symbols (a stripped binary's).
+    let frames = profile
+        .frames
+        .iter()
+        .zip(found)
+        .map(|(f, found)| {
+            let useful = (f.module as usize)
                 .checked_sub(1)
-                .and_then(|m| profile.modules.get(m as usize))
-            else {
-                return vec![Location {
-                    function: format!("{:#x}", f.address),
-                    file: None,
-                    line: 0,
-                }];
-            };
-            let table = tables.get(f.module as usize - 1).and_then(|t| t.as_ref());
-            let found = table.map(|t| t.lookup(f.address)).unwrap_or_default();
-            if found.is_empty() {
-                if table.is_none() {
-                    missing.insert((m.name.clone(), m.debug_id_string()));
-                }
+                .and_then(|i| coverage.get(i))
+                .is_some_and(|&(_, named)| named > 0);
+            if useful && !found.is_empty() {
+                found
+            } else {
                 vec![Location {
-                    function: format!("{}+{:#x}", m.name, f.address),
+                    function: fallback_name(profile, f),
                     file: None,
                     line: 0,
                 }]
-            } else {
-                found
             }
         })
         .collect();
+    // Every module left without symbols gets one line that says why.
+    let mut warnings = std::mem::take(&mut store.warnings);
+    for ((m, (table, warned)), &(total, resolved)) in
+        profile.modules.iter().zip(&tables).zip(&coverage)
+    {
+        let (name, id) = (&m.name, m.debug_id_string());
+        match table {
+            None if total > 0 => {
+                if !warned {
+                    warnings.push(format!(
+                        "no symbols for {name} (debug ID {id}): none in the symbols given (a \
+                         store holds them as {name}/{id}/{name}.sym, which `vignette symbols \
+                         BINARY --store DIR` writes from the unstripped build)"
+                    ));
+                }
+                missing.insert((name.clone(), id));
+            }
+            Some(t) if total > 0 && resolved == 0 => {
+                warnings.push(format!(
+                    "no symbols for {name} (debug ID {id}): {} names none of its {total} \
+                     frames (made from a stripped binary? Make symbols from the unstripped \
+                     build or its debug file)",
+                    t.source
+                ));
+                missing.insert((name.clone(), id));
+            }
+            _ => {}
+        }
+    }
     Ok(Resolution {
         frames,
         missing: missing.into_iter().collect(),
-        warnings: std::mem::take(&mut store.warnings),
+        warnings,
     })
 }
 

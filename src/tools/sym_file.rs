@@ -41,6 +41,8 @@ struct Func {
 pub struct SymbolFile {
     /// The module it describes.
     pub id: SymbolId,
+    /// Where it was read from (as given to [`SymbolFile::parse`]).
+    pub source: String,
     files: HashMap<u64, String>,
     origins: HashMap<u64, String>,
     funcs: Vec<Func>,
@@ -59,8 +61,10 @@ fn dec(s: &str, what: &str, at: usize) -> Result<u64, String> {
 impl SymbolFile {
     /// Parses `.sym` text. `source` names the file in errors.
     pub fn parse(text: &str, source: &str) -> Result<SymbolFile, ToolError> {
-        Self::parse_inner(text)
-            .map_err(|e| ToolError::new(ErrorKind::Symbols, format!("{source}: {e}")))
+        let mut sym = Self::parse_inner(text)
+            .map_err(|e| ToolError::new(ErrorKind::Symbols, format!("{source}: {e}")))?;
+        sym.source = source.to_string();
+        Ok(sym)
     }
 
     fn parse_inner(text: &str) -> Result<SymbolFile, String> {
@@ -82,6 +86,7 @@ impl SymbolFile {
             return Err("the first line is not a MODULE record: not a Breakpad symbol file".into());
         };
         let mut sym = SymbolFile {
+            source: String::new(),
             id: SymbolId {
                 name: name.to_string(),
                 debug_id: debug_id.to_uppercase(),
