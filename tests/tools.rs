@@ -284,7 +284,11 @@ fn resolve_and_convert_a_real_profile() {
     let svg = String::from_utf8(tools::svg::to_svg(&p, &res, "test").unwrap()).unwrap();
     assert!(svg.starts_with("<?xml") && svg.contains("worker_loop") && svg.contains("worker-0"));
 
-    let (rows, all) = tools::report::hottest(&p, &res, |t| t.name == "worker-0");
+    let by_total = tools::report::Options {
+        sort: tools::report::Sort::Total,
+        ..Default::default()
+    };
+    let (rows, all) = tools::report::hottest(&p, &res, &by_total, |t| t.name == "worker-0");
     assert_eq!(
         rows.iter().map(|r| r.self_weight).sum::<u64>(),
         all,
@@ -298,7 +302,18 @@ fn resolve_and_convert_a_real_profile() {
         wl.total_weight * 10 >= all * 9,
         "worker_loop is on (nearly) every worker stack"
     );
-    assert!(tools::report::report(&p, &res, true, 5).contains("thread worker-0 ("));
+    assert!(
+        rows.windows(2).all(|w| w[0].total_weight >= w[1].total_weight),
+        "sorted by total"
+    );
+    let at = wl.hottest_line.as_deref().unwrap();
+    assert!(at.starts_with("common/workload.rs:"), "{at}");
+    let per_thread = tools::report::Options {
+        per_thread: true,
+        limit: 5,
+        ..Default::default()
+    };
+    assert!(tools::report::report(&p, &res, &per_thread).contains("thread worker-0 ("));
 
     let fx = tools::firefox::to_firefox(&p, &res, "test");
     let fx_threads = fx["threads"].as_array().unwrap();
@@ -632,6 +647,68 @@ fn fixed_profile() -> vignette::Profile {
     }
 }
 
+/// The report folds inlined functions into the function they were inlined into, unless asked,
+/// shows each function's hottest line, and sorts by self or total.
+#[test]
+fn report_folds_inlined_frames_and_sorts_both_ways() {
+    use tools::report::{hottest, Options, Sort};
+    use tools::Location;
+    let p = fixed_profile();
+    let at = |function: &str, file: &str, line| Location {
+        function: function.into(),
+        file: Some(file.into()),
+        line,
+    };
+    // Frame 0 (the leaf of 2 of 3 samples): `add` inlined into `hash` inlined into `crunch`.
+    // Frame 1 (the root of the third sample's stack): `main`.
+    let res = tools::Resolution {
+        frames: vec![
+            vec![
+                at("add", "/rust/core/num.rs", 7),
+                at("hash", "/src/app/hash.rs", 20),
+                at("crunch", "/src/app/work.rs", 42),
+            ],
+            vec![at("main", "/src/app/main.rs", 3)],
+        ],
+        missing: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let row = |rows: &[tools::report::Row], f: &str| rows.iter().find(|r| r.function == f).cloned();
+    let (folded, all) = hottest(&p, &res, &Options::default(), |_| true);
+    assert_eq!(all, 3);
+    let names: Vec<&str> = folded.iter().map(|r| r.function.as_str()).collect();
+    assert_eq!(
+        names,
+        ["crunch", "main"],
+        "inlined functions are folded, sorted by self"
+    );
+    let crunch = row(&folded, "crunch").unwrap();
+    assert_eq!((crunch.self_weight, crunch.total_weight), (2, 3));
+    assert_eq!(crunch.hottest_line.as_deref(), Some("app/work.rs:42"));
+    let inlined = Options {
+        inlined: true,
+        ..Default::default()
+    };
+    let (rows, _) = hottest(&p, &res, &inlined, |_| true);
+    assert_eq!(rows[0].function, "add");
+    assert_eq!(rows[0].hottest_line.as_deref(), Some("core/num.rs:7"));
+    assert_eq!(row(&rows, "crunch").unwrap().self_weight, 0);
+    assert_eq!(row(&rows, "hash").unwrap().total_weight, 3);
+    let by_total = Options {
+        sort: Sort::Total,
+        inlined: true,
+        ..Default::default()
+    };
+    let (rows, _) = hottest(&p, &res, &by_total, |_| true);
+    assert_eq!(
+        rows.iter().map(|r| r.total_weight).collect::<Vec<_>>(),
+        [3, 3, 3, 1]
+    );
+    let text = tools::report::report(&p, &res, &Options::default());
+    assert!(text.contains("by self"), "{text}");
+    assert!(text.contains("crunch  (app/work.rs:42)"), "{text}");
+}
+
 /// Every converter over every profile the fuzzer has made crash them, and over the largest
 /// values the format can carry: no panic, and the outputs are there.
 #[test]
@@ -652,7 +729,11 @@ fn converters_survive_extreme_values() {
         assert!(!tools::pprof::to_pprof(&p, Some(&res)).is_empty());
         assert!(!tools::pprof::to_pprof(&p, None).is_empty());
         assert!(tools::firefox::to_firefox(&p, &res, "t").is_object());
-        assert!(!tools::report::report(&p, &res, true, 5).is_empty());
+        let options = tools::report::Options {
+            per_thread: true,
+            ..Default::default()
+        };
+        assert!(!tools::report::report(&p, &res, &options).is_empty());
         assert!(!tools::svg::to_svg(&p, &res, "t").unwrap().is_empty());
     }
 }

@@ -79,6 +79,13 @@ enum Command {
         /// Rows per table
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Order rows by self time (where the CPU went) or total time (what it ran under)
+        #[arg(long, value_enum, default_value = "self")]
+        sort: tools::report::Sort,
+        /// Inlined functions as rows of their own (by default their time counts for the
+        /// function they were inlined into)
+        #[arg(long)]
+        inlined: bool,
     },
     /// Summarize a profile: threads, samples, modules, how stacks ended
     Info {
@@ -229,6 +236,8 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             symbols,
             per_thread,
             limit,
+            sort,
+            inlined,
         } => {
             // A resolved profile (`vignette resolve -o`) reports with its own resolution,
             // unless symbols are named to resolve it again.
@@ -238,7 +247,13 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 _ => resolve_with(&p, &symbols)?,
             };
             report_missing(&res);
-            say(tools::report::report(&p, &res, per_thread, limit));
+            let options = tools::report::Options {
+                sort,
+                limit,
+                per_thread,
+                inlined,
+            };
+            say(tools::report::report(&p, &res, &options));
         }
         Command::Info { profile } => {
             let p = read_profile(&profile)?;

@@ -15,7 +15,15 @@ fuzz_target!(|data: &[u8]| {
     assert!(!tools::pprof::to_pprof(&p, Some(&res)).is_empty());
     assert!(!tools::pprof::to_pprof(&p, None).is_empty());
     let _ = tools::firefox::to_firefox(&p, &res, "fuzz");
-    let _ = tools::report::report(&p, &res, true, 5);
+    for inlined in [false, true] {
+        let options = tools::report::Options {
+            per_thread: true,
+            inlined,
+            limit: 5,
+            ..Default::default()
+        };
+        let _ = tools::report::report(&p, &res, &options);
+    }
     if p.sample_count() < 2000 {
         let _ = tools::svg::to_svg(&p, &res, "fuzz");
     }

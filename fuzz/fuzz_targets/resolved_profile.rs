@@ -15,5 +15,13 @@ fuzz_target!(|data: &[u8]| {
     let _ = tools::collapsed::to_collapsed(&p, &res);
     assert!(!tools::pprof::to_pprof(&p, Some(&res)).is_empty());
     let _ = tools::firefox::to_firefox(&p, &res, "fuzz");
-    let _ = tools::report::report(&p, &res, true, 5);
+    for inlined in [false, true] {
+        let options = tools::report::Options {
+            per_thread: true,
+            inlined,
+            limit: 5,
+            ..Default::default()
+        };
+        let _ = tools::report::report(&p, &res, &options);
+    }
 });

@@ -4,7 +4,44 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
 use super::resolve::Resolution;
+use super::sym_file::Location;
 use crate::Profile;
+
+/// How rows are ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Sort {
+    /// By self weight: where the CPU was spent (then by total)
+    #[default]
+    #[value(name = "self")]
+    Self_,
+    /// By total weight: what the time was spent under (then by self)
+    Total,
+}
+
+/// What [`report`] shows.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How rows are ordered.
+    pub sort: Sort,
+    /// Rows per table.
+    pub limit: usize,
+    /// One table per thread instead of all threads merged.
+    pub per_thread: bool,
+    /// Inlined functions as rows of their own; by default their time counts for the function
+    /// they were inlined into (the one the code is in), which is what a person reads first.
+    pub inlined: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            sort: Sort::Self_,
+            limit: 20,
+            per_thread: false,
+            inlined: false,
+        }
+    }
+}
 
 /// One function's share of the samples.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,12 +52,52 @@ pub struct Row {
     pub self_weight: u64,
     /// Weight of samples where it is anywhere on the stack.
     pub total_weight: u64,
+    /// Where in it most of that weight is (`file:line`; self weight first, else total), if
+    /// the symbols say.
+    pub hottest_line: Option<String>,
 }
 
-/// Functions by self weight (then total), over the threads `filter` accepts.
+/// The locations of stack node `node`, root first: with `inlined`, every inline frame;
+/// otherwise only the function each frame's code is in (the outermost of its inline frames),
+/// its line being that of the inlined call.
+fn stack<'a>(
+    profile: &Profile,
+    res: &'a Resolution,
+    node: u32,
+    inlined: bool,
+) -> Vec<&'a Location> {
+    if inlined {
+        return res.stack(profile, node);
+    }
+    let mut out = Vec::new();
+    let mut next = Some(node);
+    while let Some(n) = next.and_then(|n| profile.stacks.get(n as usize)) {
+        if let Some(outer) = res.frames.get(n.frame as usize).and_then(|f| f.last()) {
+            out.push(outer);
+        }
+        next = n.parent.checked_sub(1);
+    }
+    out.reverse();
+    out
+}
+
+/// `file:line` with at most the file's folder and name (`common/workload.rs:42`).
+fn short_location(l: &Location) -> Option<String> {
+    let file = l.file.as_deref()?;
+    let mut parts = file.rsplit(['/', '\\']);
+    let name = parts.next().unwrap_or(file);
+    Some(match parts.next().filter(|d| !d.is_empty()) {
+        Some(dir) => format!("{dir}/{name}:{}", l.line),
+        None => format!("{name}:{}", l.line),
+    })
+}
+
+/// Functions over the threads `filter` accepts, ordered by `options.sort`, and the weight of
+/// all their samples.
 pub fn hottest(
     profile: &Profile,
     res: &Resolution,
+    options: &Options,
     filter: impl Fn(&crate::Thread) -> bool,
 ) -> (Vec<Row>, u64) {
     // Weights per distinct stack first: each stack is walked once, however many samples.
@@ -32,64 +109,101 @@ pub fn hottest(
             *stacks.entry(s.stack).or_default() += s.weight as u64;
         }
     }
-    let mut rows: HashMap<&str, (u64, u64)> = HashMap::new();
-    for (stack, w) in stacks {
-        let stack = res.stack(profile, stack);
+    #[derive(Default)]
+    struct Acc<'a> {
+        self_weight: u64,
+        total_weight: u64,
+        /// (self, total) weight per location inside the function.
+        lines: HashMap<(Option<&'a str>, u32), (u64, u64)>,
+    }
+    let mut rows: HashMap<&str, Acc> = HashMap::new();
+    for (node, w) in stacks {
+        let stack = stack(profile, res, node, options.inlined);
         if let Some(leaf) = stack.last() {
-            rows.entry(&leaf.function).or_default().0 += w;
+            let acc = rows.entry(&leaf.function).or_default();
+            acc.self_weight += w;
+            acc.lines
+                .entry((leaf.file.as_deref(), leaf.line))
+                .or_default()
+                .0 += w;
         }
         let mut seen = HashSet::new();
         for loc in &stack {
             if seen.insert(loc.function.as_str()) {
-                rows.entry(&loc.function).or_default().1 += w;
+                let acc = rows.entry(&loc.function).or_default();
+                acc.total_weight += w;
+                acc.lines
+                    .entry((loc.file.as_deref(), loc.line))
+                    .or_default()
+                    .1 += w;
             }
         }
     }
     let mut rows: Vec<Row> = rows
         .into_iter()
-        .map(|(f, (s, t))| Row {
-            function: f.to_string(),
-            self_weight: s,
-            total_weight: t,
+        .map(|(f, acc)| {
+            let hottest = acc
+                .lines
+                .iter()
+                .filter(|((file, _), _)| file.is_some())
+                .max_by_key(|(&(file, line), &(s, t))| (s, t, std::cmp::Reverse((file, line))));
+            Row {
+                function: f.to_string(),
+                self_weight: acc.self_weight,
+                total_weight: acc.total_weight,
+                hottest_line: hottest.and_then(|(&(file, line), _)| {
+                    short_location(&Location {
+                        function: String::new(),
+                        file: file.map(str::to_string),
+                        line,
+                    })
+                }),
+            }
         })
         .collect();
-    rows.sort_by(|a, b| {
-        (b.self_weight, b.total_weight, &a.function).cmp(&(
-            a.self_weight,
-            a.total_weight,
-            &b.function,
-        ))
-    });
+    let key = |r: &Row| match options.sort {
+        Sort::Self_ => (r.self_weight, r.total_weight),
+        Sort::Total => (r.total_weight, r.self_weight),
+    };
+    rows.sort_by(|a, b| (key(b), &a.function).cmp(&(key(a), &b.function)));
     (rows, all)
 }
 
-/// The report text: the `limit` hottest functions by self weight, for all threads merged or
-/// for each thread.
-pub fn report(profile: &Profile, res: &Resolution, per_thread: bool, limit: usize) -> String {
+/// The report text: the hottest functions as `options` says, for all threads merged or for
+/// each thread.
+pub fn report(profile: &Profile, res: &Resolution, options: &Options) -> String {
     let mut out = String::new();
     let mut table = |title: &str, rows: Vec<Row>, all: u64| {
         let pct = |w: u64| 100.0 * w as f64 / all.max(1) as f64;
-        let _ = writeln!(out, "{title}: {all} sampling intervals");
-        let _ = writeln!(out, "{:>7} {:>7}  function", "self", "total");
-        for r in rows.iter().take(limit) {
-            let _ = writeln!(
+        let sorted = match options.sort {
+            Sort::Self_ => "self",
+            Sort::Total => "total",
+        };
+        let _ = writeln!(out, "{title}: {all} sampling intervals, by {sorted}");
+        let _ = writeln!(out, "{:>7} {:>7}  function (hottest line)", "self", "total");
+        for r in rows.iter().take(options.limit) {
+            let _ = write!(
                 out,
                 "{:>6.2}% {:>6.2}%  {}",
                 pct(r.self_weight),
                 pct(r.total_weight),
                 super::escape_controls(&r.function)
             );
+            if let Some(at) = &r.hottest_line {
+                let _ = write!(out, "  ({})", super::escape_controls(at));
+            }
+            out.push('\n');
         }
         out.push('\n');
     };
-    if per_thread {
+    if options.per_thread {
         for t in profile.threads.iter().filter(|t| !t.samples.is_empty()) {
-            let (rows, all) = hottest(profile, res, |x| x.tid == t.tid);
+            let (rows, all) = hottest(profile, res, options, |x| x.tid == t.tid);
             let name = super::escape_controls(&t.name);
             table(&format!("thread {name} ({})", t.tid), rows, all);
         }
     } else {
-        let (rows, all) = hottest(profile, res, |_| true);
+        let (rows, all) = hottest(profile, res, options, |_| true);
         table("all threads", rows, all);
     }
     out
