@@ -303,7 +303,8 @@ fn resolve_and_convert_a_real_profile() {
         "worker_loop is on (nearly) every worker stack"
     );
     assert!(
-        rows.windows(2).all(|w| w[0].total_weight >= w[1].total_weight),
+        rows.windows(2)
+            .all(|w| w[0].total_weight >= w[1].total_weight),
         "sorted by total"
     );
     let at = wl.hottest_line.as_deref().unwrap();
@@ -406,6 +407,34 @@ fn cli_help_and_errors() {
     ]);
     assert!(ok, "{err}");
     assert!(err.contains("no symbols for libc.so.6"), "{err}");
+    // Bad output paths: said before any work, nothing created.
+    let file_as_folder = path.join("x.json");
+    let missing_folder = dir.join("no-such-folder").join("x.json");
+    for (bad, why) in [
+        (&file_as_folder, "p.vignette is a file, not a folder"),
+        (&missing_folder, "no-such-folder does not exist"),
+        (&dir, "that is a folder"),
+    ] {
+        for command in [
+            vec!["convert", path.to_str().unwrap(), "--to", "collapsed", "-o"],
+            vec![
+                "resolve",
+                path.to_str().unwrap(),
+                "--symbols",
+                exe.to_str().unwrap(),
+                "-o",
+            ],
+        ] {
+            let mut args = command.clone();
+            args.push(bad.to_str().unwrap());
+            let (ok, _, err) = cli(&args);
+            assert!(
+                !ok && err.starts_with("Error: cannot write") && err.contains(why),
+                "{err}"
+            );
+        }
+    }
+    assert!(!dir.join("no-such-folder").exists(), "no folder is created");
     let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(
         doc["$schema"],

@@ -94,12 +94,45 @@ enum Command {
     },
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ToolError> {
-    let io = |e: std::io::Error| ToolError::io(path, e);
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io)?;
+/// Checks that `path` can be an output file before any work is done: its folder must exist (a
+/// mistyped `-o` path does not create folders), and the error says what is wrong with it.
+fn check_output(path: &Path) -> Result<(), ToolError> {
+    let output = |message: String| {
+        ToolError::new(
+            tools::ErrorKind::Output,
+            format!("cannot write {}: {message}", path.display()),
+        )
+        .at(path)
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    // The nearest part of the path that exists says what is wrong.
+    if let Some(a) = dir
+        .ancestors()
+        .find(|a| !a.as_os_str().is_empty() && a.exists())
+    {
+        if !a.is_dir() {
+            return Err(output(format!("{} is a file, not a folder", a.display())));
+        }
     }
-    std::fs::write(path, bytes).map_err(io)
+    if !dir.is_dir() {
+        return Err(output(format!(
+            "the folder {} does not exist",
+            dir.display()
+        )));
+    }
+    if path.is_dir() {
+        return Err(output("that is a folder".into()));
+    }
+    Ok(())
+}
+
+/// Writes an output file (see [`check_output`]).
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ToolError> {
+    check_output(path)?;
+    std::fs::write(path, bytes).map_err(|e| ToolError::io(path, e))
 }
 
 /// A spinner on stderr for work that takes more than a moment; invisible when stderr is not a
@@ -193,6 +226,9 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             symbols,
             output,
         } => {
+            if let Some(output) = &output {
+                check_output(output)?;
+            }
             let p = read_profile(&profile)?;
             let res = resolve_with(&p, &symbols)?;
             say(format!(
@@ -212,6 +248,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             output,
             symbols,
         } => {
+            check_output(&output)?;
             let (p, resolved) = tools::read_any(&profile)?;
             let res = match (to, resolved) {
                 (Format::PprofUnresolved, _) => tools::Resolution {

@@ -152,7 +152,11 @@ pub fn resolve(profile: &Profile, store: &mut SymbolStore) -> Result<Resolution,
         let (name, id) = (&m.name, m.debug_id_string());
         match table {
             None if total > 0 => {
-                if !warned {
+                if !warned && store.is_empty() {
+                    warnings.push(format!(
+                        "no symbols for {name} (debug ID {id}): no symbols were given (--symbols)"
+                    ));
+                } else if !warned {
                     warnings.push(format!(
                         "no symbols for {name} (debug ID {id}): none in the symbols given (a \
                          store holds them as {name}/{id}/{name}.sym, which `vignette symbols \

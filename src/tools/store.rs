@@ -316,6 +316,11 @@ impl SymbolStore {
         }
     }
 
+    /// Whether it was given no folders and no files at all.
+    pub fn is_empty(&self) -> bool {
+        self.roots.is_empty() && self.files.is_empty()
+    }
+
     /// The files named directly, by the debug ID they describe; a file that is neither a
     /// `.sym` file nor an object file is skipped with a warning.
     fn index_files(&mut self) -> &HashMap<String, PathBuf> {
