@@ -28,17 +28,82 @@
 //!
 //! Linux x86_64 only, for now.
 #![cfg_attr(not(feature = "std"), no_std)]
+// The signal path's contract, for every module unless it is exempted below as off that path:
+// no panics, so no unwrap, expect, panic or unchecked indexing. (Tests may.)
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing
+    )
+)]
 
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
 compile_error!("vignette supports Linux x86_64 only, for now");
 
 pub mod code_map;
+#[cfg_attr(
+    not(test),
+    allow(
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing
+    )
+)]
 mod collector;
+#[cfg_attr(
+    not(test),
+    allow(
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing
+    )
+)]
 mod error;
 #[cfg(feature = "ffi")]
+#[cfg_attr(
+    not(test),
+    allow(
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing
+    )
+)]
 pub mod ffi;
+#[cfg_attr(
+    not(test),
+    allow(
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing
+    )
+)]
 pub mod modules;
+#[cfg_attr(
+    not(test),
+    allow(
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing
+    )
+)]
 pub mod profile;
+#[cfg_attr(
+    not(test),
+    allow(
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing
+    )
+)]
 mod profiler;
 pub mod ring;
 mod sampler;
@@ -46,6 +111,15 @@ pub mod snapshot;
 pub mod stacks;
 mod sys;
 #[cfg(feature = "tools")]
+#[cfg_attr(
+    not(test),
+    allow(
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing
+    )
+)]
 pub mod tools;
 pub mod unwind;
 

@@ -5,19 +5,8 @@
 //! cursor; when every slot is taken it gets `None`, and the caller drops and counts the sample.
 //! There are no locks anywhere: a handler never waits for the drainer or for another handler.
 //!
-//! This is the one place outside `sys` that uses `unsafe`: the slot contents are plain memory
-//! whose exclusive ownership is handed over through the slot state (Acquire/Release).
-
-// On the signal path: no panics, so no unwrap, expect or unchecked indexing.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::panic,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing
-    )
-)]
+//! It uses `unsafe` for the slot contents: plain memory whose exclusive ownership is handed
+//! over through the slot state (Acquire/Release).
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};

@@ -7,17 +7,6 @@
 //! change on its re-check and never reads it. All operations are `SeqCst`, which this argument
 //! relies on.
 
-// On the signal path: no panics, so no unwrap, expect or unchecked indexing.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::panic,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing
-    )
-)]
-
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 

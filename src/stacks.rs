@@ -5,17 +5,6 @@
 //! set of threads changes. The handler finds the mapping holding the interrupted stack pointer
 //! and reads no further than its end. The snapshot is a [`crate::snapshot::Snapshot`].
 
-// On the signal path: no panics, so no unwrap, expect or unchecked indexing.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::panic,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing
-    )
-)]
-
 use crate::error::Result;
 use crate::snapshot::Snapshot;
 use crate::sys::linux::maps;

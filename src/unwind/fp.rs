@@ -6,17 +6,6 @@
 //! the previous one (stacks grow down), so a corrupted `rbp` ends the walk instead of looping or
 //! faulting.
 
-// On the signal path: no panics, so no unwrap, expect or unchecked indexing.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::panic,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing
-    )
-)]
-
 use super::{EndReason, Regs, StackReader, Step};
 
 /// Walks the frame-pointer chain from `regs` into `frames` (see the module docs of

@@ -66,17 +66,17 @@ impl Regs {
 
     /// The instruction pointer.
     pub fn ip(&self) -> u64 {
-        self.r[Self::IP as usize]
+        self.get(Self::IP).unwrap_or(0)
     }
 
     /// The stack pointer.
     pub fn sp(&self) -> u64 {
-        self.r[Self::SP as usize]
+        self.get(Self::SP).unwrap_or(0)
     }
 
     /// The frame pointer.
     pub fn bp(&self) -> u64 {
-        self.r[Self::BP as usize]
+        self.get(Self::BP).unwrap_or(0)
     }
 }
 

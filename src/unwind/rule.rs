@@ -1,17 +1,6 @@
 //! Compact unwind rules for the common frames, and a lock-free cache of them keyed by address,
 //! so that steady-state sampling does not re-run CFA programs.
 
-// On the signal path: no panics, so no unwrap, expect or unchecked indexing.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::panic,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing
-    )
-)]
-
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use super::cfi::{CfaRule, Fde, RegRule, Row};

@@ -1,16 +1,5 @@
 //! The hybrid walker: CFI where an FDE covers the address, frame pointers where none does.
 
-// On the signal path: no panics, so no unwrap, expect or unchecked indexing.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::panic,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing
-    )
-)]
-
 use super::cfi::{self, CfiError, ModuleSections};
 use super::rule::{Rule, RuleCache};
 use super::{fp, EndReason, Regs, StackReader, Step};

@@ -35,8 +35,7 @@ impl Fd {
     /// Reads up to `buf.len()` bytes at `offset`, filling as much as the file has.
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Option<usize> {
         let mut done = 0;
-        while done < buf.len() {
-            let rest = &mut buf[done..];
+        while let Some(rest) = buf.get_mut(done..).filter(|r| !r.is_empty()) {
             // SAFETY: rest is valid for writes of rest.len() bytes.
             let n = unsafe {
                 libc::pread(
@@ -63,8 +62,8 @@ impl Fd {
     /// Reads the whole file (or as much as fits) into `buf`.
     pub fn read_all(&self, buf: &mut [u8]) -> Option<usize> {
         let mut done = 0;
-        while done < buf.len() {
-            match self.read(&mut buf[done..])? {
+        while let Some(rest) = buf.get_mut(done..).filter(|r| !r.is_empty()) {
+            match self.read(rest)? {
                 0 => break,
                 n => done += n,
             }
@@ -123,11 +122,12 @@ impl<const N: usize> PathBuf<N> {
     /// Appends bytes (silently truncating at capacity, which `as_cstr` then rejects).
     pub fn push(&mut self, bytes: &[u8]) -> &mut Self {
         for &b in bytes {
-            if self.len + 1 < N {
-                self.buf[self.len] = b;
-                self.len += 1;
-            } else {
-                self.len = N;
+            match self.buf.get_mut(self.len).filter(|_| self.len + 1 < N) {
+                Some(slot) => {
+                    *slot = b;
+                    self.len += 1;
+                }
+                None => self.len = N,
             }
         }
         self
@@ -137,24 +137,22 @@ impl<const N: usize> PathBuf<N> {
     pub fn push_u64(&mut self, mut v: u64) -> &mut Self {
         let mut digits = [0u8; 20];
         let mut i = digits.len();
-        loop {
+        // u64::MAX has 20 digits, so the slots never run out.
+        while let Some(d) = i.checked_sub(1).and_then(|j| digits.get_mut(j)) {
             i -= 1;
-            digits[i] = b'0' + (v % 10) as u8;
+            *d = b'0' + (v % 10) as u8;
             v /= 10;
             if v == 0 {
                 break;
             }
         }
-        self.push(&digits[i..])
+        self.push(digits.get(i..).unwrap_or_default())
     }
 
     /// The path as a C string, or `None` if it overflowed or holds a NUL.
     pub fn as_cstr(&mut self) -> Option<&CStr> {
-        if self.len >= N {
-            return None;
-        }
-        self.buf[self.len] = 0;
-        CStr::from_bytes_with_nul(&self.buf[..=self.len]).ok()
+        *self.buf.get_mut(self.len)? = 0;
+        CStr::from_bytes_with_nul(self.buf.get(..=self.len)?).ok()
     }
 }
 

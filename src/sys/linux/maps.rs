@@ -19,16 +19,16 @@ pub fn for_each_writable_mapping(mut f: impl FnMut(u64, u64)) -> bool {
         };
         if n == 0 {
             if line_len > 0 {
-                parse_line(&line[..line_len], &mut f);
+                parse_line(line.get(..line_len).unwrap_or_default(), &mut f);
             }
             return true;
         }
-        for &b in &chunk[..n] {
+        for &b in chunk.get(..n).unwrap_or_default() {
             if b == b'\n' {
-                parse_line(&line[..line_len], &mut f);
+                parse_line(line.get(..line_len).unwrap_or_default(), &mut f);
                 line_len = 0;
-            } else if line_len < line.len() {
-                line[line_len] = b;
+            } else if let Some(slot) = line.get_mut(line_len) {
+                *slot = b;
                 line_len += 1;
             }
         }
@@ -41,7 +41,7 @@ fn parse_line(line: &[u8], f: &mut impl FnMut(u64, u64)) {
     let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
         return;
     };
-    if perms.len() < 2 || perms[0] != b'r' || perms[1] != b'w' {
+    if !perms.starts_with(b"rw") {
         return;
     }
     let mut ends = range.split(|&b| b == b'-');

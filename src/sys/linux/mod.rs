@@ -1,7 +1,9 @@
-//! Linux system interface: the only place, with [`crate::ring`], that uses `unsafe`.
+//! Linux system interface: system calls, signals, memory and the fault-recovering reads. Most
+//! of the crate's `unsafe` is here; the rest is in the lock-free structures that hand memory
+//! between the handler and the sampler thread (`ring`, `snapshot`, `code_map`), in the
+//! sampler's handler entry, and in the `Zeroed` markers of mapped tables.
 //!
-//! Everything here is a thin, documented wrapper over raw system calls, so the rest of the crate
-//! is safe code. Items callable from the signal handler say so in a "Signal safety" section.
+//! Everything here is a thin, documented wrapper over raw system calls. Items callable from the signal handler say so in a "Signal safety" section.
 
 pub mod dl;
 pub mod fault_guard;

@@ -1,17 +1,6 @@
 //! The sampling signal: installing the handler, addressing a signal to one thread with a token,
 //! reading the token and the interrupted registers back inside the handler.
 
-// On the signal path: no panics, so no unwrap, expect or unchecked indexing.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::panic,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing
-    )
-)]
-
 use core::ffi::c_void;
 
 use super::fs::{errno, set_errno};

@@ -35,16 +35,16 @@ pub fn for_each_thread(mut f: impl FnMut(i32)) -> bool {
         if n <= 0 {
             return n == 0;
         }
+        let records = buf.get(..n as usize).unwrap_or_default();
         let mut off = 0usize;
-        while off + 19 < n as usize {
-            // linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name[].
-            let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
-            if reclen == 0 || off + reclen > n as usize {
+        // linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name[].
+        while let Some(&[lo, hi]) = records.get(off + 16..off + 18) {
+            let reclen = u16::from_ne_bytes([lo, hi]) as usize;
+            let Some(name) = records.get(off + 19..off + reclen) else {
                 break;
-            }
-            let name = &buf[off + 19..off + reclen];
-            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
-            if let Some(tid) = parse_decimal(name) {
+            };
+            let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+            if let Some(tid) = name.get(..end).and_then(parse_decimal) {
                 f(tid);
             }
             off += reclen;
@@ -76,9 +76,9 @@ pub fn thread_name(tid: i32, out: &mut [u8; 16]) -> usize {
     let Some(fd) = path.as_cstr().and_then(|p| Fd::open(p, 0)) else {
         return 0;
     };
-    let n = fd.read_all(out).unwrap_or(0);
-    let n = out[..n].iter().position(|&b| b == b'\n').unwrap_or(n);
-    out[n..].fill(0);
+    let n = fd.read_all(out).unwrap_or(0).min(out.len());
+    let n = out.iter().take(n).position(|&b| b == b'\n').unwrap_or(n);
+    out.iter_mut().skip(n).for_each(|b| *b = 0);
     n
 }
 
