@@ -152,7 +152,7 @@ fn bench_unwind(c: &mut Criterion) {
         let hop_stack = stack;
         let mut read = move |addr: u64| hop_stack.read(addr).ok_or(());
         let mut hop_cache = CacheX86_64::new();
-        let regs = UnwindRegsX86_64::new(s.regs.ip(), s.regs.sp(), s.regs.bp());
+        let regs = UnwindRegsX86_64::new(s.regs.ip(), s.regs.sp(), s.regs.fp());
         let mut it = hop.iter_frames(s.regs.ip(), regs, &mut hop_cache, &mut read);
         let mut hop_frames = Vec::new();
         while let Ok(Some(f)) = it.next() {
@@ -187,7 +187,7 @@ fn bench_unwind(c: &mut Criterion) {
         });
         group.bench_function(id("framehop_cached"), |b| {
             b.iter(|| {
-                let regs = UnwindRegsX86_64::new(s.regs.ip(), s.regs.sp(), s.regs.bp());
+                let regs = UnwindRegsX86_64::new(s.regs.ip(), s.regs.sp(), s.regs.fp());
                 let mut it = hop.iter_frames(s.regs.ip(), regs, &mut hop_cache, &mut read);
                 let mut k = 0;
                 while let Ok(Some(f)) = it.next() {

@@ -8,8 +8,8 @@ use crate::error::Result;
 use crate::modules::ModuleMap;
 use crate::profile::Lost;
 use crate::ring::{SampleRef, SampleRing};
-use crate::sys::linux::mem::{Region, Zeroed};
-use crate::sys::linux::{threads, time};
+use crate::sys::mem::{Region, Zeroed};
+use crate::sys::{threads, time};
 use crate::unwind::EndReason;
 
 const NONE: u32 = u32::MAX;

@@ -12,9 +12,9 @@
 //! address.
 
 use crate::error::Result;
-use crate::sys::linux::dl::LoadedObject;
-use crate::sys::linux::fs::{self, Fd, PathBuf};
-use crate::sys::linux::mem::{Region, Zeroed};
+use crate::sys::dl::LoadedObject;
+use crate::sys::fs::{self, Fd, PathBuf};
+use crate::sys::mem::{Region, Zeroed};
 
 /// Longest build ID kept (GNU build IDs are 20 bytes for SHA-1, 16 for MD5/UUID).
 pub const MAX_BUILD_ID: usize = 32;

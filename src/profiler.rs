@@ -6,8 +6,8 @@ use crate::collector::{Capacities, Collector, SlotState};
 use crate::error::{Error, Result};
 use crate::profile::{Capture, Clock};
 use crate::sampler::{self, Job, Running, Shared, Token};
-use crate::sys::linux::mem::MapBox;
-use crate::sys::linux::{threads, time};
+use crate::sys::mem::MapBox;
+use crate::sys::{threads, time};
 use crate::unwind::Unwinder;
 use core::sync::atomic::Ordering::{Release, SeqCst};
 

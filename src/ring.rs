@@ -12,7 +12,7 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use crate::error::Result;
-use crate::sys::linux::mem::{Region, Zeroed};
+use crate::sys::mem::{Region, Zeroed};
 use crate::unwind::EndReason;
 
 const FREE: u32 = 0;

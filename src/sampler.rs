@@ -24,13 +24,13 @@ use crate::modules::ModuleMap;
 use crate::profile::Clock;
 use crate::ring::{SampleMeta, SampleRing};
 use crate::stacks::StackRanges;
-use crate::sys::linux::fault_guard;
-use crate::sys::linux::fault_guard::ReadMode;
-use crate::sys::linux::handler_stack::HandlerStacks;
-use crate::sys::linux::mem::{MapBox, Region};
-use crate::sys::linux::signal::Interrupted;
-use crate::sys::linux::stack::{CopyBuffer, LiveStack};
-use crate::sys::linux::{signal, spawn, threads, time};
+use crate::sys::fault_guard;
+use crate::sys::fault_guard::ReadMode;
+use crate::sys::handler_stack::HandlerStacks;
+use crate::sys::mem::{MapBox, Region};
+use crate::sys::signal::Interrupted;
+use crate::sys::stack::{CopyBuffer, LiveStack};
+use crate::sys::{signal, spawn, threads, time};
 use crate::unwind::{fp, walk, EndReason, NoCode, Regs, RuleCache, Unwinder};
 
 /// The profiler whose handler state is live, or null.

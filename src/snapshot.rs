@@ -11,8 +11,8 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 
 use crate::error::Result;
-use crate::sys::linux::mem::{Region, Zeroed};
-use crate::sys::linux::time;
+use crate::sys::mem::{Region, Zeroed};
+use crate::sys::time;
 
 struct Buffer<T: Zeroed> {
     items: UnsafeCell<Region<T>>,

@@ -7,7 +7,7 @@
 
 use crate::error::Result;
 use crate::snapshot::Snapshot;
-use crate::sys::linux::maps;
+use crate::sys::maps;
 
 /// Snapshots of the sorted `[start, end)` ranges of writable mappings.
 pub struct StackRanges {
@@ -47,7 +47,7 @@ impl StackRanges {
 
     /// The end of the writable mapping that contains `addr`, if the snapshot has one.
     pub fn end_of_mapping(&self, addr: u64) -> Option<u64> {
-        self.read(|r| crate::sys::linux::stack::mapping_of(r, addr).map(|m| m[1]))?
+        self.read(|r| crate::sys::stack::mapping_of(r, addr).map(|m| m[1]))?
     }
 
     /// Memory mapped for the snapshots.

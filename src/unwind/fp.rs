@@ -1,7 +1,8 @@
 //! The frame-pointer walker.
 //!
-//! On x86_64 a function built with frame pointers keeps `rbp` pointing at the saved caller
-//! `rbp`, with the return address just above it. The walk follows that chain and trusts nothing:
+//! A function built with frame pointers keeps the frame-pointer register ([`Regs::FP`]: `rbp`
+//! on x86_64) pointing at the saved caller's frame pointer, with the return address just above
+//! it. The walk follows that chain and trusts nothing:
 //! every frame must be 8-byte aligned, lie inside the reader's bounds, and sit strictly above
 //! the previous one (stacks grow down), so a corrupted `rbp` ends the walk instead of looping or
 //! faulting.
@@ -24,7 +25,7 @@ pub fn walk<R: StackReader + ?Sized>(
         return (0, EndReason::DepthLimit);
     };
     *first = regs.ip();
-    if regs.bp() == 0 {
+    if regs.fp() == 0 {
         // The interrupted code keeps no frame pointer (a thread's very first instruction is
         // the only other place with a zero rbp): the chain cannot start, which is not the root.
         return (1, EndReason::NoFramePointer);
@@ -54,7 +55,7 @@ pub fn walk<R: StackReader + ?Sized>(
 /// # Signal safety
 /// Async-signal-safe if `reader` is.
 pub fn step<R: StackReader + ?Sized>(regs: &mut Regs, reader: &R) -> Result<Step, EndReason> {
-    let bp = regs.bp();
+    let bp = regs.fp();
     if bp == 0 {
         return Ok(Step::Root);
     }
@@ -70,7 +71,7 @@ pub fn step<R: StackReader + ?Sized>(regs: &mut Regs, reader: &R) -> Result<Step
     regs.set(Regs::IP, ra);
     // The caller's frame lies strictly above this one.
     regs.set(Regs::SP, bp + 16);
-    regs.set(Regs::BP, next_bp);
+    regs.set(Regs::FP, next_bp);
     Ok(Step::Caller {
         signal_frame: false,
     })

@@ -9,76 +9,29 @@
 //!
 //! [`walk()`] is the hybrid walker the sampler uses: [`cfi`] (`.eh_frame`) where an FDE covers
 //! the address, frame pointers ([`fp`]) where none does, with a [`RuleCache`] for speed.
+//!
+//! What differs between architectures lives in a module per architecture ([`x86_64`]): the
+//! registers and their DWARF numbers ([`Regs`]) and the compact unwind rules ([`Rule`]). The
+//! CFI parser, the walkers and the cache are shared.
 
 pub mod cfi;
 pub mod fp;
 pub mod rule;
 pub mod walk;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_64;
 
 pub use rule::RuleCache;
 pub use walk::{walk, CodeLookup, NoCode};
+#[cfg(target_arch = "x86_64")]
+pub use x86_64::{Regs, Rule};
+
+#[cfg(not(target_arch = "x86_64"))]
+compile_error!(
+    "vignette has no unwinder for this architecture yet: x86_64 only for now (aarch64 is next)"
+);
 
 use serde::{Deserialize, Serialize};
-
-/// x86_64 general registers and the instruction pointer, indexed by DWARF register number
-/// (0 `rax`, 1 `rdx`, 2 `rcx`, 3 `rbx`, 4 `rsi`, 5 `rdi`, 6 `rbp`, 7 `rsp`, 8-15 `r8`-`r15`,
-/// 16 the return address / `rip`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Regs {
-    r: [u64; Regs::COUNT],
-}
-
-impl Regs {
-    /// Number of registers tracked.
-    pub const COUNT: usize = 17;
-    /// DWARF number of `rbp`.
-    pub const BP: u16 = 6;
-    /// DWARF number of `rsp`.
-    pub const SP: u16 = 7;
-    /// DWARF number of the return address column (`rip`).
-    pub const IP: u16 = 16;
-
-    /// Registers with only `rip`, `rsp` and `rbp` set (the rest zero).
-    pub fn new(ip: u64, sp: u64, bp: u64) -> Self {
-        let mut r = Regs::default();
-        r.set(Self::IP, ip);
-        r.set(Self::SP, sp);
-        r.set(Self::BP, bp);
-        r
-    }
-
-    /// All registers, by DWARF number.
-    pub fn from_array(r: [u64; Self::COUNT]) -> Self {
-        Regs { r }
-    }
-
-    /// Register `dwarf`, if tracked.
-    pub fn get(&self, dwarf: u16) -> Option<u64> {
-        self.r.get(dwarf as usize).copied()
-    }
-
-    /// Sets register `dwarf` (ignored if not tracked).
-    pub fn set(&mut self, dwarf: u16, value: u64) {
-        if let Some(r) = self.r.get_mut(dwarf as usize) {
-            *r = value;
-        }
-    }
-
-    /// The instruction pointer.
-    pub fn ip(&self) -> u64 {
-        self.get(Self::IP).unwrap_or(0)
-    }
-
-    /// The stack pointer.
-    pub fn sp(&self) -> u64 {
-        self.get(Self::SP).unwrap_or(0)
-    }
-
-    /// The frame pointer.
-    pub fn bp(&self) -> u64 {
-        self.get(Self::BP).unwrap_or(0)
-    }
-}
 
 /// The outcome of unwinding one frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,7 +59,7 @@ pub enum Unwinder {
 /// Memory access for unwinders: an 8-byte read that fails instead of faulting.
 ///
 /// # Signal safety
-/// Implementations used by the sampler are async-signal-safe; see `sys::linux::stack`.
+/// Implementations used by the sampler are async-signal-safe; see `sys::stack`.
 pub trait StackReader {
     /// The little-endian `u64` at `addr`, or `None` if `addr..addr + 8` is not readable.
     fn read_u64(&self, addr: u64) -> Option<u64>;

@@ -1,8 +1,8 @@
 //! The hybrid walker: CFI where an FDE covers the address, frame pointers where none does.
 
 use super::cfi::{self, CfiError, ModuleSections};
-use super::rule::{Rule, RuleCache};
 use super::{fp, EndReason, Regs, StackReader, Step};
+use super::{Rule, RuleCache};
 
 /// Where the unwind sections for an address are.
 pub trait CodeLookup {

@@ -141,7 +141,7 @@ fn a_typical_function_prologue_and_epilogue() {
     let mut regs = Regs::new(0x1024, 0x7000, 0x7777);
     let step = apply_row(asm.section(), &f, &at(0x1024), &mut regs, &mem).unwrap();
     assert!(matches!(step, Step::Caller { .. }));
-    assert_eq!((regs.ip(), regs.sp(), regs.bp()), (0x9999, 0x7008, 0x7777));
+    assert_eq!((regs.ip(), regs.sp(), regs.fp()), (0x9999, 0x7008, 0x7777));
 }
 
 #[test]
@@ -282,7 +282,7 @@ fn expressions_plt_and_signal_frames() {
         panic!()
     };
     assert!(signal_frame);
-    assert_eq!((regs.ip(), regs.bp(), regs.sp()), (0x9003, 0x9004, 0x9005));
+    assert_eq!((regs.ip(), regs.fp(), regs.sp()), (0x9003, 0x9004, 0x9005));
     // Expression evaluation over every arithmetic operator.
     let eval = |code: &[u8]| {
         let mut bytes = std::vec![code.len() as u8];
