@@ -30,77 +30,16 @@ use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 
-/// What [`guarded_load`] returns: `ok` is 1 with the loaded `value`, 0 if the load faulted.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct Loaded {
-    /// The 8 bytes read (little-endian), 0 on a fault.
-    pub value: u64,
-    /// 1 if the load succeeded.
-    pub ok: u64,
-}
-
-/// Reads the 8 bytes at `addr`. With `scratch_sp` non-zero, the stack pointer is moved there
-/// for the one load instruction (see the module docs), so a fault's signal frame goes below
-/// it. The only instruction in this function that touches memory is the load.
-///
-/// # Safety
-/// The guard must be armed ([`armed`]) and `scratch_sp` zero or a 16-byte aligned address with
-/// room below it for a signal frame on a stack the caller owns.
-///
-/// # Signal safety
-/// Async-signal-safe: no memory is touched but the load.
-#[unsafe(naked)]
-pub unsafe extern "C" fn guarded_load(addr: u64, scratch_sp: u64) -> Loaded {
-    core::arch::naked_asm!(
-        "mov r8, rsp",
-        "test rsi, rsi",
-        "cmovz rsi, r8",
-        "mov rsp, rsi",
-        "mov rax, qword ptr [rdi]", // the load: LOAD_RIP
-        "mov rsp, r8",
-        "mov edx, 1",
-        "ret",
-    )
-}
-
-/// Where a faulted [`guarded_load`] resumes: the registers are as at the fault, so `r8` holds
-/// the caller's stack pointer and the return address is on top of it.
-#[unsafe(naked)]
-unsafe extern "C" fn recover() {
-    core::arch::naked_asm!("mov rsp, r8", "xor eax, eax", "xor edx, edx", "ret")
-}
+use super::arch;
+pub use super::arch::guarded_load;
+use super::arch::on_fault;
 
 /// The address of the load instruction in [`guarded_load`], found at install; 0 until then.
-static LOAD_RIP: AtomicUsize = AtomicUsize::new(0);
+pub(super) static LOAD_PC: AtomicUsize = AtomicUsize::new(0);
 /// Whether vignette's fault handler is installed (as far as the sampler last checked).
 static ARMED: AtomicBool = AtomicBool::new(false);
 /// Serialises installs.
 static INSTALLING: AtomicBool = AtomicBool::new(false);
-
-/// `uc_mcontext.gregs[REG_RIP]` inside `ucontext_t`.
-const RIP_OFFSET: usize =
-    core::mem::offset_of!(libc::ucontext_t, uc_mcontext) + libc::REG_RIP as usize * 8;
-
-/// The fault handler: resumes a faulted [`guarded_load`] at [`recover`], passes anything
-/// else to [`chain`]. Uses no stack beyond the kernel's signal frame on its fast path.
-#[unsafe(naked)]
-extern "C" fn on_fault(_sig: i32, _info: *mut libc::siginfo_t, _uctx: *mut c_void) {
-    core::arch::naked_asm!(
-        "mov rax, qword ptr [rdx + {rip}]",
-        "cmp rax, qword ptr [rip + {load_rip}]",
-        "jne 2f",
-        "lea rax, [rip + {recover}]",
-        "mov qword ptr [rdx + {rip}], rax",
-        "ret",
-        "2:",
-        "jmp {chain}",
-        rip = const RIP_OFFSET,
-        load_rip = sym LOAD_RIP,
-        recover = sym recover,
-        chain = sym chain,
-    )
-}
 
 /// The handlers that were installed before vignette's, for `SIGSEGV` and `SIGBUS`, in two
 /// slots each: a re-install writes the slot not in use, then flips `current`.
@@ -139,7 +78,7 @@ fn previous(which: usize) -> Option<&'static UnsafeCell<libc::sigaction>> {
 /// # Signal safety
 /// Async-signal-safe: `sigaction`, `raise` and the previous handler (which is the
 /// application's own).
-extern "C" fn chain(sig: i32, info: *mut libc::siginfo_t, uctx: *mut c_void) {
+pub(super) extern "C" fn chain(sig: i32, info: *mut libc::siginfo_t, uctx: *mut c_void) {
     let which = if sig == libc::SIGBUS { 1 } else { 0 };
     let Some(prev) = previous(which) else { return };
     // SAFETY: the current slot is not written while it is current (see `Previous`).
@@ -171,14 +110,15 @@ extern "C" fn chain(sig: i32, info: *mut libc::siginfo_t, uctx: *mut c_void) {
     }
 }
 
-/// Finds the load instruction in [`guarded_load`] (`mov rax, [rdi]`, `48 8b 07`).
+/// Finds the load instruction in [`guarded_load`] (its encoding is [`arch::LOAD_INSN`]).
 fn find_load() -> Option<usize> {
     let start = guarded_load as *const () as usize;
-    // SAFETY: the first 16 bytes of a function's code are mapped and readable (code pages are
-    // readable on x86_64 Linux); the function is longer than that.
-    let code = unsafe { core::slice::from_raw_parts(start as *const u8, 16) };
-    code.windows(3)
-        .position(|w| w == [0x48, 0x8b, 0x07])
+    // SAFETY: the first 32 bytes of a function's code are mapped and readable (code pages are
+    // readable on Linux); the function is longer than that.
+    let code = unsafe { core::slice::from_raw_parts(start as *const u8, 32) };
+    let insn = arch::LOAD_INSN;
+    code.windows(insn.len())
+        .position(|w| w == insn)
         .map(|i| start + i)
 }
 
@@ -196,9 +136,9 @@ pub fn ensure_installed() -> bool {
 }
 
 fn install_locked() -> bool {
-    if LOAD_RIP.load(SeqCst) == 0 {
+    if LOAD_PC.load(SeqCst) == 0 {
         match find_load() {
-            Some(rip) => LOAD_RIP.store(rip, SeqCst),
+            Some(pc) => LOAD_PC.store(pc, SeqCst),
             None => return false,
         }
     }

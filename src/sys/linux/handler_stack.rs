@@ -8,6 +8,7 @@
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use super::arch::run_on_stack;
 use super::mem::{map_anonymous, Region};
 use crate::error::{Error, Result};
 
@@ -96,32 +97,6 @@ extern "C" fn trampoline(arg: *mut c_void, entry_sp: u64) {
     // SAFETY: `run` passes a pointer to a live `&mut dyn FnMut(u64)`.
     let f = unsafe { &mut *(arg as *mut &mut dyn FnMut(u64)) };
     f(entry_sp);
-}
-
-/// Calls `f(arg, sp)` with the stack pointer set to `top`, then restores it; `sp` is the
-/// stack pointer it had before (nothing below it is in use: this asm has no red zone).
-///
-/// # Safety
-/// `top` must be 16-byte aligned, the memory below it must be a stack that nobody else uses
-/// and that is large enough for `f`, and `f` must not unwind.
-unsafe fn run_on_stack(top: u64, f: extern "C" fn(*mut c_void, u64), arg: *mut c_void) {
-    // SAFETY: the caller's contract; r12 is callee-saved, so it survives the call and brings
-    // back the original stack pointer; all caller-saved registers are declared clobbered.
-    unsafe {
-        core::arch::asm!(
-            "mov r12, rsp",
-            "mov rsi, rsp",
-            "mov rsp, {top}",
-            "call {f}",
-            "mov rsp, r12",
-            top = in(reg) top,
-            f = in(reg) f,
-            in("rdi") arg,
-            out("rsi") _,
-            out("r12") _,
-            clobber_abi("C"),
-        );
-    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //!
 //! Everything here is a thin, documented wrapper over raw system calls. Items callable from the signal handler say so in a "Signal safety" section.
 
+mod arch;
 pub mod dl;
 pub mod fault_guard;
 pub mod fs;

@@ -5,7 +5,6 @@ use core::ffi::c_void;
 
 use super::fs::{errno, set_errno};
 use crate::error::{Error, Result};
-use crate::unwind::Regs;
 
 /// The signature of a `SA_SIGINFO` handler.
 pub type Handler = extern "C" fn(i32, *mut libc::siginfo_t, *mut c_void);
@@ -161,39 +160,7 @@ pub unsafe fn token(info: *const libc::siginfo_t) -> Option<(i32, u64)> {
     (q.code == SI_QUEUE).then_some((q.pid, q.value))
 }
 
-/// The interrupted thread's registers.
-///
-/// # Safety
-/// `uctx` must be the `ucontext_t` pointer the kernel passed to a `SA_SIGINFO` handler.
-///
-/// # Signal safety
-/// Async-signal-safe: reads the ucontext.
-#[cfg(target_arch = "x86_64")]
-pub unsafe fn regs(uctx: *const c_void) -> Regs {
-    // SAFETY: the caller passes the kernel's ucontext_t.
-    let g = unsafe { &(*uctx.cast::<libc::ucontext_t>()).uc_mcontext.gregs };
-    let r = |i: i32| g.get(i as usize).map_or(0, |&v| v as u64);
-    use libc::*;
-    Regs::from_array([
-        r(REG_RAX),
-        r(REG_RDX),
-        r(REG_RCX),
-        r(REG_RBX),
-        r(REG_RSI),
-        r(REG_RDI),
-        r(REG_RBP),
-        r(REG_RSP),
-        r(REG_R8),
-        r(REG_R9),
-        r(REG_R10),
-        r(REG_R11),
-        r(REG_R12),
-        r(REG_R13),
-        r(REG_R14),
-        r(REG_R15),
-        r(REG_RIP),
-    ])
-}
+pub use super::arch::regs;
 
 /// What the kernel says about the interrupted thread besides its registers, for deciding
 /// where a fault-recovering load may run (see [`super::fault_guard::scratch_stack`]).
@@ -231,26 +198,14 @@ pub unsafe fn interrupted(uctx: *const c_void, min_frame: u64) -> Interrupted {
         libc::sigismember(&uc.uc_sigmask, libc::SIGSEGV) == 1
             || libc::sigismember(&uc.uc_sigmask, libc::SIGBUS) == 1
     };
-    // The frame runs from the return address below the ucontext to the end of the
-    // floating-point state, whose extended size the kernel writes into its software-reserved
-    // bytes (offset 464 of the fxsave area: magic1, extended_size).
-    let frame_lo = (uctx as u64).saturating_sub(8);
-    let fp = uc.uc_mcontext.fpregs as u64;
-    let mut frame_bytes = min_frame;
-    if fp > frame_lo {
-        // SAFETY: a non-null fpregs points to the fxsave area of this signal frame, which is
-        // at least 512 bytes and mapped (the kernel just wrote it).
-        let (magic1, extended) = unsafe {
-            let sw = (fp as usize + 464) as *const u32;
-            (sw.read_unaligned(), sw.add(1).read_unaligned())
-        };
-        let fp_bytes = if magic1 == 0x4650_5853 {
-            extended as u64
-        } else {
-            512
-        };
-        frame_bytes = frame_bytes.max(fp + fp_bytes - frame_lo);
-    }
+    // The frame runs from below the ucontext to the end of the floating-point state, where
+    // the frame says where that is.
+    // SAFETY: the caller passes the kernel's ucontext_t.
+    let (frame_lo, fp_end) = unsafe { super::arch::signal_frame(uctx) };
+    let frame_bytes = match fp_end {
+        Some(end) if end > frame_lo => min_frame.max(end - frame_lo),
+        _ => min_frame,
+    };
     Interrupted {
         alt_stack,
         faults_blocked,
