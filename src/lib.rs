@@ -26,7 +26,8 @@
 //! buffer is mapped with `mmap` at [`Builder::build`], and [`Capture::encode_into`] writes the
 //! profile into a caller's buffer.
 //!
-//! Linux x86_64 only, for now.
+//! Linux on x86_64 and aarch64; other systems and architectures stop the build with an error
+//! that names the missing backend.
 #![cfg_attr(not(feature = "std"), no_std)]
 // The signal path's contract, for every module unless it is exempted below as off that path:
 // no panics, so no unwrap, expect, panic or unchecked indexing. (Tests may.)
@@ -39,9 +40,6 @@
         clippy::indexing_slicing
     )
 )]
-
-#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
-compile_error!("vignette supports Linux x86_64 only, for now");
 
 pub mod code_map;
 #[cfg_attr(

@@ -68,7 +68,7 @@ pub fn step<R: StackReader + ?Sized>(regs: &mut Regs, reader: &R) -> Result<Step
     ) else {
         return Err(EndReason::OutOfBounds);
     };
-    regs.set(Regs::IP, ra);
+    regs.set(Regs::IP, Regs::return_address(ra));
     // The caller's frame lies strictly above this one.
     regs.set(Regs::SP, bp + 16);
     regs.set(Regs::FP, next_bp);

@@ -10,10 +10,12 @@
 //! [`walk()`] is the hybrid walker the sampler uses: [`cfi`] (`.eh_frame`) where an FDE covers
 //! the address, frame pointers ([`fp`]) where none does, with a [`RuleCache`] for speed.
 //!
-//! What differs between architectures lives in a module per architecture ([`x86_64`]): the
+//! What differs between architectures lives in a module per architecture (`x86_64`, `aarch64`): the
 //! registers and their DWARF numbers ([`Regs`]) and the compact unwind rules ([`Rule`]). The
 //! CFI parser, the walkers and the cache are shared.
 
+#[cfg(target_arch = "aarch64")]
+pub mod aarch64;
 pub mod cfi;
 pub mod fp;
 pub mod rule;
@@ -21,15 +23,15 @@ pub mod walk;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
 
+#[cfg(target_arch = "aarch64")]
+pub use aarch64::{Regs, Rule};
 pub use rule::RuleCache;
 pub use walk::{walk, CodeLookup, NoCode};
 #[cfg(target_arch = "x86_64")]
 pub use x86_64::{Regs, Rule};
 
-#[cfg(not(target_arch = "x86_64"))]
-compile_error!(
-    "vignette has no unwinder for this architecture yet: x86_64 only for now (aarch64 is next)"
-);
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!("vignette has no unwinder for this architecture yet: x86_64 and aarch64 only");
 
 use serde::{Deserialize, Serialize};
 

@@ -118,7 +118,7 @@ pub fn apply_row<M: StackReader + ?Sized>(
         regs.set(r, value);
     }
     let ra = regs.get(ra_reg).ok_or(CfiError::BadInstruction)?;
-    regs.set(Regs::IP, ra);
+    regs.set(Regs::IP, Regs::return_address(ra));
     Ok(Step::Caller {
         signal_frame: fde.cie.signal_frame,
     })

@@ -229,6 +229,11 @@ impl Machine<'_> {
                 let reg = leb_u16(c)?;
                 self.row.set(reg, RegRule::ValExpression(expression(c)?));
             }
+            // DW_CFA_AARCH64_negate_ra_state: the return address is signed from here on; return
+            // addresses are always stripped of their authentication bits on aarch64
+            // (`Regs::return_address`), so this changes nothing.
+            #[cfg(target_arch = "aarch64")]
+            0x2d => {}
             0x2e => {
                 c.uleb()?; // DW_CFA_GNU_args_size: no effect on unwinding
             }

@@ -14,8 +14,20 @@ struct Asm {
 }
 
 impl Asm {
-    /// Adds a CIE; returns its offset.
+    /// Adds a CIE with x86_64's return-address column (16); returns its offset.
     fn cie(&mut self, aug: &str, aug_data: &[u8], data_align: i8, instructions: &[u8]) -> usize {
+        self.cie_ra(aug, aug_data, data_align, 16, instructions)
+    }
+
+    /// Adds a CIE with return-address column `ra`; returns its offset.
+    fn cie_ra(
+        &mut self,
+        aug: &str,
+        aug_data: &[u8],
+        data_align: i8,
+        ra: u8,
+        instructions: &[u8],
+    ) -> usize {
         let at = self.bytes.len();
         let mut body = Vec::new();
         body.extend_from_slice(&0u32.to_le_bytes()); // CIE id
@@ -24,7 +36,7 @@ impl Asm {
         body.push(0);
         body.push(1); // code alignment
         body.push(data_align as u8 & 0x7f); // data alignment, sleb (small values)
-        body.push(16); // return address register
+        body.push(ra); // return address register
         if aug.starts_with('z') {
             body.push(aug_data.len() as u8);
             body.extend_from_slice(aug_data);
@@ -99,6 +111,8 @@ fn row(asm: &Asm, fde: usize, pc: u64) -> Result<Row, CfiError> {
     program::row_at(asm.section(), &f, pc)
 }
 
+// x86_64 register numbers (rsp 7, rbp 6, return address 16): the aarch64 twin follows.
+#[cfg(target_arch = "x86_64")]
 #[test]
 fn a_typical_function_prologue_and_epilogue() {
     let mut asm = Asm::default();
@@ -230,6 +244,8 @@ fn every_register_rule_instruction() {
     );
 }
 
+// x86_64 register numbers and glibc's x86_64 signal trampoline.
+#[cfg(target_arch = "x86_64")]
 #[test]
 fn expressions_plt_and_signal_frames() {
     let mut asm = Asm::default();
@@ -459,4 +475,66 @@ fn malformed_cfi_is_an_error_not_a_panic() {
             Some(8),
         );
     }
+}
+
+/// aarch64: a prologue signing its return address (`paciasp`), saving the x29/x30 pair and
+/// setting up x29; rows, compact rules and a step agree.
+#[cfg(target_arch = "aarch64")]
+#[test]
+fn an_aarch64_prologue_with_pointer_authentication() {
+    use crate::unwind::Rule;
+    let mut asm = Asm::default();
+    // "zR", pcrel|sdata4, data alignment -8, return address in x30, CFA = sp + 0.
+    let cie = asm.cie_ra("zR", &[0x1b], -8, 30, &[0x0c, 31, 0]);
+    let fde = asm.fde(
+        cie,
+        0x1b,
+        0x1000,
+        0x100,
+        true,
+        &[
+            0x2d, // paciasp: DW_CFA_AARCH64_negate_ra_state
+            0x44, 0x0e, 16, 0x9d, 2, 0x9e, 1, // +4 stp x29, x30, [sp, #-16]!
+            0x44, 0x0d, 29, // +4 mov x29, sp: CFA = x29 + 16
+        ],
+    );
+    let f = cie_fde::parse_fde(asm.section(), fde).unwrap();
+    let at = |pc| row(&asm, fde, pc).unwrap();
+    assert_eq!(at(0x1000).cfa, CfaRule::RegOffset { reg: 31, offset: 0 });
+    assert_eq!(at(0x1004).reg(29), RegRule::Offset(-16));
+    assert_eq!(at(0x1004).reg(30), RegRule::Offset(-8));
+    assert_eq!(
+        at(0x1008).cfa,
+        CfaRule::RegOffset {
+            reg: 29,
+            offset: 16
+        }
+    );
+    assert_eq!(Rule::from_row(&f, &at(0x1000)), Some(Rule::Leaf { cfa: 0 }));
+    assert_eq!(
+        Rule::from_row(&f, &at(0x1004)),
+        Some(Rule::SpPair { cfa: 16, fp: 16 })
+    );
+    let compact = Rule::from_row(&f, &at(0x1008));
+    assert_eq!(compact, Some(Rule::FpPair { cfa: 16, fp: 16 }));
+    // The frame record at sp: saved x29, then the signed return address.
+    let words: Vec<u8> = [0x7100u64, 0x5a00_0000_0000_4242]
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect();
+    let mem = SliceStack {
+        base: 0x7000,
+        bytes: &words,
+    };
+    let start = Regs::new(0x1010, 0x7000, 0x7000);
+    let mut regs = start;
+    let step = apply_row(asm.section(), &f, &at(0x1008), &mut regs, &mem).unwrap();
+    assert!(matches!(step, Step::Caller { .. }));
+    assert_eq!((regs.ip(), regs.sp(), regs.fp()), (0x4242, 0x7010, 0x7100));
+    let mut by_rule = start;
+    assert!(compact.unwrap().apply(&mut by_rule, &mem));
+    assert_eq!(
+        (by_rule.ip(), by_rule.sp(), by_rule.fp()),
+        (regs.ip(), regs.sp(), regs.fp())
+    );
 }

@@ -65,6 +65,11 @@ impl Regs {
     pub fn fp(&self) -> u64 {
         self.get(Self::FP).unwrap_or(0)
     }
+
+    /// A return address as code can be found at (on x86_64, unchanged).
+    pub fn return_address(ra: u64) -> u64 {
+        ra
+    }
 }
 
 /// How to unwind one frame, for the shapes nearly all compiled code has: the return address

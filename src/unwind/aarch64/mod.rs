@@ -1,0 +1,275 @@
+//! aarch64: registers by DWARF number, and the compact unwind rules nearly all compiled code
+//! fits (a leaf whose return address is still in `x30`, or `x29`/`x30` saved as a pair).
+
+use super::cfi::{CfaRule, Fde, RegRule, Row};
+use super::StackReader;
+
+/// aarch64 general registers, the stack pointer and the program counter, indexed by DWARF
+/// register number (0-30 `x0`-`x30`, 29 the frame pointer, 30 the link register, 31 `sp`;
+/// 32 holds `pc`, which DWARF leaves without a number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Regs {
+    r: [u64; Regs::COUNT],
+}
+
+impl Default for Regs {
+    fn default() -> Self {
+        Regs {
+            r: [0; Regs::COUNT],
+        }
+    }
+}
+
+impl Regs {
+    /// Number of registers tracked.
+    pub const COUNT: usize = 33;
+    /// DWARF number of the frame pointer, `x29`.
+    pub const FP: u16 = 29;
+    /// DWARF number of the link register `x30`: the return-address column of aarch64 CIEs.
+    pub const RA: u16 = 30;
+    /// DWARF number of `sp`.
+    pub const SP: u16 = 31;
+    /// Where `pc` is kept.
+    pub const IP: u16 = 32;
+
+    /// Registers with only `pc`, `sp` and `x29` set (the rest zero).
+    pub fn new(ip: u64, sp: u64, fp: u64) -> Self {
+        let mut r = Regs::default();
+        r.set(Self::IP, ip);
+        r.set(Self::SP, sp);
+        r.set(Self::FP, fp);
+        r
+    }
+
+    /// All registers, by DWARF number.
+    pub fn from_array(r: [u64; Self::COUNT]) -> Self {
+        Regs { r }
+    }
+
+    /// Register `dwarf`, if tracked.
+    pub fn get(&self, dwarf: u16) -> Option<u64> {
+        self.r.get(dwarf as usize).copied()
+    }
+
+    /// Sets register `dwarf` (ignored if not tracked).
+    pub fn set(&mut self, dwarf: u16, value: u64) {
+        if let Some(r) = self.r.get_mut(dwarf as usize) {
+            *r = value;
+        }
+    }
+
+    /// The instruction pointer.
+    pub fn ip(&self) -> u64 {
+        self.get(Self::IP).unwrap_or(0)
+    }
+
+    /// The stack pointer.
+    pub fn sp(&self) -> u64 {
+        self.get(Self::SP).unwrap_or(0)
+    }
+
+    /// The frame pointer.
+    pub fn fp(&self) -> u64 {
+        self.get(Self::FP).unwrap_or(0)
+    }
+
+    /// A return address as code can be found at: pointer-authentication bits (code built with
+    /// `-mbranch-protection=pac-ret` signs the return addresses it saves) cleared, keeping the
+    /// 48-bit user address.
+    pub fn return_address(ra: u64) -> u64 {
+        ra & 0x0000_ffff_ffff_ffff
+    }
+}
+
+/// How to unwind one frame, for the shapes nearly all compiled code has. Offsets are in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// CFA = sp + `cfa`; the return address is still in `x30`; `x29` unchanged (a leaf, or
+    /// a prologue before it saves them).
+    Leaf {
+        /// CFA offset from sp.
+        cfa: u16,
+    },
+    /// CFA = sp + `cfa`; `x29` saved at CFA - `fp` and `x30` just above it.
+    SpPair {
+        /// CFA offset from sp.
+        cfa: u16,
+        /// Where x29 is saved, below the CFA.
+        fp: u16,
+    },
+    /// CFA = x29 + `cfa`; `x29` saved at CFA - `fp` and `x30` just above it.
+    FpPair {
+        /// CFA offset from x29.
+        cfa: u16,
+        /// Where x29 is saved, below the CFA.
+        fp: u16,
+    },
+    /// The outermost frame.
+    Root,
+}
+
+impl Rule {
+    /// The compact form of `row`, if it has one (not for signal frames or expressions).
+    pub fn from_row(fde: &Fde<'_>, row: &Row) -> Option<Rule> {
+        if fde.cie.signal_frame || fde.cie.ra_register != Regs::RA {
+            return None;
+        }
+        if row.reg(Regs::SP) != RegRule::SameValue {
+            return None;
+        }
+        let CfaRule::RegOffset { reg, offset } = row.cfa else {
+            return None;
+        };
+        let cfa = u16::try_from(offset).ok().filter(|&o| o <= MAX_OFFSET)?;
+        let below = |o: i32| u16::try_from(-o).ok().filter(|&o| o <= MAX_OFFSET);
+        match (row.reg(Regs::RA), row.reg(Regs::FP), reg) {
+            (RegRule::Undefined, _, _) => Some(Rule::Root),
+            (RegRule::SameValue, RegRule::SameValue, Regs::SP) => Some(Rule::Leaf { cfa }),
+            (RegRule::Offset(lr), RegRule::Offset(fp), reg) if lr == fp + 8 && fp < 0 => {
+                let fp = below(fp)?;
+                match reg {
+                    Regs::SP => Some(Rule::SpPair { cfa, fp }),
+                    Regs::FP => Some(Rule::FpPair { cfa, fp }),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// Turns `regs` into the caller's (pc, sp, x29 and x30 are recovered); `false`, leaving
+    /// `regs` unchanged, for the root or a failed read.
+    ///
+    /// # Signal safety
+    /// Async-signal-safe.
+    pub fn apply<M: StackReader + ?Sized>(self, regs: &mut Regs, mem: &M) -> bool {
+        let caller = match self {
+            Rule::Leaf { cfa } => regs
+                .sp()
+                .checked_add(cfa as u64)
+                .zip(regs.get(Regs::RA))
+                .map(|(sp, lr)| (lr, sp, regs.fp())),
+            Rule::SpPair { cfa, fp } => pair(regs.sp(), cfa, fp, regs, mem),
+            Rule::FpPair { cfa, fp } => pair(regs.fp(), cfa, fp, regs, mem),
+            Rule::Root => None,
+        };
+        match caller {
+            Some((ra, sp, fp)) => {
+                let ra = Regs::return_address(ra);
+                regs.set(Regs::IP, ra);
+                regs.set(Regs::RA, ra);
+                regs.set(Regs::SP, sp);
+                regs.set(Regs::FP, fp);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The rule in 32 bits (for [`super::RuleCache`]); [`Rule::unpack`] reverses it.
+    pub fn pack(self) -> u32 {
+        let (kind, a, b) = match self {
+            Rule::Leaf { cfa } => (1, cfa, 0),
+            Rule::SpPair { cfa, fp } => (2, cfa, fp),
+            Rule::FpPair { cfa, fp } => (3, cfa, fp),
+            Rule::Root => (0, 0, 0),
+        };
+        kind << 30 | (a as u32) << 15 | b as u32
+    }
+
+    /// The rule [`Rule::pack`] packed into `v`.
+    pub fn unpack(v: u32) -> Rule {
+        let (a, b) = (((v >> 15) & 0x7fff) as u16, (v & 0x7fff) as u16);
+        match v >> 30 {
+            1 => Rule::Leaf { cfa: a },
+            2 => Rule::SpPair { cfa: a, fp: b },
+            3 => Rule::FpPair { cfa: a, fp: b },
+            _ => Rule::Root,
+        }
+    }
+}
+
+/// The caller's (return address, sp, x29) for a frame whose CFA is `base + cfa` with the
+/// x29/x30 pair saved at CFA - `fp`. A pair slot below the stack pointer was popped already
+/// (an epilogue that keeps the prologue's rule): the registers hold the caller's values.
+fn pair<M: StackReader + ?Sized>(
+    base: u64,
+    cfa: u16,
+    fp: u16,
+    regs: &Regs,
+    mem: &M,
+) -> Option<(u64, u64, u64)> {
+    let cfa = base.checked_add(cfa as u64)?;
+    let slot = cfa.checked_sub(fp as u64)?;
+    if slot < regs.sp() {
+        return Some((regs.get(Regs::RA)?, cfa, regs.fp()));
+    }
+    Some((
+        mem.read_u64(slot.checked_add(8)?)?,
+        cfa,
+        mem.read_u64(slot)?,
+    ))
+}
+
+/// Largest offset a compact rule holds.
+const MAX_OFFSET: u16 = 0x7fff;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::unwind::{RuleCache, SliceStack};
+
+    #[test]
+    fn rules_pack_and_cache() {
+        let rules = [
+            Rule::Leaf { cfa: 0 },
+            Rule::SpPair {
+                cfa: 0x7fff,
+                fp: 16,
+            },
+            Rule::FpPair { cfa: 16, fp: 16 },
+            Rule::Root,
+        ];
+        let cache = RuleCache::new(8).unwrap();
+        for (i, r) in rules.iter().enumerate() {
+            assert_eq!(Rule::unpack(r.pack()), *r);
+            cache.insert(0x5555_0000 + i as u64, *r);
+        }
+        for (i, r) in rules.iter().enumerate() {
+            assert_eq!(cache.get(0x5555_0000 + i as u64), Some(*r));
+        }
+    }
+
+    #[test]
+    fn applying_rules() {
+        let base = 0x7000u64;
+        // A frame record at base: saved x29, then x30 (signed: PAC bits in the top byte).
+        let words: std::vec::Vec<u8> = [0x7100u64, 0x5a00_0000_0000_4242]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
+        let mem = SliceStack {
+            base,
+            bytes: &words,
+        };
+        let mut regs = Regs::new(0x1000, base, base);
+        regs.set(Regs::RA, 0x2000);
+        let apply = |rule: Rule| {
+            let mut r = regs;
+            rule.apply(&mut r, &mem).then_some((r.ip(), r.sp(), r.fp()))
+        };
+        // A leaf: the return address is in x30.
+        assert_eq!(apply(Rule::Leaf { cfa: 0 }), Some((0x2000, base, base)));
+        // stp x29, x30, [sp, #-16]!; mov x29, sp: CFA = x29 + 16, pair at CFA - 16.
+        assert_eq!(
+            apply(Rule::FpPair { cfa: 16, fp: 16 }),
+            Some((0x4242, base + 16, 0x7100)),
+            "the return address loses its authentication bits"
+        );
+        assert_eq!(
+            apply(Rule::SpPair { cfa: 16, fp: 16 }),
+            Some((0x4242, base + 16, 0x7100))
+        );
+        assert_eq!(apply(Rule::Root), None);
+    }
+}
