@@ -3,6 +3,11 @@
 //! crate), frame for frame. Chains run through Rust without frame pointers, C built with
 //! `-O2 -fomit-frame-pointer` calling back into Rust, and libc's `qsort` calling a Rust
 //! comparator.
+//!
+//! x86_64 only for now: the register capture is x86_64 assembly and the C is built with the
+//! host's `gcc`; the aarch64 unwinder is checked by its unit tests and by the demo under qemu
+//! (`scripts/check-aarch64`).
+#![cfg(target_arch = "x86_64")]
 
 mod common;
 

@@ -19,6 +19,7 @@ use vignette::{Clock, EndReason, Profiler, Unwinder};
 
 /// Spins `iterations` times with the stack pointer at `sp` and the frame pointer at `bp`,
 /// restoring both after: the state of a fiber running on a stack of its own.
+#[cfg(target_arch = "x86_64")]
 #[inline(never)]
 fn spin_on_stack(sp: u64, bp: u64, iterations: u64) {
     // SAFETY: rsp and rbp are restored before the block ends; while switched, nothing but the
@@ -39,6 +40,32 @@ fn spin_on_stack(sp: u64, bp: u64, iterations: u64) {
             n = inout(reg) iterations => _,
             out("r12") _,
             out("r13") _,
+        );
+    }
+}
+
+/// The aarch64 twin: `sp` and `x29`.
+#[cfg(target_arch = "aarch64")]
+#[inline(never)]
+fn spin_on_stack(sp: u64, bp: u64, iterations: u64) {
+    // SAFETY: sp and x29 are restored before the block ends; while switched, nothing but the
+    // kernel (delivering a signal) uses the stack at `sp`, which the caller mapped writable.
+    unsafe {
+        std::arch::asm!(
+            "mov x20, sp",
+            "mov x21, x29",
+            "mov sp, {sp}",
+            "mov x29, {bp}",
+            "2:",
+            "subs {n}, {n}, #1",
+            "b.ne 2b",
+            "mov sp, x20",
+            "mov x29, x21",
+            sp = in(reg) sp,
+            bp = in(reg) bp,
+            n = inout(reg) iterations => _,
+            out("x20") _,
+            out("x21") _,
         );
     }
 }

@@ -228,6 +228,7 @@ fn a_thread_blocking_the_signal_does_not_stall_sampling() {
 }
 
 /// Spins with `rbp` set to `bad` (no calls inside), `iterations` times.
+#[cfg(target_arch = "x86_64")]
 #[inline(never)]
 fn spin_with_frame_pointer(bad: u64, iterations: u64) {
     // SAFETY: rbp is saved on the stack and restored before the block ends; nothing in the
@@ -242,6 +243,27 @@ fn spin_with_frame_pointer(bad: u64, iterations: u64) {
             "pop rbp",
             bad = in(reg) bad,
             n = inout(reg) iterations => _,
+        );
+    }
+}
+
+/// The aarch64 twin, with `x29`.
+#[cfg(target_arch = "aarch64")]
+#[inline(never)]
+fn spin_with_frame_pointer(bad: u64, iterations: u64) {
+    // SAFETY: x29 is kept in x20 and restored before the block ends; nothing in the block
+    // uses it.
+    unsafe {
+        std::arch::asm!(
+            "mov x20, x29",
+            "mov x29, {bad}",
+            "2:",
+            "subs {n}, {n}, #1",
+            "b.ne 2b",
+            "mov x29, x20",
+            bad = in(reg) bad,
+            n = inout(reg) iterations => _,
+            out("x20") _,
         );
     }
 }

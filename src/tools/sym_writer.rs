@@ -276,7 +276,9 @@ pub fn write_sym(
     }
     let io =
         |e: io::Error| ToolError::new(ErrorKind::Io, format!("writing symbols for {name}: {e}"));
-    writeln!(out, "MODULE Linux x86_64 {} {}", id.debug_id, name).map_err(io)?;
+    // Breakpad's architecture names (`x86_64`, `arm64`), as dump_syms writes them.
+    let arch = object.arch().name();
+    writeln!(out, "MODULE Linux {arch} {} {}", id.debug_id, name).map_err(io)?;
     if let Some(code_id) = &id.code_id {
         writeln!(out, "INFO CODE_ID {code_id}").map_err(io)?;
     }

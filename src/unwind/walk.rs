@@ -47,6 +47,10 @@ where
     let mut n = 1;
     let mut regs = *regs;
     let mut lookup = regs.ip();
+    // Whether the frame being unwound was interrupted (the first one, or one a signal frame
+    // led to) rather than calling: only such a frame may have its return address still in a
+    // register (an aarch64 leaf), and so share its caller's stack pointer.
+    let mut interrupted = true;
     loop {
         let sp = regs.sp();
         let signal_frame = match step(&mut regs, lookup, stack, code, cache) {
@@ -59,10 +63,13 @@ where
             return (n, EndReason::Root);
         }
         // Stacks grow down: the caller's frame is above, except across a signal frame, where
-        // the handler may have run on an alternate stack.
-        if regs.sp() <= sp && !signal_frame {
+        // the handler may have run on an alternate stack. Each step moves up, so a walk
+        // cannot loop.
+        let moved = regs.sp() > sp || (interrupted && regs.sp() == sp);
+        if !moved && !signal_frame {
             return (n, EndReason::BadUnwindInfo);
         }
+        interrupted = signal_frame;
         if signal_frame {
             stack.switch_stack(regs.sp());
         }
