@@ -2,7 +2,7 @@
 //!
 //! The handler reads the interrupted thread's stack, which another thread may unmap or protect
 //! at any moment (a fiber stack freed, a mapping shrunk). Every such read goes through
-//! [`guarded_load`]: one `mov` at a known address. vignette's `SIGSEGV`/`SIGBUS` handler
+//! [`guarded_load`]: one load instruction at a known address. vignette's `SIGSEGV`/`SIGBUS` handler
 //! ([`on_fault`], a few instructions of assembly that use no stack of their own) checks whether
 //! the fault happened at exactly that instruction; if so it resumes at a recovery stub that
 //! returns "not readable", and the walk ends there. Every other fault is passed on to the
