@@ -455,3 +455,124 @@ fn a_child_process_drops_the_inherited_profiler_and_profiles_itself() {
     );
     done.store(true, Ordering::Relaxed);
 }
+
+/// Refuses `process_vm_readv` to the calling thread (a seccomp filter of its own, as sandboxes
+/// install): it fails with `EPERM`.
+fn refuse_process_vm_readv() {
+    use libc::{sock_filter, sock_fprog, BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
+    let stmt = |code: u32, k: u32| sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let filter = [
+        // The system call number (seccomp_data.nr, at offset 0).
+        stmt(BPF_LD | BPF_W | BPF_ABS, 0),
+        sock_filter {
+            code: (BPF_JMP | BPF_JEQ | BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_process_vm_readv as u32,
+        },
+        stmt(
+            BPF_RET | BPF_K,
+            libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+        ),
+        stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW),
+    ];
+    let prog = sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut sock_filter,
+    };
+    // SAFETY: prctl with valid arguments; `prog` outlives the call (the kernel copies it).
+    unsafe {
+        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+        assert_eq!(
+            libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog),
+            0
+        );
+    }
+}
+
+/// The handler saves and restores `errno`. A thread that blocks `SIGSEGV` (so its stack is
+/// read with `process_vm_readv`, not fault-recovering loads) and is refused that call by a
+/// seccomp filter makes the handler meet `EPERM` on every sample; the thread keeps a value in
+/// `errno` while it is sampled hundreds of times in the middle of arithmetic, and finds it
+/// unchanged every time it looks. Its samples say why they stopped at the first frame.
+#[test]
+fn the_handler_leaves_errno_as_it_found_it() {
+    let _g = profiler_lock();
+    let done = watchdog(120);
+    let stop = Arc::new(AtomicBool::new(false));
+    let changed = Arc::new(AtomicU64::new(0));
+    let checks = Arc::new(AtomicU64::new(0));
+    let spinner = {
+        let (stop, changed, checks) = (stop.clone(), changed.clone(), checks.clone());
+        std::thread::Builder::new()
+            .name("errno-keeper".into())
+            .spawn(move || {
+                // SAFETY: a valid signal set, changed for this thread only.
+                unsafe {
+                    let mut set: libc::sigset_t = std::mem::zeroed();
+                    libc::sigemptyset(&mut set);
+                    libc::sigaddset(&mut set, libc::SIGSEGV);
+                    libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                }
+                refuse_process_vm_readv();
+                // SAFETY: __errno_location returns this thread's errno slot.
+                let errno = unsafe { libc::__errno_location() };
+                let mut x = 1u64;
+                while !stop.load(Ordering::Relaxed) {
+                    // SAFETY: as above.
+                    unsafe { *errno = 4242 };
+                    for i in 0..20_000u64 {
+                        x = std::hint::black_box(
+                            x.wrapping_mul(6364136223846793005).wrapping_add(i),
+                        );
+                    }
+                    // SAFETY: as above.
+                    if unsafe { *errno } != 4242 {
+                        changed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    checks.fetch_add(1, Ordering::Relaxed);
+                }
+                x
+            })
+            .unwrap()
+    };
+    let mut profiler = Profiler::builder()
+        .frequency(4000)
+        .clock(Clock::Cpu)
+        .build()
+        .unwrap();
+    profiler.start().unwrap();
+    common::wait_for_cpu(&["errno-keeper"], 300_000_000);
+    let p = profiler.stop().unwrap().to_profile();
+    stop.store(true, Ordering::Relaxed);
+    spinner.join().unwrap();
+    done.store(true, Ordering::Relaxed);
+    let t = p.threads.iter().find(|t| t.name == "errno-keeper").unwrap();
+    assert!(
+        t.samples.len() > 100,
+        "the thread was sampled: {} samples",
+        t.samples.len()
+    );
+    let refused = t
+        .samples
+        .iter()
+        .filter(|s| s.end == EndReason::NoSafeRead)
+        .count();
+    assert!(
+        refused * 10 >= t.samples.len() * 9,
+        "the handler met the refused read: {refused} of {} samples",
+        t.samples.len()
+    );
+    assert!(checks.load(Ordering::Relaxed) > 100);
+    assert_eq!(
+        changed.load(Ordering::Relaxed),
+        0,
+        "errno changed under {} samples",
+        t.samples.len()
+    );
+}
