@@ -179,11 +179,17 @@ impl Builder {
         Ok(Profiler {
             config: self,
             shared: ManuallyDrop::new(shared),
-            job: Some(job),
-            running: None,
+            state: State::Idle(job),
         })
     }
 }
+
+/// How long [`Profiler::sample_once`] waits for the threads it signalled to answer.
+const ON_DEMAND_ANSWER_NS: u64 = 100_000_000;
+
+/// How long dropping a profiler lets signals already sent arrive before releasing the
+/// handler's state.
+const LAST_SIGNALS_NS: u64 = 1_000_000;
 
 /// Which threads [`Profiler::sample_once`] samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,13 +208,23 @@ pub struct Profiler {
     config: Builder,
     /// Dropped only once no signal handler can still be using it (see `Drop`).
     shared: ManuallyDrop<MapBox<Shared>>,
-    /// The sampler's job with the session tables; `None` while the sampler thread owns it.
-    job: Option<MapBox<Job>>,
-    running: Option<Running>,
+    state: State,
 }
 
-// SAFETY: the raw job pointer inside `running` is owned by this profiler (shared only with the
-// sampler thread it joins); every other field is Send.
+/// Who holds the sampler's job (the session tables): the profiler itself, or its sampler
+/// thread.
+enum State {
+    /// No sampler thread: the profiler holds the job (a session may be open for
+    /// `sample_once`).
+    Idle(MapBox<Job>),
+    /// The sampler thread runs and holds the job until it is joined.
+    Running(Running),
+    /// Only inside a method, while the job moves between the two.
+    Moving,
+}
+
+// SAFETY: the raw job pointer inside `State::Running` is owned by this profiler (shared only
+// with the sampler thread it joins); every other field is Send.
 unsafe impl Send for Profiler {}
 
 impl Profiler {
@@ -224,29 +240,45 @@ impl Profiler {
 
     /// Whether the sampler thread is running.
     pub fn is_running(&self) -> bool {
-        self.running.is_some()
+        matches!(self.state, State::Running(_))
     }
 
     /// Bytes of memory mapped for all buffers (fixed after `build`).
     pub fn mapped_bytes(&self) -> usize {
-        self.shared.mapped_bytes() + self.job.as_ref().map_or(0, |j| j.collector.mapped_bytes())
+        let job = match &self.state {
+            State::Idle(job) => job.collector.mapped_bytes(),
+            _ => 0,
+        };
+        self.shared.mapped_bytes() + job
     }
 
-    /// The job, when the sampler thread does not own it.
+    /// The job, when the sampler thread does not hold it.
     fn job(&mut self) -> Result<&mut Job> {
-        self.job.as_deref_mut().ok_or(Error::Running)
+        match &mut self.state {
+            State::Idle(job) => Ok(job),
+            _ => Err(Error::Running),
+        }
+    }
+
+    /// Joins the sampler thread, if it runs (or, in a child after `fork()`, where it does not
+    /// exist, takes its job back without joining); the profiler holds the job after.
+    fn join_sampler(&mut self, forked: bool) {
+        self.state = match core::mem::replace(&mut self.state, State::Moving) {
+            State::Running(r) if forked => State::Idle(r.abandon()),
+            State::Running(r) => State::Idle(r.finish(&self.shared)),
+            other => other,
+        };
     }
 
     /// For sampling on demand (the sampler thread not running): the open session's
     /// generation (opening one if needed), the shared state and the collector.
     fn on_demand_session(&mut self) -> Result<(u32, &Shared, &mut Collector)> {
         self.check_process()?;
-        if self.running.is_some() {
-            return Err(Error::Running);
-        }
         let generation = self.ensure_session()?;
-        let c = &mut self.job.as_deref_mut().ok_or(Error::Running)?.collector;
-        Ok((generation, &self.shared, c))
+        let State::Idle(job) = &mut self.state else {
+            return Err(Error::Running);
+        };
+        Ok((generation, &self.shared, &mut job.collector))
     }
 
     /// [`Error::Forked`] in a child process that inherited this profiler across `fork()`.
@@ -261,7 +293,9 @@ impl Profiler {
     /// Opens a new session unless one is open; returns its generation.
     fn ensure_session(&mut self) -> Result<u32> {
         let shared = &*self.shared;
-        let job = self.job.as_deref_mut().ok_or(Error::Running)?;
+        let State::Idle(job) = &mut self.state else {
+            return Err(Error::Running);
+        };
         if !job.collector.open {
             job.generation = shared.next_generation();
             shared.ring_full.store(0, SeqCst);
@@ -276,30 +310,27 @@ impl Profiler {
     /// a new one.
     pub fn start(&mut self) -> Result<()> {
         self.check_process()?;
-        if self.running.is_some() {
-            return Err(Error::Running);
-        }
         self.ensure_session()?;
-        let job = self.job.take().ok_or(Error::Running)?;
-        match Running::start(job) {
-            Ok(r) => {
-                self.running = Some(r);
-                Ok(())
+        let job = match core::mem::replace(&mut self.state, State::Moving) {
+            State::Idle(job) => job,
+            other => {
+                self.state = other;
+                return Err(Error::Running);
             }
-            Err((e, job)) => {
-                self.job = Some(job);
-                Err(e)
-            }
-        }
+        };
+        let (state, result) = match Running::start(job) {
+            Ok(r) => (State::Running(r), Ok(())),
+            Err((e, job)) => (State::Idle(job), Err(e)),
+        };
+        self.state = state;
+        result
     }
 
     /// Stops sampling and closes the session, returning what it captured. The capture borrows
     /// the profiler; encode it before starting again.
     pub fn stop(&mut self) -> Result<Capture<'_>> {
         self.check_process()?;
-        if let Some(r) = self.running.take() {
-            self.job = Some(r.finish(&self.shared));
-        }
+        self.join_sampler(false);
         let c = &mut self.job()?.collector;
         if !c.open {
             return Err(Error::NotRunning);
@@ -313,7 +344,10 @@ impl Profiler {
     /// The capture of the last session stopped, until the next `start` or `sample_once`
     /// (`None` while a session is open or before the first one).
     pub fn last_capture(&self) -> Option<Capture<'_>> {
-        let c = &self.job.as_deref()?.collector;
+        let State::Idle(job) = &self.state else {
+            return None;
+        };
+        let c = &job.collector;
         if c.open || c.end_ns == 0 {
             return None;
         }
@@ -353,7 +387,7 @@ impl Profiler {
                 send_sample_signal(shared, c, generation, i, tid);
             }
         }
-        c.lost.unanswered += sampler::wait_for_answers(shared, c.slots_len, 100_000_000);
+        c.lost.unanswered += sampler::wait_for_answers(shared, c.slots_len, ON_DEMAND_ANSWER_NS);
         Ok(sampler::drain(c, shared, generation))
     }
 
@@ -413,9 +447,7 @@ impl Drop for Profiler {
         if self.check_process().is_err() {
             // A child after fork(): the sampler thread and any handler in flight were the
             // parent's and do not exist here (joining would wait forever).
-            if let Some(r) = self.running.take() {
-                self.job = Some(r.abandon());
-            }
+            self.join_sampler(true);
             sampler::release_inherited_handler(&self.shared);
             // SAFETY: ACTIVE no longer points to `shared`, and no handler in this process
             // uses it: fork copied only the calling thread, and only the parent's sampler
@@ -423,11 +455,9 @@ impl Drop for Profiler {
             unsafe { ManuallyDrop::drop(&mut self.shared) };
             return;
         }
-        if let Some(r) = self.running.take() {
-            self.job = Some(r.finish(&self.shared));
-        }
+        self.join_sampler(false);
         // Let signals already sent arrive before the state they use goes away.
-        time::sleep_ns(1_000_000);
+        time::sleep_ns(LAST_SIGNALS_NS);
         if sampler::release_handler(&self.shared) {
             // SAFETY: no handler uses `shared` any more and ACTIVE no longer points to it; the
             // job (which points to it) is dropped right after, with the profiler's fields.

@@ -349,12 +349,12 @@ pub(crate) fn release_handler(shared: &Shared) -> bool {
         .compare_exchange(ptr, core::ptr::null_mut(), SeqCst, SeqCst)
         .is_ok()
     {
-        let deadline = time::monotonic_ns() + 1_000_000_000;
+        let deadline = time::monotonic_ns() + RELEASE_TIMEOUT_NS;
         while IN_HANDLER.load(SeqCst) != 0 {
             if time::monotonic_ns() > deadline {
                 return false;
             }
-            time::sleep_ns(50_000);
+            time::sleep_ns(RELEASE_POLL_NS);
         }
     }
     true
@@ -365,6 +365,22 @@ const SCAN_NS: u64 = 10_000_000;
 
 /// How long a thread may leave a signal unanswered before it is sent another.
 const ANSWER_TIMEOUT_NS: u64 = 100_000_000;
+
+/// How soon `/proc/self/maps` is read again when samples met stacks it did not list.
+const STACK_REFRESH_NS: u64 = 5_000_000;
+
+/// How long stopping waits for the last signals sent to be answered.
+const FINAL_ANSWER_NS: u64 = 20_000_000;
+
+/// How often the waits for answers look again.
+const ANSWER_POLL_NS: u64 = 20_000;
+
+/// How long releasing the handler waits for handlers still running (a thread stopped by a
+/// debugger mid-sample may never finish).
+const RELEASE_TIMEOUT_NS: u64 = 1_000_000_000;
+
+/// How often releasing the handler looks again.
+const RELEASE_POLL_NS: u64 = 50_000;
 
 /// What the sampler thread works with; owned by it while it runs.
 pub(crate) struct Job {
@@ -522,7 +538,7 @@ fn run(job: &mut Job, shared: &Shared) {
         drain(c, shared, job.generation);
         if c.take_stack_misses() > 0 && now >= next_maps {
             shared.stacks.refresh();
-            next_maps = now + 5_000_000;
+            next_maps = now + STACK_REFRESH_NS;
         }
         time::sleep_until(next_tick);
         now = time::monotonic_ns();
@@ -532,7 +548,7 @@ fn run(job: &mut Job, shared: &Shared) {
         wall_weight = 1 + missed.min(u16::MAX as u64 - 1) as u32;
         next_tick += (missed + 1) * interval;
     }
-    wait_for_answers(shared, c.slots_len, 20_000_000);
+    wait_for_answers(shared, c.slots_len, FINAL_ANSWER_NS);
     drain(c, shared, job.generation);
 }
 
@@ -551,7 +567,7 @@ pub(crate) fn wait_for_answers(shared: &Shared, threads: usize, timeout_ns: u64)
     let deadline = time::monotonic_ns() + timeout_ns;
     let acks = shared.acks.get(..threads).unwrap_or(&[]);
     while acks.iter().any(|a| a.load(Acquire) != 0) && time::monotonic_ns() < deadline {
-        time::sleep_ns(20_000);
+        time::sleep_ns(ANSWER_POLL_NS);
     }
     let mut unanswered = 0;
     for a in acks {
