@@ -189,7 +189,7 @@ fn build_library(name: &str, source: &str) -> PathBuf {
     let c = dir.join(format!("{name}.c"));
     let so = dir.join(format!("lib{name}.so"));
     std::fs::write(&c, source).unwrap();
-    let status = Command::new("gcc")
+    let status = Command::new(common::cc())
         .args(["-O1", "-shared", "-fPIC", "-Wl,--build-id", "-o"])
         .arg(&so)
         .arg(&c)

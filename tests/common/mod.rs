@@ -111,3 +111,25 @@ pub fn watchdog(secs: u64) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
     });
     done
 }
+
+/// The C compiler for the architecture the tests were built for: `VIGNETTE_TEST_CC` if set,
+/// else `gcc`, or on aarch64 the cross compiler `aarch64-linux-gnu-gcc` when it is installed
+/// (the tests then run under qemu-user, which runs the host's compiler natively).
+#[allow(dead_code)]
+pub fn cc() -> String {
+    if let Ok(cc) = std::env::var("VIGNETTE_TEST_CC") {
+        return cc;
+    }
+    let cross = "aarch64-linux-gnu-gcc";
+    let has_cross = || {
+        std::process::Command::new(cross)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if cfg!(target_arch = "aarch64") && has_cross() {
+        cross.into()
+    } else {
+        "gcc".into()
+    }
+}
