@@ -148,6 +148,12 @@ fn cpp_clones_and_templates_are_named_like_dump_syms() {
 }
 
 #[test]
+fn aarch64_binaries_get_dump_syms_identity_and_names() {
+    let (_, text, _) = assert_like_dump_syms("clones-arm64", "AECA1C938E9CCE4D83017074B9E11DDA0");
+    assert!(text.starts_with("MODULE Linux arm64 "), "{}", &text[..60]);
+}
+
+#[test]
 fn binaries_without_a_build_id_get_dump_syms_debug_ids() {
     let store = tmp("store-nobuild");
     let path = tools::store::add_to_store(&Path::new(FIXTURES).join("libnobuild.so"), &store, &[])
