@@ -41,84 +41,37 @@
     )
 )]
 
+/// Declares modules that run off the signal path (in the application's threads or on the
+/// sampler thread, never in the handler), which the signal path's lints above do not bind.
+macro_rules! off_signal_path {
+    ($($(#[$meta:meta])* $vis:vis mod $name:ident;)*) => {$(
+        $(#[$meta])*
+        #[cfg_attr(
+            not(test),
+            allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+        )]
+        $vis mod $name;
+    )*};
+}
+
+off_signal_path! {
+    mod collector;
+    mod error;
+    #[cfg(feature = "ffi")]
+    pub mod ffi;
+    pub mod modules;
+    pub mod profile;
+    mod profiler;
+    #[cfg(feature = "tools")]
+    pub mod tools;
+}
+
 pub mod code_map;
-#[cfg_attr(
-    not(test),
-    allow(
-        clippy::panic,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing
-    )
-)]
-mod collector;
-#[cfg_attr(
-    not(test),
-    allow(
-        clippy::panic,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing
-    )
-)]
-mod error;
-#[cfg(feature = "ffi")]
-#[cfg_attr(
-    not(test),
-    allow(
-        clippy::panic,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing
-    )
-)]
-pub mod ffi;
-#[cfg_attr(
-    not(test),
-    allow(
-        clippy::panic,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing
-    )
-)]
-pub mod modules;
-#[cfg_attr(
-    not(test),
-    allow(
-        clippy::panic,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing
-    )
-)]
-pub mod profile;
-#[cfg_attr(
-    not(test),
-    allow(
-        clippy::panic,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing
-    )
-)]
-mod profiler;
 pub mod ring;
 mod sampler;
 pub mod snapshot;
 pub mod stacks;
 mod sys;
-#[cfg(feature = "tools")]
-#[cfg_attr(
-    not(test),
-    allow(
-        clippy::panic,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing
-    )
-)]
-pub mod tools;
 pub mod unwind;
 
 pub use error::{Error, Result};

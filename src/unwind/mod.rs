@@ -10,25 +10,28 @@
 //! [`walk()`] is the hybrid walker the sampler uses: [`cfi`] (`.eh_frame`) where an FDE covers
 //! the address, frame pointers ([`fp`]) where none does, with a [`RuleCache`] for speed.
 //!
-//! What differs between architectures lives in a module per architecture (`x86_64`, `aarch64`): the
-//! registers and their DWARF numbers ([`Regs`]) and the compact unwind rules ([`Rule`]). The
-//! CFI parser, the walkers and the cache are shared.
+//! What differs between architectures lives in a module per architecture (`x86_64`,
+//! `aarch64`): the registers' DWARF numbers (used by [`Regs`]) and the compact unwind rules
+//! ([`Rule`]). The CFI parser, the walkers and the cache are shared.
 
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64;
 pub mod cfi;
 pub mod fp;
+mod regs;
 pub mod rule;
 pub mod walk;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
 
 #[cfg(target_arch = "aarch64")]
-pub use aarch64::{Regs, Rule};
+use aarch64 as arch;
+pub use arch::Rule;
+pub use regs::Regs;
 pub use rule::RuleCache;
 pub use walk::{walk, CodeLookup, NoCode};
 #[cfg(target_arch = "x86_64")]
-pub use x86_64::{Regs, Rule};
+use x86_64 as arch;
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 compile_error!("vignette has no unwinder for this architecture yet: x86_64 and aarch64 only");

@@ -2,83 +2,25 @@
 //! fits (a leaf whose return address is still in `x30`, or `x29`/`x30` saved as a pair).
 
 use super::cfi::{CfaRule, Fde, RegRule, Row};
-use super::StackReader;
+use super::{Regs, StackReader};
 
-/// aarch64 general registers, the stack pointer and the program counter, indexed by DWARF
-/// register number (0-30 `x0`-`x30`, 29 the frame pointer, 30 the link register, 31 `sp`;
-/// 32 holds `pc`, which DWARF leaves without a number).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Regs {
-    r: [u64; Regs::COUNT],
-}
+/// Registers tracked, by DWARF number: 0-30 `x0`-`x30`, 31 `sp`; 32 holds `pc`, which DWARF
+/// leaves without a number.
+pub const COUNT: usize = 33;
+/// The frame pointer, `x29`.
+pub const FP: u16 = 29;
+/// The link register `x30`: the return-address column of CIEs.
+pub const RA: u16 = 30;
+/// The stack pointer, `sp`.
+pub const SP: u16 = 31;
+/// Where `pc` is kept.
+pub const IP: u16 = 32;
 
-impl Default for Regs {
-    fn default() -> Self {
-        Regs {
-            r: [0; Regs::COUNT],
-        }
-    }
-}
-
-impl Regs {
-    /// Number of registers tracked.
-    pub const COUNT: usize = 33;
-    /// DWARF number of the frame pointer, `x29`.
-    pub const FP: u16 = 29;
-    /// DWARF number of the link register `x30`: the return-address column of aarch64 CIEs.
-    pub const RA: u16 = 30;
-    /// DWARF number of `sp`.
-    pub const SP: u16 = 31;
-    /// Where `pc` is kept.
-    pub const IP: u16 = 32;
-
-    /// Registers with only `pc`, `sp` and `x29` set (the rest zero).
-    pub fn new(ip: u64, sp: u64, fp: u64) -> Self {
-        let mut r = Regs::default();
-        r.set(Self::IP, ip);
-        r.set(Self::SP, sp);
-        r.set(Self::FP, fp);
-        r
-    }
-
-    /// All registers, by DWARF number.
-    pub fn from_array(r: [u64; Self::COUNT]) -> Self {
-        Regs { r }
-    }
-
-    /// Register `dwarf`, if tracked.
-    pub fn get(&self, dwarf: u16) -> Option<u64> {
-        self.r.get(dwarf as usize).copied()
-    }
-
-    /// Sets register `dwarf` (ignored if not tracked).
-    pub fn set(&mut self, dwarf: u16, value: u64) {
-        if let Some(r) = self.r.get_mut(dwarf as usize) {
-            *r = value;
-        }
-    }
-
-    /// The instruction pointer.
-    pub fn ip(&self) -> u64 {
-        self.get(Self::IP).unwrap_or(0)
-    }
-
-    /// The stack pointer.
-    pub fn sp(&self) -> u64 {
-        self.get(Self::SP).unwrap_or(0)
-    }
-
-    /// The frame pointer.
-    pub fn fp(&self) -> u64 {
-        self.get(Self::FP).unwrap_or(0)
-    }
-
-    /// A return address as code can be found at: pointer-authentication bits (code built with
-    /// `-mbranch-protection=pac-ret` signs the return addresses it saves) cleared, keeping the
-    /// 48-bit user address.
-    pub fn return_address(ra: u64) -> u64 {
-        ra & 0x0000_ffff_ffff_ffff
-    }
+/// A return address as code can be found at: pointer-authentication bits (code built with
+/// `-mbranch-protection=pac-ret` signs the return addresses it saves) cleared, keeping the
+/// 48-bit user address.
+pub fn return_address(ra: u64) -> u64 {
+    ra & 0x0000_ffff_ffff_ffff
 }
 
 /// How to unwind one frame, for the shapes nearly all compiled code has. Offsets are in bytes.

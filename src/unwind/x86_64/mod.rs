@@ -2,74 +2,23 @@
 //! fits.
 
 use super::cfi::{CfaRule, Fde, RegRule, Row};
-use super::StackReader;
+use super::{Regs, StackReader};
 
-/// x86_64 general registers and the instruction pointer, indexed by DWARF register number
-/// (0 `rax`, 1 `rdx`, 2 `rcx`, 3 `rbx`, 4 `rsi`, 5 `rdi`, 6 `rbp`, 7 `rsp`, 8-15 `r8`-`r15`,
-/// 16 the return address / `rip`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Regs {
-    r: [u64; Regs::COUNT],
-}
+/// Registers tracked, by DWARF number: 0 `rax`, 1 `rdx`, 2 `rcx`, 3 `rbx`, 4 `rsi`, 5 `rdi`,
+/// 6 `rbp`, 7 `rsp`, 8-15 `r8`-`r15`, 16 the return address / `rip`.
+pub const COUNT: usize = 17;
+/// The frame pointer, `rbp`.
+pub const FP: u16 = 6;
+/// The stack pointer, `rsp`.
+pub const SP: u16 = 7;
+/// The instruction pointer, `rip`, which is also the return-address column of CIEs.
+pub const IP: u16 = 16;
+/// The return-address column compact rules expect.
+pub const RA: u16 = 16;
 
-impl Regs {
-    /// Number of registers tracked.
-    pub const COUNT: usize = 17;
-    /// DWARF number of the frame pointer, `rbp`.
-    pub const FP: u16 = 6;
-    /// DWARF number of `rsp`.
-    pub const SP: u16 = 7;
-    /// DWARF number of the instruction pointer (`rip`), which is also the return-address
-    /// column of x86_64 CIEs.
-    pub const IP: u16 = 16;
-    /// The return-address column compact rules expect.
-    pub const RA: u16 = 16;
-
-    /// Registers with only `rip`, `rsp` and `rbp` set (the rest zero).
-    pub fn new(ip: u64, sp: u64, fp: u64) -> Self {
-        let mut r = Regs::default();
-        r.set(Self::IP, ip);
-        r.set(Self::SP, sp);
-        r.set(Self::FP, fp);
-        r
-    }
-
-    /// All registers, by DWARF number.
-    pub fn from_array(r: [u64; Self::COUNT]) -> Self {
-        Regs { r }
-    }
-
-    /// Register `dwarf`, if tracked.
-    pub fn get(&self, dwarf: u16) -> Option<u64> {
-        self.r.get(dwarf as usize).copied()
-    }
-
-    /// Sets register `dwarf` (ignored if not tracked).
-    pub fn set(&mut self, dwarf: u16, value: u64) {
-        if let Some(r) = self.r.get_mut(dwarf as usize) {
-            *r = value;
-        }
-    }
-
-    /// The instruction pointer.
-    pub fn ip(&self) -> u64 {
-        self.get(Self::IP).unwrap_or(0)
-    }
-
-    /// The stack pointer.
-    pub fn sp(&self) -> u64 {
-        self.get(Self::SP).unwrap_or(0)
-    }
-
-    /// The frame pointer.
-    pub fn fp(&self) -> u64 {
-        self.get(Self::FP).unwrap_or(0)
-    }
-
-    /// A return address as code can be found at (on x86_64, unchanged).
-    pub fn return_address(ra: u64) -> u64 {
-        ra
-    }
+/// A return address as code can be found at: unchanged on x86_64.
+pub fn return_address(ra: u64) -> u64 {
+    ra
 }
 
 /// How to unwind one frame, for the shapes nearly all compiled code has: the return address
