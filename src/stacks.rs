@@ -46,6 +46,9 @@ impl StackRanges {
     }
 
     /// The end of the writable mapping that contains `addr`, if the snapshot has one.
+    ///
+    /// # Signal safety
+    /// Async-signal-safe: a lock-free snapshot read and a binary search.
     pub fn end_of_mapping(&self, addr: u64) -> Option<u64> {
         self.read(|r| crate::sys::stack::mapping_of(r, addr).map(|m| m[1]))?
     }

@@ -17,6 +17,8 @@ impl Default for Regs {
     }
 }
 
+/// # Signal safety
+/// Every method is async-signal-safe: plain arithmetic on a fixed array.
 impl Regs {
     /// Number of registers tracked.
     pub const COUNT: usize = arch::COUNT;

@@ -220,6 +220,8 @@ pub unsafe fn interrupted(uctx: *const c_void, min_frame: u64) -> Interrupted {
 /// Async-signal-safe.
 pub struct ErrnoGuard(i32);
 
+/// # Signal safety
+/// Every method is async-signal-safe: it reads and writes this thread's `errno`.
 impl ErrnoGuard {
     /// Saves the current `errno`.
     pub fn save() -> Self {

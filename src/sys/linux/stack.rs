@@ -98,6 +98,9 @@ pub struct LiveStack<'a> {
 }
 
 /// The `[start, end)` range in sorted `ranges` that holds `addr`.
+///
+/// # Signal safety
+/// Async-signal-safe: bounds-checked reads, no allocation, locks or panics.
 pub fn mapping_of(ranges: &[[u64; 2]], addr: u64) -> Option<[u64; 2]> {
     let i = ranges.partition_point(|r| r[1] <= addr);
     ranges.get(i).copied().filter(|r| r[0] <= addr)

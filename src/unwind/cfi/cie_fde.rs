@@ -55,6 +55,9 @@ fn entry_length(c: &mut Cursor<'_>) -> R<Option<(usize, usize)>> {
 }
 
 /// Parses the CIE at `offset` of `eh_frame`.
+///
+/// # Signal safety
+/// Async-signal-safe: bounds-checked reads, no allocation, locks or panics.
 pub fn parse_cie(eh_frame: Section<'_>, offset: usize) -> R<Cie<'_>> {
     let mut c = eh_frame.at(offset);
     let (_, end) = entry_length(&mut c)?.ok_or(CfiError::BadEntry)?;
@@ -134,6 +137,9 @@ pub fn parse_cie(eh_frame: Section<'_>, offset: usize) -> R<Cie<'_>> {
 }
 
 /// Parses the FDE at `offset` of `eh_frame` (and its CIE).
+///
+/// # Signal safety
+/// Async-signal-safe: bounds-checked reads, no allocation, locks or panics.
 pub fn parse_fde(eh_frame: Section<'_>, offset: usize) -> R<Fde<'_>> {
     let mut c = eh_frame.at(offset);
     let (_, end) = entry_length(&mut c)?.ok_or(CfiError::BadEntry)?;

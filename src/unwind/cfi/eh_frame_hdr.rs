@@ -20,6 +20,8 @@ pub struct EhFrameHdr<'a> {
     entry_size: usize,
 }
 
+/// # Signal safety
+/// Every method is async-signal-safe: bounds-checked reads and a binary search, no allocation or panics.
 impl<'a> EhFrameHdr<'a> {
     /// Parses the header at the start of `sec`.
     pub fn parse(sec: Section<'a>) -> R<Self> {

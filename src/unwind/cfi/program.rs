@@ -51,6 +51,8 @@ pub struct Row {
     pub regs: [RegRule; Regs::COUNT],
 }
 
+/// # Signal safety
+/// Every method is async-signal-safe: reads of a fixed array.
 impl Row {
     /// The rule for `reg` (`SameValue` for untracked registers).
     pub fn reg(&self, reg: u16) -> RegRule {

@@ -12,6 +12,8 @@ pub struct Section<'a> {
     pub avma: u64,
 }
 
+/// # Signal safety
+/// Every method is async-signal-safe: bounds-checked reads of a byte slice, no allocation or panics.
 impl<'a> Section<'a> {
     /// A cursor at byte `offset`.
     pub fn at(self, offset: usize) -> Cursor<'a> {
@@ -49,6 +51,8 @@ pub struct Cursor<'a> {
 
 type R<T> = Result<T, CfiError>;
 
+/// # Signal safety
+/// Every method is async-signal-safe: bounds-checked reads of a byte slice, no allocation or panics.
 impl<'a> Cursor<'a> {
     /// Current offset.
     pub fn pos(&self) -> usize {

@@ -49,6 +49,8 @@ pub enum Rule {
     Root,
 }
 
+/// # Signal safety
+/// Every method is async-signal-safe: arithmetic and reads through the given `StackReader`.
 impl Rule {
     /// The compact form of `row`, if it has one (not for signal frames or expressions).
     pub fn from_row(fde: &Fde<'_>, row: &Row) -> Option<Rule> {
