@@ -59,20 +59,34 @@ off_signal_path! {
     mod error;
     #[cfg(feature = "ffi")]
     pub mod ffi;
+    #[cfg(feature = "unstable-internals")]
     pub mod modules;
+    #[cfg(not(feature = "unstable-internals"))]
+    #[allow(dead_code)]
+    mod modules;
     pub mod profile;
     mod profiler;
     #[cfg(feature = "tools")]
     pub mod tools;
 }
 
-pub mod code_map;
-pub mod ring;
+/// Declares modules that are vignette's own workings: public only with the
+/// `unstable-internals` feature, for its tests, benches and fuzz targets (no stability
+/// promise); private otherwise, where what only those use is allowed to go unused.
+macro_rules! internal {
+    ($($name:ident)*) => {$(
+        #[cfg(feature = "unstable-internals")]
+        #[doc(hidden)]
+        pub mod $name;
+        #[cfg(not(feature = "unstable-internals"))]
+        #[allow(dead_code, unused_imports)]
+        mod $name;
+    )*};
+}
+
+internal! { code_map ring snapshot stacks unwind }
 mod sampler;
-pub mod snapshot;
-pub mod stacks;
 mod sys;
-pub mod unwind;
 
 pub use error::{Error, Result};
 pub use profile::{Capture, Clock, Lost, FORMAT_VERSION};

@@ -396,6 +396,7 @@ impl Profiler {
     /// is handled before the send returns) and gets back the CPU time, in nanoseconds, that
     /// took on this thread. The samples then join the session like `sample_once`'s; keep
     /// `count` within the ring capacity, or the excess is dropped as `ring_full`.
+    #[cfg(feature = "unstable-internals")]
     #[doc(hidden)]
     pub fn sample_self_timed(&mut self, count: usize) -> Result<u64> {
         let (generation, shared, c) = self.on_demand_session()?;
