@@ -1,0 +1,253 @@
+//! The signal handler: what it does with a signal (check the token, walk the interrupted
+//! stack, put the sample in the ring) and how it is installed and released. Everything here
+//! runs under the contract in the [`super`] module docs.
+
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
+
+use crate::error::Result;
+use crate::ring::SampleMeta;
+use crate::sys::fault_guard;
+use crate::sys::fault_guard::ReadMode;
+use crate::sys::mem::MapBox;
+use crate::sys::signal::Interrupted;
+use crate::sys::stack::{CopyBuffer, LiveStack};
+use crate::sys::{signal, time};
+use crate::unwind::{fp, walk, EndReason, NoCode, Regs, Unwinder};
+
+use super::{Shared, Token};
+
+/// The profiler whose handler state is live, or null.
+static ACTIVE: AtomicPtr<Shared> = AtomicPtr::new(core::ptr::null_mut());
+/// Handlers currently between loading and releasing `ACTIVE`.
+static IN_HANDLER: AtomicUsize = AtomicUsize::new(0);
+
+/// How long releasing the handler waits for handlers still running (a thread stopped by a
+/// debugger mid-sample may never finish).
+const RELEASE_TIMEOUT_NS: u64 = 1_000_000_000;
+
+/// How often releasing the handler looks again.
+const RELEASE_POLL_NS: u64 = 50_000;
+
+impl Shared {
+    /// Walks the interrupted thread's stack into `frames`, reading it as `mode` says (see
+    /// [`fault_guard::read_mode`]).
+    ///
+    /// # Signal safety
+    /// Async-signal-safe: pins the stack and code snapshots, then walks with bounds-checked
+    /// reads that cannot fault.
+    fn unwind(&self, regs: &Regs, mode: ReadMode, frames: &mut [u64]) -> Walked {
+        match mode {
+            ReadMode::Guarded(_) => self.unwind_with(regs, mode, None, frames),
+            ReadMode::Copied => {
+                let copy = CopyBuffer::new(self.sender.pid());
+                let mut walked = self.unwind_with(regs, mode, Some(&copy), frames);
+                if copy.refused.get() {
+                    (walked.len, walked.end) = only_ip(regs, frames, EndReason::NoSafeRead);
+                }
+                walked
+            }
+        }
+    }
+
+    /// [`Shared::unwind`] with the reader's buffer for [`ReadMode::Copied`].
+    ///
+    /// # Signal safety
+    /// Async-signal-safe, as [`Shared::unwind`].
+    fn unwind_with(
+        &self,
+        regs: &Regs,
+        mode: ReadMode,
+        copy: Option<&CopyBuffer>,
+        frames: &mut [u64],
+    ) -> Walked {
+        // The code map table the walk uses, or (frame pointers, or no table) the current one:
+        // its epoch tells the drain which modules were mapped.
+        let mut code_epoch = self.code.epoch();
+        let walked = self.stacks.read(|ranges| {
+            // SAFETY: `mode` was chosen for this signal, and the reader lives only inside this
+            // handler.
+            let mut stack = unsafe { LiveStack::new(ranges, regs.sp(), mode, copy) }?;
+            Some(match self.unwinder {
+                Unwinder::FramePointers => fp::walk(regs, &stack, frames),
+                Unwinder::Cfi => match self.code.read(|code| {
+                    code_epoch = code.epoch;
+                    walk(regs, &mut stack, code, Some(&self.rules), frames)
+                }) {
+                    Some(walked) => walked,
+                    None => walk(regs, &mut stack, &NoCode, None, frames),
+                },
+            })
+        });
+        let (len, end) = match walked.flatten() {
+            Some(walked) => walked,
+            None => only_ip(regs, frames, EndReason::NoStackBounds),
+        };
+        Walked {
+            len,
+            end,
+            code_epoch,
+        }
+    }
+
+    /// Records one sample of the interrupted thread.
+    ///
+    /// # Signal safety
+    /// Async-signal-safe: lock-free ring claim, bounded frame walk over bounds-checked reads,
+    /// and `clock_gettime` (a vDSO call, no system call on common clock sources).
+    fn take_sample(&self, token: Token, regs: &Regs, interrupted: &Interrupted) {
+        let generation = self.generation.load(Acquire);
+        if token.generation != generation as u16 {
+            return;
+        }
+        match self.ring.claim() {
+            None => {
+                self.ring_full.fetch_add(token.weight as u64, Relaxed);
+            }
+            Some(mut slot) => {
+                let time_ns = time::monotonic_ns();
+                let frames = slot.frames();
+                let mut walked = None;
+                self.handler_stacks.run(&mut |entry_sp| {
+                    let mode = fault_guard::read_mode(
+                        interrupted.alt_stack,
+                        entry_sp,
+                        interrupted.frame_bytes,
+                        interrupted.faults_blocked,
+                    );
+                    walked = Some(self.unwind(regs, mode, frames));
+                });
+                // None: every handler stack is busy; keep the interrupted address only.
+                let walked = walked.unwrap_or_else(|| {
+                    let (len, end) = only_ip(regs, frames, EndReason::NoStackBounds);
+                    Walked {
+                        len,
+                        end,
+                        code_epoch: self.code.epoch(),
+                    }
+                });
+                slot.publish(SampleMeta {
+                    time_ns,
+                    thread: token.slot as u32,
+                    weight: token.weight as u32,
+                    len: walked.len as u32,
+                    end: walked.end as u8,
+                    generation,
+                    code_epoch: walked.code_epoch,
+                });
+            }
+        }
+        if let Some(ack) = self.acks.get(token.slot as usize) {
+            ack.store(0, Release);
+        }
+    }
+}
+
+/// What a walk produced besides its frames.
+struct Walked {
+    len: usize,
+    end: EndReason,
+    /// The code map epoch the walk saw (see [`SampleMeta::code_epoch`]).
+    code_epoch: u32,
+}
+
+/// Records only the interrupted address, ending the walk with `end`.
+///
+/// # Signal safety
+/// Async-signal-safe.
+fn only_ip(regs: &Regs, frames: &mut [u64], end: EndReason) -> (usize, EndReason) {
+    match frames.first_mut() {
+        Some(f) => {
+            *f = regs.ip();
+            (1, end)
+        }
+        None => (0, EndReason::DepthLimit),
+    }
+}
+
+/// The signal handler.
+///
+/// # Signal safety
+/// This is the handler; see the module docs for its contract.
+extern "C" fn on_signal(_sig: i32, info: *mut libc::siginfo_t, uctx: *mut c_void) {
+    let _errno = signal::ErrnoGuard::save();
+    // SAFETY: the kernel passes a valid siginfo to a SA_SIGINFO handler.
+    let Some((sender, token)) = (unsafe { signal::token(info) })
+        .and_then(|(pid, value)| Some((pid, Token::unpack(value)?)))
+    else {
+        return;
+    };
+    IN_HANDLER.fetch_add(1, SeqCst);
+    let shared = ACTIVE.load(SeqCst);
+    if !shared.is_null() && !uctx.is_null() {
+        // SAFETY: `release_handler` clears ACTIVE and waits for IN_HANDLER to reach zero before
+        // the Shared it pointed to is freed, and we incremented IN_HANDLER before loading it.
+        let shared = unsafe { &*shared };
+        // Only this process's signals count (another process may queue this signal too).
+        if sender == shared.sender.pid() {
+            // SAFETY: the kernel passes a valid ucontext to a SA_SIGINFO handler.
+            let (regs, interrupted) = unsafe {
+                (
+                    signal::regs(uctx),
+                    signal::interrupted(uctx, shared.min_signal_frame),
+                )
+            };
+            shared.take_sample(token, &regs, &interrupted);
+        }
+    }
+    IN_HANDLER.fetch_sub(1, SeqCst);
+}
+
+/// Installs the handler for `shared.signal` and makes `shared` the live state.
+/// Fails if another profiler is live or a foreign handler owns the signal.
+pub(crate) fn claim_handler(shared: &MapBox<Shared>) -> Result<()> {
+    let ptr = &**shared as *const Shared as *mut Shared;
+    if ACTIVE
+        .compare_exchange(core::ptr::null_mut(), ptr, SeqCst, SeqCst)
+        .is_err()
+    {
+        return Err(crate::Error::AlreadyExists);
+    }
+    if let Err(e) = signal::install(shared.signal, on_signal) {
+        ACTIVE.store(core::ptr::null_mut(), SeqCst);
+        return Err(e);
+    }
+    // Without the guard (it could not be installed), samples keep only their first address.
+    fault_guard::ensure_installed();
+    Ok(())
+}
+
+/// [`release_handler`] in a child after `fork()`: the handlers counted in flight were the
+/// parent's other threads, which do not exist here, so the count starts again from zero.
+pub(crate) fn release_inherited_handler(shared: &Shared) {
+    let ptr = shared as *const Shared as *mut Shared;
+    if ACTIVE
+        .compare_exchange(ptr, core::ptr::null_mut(), SeqCst, SeqCst)
+        .is_ok()
+    {
+        IN_HANDLER.store(0, SeqCst);
+    }
+}
+
+/// Detaches the handler from `shared` and waits until no handler still uses it. The handler
+/// itself stays installed (it ignores signals from then on), so a signal still in flight can
+/// never meet the default action, which for `SIGPROF` would kill the process.
+///
+/// Returns `false` if a handler was still running after a second (its thread is stopped, say
+/// by a debugger, in the middle of it): the caller must then never free `shared`.
+pub(crate) fn release_handler(shared: &Shared) -> bool {
+    let ptr = shared as *const Shared as *mut Shared;
+    if ACTIVE
+        .compare_exchange(ptr, core::ptr::null_mut(), SeqCst, SeqCst)
+        .is_ok()
+    {
+        let deadline = time::monotonic_ns() + RELEASE_TIMEOUT_NS;
+        while IN_HANDLER.load(SeqCst) != 0 {
+            if time::monotonic_ns() > deadline {
+                return false;
+            }
+            time::sleep_ns(RELEASE_POLL_NS);
+        }
+    }
+    true
+}

@@ -1,0 +1,161 @@
+//! Which thread to interrupt when, and what its signal carries: the sending policy of the
+//! sampler thread (and of `sample_once`).
+
+use core::sync::atomic::Ordering::*;
+
+use crate::collector::{Collector, SlotRec, SlotState};
+use crate::profile::Clock;
+use crate::sys::time;
+
+use super::Shared;
+
+const TAG: u64 = 0x5647; // "VG"
+
+/// What a signal carries: packed into the 64-bit `sigval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Token {
+    pub generation: u16,
+    pub slot: u16,
+    pub weight: u16,
+}
+
+impl Token {
+    pub fn pack(self) -> u64 {
+        TAG << 48 | (self.generation as u64) << 32 | (self.slot as u64) << 16 | self.weight as u64
+    }
+
+    /// # Signal safety
+    /// Async-signal-safe.
+    pub fn unpack(v: u64) -> Option<Token> {
+        (v >> 48 == TAG).then_some(Token {
+            generation: (v >> 32) as u16,
+            slot: (v >> 16) as u16,
+            weight: v as u16,
+        })
+    }
+}
+
+/// How long a thread may leave a signal unanswered before it is sent another.
+pub(super) const ANSWER_TIMEOUT_NS: u64 = 100_000_000;
+
+/// How often the waits for answers look again.
+const ANSWER_POLL_NS: u64 = 20_000;
+
+/// The sampler thread's loop state for one signal round.
+pub(crate) struct Round {
+    pub tick: u32,
+    pub timeout_ticks: u32,
+}
+
+/// Sends one round of signals: to every tracked live thread (clock `Wall`, with `wall_weight`)
+/// or to every thread that used at least one interval of CPU since its last sample (clock
+/// `Cpu`). Threads that have not answered their previous signal are skipped and counted.
+pub(crate) fn signal_round(
+    c: &mut Collector,
+    shared: &Shared,
+    clock: Clock,
+    interval_ns: u64,
+    wall_weight: u32,
+    generation: u32,
+    round: &Round,
+) {
+    for i in 0..c.slots_len {
+        let Some(&SlotRec {
+            tid,
+            state,
+            fresh,
+            cpu_mark: mark,
+            ..
+        }) = c.slots.get(i)
+        else {
+            break;
+        };
+        if state != SlotState::Live {
+            continue;
+        }
+        if fresh {
+            // A slot's previous thread may have exited with a signal unanswered.
+            if let Some(ack) = shared.acks.get(i) {
+                ack.store(0, Release);
+            }
+            if let Some(s) = c.slot_mut(i) {
+                s.fresh = false;
+            }
+        }
+        let weight = match clock {
+            Clock::Wall => wall_weight,
+            Clock::Cpu => match time::thread_cpu_ns(tid) {
+                None => {
+                    c.mark_dead(i);
+                    continue;
+                }
+                Some(cpu) => {
+                    let due = cpu.saturating_sub(mark) / interval_ns;
+                    if due == 0 {
+                        continue;
+                    }
+                    if let Some(s) = c.slot_mut(i) {
+                        s.cpu_mark = mark + due * interval_ns;
+                    }
+                    due.min(u16::MAX as u64) as u32
+                }
+            },
+        };
+        let Some(ack) = shared.acks.get(i) else {
+            continue;
+        };
+        let sent = ack.load(Acquire);
+        if sent != 0 && round.tick.wrapping_sub(sent) < round.timeout_ticks {
+            c.lost.unanswered += weight as u64;
+            continue;
+        }
+        ack.store(round.tick.max(1), Release);
+        let token = Token {
+            generation: generation as u16,
+            slot: i as u16,
+            weight: weight.min(u16::MAX as u32) as u16,
+        };
+        if let Err(errno) = shared.sender.send(tid, token.pack()) {
+            ack.store(0, Release);
+            if errno == libc::ESRCH {
+                c.mark_dead(i);
+            } else {
+                c.lost.unanswered += weight as u64;
+            }
+        }
+    }
+}
+
+/// Waits up to `timeout_ns` for every thread's outstanding signal to be answered, then
+/// forgets those still outstanding.
+pub(crate) fn wait_for_answers(shared: &Shared, threads: usize, timeout_ns: u64) -> u64 {
+    let deadline = time::monotonic_ns() + timeout_ns;
+    let acks = shared.acks.get(..threads).unwrap_or(&[]);
+    while acks.iter().any(|a| a.load(Acquire) != 0) && time::monotonic_ns() < deadline {
+        time::sleep_ns(ANSWER_POLL_NS);
+    }
+    let mut unanswered = 0;
+    for a in acks {
+        if a.swap(0, AcqRel) != 0 {
+            unanswered += 1;
+        }
+    }
+    unanswered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_reject_foreign_values() {
+        let t = Token {
+            generation: 7,
+            slot: 300,
+            weight: 2,
+        };
+        assert_eq!(Token::unpack(t.pack()), Some(t));
+        assert_eq!(Token::unpack(12345), None);
+        assert_eq!(Token::unpack(0), None);
+    }
+}

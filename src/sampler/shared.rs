@@ -1,0 +1,89 @@
+//! The state the signal handler shares with the rest of the profiler, allocated before the
+//! handler can run.
+
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
+
+use crate::code_map::CodeMap;
+use crate::error::Result;
+use crate::modules::ModuleMap;
+use crate::ring::SampleRing;
+use crate::stacks::StackRanges;
+use crate::sys::handler_stack::HandlerStacks;
+use crate::sys::mem::Region;
+use crate::sys::signal;
+use crate::unwind::{RuleCache, Unwinder};
+
+/// Everything the signal handler touches, allocated before the handler can run.
+pub(crate) struct Shared {
+    pub signal: i32,
+    /// Sends `signal` with a token.
+    pub sender: signal::Sender,
+    pub generation: AtomicU32,
+    pub ring: SampleRing,
+    pub stacks: StackRanges,
+    pub code: CodeMap,
+    pub rules: RuleCache,
+    pub unwinder: Unwinder,
+    pub handler_stacks: HandlerStacks,
+    /// The kernel's smallest signal frame (`AT_MINSIGSTKSZ`), 0 if it does not say.
+    pub min_signal_frame: u64,
+    /// Per tracked thread: 0 when its last signal was answered, else the tick it was sent at.
+    pub acks: Region<AtomicU32>,
+    /// Samples dropped because the ring was full.
+    pub ring_full: AtomicU64,
+    /// Asks the sampler thread to finish.
+    pub stop: AtomicBool,
+}
+
+impl Shared {
+    pub fn new(
+        signal: i32,
+        unwinder: Unwinder,
+        ring_slots: usize,
+        max_frames: usize,
+        max_threads: usize,
+        max_modules: usize,
+    ) -> Result<Self> {
+        Ok(Shared {
+            signal,
+            sender: signal::Sender::new(signal),
+            generation: AtomicU32::new(0),
+            ring: SampleRing::new(ring_slots, max_frames)?,
+            stacks: StackRanges::new(8192)?,
+            code: CodeMap::new(max_modules)?,
+            rules: RuleCache::new(14)?,
+            unwinder,
+            handler_stacks: HandlerStacks::new(16)?,
+            // SAFETY: getauxval only reads the auxiliary vector.
+            min_signal_frame: unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) },
+            acks: Region::new(max_threads)?,
+            ring_full: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        })
+    }
+
+    pub fn mapped_bytes(&self) -> usize {
+        self.ring.mapped_bytes()
+            + self.stacks.mapped_bytes()
+            + self.code.mapped_bytes()
+            + self.rules.mapped_bytes()
+            + self.handler_stacks.mapped_bytes()
+            + self.acks.mapped_bytes()
+    }
+
+    /// Re-reads the module list if it changed (or `force`), into the handler's code map and
+    /// the session's `modules`; cached rules are dropped then, since their addresses may now
+    /// hold other code.
+    pub fn refresh_modules(&self, modules: &mut ModuleMap, force: bool) {
+        if self.code.refresh(modules, force) {
+            self.rules.clear();
+        }
+    }
+
+    /// Starts a new generation (late signals of the old one are then ignored).
+    pub fn next_generation(&self) -> u32 {
+        let g = self.generation.load(SeqCst).wrapping_add(1);
+        self.generation.store(g, SeqCst);
+        g
+    }
+}
