@@ -55,8 +55,16 @@ macro_rules! off_signal_path {
 }
 
 off_signal_path! {
-    mod collector;
     mod error;
+    pub mod profile;
+    #[cfg(feature = "tools")]
+    pub mod tools;
+}
+
+// The capture backend: Linux only for now.
+#[cfg(target_os = "linux")]
+off_signal_path! {
+    mod collector;
     #[cfg(feature = "ffi")]
     pub mod ffi;
     #[cfg(feature = "unstable-internals")]
@@ -64,11 +72,14 @@ off_signal_path! {
     #[cfg(not(feature = "unstable-internals"))]
     #[allow(dead_code)]
     mod modules;
-    pub mod profile;
     mod profiler;
-    #[cfg(feature = "tools")]
-    pub mod tools;
 }
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "vignette has no capture backend for this operating system yet: Linux only for now \
+     (Windows and macOS backends are planned)"
+);
 
 /// Declares modules that are vignette's own workings: public only with the
 /// `unstable-internals` feature, for its tests, benches and fuzz targets (no stability
@@ -84,14 +95,21 @@ macro_rules! internal {
     )*};
 }
 
-internal! { code_map ring snapshot stacks unwind }
+internal! { unwind }
+#[cfg(target_os = "linux")]
+internal! { code_map ring snapshot stacks }
+#[cfg(target_os = "linux")]
 mod sampler;
+#[cfg(target_os = "linux")]
 mod sys;
 
 pub use error::{Error, Result};
-pub use profile::{Capture, Clock, Lost, FORMAT_VERSION};
+#[cfg(target_os = "linux")]
+pub use profile::Capture;
+pub use profile::{Clock, Lost, FORMAT_VERSION};
 #[cfg(feature = "std")]
 pub use profile::{Frame, Module, Profile, Sample, StackNode, Thread};
+#[cfg(target_os = "linux")]
 pub use profiler::{Builder, Profiler, Target};
 pub use unwind::{EndReason, Unwinder};
 

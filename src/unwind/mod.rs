@@ -19,7 +19,10 @@ pub mod aarch64;
 pub mod cfi;
 pub mod fp;
 mod regs;
+// The rule cache lives in memory mapped by the capture backend.
+#[cfg(target_os = "linux")]
 pub mod rule;
+#[cfg(target_os = "linux")]
 pub mod walk;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
@@ -28,7 +31,9 @@ pub mod x86_64;
 use aarch64 as arch;
 pub use arch::Rule;
 pub use regs::Regs;
+#[cfg(target_os = "linux")]
 pub use rule::RuleCache;
+#[cfg(target_os = "linux")]
 pub use walk::{walk, CodeLookup, NoCode};
 #[cfg(target_arch = "x86_64")]
 use x86_64 as arch;
