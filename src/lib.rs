@@ -70,7 +70,7 @@ off_signal_path! {
     #[cfg(feature = "unstable-internals")]
     pub mod modules;
     #[cfg(not(feature = "unstable-internals"))]
-    #[allow(dead_code)]
+    #[allow(dead_code, unused_imports)]
     mod modules;
     mod profiler;
 }
