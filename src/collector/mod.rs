@@ -4,6 +4,10 @@
 //! samples are appended to per-thread lists. Every table is preallocated with a fixed capacity;
 //! when one is full the sample is dropped and counted, never reallocated.
 
+
+mod registry;
+
+pub(crate) use registry::{SlotRec, SlotState};
 use crate::error::Result;
 use crate::modules::ModuleMap;
 use crate::profile::Lost;
@@ -62,31 +66,6 @@ pub(crate) struct ThreadRec {
     pub count: u32,
 }
 
-/// What a tracking slot holds.
-#[derive(Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum SlotState {
-    /// Free for a new thread.
-    Free = 0,
-    /// A live thread.
-    Live = 1,
-    /// Its thread has exited; free once the ring has been drained of its samples.
-    Dead = 2,
-}
-
-/// A live thread being sampled: its index is the slot its signals carry.
-#[derive(Clone, Copy)]
-pub(crate) struct SlotRec {
-    pub tid: i32,
-    pub state: SlotState,
-    /// Newly (re)assigned: the sampler forgets the slot's previous thread's unanswered signal.
-    pub fresh: bool,
-    /// CPU nanoseconds already accounted for by sent signals (clock `Cpu`).
-    pub cpu_mark: u64,
-    pub seen_epoch: u32,
-    /// Its profile thread ([`ThreadRec`]), `NONE` until its first sample.
-    pub thread: u32,
-}
 // SAFETY: all fields are integers, bools or byte arrays; zero is valid for each.
 unsafe impl Zeroed for FrameRec {}
 // SAFETY: as above.
@@ -95,8 +74,6 @@ unsafe impl Zeroed for NodeRec {}
 unsafe impl Zeroed for SampleRec {}
 // SAFETY: as above.
 unsafe impl Zeroed for ThreadRec {}
-// SAFETY: integers and bools; zero is `SlotState::Free` and false.
-unsafe impl Zeroed for SlotRec {}
 
 /// Open-addressing hash index: slot holds `index + 1`, 0 when empty.
 struct Index {
@@ -254,133 +231,6 @@ impl Collector {
         self.open = false;
     }
 
-    pub(crate) fn slot_mut(&mut self, i: usize) -> Option<&mut SlotRec> {
-        self.slots.get_mut(..self.slots_len)?.get_mut(i)
-    }
-
-    /// The live slot of `tid`, if tracked.
-    pub(crate) fn find_thread(&self, tid: i32) -> Option<usize> {
-        let slots = &self.slots;
-        let (_, found) = self.slot_index.probe(tid as u64, |i| {
-            let s = &slots[i as usize];
-            s.tid == tid && s.state == SlotState::Live
-        });
-        found.map(|i| i as usize)
-    }
-
-    /// A slot for `tid`, which has none: the first free one, or a new one; `None` when every
-    /// slot holds a live (or not yet drained) thread. `cpu_mark` is where CPU accounting starts.
-    fn assign_slot(&mut self, tid: i32, cpu_mark: u64) -> Option<usize> {
-        // The first free slot: reused before the table grows.
-        let i = match self.slots[..self.slots_len]
-            .iter()
-            .position(|s| s.state == SlotState::Free)
-        {
-            Some(i) => i,
-            None if self.slots_len < self.slots.len() => {
-                self.slots_len += 1;
-                self.slots_len - 1
-            }
-            None => return None,
-        };
-        self.slots[i] = SlotRec {
-            tid,
-            state: SlotState::Live,
-            fresh: true,
-            cpu_mark,
-            seen_epoch: self.epoch,
-            thread: NONE,
-        };
-        let slots = &self.slots;
-        let (at, _) = self.slot_index.probe(tid as u64, |j| {
-            let s = &slots[j as usize];
-            s.tid == tid && s.state == SlotState::Live
-        });
-        self.slot_index.slots[at] = i as u32 + 1;
-        Some(i)
-    }
-
-    /// Re-lists the process's threads (except `skip`): new ones are tracked, vanished ones are
-    /// marked dead. Live threads that found no slot are counted as lost, `missed_each`
-    /// sampling intervals apiece. Returns whether the set changed.
-    pub(crate) fn scan_threads(
-        &mut self,
-        skip: i32,
-        missed_each: u64,
-        new_cpu_mark: impl Fn(i32) -> u64,
-    ) -> bool {
-        self.epoch = self.epoch.wrapping_add(1);
-        let mut changed = false;
-        let mut untracked = 0u64;
-        let complete = threads::for_each_thread(|tid| {
-            if tid == skip {
-                return;
-            }
-            match self.find_thread(tid) {
-                Some(i) => self.slots[i].seen_epoch = self.epoch,
-                None => match self.assign_slot(tid, new_cpu_mark(tid)) {
-                    Some(_) => changed = true,
-                    None => untracked += 1,
-                },
-            }
-        });
-        self.lost.threads_over_capacity += untracked * missed_each;
-        if complete {
-            let epoch = self.epoch;
-            for i in 0..self.slots_len {
-                let s = self.slots[i];
-                if s.state == SlotState::Live && s.seen_epoch != epoch {
-                    self.mark_dead(i);
-                    changed = true;
-                }
-            }
-        }
-        changed
-    }
-
-    /// Starts CPU accounting of every live thread from its CPU time now.
-    pub(crate) fn reset_cpu_marks(&mut self) {
-        for s in self.slots.iter_mut().take(self.slots_len) {
-            if s.state == SlotState::Live {
-                s.cpu_mark = time::thread_cpu_ns(s.tid).unwrap_or(0);
-            }
-        }
-    }
-
-    /// Marks the thread in slot `i` as exited; the slot is freed after the next drain (which
-    /// takes in every sample the thread published before it exited).
-    pub(crate) fn mark_dead(&mut self, i: usize) {
-        if let Some(s) = self.slot_mut(i) {
-            if s.state == SlotState::Live {
-                s.state = SlotState::Dead;
-                self.dead_slots += 1;
-            }
-        }
-    }
-
-    /// Frees the slots of threads marked dead: called by `drain` once it has read the ring, and
-    /// nothing marks a thread dead while a drain runs, so each one's samples are in by then.
-    fn free_dead_slots(&mut self) {
-        if self.dead_slots == 0 {
-            return;
-        }
-        for s in self.slots.iter_mut().take(self.slots_len) {
-            if s.state == SlotState::Dead {
-                s.state = SlotState::Free;
-            }
-        }
-        self.dead_slots = 0;
-        // The index keeps only live slots: rebuild it without the freed ones.
-        self.slot_index.clear();
-        for i in 0..self.slots_len {
-            let s = self.slots[i];
-            if s.state == SlotState::Live {
-                let (at, _) = self.slot_index.probe(s.tid as u64, |_| false);
-                self.slot_index.slots[at] = i as u32 + 1;
-            }
-        }
-    }
-
     /// How many drained samples found no stack mapping since the last call (then resets).
     pub fn take_stack_misses(&mut self) -> usize {
         core::mem::take(&mut self.stack_misses)
@@ -473,33 +323,6 @@ impl Collector {
     }
 
     /// The frame for `avma` in the module mapped there at code map epoch `epoch`.
-    /// The profile thread of slot `slot`'s thread, listed at its first sample (threads often
-    /// name themselves just after they start, after the scan saw them). `None` if the slot is
-    /// unused or the thread table is full.
-    fn thread_of_slot(&mut self, slot: usize) -> Option<usize> {
-        let s = *self.slots.get(..self.slots_len)?.get(slot)?;
-        if s.state == SlotState::Free {
-            return None;
-        }
-        if s.thread != NONE {
-            return Some(s.thread as usize);
-        }
-        let i = self.threads_len;
-        let t = self.threads.get_mut(i)?;
-        let mut name = [0u8; 16];
-        threads::thread_name(s.tid, &mut name);
-        *t = ThreadRec {
-            tid: s.tid,
-            name,
-            first: NONE,
-            last: NONE,
-            count: 0,
-        };
-        self.threads_len += 1;
-        self.slots[slot].thread = i as u32;
-        Some(i)
-    }
-
     fn intern_frame(&mut self, avma: u64, epoch: u32) -> Option<u32> {
         let (module, address) = match self.modules.attribute(avma, epoch) {
             Some((m, rel)) => (m + 1, rel),
