@@ -1,4 +1,8 @@
 //! Module identifiers match what Breakpad's dump_syms writes for the same file.
+//!
+//! x86_64 only: the fixture is an x86_64 library (its expected debug ID is what dump_syms
+//! printed for it); tests/tools.rs checks an aarch64 binary's identity on the host.
+#![cfg(target_arch = "x86_64")]
 
 use vignette::code_map::CodeMap;
 use vignette::modules::ModuleMap;
@@ -7,8 +11,6 @@ fn hex_upper(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
 
-// The fixture is an x86_64 library (its expected debug ID is what dump_syms printed for it).
-#[cfg(target_arch = "x86_64")]
 #[test]
 fn debug_id_without_a_build_id_matches_dump_syms() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/libnobuild.so");

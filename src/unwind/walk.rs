@@ -114,6 +114,13 @@ where
     let Some(fde) = cfi::find_fde(&sections, lookup).map_err(cfi_error)? else {
         return frame_pointer_step(regs, stack);
     };
+    // The kernel's signal trampoline: its CFI (aarch64's vDSO) describes only the frame
+    // record, so the interrupted registers come from the signal frame itself.
+    if fde.cie.signal_frame {
+        if let Some(step) = super::arch::signal_frame_step(regs, stack) {
+            return step.ok_or(EndReason::OutOfBounds);
+        }
+    }
     let eh_frame = sections.eh_frame.ok_or(EndReason::BadUnwindInfo)?;
     let row = cfi::program::row_at(eh_frame, &fde, lookup).map_err(cfi_error)?;
     if let (Some(cache), Some(rule)) = (cache, Rule::from_row(&fde, &row)) {

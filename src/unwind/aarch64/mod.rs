@@ -23,6 +23,39 @@ pub fn return_address(ra: u64) -> u64 {
     ra & 0x0000_ffff_ffff_ffff
 }
 
+/// Where the interrupted registers are, from the stack pointer of the kernel's signal
+/// trampoline (`__kernel_rt_sigreturn`): Linux's `rt_sigframe` starts with a 128-byte
+/// `siginfo`, then the `ucontext`, whose `uc_mcontext` (at offset 176) holds `fault_address`
+/// and then x0-x30, sp and pc.
+pub const SIGFRAME_REGS: u64 = 128 + 176 + 8;
+
+/// Unwinds the kernel's signal trampoline from its signal frame: every register of the
+/// interrupted code, which the vDSO's CFI cannot describe (it gives only x29 and x30, from the
+/// frame record). `Some(Some(step))` when done, `Some(None)` if the frame could not be read.
+///
+/// # Signal safety
+/// Async-signal-safe: 33 reads through `mem`.
+pub fn signal_frame_step<M: StackReader + ?Sized>(
+    regs: &mut Regs,
+    mem: &M,
+) -> Option<Option<super::Step>> {
+    let read = |i: u64| {
+        regs.sp()
+            .checked_add(SIGFRAME_REGS + 8 * i)
+            .and_then(|a| mem.read_u64(a))
+    };
+    let mut caller = Regs::default();
+    for i in 0..33u16 {
+        let Some(v) = read(i as u64) else {
+            return Some(None);
+        };
+        // x0-x30, then sp (31), then pc (32): Regs' own numbering.
+        caller.set(i, v);
+    }
+    *regs = caller;
+    Some(Some(super::Step::Caller { signal_frame: true }))
+}
+
 /// How to unwind one frame, for the shapes nearly all compiled code has. Offsets are in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {
@@ -182,6 +215,45 @@ mod tests {
         for (i, r) in rules.iter().enumerate() {
             assert_eq!(cache.get(0x5555_0000 + i as u64), Some(*r));
         }
+    }
+
+    #[test]
+    fn the_signal_frame_layout_is_linuxs() {
+        let mcontext = core::mem::offset_of!(libc::ucontext_t, uc_mcontext);
+        let regs = core::mem::offset_of!(libc::mcontext_t, regs);
+        let (sp, pc) = (
+            core::mem::offset_of!(libc::mcontext_t, sp),
+            core::mem::offset_of!(libc::mcontext_t, pc),
+        );
+        assert_eq!(core::mem::size_of::<libc::siginfo_t>(), 128);
+        assert_eq!((mcontext + regs) as u64 + 128, SIGFRAME_REGS);
+        assert_eq!((sp - regs, pc - regs), (31 * 8, 32 * 8));
+    }
+
+    #[test]
+    fn a_signal_frame_gives_back_every_register() {
+        let base = 0x8000u64;
+        let mut words = vec![0u64; (SIGFRAME_REGS / 8) as usize + 33];
+        let at = (SIGFRAME_REGS / 8) as usize;
+        for i in 0..31 {
+            words[at + i] = 0x100 + i as u64;
+        }
+        words[at + 31] = 0x7_0000; // sp
+        words[at + 32] = 0x40_1234; // pc
+        let bytes: std::vec::Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let mem = SliceStack { base, bytes: &bytes };
+        let mut regs = Regs::new(0x9999, base, 0);
+        let step = signal_frame_step(&mut regs, &mem);
+        assert_eq!(step, Some(Some(crate::unwind::Step::Caller { signal_frame: true })));
+        assert_eq!((regs.ip(), regs.sp(), regs.fp()), (0x40_1234, 0x7_0000, 0x100 + 29));
+        assert_eq!(regs.get(Regs::RA), Some(0x100 + 30));
+        // A frame that runs past the readable memory: the walk ends, nothing is made up.
+        let short = SliceStack {
+            base,
+            bytes: &bytes[..bytes.len() - 8],
+        };
+        let mut regs = Regs::new(0x9999, base, 0);
+        assert_eq!(signal_frame_step(&mut regs, &short), Some(None));
     }
 
     #[test]

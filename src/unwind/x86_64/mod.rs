@@ -21,6 +21,18 @@ pub fn return_address(ra: u64) -> u64 {
     ra
 }
 
+/// Unwinding a signal trampoline by its frame layout: not needed on x86_64, where glibc's
+/// `__restore_rt` carries CFI that describes every register (`None`: use the CFI).
+///
+/// # Signal safety
+/// Async-signal-safe.
+pub fn signal_frame_step<M: StackReader + ?Sized>(
+    _regs: &mut Regs,
+    _mem: &M,
+) -> Option<Option<super::Step>> {
+    None
+}
+
 /// How to unwind one frame, for the shapes nearly all compiled code has: the return address
 /// just below the CFA, the CFA at a fixed offset from `rsp` or `rbp`, and `rbp` either kept or
 /// saved at a fixed offset below the CFA. Offsets are in bytes.
