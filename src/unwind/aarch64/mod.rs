@@ -31,7 +31,8 @@ pub const SIGFRAME_REGS: u64 = 128 + 176 + 8;
 
 /// Unwinds the kernel's signal trampoline from its signal frame: every register of the
 /// interrupted code, which the vDSO's CFI cannot describe (it gives only x29 and x30, from the
-/// frame record). `Some(Some(step))` when done, `Some(None)` if the frame could not be read.
+/// frame record). `Some(Some(step))` when done, `Some(None)` if the frame could not be read,
+/// `None` if what it holds cannot be an interrupted context (the CFI is used then).
 ///
 /// # Signal safety
 /// Async-signal-safe: 33 reads through `mem`.
@@ -51,6 +52,10 @@ pub fn signal_frame_step<M: StackReader + ?Sized>(
         };
         // x0-x30, then sp (31), then pc (32): Regs' own numbering.
         caller.set(i, v);
+    }
+    // Not Linux's frame after all (another runtime's signal-frame FDE): leave it to the CFI.
+    if caller.sp() == 0 || caller.ip() == 0 || !caller.sp().is_multiple_of(16) {
+        return None;
     }
     *regs = caller;
     Some(Some(super::Step::Caller { signal_frame: true }))
