@@ -43,6 +43,26 @@ compile_error!("vignette has no unwinder for this architecture yet: x86_64 and a
 
 use serde::{Deserialize, Serialize};
 
+/// Largest offset a compact rule ([`Rule`]) holds.
+pub(crate) const MAX_RULE_OFFSET: u16 = 0x7fff;
+
+/// A compact rule in 32 bits, as every architecture packs its [`Rule`]: a 2-bit kind (0 the
+/// root) and two offsets of at most [`MAX_RULE_OFFSET`].
+///
+/// # Signal safety
+/// Async-signal-safe.
+pub(crate) fn pack_rule(kind: u32, a: u16, b: u16) -> u32 {
+    kind << 30 | ((a & MAX_RULE_OFFSET) as u32) << 15 | (b & MAX_RULE_OFFSET) as u32
+}
+
+/// The (kind, a, b) [`pack_rule`] packed into `v`.
+///
+/// # Signal safety
+/// Async-signal-safe.
+pub(crate) fn unpack_rule(v: u32) -> (u32, u16, u16) {
+    (v >> 30, ((v >> 15) & 0x7fff) as u16, (v & 0x7fff) as u16)
+}
+
 /// The outcome of unwinding one frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {

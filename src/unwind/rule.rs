@@ -69,3 +69,28 @@ impl RuleCache {
         self.entries.mapped_bytes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::unwind::pack_rule;
+
+    #[test]
+    fn caches_rules_by_address() {
+        // One rule of each kind, whatever the architecture calls them.
+        let rules: std::vec::Vec<Rule> = [(1, 8, 0), (2, 0x7fff, 16), (3, 16, 16), (0, 0, 0)]
+            .iter()
+            .map(|&(k, a, b)| Rule::unpack(pack_rule(k, a, b)))
+            .collect();
+        let cache = RuleCache::new(8).unwrap();
+        for (i, r) in rules.iter().enumerate() {
+            cache.insert(0x5555_0000 + i as u64, *r);
+        }
+        for (i, r) in rules.iter().enumerate() {
+            assert_eq!(cache.get(0x5555_0000 + i as u64), Some(*r));
+        }
+        assert_eq!(cache.get(0x1234), None);
+        cache.clear();
+        assert_eq!(cache.get(0x5555_0000), None);
+    }
+}

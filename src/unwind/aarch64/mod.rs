@@ -102,8 +102,8 @@ impl Rule {
         let CfaRule::RegOffset { reg, offset } = row.cfa else {
             return None;
         };
-        let cfa = u16::try_from(offset).ok().filter(|&o| o <= MAX_OFFSET)?;
-        let below = |o: i32| u16::try_from(-o).ok().filter(|&o| o <= MAX_OFFSET);
+        let cfa = u16::try_from(offset).ok().filter(|&o| o <= super::MAX_RULE_OFFSET)?;
+        let below = |o: i32| u16::try_from(-o).ok().filter(|&o| o <= super::MAX_RULE_OFFSET);
         match (row.reg(Regs::RA), row.reg(Regs::FP), reg) {
             (RegRule::Undefined, _, _) => Some(Rule::Root),
             (RegRule::SameValue, RegRule::SameValue, Regs::SP) => Some(Rule::Leaf { cfa }),
@@ -156,13 +156,13 @@ impl Rule {
             Rule::FpPair { cfa, fp } => (3, cfa, fp),
             Rule::Root => (0, 0, 0),
         };
-        kind << 30 | (a as u32) << 15 | b as u32
+        super::pack_rule(kind, a, b)
     }
 
     /// The rule [`Rule::pack`] packed into `v`.
     pub fn unpack(v: u32) -> Rule {
-        let (a, b) = (((v >> 15) & 0x7fff) as u16, (v & 0x7fff) as u16);
-        match v >> 30 {
+        let (kind, a, b) = super::unpack_rule(v);
+        match kind {
             1 => Rule::Leaf { cfa: a },
             2 => Rule::SpPair { cfa: a, fp: b },
             3 => Rule::FpPair { cfa: a, fp: b },
@@ -193,16 +193,14 @@ fn pair<M: StackReader + ?Sized>(
     ))
 }
 
-/// Largest offset a compact rule holds.
-const MAX_OFFSET: u16 = 0x7fff;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::unwind::{RuleCache, SliceStack};
+    use crate::unwind::SliceStack;
 
     #[test]
-    fn rules_pack_and_cache() {
+    fn rules_pack_and_unpack() {
         let rules = [
             Rule::Leaf { cfa: 0 },
             Rule::SpPair {
@@ -212,13 +210,8 @@ mod tests {
             Rule::FpPair { cfa: 16, fp: 16 },
             Rule::Root,
         ];
-        let cache = RuleCache::new(8).unwrap();
-        for (i, r) in rules.iter().enumerate() {
-            assert_eq!(Rule::unpack(r.pack()), *r);
-            cache.insert(0x5555_0000 + i as u64, *r);
-        }
-        for (i, r) in rules.iter().enumerate() {
-            assert_eq!(cache.get(0x5555_0000 + i as u64), Some(*r));
+        for r in rules {
+            assert_eq!(Rule::unpack(r.pack()), r);
         }
     }
 
