@@ -739,6 +739,20 @@ fn report_folds_inlined_frames_and_sorts_both_ways() {
         rows.iter().map(|r| r.total_weight).collect::<Vec<_>>(),
         [3, 3, 3, 1]
     );
+    assert_eq!(res.resolved_count(&p), 2);
+    // A frame named only by its section (a PLT stub's) is not a resolved function.
+    let plt = tools::Resolution {
+        frames: vec![
+            vec![Location {
+                function: "<.plt ELF section in app>".into(),
+                file: None,
+                line: 0,
+            }],
+            vec![at("main", "/src/app/main.rs", 3)],
+        ],
+        ..res.clone()
+    };
+    assert_eq!(plt.resolved_count(&p), 1);
     let text = tools::report::report(&p, &res, &Options::default());
     assert!(text.contains("by self"), "{text}");
     assert!(text.contains("crunch  (app/work.rs:42)"), "{text}");

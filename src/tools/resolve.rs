@@ -50,16 +50,17 @@ pub fn fallback_name(profile: &Profile, f: &crate::Frame) -> String {
 }
 
 impl Resolution {
-    /// How many frames were resolved with symbols.
+    /// How many frames were resolved to a function (a frame named only by the section it is
+    /// in, such as a PLT stub's, does not count).
     pub fn resolved_count(&self, profile: &Profile) -> usize {
         self.frames
             .iter()
             .zip(&profile.frames)
             .filter(|(locs, f)| {
                 locs.len() > 1
-                    || locs
-                        .first()
-                        .is_some_and(|l| l.function != fallback_name(profile, f))
+                    || locs.first().is_some_and(|l| {
+                        l.function != fallback_name(profile, f) && !is_section_record(l)
+                    })
             })
             .count()
     }
