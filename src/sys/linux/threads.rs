@@ -107,7 +107,16 @@ mod tests {
         assert_eq!(&name[..n], b"lister-peer");
         stop_tx.send(()).unwrap();
         t.join().unwrap();
-        assert_eq!(thread_name(peer, &mut name), 0);
+        // join returns when the thread has finished, a moment before the kernel removes its
+        // /proc entry (longer under qemu): wait for that, with a generous deadline.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while thread_name(peer, &mut name) != 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "thread {peer} still listed"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     #[test]
