@@ -18,6 +18,8 @@
 pub mod aarch64;
 pub mod cfi;
 pub mod fp;
+#[cfg(target_arch = "x86_64")]
+pub mod pe;
 mod regs;
 // The rule cache lives in memory mapped by the capture backend.
 #[cfg(target_os = "linux")]
@@ -42,6 +44,67 @@ use x86_64 as arch;
 compile_error!("vignette has no unwinder for this architecture yet: x86_64 and aarch64 only");
 
 use serde::{Deserialize, Serialize};
+
+/// The walk shared by every unwinder: records `regs.ip()`, then calls `step` for each frame
+/// (with the frame's lookup address and whether it was interrupted rather than calling) until
+/// it reports the root or an error, a zero return address ends the stack, or `frames` is
+/// full. Each step must move the stack pointer up (stacks grow down), except across a signal
+/// frame, so a walk cannot loop. See the module docs for the address convention.
+///
+/// # Signal safety
+/// Async-signal-safe if `stack` and `step` are: at most `frames.len()` steps.
+pub(crate) fn walk_frames<S, F>(
+    regs: &Regs,
+    stack: &mut S,
+    frames: &mut [u64],
+    mut step: F,
+) -> (usize, EndReason)
+where
+    S: StackReader + ?Sized,
+    F: FnMut(&mut Regs, u64, bool, &S) -> Result<Step, EndReason>,
+{
+    let Some(first) = frames.first_mut() else {
+        return (0, EndReason::DepthLimit);
+    };
+    *first = regs.ip();
+    let mut n = 1;
+    let mut regs = *regs;
+    let mut lookup = regs.ip();
+    // Whether the frame being unwound was interrupted (the first one, or one a signal frame
+    // led to) rather than calling: only such a frame may have its return address still in a
+    // register (an aarch64 leaf), and so share its caller's stack pointer.
+    let mut interrupted = true;
+    loop {
+        let sp = regs.sp();
+        let signal_frame = match step(&mut regs, lookup, interrupted, stack) {
+            Ok(Step::Caller { signal_frame }) => signal_frame,
+            Ok(Step::Root) => return (n, EndReason::Root),
+            Err(end) => return (n, end),
+        };
+        let ip = regs.ip();
+        if ip == 0 {
+            return (n, EndReason::Root);
+        }
+        // Stacks grow down: the caller's frame is above, except across a signal frame, where
+        // the handler may have run on an alternate stack. Each step moves up, so a walk
+        // cannot loop.
+        let moved = regs.sp() > sp || (interrupted && regs.sp() == sp);
+        if !moved && !signal_frame {
+            return (n, EndReason::BadUnwindInfo);
+        }
+        interrupted = signal_frame;
+        if signal_frame {
+            stack.switch_stack(regs.sp());
+        }
+        let Some(slot) = frames.get_mut(n) else {
+            return (n, EndReason::DepthLimit);
+        };
+        // After a signal frame the caller was interrupted, not calling: its address is exact.
+        lookup = if signal_frame { ip } else { ip - 1 };
+        *slot = lookup;
+        n += 1;
+    }
+}
 
 /// Largest offset a compact rule ([`Rule`]) holds.
 pub(crate) const MAX_RULE_OFFSET: u16 = 0x7fff;

@@ -40,47 +40,9 @@ where
     S: StackReader + ?Sized,
     C: CodeLookup + ?Sized,
 {
-    let Some(first) = frames.first_mut() else {
-        return (0, EndReason::DepthLimit);
-    };
-    *first = regs.ip();
-    let mut n = 1;
-    let mut regs = *regs;
-    let mut lookup = regs.ip();
-    // Whether the frame being unwound was interrupted (the first one, or one a signal frame
-    // led to) rather than calling: only such a frame may have its return address still in a
-    // register (an aarch64 leaf), and so share its caller's stack pointer.
-    let mut interrupted = true;
-    loop {
-        let sp = regs.sp();
-        let signal_frame = match step(&mut regs, lookup, stack, code, cache) {
-            Ok(Step::Caller { signal_frame }) => signal_frame,
-            Ok(Step::Root) => return (n, EndReason::Root),
-            Err(end) => return (n, end),
-        };
-        let ip = regs.ip();
-        if ip == 0 {
-            return (n, EndReason::Root);
-        }
-        // Stacks grow down: the caller's frame is above, except across a signal frame, where
-        // the handler may have run on an alternate stack. Each step moves up, so a walk
-        // cannot loop.
-        let moved = regs.sp() > sp || (interrupted && regs.sp() == sp);
-        if !moved && !signal_frame {
-            return (n, EndReason::BadUnwindInfo);
-        }
-        interrupted = signal_frame;
-        if signal_frame {
-            stack.switch_stack(regs.sp());
-        }
-        let Some(slot) = frames.get_mut(n) else {
-            return (n, EndReason::DepthLimit);
-        };
-        // After a signal frame the caller was interrupted, not calling: its address is exact.
-        lookup = if signal_frame { ip } else { ip - 1 };
-        *slot = lookup;
-        n += 1;
-    }
+    super::walk_frames(regs, stack, frames, |regs, lookup, _, stack| {
+        step(regs, lookup, stack, code, cache)
+    })
 }
 
 /// Unwinds one frame whose code is at `lookup`: `regs` become the caller's.
