@@ -12,6 +12,7 @@
 //! address.
 
 mod elf;
+pub mod pe;
 
 pub(crate) use elf::extent;
 use elf::{build_id_of, text_hash};

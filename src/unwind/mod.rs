@@ -189,6 +189,45 @@ impl StackReader for SliceStack<'_> {
     }
 }
 
+/// Memory of loaded modules (unwind info and code), read without faulting.
+pub trait ImageReader {
+    /// Fills `buf` with the bytes at `avma`; `false` if any of them is unreadable.
+    ///
+    /// # Signal safety
+    /// Implementations used by the sampler must not take a lock a suspended thread may hold.
+    fn read(&self, avma: u64, buf: &mut [u8]) -> bool;
+}
+
+/// An image held in a byte slice (`bytes[0]` at `base`), for tests and fuzzing.
+#[derive(Debug, Clone, Copy)]
+pub struct SliceImage<'a> {
+    /// Address of `bytes[0]`.
+    pub base: u64,
+    /// The image as loaded (sections at their virtual addresses).
+    pub bytes: &'a [u8],
+}
+
+impl ImageReader for SliceImage<'_> {
+    fn read(&self, avma: u64, buf: &mut [u8]) -> bool {
+        let Some(off) = avma
+            .checked_sub(self.base)
+            .and_then(|o| usize::try_from(o).ok())
+        else {
+            return false;
+        };
+        match off
+            .checked_add(buf.len())
+            .and_then(|end| self.bytes.get(off..end))
+        {
+            Some(src) => {
+                buf.copy_from_slice(src);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// How a stack walk ended. Stored per sample in the profile; the numbering is part of the
 /// format (see `profiles/FORMAT.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -8,52 +8,14 @@
 //! (skipped: vignette tracks integer registers only), machine frames, chained info, indirect
 //! `.pdata` entries, leaf functions (no entry: the return address is at `rsp`), and an
 //! interrupted frame inside its prolog (codes not yet executed are skipped) or epilog (the
-//! rest of the epilog is emulated from its instructions, see [`epilog`]).
+//! rest of the epilog is emulated from its instructions, see `epilog.rs`).
 
 mod epilog;
 #[cfg(test)]
 mod tests;
 
+pub use super::{ImageReader, SliceImage};
 use super::{EndReason, Regs, StackReader, Step};
-
-/// Memory of loaded modules (unwind info and code), read without faulting.
-pub trait ImageReader {
-    /// Fills `buf` with the bytes at `avma`; `false` if any of them is unreadable.
-    ///
-    /// # Signal safety
-    /// Implementations used by the sampler must not take a lock a suspended thread may hold.
-    fn read(&self, avma: u64, buf: &mut [u8]) -> bool;
-}
-
-/// An image held in a byte slice (`bytes[0]` at `base`), for tests and fuzzing.
-#[derive(Debug, Clone, Copy)]
-pub struct SliceImage<'a> {
-    /// Address of `bytes[0]`.
-    pub base: u64,
-    /// The image as loaded (sections at their virtual addresses).
-    pub bytes: &'a [u8],
-}
-
-impl ImageReader for SliceImage<'_> {
-    fn read(&self, avma: u64, buf: &mut [u8]) -> bool {
-        let Some(off) = avma
-            .checked_sub(self.base)
-            .and_then(|o| usize::try_from(o).ok())
-        else {
-            return false;
-        };
-        match off
-            .checked_add(buf.len())
-            .and_then(|end| self.bytes.get(off..end))
-        {
-            Some(src) => {
-                buf.copy_from_slice(src);
-                true
-            }
-            None => false,
-        }
-    }
-}
 
 /// A loaded module's function table.
 #[derive(Debug, Clone, Copy)]
@@ -241,6 +203,8 @@ pub enum UnwindError {
 }
 
 impl From<UnwindError> for EndReason {
+    /// # Signal safety
+    /// Async-signal-safe.
     fn from(e: UnwindError) -> Self {
         match e {
             UnwindError::BadRead => EndReason::OutOfBounds,
@@ -410,9 +374,15 @@ fn pop_return_address<S: StackReader + ?Sized>(
 }
 
 /// Unwinds from `regs` into `frames` (see [`crate::unwind`] for the address convention) with
-/// the function tables `tables` finds; code outside every known module is walked by frame
-/// pointers. Returns the number of frames and how the walk ended; a zero return address is
-/// the root (Windows' `RtlUserThreadStart` leaves one).
+/// the function tables `tables` finds. Returns the number of frames and how the walk ended; a
+/// zero return address is the root (Windows' `RtlUserThreadStart` leaves one).
+///
+/// Every caller must lie in a module with a table: an interrupted frame outside every module
+/// (code in anonymous memory) is left by frame pointers, but a return address outside every
+/// module ends the walk with [`EndReason::NoUnwindInfo`] unrecorded, since it is most likely
+/// not one. (It happens where code without unwind info has pushed registers: mingw's
+/// `___chkstk_ms` is one, where `RtlVirtualUnwind` reads the pushed value as a return
+/// address and goes on through garbage.)
 ///
 /// # Signal safety
 /// Async-signal-safe if `stack`, `tables` and `image` are: no allocation, at most
@@ -430,12 +400,21 @@ where
     I: ImageReader + ?Sized,
 {
     super::walk_frames(regs, stack, frames, |regs, lookup, interrupted, stack| {
-        match tables.table(lookup) {
-            Some(table) => step(regs, interrupted, &table, stack, image).map_err(EndReason::from),
+        let step = match tables.table(lookup) {
+            Some(table) => step(regs, interrupted, &table, stack, image)?,
             None => super::fp::step(regs, stack).map_err(|e| match e {
                 EndReason::BadFramePointer => EndReason::NoUnwindInfo,
                 e => e,
-            }),
+            })?,
+        };
+        let ip = regs.ip();
+        let caller = match step {
+            Step::Caller { signal_frame: true } => ip,
+            _ => ip.wrapping_sub(1),
+        };
+        if ip != 0 && tables.table(caller).is_none() {
+            return Err(EndReason::NoUnwindInfo);
         }
+        Ok(step)
     })
 }

@@ -360,23 +360,22 @@ impl TableLookup for OneModule<'_> {
 }
 
 #[test]
-fn a_walk_goes_through_functions_and_frame_pointer_code_to_the_root() {
+fn a_walk_goes_from_frame_pointer_code_through_functions_to_the_root() {
     let mut img = framed();
     // g at 0x1100..0x1110: sub rsp, 0x18 only.
     img.info(0x2100, 0, 4, (0, 0), &[code(4, op::ALLOC_SMALL, 2)]);
     img.function(0x1100, 0x1110, 0x2100);
-    // The stack: g (interrupted at 0x1108, 0x18 bytes + return into f at 0x1015), f's
-    // frame (0x28 locals, rbx, rbp = a frame-pointer frame outside the image, return to
-    // JIT-like code at 0x5000_0000), then that code's frame record: [next rbp 0, ra 0].
-    let f_frame = STACK + 0x20;
-    let fp_frame = f_frame + 0x40;
+    // Interrupted in code outside every module (0x5000_0000) with a frame record at STACK:
+    // [f's rbp (g keeps it), return into g at 0x1108]; g's 0x18 bytes and its return into f
+    // at 0x1015; f's frame (0x28 locals, rbx, rbp, return address 0: the root).
+    let f_sp = STACK + 16 + 0x20;
     let w = [
+        f_sp + 0x20, BASE + 0x1108, // frame record
         0, 0, 0, BASE + 0x1015, // g
-        0, 0, 0, 0, 0, 0xb0b0, fp_frame, 0x5000_0000, // f
-        0, 0, // frame record: rbp 0 (root), return address 0
+        0, 0, 0, 0, 0, 0xb0b0, 0xbb, 0, // f
     ];
     let stack = words(&w);
-    let regs = Regs::new(BASE + 0x1108, STACK, f_frame + 0x20);
+    let regs = Regs::new(0x5000_0000, STACK, STACK);
     let mut s = SliceStack {
         base: STACK,
         bytes: &stack,
@@ -385,7 +384,23 @@ fn a_walk_goes_through_functions_and_frame_pointer_code_to_the_root() {
     let (n, end) = walk(&regs, &mut s, &OneModule(&img), &img.reader(), &mut frames);
     assert_eq!(
         &frames[..n],
-        &[BASE + 0x1108, BASE + 0x1014, 0x5000_0000 - 1]
+        &[0x5000_0000, BASE + 0x1107, BASE + 0x1014]
     );
     assert_eq!(end, EndReason::Root);
+}
+
+#[test]
+fn a_return_address_outside_every_module_ends_the_walk_unrecorded() {
+    // Code without unwind info that pushed a register (mingw's ___chkstk_ms): the leaf rule
+    // finds the pushed value where the return address should be.
+    let img = framed();
+    let stack = words(&[0x2357, BASE + 0x1015]);
+    let regs = Regs::new(BASE + 0x3000, STACK, 0);
+    let mut s = SliceStack {
+        base: STACK,
+        bytes: &stack,
+    };
+    let mut frames = [0u64; 8];
+    let (n, end) = walk(&regs, &mut s, &OneModule(&img), &img.reader(), &mut frames);
+    assert_eq!((&frames[..n], end), (&[BASE + 0x3000][..], EndReason::NoUnwindInfo));
 }
