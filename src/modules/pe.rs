@@ -24,6 +24,18 @@ pub struct PeIdentity {
     pub codeview: Option<CodeView>,
 }
 
+impl PeIdentity {
+    /// The code ID as dump_syms writes it and Microsoft's symbol servers index executables:
+    /// the time stamp as 8 hex digits, then the image size, uppercase (`6B0A9558E000`).
+    pub fn code_id(&self) -> heapless::String<16> {
+        use core::fmt::Write;
+        let mut s = heapless::String::new();
+        // 8 + at most 8 digits: always fits.
+        let _ = write!(s, "{:08X}{:X}", self.timestamp, self.size_of_image);
+        s
+    }
+}
+
 /// A CodeView `RSDS` record: the PDB's identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CodeView {
