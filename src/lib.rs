@@ -61,11 +61,11 @@ off_signal_path! {
     pub mod tools;
 }
 
-// The capture backend: Linux only for now.
-#[cfg(target_os = "linux")]
+// The capture backend: Linux and Windows.
+#[cfg(any(target_os = "linux", windows))]
 off_signal_path! {
     mod collector;
-    #[cfg(feature = "ffi")]
+    #[cfg(all(feature = "ffi", target_os = "linux"))]
     pub mod ffi;
     #[cfg(feature = "unstable-internals")]
     pub mod modules;
@@ -75,10 +75,10 @@ off_signal_path! {
     mod profiler;
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", windows)))]
 compile_error!(
-    "vignette has no capture backend for this operating system yet: Linux only for now \
-     (Windows and macOS backends are planned)"
+    "vignette has no capture backend for this operating system yet: Linux and Windows only \
+     for now (a macOS backend is planned)"
 );
 
 /// Declares modules that are vignette's own workings: public only with the
@@ -96,20 +96,22 @@ macro_rules! internal {
 }
 
 internal! { unwind }
+#[cfg(any(target_os = "linux", windows))]
+internal! { ring }
 #[cfg(target_os = "linux")]
-internal! { code_map ring snapshot stacks }
-#[cfg(target_os = "linux")]
+internal! { code_map snapshot stacks }
+#[cfg(any(target_os = "linux", windows))]
 mod sampler;
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 mod sys;
 
 pub use error::{Error, Result};
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 pub use profile::Capture;
-pub use profile::{Clock, Lost, FORMAT_VERSION};
+pub use profile::{Clock, Lost, ObjectFormat, FORMAT_VERSION};
 #[cfg(feature = "std")]
 pub use profile::{Frame, Module, Profile, Sample, StackNode, Thread};
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 pub use profiler::{Builder, Profiler, Target};
 pub use unwind::{EndReason, Unwinder};
 

@@ -2,14 +2,14 @@
 
 use core::mem::ManuallyDrop;
 
-use crate::collector::{Capacities, Collector, SlotState};
+use crate::collector::{Capacities, Collector};
 use crate::error::{Error, Result};
 use crate::profile::{Capture, Clock};
-use crate::sampler::{self, Job, Running, Shared, Token};
+use crate::sampler::{self, Job, Running, Shared};
 use crate::sys::mem::MapBox;
 use crate::sys::{threads, time};
 use crate::unwind::Unwinder;
-use core::sync::atomic::Ordering::{Release, SeqCst};
+use core::sync::atomic::Ordering::SeqCst;
 
 /// Configures a [`Profiler`]. Every capacity is fixed at [`Builder::build`].
 #[derive(Debug, Clone)]
@@ -38,7 +38,10 @@ impl Default for Builder {
             ring_capacity: 512,
             max_threads: 1024,
             max_modules: 512,
+            #[cfg(target_os = "linux")]
             signal: libc::SIGPROF,
+            #[cfg(windows)]
+            signal: 0,
             unwinder: Unwinder::Cfi,
             module_paths: false,
         }
@@ -93,7 +96,8 @@ impl Builder {
     }
 
     /// The signal used to interrupt threads (default `SIGPROF`). Prefer a standard signal: a
-    /// thread that blocks it then holds at most one pending.
+    /// thread that blocks it then holds at most one pending. Ignored on Windows, where threads
+    /// are suspended, not signalled.
     pub fn signal(mut self, signal: i32) -> Self {
         self.signal = signal;
         self
@@ -168,13 +172,12 @@ impl Builder {
             modules: self.max_modules,
             ring: self.ring_capacity,
         })?;
-        let job = MapBox::new(Job {
-            shared: &*shared,
+        let job = MapBox::new(Job::new(
+            &shared,
             collector,
-            clock: self.clock,
-            interval_ns: 1_000_000_000 / self.frequency_hz as u64,
-            generation: 0,
-        })?;
+            self.clock,
+            1_000_000_000 / self.frequency_hz as u64,
+        )?)?;
         sampler::claim_handler(&shared)?;
         Ok(Profiler {
             config: self,
@@ -272,18 +275,18 @@ impl Profiler {
 
     /// For sampling on demand (the sampler thread not running): the open session's
     /// generation (opening one if needed), the shared state and the collector.
-    fn on_demand_session(&mut self) -> Result<(u32, &Shared, &mut Collector)> {
+    fn on_demand_session(&mut self) -> Result<(u32, &Shared, &mut Job)> {
         self.check_process()?;
         let generation = self.ensure_session()?;
         let State::Idle(job) = &mut self.state else {
             return Err(Error::Running);
         };
-        Ok((generation, &self.shared, &mut job.collector))
+        Ok((generation, &self.shared, job))
     }
 
     /// [`Error::Forked`] in a child process that inherited this profiler across `fork()`.
     fn check_process(&self) -> Result<()> {
-        if threads::getpid() == self.shared.sender.pid() {
+        if threads::getpid() == self.shared.pid() {
             Ok(())
         } else {
             Err(Error::Forked)
@@ -369,26 +372,8 @@ impl Profiler {
     ///
     /// Not available while the sampler thread runs ([`Error::Running`]).
     pub fn sample_once(&mut self, target: Target) -> Result<usize> {
-        let (generation, shared, c) = self.on_demand_session()?;
-        c.scan_threads(-1, 1, |_| 0);
-        shared.stacks.refresh();
-        shared.refresh_modules(&mut c.modules, false);
-        match target {
-            Target::AllThreads => {
-                for i in 0..c.slots_len {
-                    let s = c.slots[i];
-                    if s.state == SlotState::Live {
-                        send_sample_signal(shared, c, generation, i, s.tid);
-                    }
-                }
-            }
-            Target::Thread(tid) => {
-                let i = c.find_thread(tid).ok_or(Error::NoSuchThread(tid))?;
-                send_sample_signal(shared, c, generation, i, tid);
-            }
-        }
-        c.lost.unanswered += sampler::wait_for_answers(shared, c.slots_len, ON_DEMAND_ANSWER_NS);
-        Ok(sampler::drain(c, shared, generation))
+        let (generation, shared, job) = self.on_demand_session()?;
+        sampler::sample_now(shared, job, generation, target, ON_DEMAND_ANSWER_NS)
     }
 
     /// Benchmark support (`benches/sample_cost.rs`), not a stable API: the calling thread
@@ -396,10 +381,11 @@ impl Profiler {
     /// is handled before the send returns) and gets back the CPU time, in nanoseconds, that
     /// took on this thread. The samples then join the session like `sample_once`'s; keep
     /// `count` within the ring capacity, or the excess is dropped as `ring_full`.
-    #[cfg(feature = "unstable-internals")]
+    #[cfg(all(feature = "unstable-internals", target_os = "linux"))]
     #[doc(hidden)]
     pub fn sample_self_timed(&mut self, count: usize) -> Result<u64> {
-        let (generation, shared, c) = self.on_demand_session()?;
+        let (generation, shared, job) = self.on_demand_session()?;
+        let c = &mut job.collector;
         let tid = threads::gettid();
         if c.find_thread(tid).is_none() {
             c.scan_threads(-1, 1, |_| 0);
@@ -410,36 +396,27 @@ impl Profiler {
         let cpu = || time::thread_cpu_ns(tid).unwrap_or(0);
         let t0 = cpu();
         for _ in 0..count {
-            send_sample_signal(shared, c, generation, i, tid);
+            sampler::send_sample_signal(shared, c, generation, i, tid);
         }
         let spent = cpu().saturating_sub(t0);
         sampler::drain(c, shared, generation);
         Ok(spent)
     }
 
+    /// How long sampled threads were kept suspended: the number of suspensions and their total
+    /// nanoseconds, since the profiler was built (Windows, where threads are suspended to be
+    /// sampled; the suspension covers reading the registers and copying the stack).
+    #[cfg(windows)]
+    pub fn suspensions(&self) -> (u64, u64) {
+        (
+            self.shared.suspensions.load(SeqCst),
+            self.shared.suspended_ns.load(SeqCst),
+        )
+    }
+
     /// The calling thread's kernel id (for [`Target::Thread`]).
     pub fn current_thread_id() -> i32 {
         threads::gettid()
-    }
-}
-
-/// Sends thread `tid` (slot `slot`) a sampling signal of session `generation`, marking it as
-/// awaited; a thread found dead is marked so.
-fn send_sample_signal(shared: &Shared, c: &mut Collector, generation: u32, slot: usize, tid: i32) {
-    let Some(ack) = shared.acks.get(slot) else {
-        return;
-    };
-    ack.store(1, Release);
-    let token = Token {
-        generation: generation as u16,
-        slot: slot as u16,
-        weight: 1,
-    };
-    if let Err(errno) = shared.sender.send(tid, token.pack()) {
-        ack.store(0, Release);
-        if errno == libc::ESRCH {
-            c.mark_dead(slot);
-        }
     }
 }
 

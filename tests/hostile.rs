@@ -33,6 +33,8 @@ fn module(name: &str, path: &str, debug_id: [u8; 16], code_id: Vec<u8>) -> Modul
         code_id,
         debug_id,
         age: 0,
+        debug_file: name.into(),
+        format: vignette::ObjectFormat::Elf,
     }
 }
 

@@ -8,7 +8,7 @@
 //! sampler unwinds after resuming the thread, and the two walks must agree.
 //!
 //! Needs `x86_64-w64-mingw32-gcc` and `wine` (`.ci/run` installs both).
-#![cfg(target_arch = "x86_64")]
+#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
 
 use std::path::PathBuf;
 use std::process::Command;

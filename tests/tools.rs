@@ -634,6 +634,8 @@ fn fixed_profile() -> vignette::Profile {
             code_id: vec![0xb7, 0xe2, 0xd4, 0x7d],
             debug_id: [0x7d, 0xd4, 0xe2, 0xb7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
             age: 0,
+            debug_file: "app".into(),
+            format: vignette::ObjectFormat::Elf,
         }],
         frames: vec![
             vignette::Frame {

@@ -232,6 +232,7 @@ impl Collector {
     }
 
     /// How many drained samples found no stack mapping since the last call (then resets).
+    #[cfg(target_os = "linux")]
     pub fn take_stack_misses(&mut self) -> usize {
         core::mem::take(&mut self.stack_misses)
     }

@@ -1,26 +1,38 @@
 //! The module map: every executable, shared library and vDSO mapped into the process, with the
 //! identifiers symbol stores use to find their symbols.
 //!
-//! Built outside the signal handler (from `dl_iterate_phdr`) into fixed-size tables, and
-//! append-only during a session: a module that is unloaded stays listed (marked unloaded), so
-//! frames captured while it was mapped keep their meaning.
+//! Built outside the signal handler (from `dl_iterate_phdr` on Linux, the loader's module list
+//! on Windows) into fixed-size tables, and append-only during a session: a module that is
+//! unloaded stays listed (marked unloaded), so frames captured while it was mapped keep their
+//! meaning.
 //!
-//! Identifiers follow Breakpad's `dump_syms` exactly, so that any Breakpad symbol store serves:
-//! the *code id* is the GNU build ID; the *debug id* is its first 16 bytes as a GUID (the first
-//! three fields byte-swapped) plus age 0; without a build ID, the first page of `.text` XORed in
-//! 16-byte blocks stands in. Module-relative addresses use Breakpad's base, the lowest `PT_LOAD`
-//! address.
+//! Identifiers follow Breakpad's `dump_syms` exactly, so that any Breakpad symbol store serves.
+//! ELF: the *code id* is the GNU build ID; the *debug id* is its first 16 bytes as a GUID (the
+//! first three fields byte-swapped) plus age 0; without a build ID, the first page of `.text`
+//! XORed in 16-byte blocks stands in; module-relative addresses use Breakpad's base, the lowest
+//! `PT_LOAD` address. PE ([`pe`]): the debug id is the PDB GUID and age from the CodeView
+//! record, the debug file the PDB's name, the code id the time stamp and image size; addresses
+//! are relative to the image base.
 
+#[cfg(target_os = "linux")]
 mod elf;
+mod ids;
 pub mod pe;
 
+#[cfg(target_os = "linux")]
 pub(crate) use elf::extent;
+#[cfg(target_os = "linux")]
 use elf::{build_id_of, text_hash};
-pub use elf::{file_section, gnu_build_id, guid_order, object_path, FileSection};
+#[cfg(target_os = "linux")]
+pub use elf::{file_section, object_path, FileSection};
+pub use ids::{gnu_build_id, guid_order};
 
 use crate::error::Result;
+#[cfg(target_os = "linux")]
 use crate::sys::dl::LoadedObject;
 use crate::sys::mem::{Region, Zeroed};
+
+pub use crate::profile::ObjectFormat;
 
 /// Longest build ID kept (GNU build IDs are 20 bytes for SHA-1, 16 for MD5/UUID).
 pub const MAX_BUILD_ID: usize = 32;
@@ -34,9 +46,13 @@ struct ModuleRec {
     build_id: [u8; MAX_BUILD_ID],
     build_id_len: u32,
     debug_id: [u8; 16],
+    age: u32,
+    format: u8,
     loaded: u32,
     path: (u32, u32),
     name: (u32, u32),
+    /// The debug file's name (a PE module's PDB); empty when it is the module's own name.
+    debug_file: (u32, u32),
     /// The code map epochs in which the module was listed: `first..=last` (`u32::MAX` while
     /// loaded).
     first_epoch: u32,
@@ -62,6 +78,13 @@ pub struct Module<'a> {
     pub build_id: &'a [u8],
     /// Breakpad debug id GUID bytes, in the order they are printed.
     pub debug_id: [u8; 16],
+    /// Breakpad debug id age (0 for ELF).
+    pub age: u32,
+    /// The file its symbols are made from and stored under: its own name for ELF, the PDB's
+    /// name for PE.
+    pub debug_file: &'a str,
+    /// ELF or PE.
+    pub format: ObjectFormat,
     /// Address of `.eh_frame_hdr` in memory, 0 if none.
     pub eh_frame_hdr_avma: u64,
     /// Whether the module is still mapped.
@@ -124,9 +147,21 @@ impl ModuleMap {
                 .and_then(|b| core::str::from_utf8(b).ok())
                 .unwrap_or("")
         };
+        let name = s(r.name);
         Some(Module {
-            name: s(r.name),
+            name,
             path: s(r.path),
+            debug_file: if r.debug_file.1 == 0 {
+                name
+            } else {
+                s(r.debug_file)
+            },
+            age: r.age,
+            format: if r.format == ObjectFormat::Pe as u8 {
+                ObjectFormat::Pe
+            } else {
+                ObjectFormat::Elf
+            },
             start_avma: r.start,
             end_avma: r.end,
             base_avma: r.base,
@@ -181,22 +216,62 @@ impl ModuleMap {
 
     /// Notes that `o` is loaded in `epoch`: the module already listed at its address with the
     /// same identity, or a new one (as many as fit).
+    #[cfg(target_os = "linux")]
     pub(crate) fn observe(&mut self, o: &LoadedObject<'_>, epoch: u32) {
         let Some((start, end, base)) = extent(o) else {
             return;
         };
-        let build_id = build_id_of(o);
+        self.note(start, end, build_id_of(o), |m| m.append(o, start, end, base, epoch));
+    }
+
+    /// Notes that the PE image `m` (whose identity is `id`) is loaded in `epoch`, as
+    /// [`ModuleMap::observe`] does for ELF.
+    #[cfg(windows)]
+    pub(crate) fn observe_pe(
+        &mut self,
+        m: &crate::sys::loader::LoadedModule<'_>,
+        id: &pe::PeIdentity,
+        epoch: u32,
+    ) {
+        let code_id = pe_code_id(id);
+        let (start, end) = (m.base, m.base.saturating_add(m.size));
+        self.note(start, end, &code_id, |map| {
+            let mut rec = new_rec(start, end, start, epoch);
+            rec.format = ObjectFormat::Pe as u8;
+            rec.build_id[..8].copy_from_slice(&code_id);
+            rec.build_id_len = 8;
+            rec.path = map.intern_str(m.path);
+            let name = m.path.rsplit(|&b| b == b'\\' || b == b'/').next().unwrap_or(m.path);
+            rec.name = map.intern_str(name);
+            if let Some(cv) = &id.codeview {
+                rec.debug_id = cv.guid;
+                rec.age = cv.age;
+                rec.debug_file = map.intern_str(cv.pdb_file_name());
+            }
+            map.push(rec)
+        });
+    }
+
+    /// Marks the module at `start..end` with code id `code_id` as seen in this pass, appending
+    /// it with `append` if it is not listed yet.
+    fn note(
+        &mut self,
+        start: u64,
+        end: u64,
+        code_id: &[u8],
+        append: impl FnOnce(&mut Self) -> Option<usize>,
+    ) {
         let existing = self.recs.get(..self.listed).and_then(|recs| {
             recs.iter().position(|r| {
                 r.loaded != 0
                     && r.start == start
                     && r.end == end
-                    && r.build_id.get(..r.build_id_len as usize) == Some(build_id)
+                    && r.build_id.get(..r.build_id_len as usize) == Some(code_id)
             })
         });
         let index = match existing {
             Some(i) => i,
-            None => match self.append(o, start, end, base, epoch) {
+            None => match append(self) {
                 Some(i) => i,
                 None => return,
             },
@@ -205,6 +280,14 @@ impl ModuleMap {
             Some(word) => *word |= 1 << (index % 64),
             None => self.seen_overflow = true,
         }
+    }
+
+    /// Appends `rec`, if there is room; returns its index.
+    fn push(&mut self, rec: ModuleRec) -> Option<usize> {
+        let index = self.len;
+        *self.recs.get_mut(index)? = rec;
+        self.len += 1;
+        Some(index)
     }
 
     /// Ends a pass: modules listed before but not seen in `epoch` are unloaded.
@@ -221,6 +304,7 @@ impl ModuleMap {
         }
     }
 
+    #[cfg(target_os = "linux")]
     fn append(
         &mut self,
         o: &LoadedObject<'_>,
@@ -229,19 +313,10 @@ impl ModuleMap {
         base: u64,
         epoch: u32,
     ) -> Option<usize> {
-        let index = self.len;
-        if index >= self.recs.len() {
+        if self.len >= self.recs.len() {
             return None;
         }
-        let mut rec = ModuleRec {
-            start,
-            end,
-            base,
-            loaded: 1,
-            first_epoch: epoch,
-            last_epoch: u32::MAX,
-            ..zeroed_rec()
-        };
+        let mut rec = new_rec(start, end, base, epoch);
         let id = build_id_of(o);
         rec.build_id[..id.len()].copy_from_slice(id);
         rec.build_id_len = id.len() as u32;
@@ -264,9 +339,7 @@ impl ModuleMap {
             text_hash(path).unwrap_or([0; 16])
         };
         rec.debug_id = guid_order(identifier);
-        self.recs[index] = rec;
-        self.len += 1;
-        Some(index)
+        self.push(rec)
     }
 
     fn intern_str(&mut self, s: &[u8]) -> (u32, u32) {
@@ -286,24 +359,37 @@ impl ModuleMap {
     }
 }
 
-fn zeroed_rec() -> ModuleRec {
+/// A loaded module's record with its range and first epoch, identity still blank.
+fn new_rec(start: u64, end: u64, base: u64, epoch: u32) -> ModuleRec {
     ModuleRec {
-        start: 0,
-        end: 0,
-        base: 0,
+        start,
+        end,
+        base,
         eh_frame_hdr: 0,
         build_id: [0; MAX_BUILD_ID],
         build_id_len: 0,
         debug_id: [0; 16],
-        loaded: 0,
+        age: 0,
+        format: ObjectFormat::Elf as u8,
+        loaded: 1,
         path: (0, 0),
         name: (0, 0),
-        first_epoch: 0,
-        last_epoch: 0,
+        debug_file: (0, 0),
+        first_epoch: epoch,
+        last_epoch: u32::MAX,
     }
 }
 
-#[cfg(test)]
+/// A PE module's code id as stored: time stamp and image size, big-endian.
+#[cfg(windows)]
+fn pe_code_id(id: &pe::PeIdentity) -> [u8; 8] {
+    let mut b = [0u8; 8];
+    b[..4].copy_from_slice(&id.timestamp.to_be_bytes());
+    b[4..].copy_from_slice(&id.size_of_image.to_be_bytes());
+    b
+}
+
+#[cfg(all(test, target_os = "linux"))]
 pub(crate) mod tests {
     use super::*;
     use crate::code_map::CodeMap;

@@ -4,7 +4,8 @@ use std::string::String;
 use std::vec::Vec;
 
 use super::{
-    Clock, Frame, Lost, Module, Profile, Sample, StackNode, Thread, FORMAT_VERSION, MAGIC,
+    Clock, Frame, Lost, Module, ObjectFormat, Profile, Sample, StackNode, Thread,
+    FORMAT_VERSION, MAGIC,
 };
 use crate::error::{Error, Result};
 
@@ -33,11 +34,16 @@ impl Profile {
         if version == 0 {
             return Err(Error::Corrupt("format version 0 does not exist"));
         }
-        let (profile, rest) = if version == 1 {
-            let (v1, rest) = postcard::take_from_bytes::<V1>(rest).map_err(postcard_error)?;
-            (v1.into_profile(), rest)
-        } else {
-            postcard::take_from_bytes::<Profile>(rest).map_err(postcard_error)?
+        let (profile, rest) = match version {
+            1 => {
+                let (v1, rest) = postcard::take_from_bytes::<V1>(rest).map_err(postcard_error)?;
+                (v1.into_profile(), rest)
+            }
+            2 | 3 => {
+                let (v3, rest) = postcard::take_from_bytes::<V3>(rest).map_err(postcard_error)?;
+                (v3.into_profile(), rest)
+            }
+            _ => postcard::take_from_bytes::<Profile>(rest).map_err(postcard_error)?,
         };
         if !rest.is_empty() {
             return Err(Error::Corrupt("trailing bytes after the profile"));
@@ -109,6 +115,59 @@ impl Profile {
 /// The deepest stack any profile may hold (the builder's limit on `max_frames`).
 pub const MAX_DEPTH: usize = 1024;
 
+/// A module of versions 1 to 3: ELF only, without `debug_file` and `format`.
+#[derive(serde::Deserialize)]
+struct ModuleV3(String, String, u64, u64, u64, Vec<u8>, [u8; 16], u32);
+
+impl ModuleV3 {
+    fn into_module(self) -> Module {
+        Module {
+            debug_file: self.0.clone(),
+            name: self.0,
+            path: self.1,
+            start_avma: self.2,
+            end_avma: self.3,
+            base_avma: self.4,
+            code_id: self.5,
+            debug_id: self.6,
+            age: self.7,
+            format: ObjectFormat::Elf,
+        }
+    }
+}
+
+/// Versions 2 and 3: version 4's layout with version-3 modules.
+#[derive(serde::Deserialize)]
+struct V3(
+    u64,
+    u64,
+    Clock,
+    u64,
+    u32,
+    Vec<ModuleV3>,
+    Vec<Frame>,
+    Vec<StackNode>,
+    Vec<Thread>,
+    Lost,
+);
+
+impl V3 {
+    fn into_profile(self) -> Profile {
+        Profile {
+            start_unix_ns: self.0,
+            duration_ns: self.1,
+            clock: self.2,
+            interval_ns: self.3,
+            max_frames: self.4,
+            modules: self.5.into_iter().map(ModuleV3::into_module).collect(),
+            frames: self.6,
+            stacks: self.7,
+            threads: self.8,
+            lost: self.9,
+        }
+    }
+}
+
 /// Version 1: the same layout with each sample written whole, `(dt_us, stack, weight, end)`.
 #[derive(serde::Deserialize)]
 struct V1(
@@ -117,7 +176,7 @@ struct V1(
     Clock,
     u64,
     u32,
-    Vec<Module>,
+    Vec<ModuleV3>,
     Vec<Frame>,
     Vec<StackNode>,
     Vec<(u32, String, Vec<Sample>)>,
@@ -132,7 +191,7 @@ impl V1 {
             clock: self.2,
             interval_ns: self.3,
             max_frames: self.4,
-            modules: self.5,
+            modules: self.5.into_iter().map(ModuleV3::into_module).collect(),
             frames: self.6,
             stacks: self.7,
             threads: (self.8.into_iter())
@@ -174,6 +233,8 @@ mod tests {
                 code_id: std::vec![1, 2, 3],
                 debug_id: [7; 16],
                 age: 0,
+                debug_file: "m".into(),
+                format: ObjectFormat::Elf,
             }],
             frames: std::vec![
                 Frame {

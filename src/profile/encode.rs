@@ -135,7 +135,6 @@ impl Serialize for Modules<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.0.modules.len()))?;
         for m in self.0.modules.iter() {
-            let age = 0u32;
             seq.serialize_element(&(
                 m.name,
                 if self.1 { m.path } else { "" },
@@ -144,7 +143,9 @@ impl Serialize for Modules<'_> {
                 m.base_avma,
                 m.build_id,
                 m.debug_id,
-                age,
+                m.age,
+                m.debug_file,
+                m.format,
             ))?;
         }
         seq.end()

@@ -15,7 +15,19 @@ use serde::{Deserialize, Serialize};
 /// The eight bytes every profile starts with.
 pub const MAGIC: [u8; 8] = *b"VIGNETTE";
 /// The format version this build writes (and the newest it reads).
-pub const FORMAT_VERSION: u16 = 3;
+pub const FORMAT_VERSION: u16 = 4;
+
+/// The object format of a module, which says how its code id reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[repr(u8)]
+pub enum ObjectFormat {
+    /// ELF (Linux): the code id is the GNU build ID.
+    #[default]
+    Elf = 0,
+    /// PE (Windows): the code id is the link time stamp and the image size, 4 bytes each,
+    /// big-endian.
+    Pe = 1,
+}
 
 /// What drives sampling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -56,7 +68,7 @@ pub use owned::*;
 
 #[cfg(feature = "std")]
 mod owned {
-    use super::{Clock, Lost};
+    use super::{Clock, Lost, ObjectFormat};
     use crate::unwind::EndReason;
     use serde::{Deserialize, Serialize};
     use std::string::String;
@@ -100,12 +112,17 @@ mod owned {
         pub end_avma: u64,
         /// Breakpad base address (frames are relative to it).
         pub base_avma: u64,
-        /// The code id (GNU build ID bytes); may be empty.
+        /// The code id (ELF: the GNU build ID; PE: time stamp and image size); may be empty.
         pub code_id: Vec<u8>,
         /// Breakpad debug id GUID bytes, in printed order.
         pub debug_id: [u8; 16],
-        /// Breakpad debug id age (always 0 on Linux).
+        /// Breakpad debug id age (always 0 for ELF).
         pub age: u32,
+        /// The file symbols are made from and stored under: the module's own name for ELF,
+        /// its PDB's name for PE.
+        pub debug_file: String,
+        /// ELF or PE.
+        pub format: ObjectFormat,
     }
 
     impl Module {
@@ -121,12 +138,22 @@ mod owned {
             s
         }
 
-        /// The code id as lowercase hex (empty without a build ID).
+        /// The code id as Breakpad tools write it: an ELF build ID as lowercase hex (empty
+        /// without one); a PE time stamp as 8 uppercase hex digits followed by the image size
+        /// (`6B0A9558E000`).
         pub fn code_id_string(&self) -> String {
-            self.code_id
-                .iter()
-                .map(|b| std::format!("{b:02x}"))
-                .collect()
+            match (self.format, self.code_id.as_slice()) {
+                (ObjectFormat::Pe, [t0, t1, t2, t3, s0, s1, s2, s3]) => std::format!(
+                    "{:08X}{:X}",
+                    u32::from_be_bytes([*t0, *t1, *t2, *t3]),
+                    u32::from_be_bytes([*s0, *s1, *s2, *s3])
+                ),
+                _ => self
+                    .code_id
+                    .iter()
+                    .map(|b| std::format!("{b:02x}"))
+                    .collect(),
+            }
         }
     }
 

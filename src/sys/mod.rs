@@ -1,6 +1,15 @@
-//! Operating-system interfaces, one backend per system behind the same names (`sys::mem`,
-//! `sys::signal`, `sys::threads`, ...). Nothing outside this module names a backend; `lib.rs`
-//! says which systems have one.
+//! Operating-system interfaces, one backend per system behind the same names (`sys::pages`,
+//! `sys::threads`, `sys::time`, ...), and what is built on them for every system
+//! ([`mem`]). Nothing outside this module names a backend; `lib.rs` says which systems have
+//! one.
 
+pub mod mem;
+
+#[cfg(target_os = "linux")]
 mod linux;
+#[cfg(target_os = "linux")]
 pub use linux::*;
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub use windows::*;

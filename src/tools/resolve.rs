@@ -95,7 +95,7 @@ pub fn resolve(profile: &Profile, store: &mut SymbolStore) -> Result<Resolution,
         .map(|(m, &used)| {
             let before = store.warnings.len();
             let table = used
-                .then(|| store.find(&m.name, &m.debug_id_string()))
+                .then(|| store.find(&m.debug_file, &m.debug_id_string()))
                 .flatten();
             (table, store.warnings.len() > before)
         })

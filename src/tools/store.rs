@@ -34,12 +34,22 @@ pub fn is_hex_id(id: &str) -> bool {
     (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Where a module's symbols live in a store: `<store>/<name>/<DEBUG_ID>/<name>.sym`, or `None`
-/// if the name is not a single safe file-name component or the ID is not hex (names and IDs
-/// come from profiles, which are data, never paths).
+/// Where a module's symbols live in a store, by its debug file's name (an ELF module's own
+/// name, a PE module's PDB name), as Breakpad lays stores out:
+/// `<store>/<name>/<DEBUG_ID>/<name>.sym`, with a `.pdb` name's extension replaced
+/// (`app.pdb/<ID>/app.sym`). `None` if the name is not a single safe file-name component or
+/// the ID is not hex (names and IDs come from profiles, which are data, never paths).
 pub fn store_path(store: &Path, name: &str, debug_id: &str) -> Option<PathBuf> {
     (is_safe_file_name(name) && is_hex_id(debug_id))
-        .then(|| store.join(name).join(debug_id).join(format!("{name}.sym")))
+        .then(|| store.join(name).join(debug_id).join(sym_file_name(name)))
+}
+
+/// The `.sym` file's name for debug file `name`: `.pdb` replaced, anything else extended.
+fn sym_file_name(name: &str) -> String {
+    match name.len().checked_sub(4).filter(|&i| name.is_char_boundary(i)) {
+        Some(i) if name[i..].eq_ignore_ascii_case(".pdb") => format!("{}.sym", &name[..i]),
+        _ => format!("{name}.sym"),
+    }
 }
 
 /// The separate debug file of a stripped `binary`: by build ID
@@ -258,14 +268,16 @@ fn checked_local_file(path: &Path, code_id: &[u8]) -> Result<PathBuf, String> {
 /// The GNU build ID of the 64-bit little-endian ELF file at `path`, from its program headers
 /// and notes only (at most a few pages read, whatever the file's size).
 pub fn elf_build_id(path: &Path) -> Option<Vec<u8>> {
-    use std::os::unix::fs::FileExt;
-    let file = std::fs::File::open(path).ok()?;
+    use std::io::{Read, Seek, SeekFrom};
+    let file = std::cell::RefCell::new(std::fs::File::open(path).ok()?);
     let read = |offset: u64, len: u64| -> Option<Vec<u8>> {
         if len > 1 << 16 {
             return None;
         }
         let mut buf = vec![0u8; len as usize];
-        file.read_exact_at(&mut buf, offset).ok()?;
+        let mut f = file.borrow_mut();
+        f.seek(SeekFrom::Start(offset)).ok()?;
+        f.read_exact(&mut buf).ok()?;
         Some(buf)
     };
     let eh = read(0, 64)?;

@@ -22,9 +22,9 @@ pub mod fp;
 pub mod pe;
 mod regs;
 // The rule cache lives in memory mapped by the capture backend.
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 pub mod rule;
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 pub mod walk;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
@@ -33,9 +33,9 @@ pub mod x86_64;
 use aarch64 as arch;
 pub use arch::Rule;
 pub use regs::Regs;
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 pub use rule::RuleCache;
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 pub use walk::{walk, CodeLookup, NoCode};
 #[cfg(target_arch = "x86_64")]
 use x86_64 as arch;

@@ -260,7 +260,7 @@ mod tests {
         let r = unsafe { guarded_load(&x as *const u64 as u64, 0) };
         assert_eq!((r.ok, r.value), (1, x));
         // An unmapped page: the load reports failure instead of crashing.
-        let page = crate::sys::linux::mem::map_anonymous(4096, 0).unwrap();
+        let page = crate::sys::pages::map_anonymous(4096, 0).unwrap();
         // SAFETY: unmapping our own fresh page.
         unsafe { libc::munmap(page, 4096) };
         // SAFETY: as above.

@@ -9,8 +9,9 @@ use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::arch::run_on_stack;
-use super::mem::{map_anonymous, Region};
+use super::pages::map_anonymous;
 use crate::error::{Error, Result};
+use crate::sys::mem::Region;
 
 /// Bytes of each handler stack (not counting its guard page).
 pub const STACK_SIZE: usize = 128 * 1024;

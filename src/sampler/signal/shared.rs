@@ -80,6 +80,11 @@ impl Shared {
         }
     }
 
+    /// The process the state belongs to (a child after `fork()` has another).
+    pub fn pid(&self) -> i32 {
+        self.sender.pid()
+    }
+
     /// Starts a new generation (late signals of the old one are then ignored).
     pub fn next_generation(&self) -> u32 {
         let g = self.generation.load(SeqCst).wrapping_add(1);

@@ -1,13 +1,15 @@
 //! Fixed-size arrays in anonymous memory mappings.
 //!
-//! Every buffer the sampling path touches is a [`Region`], mapped and zeroed by the kernel in
-//! `build()`. Using `mmap` instead of the global allocator keeps the core `no_std` and means the
-//! profiler never calls `malloc`, not even while it is being built.
+//! Every buffer the sampling path touches is a [`Region`], mapped and zeroed by the system in
+//! `build()` (`mmap` on Linux, `VirtualAlloc` on Windows: each backend's `pages`). Mapping
+//! pages instead of using the global allocator keeps the core `no_std` and means the profiler
+//! never calls `malloc`, not even while it is being built.
 
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 
+use super::pages::{map, unmap};
 use crate::error::{Error, Result};
 
 /// Types for which all-zero bytes are a valid value (integers, atomics, arrays of them).
@@ -37,27 +39,6 @@ zeroed!(
 // SAFETY: an array of zero-valid elements is zero-valid.
 unsafe impl<T: Zeroed, const N: usize> Zeroed for [T; N] {}
 
-/// Maps `bytes` of zeroed, page-aligned, readable and writable memory (`extra_flags` are
-/// added to `MAP_PRIVATE | MAP_ANONYMOUS`).
-pub(crate) fn map_anonymous(bytes: usize, extra_flags: i32) -> Result<*mut core::ffi::c_void> {
-    // SAFETY: an anonymous private mapping with no address hint touches no existing memory.
-    let ptr = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            bytes,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | extra_flags,
-            -1,
-            0,
-        )
-    };
-    if ptr == libc::MAP_FAILED {
-        Err(Error::OutOfMemory)
-    } else {
-        Ok(ptr)
-    }
-}
-
 /// A zero-initialised array of `T` in its own anonymous mapping, unmapped on drop.
 pub struct Region<T: Zeroed> {
     ptr: NonNull<T>,
@@ -78,9 +59,9 @@ impl<T: Zeroed> Region<T> {
             .checked_mul(core::mem::size_of::<T>())
             .ok_or(Error::OutOfMemory)?
             .max(1);
-        let ptr = map_anonymous(bytes, 0)?;
+        let ptr = map(bytes)?;
         Ok(Region {
-            // SAFETY: mmap succeeded, so ptr is not null (MAP_FAILED was ruled out).
+            // SAFETY: `map` succeeded, so ptr is not null.
             ptr: unsafe { NonNull::new_unchecked(ptr.cast()) },
             len,
             bytes,
@@ -114,7 +95,7 @@ impl<T: Zeroed> Drop for Region<T> {
     fn drop(&mut self) {
         // SAFETY: ptr/bytes describe exactly the mapping made in `new`, unmapped only here.
         // Elements are Zeroed plain data with no destructors to run.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.bytes) };
+        unsafe { unmap(self.ptr.as_ptr().cast(), self.bytes) };
     }
 }
 
@@ -134,11 +115,11 @@ impl<T> MapBox<T> {
     pub fn new(value: T) -> Result<Self> {
         let bytes = core::mem::size_of::<T>().max(1);
         assert!(core::mem::align_of::<T>() <= 4096);
-        let ptr = map_anonymous(bytes, 0)?.cast::<T>();
+        let ptr = map(bytes)?.cast::<T>();
         // SAFETY: the fresh mapping is page-aligned (enough for T) and large enough.
         unsafe { ptr.write(value) };
         Ok(MapBox {
-            // SAFETY: mmap succeeded, so ptr is not null.
+            // SAFETY: `map` succeeded, so ptr is not null.
             ptr: unsafe { NonNull::new_unchecked(ptr) },
         })
     }
@@ -182,7 +163,7 @@ impl<T> Drop for MapBox<T> {
         // SAFETY: the T is initialised and dropped once; then its mapping is unmapped.
         unsafe {
             core::ptr::drop_in_place(self.ptr.as_ptr());
-            libc::munmap(self.ptr.as_ptr().cast(), core::mem::size_of::<T>().max(1));
+            unmap(self.ptr.as_ptr().cast(), core::mem::size_of::<T>().max(1));
         }
     }
 }

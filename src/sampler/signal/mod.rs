@@ -1,0 +1,253 @@
+//! The sampling machinery: the signal handler ([`handler`]), the state it shares with the rest
+//! of the profiler ([`shared`]), which thread to interrupt when ([`sending`]), and the sampler
+//! thread's loop (here).
+//!
+//! # What the handler may do
+//! The handler runs on the interrupted thread at any instruction, possibly inside `malloc` or
+//! while that thread holds a lock. So it, and everything it calls:
+//! - never allocates, never takes a lock (not even an uncontended one), never panics;
+//! - never calls the dynamic loader or libgcc's unwinder, never does `std::io`;
+//! - touches only memory mapped before sampling began ([`Shared`]), and reads the interrupted
+//!   stack only inside bounds from the mapping snapshot ([`crate::stacks`]);
+//! - saves and restores `errno`.
+//!
+//! Each signal carries a token (sent with `rt_tgsigqueueinfo`): a tag, the session generation,
+//! the sampler's index for the thread and the sample's weight. Signals without our token (from
+//! `kill`, a timer, another process) are ignored; signals of an earlier session are discarded.
+
+pub(crate) mod handler;
+pub(crate) mod sending;
+pub(crate) mod shared;
+
+pub(crate) use handler::{claim_handler, release_handler, release_inherited_handler};
+use sending::ANSWER_TIMEOUT_NS;
+pub(crate) use sending::{signal_round, wait_for_answers, Round, Token};
+pub(crate) use shared::Shared;
+
+use core::ffi::c_void;
+use core::sync::atomic::Ordering::*;
+
+use crate::collector::{Collector, SlotState};
+use crate::profile::Clock;
+use crate::profiler::Target;
+use crate::sys::fault_guard;
+use crate::sys::mem::MapBox;
+use crate::sys::{signal, spawn, threads, time};
+
+/// How often the sampler thread re-lists the process's threads.
+const SCAN_NS: u64 = 10_000_000;
+
+/// How soon `/proc/self/maps` is read again when samples met stacks it did not list.
+const STACK_REFRESH_NS: u64 = 5_000_000;
+
+/// How long stopping waits for the last signals sent to be answered.
+const FINAL_ANSWER_NS: u64 = 20_000_000;
+
+/// What the sampler thread works with; owned by it while it runs.
+pub(crate) struct Job {
+    pub shared: *const Shared,
+    pub collector: Collector,
+    pub clock: Clock,
+    pub interval_ns: u64,
+    pub generation: u32,
+}
+
+/// The sampler thread's entry point.
+extern "C" fn sampler_main(arg: *mut c_void) -> *mut c_void {
+    // SAFETY: `start` passes a Job pointer it keeps alive (and does not touch) until it has
+    // joined this thread.
+    let job = unsafe { &mut *(arg as *mut Job) };
+    // SAFETY: the profiler frees Shared only after joining this thread.
+    let shared = unsafe { &*job.shared };
+    run(job, shared);
+    core::ptr::null_mut()
+}
+
+fn run(job: &mut Job, shared: &Shared) {
+    signal::block_in_this_thread(shared.signal);
+    spawn::set_current_name(c"vignette");
+    time::set_minimal_timer_slack();
+    let me = threads::gettid();
+    let c = &mut job.collector;
+    let interval = job.interval_ns;
+    // Threads alive now start their CPU accounting now; threads born later, at zero.
+    // Live threads without a slot miss a scan period's worth of intervals each.
+    let missed_per_scan = (SCAN_NS / interval).max(1);
+    c.scan_threads(me, missed_per_scan, |tid| {
+        time::thread_cpu_ns(tid).unwrap_or(0)
+    });
+    c.reset_cpu_marks();
+    shared.stacks.refresh();
+    shared.refresh_modules(&mut c.modules, false);
+    let timeout_ticks = (ANSWER_TIMEOUT_NS / interval).max(2) as u32;
+    let mut tick = 0u32;
+    let mut now = time::monotonic_ns();
+    let mut next_tick = now + interval;
+    let mut next_scan = now + SCAN_NS;
+    let mut next_maps = now;
+    let mut wall_weight = 1;
+    while !shared.stop.load(Acquire) {
+        if now >= next_scan {
+            if c.scan_threads(me, missed_per_scan, |_| 0) {
+                shared.stacks.refresh();
+            }
+            next_scan = now + SCAN_NS;
+        }
+        // Libraries loaded or unloaded since the last tick reach the handler now.
+        shared.refresh_modules(&mut c.modules, false);
+        // A fault handler installed after ours would see our recovered faults: stay on top.
+        fault_guard::ensure_installed();
+        tick = tick.wrapping_add(1);
+        let round = Round {
+            tick,
+            timeout_ticks,
+        };
+        signal_round(
+            c,
+            shared,
+            job.clock,
+            interval,
+            wall_weight,
+            job.generation,
+            &round,
+        );
+        drain(c, shared, job.generation);
+        if c.take_stack_misses() > 0 && now >= next_maps {
+            shared.stacks.refresh();
+            next_maps = now + STACK_REFRESH_NS;
+        }
+        time::sleep_until(next_tick);
+        now = time::monotonic_ns();
+        // Fell behind (the machine is overloaded)? Skip the missed ticks, and let the next
+        // wall-clock samples stand for them.
+        let missed = now.saturating_sub(next_tick) / interval;
+        wall_weight = 1 + missed.min(u16::MAX as u64 - 1) as u32;
+        next_tick += (missed + 1) * interval;
+    }
+    wait_for_answers(shared, c.slots_len, FINAL_ANSWER_NS);
+    drain(c, shared, job.generation);
+}
+
+/// Drains the ring into the session's tables (see [`Collector::drain`]).
+pub(crate) fn drain(c: &mut Collector, shared: &Shared, generation: u32) -> usize {
+    c.drain(
+        &shared.ring,
+        |modules| shared.refresh_modules(modules, false),
+        generation,
+    )
+}
+
+impl Job {
+    /// The job of a profiler whose shared state is `shared`.
+    pub fn new(
+        shared: &MapBox<Shared>,
+        collector: Collector,
+        clock: Clock,
+        interval_ns: u64,
+    ) -> crate::error::Result<Job> {
+        Ok(Job {
+            shared: &**shared,
+            collector,
+            clock,
+            interval_ns,
+            generation: 0,
+        })
+    }
+}
+
+/// Samples `target` now, from the calling thread (the sampler thread not running), into the
+/// open session `generation`; threads that do not answer within `timeout_ns` are counted as
+/// lost. Returns how many samples were kept.
+pub(crate) fn sample_now(
+    shared: &Shared,
+    job: &mut Job,
+    generation: u32,
+    target: Target,
+    timeout_ns: u64,
+) -> crate::error::Result<usize> {
+    let c = &mut job.collector;
+    c.scan_threads(-1, 1, |_| 0);
+    shared.stacks.refresh();
+    shared.refresh_modules(&mut c.modules, false);
+    match target {
+        Target::AllThreads => {
+            for i in 0..c.slots_len {
+                let Some(&s) = c.slots.get(i) else { break };
+                if s.state == SlotState::Live {
+                    send_sample_signal(shared, c, generation, i, s.tid);
+                }
+            }
+        }
+        Target::Thread(tid) => {
+            let i = c
+                .find_thread(tid)
+                .ok_or(crate::error::Error::NoSuchThread(tid))?;
+            send_sample_signal(shared, c, generation, i, tid);
+        }
+    }
+    c.lost.unanswered += wait_for_answers(shared, c.slots_len, timeout_ns);
+    Ok(drain(c, shared, generation))
+}
+
+/// Sends thread `tid` (slot `slot`) a sampling signal of session `generation`, marking it as
+/// awaited; a thread found dead is marked so.
+pub(crate) fn send_sample_signal(
+    shared: &Shared,
+    c: &mut Collector,
+    generation: u32,
+    slot: usize,
+    tid: i32,
+) {
+    let Some(ack) = shared.acks.get(slot) else {
+        return;
+    };
+    ack.store(1, Release);
+    let token = Token {
+        generation: generation as u16,
+        slot: slot as u16,
+        weight: 1,
+    };
+    if let Err(errno) = shared.sender.send(tid, token.pack()) {
+        ack.store(0, Release);
+        if errno == libc::ESRCH {
+            c.mark_dead(slot);
+        }
+    }
+}
+
+/// A running sampler thread and the job it owns.
+pub(crate) struct Running {
+    thread: spawn::RawThread,
+    job: *mut Job,
+}
+
+impl Running {
+    /// Starts the sampler thread on `job`; gives the job back if the thread cannot start.
+    pub fn start(job: MapBox<Job>) -> core::result::Result<Running, (crate::Error, MapBox<Job>)> {
+        let ptr = job.into_raw();
+        // SAFETY: the job stays alive until `finish` joins the thread and takes it back.
+        match unsafe { spawn::RawThread::spawn(sampler_main, ptr.cast()) } {
+            Ok(thread) => Ok(Running { thread, job: ptr }),
+            // SAFETY: the thread did not start, so ptr is still exclusively ours.
+            Err(e) => Err((e, unsafe { MapBox::from_raw(ptr) })),
+        }
+    }
+
+    /// In a child after `fork()`, where the sampler thread does not exist: takes the job back
+    /// without joining.
+    pub fn abandon(self) -> MapBox<Job> {
+        // SAFETY: fork copies only the calling thread, so no thread of this process uses the
+        // job.
+        unsafe { MapBox::from_raw(self.job) }
+    }
+
+    /// Stops the thread and returns its job.
+    pub fn finish(self, shared: &Shared) -> MapBox<Job> {
+        shared.stop.store(true, Release);
+        // A failed join means the thread is already gone; the job is ours either way.
+        let _ = self.thread.join();
+        shared.stop.store(false, Release);
+        // SAFETY: the thread has been joined, so nothing else uses the job.
+        unsafe { MapBox::from_raw(self.job) }
+    }
+}

@@ -1,0 +1,413 @@
+//! The suspend-copy-resume engine (Windows), as Chromium's `StackSamplingProfiler` and the
+//! Gecko profiler sample there: the sampler thread, for each thread due a sample, suspends it,
+//! reads its registers, copies the live part of its stack into a buffer allocated at
+//! `build()`, resumes it, and only then walks the copy (with the x64 `.pdata` unwinder, or
+//! frame pointers) into the sample ring, which the session tables drain as on Linux.
+//!
+//! # While a thread is suspended
+//! It may hold the heap lock, the loader lock or any other: between suspending and resuming,
+//! the engine runs only `sys::suspend::capture`, which makes lock-free system calls into
+//! memory allocated before. Listing threads and modules (both take locks) happens between
+//! samples, with no thread suspended.
+
+mod code;
+
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
+
+use crate::collector::{Collector, SlotState};
+use crate::error::{Error, Result};
+use crate::modules::ModuleMap;
+use crate::profile::Clock;
+use crate::profiler::Target;
+use crate::ring::{SampleMeta, SampleRing};
+use crate::sys::mem::{MapBox, Region, Zeroed};
+use crate::sys::memory::ProcessMemory;
+use crate::sys::threads::Handle;
+use crate::sys::{spawn, suspend, threads, time};
+use crate::unwind::{fp, pe, EndReason, Regs, SliceStack, Unwinder};
+use code::PeCodeMap;
+
+/// How often the sampler thread re-lists the process's threads and modules.
+const SCAN_NS: u64 = 10_000_000;
+
+/// The most stack copied per sample.
+const MAX_STACK_COPY: usize = 512 * 1024;
+
+/// Windows' register numbering (as in `CONTEXT`) to DWARF numbers, which [`Regs`] uses.
+const DWARF_OF: [u16; 16] = [0, 2, 1, 3, 7, 6, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15];
+
+/// The profiler that exists, if any (one at a time, as on Linux).
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// The state shared by the profiler and its sampler thread.
+pub(crate) struct Shared {
+    pub generation: AtomicU32,
+    pub ring: SampleRing,
+    pub code: PeCodeMap,
+    pub unwinder: Unwinder,
+    /// Samples dropped because the ring was full.
+    pub ring_full: AtomicU64,
+    /// Asks the sampler thread to finish.
+    pub stop: AtomicBool,
+    /// Nanoseconds threads spent suspended, and how many suspensions.
+    pub suspended_ns: AtomicU64,
+    pub suspensions: AtomicU64,
+    pid: i32,
+}
+
+impl Shared {
+    pub fn new(
+        _signal: i32,
+        unwinder: Unwinder,
+        ring_slots: usize,
+        max_frames: usize,
+        _max_threads: usize,
+        max_modules: usize,
+    ) -> Result<Self> {
+        Ok(Shared {
+            generation: AtomicU32::new(0),
+            ring: SampleRing::new(ring_slots, max_frames)?,
+            code: PeCodeMap::new(max_modules)?,
+            unwinder,
+            ring_full: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            suspended_ns: AtomicU64::new(0),
+            suspensions: AtomicU64::new(0),
+            pid: threads::getpid(),
+        })
+    }
+
+    pub fn mapped_bytes(&self) -> usize {
+        self.ring.mapped_bytes() + self.code.mapped_bytes()
+    }
+
+    /// Re-reads the module list if it changed (or `force`).
+    pub fn refresh_modules(&self, modules: &mut ModuleMap, force: bool) {
+        self.code.refresh(modules, force);
+    }
+
+    /// Starts a new generation.
+    pub fn next_generation(&self) -> u32 {
+        let g = self.generation.load(SeqCst).wrapping_add(1);
+        self.generation.store(g, SeqCst);
+        g
+    }
+
+    /// The process the state belongs to.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+}
+
+/// An open handle to the thread of a slot, and where its TEB is.
+#[derive(Clone, Copy)]
+struct ThreadRef {
+    tid: i32,
+    handle: usize,
+    teb: u64,
+}
+// SAFETY: integers only; zero is "no handle".
+unsafe impl Zeroed for ThreadRef {}
+
+/// What the sampler works with; owned by the sampler thread while it runs.
+pub(crate) struct Job {
+    pub shared: *const Shared,
+    pub collector: Collector,
+    pub clock: Clock,
+    pub interval_ns: u64,
+    pub generation: u32,
+    threads: Region<ThreadRef>,
+    stack: Region<u8>,
+}
+
+impl Job {
+    /// The job of a profiler whose shared state is `shared`.
+    pub fn new(
+        shared: &MapBox<Shared>,
+        collector: Collector,
+        clock: Clock,
+        interval_ns: u64,
+    ) -> Result<Job> {
+        let slots = collector.slots.len();
+        Ok(Job {
+            shared: &**shared,
+            collector,
+            clock,
+            interval_ns,
+            generation: 0,
+            threads: Region::new(slots)?,
+            stack: Region::new(MAX_STACK_COPY)?,
+        })
+    }
+
+    /// Samples the thread in slot `slot` now, with `weight`: suspend, copy, resume, walk the
+    /// copy into the ring. A thread found gone is marked dead.
+    fn sample(&mut self, shared: &Shared, slot: usize, weight: u32) {
+        let Some(&rec) = self.collector.slots.get(slot) else {
+            return;
+        };
+        let Some(t) = self.threads.get_mut(slot) else {
+            return;
+        };
+        if t.tid != rec.tid || t.handle == 0 {
+            close(t);
+            if let Some(h) = suspend::open(rec.tid) {
+                let teb = suspend::teb(&h);
+                *t = ThreadRef {
+                    tid: rec.tid,
+                    handle: h.into_raw() as usize,
+                    teb,
+                };
+            }
+        }
+        if t.handle == 0 {
+            self.collector.mark_dead(slot);
+            return;
+        }
+        let (h, teb) = (Handle::borrowed(t.handle as _), t.teb);
+        let captured = suspend::capture(&h, teb, &mut self.stack);
+        core::mem::forget(h);
+        let (cap, stopped) = match captured {
+            Ok(c) => c,
+            Err(_) => {
+                close(t);
+                self.collector.mark_dead(slot);
+                return;
+            }
+        };
+        shared.suspended_ns.fetch_add(stopped, Relaxed);
+        shared.suspensions.fetch_add(1, Relaxed);
+        let time_ns = time::monotonic_ns();
+        let Some(mut out) = shared.ring.claim() else {
+            shared.ring_full.fetch_add(weight as u64, Relaxed);
+            return;
+        };
+        let mut regs = Regs::default();
+        for (w, &dw) in cap.gpr.iter().zip(DWARF_OF.iter()) {
+            regs.set(dw, *w);
+        }
+        regs.set(Regs::IP, cap.rip);
+        let mut stack = SliceStack {
+            base: regs.sp(),
+            bytes: self.stack.get(..cap.copied).unwrap_or(&[]),
+        };
+        let frames = out.frames();
+        let (len, end) = match shared.unwinder {
+            Unwinder::FramePointers => fp::walk(&regs, &stack, frames),
+            Unwinder::Cfi => shared
+                .code
+                .with(|tables| pe::walk(&regs, &mut stack, tables, &ProcessMemory, frames))
+                .unwrap_or_else(|| only_ip(&regs, frames)),
+        };
+        out.publish(SampleMeta {
+            time_ns,
+            thread: slot as u32,
+            weight,
+            len: len as u32,
+            end: end as u8,
+            generation: self.generation,
+            code_epoch: shared.code.epoch(),
+        });
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        for t in self.threads.iter_mut() {
+            close(t);
+        }
+    }
+}
+
+/// Closes the slot's handle, if open.
+fn close(t: &mut ThreadRef) {
+    if t.handle != 0 {
+        drop(Handle::borrowed(t.handle as _));
+    }
+    *t = ThreadRef {
+        tid: 0,
+        handle: 0,
+        teb: 0,
+    };
+}
+
+fn only_ip(regs: &Regs, frames: &mut [u64]) -> (usize, EndReason) {
+    match frames.first_mut() {
+        Some(f) => {
+            *f = regs.ip();
+            (1, EndReason::NoUnwindInfo)
+        }
+        None => (0, EndReason::DepthLimit),
+    }
+}
+
+/// One round: every live thread (clock `Wall`, with `wall_weight`) or every thread that used
+/// at least one interval of CPU since its last sample (clock `Cpu`) is sampled.
+fn round(job: &mut Job, shared: &Shared, wall_weight: u32) {
+    for i in 0..job.collector.slots_len {
+        let Some(&s) = job.collector.slots.get(i) else {
+            break;
+        };
+        if s.state != SlotState::Live {
+            continue;
+        }
+        let weight = match job.clock {
+            Clock::Wall => wall_weight,
+            Clock::Cpu => match time::thread_cpu_ns(s.tid) {
+                None => {
+                    job.collector.mark_dead(i);
+                    continue;
+                }
+                Some(cpu) => {
+                    let due = cpu.saturating_sub(s.cpu_mark) / job.interval_ns;
+                    if due == 0 {
+                        continue;
+                    }
+                    if let Some(rec) = job.collector.slot_mut(i) {
+                        rec.cpu_mark = s.cpu_mark + due * job.interval_ns;
+                    }
+                    due.min(u16::MAX as u64) as u32
+                }
+            },
+        };
+        job.sample(shared, i, weight);
+    }
+}
+
+/// The sampler thread's entry point.
+unsafe extern "system" fn sampler_main(arg: *mut c_void) -> u32 {
+    // SAFETY: `Running::start` passes a Job pointer it keeps alive (and does not touch) until
+    // it has joined this thread.
+    let job = unsafe { &mut *(arg as *mut Job) };
+    // SAFETY: the profiler frees Shared only after joining this thread.
+    let shared = unsafe { &*job.shared };
+    run(job, shared);
+    0
+}
+
+fn run(job: &mut Job, shared: &Shared) {
+    let me = threads::gettid();
+    let interval = job.interval_ns;
+    let missed_per_scan = (SCAN_NS / interval).max(1);
+    job.collector.scan_threads(me, missed_per_scan, |tid| {
+        time::thread_cpu_ns(tid).unwrap_or(0)
+    });
+    job.collector.reset_cpu_marks();
+    shared.refresh_modules(&mut job.collector.modules, false);
+    let mut now = time::monotonic_ns();
+    let mut next_tick = now + interval;
+    let mut next_scan = now + SCAN_NS;
+    let mut wall_weight = 1;
+    while !shared.stop.load(Acquire) {
+        if now >= next_scan {
+            job.collector.scan_threads(me, missed_per_scan, |_| 0);
+            shared.refresh_modules(&mut job.collector.modules, false);
+            next_scan = now + SCAN_NS;
+        }
+        round(job, shared, wall_weight);
+        drain(&mut job.collector, shared, job.generation);
+        time::sleep_until(next_tick);
+        now = time::monotonic_ns();
+        let missed = now.saturating_sub(next_tick) / interval;
+        wall_weight = 1 + missed.min(u16::MAX as u64 - 1) as u32;
+        next_tick += (missed + 1) * interval;
+    }
+    drain(&mut job.collector, shared, job.generation);
+}
+
+/// Drains the ring into the session's tables (the modules are current: the sampler thread
+/// refreshed them before the walks).
+pub(crate) fn drain(c: &mut Collector, shared: &Shared, generation: u32) -> usize {
+    c.drain(&shared.ring, |_| {}, generation)
+}
+
+/// Samples `target` now, from the calling thread, into the open session.
+pub(crate) fn sample_now(
+    shared: &Shared,
+    job: &mut Job,
+    generation: u32,
+    target: Target,
+    _timeout_ns: u64,
+) -> Result<usize> {
+    let me = threads::gettid();
+    job.generation = generation;
+    job.collector.scan_threads(-1, 1, |_| 0);
+    shared.refresh_modules(&mut job.collector.modules, false);
+    match target {
+        Target::AllThreads => {
+            for i in 0..job.collector.slots_len {
+                let Some(&s) = job.collector.slots.get(i) else {
+                    break;
+                };
+                if s.state == SlotState::Live && s.tid != me {
+                    job.sample(shared, i, 1);
+                }
+            }
+        }
+        Target::Thread(tid) if tid == me => return Err(Error::NoSuchThread(tid)),
+        Target::Thread(tid) => {
+            let i = job
+                .collector
+                .find_thread(tid)
+                .ok_or(Error::NoSuchThread(tid))?;
+            job.sample(shared, i, 1);
+        }
+    }
+    Ok(drain(&mut job.collector, shared, generation))
+}
+
+/// Makes `shared` the live profiler's; fails if another profiler exists.
+pub(crate) fn claim_handler(_shared: &MapBox<Shared>) -> Result<()> {
+    if ACTIVE.swap(true, SeqCst) {
+        return Err(Error::AlreadyExists);
+    }
+    Ok(())
+}
+
+/// Releases what [`claim_handler`] took; always succeeds on Windows (no handler can be
+/// running).
+pub(crate) fn release_handler(_shared: &Shared) -> bool {
+    ACTIVE.store(false, SeqCst);
+    true
+}
+
+/// As [`release_handler`] (Windows has no `fork`).
+pub(crate) fn release_inherited_handler(shared: &Shared) {
+    release_handler(shared);
+}
+
+/// A running sampler thread and the job it owns.
+pub(crate) struct Running {
+    thread: spawn::RawThread,
+    job: *mut Job,
+}
+
+impl Running {
+    /// Starts the sampler thread on `job`; gives the job back if the thread cannot start.
+    pub fn start(job: MapBox<Job>) -> core::result::Result<Running, (Error, MapBox<Job>)> {
+        let ptr = job.into_raw();
+        // SAFETY: the job stays alive until `finish` joins the thread and takes it back.
+        match unsafe { spawn::RawThread::spawn(sampler_main, ptr.cast()) } {
+            Ok(thread) => Ok(Running { thread, job: ptr }),
+            // SAFETY: the thread did not start, so ptr is still exclusively ours.
+            Err(e) => Err((e, unsafe { MapBox::from_raw(ptr) })),
+        }
+    }
+
+    /// Never called on Windows (no `fork`); takes the job back without joining.
+    pub fn abandon(self) -> MapBox<Job> {
+        // SAFETY: only reachable in a forked child, which Windows does not have; kept for the
+        // engines' common interface.
+        unsafe { MapBox::from_raw(self.job) }
+    }
+
+    /// Stops the thread and returns its job.
+    pub fn finish(self, shared: &Shared) -> MapBox<Job> {
+        shared.stop.store(true, Release);
+        let _ = self.thread.join();
+        shared.stop.store(false, Release);
+        // SAFETY: the thread has been joined, so nothing else uses the job.
+        unsafe { MapBox::from_raw(self.job) }
+    }
+}

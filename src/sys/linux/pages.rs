@@ -1,0 +1,38 @@
+//! Anonymous memory mappings, for [`crate::sys::mem`] and the handler's stacks.
+
+use crate::error::{Error, Result};
+
+/// Maps `bytes` of zeroed, page-aligned, readable and writable memory (`extra_flags` are
+/// added to `MAP_PRIVATE | MAP_ANONYMOUS`).
+pub(crate) fn map_anonymous(bytes: usize, extra_flags: i32) -> Result<*mut core::ffi::c_void> {
+    // SAFETY: an anonymous private mapping with no address hint touches no existing memory.
+    let ptr = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | extra_flags,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        Err(Error::OutOfMemory)
+    } else {
+        Ok(ptr)
+    }
+}
+
+/// Maps `bytes` of zeroed, page-aligned, readable and writable memory.
+pub(crate) fn map(bytes: usize) -> Result<*mut core::ffi::c_void> {
+    map_anonymous(bytes, 0)
+}
+
+/// Unmaps what [`map`] or [`map_anonymous`] mapped.
+///
+/// # Safety
+/// `ptr` and `bytes` must describe exactly one such mapping, which nothing uses any more.
+pub(crate) unsafe fn unmap(ptr: *mut core::ffi::c_void, bytes: usize) {
+    // SAFETY: the caller's promise.
+    unsafe { libc::munmap(ptr, bytes) };
+}

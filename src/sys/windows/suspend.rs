@@ -1,0 +1,129 @@
+//! Stopping a thread for a sample: suspend it, read its registers, copy the live part of its
+//! stack, resume it. The unwinding happens afterwards, on the copy.
+//!
+//! # Suspension safety
+//! Between `SuspendThread` and `ResumeThread` the suspended thread may hold any user-mode
+//! lock (the process heap's, the loader's, the C runtime's): [`capture`] calls only system
+//! calls that take none (`GetThreadContext`, `ReadProcessMemory` on this process), touches
+//! only memory passed to it, allocates nothing and cannot panic, so it cannot wait on the
+//! thread it stopped.
+
+use super::api;
+use super::memory;
+use super::threads::Handle;
+
+/// Offsets in the TEB (its `NT_TIB`): the stack's upper end and its committed lower end.
+const TEB_STACK_BASE: u64 = 0x08;
+
+/// A thread's registers and where its stack copy ends.
+#[derive(Debug, Clone, Copy)]
+pub struct Captured {
+    /// rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8-r15 (Windows' numbering).
+    pub gpr: [u64; 16],
+    /// The interrupted instruction.
+    pub rip: u64,
+    /// Bytes of the stack copied, from rsp.
+    pub copied: usize,
+}
+
+/// Why a thread could not be sampled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureError {
+    /// The thread has exited (or cannot be suspended).
+    Gone,
+    /// Its registers could not be read.
+    NoContext,
+}
+
+/// A handle with the rights [`capture`] needs, for thread `tid`.
+pub fn open(tid: i32) -> Option<Handle> {
+    Handle::open(
+        tid,
+        api::THREAD_SUSPEND_RESUME | api::THREAD_GET_CONTEXT | api::THREAD_QUERY_INFORMATION,
+    )
+}
+
+/// The address of thread `h`'s TEB (fixed for its life), or 0.
+pub fn teb(h: &Handle) -> u64 {
+    let mut info = api::THREAD_BASIC_INFORMATION {
+        ExitStatus: 0,
+        TebBaseAddress: core::ptr::null_mut(),
+        ClientId: [0; 2],
+        AffinityMask: 0,
+        Priority: 0,
+        BasePriority: 0,
+    };
+    // SAFETY: `info` is writable for the size passed.
+    let status = unsafe {
+        api::NtQueryInformationThread(
+            h.0,
+            api::THREAD_BASIC_INFORMATION_CLASS,
+            (&mut info as *mut api::THREAD_BASIC_INFORMATION).cast(),
+            core::mem::size_of::<api::THREAD_BASIC_INFORMATION>() as u32,
+            core::ptr::null_mut(),
+        )
+    };
+    if status < 0 {
+        0
+    } else {
+        info.TebBaseAddress as u64
+    }
+}
+
+/// Suspends thread `h` (whose TEB is at `teb`), reads its registers, copies its stack from
+/// rsp up to the stack's base (at most `stack.len()` bytes) into `stack`, and resumes it.
+/// Returns how long the thread was stopped, in [`super::time::monotonic_ns`] nanoseconds,
+/// with what was captured.
+///
+/// # Suspension safety
+/// See the module docs.
+pub fn capture(h: &Handle, teb: u64, stack: &mut [u8]) -> Result<(Captured, u64), CaptureError> {
+    let t0 = super::time::monotonic_ns();
+    // SAFETY: our handle; a failure (thread gone) returns u32::MAX.
+    if unsafe { api::SuspendThread(h.0) } == u32::MAX {
+        return Err(CaptureError::Gone);
+    }
+    let result = while_suspended(h, teb, stack);
+    // SAFETY: we suspended it just above.
+    unsafe { api::ResumeThread(h.0) };
+    let stopped = super::time::monotonic_ns().saturating_sub(t0);
+    result.map(|c| (c, stopped))
+}
+
+/// The part of [`capture`] that runs while the thread is suspended.
+fn while_suspended(h: &Handle, teb: u64, stack: &mut [u8]) -> Result<Captured, CaptureError> {
+    // SAFETY: CONTEXT is plain integers; all-zero is valid.
+    let mut ctx: api::CONTEXT = unsafe { core::mem::zeroed() };
+    ctx.ContextFlags = api::CONTEXT_CONTROL | api::CONTEXT_INTEGER;
+    // SAFETY: a 16-byte aligned CONTEXT with its flags set; GetThreadContext waits until the
+    // suspension has taken effect.
+    if unsafe { api::GetThreadContext(h.0, &mut ctx) } == 0 {
+        return Err(CaptureError::NoContext);
+    }
+    let rsp = ctx.gpr[4];
+    let mut base = [0u8; 8];
+    let stack_base = if teb != 0 && memory::read(teb + TEB_STACK_BASE, &mut base) {
+        u64::from_le_bytes(base)
+    } else {
+        0
+    };
+    // From rsp up to the stack's base, bounded by the buffer; a stack base the thread does not
+    // seem to be under (a fiber switching stacks) leaves only what the buffer holds.
+    let want = match stack_base.checked_sub(rsp) {
+        Some(len) if len > 0 => (len as usize).min(stack.len()),
+        _ => stack.len(),
+    };
+    let mut len = want & !7;
+    // A copy that reaches unreadable memory is retried shorter.
+    while len >= 8 {
+        if stack.get_mut(..len).is_some_and(|b| memory::read(rsp, b)) {
+            break;
+        }
+        len = (len / 2) & !7;
+    }
+    Ok(Captured {
+        gpr: ctx.gpr,
+        rip: ctx.Rip,
+        copied: len,
+    })
+}
