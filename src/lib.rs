@@ -26,8 +26,9 @@
 //! buffer is mapped with `mmap` at [`Builder::build`], and [`Capture::encode_into`] writes the
 //! profile into a caller's buffer.
 //!
-//! Linux on x86_64 and aarch64; other systems and architectures stop the build with an error
-//! that names the missing backend.
+//! Linux on x86_64 and aarch64, and Windows on x86_64 (where the sampler suspends each thread
+//! and unwinds a copy of its stack instead of signalling it); other systems and architectures
+//! stop the build with an error that names the missing backend.
 #![cfg_attr(not(feature = "std"), no_std)]
 // The signal path's contract, for every module unless it is exempted below as off that path:
 // no panics, so no unwrap, expect, panic or unchecked indexing. (Tests may.)

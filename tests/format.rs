@@ -131,6 +131,23 @@ fn bad_bytes_give_clear_errors() {
 }
 
 #[test]
+fn version_3_profiles_decode_with_their_modules_as_elf() {
+    // tests/fixtures/demo-v3.vignette: `scripts/demo 2 4 profiles` output of format version 3.
+    let v3 = std::fs::read(common::fixture("demo-v3.vignette")).unwrap();
+    assert_eq!(u16::from(v3[8]), 3, "the fixture is a version-3 profile");
+    let p = Profile::decode(&v3).unwrap();
+    assert!(p.sample_count() > 1000);
+    assert!(!p.modules.is_empty());
+    for m in &p.modules {
+        assert_eq!(m.debug_file, m.name);
+        assert_eq!(m.format, vignette::ObjectFormat::Elf);
+    }
+    let v4 = p.encode();
+    assert_eq!(v4[8], vignette::FORMAT_VERSION as u8);
+    assert_eq!(Profile::decode(&v4).unwrap(), p);
+}
+
+#[test]
 fn version_1_profiles_still_decode() {
     // tests/fixtures/demo-v1.vignette: `scripts/demo` output written by format version 1.
     let v1 = std::fs::read(common::fixture("demo-v1.vignette")).unwrap();
