@@ -788,3 +788,80 @@ fn converters_survive_extreme_values() {
         assert!(!tools::svg::to_svg(&p, &res, "t").unwrap().is_empty());
     }
 }
+
+/// `vignette symbols` on PE files: the MODULE and CODE_ID lines dump_syms writes, the store
+/// keyed by the PDB's name (`app.pdb/<ID>/app.sym`), functions and lines from the DWARF mingw
+/// puts in the file; and a profile's Windows module resolves through that store.
+#[test]
+fn pe_files_get_dump_syms_identity_and_resolve_from_the_store() {
+    let store = tmp("pe-store");
+    let _ = std::fs::remove_dir_all(&store);
+    for dll in ["pe-identity.dll", "pe-no-codeview.dll", "pe-dwarf.dll"] {
+        let (ok, out, err) = cli(&[
+            "symbols",
+            common::fixture(dll).to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+        ]);
+        assert!(ok, "{dll}: {out}{err}");
+    }
+    for (dll, dir) in [
+        (
+            "pe-identity",
+            "pe-identity.pdb/2182EEF2A1F43A9BEB42D8146DC9C6611/pe-identity.sym",
+        ),
+        (
+            "pe-no-codeview",
+            "pe-no-codeview.dll/000000000000000000000000000000000/pe-no-codeview.dll.sym",
+        ),
+    ] {
+        let text = std::fs::read_to_string(store.join(dir)).unwrap();
+        let want =
+            std::fs::read_to_string(common::fixture(&format!("{dll}.dump_syms.head"))).unwrap();
+        assert!(text.starts_with(&want), "{dll}:\n{text}");
+    }
+    let sym = std::fs::read_dir(store.join("pe-dwarf.pdb"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let debug_id = sym.file_name().to_str().unwrap().to_string();
+    let text = std::fs::read_to_string(sym.path().join("pe-dwarf.sym")).unwrap();
+    let scale = text
+        .lines()
+        .find(|l| l.starts_with("FUNC ") && l.ends_with(" scale"))
+        .unwrap_or_else(|| panic!("a FUNC for scale:\n{text}"));
+    let addr = u64::from_str_radix(scale.split(' ').nth(1).unwrap(), 16).unwrap();
+    // A profile from Windows with a frame inside `scale`, resolved on this machine.
+    let mut p = fixed_profile();
+    let guid: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&debug_id[i * 2..i * 2 + 2], 16).unwrap())
+        .collect();
+    p.modules[0] = vignette::Module {
+        name: "pe-dwarf.dll".into(),
+        path: String::new(),
+        start_avma: 0x1_8000_0000,
+        end_avma: 0x1_8002_0000,
+        base_avma: 0x1_8000_0000,
+        code_id: vec![0x6b, 0x0a, 0x9a, 0x4f, 0, 2, 0, 0],
+        debug_id: guid.try_into().unwrap(),
+        age: u32::from_str_radix(&debug_id[32..], 16).unwrap(),
+        debug_file: "pe-dwarf.pdb".into(),
+        format: vignette::ObjectFormat::Pe,
+    };
+    assert_eq!(p.modules[0].debug_id_string(), debug_id);
+    assert_eq!(p.modules[0].code_id_string(), "6B0A9A4F20000");
+    p.frames[0].address = addr + 4;
+    let res = tools::resolve(&p, &mut SymbolStore::new(std::slice::from_ref(&store))).unwrap();
+    let at = &res.frames[0];
+    assert_eq!(at.last().unwrap().function, "scale", "{at:?}");
+    assert!(
+        at.last()
+            .unwrap()
+            .file
+            .as_deref()
+            .unwrap()
+            .ends_with("pe-identity.c"),
+        "{at:?}"
+    );
+}

@@ -10,7 +10,8 @@ use symbolic_debuginfo::elf::ElfObject as Object;
 
 use super::elf_sections::check_compressed_sections;
 use super::sym_file::SymbolFile;
-use super::sym_writer::{symbol_id, write_sym};
+use super::elf_sections::executable_sections;
+use super::sym_writer::{sym_for_pe, symbol_id, write_sym, Origin, SymbolId};
 use super::{ErrorKind, ToolError};
 
 fn io_err(path: &Path, e: std::io::Error) -> ToolError {
@@ -107,6 +108,9 @@ fn add_to_store_unguarded(
     debug_roots: &[PathBuf],
 ) -> Result<PathBuf, ToolError> {
     let data = std::fs::read(binary).map_err(|e| io_err(binary, e))?;
+    if data.starts_with(b"MZ") {
+        return add_pe_to_store(&data, binary, store);
+    }
     let refuse = |path: &Path, e: String| {
         ToolError::new(ErrorKind::Symbols, format!("{}: {e}", path.display())).at(path)
     };
@@ -153,12 +157,27 @@ fn add_to_store_unguarded(
             binary.display()
         )));
     }
-    let path = store_path(store, &name, &id.debug_id).ok_or_else(|| {
+    let sections = executable_sections(source.data());
+    write_to_store(store, binary, &id, |out| {
+        write_sym(source, &id, &Origin::Elf(&sections), out)
+    })
+}
+
+/// Writes a `.sym` into the store at `id`'s path (through a temporary file, so a reader never
+/// sees half of one); `binary` names the input in errors.
+fn write_to_store(
+    store: &Path,
+    binary: &Path,
+    id: &SymbolId,
+    write: impl FnOnce(&mut BufWriter<std::fs::File>) -> Result<(), ToolError>,
+) -> Result<PathBuf, ToolError> {
+    let path = store_path(store, &id.name, &id.debug_id).ok_or_else(|| {
         ToolError::new(
             ErrorKind::Symbols,
             format!(
-                "{}: its file name cannot name a folder in the store (rename it)",
-                binary.display()
+                "{}: its name ({}) cannot name a folder in the store (rename it)",
+                binary.display(),
+                id.name
             ),
         )
     })?;
@@ -167,10 +186,22 @@ fn add_to_store_unguarded(
     let tmp = path.with_extension("sym.tmp");
     let file = std::fs::File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
     let mut out = BufWriter::new(file);
-    write_sym(source, &id, &mut out)?;
+    write(&mut out)?;
     out.flush().map_err(|e| io_err(&tmp, e))?;
     std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
     Ok(path)
+}
+
+/// [`add_to_store`] for a PE file (a Windows executable or DLL): its DWARF (mingw) and exports.
+fn add_pe_to_store(data: &[u8], binary: &Path, store: &Path) -> Result<PathBuf, ToolError> {
+    let file_name = binary
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (id, text) = sym_for_pe(data, &file_name, &binary.display().to_string())?;
+    write_to_store(store, binary, &id, |out| {
+        out.write_all(&text).map_err(|e| io_err(binary, e))
+    })
 }
 
 /// Where [`local_file_of`] looks for a module by file name when the profile recorded no path

@@ -1,12 +1,15 @@
-//! Writing Breakpad `.sym` files from ELF files with DWARF: `MODULE`, `INFO CODE_ID`, `FILE`,
-//! `INLINE_ORIGIN`, `FUNC` with line records and `INLINE`, and `PUBLIC` — the records Mozilla's
-//! `dump_syms --inlines` writes (without `STACK` records, which profiles do not need).
+//! Writing Breakpad `.sym` files from ELF files with DWARF, and from PE files (with the DWARF
+//! mingw puts in them): `MODULE`, `INFO CODE_ID`, `FILE`, `INLINE_ORIGIN`, `FUNC` with line
+//! records and `INLINE`, and `PUBLIC` — the records Mozilla's `dump_syms --inlines` writes
+//! (without `STACK` records, which profiles do not need).
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Display;
 use std::io::{self, Write};
 
 use symbolic_debuginfo::elf::ElfObject as Object;
-use symbolic_debuginfo::{Function, LineInfo};
+use symbolic_debuginfo::pe::PeObject;
+use symbolic_debuginfo::{DebugSession, Function, LineInfo, ObjectLike};
 use symbolic_demangle::{Demangle, DemangleOptions};
 
 use super::elf_sections::{check_compressed_sections, executable_sections};
@@ -15,21 +18,48 @@ use super::{ErrorKind, ToolError};
 /// The identity of a module's symbols: what a store path and a profile's module agree on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SymbolId {
-    /// File name (e.g. `libc.so.6`).
+    /// The debug file's name, which the store is keyed by: an ELF file's own name (e.g.
+    /// `libc.so.6`), a PE file's PDB name (or its own name when it names no PDB).
     pub name: String,
-    /// Breakpad debug id with age (33 uppercase hex digits on Linux).
+    /// Breakpad debug id with age (33 uppercase hex digits).
     pub debug_id: String,
-    /// Code id (the build ID, uppercase hex), if any.
+    /// Code id (the build ID, uppercase hex; for PE the time stamp and image size), if any.
     pub code_id: Option<String>,
 }
 
-/// The identity of the object in `data`, named `name`.
+/// The identity of the ELF object in `data`, named `name`.
 pub fn symbol_id(object: &Object<'_>, name: &str) -> SymbolId {
     SymbolId {
         name: name.to_string(),
         debug_id: object.debug_id().breakpad().to_string().to_uppercase(),
         code_id: object.code_id().map(|c| c.as_str().to_uppercase()),
     }
+}
+
+/// The identity of the PE object `object`, whose file is named `file_name`: keyed by its PDB's
+/// name when its CodeView record names one, else by its own name (as profiles key it).
+pub fn pe_symbol_id(object: &PeObject<'_>, file_name: &str) -> SymbolId {
+    let pdb = object
+        .debug_file_name()
+        .map(|p| p.rsplit(['\\', '/']).next().unwrap_or_default().to_string())
+        .filter(|p| !p.is_empty());
+    SymbolId {
+        name: pdb.unwrap_or_else(|| file_name.to_string()),
+        debug_id: object.debug_id().breakpad().to_string().to_uppercase(),
+        code_id: object.code_id().map(|c| c.as_str().to_uppercase()),
+    }
+}
+
+/// Where a module comes from, for the `MODULE` and `INFO CODE_ID` lines.
+pub enum Origin<'a> {
+    /// An ELF file: `MODULE Linux`, with its executable sections (for the `PUBLIC` records of
+    /// code outside every symbol).
+    Elf(&'a [(String, u64)]),
+    /// A PE file named `file`: `MODULE windows`, and the code file after the code id.
+    Pe {
+        /// The executable's or DLL's file name.
+        file: &'a str,
+    },
 }
 
 /// The name a `.sym` file gives `name`, as Mozilla's dump_syms writes it: compiler suffixes
@@ -187,18 +217,48 @@ pub fn sym_for_elf(data: &[u8], name: &str, source: &str) -> Result<Vec<u8>, Too
         let object = Object::parse(data)
             .map_err(|e| ToolError::new(ErrorKind::Symbols, format!("{source}: {e}")))?;
         let mut text = Vec::new();
-        write_sym(&object, &symbol_id(&object, name), &mut text)?;
+        let sections = executable_sections(object.data());
+        write_sym(
+            &object,
+            &symbol_id(&object, name),
+            &Origin::Elf(&sections),
+            &mut text,
+        )?;
         Ok(text)
+    })
+}
+
+/// The identity and `.sym` text of the PE file `data` named `file_name` (`source` names it in
+/// errors); functions and lines come from the DWARF mingw writes into the file, symbols from
+/// its exports. A malformed file is an error, never a panic.
+pub fn sym_for_pe(
+    data: &[u8],
+    file_name: &str,
+    source: &str,
+) -> Result<(SymbolId, Vec<u8>), ToolError> {
+    super::guard(source, || {
+        let object = PeObject::parse(data).map_err(|e| {
+            ToolError::new(ErrorKind::Symbols, format!("{source}: not a PE file: {e}"))
+        })?;
+        let id = pe_symbol_id(&object, file_name);
+        let mut text = Vec::new();
+        write_sym(&object, &id, &Origin::Pe { file: file_name }, &mut text)?;
+        Ok((id, text))
     })
 }
 
 /// Writes the `.sym` text for the module `id` to `out`, with functions and symbols from
 /// `object` (the module itself, or its separate debug file).
-pub fn write_sym(
-    object: &Object<'_>,
+pub fn write_sym<'data, 'object, O>(
+    object: &'object O,
     id: &SymbolId,
+    origin: &Origin<'_>,
     out: &mut impl Write,
-) -> Result<(), ToolError> {
+) -> Result<(), ToolError>
+where
+    O: ObjectLike<'data, 'object>,
+    O::Error: Display,
+{
     let name = &id.name;
     let mut t = Tables::default();
     let mut funcs: BTreeMap<u64, FuncRecord> = BTreeMap::new();
@@ -263,7 +323,12 @@ pub fn write_sym(
             });
     }
     // Code outside every symbol (PLT stubs) still says where it is, as in dump_syms' files.
-    for (section, addr) in executable_sections(object.data()) {
+    let sections = match origin {
+        Origin::Elf(sections) => *sections,
+        Origin::Pe { .. } => &[],
+    };
+    for (section, addr) in sections {
+        let (section, addr) = (section, *addr);
         if !funcs.contains_key(&addr) {
             let mut name = format!("<{section} ELF section in {name}>");
             name.retain(|c| !c.is_ascii_control());
@@ -278,9 +343,18 @@ pub fn write_sym(
         |e: io::Error| ToolError::new(ErrorKind::Io, format!("writing symbols for {name}: {e}"));
     // Breakpad's architecture names (`x86_64`, `arm64`), as dump_syms writes them.
     let arch = object.arch().name();
-    writeln!(out, "MODULE Linux {arch} {} {}", id.debug_id, name).map_err(io)?;
-    if let Some(code_id) = &id.code_id {
-        writeln!(out, "INFO CODE_ID {code_id}").map_err(io)?;
+    let os = match origin {
+        Origin::Elf(_) => "Linux",
+        Origin::Pe { .. } => "windows",
+    };
+    writeln!(out, "MODULE {os} {arch} {} {}", id.debug_id, name).map_err(io)?;
+    match (&id.code_id, origin) {
+        (Some(code_id), Origin::Pe { file }) => {
+            let file: String = file.chars().filter(|c| !c.is_control()).collect();
+            writeln!(out, "INFO CODE_ID {code_id} {file}").map_err(io)?;
+        }
+        (Some(code_id), _) => writeln!(out, "INFO CODE_ID {code_id}").map_err(io)?,
+        (None, _) => {}
     }
     writeln!(out, "INFO GENERATOR vignette {}", env!("CARGO_PKG_VERSION")).map_err(io)?;
     let mut files: Vec<_> = t.files.iter().collect();
