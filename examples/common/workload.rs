@@ -121,6 +121,7 @@ pub fn run_units(n: usize, units: u64) -> Vec<u64> {
 }
 
 /// The calling thread's CPU time in nanoseconds.
+#[cfg(unix)]
 pub fn thread_cpu_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -129,6 +130,26 @@ pub fn thread_cpu_ns() -> u64 {
     // SAFETY: ts is a valid timespec to write.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The calling thread's CPU time in nanoseconds (user and kernel, in the system's clock ticks).
+#[cfg(windows)]
+pub fn thread_cpu_ns() -> u64 {
+    #[link(name = "kernel32")]
+    extern "system" {
+        fn GetCurrentThread() -> *mut std::ffi::c_void;
+        fn GetThreadTimes(
+            h: *mut std::ffi::c_void,
+            creation: *mut u64,
+            exit: *mut u64,
+            kernel: *mut u64,
+            user: *mut u64,
+        ) -> i32;
+    }
+    let (mut c, mut e, mut k, mut u) = (0, 0, 0, 0);
+    // SAFETY: four writable u64s (FILETIMEs) and the current thread's pseudo-handle.
+    unsafe { GetThreadTimes(GetCurrentThread(), &mut c, &mut e, &mut k, &mut u) };
+    (k + u) * 100
 }
 
 /// CPU time of this process's thread named `name`, from its schedstat (ns on CPU).
