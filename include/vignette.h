@@ -4,6 +4,13 @@
  * Build the library:  cargo build --release --manifest-path ffi/Cargo.toml
  *   -> ffi/target/release/libvignette.a and libvignette.so
  * Link:               cc app.c -Iinclude ffi/target/release/libvignette.a -lpthread -ldl -lm
+ * Windows (mingw):     cargo build --release --manifest-path ffi/Cargo.toml
+ *                        --target x86_64-pc-windows-gnu
+ *   -> vignette.dll, its import library libvignette.dll.a, and libvignette.a; link with
+ *      x86_64-w64-mingw32-gcc app.c -Iinclude .../libvignette.dll.a -Wl,--build-id
+ *      (--build-id gives the executable the CodeView record its debug ID comes from).
+ *      There, threads are suspended instead of signalled: `signal` is ignored and
+ *      VIGNETTE_ERR_SIGNAL_IN_USE does not occur.
  *
  * Every function returns a vignette_status (VIGNETTE_OK on success); after a failure
  * vignette_last_error() describes it. A profiler is used by one thread at a time; calls on it
@@ -46,7 +53,8 @@ typedef struct vignette_config {
     int clock;                /* VIGNETTE_CLOCK_CPU or VIGNETTE_CLOCK_WALL */
     uint32_t max_frames;      /* deepest stack recorded, 1..1024 */
     uint32_t sample_capacity; /* samples kept per session */
-    int signal;               /* the signal used to interrupt threads (default SIGPROF) */
+    int signal;               /* the signal used to interrupt threads (default SIGPROF;
+                                 ignored on Windows) */
 } vignette_config;
 
 /** An opaque profiler. */

@@ -148,7 +148,11 @@ pub unsafe extern "C" fn vignette_config_default(config: *mut vignette_config) -
             clock: VIGNETTE_CLOCK_CPU,
             max_frames: 128,
             sample_capacity: 100_000,
+            #[cfg(target_os = "linux")]
             signal: libc::SIGPROF,
+            // Windows suspends threads instead of signalling them: the field is ignored.
+            #[cfg(windows)]
+            signal: 0,
         };
         Ok(())
     })
@@ -306,8 +310,11 @@ pub unsafe extern "C" fn vignette_write_fd(
             let mut done = 0;
             while done < bytes.len() {
                 let rest = &bytes[done..];
+                // Windows' write takes an unsigned int count: write at most 2 GiB at a time.
+                #[cfg(windows)]
+                let rest = &rest[..rest.len().min(i32::MAX as usize)];
                 // SAFETY: rest is valid for reads of rest.len() bytes; fd is the caller's.
-                let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+                let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len() as _) };
                 if n < 0 {
                     let e = std::io::Error::last_os_error();
                     if e.kind() == std::io::ErrorKind::Interrupted {

@@ -66,7 +66,7 @@ off_signal_path! {
 #[cfg(any(target_os = "linux", windows))]
 off_signal_path! {
     mod collector;
-    #[cfg(all(feature = "ffi", target_os = "linux"))]
+    #[cfg(feature = "ffi")]
     pub mod ffi;
     #[cfg(feature = "unstable-internals")]
     pub mod modules;
