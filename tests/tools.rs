@@ -865,3 +865,57 @@ fn pe_files_get_dump_syms_identity_and_resolve_from_the_store() {
         "{at:?}"
     );
 }
+
+/// An MSVC-style module (clang's CodeView, lld-link's PDB): `vignette symbols` on the PDB, or
+/// on the DLL with its PDB beside it, writes what dump_syms writes (but for its `STACK`
+/// records and the `<unknown in …>` filler), and refuses a PDB of another build.
+#[test]
+fn pdb_files_give_the_records_dump_syms_writes() {
+    let want: Vec<String> = std::fs::read_to_string(common::fixture("pe-msvc.dump_syms.sym"))
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            !l.starts_with("INFO GENERATOR")
+                && !l.starts_with("STACK ")
+                && !l.contains("<unknown in ")
+        })
+        .map(String::from)
+        .collect();
+    for input in ["pe-msvc.pdb", "pe-msvc.dll"] {
+        let store = tmp(&format!("pdb-store-{input}"));
+        let _ = std::fs::remove_dir_all(&store);
+        let (ok, out, err) = cli(&[
+            "symbols",
+            common::fixture(input).to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+        ]);
+        assert!(ok, "{input}: {out}{err}");
+        let text = std::fs::read_to_string(
+            store.join("pe-msvc.pdb/9962F1D516F87D5D4C4C44205044422E1/pe-msvc.sym"),
+        )
+        .unwrap();
+        let got: Vec<String> = text
+            .lines()
+            .filter(|l| !l.starts_with("INFO GENERATOR"))
+            .map(String::from)
+            .collect();
+        assert_eq!(got, want, "{input}");
+    }
+    // A DLL whose CodeView record names a PDB of another build lying beside it.
+    let dir = tmp("pdb-mismatch");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut dll = std::fs::read(common::fixture("pe-msvc.dll")).unwrap();
+    let at = dll.windows(4).position(|w| w == b"RSDS").unwrap();
+    dll[at + 4] ^= 0xff;
+    std::fs::write(dir.join("pe-msvc.dll"), &dll).unwrap();
+    std::fs::copy(common::fixture("pe-msvc.pdb"), dir.join("pe-msvc.pdb")).unwrap();
+    let (ok, _, err) = cli(&[
+        "symbols",
+        dir.join("pe-msvc.dll").to_str().unwrap(),
+        "--store",
+        dir.join("store").to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("is not its own"), "{err}");
+}

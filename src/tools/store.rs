@@ -11,7 +11,7 @@ use symbolic_debuginfo::elf::ElfObject as Object;
 use super::elf_sections::check_compressed_sections;
 use super::sym_file::SymbolFile;
 use super::elf_sections::executable_sections;
-use super::sym_writer::{sym_for_pe, symbol_id, write_sym, Origin, SymbolId};
+use super::sym_writer::{sym_for_pdb, sym_for_pe, symbol_id, write_sym, Origin, SymbolId};
 use super::{ErrorKind, ToolError};
 
 fn io_err(path: &Path, e: std::io::Error) -> ToolError {
@@ -111,6 +111,9 @@ fn add_to_store_unguarded(
     if data.starts_with(b"MZ") {
         return add_pe_to_store(&data, binary, store);
     }
+    if data.starts_with(b"Microsoft C/C++ MSF 7.00") {
+        return add_pdb_to_store(&data, binary, store);
+    }
     let refuse = |path: &Path, e: String| {
         ToolError::new(ErrorKind::Symbols, format!("{}: {e}", path.display())).at(path)
     };
@@ -192,12 +195,65 @@ fn write_to_store(
     Ok(path)
 }
 
+/// [`add_to_store`] for a PDB file (MSVC's or lld-link's debug info for a Windows module); the
+/// executable or DLL beside it, when there is one with the PDB's stem, gives the code id.
+fn add_pdb_to_store(data: &[u8], pdb: &Path, store: &Path) -> Result<PathBuf, ToolError> {
+    let file_name = pdb
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let code = ["dll", "exe"].iter().find_map(|ext| {
+        let path = pdb.with_extension(ext);
+        let bytes = std::fs::read(&path).ok()?;
+        let object = symbolic_debuginfo::pe::PeObject::parse(&bytes).ok()?;
+        let code_id = object.code_id()?.as_str().to_uppercase();
+        let name = path.file_name()?.to_string_lossy().into_owned();
+        Some((name, code_id))
+    });
+    let (id, text) = sym_for_pdb(
+        data,
+        &file_name,
+        code.as_ref().map(|(n, c)| (n.as_str(), c.clone())),
+        &pdb.display().to_string(),
+    )?;
+    write_to_store(store, pdb, &id, |out| {
+        out.write_all(&text).map_err(|e| io_err(pdb, e))
+    })
+}
+
 /// [`add_to_store`] for a PE file (a Windows executable or DLL): its DWARF (mingw) and exports.
 fn add_pe_to_store(data: &[u8], binary: &Path, store: &Path) -> Result<PathBuf, ToolError> {
     let file_name = binary
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // An MSVC build keeps its debug info in the PDB its CodeView record names: use that PDB
+    // when it lies beside the file (as dump_syms does).
+    if let Ok(object) = symbolic_debuginfo::pe::PeObject::parse(data) {
+        let id = super::sym_writer::pe_symbol_id(&object, &file_name);
+        let pdb = binary.with_file_name(&id.name);
+        if !object.has_debug_info() && id.name.to_ascii_lowercase().ends_with(".pdb") {
+            if let Ok(pdb_data) = std::fs::read(&pdb) {
+                let pdb_id = symbolic_debuginfo::pdb::PdbObject::parse(&pdb_data)
+                    .map(|p| p.debug_id().breakpad().to_string().to_uppercase())
+                    .map_err(|e| e.to_string());
+                if pdb_id.as_deref() != Ok(id.debug_id.as_str()) {
+                    return Err(ToolError::new(
+                        ErrorKind::Symbols,
+                        format!(
+                            "{}: the PDB beside it ({}) is not its own (debug ID {}, not {}): \
+                             point vignette at the matching PDB",
+                            binary.display(),
+                            pdb.display(),
+                            pdb_id.unwrap_or_else(|e| format!("unreadable: {e}")),
+                            id.debug_id
+                        ),
+                    ));
+                }
+                return add_pdb_to_store(&pdb_data, &pdb, store);
+            }
+        }
+    }
     let (id, text) = sym_for_pe(data, &file_name, &binary.display().to_string())?;
     write_to_store(store, binary, &id, |out| {
         out.write_all(&text).map_err(|e| io_err(binary, e))

@@ -8,6 +8,7 @@ use std::fmt::Display;
 use std::io::{self, Write};
 
 use symbolic_debuginfo::elf::ElfObject as Object;
+use symbolic_debuginfo::pdb::PdbObject;
 use symbolic_debuginfo::pe::PeObject;
 use symbolic_debuginfo::{DebugSession, Function, LineInfo, ObjectLike};
 use symbolic_demangle::{Demangle, DemangleOptions};
@@ -243,6 +244,37 @@ pub fn sym_for_pe(
         let id = pe_symbol_id(&object, file_name);
         let mut text = Vec::new();
         write_sym(&object, &id, &Origin::Pe { file: file_name }, &mut text)?;
+        Ok((id, text))
+    })
+}
+
+/// The identity and `.sym` text of the PDB file `data` named `file_name` (`source` names it in
+/// errors): keyed by the PDB's name, as dump_syms keys it; `code` is the executable or DLL it
+/// belongs to, if found next to it (file name and code id, for `INFO CODE_ID`).
+pub fn sym_for_pdb(
+    data: &[u8],
+    file_name: &str,
+    code: Option<(&str, String)>,
+    source: &str,
+) -> Result<(SymbolId, Vec<u8>), ToolError> {
+    super::guard(source, || {
+        let object = PdbObject::parse(data).map_err(|e| {
+            ToolError::new(ErrorKind::Symbols, format!("{source}: not a PDB file: {e}"))
+        })?;
+        let (code_file, code_id) = match code {
+            Some((file, id)) => (Some(file), Some(id)),
+            None => (None, None),
+        };
+        let id = SymbolId {
+            name: file_name.to_string(),
+            debug_id: object.debug_id().breakpad().to_string().to_uppercase(),
+            code_id,
+        };
+        let mut text = Vec::new();
+        let origin = Origin::Pe {
+            file: code_file.unwrap_or(""),
+        };
+        write_sym(&object, &id, &origin, &mut text)?;
         Ok((id, text))
     })
 }
