@@ -26,6 +26,7 @@ extern "system" {
     fn LoadLibraryW(name: *const u16) -> *mut c_void;
     fn FreeLibrary(h: *mut c_void) -> i32;
     fn GetModuleHandleW(name: *const u16) -> *mut c_void;
+    fn GetProcAddress(module: *mut c_void, name: *const u8) -> *mut c_void;
 }
 
 /// The calling thread's CPU time (user + kernel), in nanoseconds.
@@ -322,4 +323,87 @@ fn modules_carry_their_pe_identity() {
         code_id.len() > 8 && code_id.chars().all(|c| c.is_ascii_hexdigit()),
         "{code_id}"
     );
+}
+
+#[test]
+fn a_dll_loaded_while_sampling_is_attributed_and_unwound() {
+    let _g = profiler_lock();
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("windows-dll");
+    std::fs::create_dir_all(&dir).unwrap();
+    let names = ["spin-a.dll", "spin-b.dll"];
+    for n in names {
+        std::fs::copy(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pe-spin.dll"),
+            dir.join(n),
+        )
+        .unwrap();
+    }
+    let mut profiler = Profiler::builder()
+        .frequency(1000)
+        .clock(Clock::Wall)
+        .build()
+        .unwrap();
+    profiler.start().unwrap();
+    let mut ranges = Vec::new();
+    for n in names {
+        // Loaded after sampling began, used by a thread, unloaded: the next one may take its
+        // place in memory.
+        let path = wide(dir.join(n).to_str().unwrap());
+        // SAFETY: loads the fixture DLL, whose `spin(u64) -> u64` only computes.
+        let h = unsafe { LoadLibraryW(path.as_ptr()) };
+        assert!(!h.is_null(), "{n} loads");
+        // SAFETY: the export exists with this signature (tests/fixtures/pe-spin.c).
+        let spin: extern "C" fn(u64) -> u64 =
+            unsafe { std::mem::transmute(GetProcAddress(h, c"spin".as_ptr().cast())) };
+        let worker = std::thread::Builder::new()
+            .name(format!("user-{n}"))
+            .spawn(move || {
+                let t0 = my_cpu_ns();
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while my_cpu_ns() - t0 < 300_000_000 && Instant::now() < deadline {
+                    black_box(spin(2000));
+                }
+            })
+            .unwrap();
+        worker.join().unwrap();
+        ranges.push((n, h as u64));
+        // SAFETY: no code of the DLL runs any more.
+        unsafe { FreeLibrary(h) };
+    }
+    let p = profiler.stop().unwrap().to_profile();
+    for (n, base) in ranges {
+        let t = p
+            .threads
+            .iter()
+            .find(|t| t.name == format!("user-{n}"))
+            .unwrap_or_else(|| panic!("user-{n} sampled"));
+        let m = p
+            .modules
+            .iter()
+            .position(|m| m.name.eq_ignore_ascii_case(n))
+            .unwrap_or_else(|| panic!("{n} listed"));
+        assert_eq!(p.modules[m].base_avma, base);
+        let in_dll = t
+            .samples
+            .iter()
+            .filter(|s| p.stack_frames(s.stack).next().unwrap().module as usize == m + 1)
+            .collect::<Vec<_>>();
+        let rooted = in_dll.iter().filter(|s| s.end == EndReason::Root).count();
+        eprintln!(
+            "{n} at {base:#x}: {} of {} samples of its user in it, {rooted} rooted",
+            in_dll.len(),
+            t.samples.len()
+        );
+        // The rest are in thread start and exit, and in the CPU-time calls (system calls under
+        // wine).
+        assert!(
+            in_dll.len() >= 5 && in_dll.len() * 10 >= t.samples.len() * 6,
+            "{n}: most samples in the DLL"
+        );
+        assert_eq!(
+            rooted,
+            in_dll.len(),
+            "{n}: every walk crosses the DLL to the root"
+        );
+    }
 }

@@ -221,7 +221,9 @@ impl ModuleMap {
         let Some((start, end, base)) = extent(o) else {
             return;
         };
-        self.note(start, end, build_id_of(o), |m| m.append(o, start, end, base, epoch));
+        self.note(start, end, build_id_of(o), None, |m| {
+            m.append(o, start, end, base, epoch)
+        });
     }
 
     /// Notes that the PE image `m` (whose identity is `id`) is loaded in `epoch`, as
@@ -235,7 +237,7 @@ impl ModuleMap {
     ) {
         let code_id = pe_code_id(id);
         let (start, end) = (m.base, m.base.saturating_add(m.size));
-        self.note(start, end, &code_id, |map| {
+        self.note(start, end, &code_id, Some(m.path), |map| {
             let mut rec = new_rec(start, end, start, epoch);
             rec.format = ObjectFormat::Pe as u8;
             rec.build_id[..8].copy_from_slice(&code_id);
@@ -252,21 +254,25 @@ impl ModuleMap {
         });
     }
 
-    /// Marks the module at `start..end` with code id `code_id` as seen in this pass, appending
-    /// it with `append` if it is not listed yet.
+    /// Marks the module at `start..end` with code id `code_id` (and, if given, file `path`) as
+    /// seen in this pass, appending it with `append` if it is not listed yet.
     fn note(
         &mut self,
         start: u64,
         end: u64,
         code_id: &[u8],
+        path: Option<&[u8]>,
         append: impl FnOnce(&mut Self) -> Option<usize>,
     ) {
+        let strings = &self.strings;
         let existing = self.recs.get(..self.listed).and_then(|recs| {
             recs.iter().position(|r| {
+                let (at, len) = (r.path.0 as usize, r.path.1 as usize);
                 r.loaded != 0
                     && r.start == start
                     && r.end == end
                     && r.build_id.get(..r.build_id_len as usize) == Some(code_id)
+                    && path.is_none_or(|p| strings.get(at..at + len) == Some(p))
             })
         });
         let index = match existing {

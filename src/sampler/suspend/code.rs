@@ -8,7 +8,7 @@
 //! was unloaded meanwhile.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering::*};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
 
 use crate::error::Result;
 use crate::modules::{pe, ModuleMap};
@@ -36,7 +36,7 @@ pub(crate) struct Tables {
     entries: Region<Entry>,
     len: usize,
     pool: Region<u8>,
-    /// A hash of the loader's list (bases and sizes) when the tables were made.
+    /// A hash of the loader's list (ranges and paths) when the tables were made.
     fingerprint: u64,
 }
 
@@ -57,6 +57,8 @@ pub(crate) struct PeCodeMap {
     busy: AtomicBool,
     tables: UnsafeCell<Tables>,
     epoch: AtomicU32,
+    /// The loader's change count ([`loader::changes`]) the tables were made after.
+    seen_changes: AtomicU64,
 }
 
 // SAFETY: `tables` is only reached through `with`, which the `busy` flag makes exclusive.
@@ -64,6 +66,13 @@ unsafe impl Sync for PeCodeMap {}
 
 fn mix(h: u64, v: u64) -> u64 {
     (h ^ v).wrapping_mul(0x0100_0000_01b3)
+}
+
+/// The fingerprint of one listed module: its range and path.
+fn mix_module(h: u64, m: &loader::LoadedModule<'_>) -> u64 {
+    m.path
+        .iter()
+        .fold(mix(mix(h, m.base), m.size), |h, &b| mix(h, b as u64))
 }
 
 impl PeCodeMap {
@@ -78,7 +87,14 @@ impl PeCodeMap {
                 fingerprint: 0,
             }),
             epoch: AtomicU32::new(0),
+            seen_changes: AtomicU64::new(u64::MAX),
         })
+    }
+
+    /// Whether the loader has loaded or unloaded anything since the tables were made (`false`
+    /// when its notifications are not available: the sampler's periodic scan then finds it).
+    pub fn loader_changed(&self) -> bool {
+        loader::changes().is_some_and(|c| c != self.seen_changes.load(Acquire))
     }
 
     /// Runs `f` on the tables; `None` if they are in use (which the engine never lets happen).
@@ -109,8 +125,13 @@ impl PeCodeMap {
     /// lists. Returns whether the tables changed. Not while a thread is suspended.
     pub fn refresh(&self, modules: &mut ModuleMap, force: bool) -> bool {
         self.with(|t| {
+            // Read before listing: a change while listing makes the next call list again.
+            let changes = loader::changes();
             let mut seen = 0xcbf2_9ce4_8422_2325u64;
-            loader::for_each_module(|m| seen = mix(mix(seen, m.base), m.size));
+            loader::for_each_module(|m| seen = mix_module(seen, m));
+            if let Some(c) = changes {
+                self.seen_changes.store(c, Release);
+            }
             if !force && seen == t.fingerprint {
                 return false;
             }
@@ -118,7 +139,7 @@ impl PeCodeMap {
             let (mut n, mut used, mut listed) = (0, 0, 0xcbf2_9ce4_8422_2325u64);
             modules.begin_pass();
             loader::for_each_module(|m| {
-                listed = mix(mix(listed, m.base), m.size);
+                listed = mix_module(listed, m);
                 let Some(id) = pe::identity(&ProcessMemory, m.base) else {
                     return;
                 };

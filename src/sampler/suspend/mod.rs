@@ -24,7 +24,7 @@ use crate::ring::{SampleMeta, SampleRing};
 use crate::sys::mem::{MapBox, Region, Zeroed};
 use crate::sys::memory::ProcessMemory;
 use crate::sys::threads::Handle;
-use crate::sys::{spawn, suspend, threads, time};
+use crate::sys::{loader, spawn, suspend, threads, time};
 use crate::unwind::{fp, pe, EndReason, Regs, SliceStack, Unwinder};
 use code::PeCodeMap;
 
@@ -178,6 +178,12 @@ impl Job {
         };
         shared.suspended_ns.fetch_add(stopped, Relaxed);
         shared.suspensions.fetch_add(1, Relaxed);
+        // A library loaded or unloaded since the tables were made: update them (the thread
+        // runs again, so the loader lock may be taken) before walking, so that the walk and
+        // the frames' modules are as new as the sample.
+        if shared.code.loader_changed() {
+            shared.code.refresh(&mut self.collector.modules, false);
+        }
         let time_ns = time::monotonic_ns();
         let Some(mut out) = shared.ring.claim() else {
             shared.ring_full.fetch_add(weight as u64, Relaxed);
@@ -357,17 +363,21 @@ pub(crate) fn sample_now(
     Ok(drain(&mut job.collector, shared, generation))
 }
 
-/// Makes `shared` the live profiler's; fails if another profiler exists.
+/// Makes `shared` the live profiler's (fails if another profiler exists) and starts counting
+/// the loader's loads and unloads (without that count, the module tables are checked at every
+/// thread scan instead).
 pub(crate) fn claim_handler(_shared: &MapBox<Shared>) -> Result<()> {
     if ACTIVE.swap(true, SeqCst) {
         return Err(Error::AlreadyExists);
     }
+    loader::watch();
     Ok(())
 }
 
 /// Releases what [`claim_handler`] took; always succeeds on Windows (no handler can be
 /// running).
 pub(crate) fn release_handler(_shared: &Shared) -> bool {
+    loader::unwatch();
     ACTIVE.store(false, SeqCst);
     true
 }

@@ -169,8 +169,18 @@ extern "system" {
     pub fn GetModuleFileNameW(module: HANDLE, name: *mut u16, size: u32) -> u32;
 }
 
+/// `PLDR_DLL_NOTIFICATION_FUNCTION`.
+pub type DllNotification = unsafe extern "system" fn(u32, *const c_void, *mut c_void);
+
 #[link(name = "ntdll")]
 extern "system" {
+    pub fn LdrRegisterDllNotification(
+        flags: u32,
+        f: DllNotification,
+        context: *mut c_void,
+        cookie: *mut *mut c_void,
+    ) -> i32;
+    pub fn LdrUnregisterDllNotification(cookie: *mut c_void) -> i32;
     pub fn NtQueryInformationThread(
         h: HANDLE,
         class: u32,

@@ -1,6 +1,60 @@
 //! The loader's list of modules (the executable and its DLLs).
 
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering::SeqCst};
+
 use super::api;
+
+/// Loads and unloads counted by [`on_change`] while [`watch`] is in effect.
+static CHANGES: AtomicU64 = AtomicU64::new(0);
+/// The loader's registration cookie while watching, else null.
+static COOKIE: AtomicPtr<core::ffi::c_void> = AtomicPtr::new(core::ptr::null_mut());
+
+/// The loader's notification: called on the loading or unloading thread, under the loader
+/// lock, for every DLL loaded or unloaded. It only counts.
+unsafe extern "system" fn on_change(
+    _reason: u32,
+    _data: *const core::ffi::c_void,
+    _: *mut core::ffi::c_void,
+) {
+    CHANGES.fetch_add(1, SeqCst);
+}
+
+/// Starts counting the loader's loads and unloads (`LdrRegisterDllNotification`); `false` if
+/// the system refuses, and then [`changes`] stays `None`. Undone by [`unwatch`], which must
+/// come before vignette's code could be unloaded (a `vignette.dll` freed).
+pub fn watch() -> bool {
+    if !COOKIE.load(SeqCst).is_null() {
+        return true;
+    }
+    let mut cookie = core::ptr::null_mut();
+    // SAFETY: `on_change` is a valid notification function that touches only an atomic; the
+    // cookie is written by the call.
+    let status = unsafe {
+        api::LdrRegisterDllNotification(0, on_change, core::ptr::null_mut(), &mut cookie)
+    };
+    if status < 0 || cookie.is_null() {
+        return false;
+    }
+    COOKIE.store(cookie, SeqCst);
+    true
+}
+
+/// Stops what [`watch`] started.
+pub fn unwatch() {
+    let cookie = COOKIE.swap(core::ptr::null_mut(), SeqCst);
+    if !cookie.is_null() {
+        // SAFETY: the cookie came from LdrRegisterDllNotification and is unregistered once.
+        unsafe { api::LdrUnregisterDllNotification(cookie) };
+    }
+}
+
+/// How many loads and unloads happened since watching began; `None` when not watching.
+///
+/// # Suspension safety
+/// One atomic load.
+pub fn changes() -> Option<u64> {
+    (!COOKIE.load(SeqCst).is_null()).then(|| CHANGES.load(SeqCst))
+}
 
 /// Most modules listed per pass.
 pub const MAX_MODULES: usize = 1024;
