@@ -114,6 +114,8 @@ pub use profile::{Clock, Lost, ObjectFormat, FORMAT_VERSION};
 pub use profile::{Frame, Module, Profile, Sample, StackNode, Thread};
 #[cfg(any(target_os = "linux", windows))]
 pub use profiler::{Builder, Profiler, Target};
+#[cfg(windows)]
+pub use sampler::suspend::Suspensions;
 pub use unwind::{EndReason, Unwinder};
 
 /// The README's examples compile (`cargo test` runs them as doctests).

@@ -249,7 +249,7 @@ impl Profiler {
     /// Bytes of memory mapped for all buffers (fixed after `build`).
     pub fn mapped_bytes(&self) -> usize {
         let job = match &self.state {
-            State::Idle(job) => job.collector.mapped_bytes(),
+            State::Idle(job) => job.mapped_bytes(),
             _ => 0,
         };
         self.shared.mapped_bytes() + job
@@ -403,15 +403,11 @@ impl Profiler {
         Ok(spent)
     }
 
-    /// How long sampled threads were kept suspended: the number of suspensions and their total
-    /// nanoseconds, since the profiler was built (Windows, where threads are suspended to be
-    /// sampled; the suspension covers reading the registers and copying the stack).
+    /// What sampling by suspension has cost since the profiler was built (Windows, where
+    /// threads are suspended to be sampled).
     #[cfg(windows)]
-    pub fn suspensions(&self) -> (u64, u64) {
-        (
-            self.shared.suspensions.load(SeqCst),
-            self.shared.suspended_ns.load(SeqCst),
-        )
+    pub fn suspensions(&self) -> crate::Suspensions {
+        self.shared.suspension_stats()
     }
 
     /// The calling thread's kernel id (for [`Target::Thread`]).

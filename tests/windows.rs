@@ -114,11 +114,19 @@ fn samples_of_busy_threads_walk_to_their_entry() {
         w.join().unwrap();
     }
     stop.store(true, Ordering::Relaxed);
-    let (n, ns) = profiler.suspensions();
+    let s = profiler.suspensions();
+    let n = s.count.max(1);
     eprintln!(
-        "{n} suspensions, {} us each on average",
-        ns / n.max(1) / 1000
+        "{} suspensions: {} us suspended on average, {} us at most; {} us walking each copy, \
+         {} of {} module reads cached",
+        s.count,
+        s.suspended_ns / n / 1000,
+        s.longest_ns / 1000,
+        s.walk_ns / n / 1000,
+        s.image_reads_cached,
+        s.image_reads
     );
+    assert!(s.count > 0 && s.suspended_ns > 0 && s.longest_ns <= s.suspended_ns);
     let capture = profiler.stop().unwrap();
     let p = capture.to_profile();
     let spinners: Vec<_> = p

@@ -155,6 +155,13 @@ impl Job {
     }
 }
 
+impl Job {
+    /// Bytes mapped for the job's tables.
+    pub fn mapped_bytes(&self) -> usize {
+        self.collector.mapped_bytes()
+    }
+}
+
 /// Samples `target` now, from the calling thread (the sampler thread not running), into the
 /// open session `generation`; threads that do not answer within `timeout_ns` are counted as
 /// lost. Returns how many samples were kept.

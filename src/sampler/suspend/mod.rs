@@ -11,6 +11,7 @@
 //! samples, with no thread suspended.
 
 mod code;
+mod image_cache;
 
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
@@ -22,20 +23,41 @@ use crate::profile::Clock;
 use crate::profiler::Target;
 use crate::ring::{SampleMeta, SampleRing};
 use crate::sys::mem::{MapBox, Region, Zeroed};
-use crate::sys::memory::ProcessMemory;
 use crate::sys::threads::Handle;
 use crate::sys::{loader, spawn, suspend, threads, time};
 use crate::unwind::{fp, pe, EndReason, Regs, SliceStack, Unwinder};
 use code::PeCodeMap;
+use image_cache::ImageCache;
 
 /// How often the sampler thread re-lists the process's threads and modules.
 const SCAN_NS: u64 = 10_000_000;
+
+/// Blocks of module memory cached for the unwinder (64 bytes each).
+const IMAGE_CACHE_BLOCKS: usize = 4096;
 
 /// The most stack copied per sample.
 const MAX_STACK_COPY: usize = 512 * 1024;
 
 /// Windows' register numbering (as in `CONTEXT`) to DWARF numbers, which [`Regs`] uses.
 const DWARF_OF: [u16; 16] = [0, 2, 1, 3, 7, 6, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15];
+
+/// What sampling by suspension has cost ([`crate::Profiler::suspensions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Suspensions {
+    /// Threads suspended (one per sample taken).
+    pub count: u64,
+    /// Nanoseconds they were suspended in all (reading registers, copying the stack).
+    pub suspended_ns: u64,
+    /// The longest one suspension took.
+    pub longest_ns: u64,
+    /// Nanoseconds the sampler spent walking the copied stacks (after resuming them).
+    pub walk_ns: u64,
+    /// Blocks of module memory (unwind info, code) the walks read, and how many of them came
+    /// from vignette's cache rather than a `ReadProcessMemory` call.
+    pub image_reads: u64,
+    /// See `image_reads`.
+    pub image_reads_cached: u64,
+}
 
 /// The profiler that exists, if any (one at a time, as on Linux).
 static ACTIVE: AtomicBool = AtomicBool::new(false);
@@ -50,9 +72,14 @@ pub(crate) struct Shared {
     pub ring_full: AtomicU64,
     /// Asks the sampler thread to finish.
     pub stop: AtomicBool,
-    /// Nanoseconds threads spent suspended, and how many suspensions.
-    pub suspended_ns: AtomicU64,
-    pub suspensions: AtomicU64,
+    /// How many suspensions, the nanoseconds threads spent suspended (total and longest), and
+    /// the nanoseconds spent walking the copies.
+    suspensions: AtomicU64,
+    suspended_ns: AtomicU64,
+    longest_ns: AtomicU64,
+    walk_ns: AtomicU64,
+    image_hits: AtomicU64,
+    image_misses: AtomicU64,
     pid: i32,
 }
 
@@ -72,8 +99,12 @@ impl Shared {
             unwinder,
             ring_full: AtomicU64::new(0),
             stop: AtomicBool::new(false),
-            suspended_ns: AtomicU64::new(0),
             suspensions: AtomicU64::new(0),
+            suspended_ns: AtomicU64::new(0),
+            longest_ns: AtomicU64::new(0),
+            walk_ns: AtomicU64::new(0),
+            image_hits: AtomicU64::new(0),
+            image_misses: AtomicU64::new(0),
             pid: threads::getpid(),
         })
     }
@@ -98,6 +129,18 @@ impl Shared {
     pub fn pid(&self) -> i32 {
         self.pid
     }
+
+    /// What the suspensions have cost so far.
+    pub fn suspension_stats(&self) -> Suspensions {
+        Suspensions {
+            count: self.suspensions.load(Relaxed),
+            suspended_ns: self.suspended_ns.load(Relaxed),
+            longest_ns: self.longest_ns.load(Relaxed),
+            walk_ns: self.walk_ns.load(Relaxed),
+            image_reads: self.image_hits.load(Relaxed) + self.image_misses.load(Relaxed),
+            image_reads_cached: self.image_hits.load(Relaxed),
+        }
+    }
 }
 
 /// An open handle to the thread of a slot, and where its TEB is.
@@ -119,6 +162,9 @@ pub(crate) struct Job {
     pub generation: u32,
     threads: Region<ThreadRef>,
     stack: Region<u8>,
+    /// Module memory the walks read, and the code map epoch it was filled under.
+    image: ImageCache,
+    image_epoch: u32,
 }
 
 impl Job {
@@ -138,6 +184,8 @@ impl Job {
             generation: 0,
             threads: Region::new(slots)?,
             stack: Region::new(MAX_STACK_COPY)?,
+            image: ImageCache::new(IMAGE_CACHE_BLOCKS)?,
+            image_epoch: 0,
         })
     }
 
@@ -178,6 +226,8 @@ impl Job {
         };
         shared.suspended_ns.fetch_add(stopped, Relaxed);
         shared.suspensions.fetch_add(1, Relaxed);
+        shared.longest_ns.fetch_max(stopped, Relaxed);
+        let walk_start = time::monotonic_ns();
         // A library loaded or unloaded since the tables were made: update them (the thread
         // runs again, so the loader lock may be taken) before walking, so that the walk and
         // the frames' modules are as new as the sample.
@@ -199,13 +249,30 @@ impl Job {
             bytes: self.stack.get(..cap.copied).unwrap_or(&[]),
         };
         let frames = out.frames();
+        // Cached module memory is good only for the tables it was read under.
+        if self.image_epoch != shared.code.epoch() {
+            self.image.clear();
+            self.image_epoch = shared.code.epoch();
+        }
         let (len, end) = match shared.unwinder {
             Unwinder::FramePointers => fp::walk(&regs, &stack, frames),
-            Unwinder::Cfi => shared
-                .code
-                .with(|tables| pe::walk(&regs, &mut stack, tables, &ProcessMemory, frames))
-                .unwrap_or_else(|| only_ip(&regs, frames)),
+            Unwinder::Cfi => {
+                let image = self.image.reader();
+                shared
+                    .code
+                    .with(|tables| pe::walk(&regs, &mut stack, tables, &image, frames))
+                    .unwrap_or_else(|| only_ip(&regs, frames))
+            }
         };
+        shared
+            .walk_ns
+            .fetch_add(time::monotonic_ns().saturating_sub(walk_start), Relaxed);
+        shared
+            .image_hits
+            .fetch_add(core::mem::take(&mut self.image.hits), Relaxed);
+        shared
+            .image_misses
+            .fetch_add(core::mem::take(&mut self.image.misses), Relaxed);
         out.publish(SampleMeta {
             time_ns,
             thread: slot as u32,
@@ -215,6 +282,16 @@ impl Job {
             generation: self.generation,
             code_epoch: shared.code.epoch(),
         });
+    }
+}
+
+impl Job {
+    /// Bytes mapped for the job's tables and buffers.
+    pub fn mapped_bytes(&self) -> usize {
+        self.collector.mapped_bytes()
+            + self.threads.mapped_bytes()
+            + self.stack.mapped_bytes()
+            + self.image.mapped_bytes()
     }
 }
 
