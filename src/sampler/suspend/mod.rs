@@ -22,8 +22,7 @@ use crate::modules::ModuleMap;
 use crate::profile::Clock;
 use crate::profiler::Target;
 use crate::ring::{SampleMeta, SampleRing};
-use crate::sys::mem::{MapBox, Region, Zeroed};
-use crate::sys::threads::Handle;
+use crate::sys::mem::{MapBox, Region};
 use crate::sys::{loader, spawn, suspend, threads, time};
 use crate::unwind::{fp, pe, EndReason, Regs, SliceStack, Unwinder};
 use code::PeCodeMap;
@@ -143,16 +142,6 @@ impl Shared {
     }
 }
 
-/// An open handle to the thread of a slot, and where its TEB is.
-#[derive(Clone, Copy)]
-struct ThreadRef {
-    tid: i32,
-    handle: usize,
-    teb: u64,
-}
-// SAFETY: integers only; zero is "no handle".
-unsafe impl Zeroed for ThreadRef {}
-
 /// What the sampler works with; owned by the sampler thread while it runs.
 pub(crate) struct Job {
     pub shared: *const Shared,
@@ -160,7 +149,8 @@ pub(crate) struct Job {
     pub clock: Clock,
     pub interval_ns: u64,
     pub generation: u32,
-    threads: Region<ThreadRef>,
+    /// Per slot, the thread's handle.
+    threads: Region<suspend::Target>,
     stack: Region<u8>,
     /// Module memory the walks read, and the code map epoch it was filled under.
     image: ImageCache,
@@ -198,28 +188,14 @@ impl Job {
         let Some(t) = self.threads.get_mut(slot) else {
             return;
         };
-        if t.tid != rec.tid || t.handle == 0 {
-            close(t);
-            if let Some(h) = suspend::open(rec.tid) {
-                let teb = suspend::teb(&h);
-                *t = ThreadRef {
-                    tid: rec.tid,
-                    handle: h.into_raw() as usize,
-                    teb,
-                };
-            }
-        }
-        if t.handle == 0 {
+        if !t.open(rec.tid) {
             self.collector.mark_dead(slot);
             return;
         }
-        let (h, teb) = (Handle::borrowed(t.handle as _), t.teb);
-        let captured = suspend::capture(&h, teb, &mut self.stack);
-        core::mem::forget(h);
-        let (cap, stopped) = match captured {
+        let (cap, stopped) = match t.capture(&mut self.stack) {
             Ok(c) => c,
             Err(_) => {
-                close(t);
+                t.close();
                 self.collector.mark_dead(slot);
                 return;
             }
@@ -298,21 +274,9 @@ impl Job {
 impl Drop for Job {
     fn drop(&mut self) {
         for t in self.threads.iter_mut() {
-            close(t);
+            t.close();
         }
     }
-}
-
-/// Closes the slot's handle, if open.
-fn close(t: &mut ThreadRef) {
-    if t.handle != 0 {
-        drop(Handle::borrowed(t.handle as _));
-    }
-    *t = ThreadRef {
-        tid: 0,
-        handle: 0,
-        teb: 0,
-    };
 }
 
 fn only_ip(regs: &Regs, frames: &mut [u64]) -> (usize, EndReason) {
@@ -337,7 +301,14 @@ fn round(job: &mut Job, shared: &Shared, wall_weight: u32) {
         }
         let weight = match job.clock {
             Clock::Wall => wall_weight,
-            Clock::Cpu => match time::thread_cpu_ns(s.tid) {
+            Clock::Cpu => match job.threads.get_mut(i).and_then(|t| {
+                // The thread's handle, opened once and kept for its samples.
+                if t.open(s.tid) {
+                    t.cpu_ns()
+                } else {
+                    None
+                }
+            }) {
                 None => {
                     job.collector.mark_dead(i);
                     continue;

@@ -35,16 +35,73 @@ pub enum CaptureError {
     NoContext,
 }
 
-/// A handle with the rights [`capture`] needs, for thread `tid`.
-pub fn open(tid: i32) -> Option<Handle> {
-    Handle::open(
-        tid,
-        api::THREAD_SUSPEND_RESUME | api::THREAD_GET_CONTEXT | api::THREAD_QUERY_INFORMATION,
-    )
+/// A thread to sample: its id, an open handle with the rights [`capture`] needs, and where
+/// its TEB is. Plain data (kept in the sampler's preallocated table): close it with
+/// [`Target::close`].
+#[derive(Debug, Clone, Copy)]
+pub struct Target {
+    tid: i32,
+    handle: usize,
+    teb: u64,
+}
+
+// SAFETY: integers only; all zero is "no thread".
+unsafe impl crate::sys::mem::Zeroed for Target {}
+
+impl Target {
+    /// Makes this the target for thread `tid`, opening a handle unless it holds one for
+    /// `tid` already; `false` if the thread cannot be opened (it has exited).
+    pub fn open(&mut self, tid: i32) -> bool {
+        if self.handle != 0 && self.tid == tid {
+            return true;
+        }
+        self.close();
+        let Some(h) = Handle::open(
+            tid,
+            api::THREAD_SUSPEND_RESUME | api::THREAD_GET_CONTEXT | api::THREAD_QUERY_INFORMATION,
+        ) else {
+            return false;
+        };
+        let teb = teb(&h);
+        *self = Target {
+            tid,
+            handle: h.into_raw() as usize,
+            teb,
+        };
+        true
+    }
+
+    /// Closes the handle, if open.
+    pub fn close(&mut self) {
+        if self.handle != 0 {
+            drop(Handle::borrowed(self.handle as api::HANDLE));
+        }
+        *self = Target {
+            tid: 0,
+            handle: 0,
+            teb: 0,
+        };
+    }
+
+    /// [`capture`] of this thread; [`CaptureError::Gone`] if no handle is open.
+    pub fn capture(&self, stack: &mut [u8]) -> Result<(Captured, u64), CaptureError> {
+        if self.handle == 0 {
+            return Err(CaptureError::Gone);
+        }
+        capture(self.handle as api::HANDLE, self.teb, stack)
+    }
+
+    /// The thread's CPU time (see [`super::time::thread_cpu_ns`]), through the open handle.
+    pub fn cpu_ns(&self) -> Option<u64> {
+        if self.handle == 0 {
+            return None;
+        }
+        super::time::cpu_ns_of(self.handle as api::HANDLE)
+    }
 }
 
 /// The address of thread `h`'s TEB (fixed for its life), or 0.
-pub fn teb(h: &Handle) -> u64 {
+fn teb(h: &Handle) -> u64 {
     let mut info = api::THREAD_BASIC_INFORMATION {
         ExitStatus: 0,
         TebBaseAddress: core::ptr::null_mut(),
@@ -70,34 +127,34 @@ pub fn teb(h: &Handle) -> u64 {
     }
 }
 
-/// Suspends thread `h` (whose TEB is at `teb`), reads its registers, copies its stack from
+/// Suspends thread `h` (an open handle; its TEB is at `teb`), reads its registers, copies its stack from
 /// rsp up to the stack's base (at most `stack.len()` bytes) into `stack`, and resumes it.
 /// Returns how long the thread was stopped, in [`super::time::monotonic_ns`] nanoseconds,
 /// with what was captured.
 ///
 /// # Suspension safety
 /// See the module docs.
-pub fn capture(h: &Handle, teb: u64, stack: &mut [u8]) -> Result<(Captured, u64), CaptureError> {
+fn capture(h: api::HANDLE, teb: u64, stack: &mut [u8]) -> Result<(Captured, u64), CaptureError> {
     let t0 = super::time::monotonic_ns();
-    // SAFETY: our handle; a failure (thread gone) returns u32::MAX.
-    if unsafe { api::SuspendThread(h.0) } == u32::MAX {
+    // SAFETY: an open thread handle; a failure (thread gone) returns u32::MAX.
+    if unsafe { api::SuspendThread(h) } == u32::MAX {
         return Err(CaptureError::Gone);
     }
     let result = while_suspended(h, teb, stack);
     // SAFETY: we suspended it just above.
-    unsafe { api::ResumeThread(h.0) };
+    unsafe { api::ResumeThread(h) };
     let stopped = super::time::monotonic_ns().saturating_sub(t0);
     result.map(|c| (c, stopped))
 }
 
 /// The part of [`capture`] that runs while the thread is suspended.
-fn while_suspended(h: &Handle, teb: u64, stack: &mut [u8]) -> Result<Captured, CaptureError> {
+fn while_suspended(h: api::HANDLE, teb: u64, stack: &mut [u8]) -> Result<Captured, CaptureError> {
     // SAFETY: CONTEXT is plain integers; all-zero is valid.
     let mut ctx: api::CONTEXT = unsafe { core::mem::zeroed() };
     ctx.ContextFlags = api::CONTEXT_CONTROL | api::CONTEXT_INTEGER;
     // SAFETY: a 16-byte aligned CONTEXT with its flags set; GetThreadContext waits until the
     // suspension has taken effect.
-    if unsafe { api::GetThreadContext(h.0, &mut ctx) } == 0 {
+    if unsafe { api::GetThreadContext(h, &mut ctx) } == 0 {
         return Err(CaptureError::NoContext);
     }
     let rsp = ctx.gpr[4];

@@ -124,12 +124,6 @@ impl Handle {
         core::mem::forget(self);
         h
     }
-
-    /// Whether the thread has exited.
-    pub fn has_exited(&self) -> bool {
-        // SAFETY: waiting with a zero timeout only reads the thread's state.
-        unsafe { api::WaitForSingleObject(self.0, 0) == api::WAIT_OBJECT_0 }
-    }
 }
 
 impl Drop for Handle {
