@@ -22,9 +22,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Write Breakpad .sym files for ELF binaries into a symbol store (<file>/<DEBUG_ID>/<file>.sym)
+    /// Write Breakpad .sym files for ELF, PE or PDB files into a symbol store (<debug file>/<DEBUG_ID>/<file>.sym)
     Symbols {
-        /// Binaries with debug info or at least a symbol table
+        /// Binaries with debug info or at least a symbol table (ELF; PE with DWARF or its PDB beside it), or PDB files
         #[arg(required_unless_present = "profile")]
         binaries: Vec<PathBuf>,
         /// Also every module of this profile whose file exists on this machine (same build ID)
