@@ -115,7 +115,7 @@ pub fn identity<I: ImageReader + ?Sized>(image: &I, base: u64) -> Option<PeIdent
         if rva as u64 + size as u64 > size_of_image as u64 {
             return None;
         }
-        codeview(image, base + rva as u64, size)
+        codeview(image, base.wrapping_add(rva as u64), size)
     });
     Some(PeIdentity {
         machine,
@@ -151,7 +151,7 @@ fn codeview<I: ImageReader + ?Sized>(image: &I, avma: u64, size: u32) -> Option<
     let mut chunk = [0u8; 16];
     while cv.pdb_path_len < max {
         let n = (max - cv.pdb_path_len).min(16);
-        let at = avma + 24 + cv.pdb_path_len as u64;
+        let at = avma.wrapping_add(24 + cv.pdb_path_len as u64);
         let piece = chunk.get_mut(..n)?;
         if !image.read(at, piece) {
             break;

@@ -138,7 +138,7 @@ impl UnwindInfo {
         };
         let mut bytes = [0u8; 512];
         let codes = bytes.get_mut(..count * 2).ok_or(UnwindError::BadInfo)?;
-        if !image.read(avma + 4, codes) {
+        if !image.read(avma.wrapping_add(4), codes) {
             return Err(UnwindError::BadRead);
         }
         for (slot, b) in info.codes.iter_mut().zip(codes.chunks_exact(2)) {
@@ -158,7 +158,7 @@ impl UnwindInfo {
 
     /// Where the chained `RUNTIME_FUNCTION` follows the codes (slot count rounded up to even).
     fn chained_at(&self, info_avma: u64) -> u64 {
-        info_avma + 4 + ((self.count as u64 + 1) & !1) * 2
+        info_avma.wrapping_add(4 + ((self.count as u64 + 1) & !1) * 2)
     }
 
     /// The offset in the prolog of its `SET_FPREG` code, if it has one.
@@ -246,12 +246,12 @@ where
     // An indirect entry names another entry (in the image) that describes the function.
     if function.unwind_info & 1 != 0 {
         let mut b = [0u8; 12];
-        if !image.read(table.base + (function.unwind_info & !1) as u64, &mut b) {
+        if !image.read(table.base.wrapping_add((function.unwind_info & !1) as u64), &mut b) {
             return Err(UnwindError::BadRead);
         }
         function = RuntimeFunction::parse(&b).ok_or(UnwindError::BadInfo)?;
     }
-    let info_avma = table.base + function.unwind_info as u64;
+    let info_avma = table.base.wrapping_add(function.unwind_info as u64);
     let info = UnwindInfo::read(image, info_avma)?;
     // The offset of `ip` in the function; past the prolog, every code has been executed.
     let offset = rva.wrapping_sub(function.begin);
@@ -260,7 +260,9 @@ where
             return step;
         }
     }
-    let offset = if interrupted { offset } else { offset + 1 };
+    // A caller's return address is one past the lookup address (found by the fuzzer: a
+    // function table entry can make this the largest offset).
+    let offset = if interrupted { offset } else { offset.wrapping_add(1) };
     apply_codes(regs, info, info_avma, offset, table.base, stack, image)
 }
 
@@ -352,7 +354,7 @@ where
             return Err(UnwindError::BadRead);
         }
         let parent = RuntimeFunction::parse(&b).ok_or(UnwindError::BadInfo)?;
-        info_avma = base + (parent.unwind_info & !1) as u64;
+        info_avma = base.wrapping_add((parent.unwind_info & !1) as u64);
         info = UnwindInfo::read(image, info_avma)?;
         offset = u32::MAX;
     }

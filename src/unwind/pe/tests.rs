@@ -404,3 +404,19 @@ fn a_return_address_outside_every_module_ends_the_walk_unrecorded() {
     let (n, end) = walk(&regs, &mut s, &OneModule(&img), &img.reader(), &mut frames);
     assert_eq!((&frames[..n], end), (&[BASE + 0x3000][..], EndReason::NoUnwindInfo));
 }
+
+#[test]
+fn an_indirect_entry_beginning_after_the_address_is_no_panic() {
+    // Found by the fuzzer: the entry an indirect one names begins one byte after the caller's
+    // lookup address, so the prolog offset of its return address overflowed.
+    let mut img = framed();
+    img.pdata.clear();
+    let mut entry = Vec::new();
+    for w in [0x1011u32, 0x1040, 0x2000] {
+        entry.extend_from_slice(&w.to_le_bytes());
+    }
+    img.put(0x2800, &entry);
+    img.function(0x1000, 0x1040, 0x2800 | 1);
+    let regs = Regs::new(BASE + 0x1011, STACK, STACK + 0x20);
+    let _ = run(&img, regs, &framed_stack(), false);
+}
