@@ -87,6 +87,19 @@ enum Command {
         #[arg(long)]
         inlined: bool,
     },
+    /// Merge profiles (chunks of a session, or many processes and machines) into one
+    Merge {
+        /// The profiles
+        #[arg(required = true, num_args = 1..)]
+        profiles: Vec<PathBuf>,
+        /// The merged profile
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Threads of the same name become one thread (by default each input's threads are
+        /// kept apart)
+        #[arg(long)]
+        fold_threads: bool,
+    },
     /// Summarize a profile: threads, samples, modules, how stacks ended
     Info {
         /// The profile
@@ -291,6 +304,29 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 inlined,
             };
             say(tools::report::report(&p, &res, &options));
+        }
+        Command::Merge {
+            profiles,
+            output,
+            fold_threads,
+        } => {
+            check_output(&output)?;
+            let bar = spinner(format!("reading {} profiles", profiles.len()));
+            let inputs = profiles
+                .iter()
+                .map(|path| read_profile(path))
+                .collect::<Result<Vec<_>, _>>();
+            bar.finish_and_clear();
+            let merged =
+                tools::merge::merge(&inputs?, tools::merge::MergeOptions { fold_threads })?;
+            write_file(&output, &merged.encode())?;
+            say(format!(
+                "wrote {}: {} samples, {} threads, {} modules",
+                output.display(),
+                merged.sample_count(),
+                merged.threads.len(),
+                merged.modules.len()
+            ));
         }
         Command::Info { profile } => {
             let p = read_profile(&profile)?;

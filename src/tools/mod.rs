@@ -5,6 +5,7 @@
 pub mod collapsed;
 pub mod elf_sections;
 pub mod firefox;
+pub mod merge;
 pub mod pprof;
 pub mod report;
 pub mod resolve;

@@ -1,0 +1,204 @@
+//! Many profiles into one: chunks of one process's session, or profiles of many processes and
+//! machines. Modules are the same module when their identity is (object format, debug file,
+//! name, debug ID, age, code ID), whatever address they were loaded at; frames are the same
+//! frame when their module and module-relative address are; stacks are re-interned into one
+//! prefix tree. Samples keep their times on one timeline starting at the earliest input's
+//! start. Every step is a hash lookup, so the cost is linear in the inputs.
+
+use std::collections::HashMap;
+
+use super::{ErrorKind, ToolError};
+use crate::{Frame, Module, Profile, Sample, StackNode, Thread};
+
+/// How [`merge`] treats threads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MergeOptions {
+    /// Threads of the same name become one thread (their samples interleaved in time order),
+    /// instead of each input's threads being kept apart.
+    pub fold_threads: bool,
+}
+
+/// What identifies a module across processes.
+type ModuleKey = (u8, String, String, [u8; 16], u32, Vec<u8>);
+
+fn module_key(m: &Module) -> ModuleKey {
+    (
+        m.format as u8,
+        m.debug_file.clone(),
+        m.name.clone(),
+        m.debug_id,
+        m.age,
+        m.code_id.clone(),
+    )
+}
+
+/// The merged tables, filled input by input.
+#[derive(Default)]
+struct Tables {
+    modules: Vec<Module>,
+    module_index: HashMap<ModuleKey, u32>,
+    frames: Vec<Frame>,
+    frame_index: HashMap<(u32, u64), u32>,
+    stacks: Vec<StackNode>,
+    stack_index: HashMap<(u32, u32), u32>,
+}
+
+impl Tables {
+    /// Adds `p`'s modules, frames and stacks; returns, per stack node of `p`, its node here.
+    fn add(&mut self, p: &Profile) -> Vec<u32> {
+        let modules: Vec<u32> = p
+            .modules
+            .iter()
+            .map(|m| {
+                let key = module_key(m);
+                *self.module_index.entry(key).or_insert_with(|| {
+                    self.modules.push(m.clone());
+                    self.modules.len() as u32
+                })
+            })
+            .collect();
+        let frames: Vec<u32> = p
+            .frames
+            .iter()
+            .map(|f| {
+                // Module 0 is "in no module" (an absolute address), kept as it is.
+                let module = match f.module {
+                    0 => 0,
+                    m => modules[m as usize - 1],
+                };
+                let key = (module, f.address);
+                *self.frame_index.entry(key).or_insert_with(|| {
+                    self.frames.push(Frame {
+                        module,
+                        address: f.address,
+                    });
+                    self.frames.len() as u32 - 1
+                })
+            })
+            .collect();
+        // Parents precede children (the decoder checked), so one pass maps every node.
+        let mut nodes = Vec::with_capacity(p.stacks.len());
+        for n in &p.stacks {
+            let parent = match n.parent {
+                0 => 0,
+                i => nodes[i as usize - 1] + 1,
+            };
+            let frame = frames[n.frame as usize];
+            let node = *self.stack_index.entry((parent, frame)).or_insert_with(|| {
+                self.stacks.push(StackNode { parent, frame });
+                self.stacks.len() as u32 - 1
+            });
+            nodes.push(node);
+        }
+        nodes
+    }
+}
+
+/// A sample on the merged timeline: microseconds since the merged start.
+struct Timed {
+    at_us: u64,
+    sample: Sample,
+}
+
+/// Merges `profiles` into one. They must share a clock and an interval (a sample's weight is
+/// a count of intervals); lost counts add up; the result's `max_frames` is the largest.
+pub fn merge(profiles: &[Profile], options: MergeOptions) -> Result<Profile, ToolError> {
+    let Some(first) = profiles.first() else {
+        return Err(ToolError::new(
+            ErrorKind::Profile,
+            "nothing to merge: no profiles given",
+        ));
+    };
+    for (i, p) in profiles.iter().enumerate() {
+        // Profiles built in code have not been through the decoder's checks.
+        p.validate().map_err(|e| {
+            ToolError::new(ErrorKind::Profile, format!("profile {}: {e}", i + 1))
+        })?;
+        if p.clock != first.clock || p.interval_ns != first.interval_ns {
+            return Err(ToolError::new(
+                ErrorKind::Profile,
+                format!(
+                    "profile {} samples with clock {:?} every {} ns, the first with {:?} every {} ns: \
+                     profiles merge only when their weights mean the same",
+                    i + 1,
+                    p.clock,
+                    p.interval_ns,
+                    first.clock,
+                    first.interval_ns
+                ),
+            ));
+        }
+    }
+    let start = profiles.iter().map(|p| p.start_unix_ns).min().unwrap_or(0);
+    let end = profiles
+        .iter()
+        .map(|p| p.start_unix_ns.saturating_add(p.duration_ns))
+        .max()
+        .unwrap_or(start);
+    let mut tables = Tables::default();
+    // Threads in order of first appearance: (tid, name, samples on the merged timeline).
+    let mut threads: Vec<(u32, String, Vec<Timed>)> = Vec::new();
+    let mut by_name: HashMap<String, usize> = HashMap::new();
+    let mut lost = crate::Lost::default();
+    for p in profiles {
+        let nodes = tables.add(p);
+        let offset_us = (p.start_unix_ns - start) / 1000;
+        for t in &p.threads {
+            let slot = match options.fold_threads {
+                true => *by_name.entry(t.name.clone()).or_insert_with(|| {
+                    threads.push((t.tid, t.name.clone(), Vec::new()));
+                    threads.len() - 1
+                }),
+                false => {
+                    threads.push((t.tid, t.name.clone(), Vec::new()));
+                    threads.len() - 1
+                }
+            };
+            let out = &mut threads[slot].2;
+            let mut at_us = offset_us;
+            for s in &t.samples {
+                at_us = at_us.saturating_add(s.dt_us);
+                out.push(Timed {
+                    at_us,
+                    sample: Sample {
+                        stack: nodes[s.stack as usize],
+                        ..*s
+                    },
+                });
+            }
+        }
+        lost.ring_full += p.lost.ring_full;
+        lost.tables_full += p.lost.tables_full;
+        lost.unanswered += p.lost.unanswered;
+        lost.threads_over_capacity += p.lost.threads_over_capacity;
+    }
+    let threads = threads
+        .into_iter()
+        .map(|(tid, name, mut timed)| {
+            // Stable: samples at the same time keep their inputs' order.
+            timed.sort_by_key(|t| t.at_us);
+            let mut last = 0;
+            let samples = timed
+                .into_iter()
+                .map(|t| {
+                    let dt_us = t.at_us - last;
+                    last = t.at_us;
+                    Sample { dt_us, ..t.sample }
+                })
+                .collect();
+            Thread { tid, name, samples }
+        })
+        .collect();
+    Ok(Profile {
+        start_unix_ns: start,
+        duration_ns: end - start,
+        clock: first.clock,
+        interval_ns: first.interval_ns,
+        max_frames: profiles.iter().map(|p| p.max_frames).max().unwrap_or(1),
+        modules: tables.modules,
+        frames: tables.frames,
+        stacks: tables.stacks,
+        threads,
+        lost,
+    })
+}
