@@ -100,11 +100,42 @@ enum Command {
         #[arg(long)]
         fold_threads: bool,
     },
+    /// Compare two profiles: per function, its share before and after
+    Diff {
+        /// The profile to compare against (before)
+        base: PathBuf,
+        /// The profile to compare (after)
+        new: PathBuf,
+        /// Symbol stores, binaries or .sym files (for both profiles)
+        #[arg(long = "symbols", num_args = 1..)]
+        symbols: Vec<PathBuf>,
+        /// The output: a table sorted by change, pprof (base samples negated, as `go tool
+        /// pprof -diff_base` keeps them) or a differential flame graph (red grew, blue shrank)
+        #[arg(long, value_enum, default_value = "report")]
+        to: DiffFormat,
+        /// The output file (pprof and svg; the report goes to stdout)
+        #[arg(short, long, required_if_eq_any = [("to", "pprof"), ("to", "svg")])]
+        output: Option<PathBuf>,
+        /// Rows in the report
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
     /// Summarize a profile: threads, samples, modules, how stacks ended
     Info {
         /// The profile
         profile: PathBuf,
     },
+}
+
+/// What `vignette diff` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum DiffFormat {
+    /// A table of functions, the largest change of self share first
+    Report,
+    /// gzipped pprof, base samples negated and labeled pprof::base
+    Pprof,
+    /// A differential SVG flame graph
+    Svg,
 }
 
 /// Checks that `path` can be an output file before any work is done: its folder must exist (a
@@ -327,6 +358,39 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 merged.threads.len(),
                 merged.modules.len()
             ));
+        }
+        Command::Diff {
+            base,
+            new,
+            symbols,
+            to,
+            output,
+            limit,
+        } => {
+            if let Some(output) = &output {
+                check_output(output)?;
+            }
+            let cmp = tools::diff::combine(&read_profile(&base)?, &read_profile(&new)?)?;
+            let res = resolve_with(&cmp.profile, &symbols)?;
+            report_missing(&res);
+            let title = format!(
+                "{} -> {}",
+                base.file_name().unwrap_or_default().to_string_lossy(),
+                new.file_name().unwrap_or_default().to_string_lossy()
+            );
+            let bytes = match to {
+                DiffFormat::Report if output.is_none() => {
+                    say(cmp.report(&res, limit));
+                    return Ok(());
+                }
+                DiffFormat::Report => cmp.report(&res, limit).into_bytes(),
+                DiffFormat::Pprof => cmp.to_pprof(&res),
+                DiffFormat::Svg => cmp.to_svg(&res, &title)?,
+            };
+            if let Some(path) = output {
+                write_file(&path, &bytes)?;
+                say(format!("wrote {}", path.display()));
+            }
         }
         Command::Info { profile } => {
             let p = read_profile(&profile)?;

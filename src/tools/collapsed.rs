@@ -25,14 +25,22 @@ pub fn to_collapsed(profile: &Profile, res: &Resolution) -> String {
         } else {
             escape_controls(&t.name).replace([';', ' '], "_")
         };
-        for loc in res.stack(profile, stack) {
-            line.push(';');
-            line.push_str(&escape_controls(&loc.function).replace(';', ":"));
-        }
+        line.push(';');
+        line.push_str(&stack_line(profile, res, stack));
         *counts.entry(line).or_default() += w;
     }
     counts
         .into_iter()
         .map(|(stack, n)| format!("{stack} {n}\n"))
         .collect()
+}
+
+/// Stack node `node` as collapsed stacks write it, outermost function first, `;` between
+/// (inline frames included; names made safe as [`to_collapsed`] says).
+pub fn stack_line(profile: &Profile, res: &Resolution, node: u32) -> String {
+    res.stack(profile, node)
+        .iter()
+        .map(|loc| escape_controls(&loc.function).replace(';', ":"))
+        .collect::<Vec<_>>()
+        .join(";")
 }

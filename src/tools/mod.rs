@@ -3,6 +3,7 @@
 //! thin layer over this module.
 
 pub mod collapsed;
+pub mod diff;
 pub mod elf_sections;
 pub mod firefox;
 pub mod merge;

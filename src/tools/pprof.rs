@@ -81,6 +81,17 @@ impl Strings {
 /// Encodes `profile` as a gzipped pprof profile. With `res`, locations carry functions, files
 /// and lines; without, only addresses and mappings (for symbolization elsewhere).
 pub fn to_pprof(profile: &Profile, res: Option<&Resolution>) -> Vec<u8> {
+    encode(profile, res, 0)
+}
+
+/// [`to_pprof`], with the samples of the first `base_threads` threads as the base of a
+/// comparison, the way `go tool pprof -diff_base` keeps one: their values negated and labeled
+/// `pprof::base`. pprof's views then show, per function, the new weight minus the base's.
+pub fn to_pprof_diff(profile: &Profile, res: &Resolution, base_threads: usize) -> Vec<u8> {
+    encode(profile, Some(res), base_threads)
+}
+
+fn encode(profile: &Profile, res: Option<&Resolution>, base_threads: usize) -> Vec<u8> {
     let mut s = Strings::new();
     let mut p = Msg::default();
     let clock = match profile.clock {
@@ -99,19 +110,29 @@ pub fn to_pprof(profile: &Profile, res: Option<&Resolution>) -> Vec<u8> {
     // Samples, leaf first; location ids are frame indices + 1.
     let thread_key = s.id("thread");
     let tid_key = s.id("thread_id");
-    for t in &profile.threads {
+    let base_label = (base_threads > 0).then(|| (s.id("pprof::base"), s.id("true")));
+    for (i, t) in profile.threads.iter().enumerate() {
         let name = s.id(&t.name);
+        let base = i < base_threads;
         for smp in &t.samples {
             let locations = location_ids(profile, smp.stack);
-            let weight = smp.weight as u64;
+            let weight = smp.weight as i64;
+            let time = weight.saturating_mul(profile.interval_ns.min(i64::MAX as u64) as i64);
+            // int64 values: a base sample's are negative (two's complement varints).
+            let sign = if base { -1 } else { 1 };
             let mut label_thread = Msg::default();
             label_thread.int(1, thread_key).int(2, name);
             let mut label_tid = Msg::default();
             label_tid.int(1, tid_key).int(3, t.tid as u64);
             let mut m = Msg::default();
             m.packed(1, &locations)
-                .packed(2, &[weight, weight.saturating_mul(profile.interval_ns)]);
+                .packed(2, &[(sign * weight) as u64, (sign * time) as u64]);
             m.bytes(3, &label_thread.0).bytes(3, &label_tid.0);
+            if let Some((key, value)) = base_label.filter(|_| base) {
+                let mut label_base = Msg::default();
+                label_base.int(1, key).int(2, value);
+                m.bytes(3, &label_base.0);
+            }
             p.bytes(2, &m.0);
         }
     }

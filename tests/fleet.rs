@@ -1,6 +1,7 @@
-//! `vignette merge`: chunks of a session merge back into the session, profiles of different
-//! processes share their common modules, and profiles whose weights mean different things are
-//! refused.
+//! Fleet views. `vignette merge`: chunks of a session merge back into the session, profiles of
+//! different processes share their common modules, and profiles whose weights mean different
+//! things are refused. `vignette diff`: a workload against a copy with one function made twice
+//! as slow names that function first.
 
 mod common;
 
@@ -214,4 +215,106 @@ fn the_cli_merges_files() {
     );
     let merged = Profile::decode(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(merged.sample_count(), demo().sample_count());
+}
+
+#[inline(never)]
+fn part_a(units: u32) -> u64 {
+    common::workload::mix_hash(1, units * 2000)
+}
+
+#[inline(never)]
+fn part_b(units: u32) -> u64 {
+    common::workload::mix_hash(2, units * 2000)
+}
+
+#[inline(never)]
+fn part_c(units: u32) -> u64 {
+    common::workload::mix_hash(3, units * 2000)
+}
+
+/// Profiles a thread running a, b (`b_units` of work) and c in turn until it has used 1.5 s
+/// of CPU (a generous deadline: the machine may be busy).
+fn profile_parts(b_units: u32) -> Profile {
+    let _g = common::profiler_lock();
+    let mut profiler = vignette::Profiler::builder()
+        .frequency(1000)
+        .build()
+        .unwrap();
+    profiler.start().unwrap();
+    std::thread::Builder::new()
+        .name("parts".into())
+        .spawn(move || {
+            let (t0, deadline) = (
+                common::workload::thread_cpu_ns(),
+                std::time::Instant::now() + std::time::Duration::from_secs(60),
+            );
+            let mut x = 0;
+            while common::workload::thread_cpu_ns() - t0 < 1_500_000_000
+                && std::time::Instant::now() < deadline
+            {
+                x ^= part_a(1) ^ part_b(b_units) ^ part_c(1);
+            }
+            std::hint::black_box(x);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    profiler.stop().unwrap().to_profile()
+}
+
+#[test]
+fn diff_names_the_function_that_got_slower_first() {
+    use vignette::tools::{diff, SymbolStore};
+    let (base, new) = (profile_parts(1), profile_parts(2));
+    let cmp = diff::combine(&base, &new).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let res = vignette::tools::resolve(&cmp.profile, &mut SymbolStore::new(&[exe])).unwrap();
+    let rows = cmp.rows(&res);
+    let top = &rows[0];
+    // a, b, c at a third each, then b at half: b's total share grows by about 17 points (its
+    // self share too in an optimized build; in a debug build the time is in what it calls).
+    assert!(top.function.ends_with("part_b"), "{rows:#?}");
+    assert!(
+        top.total_change() > 0.08,
+        "{top:?} ({} and {} samples)",
+        base.sample_count(),
+        new.sample_count()
+    );
+    let a = rows
+        .iter()
+        .find(|r| r.function.ends_with("part_a"))
+        .unwrap();
+    assert!(a.total_change() < 0.0, "{a:?}");
+    let report = cmp.report(&res, 5);
+    assert!(
+        report.lines().nth(1).unwrap().ends_with("part_b"),
+        "{report}"
+    );
+    // The differential flame graph colours each stack's innermost frame by how its share
+    // changed (as flamegraph.pl does): those under b are red (grew), those under a and c blue.
+    let svg = String::from_utf8(cmp.to_svg(&res, "parts").unwrap()).unwrap();
+    let fills: Vec<(u8, u8, u8)> = svg
+        .split("fill=\"rgb(")
+        .skip(1)
+        .filter_map(|f| {
+            let n: Vec<u8> = f[..f.find(')')?]
+                .split(',')
+                .filter_map(|x| x.trim().parse().ok())
+                .collect();
+            (n.len() == 3).then(|| (n[0], n[1], n[2]))
+        })
+        .collect();
+    let red = fills
+        .iter()
+        .filter(|&&(r, g, b)| r == 255 && g < 200 && b < 200)
+        .count();
+    let blue = fills
+        .iter()
+        .filter(|&&(r, g, b)| b == 255 && r < 230 && g < 230)
+        .count();
+    assert!(
+        red > 0 && blue > 0,
+        "red {red}, blue {blue} of {} frames",
+        fills.len()
+    );
 }
