@@ -42,12 +42,12 @@ enum Command {
         debug_dirs: Vec<PathBuf>,
     },
     /// Resolve a profile's frames and report which modules have no symbols
+    #[command(group = clap::ArgGroup::new("symbol_sources").args(["sources", "debuginfod"]).required(true).multiple(true))]
     Resolve {
         /// The profile
         profile: PathBuf,
-        /// Symbol stores, binaries or .sym files
-        #[arg(long = "symbols", required = true, num_args = 1..)]
-        symbols: Vec<PathBuf>,
+        #[command(flatten)]
+        symbols: Symbols,
         /// Write the resolved profile here (convert reads it without needing symbols)
         #[arg(short, long)]
         output: Option<PathBuf>,
@@ -62,17 +62,15 @@ enum Command {
         /// The output file
         #[arg(short, long)]
         output: PathBuf,
-        /// Symbol stores, binaries or .sym files
-        #[arg(long = "symbols", num_args = 1..)]
-        symbols: Vec<PathBuf>,
+        #[command(flatten)]
+        symbols: Symbols,
     },
     /// The hottest functions by self and total time, merged or per thread
     Report {
         /// The profile
         profile: PathBuf,
-        /// Symbol stores, binaries or .sym files
-        #[arg(long = "symbols", num_args = 1..)]
-        symbols: Vec<PathBuf>,
+        #[command(flatten)]
+        symbols: Symbols,
         /// One table per thread instead of all threads merged
         #[arg(long)]
         per_thread: bool,
@@ -106,9 +104,8 @@ enum Command {
         base: PathBuf,
         /// The profile to compare (after)
         new: PathBuf,
-        /// Symbol stores, binaries or .sym files (for both profiles)
-        #[arg(long = "symbols", num_args = 1..)]
-        symbols: Vec<PathBuf>,
+        #[command(flatten)]
+        symbols: Symbols,
         /// The output: a table sorted by change, pprof (base samples negated, as `go tool
         /// pprof -diff_base` keeps them) or a differential flame graph (red grew, blue shrank)
         #[arg(long, value_enum, default_value = "report")]
@@ -125,6 +122,29 @@ enum Command {
         /// The profile
         profile: PathBuf,
     },
+}
+
+/// Where symbols come from (`--symbols`, `--debuginfod`, `--symbol-cache`).
+#[derive(clap::Args, Debug, Default)]
+struct Symbols {
+    /// Symbol stores, binaries or .sym files; Breakpad stores over HTTP(S) (`https://host/path`);
+    /// debuginfod servers (`debuginfod:https://host`). Tried in order; what servers give is
+    /// cached
+    #[arg(long = "symbols", num_args = 1.., value_name = "SOURCE")]
+    sources: Vec<String>,
+    /// Also the debuginfod servers in DEBUGINFOD_URLS
+    #[arg(long)]
+    debuginfod: bool,
+    /// Where symbols fetched from servers are kept (a store; misses are remembered for a day)
+    /// [default: $XDG_CACHE_HOME/vignette/symbols or ~/.cache/vignette/symbols]
+    #[arg(long, value_name = "DIR")]
+    symbol_cache: Option<PathBuf>,
+}
+
+impl Symbols {
+    fn is_empty(&self) -> bool {
+        self.sources.is_empty() && !self.debuginfod
+    }
 }
 
 /// What `vignette diff` writes.
@@ -187,15 +207,56 @@ fn spinner(message: String) -> indicatif::ProgressBar {
     bar
 }
 
-/// Resolves `p` with `symbols`, showing a spinner meanwhile.
-fn resolve_with(
-    p: &vignette::Profile,
-    symbols: &[PathBuf],
-) -> Result<tools::Resolution, ToolError> {
+/// Resolves `p` with `symbols`, showing a spinner meanwhile: local sources first; the modules
+/// they lack are fetched from the servers named into the cache, which is then read as a store.
+fn resolve_with(p: &vignette::Profile, symbols: &Symbols) -> Result<tools::Resolution, ToolError> {
+    let mut local = Vec::new();
+    let mut servers = Vec::new();
+    for s in &symbols.sources {
+        match tools::remote::Server::parse(s) {
+            Some(server) => servers.push(server),
+            None => local.push(PathBuf::from(s)),
+        }
+    }
+    if symbols.debuginfod {
+        let urls = std::env::var("DEBUGINFOD_URLS").unwrap_or_default();
+        servers.extend(tools::remote::Server::from_debuginfod_urls(&urls));
+    }
+    let mut fetch_warnings = Vec::new();
+    if !servers.is_empty() {
+        let cache = symbols
+            .symbol_cache
+            .clone()
+            .unwrap_or_else(tools::remote::default_cache);
+        // Only the modules the samples use and the local sources lack.
+        let mut used = vec![false; p.modules.len()];
+        for f in &p.frames {
+            if let Some(u) = (f.module as usize)
+                .checked_sub(1)
+                .and_then(|m| used.get_mut(m))
+            {
+                *u = true;
+            }
+        }
+        let mut store = SymbolStore::new(&local);
+        let missing: Vec<&vignette::Module> = p
+            .modules
+            .iter()
+            .zip(&used)
+            .filter(|(m, &u)| u && store.find(&m.debug_file, &m.debug_id_string()).is_none())
+            .map(|(m, _)| m)
+            .collect();
+        fetch_warnings = tools::remote::fetch(&missing, &servers, &cache);
+        local.push(cache);
+    }
     let bar = spinner(format!("resolving {} frames", p.frames.len()));
-    let res = tools::resolve(p, &mut SymbolStore::new(symbols));
+    let res = tools::resolve(p, &mut SymbolStore::new(&local));
     bar.finish_and_clear();
-    res
+    let mut res = res?;
+    for w in fetch_warnings {
+        res.warnings.insert(0, w);
+    }
+    Ok(res)
 }
 
 fn report_missing(res: &tools::Resolution) {

@@ -8,6 +8,7 @@ pub mod elf_sections;
 pub mod firefox;
 pub mod merge;
 pub mod pprof;
+pub mod remote;
 pub mod report;
 pub mod resolve;
 pub mod speedscope;
