@@ -141,7 +141,10 @@ fn first_func(sym: &str) -> (u64, String) {
 
 /// The `.sym` vignette writes for fixture `binary`: (debug ID, text).
 fn sym_of(binary: &str) -> (String, String) {
-    let store = tmp(&format!("sym-{binary}"));
+    // Tests run in parallel: each call gets a folder of its own.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let store = tmp(&format!("sym-{binary}-{n}"));
     let (ok, out, err) = cli(&[
         "symbols",
         common::fixture(binary).to_str().unwrap(),
@@ -160,7 +163,8 @@ fn sym_of(binary: &str) -> (String, String) {
 }
 
 /// A static server over `root` that logs each request path to `log`, answers 500 for paths
-/// with `fail` in them and cuts bodies short for paths with `trunc`.
+/// with `fail` in them, cuts bodies short for paths with `trunc` and announces 10 GiB for
+/// paths with `huge`.
 const SERVER: &str = r#"
 import http.server, sys, os
 root, log = sys.argv[2], sys.argv[3]
@@ -170,6 +174,12 @@ class H(http.server.BaseHTTPRequestHandler):
         with open(log, "a") as f: f.write(self.path + "\n")
         if "fail" in self.path:
             self.send_response(500); self.end_headers(); return
+        if "huge" in self.path:
+            self.send_response(200)
+            self.send_header("Content-Length", str(10 << 30))
+            self.end_headers()
+            self.wfile.write(b"MODULE " * 1000)
+            return
         p = os.path.join(root, self.path.lstrip("/"))
         if not os.path.isfile(p):
             self.send_response(404); self.end_headers(); return
@@ -241,8 +251,9 @@ fn a_breakpad_store_over_http_serves_good_and_bad_answers_and_is_cached() {
             elf_module("trunc.so", other, vec![]),
             elf_module("fail.so", other, vec![]),
             elf_module("gone.so", other, vec![]),
+            elf_module("huge.so", other, vec![]),
         ],
-        &[addr, 0x10, 0x10, 0x10, 0x10],
+        &[addr, 0x10, 0x10, 0x10, 0x10, 0x10],
     );
     let path = dir.join("p.vignette");
     std::fs::write(&path, p.encode()).unwrap();
@@ -271,9 +282,14 @@ fn a_breakpad_store_over_http_serves_good_and_bad_answers_and_is_cached() {
         err.contains("trunc.so: http") && err.contains("closed before"),
         "{err}"
     );
+    assert!(
+        err.contains("huge.so: http") && err.contains("10737418240 bytes"),
+        "{err}"
+    );
     let first = requests(&log);
-    // 5 modules, the 500 and the truncated body retried once each.
-    assert_eq!(first, 7, "{first} requests");
+    // 6 modules, the 500 and the truncated body retried once each (a body announced too large
+    // is not retried).
+    assert_eq!(first, 8, "{first} requests");
     // Cached: the good module and the 404. The second run asks again only what failed (the
     // 500, the cut body, the wrong ID), never what was answered.
     let (ok, out2, _) = run();

@@ -168,6 +168,16 @@ fn get(agent: &ureq::Agent, url: &str) -> Result<Option<Vec<u8>>, String> {
     for _ in 0..2 {
         match agent.get(url).call() {
             Ok(resp) => {
+                // A declared size over the cap is refused before a byte is read.
+                let declared = resp
+                    .header("Content-Length")
+                    .and_then(|l| l.trim().parse::<u64>().ok());
+                if declared.is_some_and(|n| n > MAX_BODY) {
+                    return Err(format!(
+                        "{url}: {} bytes, more than the {MAX_BODY} accepted; refused",
+                        declared.unwrap_or_default()
+                    ));
+                }
                 let mut body = Vec::new();
                 let read = resp
                     .into_reader()
