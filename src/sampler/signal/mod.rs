@@ -53,7 +53,7 @@ pub(crate) struct Job {
 }
 
 /// The sampler thread's entry point.
-extern "C" fn sampler_main(arg: *mut c_void) -> *mut c_void {
+pub(super) extern "C" fn sampler_main(arg: *mut c_void) -> *mut c_void {
     // SAFETY: `start` passes a Job pointer it keeps alive (and does not touch) until it has
     // joined this thread.
     let job = unsafe { &mut *(arg as *mut Job) };
@@ -219,42 +219,5 @@ pub(crate) fn send_sample_signal(
         if errno == libc::ESRCH {
             c.mark_dead(slot);
         }
-    }
-}
-
-/// A running sampler thread and the job it owns.
-pub(crate) struct Running {
-    thread: spawn::RawThread,
-    job: *mut Job,
-}
-
-impl Running {
-    /// Starts the sampler thread on `job`; gives the job back if the thread cannot start.
-    pub fn start(job: MapBox<Job>) -> core::result::Result<Running, (crate::Error, MapBox<Job>)> {
-        let ptr = job.into_raw();
-        // SAFETY: the job stays alive until `finish` joins the thread and takes it back.
-        match unsafe { spawn::RawThread::spawn(sampler_main, ptr.cast()) } {
-            Ok(thread) => Ok(Running { thread, job: ptr }),
-            // SAFETY: the thread did not start, so ptr is still exclusively ours.
-            Err(e) => Err((e, unsafe { MapBox::from_raw(ptr) })),
-        }
-    }
-
-    /// In a child after `fork()`, where the sampler thread does not exist: takes the job back
-    /// without joining.
-    pub fn abandon(self) -> MapBox<Job> {
-        // SAFETY: fork copies only the calling thread, so no thread of this process uses the
-        // job.
-        unsafe { MapBox::from_raw(self.job) }
-    }
-
-    /// Stops the thread and returns its job.
-    pub fn finish(self, shared: &Shared) -> MapBox<Job> {
-        shared.stop.store(true, Release);
-        // A failed join means the thread is already gone; the job is ours either way.
-        let _ = self.thread.join();
-        shared.stop.store(false, Release);
-        // SAFETY: the thread has been joined, so nothing else uses the job.
-        unsafe { MapBox::from_raw(self.job) }
     }
 }

@@ -23,7 +23,7 @@ use crate::profile::Clock;
 use crate::profiler::Target;
 use crate::ring::{SampleMeta, SampleRing};
 use crate::sys::mem::{MapBox, Region};
-use crate::sys::{loader, spawn, suspend, threads, time};
+use crate::sys::{loader, suspend, threads, time};
 use crate::unwind::{fp, pe, EndReason, Regs, SliceStack, Unwinder};
 use code::PeCodeMap;
 use image_cache::ImageCache;
@@ -330,7 +330,7 @@ fn round(job: &mut Job, shared: &Shared, wall_weight: u32) {
 }
 
 /// The sampler thread's entry point.
-unsafe extern "system" fn sampler_main(arg: *mut c_void) -> u32 {
+pub(super) unsafe extern "system" fn sampler_main(arg: *mut c_void) -> u32 {
     // SAFETY: `Running::start` passes a Job pointer it keeps alive (and does not touch) until
     // it has joined this thread.
     let job = unsafe { &mut *(arg as *mut Job) };
@@ -433,39 +433,4 @@ pub(crate) fn release_handler(_shared: &Shared) -> bool {
 /// As [`release_handler`] (Windows has no `fork`).
 pub(crate) fn release_inherited_handler(shared: &Shared) {
     release_handler(shared);
-}
-
-/// A running sampler thread and the job it owns.
-pub(crate) struct Running {
-    thread: spawn::RawThread,
-    job: *mut Job,
-}
-
-impl Running {
-    /// Starts the sampler thread on `job`; gives the job back if the thread cannot start.
-    pub fn start(job: MapBox<Job>) -> core::result::Result<Running, (Error, MapBox<Job>)> {
-        let ptr = job.into_raw();
-        // SAFETY: the job stays alive until `finish` joins the thread and takes it back.
-        match unsafe { spawn::RawThread::spawn(sampler_main, ptr.cast()) } {
-            Ok(thread) => Ok(Running { thread, job: ptr }),
-            // SAFETY: the thread did not start, so ptr is still exclusively ours.
-            Err(e) => Err((e, unsafe { MapBox::from_raw(ptr) })),
-        }
-    }
-
-    /// Never called on Windows (no `fork`); takes the job back without joining.
-    pub fn abandon(self) -> MapBox<Job> {
-        // SAFETY: only reachable in a forked child, which Windows does not have; kept for the
-        // engines' common interface.
-        unsafe { MapBox::from_raw(self.job) }
-    }
-
-    /// Stops the thread and returns its job.
-    pub fn finish(self, shared: &Shared) -> MapBox<Job> {
-        shared.stop.store(true, Release);
-        let _ = self.thread.join();
-        shared.stop.store(false, Release);
-        // SAFETY: the thread has been joined, so nothing else uses the job.
-        unsafe { MapBox::from_raw(self.job) }
-    }
 }
