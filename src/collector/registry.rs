@@ -130,6 +130,19 @@ impl Collector {
         }
     }
 
+    /// Clock `Cpu`: the intervals the thread in slot `i` is due a sample for, now that it has
+    /// used `cpu_ns` of CPU (its account moves on by that many), or `None` if less than one
+    /// interval passed since its last sample. At most `u16::MAX` (a sample's weight field).
+    pub(crate) fn take_due_intervals(&mut self, i: usize, cpu_ns: u64, interval_ns: u64) -> Option<u32> {
+        let s = self.slot_mut(i)?;
+        let due = cpu_ns.saturating_sub(s.cpu_mark) / interval_ns;
+        if due == 0 {
+            return None;
+        }
+        s.cpu_mark += due * interval_ns;
+        Some(due.min(u16::MAX as u64) as u32)
+    }
+
     /// Marks the thread in slot `i` as exited; the slot is freed after the next drain (which
     /// takes in every sample the thread published before it exited).
     pub(crate) fn mark_dead(&mut self, i: usize) {

@@ -185,20 +185,13 @@ struct V1(
 
 impl V1 {
     fn into_profile(self) -> Profile {
-        Profile {
-            start_unix_ns: self.0,
-            duration_ns: self.1,
-            clock: self.2,
-            interval_ns: self.3,
-            max_frames: self.4,
-            modules: self.5.into_iter().map(ModuleV3::into_module).collect(),
-            frames: self.6,
-            stacks: self.7,
-            threads: (self.8.into_iter())
-                .map(|(tid, name, samples)| Thread { tid, name, samples })
-                .collect(),
-            lost: self.9,
-        }
+        let threads = (self.8.into_iter())
+            .map(|(tid, name, samples)| Thread { tid, name, samples })
+            .collect();
+        V3(
+            self.0, self.1, self.2, self.3, self.4, self.5, self.6, self.7, threads, self.9,
+        )
+        .into_profile()
     }
 }
 

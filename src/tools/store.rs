@@ -231,8 +231,13 @@ fn add_pe_to_store(data: &[u8], binary: &Path, store: &Path) -> Result<PathBuf, 
     // when it lies beside the file (as dump_syms does).
     if let Ok(object) = symbolic_debuginfo::pe::PeObject::parse(data) {
         let id = super::sym_writer::pe_symbol_id(&object, &file_name);
-        let pdb = binary.with_file_name(&id.name);
-        if !object.has_debug_info() && id.name.to_ascii_lowercase().ends_with(".pdb") {
+        // The PDB's name comes from the file: one safe file-name component, or it is not
+        // looked for.
+        if !object.has_debug_info()
+            && is_safe_file_name(&id.name)
+            && id.name.to_ascii_lowercase().ends_with(".pdb")
+        {
+            let pdb = binary.with_file_name(&id.name);
             if let Ok(pdb_data) = std::fs::read(&pdb) {
                 let pdb_id = symbolic_debuginfo::pdb::PdbObject::parse(&pdb_data)
                     .map(|p| p.debug_id().breakpad().to_string().to_uppercase())

@@ -153,9 +153,7 @@ impl Job {
             generation: 0,
         })
     }
-}
 
-impl Job {
     /// Bytes mapped for the job's tables.
     pub fn mapped_bytes(&self) -> usize {
         self.collector.mapped_bytes()

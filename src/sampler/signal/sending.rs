@@ -61,11 +61,7 @@ pub(crate) fn signal_round(
 ) {
     for i in 0..c.slots_len {
         let Some(&SlotRec {
-            tid,
-            state,
-            fresh,
-            cpu_mark: mark,
-            ..
+            tid, state, fresh, ..
         }) = c.slots.get(i)
         else {
             break;
@@ -89,16 +85,10 @@ pub(crate) fn signal_round(
                     c.mark_dead(i);
                     continue;
                 }
-                Some(cpu) => {
-                    let due = cpu.saturating_sub(mark) / interval_ns;
-                    if due == 0 {
-                        continue;
-                    }
-                    if let Some(s) = c.slot_mut(i) {
-                        s.cpu_mark = mark + due * interval_ns;
-                    }
-                    due.min(u16::MAX as u64) as u32
-                }
+                Some(cpu) => match c.take_due_intervals(i, cpu, interval_ns) {
+                    Some(due) => due,
+                    None => continue,
+                },
             },
         };
         let Some(ack) = shared.acks.get(i) else {

@@ -37,9 +37,6 @@ const IMAGE_CACHE_BLOCKS: usize = 4096;
 /// The most stack copied per sample.
 const MAX_STACK_COPY: usize = 512 * 1024;
 
-/// Windows' register numbering (as in `CONTEXT`) to DWARF numbers, which [`Regs`] uses.
-const DWARF_OF: [u16; 16] = [0, 2, 1, 3, 7, 6, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15];
-
 /// What sampling by suspension has cost ([`crate::Profiler::suspensions`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Suspensions {
@@ -216,8 +213,8 @@ impl Job {
             return;
         };
         let mut regs = Regs::default();
-        for (w, &dw) in cap.gpr.iter().zip(DWARF_OF.iter()) {
-            regs.set(dw, *w);
+        for (reg, &value) in cap.gpr.iter().enumerate() {
+            regs.set(pe::dwarf(reg as u8), value);
         }
         regs.set(Regs::IP, cap.rip);
         let mut stack = SliceStack {
@@ -313,16 +310,10 @@ fn round(job: &mut Job, shared: &Shared, wall_weight: u32) {
                     job.collector.mark_dead(i);
                     continue;
                 }
-                Some(cpu) => {
-                    let due = cpu.saturating_sub(s.cpu_mark) / job.interval_ns;
-                    if due == 0 {
-                        continue;
-                    }
-                    if let Some(rec) = job.collector.slot_mut(i) {
-                        rec.cpu_mark = s.cpu_mark + due * job.interval_ns;
-                    }
-                    due.min(u16::MAX as u64) as u32
-                }
+                Some(cpu) => match job.collector.take_due_intervals(i, cpu, job.interval_ns) {
+                    Some(due) => due,
+                    None => continue,
+                },
             },
         };
         job.sample(shared, i, weight);

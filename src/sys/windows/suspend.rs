@@ -74,7 +74,7 @@ impl Target {
     /// Closes the handle, if open.
     pub fn close(&mut self) {
         if self.handle != 0 {
-            drop(Handle::borrowed(self.handle as api::HANDLE));
+            drop(Handle::from_raw(self.handle as api::HANDLE));
         }
         *self = Target {
             tid: 0,

@@ -114,11 +114,11 @@ impl Handle {
     }
 
     /// Takes ownership of a raw handle (from [`Handle::into_raw`]); dropping it closes it.
-    pub fn borrowed(raw: api::HANDLE) -> Self {
+    pub fn from_raw(raw: api::HANDLE) -> Self {
         Handle(raw)
     }
 
-    /// Gives up ownership: the raw handle, to be closed by a later [`Handle::borrowed`]'s drop.
+    /// Gives up ownership: the raw handle, to be closed by a later [`Handle::from_raw`]'s drop.
     pub fn into_raw(self) -> api::HANDLE {
         let h = self.0;
         core::mem::forget(self);

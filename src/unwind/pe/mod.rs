@@ -102,7 +102,9 @@ mod op {
 /// r8-r15) as DWARF numbers, which [`Regs`] uses.
 const DWARF_OF: [u16; 16] = [0, 2, 1, 3, 7, 6, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15];
 
-fn dwarf(reg: u8) -> u16 {
+/// The DWARF number ([`Regs`]'s index) of Windows' register `reg` (its number in unwind codes
+/// and in `CONTEXT`'s integer registers).
+pub fn dwarf(reg: u8) -> u16 {
     DWARF_OF.get(reg as usize & 15).copied().unwrap_or(0)
 }
 
