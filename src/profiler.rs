@@ -5,6 +5,9 @@ use core::mem::ManuallyDrop;
 use crate::collector::{Capacities, Collector};
 use crate::error::{Error, Result};
 use crate::profile::{Capture, Clock};
+use crate::collector::TriggerRec;
+use crate::profile::TriggerKind;
+use crate::sampler::series::{mode_error, Exchange, Recorder, Series};
 use crate::sampler::{self, Job, Running, Shared};
 use crate::sys::mem::MapBox;
 use crate::sys::{threads, time};
@@ -25,6 +28,8 @@ pub struct Builder {
     signal: i32,
     unwinder: Unwinder,
     module_paths: bool,
+    /// The flight recorder's window (0: no flight recorder).
+    window_ns: u64,
 }
 
 impl Default for Builder {
@@ -44,6 +49,7 @@ impl Default for Builder {
             signal: 0,
             unwinder: Unwinder::Cfi,
             module_paths: false,
+            window_ns: 0,
         }
     }
 }
@@ -119,6 +125,16 @@ impl Builder {
         self
     }
 
+    /// Makes the profiler a flight recorder: it keeps only the samples of the last `window`
+    /// (evicting older ones, and counting them), and [`Profiler::window`] or a trigger
+    /// produces a profile of that window at any moment without stopping. `window` is 10 ms to
+    /// 24 hours; the samples in it must fit `sample_capacity`. Memory: four more sets of
+    /// session tables (mapped at `build()`, touched as they fill).
+    pub fn flight_recorder(mut self, window: core::time::Duration) -> Self {
+        self.window_ns = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
+        self
+    }
+
     /// Preallocates every buffer and installs the signal handler. Fails, never panics, if a
     /// setting is out of range, memory cannot be mapped, another profiler exists, or a foreign
     /// handler owns the signal.
@@ -154,6 +170,10 @@ impl Builder {
             (1..u32::MAX as usize / 4).contains(&self.frame_capacity),
             "frame_capacity out of range",
         )?;
+        check(
+            self.window_ns == 0 || (10_000_000..=86_400_000_000_000).contains(&self.window_ns),
+            "the flight recorder's window must be 10 ms to 24 hours",
+        )?;
         let shared = MapBox::new(Shared::new(
             self.signal,
             self.unwinder,
@@ -162,7 +182,7 @@ impl Builder {
             self.max_threads,
             self.max_modules,
         )?)?;
-        let collector = Collector::new(Capacities {
+        let capacities = Capacities {
             samples: self.sample_capacity,
             frames: self.frame_capacity,
             stack_nodes: self.frame_capacity * 2,
@@ -171,10 +191,19 @@ impl Builder {
             threads: self.sample_capacity.clamp(self.max_threads, 1 << 20),
             modules: self.max_modules,
             ring: self.ring_capacity,
-        })?;
+        };
+        let exchange = MapBox::new(Exchange::new(capacities)?)?;
+        let series = Series {
+            exchange: &*exchange,
+            recorder: match self.window_ns {
+                0 => None,
+                w => Some(Recorder::new(w, capacities)?),
+            },
+        };
         let job = MapBox::new(Job::new(
             &shared,
-            collector,
+            Collector::new(capacities)?,
+            series,
             self.clock,
             1_000_000_000 / self.frequency_hz as u64,
         )?)?;
@@ -183,6 +212,7 @@ impl Builder {
             config: self,
             shared: ManuallyDrop::new(shared),
             state: State::Idle(job),
+            exchange,
         })
     }
 }
@@ -212,6 +242,8 @@ pub struct Profiler {
     /// Dropped only once no signal handler can still be using it (see `Drop`).
     shared: ManuallyDrop<MapBox<Shared>>,
     state: State,
+    /// The tables chunks and windows are handed over in (the job points to it).
+    exchange: MapBox<Exchange>,
 }
 
 /// Who holds the sampler's job (the session tables): the profiler itself, or its sampler
@@ -252,7 +284,10 @@ impl Profiler {
             State::Idle(job) => job.mapped_bytes(),
             _ => 0,
         };
-        self.shared.mapped_bytes() + job
+        // SAFETY: `&self` excludes `rotate` and `window`, the only requests to the sampler,
+        // so none is pending.
+        let output = unsafe { self.exchange.output() }.mapped_bytes();
+        self.shared.mapped_bytes() + job + output
     }
 
     /// The job, when the sampler thread does not hold it.
@@ -304,6 +339,10 @@ impl Profiler {
             shared.ring_full.store(0, SeqCst);
             job.collector
                 .begin(|modules| shared.refresh_modules(modules, true));
+            if let Some(r) = &mut job.series.recorder {
+                r.clear();
+            }
+            self.exchange.reset();
         }
         Ok(job.generation)
     }
@@ -329,16 +368,19 @@ impl Profiler {
         result
     }
 
-    /// Stops sampling and closes the session, returning what it captured. The capture borrows
-    /// the profiler; encode it before starting again.
+    /// Stops sampling and closes the session, returning what it captured since the start (or
+    /// the last rotation; a flight recorder: its window). The capture borrows the profiler;
+    /// encode it before starting again.
     pub fn stop(&mut self) -> Result<Capture<'_>> {
         self.check_process()?;
         self.join_sampler(false);
-        let c = &mut self.job()?.collector;
-        if !c.open {
+        if !self.job()?.collector.open {
             return Err(Error::NotRunning);
         }
-        c.finish();
+        if self.config.window_ns != 0 {
+            self.serve_here(TriggerRec::NONE)?;
+        }
+        self.job()?.collector.finish();
         // Signals still in flight belong to the old generation from now on and are ignored.
         self.shared.next_generation();
         self.last_capture().ok_or(Error::NotRunning)
@@ -354,16 +396,98 @@ impl Profiler {
         if c.open || c.end_ns == 0 {
             return None;
         }
-        let mut lost = c.lost;
-        lost.ring_full += self.shared.ring_full.load(SeqCst);
-        Some(Capture {
+        if self.config.window_ns != 0 {
+            // SAFETY: no sampler thread runs (the profiler holds the job), so nothing is
+            // pending.
+            return Some(self.capture_of(unsafe { self.exchange.output() }));
+        }
+        let mut capture = self.capture_of(c);
+        capture.lost.ring_full += self.shared.ring_full.load(SeqCst);
+        Some(capture)
+    }
+
+    /// A capture of the tables `c`.
+    fn capture_of<'a>(&self, c: &'a Collector) -> Capture<'a> {
+        Capture {
             collector: c,
             clock: self.config.clock,
             interval_ns: self.interval_ns(),
             max_frames: self.config.max_frames as u32,
             module_paths: self.config.module_paths,
-            lost,
-        })
+            lost: c.lost,
+        }
+    }
+
+    /// Takes the samples since the start or the previous rotation as a complete profile (its
+    /// own modules, threads, time range and lost counts, and the next sequence number, from 0
+    /// at each start) **without stopping**: not one sample is lost or counted twice between
+    /// consecutive chunks, and their time ranges abut. The sampler thread hands the chunk over
+    /// between two ticks (a pause of well under a millisecond; it continues into spare tables
+    /// allocated at `build()`). The capture borrows the profiler; encode it before the next
+    /// call. A flight recorder has [`Profiler::window`] instead.
+    pub fn rotate(&mut self) -> Result<Capture<'_>> {
+        if self.config.window_ns != 0 {
+            return Err(mode_error(false));
+        }
+        self.take(TriggerRec::NONE)
+    }
+
+    /// A flight recorder's profile of its last window (see [`Builder::flight_recorder`]),
+    /// taken without stopping. The capture borrows the profiler; encode it before the next
+    /// call.
+    pub fn window(&mut self) -> Result<Capture<'_>> {
+        if self.config.window_ns == 0 {
+            return Err(mode_error(true));
+        }
+        self.take(TriggerRec::NONE)
+    }
+
+    /// A manual trigger: the flight recorder's window (or, without a flight recorder, the
+    /// chunk since the last rotation), marked as triggered now by the calling thread with
+    /// `note` (at most [`crate::MAX_TRIGGER_NOTE`] bytes are kept).
+    pub fn trigger(&mut self, note: &str) -> Result<Capture<'_>> {
+        self.take(TriggerRec::new(
+            TriggerKind::Manual,
+            threads::gettid(),
+            0,
+            note,
+        ))
+    }
+
+    /// The next chunk or window, marked with `trigger`, from the sampler thread or (when
+    /// none runs) made here.
+    pub(crate) fn take(&mut self, trigger: TriggerRec) -> Result<Capture<'_>> {
+        self.check_process()?;
+        match &self.state {
+            // SAFETY: `&mut self` makes this the only reader, and no capture of the output
+            // lives (captures borrow the profiler).
+            State::Running(_) => unsafe { self.exchange.request(trigger, || true)? },
+            _ => self.serve_here(trigger)?,
+        }
+        // SAFETY: the request has been served and the next needs `&mut self`.
+        Ok(self.capture_of(unsafe { self.exchange.output() }))
+    }
+
+    /// Makes the next chunk or window without a sampler thread (it is not running).
+    fn serve_here(&mut self, trigger: TriggerRec) -> Result<()> {
+        let State::Idle(job) = &mut self.state else {
+            return Err(Error::Running);
+        };
+        let job: &mut Job = job;
+        if !job.collector.open {
+            return Err(Error::NotRunning);
+        }
+        let (shared, generation) = (&**self.shared, job.generation);
+        job.series.serve(
+            &mut job.collector,
+            self.exchange.output_mut(),
+            trigger,
+            |c| {
+                sampler::drain(c, shared, generation);
+            },
+            &shared.ring_full,
+        );
+        Ok(())
     }
 
     /// Samples `target` right now, synchronously, and adds the samples to the open session

@@ -93,6 +93,7 @@ fn chunks(p: &Profile, k: u64) -> Vec<Profile> {
                 duration_ns: (to - from) * 1000,
                 threads,
                 lost: vignette::Lost::default(),
+                chunk: Default::default(),
                 ..p.clone()
             }
         })

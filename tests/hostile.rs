@@ -74,6 +74,7 @@ fn profile_over(modules: Vec<Module>) -> Profile {
                 .collect(),
         }],
         lost: Lost::default(),
+        chunk: Default::default(),
     }
 }
 

@@ -111,6 +111,7 @@ fn profile(modules: Vec<Module>, addresses: &[u64]) -> Profile {
             samples,
         }],
         lost: vignette::Lost::default(),
+        chunk: Default::default(),
     }
 }
 

@@ -681,6 +681,7 @@ fn fixed_profile() -> vignette::Profile {
             unanswered: 3,
             threads_over_capacity: 0,
         },
+        chunk: Default::default(),
     }
 }
 

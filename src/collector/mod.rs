@@ -5,12 +5,13 @@
 //! when one is full the sample is dropped and counted, never reallocated.
 
 
+mod carry;
 mod registry;
 
 pub(crate) use registry::{SlotRec, SlotState};
 use crate::error::Result;
 use crate::modules::ModuleMap;
-use crate::profile::Lost;
+use crate::profile::{Lost, TriggerKind, MAX_TRIGGER_NOTE};
 use crate::ring::{SampleRef, SampleRing};
 use crate::sys::mem::{Region, Zeroed};
 use crate::sys::{threads, time};
@@ -74,6 +75,74 @@ unsafe impl Zeroed for NodeRec {}
 unsafe impl Zeroed for SampleRec {}
 // SAFETY: as above.
 unsafe impl Zeroed for ThreadRec {}
+
+/// A trigger that fired, as stored (`kind` 0: none). See [`crate::profile::Trigger`].
+#[derive(Clone, Copy)]
+pub(crate) struct TriggerRec {
+    pub kind: u8,
+    /// Monotonic nanoseconds.
+    pub at_ns: u64,
+    pub tid: i32,
+    pub late_ns: u64,
+    pub note: [u8; MAX_TRIGGER_NOTE],
+    pub note_len: u8,
+}
+
+impl TriggerRec {
+    /// No trigger.
+    pub const NONE: TriggerRec = TriggerRec {
+        kind: 0,
+        at_ns: 0,
+        tid: 0,
+        late_ns: 0,
+        note: [0; MAX_TRIGGER_NOTE],
+        note_len: 0,
+    };
+
+    /// A trigger of `kind` firing now for thread `tid`, with `note` cut to fit at a character
+    /// boundary.
+    pub fn new(kind: TriggerKind, tid: i32, late_ns: u64, note: &str) -> TriggerRec {
+        let mut len = note.len().min(MAX_TRIGGER_NOTE);
+        while !note.is_char_boundary(len) {
+            len -= 1;
+        }
+        let mut t = TriggerRec {
+            kind: kind as u8,
+            at_ns: time::monotonic_ns(),
+            tid,
+            late_ns,
+            ..TriggerRec::NONE
+        };
+        t.note[..len].copy_from_slice(&note.as_bytes()[..len]);
+        t.note_len = len as u8;
+        t
+    }
+
+    /// The note as text.
+    pub fn note(&self) -> &str {
+        let bytes = self.note.get(..self.note_len as usize).unwrap_or(&[]);
+        core::str::from_utf8(bytes).unwrap_or("")
+    }
+}
+
+/// A session's place in a series of chunks or windows ([`crate::profile::Chunk`]).
+#[derive(Clone, Copy)]
+pub(crate) struct ChunkRec {
+    pub sequence: u64,
+    pub window_ns: u64,
+    pub evicted: u64,
+    pub trigger: TriggerRec,
+}
+
+impl ChunkRec {
+    /// The first chunk of a series.
+    pub const FIRST: ChunkRec = ChunkRec {
+        sequence: 0,
+        window_ns: 0,
+        evicted: 0,
+        trigger: TriggerRec::NONE,
+    };
+}
 
 /// Open-addressing hash index: slot holds `index + 1`, 0 when empty.
 struct Index {
@@ -140,6 +209,14 @@ pub struct Collector {
     pub end_ns: u64,
     /// Whether a session is open (started and not yet finished).
     pub open: bool,
+    /// Its place in a series of chunks or windows.
+    pub chunk: ChunkRec,
+    /// Threads by tid, for merging sessions (`absorb`).
+    thread_index: Index,
+    /// While merging a session in: its stack nodes' and modules' indices here, plus one (0:
+    /// not yet seen).
+    node_remap: Region<u32>,
+    module_remap: Region<u32>,
 }
 
 impl Collector {
@@ -169,6 +246,10 @@ impl Collector {
             start_ns: 0,
             end_ns: 0,
             open: false,
+            chunk: ChunkRec::FIRST,
+            thread_index: Index::new(cap.threads)?,
+            node_remap: Region::new(cap.stack_nodes)?,
+            module_remap: Region::new(cap.modules)?,
         })
     }
 
@@ -184,17 +265,28 @@ impl Collector {
             + self.slot_index.slots.mapped_bytes()
             + self.modules.mapped_bytes()
             + self.scratch.mapped_bytes()
+            + self.thread_index.slots.mapped_bytes()
+            + self.node_remap.mapped_bytes()
+            + self.module_remap.mapped_bytes()
     }
 
-    /// Empties the tables and opens a session starting now; `list_modules` lists the modules
-    /// loaded now (see `Shared::refresh_modules`).
-    pub fn begin(&mut self, list_modules: impl FnOnce(&mut ModuleMap)) {
+    /// Empties the sample, frame, stack and thread tables and the lost counts.
+    fn clear_tables(&mut self) {
         self.frames_len = 0;
         self.frame_index.clear();
         self.nodes_len = 0;
         self.node_index.clear();
         self.samples_len = 0;
         self.threads_len = 0;
+        self.lost = Lost::default();
+    }
+
+    /// Empties the tables and opens a session starting now; `list_modules` lists the modules
+    /// loaded now (see `Shared::refresh_modules`).
+    /// It is the first chunk of its series.
+    pub fn begin(&mut self, list_modules: impl FnOnce(&mut ModuleMap)) {
+        self.clear_tables();
+        self.chunk = ChunkRec::FIRST;
         self.slots.fill(SlotRec {
             tid: 0,
             state: SlotState::Free,
@@ -208,7 +300,6 @@ impl Collector {
         self.dead_slots = 0;
         self.modules.clear();
         list_modules(&mut self.modules);
-        self.lost = Lost::default();
         self.start_unix_ns = time::realtime_ns();
         self.start_ns = time::monotonic_ns();
         self.end_ns = self.start_ns;
@@ -304,14 +395,23 @@ impl Collector {
             };
             parent = node + 1;
         }
+        self.append_sample(
+            thread,
+            SampleRec {
+                time_ns: s.meta.time_ns,
+                stack: parent.wrapping_sub(1),
+                weight: s.meta.weight.max(1),
+                next: NONE,
+                end: s.meta.end,
+            },
+        );
+        true
+    }
+
+    /// Appends `rec` to the sample table (which has room) and to `thread`'s list.
+    fn append_sample(&mut self, thread: usize, rec: SampleRec) {
         let index = self.samples_len as u32;
-        self.samples[self.samples_len] = SampleRec {
-            time_ns: s.meta.time_ns,
-            stack: parent.wrapping_sub(1),
-            weight: s.meta.weight.max(1),
-            next: NONE,
-            end: s.meta.end,
-        };
+        self.samples[self.samples_len] = SampleRec { next: NONE, ..rec };
         self.samples_len += 1;
         let t = &mut self.threads[thread];
         match t.last {
@@ -320,7 +420,6 @@ impl Collector {
         }
         t.last = index;
         t.count += 1;
-        true
     }
 
     /// The frame for `avma` in the module mapped there at code map epoch `epoch`.
@@ -329,6 +428,11 @@ impl Collector {
             Some((m, rel)) => (m + 1, rel),
             None => (0, avma),
         };
+        self.intern_frame_in(avma, module, address)
+    }
+
+    /// The frame for `avma` in module `module` (index plus one, 0 for none) at `address`.
+    fn intern_frame_in(&mut self, avma: u64, module: u32, address: u64) -> Option<u32> {
         let frames = &self.frames;
         let (slot, found) = self.frame_index.probe(avma ^ (module as u64) << 48, |i| {
             let f = &frames[i as usize];

@@ -348,6 +348,61 @@ impl ModuleMap {
         self.push(rec)
     }
 
+    /// Starts this (cleared) map as the continuation of `prev` for a new chunk of the same
+    /// session: the modules still loaded, and those unloaded by the latest change (a sample
+    /// taken just before it may still be on its way), with their epochs.
+    pub(crate) fn carry_from(&mut self, prev: &ModuleMap) {
+        self.clear();
+        let Some(recs) = prev.recs.get(..prev.len) else {
+            return;
+        };
+        let after = |r: &ModuleRec| match r.loaded {
+            0 => r.last_epoch.wrapping_add(1),
+            _ => r.first_epoch,
+        };
+        let newest = recs.iter().map(after).max().unwrap_or(0);
+        for i in 0..recs.len() {
+            if recs.get(i).is_some_and(|r| r.loaded != 0 || after(r) == newest) {
+                self.adopt(prev, i);
+            }
+        }
+    }
+
+    /// Module `i` of `from` in this map: the same record if listed, else a copy (`None` when
+    /// this map is full).
+    pub(crate) fn adopt(&mut self, from: &ModuleMap, i: usize) -> Option<usize> {
+        let r = *from.recs.get(..from.len)?.get(i)?;
+        let text = |(at, len): (u32, u32)| {
+            from.strings
+                .get(at as usize..(at as usize).saturating_add(len as usize))
+                .unwrap_or(&[])
+        };
+        let strings = &self.strings;
+        let found = self.recs.get(..self.len)?.iter().position(|m| {
+            let mine = |(at, len): (u32, u32)| {
+                strings
+                    .get(at as usize..(at as usize).saturating_add(len as usize))
+                    .unwrap_or(&[])
+            };
+            m.start == r.start
+                && m.end == r.end
+                && m.first_epoch == r.first_epoch
+                && m.build_id == r.build_id
+                && mine(m.path) == text(r.path)
+        });
+        if found.is_some() {
+            return found;
+        }
+        if self.len >= self.recs.len() {
+            return None;
+        }
+        let mut rec = r;
+        rec.path = self.intern_str(text(r.path));
+        rec.name = self.intern_str(text(r.name));
+        rec.debug_file = self.intern_str(text(r.debug_file));
+        self.push(rec)
+    }
+
     fn intern_str(&mut self, s: &[u8]) -> (u32, u32) {
         let s = match core::str::from_utf8(s) {
             Ok(s) => s.as_bytes(),

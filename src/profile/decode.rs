@@ -4,8 +4,8 @@ use std::string::String;
 use std::vec::Vec;
 
 use super::{
-    Clock, Frame, Lost, Module, ObjectFormat, Profile, Sample, StackNode, Thread,
-    FORMAT_VERSION, MAGIC,
+    Chunk, Clock, Frame, Lost, Module, ObjectFormat, Profile, Sample, StackNode, Thread,
+    FORMAT_VERSION, MAGIC, MAX_TRIGGER_NOTE,
 };
 use crate::error::{Error, Result};
 
@@ -42,6 +42,10 @@ impl Profile {
             2 | 3 => {
                 let (v3, rest) = postcard::take_from_bytes::<V3>(rest).map_err(postcard_error)?;
                 (v3.into_profile(), rest)
+            }
+            4 => {
+                let (v4, rest) = postcard::take_from_bytes::<V4>(rest).map_err(postcard_error)?;
+                (v4.into_profile(), rest)
             }
             _ => postcard::take_from_bytes::<Profile>(rest).map_err(postcard_error)?,
         };
@@ -108,6 +112,9 @@ impl Profile {
         if self.modules.iter().any(|m| m.start_avma > m.end_avma) {
             return Err(Error::Corrupt("a module ends before it starts"));
         }
+        if (self.chunk.trigger.as_ref()).is_some_and(|t| t.note.len() > MAX_TRIGGER_NOTE) {
+            return Err(Error::Corrupt("a trigger's note is longer than the format allows"));
+        }
         Ok(())
     }
 }
@@ -153,17 +160,51 @@ struct V3(
 
 impl V3 {
     fn into_profile(self) -> Profile {
+        V4(
+            self.0,
+            self.1,
+            self.2,
+            self.3,
+            self.4,
+            self.5.into_iter().map(ModuleV3::into_module).collect(),
+            self.6,
+            self.7,
+            self.8,
+            self.9,
+        )
+        .into_profile()
+    }
+}
+
+/// Version 4: version 5's layout without the chunk.
+#[derive(serde::Deserialize)]
+struct V4(
+    u64,
+    u64,
+    Clock,
+    u64,
+    u32,
+    Vec<Module>,
+    Vec<Frame>,
+    Vec<StackNode>,
+    Vec<Thread>,
+    Lost,
+);
+
+impl V4 {
+    fn into_profile(self) -> Profile {
         Profile {
             start_unix_ns: self.0,
             duration_ns: self.1,
             clock: self.2,
             interval_ns: self.3,
             max_frames: self.4,
-            modules: self.5.into_iter().map(ModuleV3::into_module).collect(),
+            modules: self.5,
             frames: self.6,
             stacks: self.7,
             threads: self.8,
             lost: self.9,
+            chunk: Chunk::default(),
         }
     }
 }
@@ -264,6 +305,18 @@ mod tests {
                 tables_full: 2,
                 unanswered: 3,
                 threads_over_capacity: 4,
+            },
+            chunk: Chunk {
+                sequence: 7,
+                window_ns: 10_000_000_000,
+                evicted: 99,
+                trigger: Some(super::super::Trigger {
+                    kind: super::super::TriggerKind::Hang,
+                    at_ns: 5,
+                    tid: 5,
+                    late_ns: 300_000_000,
+                    note: "frame loop".into(),
+                }),
             },
         }
     }

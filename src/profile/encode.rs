@@ -7,7 +7,7 @@
 use serde::ser::{Serialize, SerializeSeq, Serializer};
 
 use super::packed::SampleCoder;
-use super::{Clock, Lost, FORMAT_VERSION, MAGIC};
+use super::{Clock, Lost, TriggerKind, FORMAT_VERSION, MAGIC};
 use crate::collector::Collector;
 use crate::error::{Error, Result};
 use crate::unwind::EndReason;
@@ -37,6 +37,28 @@ impl Capture<'_> {
     /// Threads seen.
     pub fn thread_count(&self) -> usize {
         self.collector.threads_len
+    }
+
+    /// Its number in the session's series of chunks or windows (from 0 at each start).
+    pub fn sequence(&self) -> u64 {
+        self.collector.chunk.sequence
+    }
+
+    /// What made it be captured, if a trigger did: the kind and the thread it names.
+    pub fn trigger(&self) -> Option<(TriggerKind, i32)> {
+        let t = &self.collector.chunk.trigger;
+        TriggerKind::from_u8(t.kind).map(|k| (k, t.tid))
+    }
+
+    /// For a flight recorder's window: the samples it had evicted as older than the window.
+    pub fn evicted(&self) -> u64 {
+        self.collector.chunk.evicted
+    }
+
+    /// Its time range, monotonic nanoseconds (`CLOCK_MONOTONIC` on Linux): consecutive
+    /// rotated chunks abut.
+    pub fn time_range_ns(&self) -> core::ops::Range<u64> {
+        self.collector.start_ns..self.collector.end_ns
     }
 
     /// Exact size of the encoded profile in bytes.
@@ -123,8 +145,29 @@ impl Serialize for Body<'_> {
             Stacks(c),
             Threads(c),
             cap.lost,
+            ChunkView(c),
         )
             .serialize(s)
+    }
+}
+
+/// The chunk: sequence, window, evictions and the trigger (times relative to the start).
+struct ChunkView<'a>(&'a Collector);
+
+impl Serialize for ChunkView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        let (c, k) = (self.0, &self.0.chunk);
+        let t = &k.trigger;
+        let trigger = TriggerKind::from_u8(t.kind).map(|kind| {
+            (
+                kind,
+                t.at_ns.saturating_sub(c.start_ns),
+                t.tid as u32,
+                t.late_ns,
+                t.note(),
+            )
+        });
+        (k.sequence, k.window_ns, k.evicted, trigger).serialize(s)
     }
 }
 

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 /// The eight bytes every profile starts with.
 pub const MAGIC: [u8; 8] = *b"VIGNETTE";
 /// The format version this build writes (and the newest it reads).
-pub const FORMAT_VERSION: u16 = 4;
+pub const FORMAT_VERSION: u16 = 5;
 
 /// The object format of a module, which says how its code id reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -63,12 +63,46 @@ impl Lost {
     }
 }
 
+/// What made a profile be captured at that moment (a flight recorder's trigger).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum TriggerKind {
+    /// The application asked ([`crate::Profiler::window`], a trigger handle, the C API).
+    Manual = 1,
+    /// A thread's heartbeat was later than its threshold: the thread looked hung.
+    Hang = 2,
+    /// A thread panicked.
+    Panic = 3,
+}
+
+impl TriggerKind {
+    /// The kind coded as `v`, if any.
+    pub fn from_u8(v: u8) -> Option<TriggerKind> {
+        [TriggerKind::Manual, TriggerKind::Hang, TriggerKind::Panic]
+            .into_iter()
+            .find(|k| *k as u8 == v)
+    }
+
+    /// A lowercase name for reports (`manual`, `hang`, `panic`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TriggerKind::Manual => "manual",
+            TriggerKind::Hang => "hang",
+            TriggerKind::Panic => "panic",
+        }
+    }
+}
+
+/// The longest note a trigger carries, in bytes (longer notes are cut at a character
+/// boundary).
+pub const MAX_TRIGGER_NOTE: usize = 96;
+
 #[cfg(feature = "std")]
 pub use owned::*;
 
 #[cfg(feature = "std")]
 mod owned {
-    use super::{Clock, Lost, ObjectFormat};
+    use super::{Clock, Lost, ObjectFormat, TriggerKind};
     use crate::unwind::EndReason;
     use serde::{Deserialize, Serialize};
     use std::string::String;
@@ -97,6 +131,40 @@ mod owned {
         pub threads: Vec<Thread>,
         /// Samples that could not be kept.
         pub lost: Lost,
+        /// Where this profile sits in a series of rotated chunks or flight-recorder windows.
+        pub chunk: Chunk,
+    }
+
+    /// A profile's place in a series: the chunks one session is rotated into, or the windows
+    /// a flight recorder captures (format 5; older profiles decode with the default).
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Chunk {
+        /// Counts the chunks (or windows) of a session from 0 at its start; consecutive
+        /// chunks have consecutive numbers, so a gap means one went missing.
+        pub sequence: u64,
+        /// The flight recorder's window in nanoseconds, 0 when the profile is not a window.
+        pub window_ns: u64,
+        /// Samples the flight recorder dropped as older than its window, since it started.
+        pub evicted: u64,
+        /// What made the profile be captured, if a trigger did.
+        pub trigger: Option<Trigger>,
+    }
+
+    /// A trigger that fired (see [`Chunk::trigger`]).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Trigger {
+        /// Manual, hang or panic.
+        pub kind: TriggerKind,
+        /// When it fired, nanoseconds after the profile's start.
+        pub at_ns: u64,
+        /// The thread it names (the hung or panicking thread; the caller for a manual
+        /// trigger), 0 if none.
+        pub tid: u32,
+        /// For a hang: how long the thread's heartbeat had been silent, in nanoseconds.
+        pub late_ns: u64,
+        /// The application's note (a manual trigger's reason, the panic message), at most
+        /// [`super::MAX_TRIGGER_NOTE`] bytes.
+        pub note: String,
     }
 
     /// A module (executable, shared library, vDSO).

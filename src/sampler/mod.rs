@@ -6,6 +6,7 @@
 //! - `suspend` (Windows): the sampler thread suspends each thread, copies its stack, resumes
 //!   it, and walks the copy.
 
+pub(crate) mod series;
 #[cfg(target_os = "linux")]
 pub(crate) mod signal;
 #[cfg(target_os = "linux")]

@@ -200,5 +200,7 @@ pub fn merge(profiles: &[Profile], options: MergeOptions) -> Result<Profile, Too
         stacks: tables.stacks,
         threads,
         lost,
+        // A merge is a series of its own.
+        chunk: Default::default(),
     })
 }

@@ -27,6 +27,7 @@ pub(crate) use shared::Shared;
 use core::ffi::c_void;
 use core::sync::atomic::Ordering::*;
 
+use super::series::Series;
 use crate::collector::{Collector, SlotState};
 use crate::profile::Clock;
 use crate::profiler::Target;
@@ -46,7 +47,10 @@ const FINAL_ANSWER_NS: u64 = 20_000_000;
 /// What the sampler thread works with; owned by it while it runs.
 pub(crate) struct Job {
     pub shared: *const Shared,
+    /// The active session's tables.
     pub collector: Collector,
+    /// Rotation and the flight recorder.
+    pub series: Series,
     pub clock: Clock,
     pub interval_ns: u64,
     pub generation: u32,
@@ -111,12 +115,18 @@ fn run(job: &mut Job, shared: &Shared) {
             job.generation,
             &round,
         );
-        drain(c, shared, job.generation);
+        let generation = job.generation;
+        let mut drain_into = |c: &mut Collector| {
+            drain(c, shared, generation);
+        };
+        drain_into(c);
         if c.take_stack_misses() > 0 && now >= next_maps {
             shared.stacks.refresh();
             next_maps = now + STACK_REFRESH_NS;
         }
-        time::sleep_until(next_tick);
+        job.series.tick(c, &mut drain_into, &shared.ring_full);
+        job.series
+            .sleep_serving(next_tick, c, &mut drain_into, &shared.ring_full, &shared.stop);
         now = time::monotonic_ns();
         // Fell behind (the machine is overloaded)? Skip the missed ticks, and let the next
         // wall-clock samples stand for them.
@@ -142,12 +152,14 @@ impl Job {
     pub fn new(
         shared: &MapBox<Shared>,
         collector: Collector,
+        series: Series,
         clock: Clock,
         interval_ns: u64,
     ) -> crate::error::Result<Job> {
         Ok(Job {
             shared: &**shared,
             collector,
+            series,
             clock,
             interval_ns,
             generation: 0,
@@ -156,7 +168,7 @@ impl Job {
 
     /// Bytes mapped for the job's tables.
     pub fn mapped_bytes(&self) -> usize {
-        self.collector.mapped_bytes()
+        self.collector.mapped_bytes() + self.series.recorder.as_ref().map_or(0, |r| r.mapped_bytes())
     }
 }
 

@@ -25,6 +25,7 @@ use crate::ring::{SampleMeta, SampleRing};
 use crate::sys::mem::{MapBox, Region};
 use crate::sys::{loader, suspend, threads, time};
 use crate::unwind::{fp, pe, EndReason, Regs, SliceStack, Unwinder};
+use super::series::Series;
 use code::PeCodeMap;
 use image_cache::ImageCache;
 
@@ -142,7 +143,10 @@ impl Shared {
 /// What the sampler works with; owned by the sampler thread while it runs.
 pub(crate) struct Job {
     pub shared: *const Shared,
+    /// The active session's tables.
     pub collector: Collector,
+    /// Rotation and the flight recorder.
+    pub series: Series,
     pub clock: Clock,
     pub interval_ns: u64,
     pub generation: u32,
@@ -159,6 +163,7 @@ impl Job {
     pub fn new(
         shared: &MapBox<Shared>,
         collector: Collector,
+        series: Series,
         clock: Clock,
         interval_ns: u64,
     ) -> Result<Job> {
@@ -166,6 +171,7 @@ impl Job {
         Ok(Job {
             shared: &**shared,
             collector,
+            series,
             clock,
             interval_ns,
             generation: 0,
@@ -262,6 +268,7 @@ impl Job {
     /// Bytes mapped for the job's tables and buffers.
     pub fn mapped_bytes(&self) -> usize {
         self.collector.mapped_bytes()
+            + self.series.recorder.as_ref().map_or(0, |r| r.mapped_bytes())
             + self.threads.mapped_bytes()
             + self.stack.mapped_bytes()
             + self.image.mapped_bytes()
@@ -351,8 +358,20 @@ fn run(job: &mut Job, shared: &Shared) {
             next_scan = now + SCAN_NS;
         }
         round(job, shared, wall_weight);
-        drain(&mut job.collector, shared, job.generation);
-        time::sleep_until(next_tick);
+        let generation = job.generation;
+        let mut drain_into = |c: &mut Collector| {
+            drain(c, shared, generation);
+        };
+        drain_into(&mut job.collector);
+        job.series
+            .tick(&mut job.collector, &mut drain_into, &shared.ring_full);
+        job.series.sleep_serving(
+            next_tick,
+            &mut job.collector,
+            &mut drain_into,
+            &shared.ring_full,
+            &shared.stop,
+        );
         now = time::monotonic_ns();
         let missed = now.saturating_sub(next_tick) / interval;
         wall_weight = 1 + missed.min(u16::MAX as u64 - 1) as u32;

@@ -1,0 +1,176 @@
+//! Sessions that continue one another: a rotated chunk's successor takes over the thread
+//! registry and the loaded modules ([`Collector::begin_after`]), and a flight recorder's
+//! window is several sessions merged into one ([`Collector::absorb`]).
+
+use super::{ChunkRec, Collector, SampleRec, ThreadRec, NONE};
+use crate::sys::time;
+
+/// The most frames a merged stack is rebuilt from (the builder's limit on `max_frames`).
+const MAX_DEPTH: usize = 1024;
+
+impl Collector {
+    /// Opens this (finished or never used) session as the next chunk after `prev`, which has
+    /// just been finished: the same live threads in the same slots with their CPU accounts,
+    /// the modules still loaded, and a time range that starts where `prev`'s ended.
+    pub(crate) fn begin_after(&mut self, prev: &Collector) {
+        self.clear_tables();
+        let n = prev.slots_len.min(self.slots.len());
+        if let (Some(dst), Some(src)) = (self.slots.get_mut(..n), prev.slots.get(..n)) {
+            dst.copy_from_slice(src);
+            // Profile threads are listed per session, at their first sample.
+            dst.iter_mut().for_each(|s| s.thread = NONE);
+        }
+        self.slots_len = n;
+        if self.slot_index.slots.len() == prev.slot_index.slots.len() {
+            self.slot_index.slots.copy_from_slice(&prev.slot_index.slots);
+        }
+        self.dead_slots = prev.dead_slots;
+        self.epoch = prev.epoch;
+        self.modules.carry_from(&prev.modules);
+        self.start_ns = prev.end_ns;
+        self.start_unix_ns = prev.start_unix_ns + prev.end_ns.saturating_sub(prev.start_ns);
+        self.end_ns = self.start_ns;
+        self.chunk = ChunkRec {
+            sequence: prev.chunk.sequence + 1,
+            ..ChunkRec::FIRST
+        };
+        self.open = true;
+    }
+
+    /// Opens this session empty, from `start_ns` (monotonic) to now, for merging others into
+    /// with [`Collector::absorb`].
+    pub(crate) fn begin_merged(&mut self, start_ns: u64, chunk: ChunkRec) {
+        self.clear_tables();
+        self.thread_index.clear();
+        self.slots_len = 0;
+        self.modules.clear();
+        let now = time::monotonic_ns();
+        self.start_ns = start_ns;
+        self.start_unix_ns = time::realtime_ns().saturating_sub(now.saturating_sub(start_ns));
+        self.end_ns = now;
+        self.chunk = chunk;
+        self.open = false;
+    }
+
+    /// Adds the samples of `src` taken at or after `since_ns` (monotonic), with their threads,
+    /// stacks and modules; returns how many samples were older. Samples that do not fit are
+    /// counted in `lost.tables_full`. Linear in `src`'s samples and stack nodes.
+    pub(crate) fn absorb(&mut self, src: &Collector, since_ns: u64) -> u64 {
+        add_lost(&mut self.lost, &src.lost);
+        self.node_remap.fill(0);
+        self.module_remap.fill(0);
+        let mut older = 0;
+        for t in src.threads.get(..src.threads_len).unwrap_or(&[]) {
+            let mut thread = None;
+            let mut next = t.first;
+            for _ in 0..t.count {
+                let Some(rec) = src.samples.get(..src.samples_len).and_then(|s| s.get(next as usize))
+                else {
+                    break;
+                };
+                next = rec.next;
+                if rec.time_ns < since_ns {
+                    older += 1;
+                    continue;
+                }
+                let thread = match thread {
+                    Some(i) => i,
+                    None => match self.thread_by_tid(t) {
+                        Some(i) => *thread.insert(i),
+                        None => {
+                            self.lost.threads_over_capacity += 1;
+                            continue;
+                        }
+                    },
+                };
+                match self.adopt_stack(src, rec.stack) {
+                    Some(stack) if self.samples_len < self.samples.len() => {
+                        self.append_sample(thread, SampleRec { stack, ..*rec });
+                    }
+                    _ => self.lost.tables_full += 1,
+                }
+            }
+        }
+        older
+    }
+
+    /// The thread of this session with `t`'s tid, listed (with `t`'s name) if new.
+    fn thread_by_tid(&mut self, t: &ThreadRec) -> Option<usize> {
+        let threads = &self.threads;
+        let (slot, found) = self.thread_index.probe(t.tid as u64, |i| {
+            threads.get(i as usize).is_some_and(|x| x.tid == t.tid)
+        });
+        if let Some(i) = found {
+            return Some(i as usize);
+        }
+        let i = self.threads_len;
+        *self.threads.get_mut(i)? = ThreadRec {
+            first: NONE,
+            last: NONE,
+            count: 0,
+            ..*t
+        };
+        self.threads_len += 1;
+        *self.thread_index.slots.get_mut(slot)? = i as u32 + 1;
+        Some(i)
+    }
+
+    /// `src`'s stack node `node` as a node of this session (interning the frames and nodes
+    /// not yet taken over), or `None` when a table is full.
+    fn adopt_stack(&mut self, src: &Collector, node: u32) -> Option<u32> {
+        // Up the chain to the first node already taken over (or the root).
+        let mut chain = [0u32; MAX_DEPTH];
+        let mut depth = 0;
+        let mut at = node;
+        let mut parent = 0u32;
+        while let Some(n) = src.nodes.get(..src.nodes_len).and_then(|n| n.get(at as usize)) {
+            match self.node_remap.get(at as usize).copied() {
+                Some(0) => {}
+                Some(done) => {
+                    parent = done;
+                    break;
+                }
+                None => return None,
+            }
+            *chain.get_mut(depth)? = at;
+            depth += 1;
+            match n.parent {
+                0 => break,
+                p => at = p - 1,
+            }
+        }
+        // Back down, interning each node under the one before it.
+        for &at in chain.get(..depth)?.iter().rev() {
+            let n = src.nodes.get(at as usize)?;
+            let f = src.frames.get(..src.frames_len)?.get(n.frame as usize)?;
+            let module = match f.module {
+                0 => 0,
+                m => self.adopt_module(src, m - 1)?,
+            };
+            let frame = self.intern_frame_in(f.avma, module, f.address)?;
+            parent = self.intern_node(parent, frame)? + 1;
+            *self.node_remap.get_mut(at as usize)? = parent;
+        }
+        parent.checked_sub(1)
+    }
+
+    /// `src`'s module `i` as a module of this session, plus one.
+    fn adopt_module(&mut self, src: &Collector, i: u32) -> Option<u32> {
+        match self.module_remap.get(i as usize).copied()? {
+            0 => {
+                let m = self.modules.adopt(&src.modules, i as usize)? as u32 + 1;
+                *self.module_remap.get_mut(i as usize)? = m;
+                Some(m)
+            }
+            m => Some(m),
+        }
+    }
+}
+
+/// Adds `b`'s counts to `a`.
+pub(crate) fn add_lost(a: &mut crate::profile::Lost, b: &crate::profile::Lost) {
+    a.ring_full += b.ring_full;
+    a.tables_full += b.tables_full;
+    a.unanswered += b.unanswered;
+    a.threads_over_capacity += b.threads_over_capacity;
+}
