@@ -109,9 +109,9 @@ mod sys;
 pub use error::{Error, Result};
 #[cfg(any(target_os = "linux", windows))]
 pub use profile::Capture;
-pub use profile::{Clock, Lost, ObjectFormat, TriggerKind, FORMAT_VERSION, MAX_TRIGGER_NOTE};
 #[cfg(feature = "std")]
 pub use profile::{Chunk, Frame, Module, Profile, Sample, StackNode, Thread, Trigger};
+pub use profile::{Clock, Lost, ObjectFormat, TriggerKind, FORMAT_VERSION, MAX_TRIGGER_NOTE};
 #[cfg(any(target_os = "linux", windows))]
 pub use profiler::{Builder, Profiler, Target};
 #[cfg(windows)]

@@ -1,5 +1,6 @@
 //! The core never allocates after threads exist: not in `build`, not in the signal handler,
-//! not on the sampler thread, not while encoding. A counting global allocator proves it.
+//! not on the sampler thread, not while rotating or taking a flight recorder's window, not
+//! while encoding. A counting global allocator proves it.
 //!
 //! This file holds a single test so that no other test allocates concurrently.
 
@@ -74,6 +75,7 @@ fn profiling_a_non_allocating_workload_allocates_nothing() {
         })
         .collect();
     let mut out = vec![0u8; 4 << 20];
+    let mut chunk_out = vec![0u8; 4 << 20];
     std::thread::sleep(std::time::Duration::from_millis(50));
 
     let before = ALLOCATIONS.load(Ordering::SeqCst);
@@ -93,7 +95,33 @@ fn profiling_a_non_allocating_workload_allocates_nothing() {
     profiler.start().unwrap();
     wait_for_cpu(&cpu[..], 60_000_000);
     let again = profiler.stop().unwrap().sample_count();
+    // Rotation: chunks handed over while sampling, encoded as they come.
+    profiler.start().unwrap();
+    let mut rotated = 0;
+    for _ in 0..10 {
+        wait_for_cpu(&cpu[..], 5_000_000);
+        let chunk = profiler.rotate().unwrap();
+        rotated += chunk.sample_count();
+        chunk.encode_into(&mut chunk_out).unwrap();
+    }
+    profiler.stop().unwrap();
     drop(profiler);
+    // A flight recorder, its windows merged from its segments.
+    let mut recorder = Profiler::builder()
+        .frequency(2000)
+        .flight_recorder(std::time::Duration::from_millis(20))
+        .build()
+        .unwrap();
+    recorder.start().unwrap();
+    let mut windowed = 0;
+    for _ in 0..5 {
+        wait_for_cpu(&cpu[..], 10_000_000);
+        let window = recorder.window().unwrap();
+        windowed += window.sample_count();
+        window.encode_into(&mut chunk_out).unwrap();
+    }
+    recorder.stop().unwrap();
+    drop(recorder);
     let after = ALLOCATIONS.load(Ordering::SeqCst);
 
     stop.store(true, Ordering::Relaxed);
@@ -104,6 +132,8 @@ fn profiling_a_non_allocating_workload_allocates_nothing() {
     assert!(samples > 500, "sampling ran: {samples} samples");
     assert!(again > 100, "a second session ran: {again} samples");
     assert!(used > 100);
+    assert!(rotated > 50, "chunks had samples: {rotated}");
+    assert!(windowed > 20, "windows had samples: {windowed}");
     assert_eq!(
         after - before,
         0,

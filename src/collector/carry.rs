@@ -37,17 +37,16 @@ impl Collector {
         self.open = true;
     }
 
-    /// Opens this session empty, from `start_ns` (monotonic) to now, for merging others into
-    /// with [`Collector::absorb`].
-    pub(crate) fn begin_merged(&mut self, start_ns: u64, chunk: ChunkRec) {
+    /// Opens this session empty, from `start_ns` to `end_ns` (monotonic, `end_ns` now), for
+    /// merging others into with [`Collector::absorb`].
+    pub(crate) fn begin_merged(&mut self, start_ns: u64, end_ns: u64, chunk: ChunkRec) {
         self.clear_tables();
         self.thread_index.clear();
         self.slots_len = 0;
         self.modules.clear();
-        let now = time::monotonic_ns();
         self.start_ns = start_ns;
-        self.start_unix_ns = time::realtime_ns().saturating_sub(now.saturating_sub(start_ns));
-        self.end_ns = now;
+        self.start_unix_ns = time::realtime_ns().saturating_sub(end_ns.saturating_sub(start_ns));
+        self.end_ns = end_ns;
         self.chunk = chunk;
         self.open = false;
     }

@@ -179,7 +179,8 @@ impl Series {
         if requested != exchange.served.load(Relaxed) {
             // SAFETY: a request is pending, so the reader is waiting and does not touch the
             // output or the trigger until `served` says so.
-            let (output, trigger) = unsafe { (&mut *exchange.output.get(), *exchange.trigger.get()) };
+            let (output, trigger) =
+                unsafe { (&mut *exchange.output.get(), *exchange.trigger.get()) };
             self.serve(active, output, trigger, drain, ring_full);
             exchange.served.store(requested, Release);
             return;
@@ -244,7 +245,7 @@ impl Series {
                     evicted: 0,
                     trigger,
                 };
-                output.begin_merged(since, chunk);
+                output.begin_merged(since, now, chunk);
                 let mut older = evicted.load(Relaxed);
                 for seg in r.segments.iter().take(r.sealed) {
                     older += output.absorb(seg, since);

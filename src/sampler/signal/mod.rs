@@ -125,8 +125,13 @@ fn run(job: &mut Job, shared: &Shared) {
             next_maps = now + STACK_REFRESH_NS;
         }
         job.series.tick(c, &mut drain_into, &shared.ring_full);
-        job.series
-            .sleep_serving(next_tick, c, &mut drain_into, &shared.ring_full, &shared.stop);
+        job.series.sleep_serving(
+            next_tick,
+            c,
+            &mut drain_into,
+            &shared.ring_full,
+            &shared.stop,
+        );
         now = time::monotonic_ns();
         // Fell behind (the machine is overloaded)? Skip the missed ticks, and let the next
         // wall-clock samples stand for them.
@@ -168,7 +173,12 @@ impl Job {
 
     /// Bytes mapped for the job's tables.
     pub fn mapped_bytes(&self) -> usize {
-        self.collector.mapped_bytes() + self.series.recorder.as_ref().map_or(0, |r| r.mapped_bytes())
+        self.collector.mapped_bytes()
+            + self
+                .series
+                .recorder
+                .as_ref()
+                .map_or(0, |r| r.mapped_bytes())
     }
 }
 

@@ -16,6 +16,7 @@ mod image_cache;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
 
+use super::series::Series;
 use crate::collector::{Collector, SlotState};
 use crate::error::{Error, Result};
 use crate::modules::ModuleMap;
@@ -25,7 +26,6 @@ use crate::ring::{SampleMeta, SampleRing};
 use crate::sys::mem::{MapBox, Region};
 use crate::sys::{loader, suspend, threads, time};
 use crate::unwind::{fp, pe, EndReason, Regs, SliceStack, Unwinder};
-use super::series::Series;
 use code::PeCodeMap;
 use image_cache::ImageCache;
 
@@ -268,7 +268,11 @@ impl Job {
     /// Bytes mapped for the job's tables and buffers.
     pub fn mapped_bytes(&self) -> usize {
         self.collector.mapped_bytes()
-            + self.series.recorder.as_ref().map_or(0, |r| r.mapped_bytes())
+            + self
+                .series
+                .recorder
+                .as_ref()
+                .map_or(0, |r| r.mapped_bytes())
             + self.threads.mapped_bytes()
             + self.stack.mapped_bytes()
             + self.image.mapped_bytes()
