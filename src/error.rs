@@ -53,6 +53,9 @@ pub enum Error {
     /// thread and session belong to the parent. Drop it (that is safe in the child) and build
     /// a new one.
     Forked,
+    /// vignette's delivery thread takes the chunks ([`crate::Profiler::deliver`]); the
+    /// application cannot take them too. Stop the profiler to end delivery.
+    Delivering,
 }
 
 impl fmt::Display for Error {
@@ -92,6 +95,10 @@ impl fmt::Display for Error {
             Error::Forked => f.write_str(
                 "this profiler was built in the parent process before fork(); drop it and \
                  build a new one in the child",
+            ),
+            Error::Delivering => f.write_str(
+                "the delivery thread takes this profiler's chunks; use a trigger, or stop \
+                 the profiler",
             ),
         }
     }

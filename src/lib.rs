@@ -74,6 +74,8 @@ off_signal_path! {
     #[allow(dead_code, unused_imports)]
     mod modules;
     mod profiler;
+    #[cfg(feature = "std")]
+    mod delivery;
 }
 
 #[cfg(not(any(target_os = "linux", windows)))]
@@ -106,6 +108,8 @@ mod sampler;
 #[cfg(any(target_os = "linux", windows))]
 mod sys;
 
+#[cfg(all(feature = "std", any(target_os = "linux", windows)))]
+pub use delivery::{Heartbeat, Triggers};
 pub use error::{Error, Result};
 #[cfg(any(target_os = "linux", windows))]
 pub use profile::Capture;

@@ -213,6 +213,8 @@ impl Builder {
             shared: ManuallyDrop::new(shared),
             state: State::Idle(job),
             exchange,
+            #[cfg(feature = "std")]
+            delivery: None,
         })
     }
 }
@@ -244,6 +246,9 @@ pub struct Profiler {
     state: State,
     /// The tables chunks and windows are handed over in (the job points to it).
     exchange: MapBox<Exchange>,
+    /// vignette's delivery thread, while it takes the chunks.
+    #[cfg(feature = "std")]
+    delivery: Option<crate::delivery::Delivery>,
 }
 
 /// Who holds the sampler's job (the session tables): the profiler itself, or its sampler
@@ -301,6 +306,16 @@ impl Profiler {
     /// Joins the sampler thread, if it runs (or, in a child after `fork()`, where it does not
     /// exist, takes its job back without joining); the profiler holds the job after.
     fn join_sampler(&mut self, forked: bool) {
+        // The delivery thread first: it asks the sampler thread for chunks.
+        #[cfg(feature = "std")]
+        if let Some(d) = self.delivery.take() {
+            if forked {
+                // The parent's thread, which does not exist here.
+                core::mem::forget(d);
+            } else {
+                d.finish();
+            }
+        }
         self.state = match core::mem::replace(&mut self.state, State::Moving) {
             State::Running(r) if forked => State::Idle(r.abandon()),
             State::Running(r) => State::Idle(r.finish(&self.shared)),
@@ -458,6 +473,10 @@ impl Profiler {
     /// none runs) made here.
     pub(crate) fn take(&mut self, trigger: TriggerRec) -> Result<Capture<'_>> {
         self.check_process()?;
+        #[cfg(feature = "std")]
+        if self.delivery.is_some() {
+            return Err(Error::Delivering);
+        }
         match &self.state {
             // SAFETY: `&mut self` makes this the only reader, and no capture of the output
             // lives (captures borrow the profiler).
@@ -466,6 +485,58 @@ impl Profiler {
         }
         // SAFETY: the request has been served and the next needs `&mut self`.
         Ok(self.capture_of(unsafe { self.exchange.output() }))
+    }
+
+    /// Hands chunks to `on_chunk` on vignette's own delivery thread until the profiler
+    /// stops: every `every` (if given; a flight recorder's window, otherwise the chunk since
+    /// the last one, as [`Profiler::rotate`]), and whenever one of the returned [`Triggers`]
+    /// fires (a manual trigger, a late [`crate::Heartbeat`], a panic). Meanwhile `rotate`,
+    /// `window` and `trigger` answer [`Error::Delivering`]. `stop` returns what came after the
+    /// last delivered chunk (a flight recorder: its window).
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), vignette::Error> {
+    /// let mut profiler = vignette::Profiler::builder().build()?;
+    /// profiler.start()?;
+    /// let mut n = 0;
+    /// profiler.deliver(Some(std::time::Duration::from_secs(10)), move |chunk| {
+    ///     let _ = std::fs::write(format!("chunk-{n}.vignette"), chunk.to_vec());
+    ///     n += 1;
+    /// })?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "std")]
+    pub fn deliver(
+        &mut self,
+        every: Option<core::time::Duration>,
+        on_chunk: impl FnMut(&Capture<'_>) + Send + 'static,
+    ) -> Result<crate::Triggers> {
+        self.check_process()?;
+        if self.delivery.is_some() {
+            return Err(Error::Delivering);
+        }
+        if !self.is_running() {
+            return Err(Error::NotRunning);
+        }
+        let config = crate::delivery::CaptureConfig {
+            clock: self.config.clock,
+            interval_ns: self.interval_ns(),
+            max_frames: self.config.max_frames as u32,
+            module_paths: self.config.module_paths,
+        };
+        // SAFETY: the sampler thread runs and serves the exchange until `join_sampler`, which
+        // finishes the delivery first; `take` refuses other readers while it runs.
+        let d = unsafe {
+            crate::delivery::Delivery::start(
+                &*self.exchange,
+                config,
+                every,
+                std::boxed::Box::new(on_chunk),
+            )?
+        };
+        let triggers = d.triggers();
+        self.delivery = Some(d);
+        Ok(triggers)
     }
 
     /// Makes the next chunk or window without a sampler thread (it is not running).

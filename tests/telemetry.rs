@@ -206,3 +206,199 @@ fn check_window(p: &Profile, window: Duration, full: bool) {
         );
     }
 }
+
+/// The delivery thread rotates on a timer and hands each chunk over; `stop` gives the rest,
+/// next in sequence.
+#[test]
+fn delivery_rotates_on_a_timer() {
+    let _g = profiler_lock();
+    let mut profiler = Profiler::builder().frequency(1000).build().unwrap();
+    profiler.start().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let triggers = profiler
+        .deliver(Some(Duration::from_millis(30)), move |c| {
+            let _ = tx.send((c.sequence(), c.time_range_ns()));
+        })
+        .unwrap();
+    assert!(matches!(
+        profiler.rotate(),
+        Err(vignette::Error::Delivering)
+    ));
+    let stop = AtomicBool::new(false);
+    let chunks: Vec<_> = std::thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
+        s.spawn(|| workload::worker_loop(1, &stop));
+        (0..8)
+            .map(|_| rx.recv_timeout(Duration::from_secs(60)).expect("a chunk"))
+            .collect()
+    });
+    assert!(triggers.delivered() >= 8);
+    let last = profiler.stop().unwrap();
+    let (seq, range) = (last.sequence(), last.time_range_ns());
+    let mut all: Vec<_> = chunks;
+    // Chunks delivered after the eighth, before the stop.
+    all.extend(rx.try_iter());
+    all.push((seq, range));
+    for (i, w) in all.windows(2).enumerate() {
+        assert_eq!(w[0].0 + 1, w[1].0, "chunk {i}");
+        assert_eq!(w[0].1.end, w[1].1.start, "chunk {i}");
+    }
+}
+
+/// Spins until released: the function a hung thread is found in.
+#[inline(never)]
+fn hang_spin(release: &AtomicBool) -> u64 {
+    let mut x = 1u64;
+    while !release.load(Ordering::Relaxed) {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+    x
+}
+
+/// A hang watchdog over two threads, one spinning in a known function and one blocked in
+/// `read`: each hang is captured as a window naming the thread, with that function or the
+/// system call on top of the thread's last stacks.
+#[test]
+fn the_hang_watchdog_captures_the_hung_thread() {
+    let _g = profiler_lock();
+    let mut profiler = Profiler::builder()
+        .frequency(1000)
+        .clock(Clock::Wall)
+        .flight_recorder(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    profiler.start().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let triggers = profiler
+        .deliver(None, move |c| {
+            let _ = tx.send(c.to_profile());
+        })
+        .unwrap();
+    let mut fds = [0; 2];
+    // SAFETY: fds is two writable ints.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let release = AtomicBool::new(false);
+    let (spinner, reader) = std::thread::scope(|s| {
+        let _stop = StopOnDrop(&release);
+        let spin = s.spawn(|| {
+            let beat = triggers.heartbeat("spin loop", Duration::from_millis(200));
+            for _ in 0..20 {
+                beat.beat();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let tid = Profiler::current_thread_id();
+            hang_spin(&release);
+            tid
+        });
+        let read = s.spawn(|| {
+            let beat = triggers.heartbeat("reader", Duration::from_millis(200));
+            beat.beat();
+            let tid = Profiler::current_thread_id();
+            let mut b = [0u8; 1];
+            // SAFETY: reads one byte into b from the pipe's read end.
+            unsafe { libc::read(fds[0], b.as_mut_ptr().cast(), 1) };
+            tid
+        });
+        let mut hung = Vec::new();
+        while hung.len() < 2 {
+            let p = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("a hang window");
+            let t = p.chunk.trigger.clone().expect("a trigger");
+            assert_eq!(t.kind, TriggerKind::Hang);
+            assert!(t.late_ns > 200_000_000, "late by {} ns", t.late_ns);
+            hung.push((t, p));
+        }
+        release.store(true, Ordering::Relaxed);
+        // SAFETY: writes one byte from a valid buffer to the pipe's write end.
+        unsafe { libc::write(fds[1], b"x".as_ptr().cast(), 1) };
+        let ids = (spin.join().unwrap(), read.join().unwrap());
+        for (t, p) in &hung {
+            let (who, want) = if t.note == "spin loop" {
+                (ids.0, "hang_spin")
+            } else {
+                assert_eq!(t.note, "reader");
+                (ids.1, "read")
+            };
+            assert_eq!(t.tid, who as u32, "the trigger names the hung thread");
+            let thread = p
+                .threads
+                .iter()
+                .find(|th| th.tid == who as u32)
+                .expect("its samples");
+            // Its last samples, taken during the hang, are in that function.
+            let last: Vec<_> = thread.samples.iter().rev().take(50).collect();
+            let inside = last
+                .iter()
+                .filter(|s| {
+                    // Among the innermost frames (an unoptimised build calls even
+                    // `AtomicBool::load`): libc's `read` (`__libc_read`), or hang_spin.
+                    (common::stack_names(p, s.stack).iter().take(4))
+                        .any(|n| n.split('|').any(|f| f.ends_with(want)))
+                })
+                .count();
+            eprintln!(
+                "{}: {inside} of the last {} samples in {want} ({:?})",
+                t.note,
+                last.len(),
+                common::stack_names(p, last[0].stack).first()
+            );
+            assert!(
+                inside * 10 >= last.len() * 9,
+                "{want}: {inside} of {}",
+                last.len()
+            );
+        }
+        ids
+    });
+    assert_ne!(spinner, reader);
+    profiler.stop().unwrap();
+    // SAFETY: closes the two descriptors made above.
+    unsafe {
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+    }
+}
+
+/// A panic is captured (with the thread and the message) before the panic goes on.
+#[test]
+fn a_panic_is_captured_before_it_unwinds() {
+    let _g = profiler_lock();
+    let mut profiler = Profiler::builder()
+        .frequency(1000)
+        .flight_recorder(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    profiler.start().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let triggers = profiler
+        .deliver(None, move |c| {
+            let _ = tx.send(c.to_profile());
+        })
+        .unwrap();
+    triggers.catch_panics();
+    let handle = std::thread::spawn(|| {
+        let tid = Profiler::current_thread_id();
+        std::thread::sleep(Duration::from_millis(50));
+        if tid != 0 {
+            panic!("the test's own panic");
+        }
+    });
+    assert!(handle.join().is_err());
+    // The hook waited for the delivery: the window is already there.
+    let p = rx.try_recv().expect("delivered before the panic unwound");
+    let t = p.chunk.trigger.expect("a trigger");
+    assert_eq!(t.kind, TriggerKind::Panic);
+    assert!(
+        t.note
+            .starts_with("the test's own panic (tests/telemetry.rs:"),
+        "{}",
+        t.note
+    );
+    triggers.fire("by hand");
+    let p = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    let t = p.chunk.trigger.expect("a trigger");
+    assert_eq!((t.kind, t.note.as_str()), (TriggerKind::Manual, "by hand"));
+    assert_eq!(t.tid, Profiler::current_thread_id() as u32);
+    profiler.stop().unwrap();
+}
