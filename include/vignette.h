@@ -43,6 +43,13 @@ typedef int vignette_status;
 #define VIGNETTE_ERR_IO 9               /* writing failed */
 #define VIGNETTE_ERR_SYSTEM 10          /* a system call failed, or no such thread */
 #define VIGNETTE_ERR_PANIC 11           /* an internal error (please report it) */
+#define VIGNETTE_ERR_DELIVERING 12      /* the delivery thread takes the chunks */
+
+/* What made a delivered chunk be captured (the callback's trigger argument). */
+#define VIGNETTE_TRIGGER_NONE 0   /* a timed chunk */
+#define VIGNETTE_TRIGGER_MANUAL 1 /* vignette_trigger or vignette_triggers_fire */
+#define VIGNETTE_TRIGGER_HANG 2   /* a heartbeat was later than its threshold */
+#define VIGNETTE_TRIGGER_PANIC 3  /* a Rust panic in the process */
 
 #define VIGNETTE_CLOCK_CPU 0  /* sample each thread per interval of CPU time it uses */
 #define VIGNETTE_CLOCK_WALL 1 /* sample every thread every interval, running or blocked */
@@ -60,12 +67,28 @@ typedef struct vignette_config {
 /** An opaque profiler. */
 typedef struct vignette_profiler vignette_profiler;
 
+/** Triggers of a delivering profiler (vignette_deliver): usable from any thread. */
+typedef struct vignette_triggers vignette_triggers;
+
+/** One thread's heartbeat for the hang watchdog. */
+typedef struct vignette_heartbeat vignette_heartbeat;
+
+/** A delivery callback, called on vignette's own thread: an encoded profile (len bytes, valid
+    during the call), its sequence number, the VIGNETTE_TRIGGER_* that made it, and user. */
+typedef void (*vignette_chunk_fn)(const uint8_t *profile, size_t len, uint64_t sequence,
+                                  int trigger, void *user);
+
 /** Fills *config with the defaults: 1000 Hz, CPU clock, 128 frames, 100000 samples, SIGPROF. */
 vignette_status vignette_config_default(vignette_config *config);
 
 /** Creates a profiler in *out: maps every buffer and installs the signal handler. At most one
     profiler exists per process. */
 vignette_status vignette_create(const vignette_config *config, vignette_profiler **out);
+
+/** As vignette_create, for a flight recorder: it keeps only the last window_ms milliseconds
+    (10 ms to 24 hours), and vignette_window or a trigger captures that window at any moment
+    without stopping. vignette_stop then leaves the last window to write. */
+vignette_status vignette_create_flight_recorder(const vignette_config *config, uint64_t window_ms, vignette_profiler **out);
 
 /** Starts sampling every thread of the process, including threads created later. */
 vignette_status vignette_start(vignette_profiler *p);
@@ -79,7 +102,46 @@ vignette_status vignette_stop(vignette_profiler *p);
     kept is not NULL. Not while the profiler is running. */
 vignette_status vignette_sample_once(vignette_profiler *p, int32_t tid, size_t *kept);
 
-/** Writes the last stopped session's profile to the file at path (created or truncated). */
+/** Takes the samples since the start (or the last rotation) as the next chunk, without
+    stopping: no sample is lost or counted twice between chunks, and their sequence numbers
+    follow on. The vignette_write_* functions then write that chunk, until the next call. */
+vignette_status vignette_rotate(vignette_profiler *p);
+
+/** A flight recorder's last window, taken without stopping; then written by the
+    vignette_write_* functions. */
+vignette_status vignette_window(vignette_profiler *p);
+
+/** A manual trigger: the window (or, without a flight recorder, the chunk since the last
+    one), marked as triggered by the calling thread with note (NULL for none; at most 96 bytes
+    are kept); then written by the vignette_write_* functions. */
+vignette_status vignette_trigger(vignette_profiler *p, const char *note);
+
+/** Hands chunks to callback on vignette's own thread until the profiler stops: every every_ms
+    milliseconds (0: only on triggers) and whenever a trigger fires. *triggers (if not NULL)
+    receives a handle for firing triggers and making heartbeats from any thread; free it with
+    vignette_triggers_free. The profiler must be running; meanwhile vignette_rotate,
+    vignette_window and vignette_trigger answer VIGNETTE_ERR_DELIVERING. */
+vignette_status vignette_deliver(vignette_profiler *p, uint64_t every_ms, vignette_chunk_fn callback, void *user, vignette_triggers **triggers);
+
+/** Fires a manual trigger from any thread; the delivery thread captures within 10 ms. */
+vignette_status vignette_triggers_fire(const vignette_triggers *t, const char *note);
+
+/** Frees a triggers handle (its heartbeats stay valid). NULL is ignored. */
+void vignette_triggers_free(vignette_triggers *t);
+
+/** Watches the calling thread: when its heartbeat is silent for longer than threshold_ms, the
+    window is captured, marked as a hang of this thread with name (once per silence). *out
+    receives the heartbeat. */
+vignette_status vignette_heartbeat_new(const vignette_triggers *t, const char *name, uint64_t threshold_ms, vignette_heartbeat **out);
+
+/** Marks progress: one clock read and one store, no allocation, no lock. NULL is ignored. */
+void vignette_heartbeat_beat(const vignette_heartbeat *h);
+
+/** Stops watching and frees the heartbeat. NULL is ignored. */
+void vignette_heartbeat_free(vignette_heartbeat *h);
+
+/** Writes the last stopped session's profile (or the chunk or window taken last) to the file
+    at path (created or truncated). */
 vignette_status vignette_write_path(vignette_profiler *p, const char *path);
 
 /** Writes the last stopped session's profile to the open file descriptor fd (not closed). */

@@ -47,6 +47,8 @@ pub const VIGNETTE_ERR_IO: vignette_status = 9;
 pub const VIGNETTE_ERR_SYSTEM: vignette_status = 10;
 /// An internal error (a Rust panic, caught).
 pub const VIGNETTE_ERR_PANIC: vignette_status = 11;
+/// The delivery thread takes the chunks (`vignette_deliver`); stop the profiler first.
+pub const VIGNETTE_ERR_DELIVERING: vignette_status = 12;
 
 /// Sampling clock: per-thread CPU time.
 pub const VIGNETTE_CLOCK_CPU: c_int = 0;
@@ -72,7 +74,34 @@ pub struct vignette_config {
 /// An opaque profiler.
 pub struct vignette_profiler {
     inner: Profiler,
+    /// What the `vignette_write_*` functions write: the last stopped session, or the chunk
+    /// (window) taken last.
+    chunk: bool,
 }
+
+/// An opaque set of triggers (`vignette_deliver`), usable from any thread.
+pub struct vignette_triggers {
+    inner: crate::Triggers,
+}
+
+/// An opaque heartbeat of one thread for the hang watchdog.
+pub struct vignette_heartbeat {
+    inner: crate::Heartbeat,
+}
+
+/// Trigger kinds passed to a delivery callback: none (a timed chunk).
+pub const VIGNETTE_TRIGGER_NONE: c_int = 0;
+/// Trigger kind: manual (`vignette_trigger`, `vignette_triggers_fire`).
+pub const VIGNETTE_TRIGGER_MANUAL: c_int = 1;
+/// Trigger kind: a heartbeat was late (a hang).
+pub const VIGNETTE_TRIGGER_HANG: c_int = 2;
+/// Trigger kind: a panic (Rust code in the process).
+pub const VIGNETTE_TRIGGER_PANIC: c_int = 3;
+
+/// A delivery callback: an encoded profile (`len` bytes, valid during the call), its sequence
+/// number, the trigger kind that made it (`VIGNETTE_TRIGGER_*`), and the caller's pointer.
+pub type vignette_chunk_fn =
+    Option<unsafe extern "C" fn(*const u8, usize, u64, c_int, *mut std::ffi::c_void)>;
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
@@ -93,6 +122,7 @@ fn status_of(e: &Error) -> vignette_status {
         Error::NotRunning => VIGNETTE_ERR_NOT_RUNNING,
         Error::BufferTooSmall { .. } => VIGNETTE_ERR_BUFFER_TOO_SMALL,
         Error::Write => VIGNETTE_ERR_IO,
+        Error::Delivering => VIGNETTE_ERR_DELIVERING,
         _ => VIGNETTE_ERR_SYSTEM,
     }
 }
@@ -134,6 +164,15 @@ unsafe fn profiler<'a>(
         .ok_or_else(|| invalid("profiler is NULL"))
 }
 
+/// # Safety
+/// As for `profiler`.
+unsafe fn wrapper<'a>(
+    p: *mut vignette_profiler,
+) -> Result<&'a vignette_profiler, (vignette_status, String)> {
+    // SAFETY: the caller's contract; null is checked.
+    unsafe { p.as_ref() }.ok_or_else(|| invalid("profiler is NULL"))
+}
+
 /// Fills `config` with the defaults (1000 Hz, CPU clock, 128 frames, 100000 samples, SIGPROF).
 ///
 /// # Safety
@@ -168,6 +207,19 @@ pub unsafe extern "C" fn vignette_create(
     config: *const vignette_config,
     out: *mut *mut vignette_profiler,
 ) -> vignette_status {
+    // SAFETY: the caller's contract, passed on.
+    unsafe { create(config, 0, out) }
+}
+
+/// `vignette_create`, with a flight recorder when `window_ms` > 0.
+///
+/// # Safety
+/// As `vignette_create`.
+unsafe fn create(
+    config: *const vignette_config,
+    window_ms: u64,
+    out: *mut *mut vignette_profiler,
+) -> vignette_status {
     guard(|| {
         // SAFETY: the caller passes a readable config or NULL (checked).
         let c = unsafe { config.as_ref() }.ok_or_else(|| invalid("config is NULL"))?;
@@ -183,17 +235,236 @@ pub unsafe extern "C" fn vignette_create(
                 ))
             }
         };
-        let inner = Profiler::builder()
+        let mut builder = Profiler::builder()
             .frequency(c.frequency_hz)
             .clock(clock)
             .max_frames(c.max_frames as usize)
             .sample_capacity(c.sample_capacity as usize)
-            .signal(c.signal)
-            .build()
-            .map_err(core_err)?;
-        let p = Box::into_raw(Box::new(vignette_profiler { inner }));
+            .signal(c.signal);
+        if window_ms > 0 {
+            builder = builder.flight_recorder(std::time::Duration::from_millis(window_ms));
+        }
+        let inner = builder.build().map_err(core_err)?;
+        let p = Box::into_raw(Box::new(vignette_profiler {
+            inner,
+            chunk: false,
+        }));
         // SAFETY: out is non-null (checked) and writable by the caller's contract.
         unsafe { *out = p };
+        Ok(())
+    })
+}
+
+/// As `vignette_create`, for a flight recorder keeping the last `window_ms` milliseconds
+/// (10 ms to 24 hours).
+///
+/// # Safety
+/// As `vignette_create`.
+#[no_mangle]
+pub unsafe extern "C" fn vignette_create_flight_recorder(
+    config: *const vignette_config,
+    window_ms: u64,
+    out: *mut *mut vignette_profiler,
+) -> vignette_status {
+    if window_ms == 0 {
+        return guard(|| Err(invalid("window_ms must be at least 10")));
+    }
+    // SAFETY: the caller's contract, passed on.
+    unsafe { create(config, window_ms, out) }
+}
+
+/// Takes the samples since the start (or the last rotation) as the next chunk, without
+/// stopping; the `vignette_write_*` functions then write it, until the next call.
+///
+/// # Safety
+/// `p` must be NULL or a profiler from `vignette_create` not yet destroyed, used by one thread
+/// at a time.
+#[no_mangle]
+pub unsafe extern "C" fn vignette_rotate(p: *mut vignette_profiler) -> vignette_status {
+    // SAFETY: the caller's contract.
+    unsafe { take(p, |prof| prof.rotate().map(|_| ())) }
+}
+
+/// A flight recorder's last window, taken without stopping; the `vignette_write_*` functions
+/// then write it, until the next call.
+///
+/// # Safety
+/// As `vignette_rotate`.
+#[no_mangle]
+pub unsafe extern "C" fn vignette_window(p: *mut vignette_profiler) -> vignette_status {
+    // SAFETY: the caller's contract.
+    unsafe { take(p, |prof| prof.window().map(|_| ())) }
+}
+
+/// A manual trigger: the window (or the chunk since the last one), marked as triggered by the
+/// calling thread with `note` (NULL for none); then written by the `vignette_write_*`
+/// functions.
+///
+/// # Safety
+/// As `vignette_rotate`; `note` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn vignette_trigger(
+    p: *mut vignette_profiler,
+    note: *const c_char,
+) -> vignette_status {
+    // SAFETY: the caller's contract.
+    let note = unsafe { text(note) };
+    // SAFETY: the caller's contract.
+    unsafe { take(p, |prof| prof.trigger(&note).map(|_| ())) }
+}
+
+/// Hands chunks to `callback` on vignette's own thread until the profiler stops: every
+/// `every_ms` milliseconds (0: only on triggers), and whenever a trigger fires. Stores in
+/// `*triggers` (if not NULL) a handle to fire triggers and feed heartbeats from any thread;
+/// free it with `vignette_triggers_free`. The profiler must be running.
+///
+/// # Safety
+/// As `vignette_rotate`; `callback` must be safe to call from another thread with `user`;
+/// `triggers` must be NULL or point to writable memory for one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn vignette_deliver(
+    p: *mut vignette_profiler,
+    every_ms: u64,
+    callback: vignette_chunk_fn,
+    user: *mut std::ffi::c_void,
+    triggers: *mut *mut vignette_triggers,
+) -> vignette_status {
+    struct User(*mut std::ffi::c_void);
+    // SAFETY: the caller promises `user` may be used from the delivery thread.
+    unsafe impl Send for User {}
+    guard(|| {
+        // SAFETY: the caller's contract (see `profiler`).
+        let w = unsafe { p.as_mut() }.ok_or_else(|| invalid("profiler is NULL"))?;
+        let callback = callback.ok_or_else(|| invalid("callback is NULL"))?;
+        let user = User(user);
+        let every = (every_ms > 0).then(|| std::time::Duration::from_millis(every_ms));
+        let t = w
+            .inner
+            .deliver(every, move |c| {
+                let user = &user;
+                let bytes = c.to_vec();
+                let kind = c.trigger().map_or(VIGNETTE_TRIGGER_NONE, |(k, _)| k as c_int);
+                // SAFETY: the caller's callback, with the bytes valid for the call.
+                unsafe { callback(bytes.as_ptr(), bytes.len(), c.sequence(), kind, user.0) };
+            })
+            .map_err(core_err)?;
+        w.chunk = false;
+        // SAFETY: triggers is NULL or writable by the caller's contract.
+        if let Some(out) = unsafe { triggers.as_mut() } {
+            *out = Box::into_raw(Box::new(vignette_triggers { inner: t }));
+        }
+        Ok(())
+    })
+}
+
+/// Fires a manual trigger (from any thread); the delivery thread captures within 10 ms.
+///
+/// # Safety
+/// `t` must be NULL or a handle from `vignette_deliver` not yet freed; `note` NULL or a
+/// NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn vignette_triggers_fire(
+    t: *const vignette_triggers,
+    note: *const c_char,
+) -> vignette_status {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let t = unsafe { t.as_ref() }.ok_or_else(|| invalid("triggers is NULL"))?;
+        // SAFETY: the caller's contract.
+        t.inner.fire(&unsafe { text(note) });
+        Ok(())
+    })
+}
+
+/// Frees a triggers handle (heartbeats made from it stay valid). NULL is ignored.
+///
+/// # Safety
+/// `t` must be NULL or a handle from `vignette_deliver`, freed once.
+#[no_mangle]
+pub unsafe extern "C" fn vignette_triggers_free(t: *mut vignette_triggers) {
+    if !t.is_null() {
+        // SAFETY: t came from Box::into_raw in vignette_deliver, freed once.
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(t) })));
+    }
+}
+
+/// Watches the calling thread: when its heartbeat is silent for longer than `threshold_ms`,
+/// a capture is taken, marked as a hang of this thread with `name`. Stores the heartbeat in
+/// `*out`; call `vignette_heartbeat_beat` on progress, `vignette_heartbeat_free` when done.
+///
+/// # Safety
+/// `t` must be NULL or a live triggers handle; `name` NULL or a NUL-terminated string; `out`
+/// NULL or writable memory for one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn vignette_heartbeat_new(
+    t: *const vignette_triggers,
+    name: *const c_char,
+    threshold_ms: u64,
+    out: *mut *mut vignette_heartbeat,
+) -> vignette_status {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let t = unsafe { t.as_ref() }.ok_or_else(|| invalid("triggers is NULL"))?;
+        // SAFETY: the caller's contract.
+        let out = unsafe { out.as_mut() }.ok_or_else(|| invalid("out is NULL"))?;
+        // SAFETY: the caller's contract.
+        let name = unsafe { text(name) };
+        let threshold = std::time::Duration::from_millis(threshold_ms);
+        let inner = t.inner.heartbeat(&name, threshold);
+        *out = Box::into_raw(Box::new(vignette_heartbeat { inner }));
+        Ok(())
+    })
+}
+
+/// Marks progress: one clock read and one store (no allocation, no lock). NULL is ignored.
+///
+/// # Safety
+/// `h` must be NULL or a heartbeat from `vignette_heartbeat_new` not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn vignette_heartbeat_beat(h: *const vignette_heartbeat) {
+    // SAFETY: the caller's contract.
+    if let Some(h) = unsafe { h.as_ref() } {
+        h.inner.beat();
+    }
+}
+
+/// Stops watching and frees the heartbeat. NULL is ignored.
+///
+/// # Safety
+/// `h` must be NULL or a heartbeat from `vignette_heartbeat_new`, freed once.
+#[no_mangle]
+pub unsafe extern "C" fn vignette_heartbeat_free(h: *mut vignette_heartbeat) {
+    if !h.is_null() {
+        // SAFETY: h came from Box::into_raw in vignette_heartbeat_new, freed once.
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(h) })));
+    }
+}
+
+/// A C string argument as text ("" for NULL).
+///
+/// # Safety
+/// `s` must be NULL or a NUL-terminated string.
+unsafe fn text(s: *const c_char) -> String {
+    if s.is_null() {
+        return String::new();
+    }
+    // SAFETY: the caller's contract.
+    unsafe { CStr::from_ptr(s) }.to_string_lossy().into_owned()
+}
+
+/// Takes a chunk or window with `f`; the write functions then write it.
+///
+/// # Safety
+/// `p` as for `vignette_rotate`.
+unsafe fn take(
+    p: *mut vignette_profiler,
+    f: impl FnOnce(&mut Profiler) -> Result<(), Error>,
+) -> vignette_status {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let w = unsafe { p.as_mut() }.ok_or_else(|| invalid("profiler is NULL"))?;
+        f(&mut w.inner).map_err(core_err)?;
+        w.chunk = true;
         Ok(())
     })
 }
@@ -217,8 +488,12 @@ pub unsafe extern "C" fn vignette_start(p: *mut vignette_profiler) -> vignette_s
 /// at a time.
 #[no_mangle]
 pub unsafe extern "C" fn vignette_stop(p: *mut vignette_profiler) -> vignette_status {
-    // SAFETY: the caller's contract (see `profiler`).
-    guard(|| unsafe { profiler(p) }?.stop().map(|_| ()).map_err(core_err))
+    guard(|| {
+        // SAFETY: the caller's contract (see `profiler`).
+        let w = unsafe { p.as_mut() }.ok_or_else(|| invalid("profiler is NULL"))?;
+        w.chunk = false;
+        w.inner.stop().map(|_| ()).map_err(core_err)
+    })
 }
 
 /// Samples thread `tid` (0: every thread) right now, synchronously; the session stays open
@@ -251,13 +526,17 @@ pub unsafe extern "C" fn vignette_sample_once(
 }
 
 fn with_capture<T>(
-    p: &Profiler,
+    p: &vignette_profiler,
     f: impl FnOnce(crate::Capture<'_>) -> Result<T, (vignette_status, String)>,
 ) -> Result<T, (vignette_status, String)> {
-    let c = p.last_capture().ok_or_else(|| {
+    let c = match p.chunk {
+        true => p.inner.last_taken(),
+        false => p.inner.last_capture(),
+    };
+    let c = c.ok_or_else(|| {
         (
             VIGNETTE_ERR_NOT_RUNNING,
-            "no profile to write: call vignette_stop first".to_string(),
+            "no profile to write: call vignette_stop (or vignette_rotate) first".to_string(),
         )
     })?;
     f(c)
@@ -275,7 +554,7 @@ pub unsafe extern "C" fn vignette_write_path(
 ) -> vignette_status {
     guard(|| {
         // SAFETY: the caller's contract (see `profiler`).
-        let prof = unsafe { profiler(p) }?;
+        let prof = unsafe { wrapper(p) }?;
         if path.is_null() {
             return Err(invalid("path is NULL"));
         }
@@ -304,7 +583,7 @@ pub unsafe extern "C" fn vignette_write_fd(
 ) -> vignette_status {
     guard(|| {
         // SAFETY: the caller's contract (see `profiler`).
-        let prof = unsafe { profiler(p) }?;
+        let prof = unsafe { wrapper(p) }?;
         with_capture(prof, |c| {
             let bytes = c.to_vec();
             let mut done = 0;
@@ -346,7 +625,7 @@ pub unsafe extern "C" fn vignette_write_buffer(
 ) -> vignette_status {
     guard(|| {
         // SAFETY: the caller's contract (see `profiler`).
-        let prof = unsafe { profiler(p) }?;
+        let prof = unsafe { wrapper(p) }?;
         if written.is_null() || (buf.is_null() && len > 0) {
             return Err(invalid("written is NULL, or buf is NULL with len > 0"));
         }

@@ -421,6 +421,18 @@ impl Profiler {
         Some(capture)
     }
 
+    /// The chunk or window taken last (by `rotate`, `window` or `trigger`), while no
+    /// delivery thread takes them; `None` before the first.
+    #[cfg(feature = "ffi")]
+    pub(crate) fn last_taken(&self) -> Option<Capture<'_>> {
+        if self.delivery.is_some() {
+            return None;
+        }
+        // SAFETY: no delivery thread runs and `take` needs `&mut self`: no request is pending.
+        let c = unsafe { self.exchange.output() };
+        (c.end_ns != 0).then(|| self.capture_of(c))
+    }
+
     /// A capture of the tables `c`.
     fn capture_of<'a>(&self, c: &'a Collector) -> Capture<'a> {
         Capture {

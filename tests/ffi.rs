@@ -38,8 +38,8 @@ fn the_header_declares_every_exported_function_with_docs() {
     }
 }
 
-#[test]
-fn a_c_program_profiles_itself() {
+/// Builds the C library (release) and `examples/c/<name>.c` against it; returns the program.
+fn build_c_example(name: &str) -> std::path::PathBuf {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let target = tmp.join("ffi-target");
     let status = Command::new(env!("CARGO"))
@@ -55,14 +55,14 @@ fn a_c_program_profiles_itself() {
         .unwrap();
     assert!(status.success(), "building the C library");
     let lib = target.join("release/libvignette.a");
-    let exe = tmp.join("profile_threads");
+    let exe = tmp.join(name);
     let out = Command::new("gcc")
         .args([
             "-O1",
             "-g",
             "-pthread",
             &format!("-I{ROOT}/include"),
-            &format!("{ROOT}/examples/c/profile_threads.c"),
+            &format!("{ROOT}/examples/c/{name}.c"),
         ])
         .arg(&lib)
         .args(["-ldl", "-lm", "-o"])
@@ -74,6 +74,13 @@ fn a_c_program_profiles_itself() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    exe
+}
+
+#[test]
+fn a_c_program_profiles_itself() {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let exe = build_c_example("profile_threads");
     let profile_path = tmp.join("c.vignette");
     let run = Command::new(&exe).arg(&profile_path).output().unwrap();
     let said = String::from_utf8_lossy(&run.stdout);
@@ -118,5 +125,78 @@ fn a_c_program_profiles_itself() {
         chains * 10 >= p.sample_count() * 9,
         "{chains} of {} samples show worker_main -> compute_outer -> compute_inner",
         p.sample_count()
+    );
+}
+
+/// Rotation, a flight recorder, delivery, a heartbeat and a manual trigger through the C API:
+/// the chunks follow on, and the hang's window names the hung thread, stuck in its function.
+#[test]
+fn a_c_program_rotates_and_catches_a_hang() {
+    let exe = build_c_example("telemetry");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c-telemetry");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = Command::new(&exe).arg(&dir).output().unwrap();
+    let said = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let read = |name: &str| vignette::tools::read_profile(&dir.join(name)).unwrap();
+    let (c0, c1) = (read("chunk-0.vignette"), read("chunk-1.vignette"));
+    assert_eq!((c0.chunk.sequence, c1.chunk.sequence), (0, 1));
+    assert_eq!(c0.start_unix_ns + c0.duration_ns, c1.start_unix_ns);
+
+    let hung: u32 = said
+        .lines()
+        .find_map(|l| l.strip_prefix("hung thread: "))
+        .expect("the program names its hung thread")
+        .parse()
+        .unwrap();
+    let mut store = vignette::tools::SymbolStore::new(&[exe]);
+    let (mut hangs, mut manual) = (0, 0);
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !path
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("window-")
+        {
+            continue;
+        }
+        let p = vignette::tools::read_profile(&path).unwrap();
+        let t = p.chunk.trigger.clone().expect("delivered on a trigger");
+        assert_eq!(p.chunk.window_ns, 500_000_000);
+        match t.kind {
+            vignette::TriggerKind::Manual => {
+                assert_eq!(t.note, "from C");
+                manual += 1;
+            }
+            vignette::TriggerKind::Hang => {
+                assert_eq!((t.tid, t.note.as_str()), (hung, "worker loop"));
+                let res = vignette::tools::resolve(&p, &mut store).unwrap();
+                let thread = p.threads.iter().find(|th| th.tid == hung).unwrap();
+                let last: Vec<_> = thread.samples.iter().rev().take(50).collect();
+                let stuck = last
+                    .iter()
+                    // Innermost last.
+                    .filter(|s| {
+                        (res.stack(&p, s.stack).last())
+                            .is_some_and(|l| l.function == "stuck_in_here")
+                    })
+                    .count();
+                assert!(stuck * 10 >= last.len() * 9, "{stuck} of {}", last.len());
+                hangs += 1;
+            }
+            k => panic!("unexpected trigger {k:?}"),
+        }
+    }
+    assert_eq!(
+        (hangs, manual),
+        (1, 1),
+        "one hang (once per silence) and one manual"
     );
 }
