@@ -402,3 +402,144 @@ fn a_panic_is_captured_before_it_unwinds() {
     assert_eq!(t.tid, Profiler::current_thread_id() as u32);
     profiler.stop().unwrap();
 }
+
+/// Builds `examples/<name>.rs` with this test's features; returns the program.
+fn build_example(name: &str) -> std::path::PathBuf {
+    let mut features = vec!["std"];
+    for (on, f) in [
+        (cfg!(feature = "tools"), "tools"),
+        (cfg!(feature = "ffi"), "ffi"),
+        (cfg!(feature = "unstable-internals"), "unstable-internals"),
+    ] {
+        if on {
+            features.push(f);
+        }
+    }
+    let status = std::process::Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "--example",
+            name,
+            "--no-default-features",
+            "--features",
+        ])
+        .arg(features.join(","))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the {name} example");
+    let deps = std::env::current_exe().unwrap();
+    deps.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name)
+}
+
+/// The upload example against a collector on 127.0.0.1: every chunk arrives as a complete
+/// profile, in sequence, without gaps, the last one after `stop`.
+#[test]
+fn the_upload_example_posts_every_chunk_in_sequence() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let exe = build_example("rotate_upload");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/ingest", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        for stream in listener.incoming() {
+            let mut stream = BufReader::new(stream.unwrap());
+            let (mut length, mut sequence, mut line) = (0usize, None, String::new());
+            stream.read_line(&mut line).unwrap();
+            if line.is_empty() {
+                // The test's own empty connection: the example is done.
+                break;
+            }
+            assert_eq!(line, "POST /ingest HTTP/1.1\r\n");
+            loop {
+                line.clear();
+                stream.read_line(&mut line).unwrap();
+                let l = line.trim_end().to_ascii_lowercase();
+                if l.is_empty() {
+                    break;
+                }
+                if let Some(v) = l.strip_prefix("content-length: ") {
+                    length = v.parse().unwrap();
+                }
+                if let Some(v) = l.strip_prefix("x-vignette-sequence: ") {
+                    sequence = Some(v.parse::<u64>().unwrap());
+                }
+            }
+            let mut body = vec![0; length];
+            stream.read_exact(&mut body).unwrap();
+            let p = Profile::decode(&body).expect("a whole profile");
+            assert_eq!(Some(p.chunk.sequence), sequence);
+            let _ = stream
+                .get_mut()
+                .write_all(b"HTTP/1.1 204 No Content\r\n\r\n");
+            got.push(p);
+        }
+        got
+    });
+    let out = std::process::Command::new(&exe)
+        .args([url.as_str(), "1.2", "250"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    drop(std::net::TcpStream::connect(listener_addr(&url)));
+    let got = server.join().expect("the collector read every request");
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sequences: Vec<u64> = got.iter().map(|p| p.chunk.sequence).collect();
+    assert!(got.len() >= 3, "{said}");
+    assert_eq!(
+        sequences,
+        (0..got.len() as u64).collect::<Vec<_>>(),
+        "{said}"
+    );
+    for w in got.windows(2) {
+        assert_eq!(w[0].start_unix_ns + w[0].duration_ns, w[1].start_unix_ns);
+    }
+    assert!(
+        got.iter().map(Profile::sample_count).sum::<usize>() > 500,
+        "{said}"
+    );
+    assert!(said.contains("(last)"), "{said}");
+    assert!(
+        said.lines().all(|l| l.ends_with("204 No Content")),
+        "{said}"
+    );
+}
+
+/// `host:port` of an `http://host:port/path` URL.
+fn listener_addr(url: &str) -> &str {
+    url.trim_start_matches("http://").split('/').next().unwrap()
+}
+
+/// The watchdog example catches its own event loop's slow turn.
+#[test]
+fn the_watchdog_example_writes_the_hang() {
+    let exe = build_example("hang_watchdog");
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("hang_watchdog");
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = std::process::Command::new(&exe).arg(&dir).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p = Profile::decode(&std::fs::read(dir.join("hang-0.vignette")).unwrap()).unwrap();
+    let t = p.chunk.trigger.expect("a trigger");
+    assert_eq!((t.kind, t.note.as_str()), (TriggerKind::Hang, "event loop"));
+    let thread = p
+        .threads
+        .iter()
+        .find(|x| x.tid == t.tid)
+        .expect("the hung thread");
+    assert_eq!(thread.name, "event-loop");
+}

@@ -172,7 +172,7 @@ pub fn hottest(
 /// The report text: the hottest functions as `options` says, for all threads merged or for
 /// each thread.
 pub fn report(profile: &Profile, res: &Resolution, options: &Options) -> String {
-    let mut out = String::new();
+    let mut out = chunk_header(profile);
     let mut table = |title: &str, rows: Vec<Row>, all: u64| {
         let pct = |w: u64| 100.0 * w as f64 / all.max(1) as f64;
         let sorted = match options.sort {
@@ -205,6 +205,51 @@ pub fn report(profile: &Profile, res: &Resolution, options: &Options) -> String 
     } else {
         let (rows, all) = hottest(profile, res, options, |_| true);
         table("all threads", rows, all);
+        // The thread a trigger names (the hung or panicking one), on its own.
+        let named = profile.chunk.trigger.as_ref().map(|t| t.tid);
+        if let Some(t) = profile.threads.iter().find(|t| Some(t.tid) == named && t.tid != 0) {
+            let (rows, all) = hottest(profile, res, options, |x| x.tid == t.tid);
+            let name = super::escape_controls(&t.name);
+            table(&format!("the trigger's thread {name} ({})", t.tid), rows, all);
+        }
+    }
+    out
+}
+
+/// What the chunk is: a flight recorder's window, a rotated chunk, what triggered it (empty
+/// for a plain session).
+fn chunk_header(profile: &Profile) -> String {
+    let c = &profile.chunk;
+    let mut out = String::new();
+    let secs = |ns: u64| ns as f64 / 1e9;
+    if c.window_ns > 0 {
+        let _ = writeln!(
+            out,
+            "flight recorder window {} of the last {:.3} s ({} older samples evicted)",
+            c.sequence,
+            secs(c.window_ns),
+            c.evicted
+        );
+    } else if c.sequence > 0 {
+        let _ = writeln!(out, "chunk {} of a rotated session", c.sequence);
+    }
+    if let Some(t) = &c.trigger {
+        let thread = profile.threads.iter().find(|x| x.tid == t.tid);
+        let who = match thread {
+            Some(x) => format!("thread {} ({})", super::escape_controls(&x.name), t.tid),
+            None => format!("thread {}", t.tid),
+        };
+        let _ = write!(out, "captured by a {} trigger at +{:.3} s for {who}", t.kind.name(), secs(t.at_ns));
+        if t.kind == crate::TriggerKind::Hang {
+            let _ = write!(out, ", silent for {:.0} ms", t.late_ns as f64 / 1e6);
+        }
+        if !t.note.is_empty() {
+            let _ = write!(out, ": {}", super::escape_controls(&t.note));
+        }
+        out.push('\n');
+    }
+    if !out.is_empty() {
+        out.push('\n');
     }
     out
 }
