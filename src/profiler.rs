@@ -459,6 +459,18 @@ impl Profiler {
         self.take(TriggerRec::NONE)
     }
 
+    /// How long the sampler thread paused to hand over the last chunk or window it served
+    /// (while it runs; 0 before the first), as (wall, CPU) nanoseconds: sampling stops for
+    /// the first (the next samples' weights cover what it missed), and the second is the
+    /// work (the rest is the system scheduling other threads meanwhile).
+    pub fn last_handover_ns(&self) -> (u64, u64) {
+        let x = &self.exchange;
+        (
+            x.handover_ns.load(core::sync::atomic::Ordering::Relaxed),
+            x.handover_cpu_ns.load(core::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
     /// A flight recorder's profile of its last window (see [`Builder::flight_recorder`]),
     /// taken without stopping. The capture borrows the profiler; encode it before the next
     /// call.

@@ -41,7 +41,6 @@ impl Collector {
     /// merging others into with [`Collector::absorb`].
     pub(crate) fn begin_merged(&mut self, start_ns: u64, end_ns: u64, chunk: ChunkRec) {
         self.clear_tables();
-        self.thread_index.clear();
         self.slots_len = 0;
         self.modules.clear();
         self.start_ns = start_ns;
@@ -56,8 +55,13 @@ impl Collector {
     /// counted in `lost.tables_full`. Linear in `src`'s samples and stack nodes.
     pub(crate) fn absorb(&mut self, src: &Collector, since_ns: u64) -> u64 {
         add_lost(&mut self.lost, &src.lost);
-        self.node_remap.fill(0);
-        self.module_remap.fill(0);
+        // Only as much of the maps as `src` uses (the pause of taking a window).
+        if let Some(m) = self.node_remap.get_mut(..src.nodes_len) {
+            m.fill(0);
+        }
+        if let Some(m) = self.module_remap.get_mut(..src.modules.len()) {
+            m.fill(0);
+        }
         let mut older = 0;
         for t in src.threads.get(..src.threads_len).unwrap_or(&[]) {
             let mut thread = None;

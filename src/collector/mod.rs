@@ -160,6 +160,21 @@ impl Index {
         self.slots.fill(0);
     }
 
+    /// Empties the index of entries `0..count`, whose keys `key` gives, in time proportional
+    /// to the entries rather than the capacity (a rotation's pause; pages never touched stay
+    /// untouched). Newest first: each entry's probe path (slots taken before it was inserted)
+    /// is intact when it is removed.
+    fn clear_entries(&mut self, count: usize, key: impl Fn(usize) -> u64) {
+        if count.saturating_mul(8) > self.slots.len() {
+            return self.clear();
+        }
+        for i in (0..count).rev() {
+            if let (slot, Some(_)) = self.probe(key(i), |v| v as usize == i) {
+                self.slots[slot] = 0;
+            }
+        }
+    }
+
     /// Finds the entry whose key satisfies `is`, or the empty slot where it would go.
     fn probe(&self, hash: u64, is: impl Fn(u32) -> bool) -> (usize, Option<u32>) {
         let mask = self.slots.len() - 1;
@@ -272,10 +287,16 @@ impl Collector {
 
     /// Empties the sample, frame, stack and thread tables and the lost counts.
     fn clear_tables(&mut self) {
+        let frames = &self.frames;
+        self.frame_index.clear_entries(self.frames_len, |i| {
+            frame_key(frames[i].avma, frames[i].module)
+        });
         self.frames_len = 0;
-        self.frame_index.clear();
+        let nodes = &self.nodes;
+        (self.node_index).clear_entries(self.nodes_len, |i| node_key(nodes[i].parent, nodes[i].frame));
         self.nodes_len = 0;
-        self.node_index.clear();
+        let threads = &self.threads;
+        (self.thread_index).clear_entries(self.threads_len, |i| threads[i].tid as u64);
         self.samples_len = 0;
         self.threads_len = 0;
         self.lost = Lost::default();
@@ -434,7 +455,7 @@ impl Collector {
     /// The frame for `avma` in module `module` (index plus one, 0 for none) at `address`.
     fn intern_frame_in(&mut self, avma: u64, module: u32, address: u64) -> Option<u32> {
         let frames = &self.frames;
-        let (slot, found) = self.frame_index.probe(avma ^ (module as u64) << 48, |i| {
+        let (slot, found) = self.frame_index.probe(frame_key(avma, module), |i| {
             let f = &frames[i as usize];
             f.avma == avma && f.module == module
         });
@@ -456,9 +477,8 @@ impl Collector {
     }
 
     fn intern_node(&mut self, parent: u32, frame: u32) -> Option<u32> {
-        let key = (parent as u64) << 32 | frame as u64;
         let nodes = &self.nodes;
-        let (slot, found) = self.node_index.probe(key, |i| {
+        let (slot, found) = self.node_index.probe(node_key(parent, frame), |i| {
             nodes[i as usize].parent == parent && nodes[i as usize].frame == frame
         });
         if found.is_some() {
@@ -473,4 +493,14 @@ impl Collector {
         self.node_index.slots[slot] = i as u32 + 1;
         Some(i as u32)
     }
+}
+
+/// The frame index's key of a frame.
+fn frame_key(avma: u64, module: u32) -> u64 {
+    avma ^ (module as u64) << 48
+}
+
+/// The stack index's key of a node.
+fn node_key(parent: u32, frame: u32) -> u64 {
+    (parent as u64) << 32 | frame as u64
 }

@@ -18,7 +18,7 @@ use arrayvec::ArrayVec;
 
 use crate::collector::{Capacities, ChunkRec, Collector, TriggerRec};
 use crate::error::{Error, Result};
-use crate::sys::time;
+use crate::sys::{threads, time};
 
 /// Sealed segments the flight recorder keeps besides the active one; each spans a quarter of
 /// the window, so together they always cover it.
@@ -40,6 +40,10 @@ pub(crate) struct Exchange {
     served: AtomicU32,
     /// Samples the flight recorder has evicted with whole segments.
     evicted: AtomicU64,
+    /// How long the sampler thread paused to serve the last request, in nanoseconds, and the
+    /// CPU time it spent on it.
+    pub handover_ns: AtomicU64,
+    pub handover_cpu_ns: AtomicU64,
 }
 
 // SAFETY: `output` and `trigger` are accessed by one side at a time, handed over by the
@@ -57,6 +61,8 @@ impl Exchange {
             requested: AtomicU32::new(0),
             served: AtomicU32::new(0),
             evicted: AtomicU64::new(0),
+            handover_ns: AtomicU64::new(0),
+            handover_cpu_ns: AtomicU64::new(0),
         })
     }
 
@@ -181,7 +187,13 @@ impl Series {
             // output or the trigger until `served` says so.
             let (output, trigger) =
                 unsafe { (&mut *exchange.output.get(), *exchange.trigger.get()) };
+            let me = threads::gettid();
+            let cpu = time::thread_cpu_ns(me).unwrap_or(0);
             self.serve(active, output, trigger, drain, ring_full);
+            let pause = time::monotonic_ns().saturating_sub(now);
+            let spent = time::thread_cpu_ns(me).unwrap_or(0).saturating_sub(cpu);
+            exchange.handover_ns.store(pause, Relaxed);
+            exchange.handover_cpu_ns.store(spent, Relaxed);
             exchange.served.store(requested, Release);
             return;
         }
