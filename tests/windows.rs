@@ -415,3 +415,100 @@ fn a_dll_loaded_while_sampling_is_attributed_and_unwound() {
         );
     }
 }
+
+/// Rotation and a flight recorder on the suspending engine: chunks follow on with abutting
+/// time ranges and a sleeping thread's weights cover the whole run under the wall clock; a
+/// hang watchdog's window names the silent thread.
+#[test]
+fn rotation_and_the_flight_recorder_work_by_suspension() {
+    let _g = profiler_lock();
+    let mut profiler = Profiler::builder()
+        .frequency(200)
+        .clock(Clock::Wall)
+        .build()
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sleeper = {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("win-sleeper".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(3));
+                }
+            })
+            .unwrap()
+    };
+    profiler.start().unwrap();
+    let mut chunks: Vec<Profile> = Vec::new();
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(50));
+        chunks.push(profiler.rotate().unwrap().to_profile());
+    }
+    chunks.push(profiler.stop().unwrap().to_profile());
+    for (i, w) in chunks.windows(2).enumerate() {
+        assert_eq!(w[0].chunk.sequence + 1, w[1].chunk.sequence, "chunk {i}");
+        assert_eq!(
+            w[0].start_unix_ns + w[0].duration_ns,
+            w[1].start_unix_ns,
+            "chunk {i}"
+        );
+    }
+    let total_ns: u64 = chunks.iter().map(|p| p.duration_ns).sum();
+    let expected = total_ns / chunks[0].interval_ns;
+    let weights: u64 = (chunks.iter())
+        .flat_map(|p| p.threads.iter().filter(|t| t.name == "win-sleeper"))
+        .flat_map(|t| &t.samples)
+        .map(|s| s.weight as u64)
+        .sum();
+    let lost: u64 = chunks.iter().map(|p| p.lost.total()).sum();
+    eprintln!("sleeper: weight {weights} of {expected} intervals, {lost} lost");
+    assert!(
+        weights <= expected + 2 && weights + lost + expected / 10 + 2 >= expected,
+        "weight {weights} of {expected}"
+    );
+    stop.store(true, Ordering::Relaxed);
+    sleeper.join().unwrap();
+
+    drop(profiler);
+    let mut recorder = Profiler::builder()
+        .frequency(200)
+        .clock(Clock::Wall)
+        .flight_recorder(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    recorder.start().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let triggers = recorder
+        .deliver(None, move |w| {
+            let _ = tx.send(w.to_profile());
+        })
+        .unwrap();
+    let release = Arc::new(AtomicBool::new(false));
+    let hung = {
+        let (release, triggers) = (release.clone(), triggers.clone());
+        std::thread::spawn(move || {
+            let beat = triggers.heartbeat("win loop", Duration::from_millis(150));
+            beat.beat();
+            let tid = Profiler::current_thread_id();
+            spin_until(u64::MAX, &release);
+            tid
+        })
+    };
+    let w = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a hang window");
+    release.store(true, Ordering::Relaxed);
+    let tid = hung.join().unwrap();
+    let t = w.chunk.trigger.clone().expect("a trigger");
+    assert_eq!(
+        (t.kind, t.tid, t.note.as_str()),
+        (vignette::TriggerKind::Hang, tid as u32, "win loop")
+    );
+    assert_eq!(w.chunk.window_ns, 500_000_000);
+    assert!(w
+        .threads
+        .iter()
+        .any(|th| th.tid == tid as u32 && !th.samples.is_empty()));
+    recorder.stop().unwrap();
+}
