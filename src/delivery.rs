@@ -89,7 +89,7 @@ impl Triggers {
 
     /// Captures now (a flight recorder's window; otherwise the chunk since the last one),
     /// marked as a manual trigger by the calling thread with `note`. Returns at once; the
-    /// delivery thread captures within [`POLL`].
+    /// delivery thread captures within 10 ms.
     pub fn fire(&self, note: &str) {
         self.0.push(TriggerRec::new(TriggerKind::Manual, threads::gettid(), 0, note));
     }

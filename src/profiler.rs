@@ -513,7 +513,7 @@ impl Profiler {
 
     /// Hands chunks to `on_chunk` on vignette's own delivery thread until the profiler
     /// stops: every `every` (if given; a flight recorder's window, otherwise the chunk since
-    /// the last one, as [`Profiler::rotate`]), and whenever one of the returned [`Triggers`]
+    /// the last one, as [`Profiler::rotate`]), and whenever one of the returned [`crate::Triggers`]
     /// fires (a manual trigger, a late [`crate::Heartbeat`], a panic). Meanwhile `rotate`,
     /// `window` and `trigger` answer [`Error::Delivering`]. `stop` returns what came after the
     /// last delivered chunk (a flight recorder: its window).
