@@ -543,3 +543,65 @@ fn the_watchdog_example_writes_the_hang() {
         .expect("the hung thread");
     assert_eq!(thread.name, "event-loop");
 }
+
+/// Threads that start and exit all the time while chunks are taken (slots freed and reused
+/// across rotations): every chunk decodes, each thread's samples stay with its own tid, and
+/// nothing is lost to the registry. Then rotation without a sampler thread (after
+/// `sample_once`).
+#[test]
+fn rotation_survives_thread_churn() {
+    let _g = profiler_lock();
+    let mut profiler = Profiler::builder()
+        .frequency(1000)
+        .clock(Clock::Wall)
+        .max_threads(16)
+        .build()
+        .unwrap();
+    profiler.start().unwrap();
+    let stop = AtomicBool::new(false);
+    let mut seen = std::collections::BTreeSet::new();
+    std::thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
+        s.spawn(|| {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let handles: Vec<_> = (0..4)
+                    .map(|i| {
+                        std::thread::Builder::new()
+                            .name(format!("churn-{}", n * 4 + i))
+                            .spawn(|| std::thread::sleep(Duration::from_millis(3)))
+                            .unwrap()
+                    })
+                    .collect();
+                handles.into_iter().for_each(|h| h.join().unwrap());
+                n += 1;
+            }
+        });
+        for _ in 0..100 {
+            std::thread::sleep(Duration::from_millis(4));
+            let p = profiler.rotate().unwrap().to_profile();
+            for t in &p.threads {
+                // A thread's samples are its own: one name per tid in a chunk.
+                assert_eq!(p.threads.iter().filter(|x| x.tid == t.tid).count(), 1);
+                if t.name.starts_with("churn-") {
+                    seen.insert(t.name.clone());
+                }
+            }
+            assert_eq!(p.lost.threads_over_capacity, 0, "{:?}", p.lost);
+        }
+    });
+    profiler.stop().unwrap();
+    assert!(
+        seen.len() > 50,
+        "short-lived threads were sampled: {}",
+        seen.len()
+    );
+
+    // Without a sampler thread: on-demand samples, rotated.
+    profiler.sample_once(vignette::Target::AllThreads).unwrap();
+    let first = profiler.rotate().unwrap().to_profile();
+    profiler.sample_once(vignette::Target::AllThreads).unwrap();
+    let second = profiler.stop().unwrap().to_profile();
+    assert!(first.sample_count() > 0 && second.sample_count() > 0);
+    assert_eq!((first.chunk.sequence, second.chunk.sequence), (0, 1));
+}
