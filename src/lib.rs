@@ -100,6 +100,8 @@ macro_rules! internal {
 
 internal! { unwind }
 #[cfg(any(target_os = "linux", windows))]
+internal! { labels }
+#[cfg(any(target_os = "linux", windows))]
 internal! { ring }
 #[cfg(target_os = "linux")]
 internal! { code_map snapshot stacks }

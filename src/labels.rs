@@ -1,0 +1,503 @@
+//! Labels on what a thread is doing (`endpoint = /search`, `request = 1234`): the per-thread
+//! storage the sampler reads. (Not yet wired into samples and profiles: the groundwork of
+//! issue 14's labels, public only with `unstable-internals` until it is.)
+//!
+//! A thread's labels live in a block of its own thread-local storage that only the thread
+//! itself writes, double-buffered: a change is written into the inactive half, then one store
+//! makes it the active half. A reader that interrupts the thread (the signal handler, on that
+//! thread) or that stopped it (the Windows sampler, the thread suspended) therefore always sees
+//! a complete set: the active half is never being written.
+//!
+//! The reader does not touch thread-local storage (in a shared library that can go through
+//! `__tls_get_addr`, which may allocate): the first label a thread sets registers its block's
+//! address in a fixed, lock-free table keyed by thread id, and the thread's exit removes it.
+
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
+
+/// The most labels a thread carries at once; more are not recorded (and counted).
+pub const MAX_LABELS: usize = 4;
+
+/// Threads with labels at once; more are not recorded (and counted).
+const REGISTRY_SLOTS: usize = 4096;
+
+/// A key's word in a label set: its interned index, with this bit set when the value is an
+/// interned string rather than an integer.
+pub const STRING_VALUE: u32 = 1 << 31;
+
+/// A consistent copy of a thread's labels: `len` pairs of (key word, value).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LabelSet {
+    /// Pairs in use.
+    pub len: u8,
+    /// Key words (see [`STRING_VALUE`]).
+    pub keys: [u32; MAX_LABELS],
+    /// Values: integers, or interned string indices.
+    pub values: [u64; MAX_LABELS],
+}
+
+impl LabelSet {
+    /// The pairs in use.
+    pub fn pairs(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        let n = (self.len as usize).min(MAX_LABELS);
+        self.keys.iter().copied().zip(self.values.iter().copied()).take(n)
+    }
+
+    /// This set with `key` set to `value` (replacing the key's value if present); `None`
+    /// when the set is full.
+    pub fn with(mut self, key: u32, value: u64) -> Option<LabelSet> {
+        let n = (self.len as usize).min(MAX_LABELS);
+        let base = key & !STRING_VALUE;
+        if let Some(i) = self.keys.iter().take(n).position(|k| k & !STRING_VALUE == base) {
+            *self.keys.get_mut(i)? = key;
+            *self.values.get_mut(i)? = value;
+            return Some(self);
+        }
+        *self.keys.get_mut(n)? = key;
+        *self.values.get_mut(n)? = value;
+        self.len += 1;
+        Some(self)
+    }
+}
+
+/// One half of a thread's block.
+struct Half {
+    len: AtomicU32,
+    keys: [AtomicU32; MAX_LABELS],
+    values: [AtomicU64; MAX_LABELS],
+}
+
+impl Half {
+    const fn new() -> Half {
+        Half {
+            len: AtomicU32::new(0),
+            keys: [const { AtomicU32::new(0) }; MAX_LABELS],
+            values: [const { AtomicU64::new(0) }; MAX_LABELS],
+        }
+    }
+
+    fn load(&self) -> LabelSet {
+        let mut s = LabelSet {
+            len: self.len.load(Relaxed).min(MAX_LABELS as u32) as u8,
+            ..LabelSet::default()
+        };
+        for (k, a) in s.keys.iter_mut().zip(&self.keys) {
+            *k = a.load(Relaxed);
+        }
+        for (v, a) in s.values.iter_mut().zip(&self.values) {
+            *v = a.load(Relaxed);
+        }
+        s
+    }
+
+    fn store(&self, s: &LabelSet) {
+        self.len.store(s.len as u32, Relaxed);
+        for (a, k) in self.keys.iter().zip(s.keys) {
+            a.store(k, Relaxed);
+        }
+        for (a, v) in self.values.iter().zip(s.values) {
+            a.store(v, Relaxed);
+        }
+    }
+}
+
+/// A thread's labels, double-buffered (see the module docs).
+pub(crate) struct Block {
+    active: AtomicU32,
+    halves: [Half; 2],
+}
+
+impl Block {
+    const fn new() -> Block {
+        Block {
+            active: AtomicU32::new(0),
+            halves: [Half::new(), Half::new()],
+        }
+    }
+
+    /// The labels now.
+    ///
+    /// # Signal safety
+    /// Async-signal-safe, and consistent when the owning thread is interrupted or suspended:
+    /// atomic loads of the half it is not writing.
+    fn read(&self) -> LabelSet {
+        let i = self.active.load(Acquire) as usize & 1;
+        self.halves.get(i).map(Half::load).unwrap_or_default()
+    }
+
+    /// Makes `s` the labels (by the owning thread only).
+    fn write(&self, s: &LabelSet) {
+        let next = (self.active.load(Relaxed) as usize & 1) ^ 1;
+        if let Some(h) = self.halves.get(next) {
+            h.store(s);
+            // The compiler must not move the half's stores after the flip: a handler on this
+            // thread reads the active half right after it.
+            core::sync::atomic::compiler_fence(Release);
+            self.active.store(next as u32, Release);
+        }
+    }
+}
+
+/// One registry entry: a thread id (0 empty, -1 removed) and its block's address.
+struct Entry {
+    tid: AtomicI32,
+    block: AtomicUsize,
+}
+
+static REGISTRY: [Entry; REGISTRY_SLOTS] = [const {
+    Entry {
+        tid: AtomicI32::new(0),
+        block: AtomicUsize::new(0),
+    }
+}; REGISTRY_SLOTS];
+
+/// Labels not recorded: set beyond [`MAX_LABELS`], or by threads beyond the registry's room.
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Where thread `tid`'s probe sequence starts.
+fn home(tid: i32) -> usize {
+    (tid as u32).wrapping_mul(0x9E37_79B9) as usize % REGISTRY_SLOTS
+}
+
+/// Registers `block` as thread `tid`'s; `false` when the registry is full.
+fn register(tid: i32, block: &Block) -> bool {
+    let start = home(tid);
+    for i in 0..REGISTRY_SLOTS {
+        let Some(e) = REGISTRY.get((start + i) % REGISTRY_SLOTS) else {
+            break;
+        };
+        let t = e.tid.load(Acquire);
+        if t == tid {
+            e.block.store(block as *const Block as usize, Release);
+            return true;
+        }
+        if (t == 0 || t == -1) && e.tid.compare_exchange(t, tid, AcqRel, Acquire).is_ok() {
+            e.block.store(block as *const Block as usize, Release);
+            return true;
+        }
+    }
+    false
+}
+
+/// Removes thread `tid`'s entry (at its exit).
+fn unregister(tid: i32) {
+    if let Some(e) = find(tid) {
+        e.block.store(0, Release);
+        e.tid.store(-1, Release);
+    }
+}
+
+/// Thread `tid`'s entry.
+///
+/// # Signal safety
+/// Async-signal-safe: atomic loads over a static table.
+fn find(tid: i32) -> Option<&'static Entry> {
+    let start = home(tid);
+    for i in 0..REGISTRY_SLOTS {
+        let e = REGISTRY.get((start + i) % REGISTRY_SLOTS)?;
+        match e.tid.load(Acquire) {
+            0 => return None,
+            t if t == tid => return Some(e),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Thread `tid`'s labels, if it has any registered.
+///
+/// # Signal safety
+/// Async-signal-safe and lock-free; reads only the static registry and the thread's block. The
+/// caller must be that thread (a signal handler on it) or have it stopped (suspended): the
+/// block lives in that thread's storage, which is freed when it exits.
+pub fn read(tid: i32) -> Option<LabelSet> {
+    let e = find(tid)?;
+    let addr = e.block.load(Acquire);
+    if addr == 0 {
+        return None;
+    }
+    // SAFETY: a registered address is the live block of thread `tid` (removed at its exit,
+    // before its storage goes), and the caller is that thread or has it stopped.
+    let block = unsafe { &*(addr as *const Block) };
+    Some(block.read())
+}
+
+/// Labels dropped so far: beyond [`MAX_LABELS`] on a thread, or on threads the registry had no
+/// room for.
+pub fn dropped() -> u64 {
+    DROPPED.load(Relaxed)
+}
+
+#[cfg(feature = "std")]
+pub use owned::*;
+
+#[cfg(feature = "std")]
+mod owned {
+    use super::*;
+    use crate::sys::threads;
+    use std::cell::Cell;
+    use std::sync::Mutex;
+    use std::vec::Vec;
+
+    std::thread_local! {
+        static BLOCK: Block = const { Block::new() };
+        static REGISTERED: Registration = const { Registration(Cell::new(0)) };
+    }
+
+    /// Removes the thread's registry entry when the thread exits.
+    struct Registration(Cell<i32>);
+
+    impl Drop for Registration {
+        fn drop(&mut self) {
+            if self.0.get() > 0 {
+                unregister(self.0.get());
+            }
+        }
+    }
+
+    /// Interned names: label keys, and string values.
+    static KEYS: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    static STRINGS: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+
+    /// The index of `s` in `table`, interned if new (ahead of the hot path: allocates once per
+    /// distinct name).
+    fn intern(table: &Mutex<Vec<&'static str>>, s: &str) -> u32 {
+        let mut t = table.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = t.iter().position(|x| *x == s) {
+            return i as u32;
+        }
+        t.push(std::boxed::Box::leak(s.into()));
+        (t.len() - 1) as u32
+    }
+
+    /// The interned name at `index` of `table`.
+    fn name(table: &Mutex<Vec<&'static str>>, index: u32) -> Option<&'static str> {
+        let t = table.lock().unwrap_or_else(|e| e.into_inner());
+        t.get(index as usize).copied()
+    }
+
+    /// A label key, interned once (keep it: making one takes a lock).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct LabelKey(pub(crate) u32);
+
+    impl LabelKey {
+        /// The key named `name`.
+        pub fn new(name: &str) -> LabelKey {
+            LabelKey(intern(&KEYS, name) & !STRING_VALUE)
+        }
+
+        /// Its name.
+        pub fn name(self) -> &'static str {
+            name(&KEYS, self.0).unwrap_or("")
+        }
+    }
+
+    /// A string label value, interned once (keep it: making one takes a lock).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct LabelStr(pub(crate) u32);
+
+    impl LabelStr {
+        /// The value `s`.
+        pub fn new(s: &str) -> LabelStr {
+            LabelStr(intern(&STRINGS, s))
+        }
+
+        /// Its text.
+        pub fn text(self) -> &'static str {
+            name(&STRINGS, self.0).unwrap_or("")
+        }
+    }
+
+    /// A label's value: an integer or an interned string.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum LabelValue {
+        /// An integer (a request id, a frame number).
+        Int(i64),
+        /// An interned string (an endpoint, a phase).
+        Str(LabelStr),
+    }
+
+    impl From<i64> for LabelValue {
+        fn from(v: i64) -> Self {
+            LabelValue::Int(v)
+        }
+    }
+
+    impl From<LabelStr> for LabelValue {
+        fn from(v: LabelStr) -> Self {
+            LabelValue::Str(v)
+        }
+    }
+
+    /// Restores the calling thread's previous labels when dropped (see [`set`]).
+    #[must_use = "the label is cleared when the guard is dropped"]
+    pub struct LabelGuard {
+        previous: LabelSet,
+        /// Labels belong to the thread that set them.
+        _not_send: core::marker::PhantomData<*const ()>,
+    }
+
+    impl Drop for LabelGuard {
+        fn drop(&mut self) {
+            BLOCK.with(|b| b.write(&self.previous));
+        }
+    }
+
+    /// Labels what the calling thread does until the guard is dropped (which restores the
+    /// labels before): `key` gets `value`, replacing that key's value if it has one. A few
+    /// nanoseconds, no allocation, no lock (the thread's first label also registers the
+    /// thread, once). Beyond [`MAX_LABELS`] at once the label is not recorded (counted in
+    /// [`dropped`]).
+    pub fn set(key: LabelKey, value: impl Into<LabelValue>) -> LabelGuard {
+        let (word, v) = match value.into() {
+            LabelValue::Int(i) => (key.0, i as u64),
+            LabelValue::Str(s) => (key.0 | STRING_VALUE, s.0 as u64),
+        };
+        let previous = BLOCK.with(|b| {
+            ensure_registered(b);
+            let previous = b.read();
+            match previous.with(word, v) {
+                Some(next) => b.write(&next),
+                None => {
+                    DROPPED.fetch_add(1, Relaxed);
+                }
+            }
+            previous
+        });
+        LabelGuard {
+            previous,
+            _not_send: core::marker::PhantomData,
+        }
+    }
+
+    /// The calling thread's labels now.
+    pub fn current() -> LabelSet {
+        BLOCK.with(Block::read)
+    }
+
+    /// Registers the calling thread's block, the first time.
+    fn ensure_registered(b: &Block) {
+        REGISTERED.with(|r| {
+            if r.0.get() == 0 {
+                let tid = threads::gettid();
+                if register(tid, b) {
+                    r.0.set(tid);
+                } else {
+                    DROPPED.fetch_add(1, Relaxed);
+                }
+            }
+        });
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use crate::sys::threads::gettid;
+
+    #[test]
+    fn guards_nest_and_restore() {
+        let (a, b) = (LabelKey::new("t.endpoint"), LabelKey::new("t.request"));
+        assert_eq!(a, LabelKey::new("t.endpoint"), "interned once");
+        assert_eq!(a.name(), "t.endpoint");
+        let search = LabelStr::new("/search");
+        assert_eq!(current().len, 0);
+        {
+            let _g = set(a, search);
+            assert_eq!(read(gettid()).unwrap().pairs().collect::<Vec<_>>(), [(a.0 | STRING_VALUE, search.0 as u64)]);
+            {
+                let _h = set(b, 1234);
+                let _i = set(a, 7);
+                let now: Vec<_> = current().pairs().collect();
+                assert_eq!(now, [(a.0, 7), (b.0, 1234)], "the key's value replaced");
+            }
+            assert_eq!(current().pairs().collect::<Vec<_>>(), [(a.0 | STRING_VALUE, search.0 as u64)]);
+        }
+        assert_eq!(current().len, 0);
+        assert_eq!(read(gettid()).map(|s| s.len), Some(0));
+    }
+
+    #[test]
+    fn more_than_the_limit_are_counted_not_recorded() {
+        let keys: Vec<_> = (0..MAX_LABELS + 1).map(|i| LabelKey::new(&std::format!("t.k{i}"))).collect();
+        let before = dropped();
+        let guards: Vec<_> = keys.iter().map(|k| set(*k, 1)).collect();
+        assert_eq!(current().len as usize, MAX_LABELS);
+        assert!(dropped() > before);
+        drop(guards);
+    }
+
+    #[test]
+    fn a_thread_is_found_by_id_until_it_exits() {
+        let key = LabelKey::new("t.thread");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let h = std::thread::spawn(move || {
+            let _g = set(key, 42);
+            tx.send(gettid()).unwrap();
+            done_rx.recv().unwrap();
+        });
+        let tid = rx.recv().unwrap();
+        // (Reading another running thread's block is for tests only: the sampler reads a
+        // thread only from its own handler or while it is suspended.)
+        assert_eq!(read(tid).unwrap().pairs().collect::<Vec<_>>(), [(key.0, 42)]);
+        done_tx.send(()).unwrap();
+        h.join().unwrap();
+        assert_eq!(read(tid), None, "removed when the thread exited");
+    }
+
+    /// A signal handler on the thread, interrupting it while it changes its labels as fast as
+    /// it can, always reads one of the two complete sets it alternates between.
+    #[test]
+    fn a_handler_on_the_thread_reads_only_complete_sets() {
+        use std::sync::atomic::AtomicBool;
+        static BAD: AtomicU64 = AtomicU64::new(0);
+        static READS: AtomicU64 = AtomicU64::new(0);
+        static STOP: AtomicBool = AtomicBool::new(false);
+        static KEYS: (AtomicU64, AtomicU64) = (AtomicU64::new(0), AtomicU64::new(0));
+        extern "C" fn on_signal(_: i32) {
+            if let Some(s) = read(gettid()) {
+                READS.fetch_add(1, Relaxed);
+                // The states the worker passes through: {}, {x=1}, {}, {x=2}, {x=2, y=2},
+                // {x=2}, {}; a torn one would mix them (x=1 beside y, y without x, ...).
+                let (x, y) = (KEYS.0.load(Relaxed) as u32, KEYS.1.load(Relaxed) as u32);
+                let ok = match s.len {
+                    0 => true,
+                    1 => s.keys[0] == x && (s.values[0] == 1 || s.values[0] == 2),
+                    2 => s.keys == [x, y, 0, 0] && s.values[..2] == [2, 2],
+                    _ => false,
+                };
+                if !ok {
+                    BAD.fetch_add(1, Relaxed);
+                }
+            }
+        }
+        let (x, y) = (LabelKey::new("t.x"), LabelKey::new("t.y"));
+        KEYS.0.store(x.0 as u64, Relaxed);
+        KEYS.1.store(y.0 as u64, Relaxed);
+        // SAFETY: installs a handler for SIGUSR2 (unused by the other tests of this crate)
+        // that only reads atomics.
+        unsafe {
+            let mut sa: libc::sigaction = core::mem::zeroed();
+            sa.sa_sigaction = on_signal as *const () as usize;
+            libc::sigaction(libc::SIGUSR2, &sa, core::ptr::null_mut());
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let worker = std::thread::spawn(move || {
+            tx.send(gettid()).unwrap();
+            while !STOP.load(Relaxed) {
+                let _a = set(x, 1);
+                drop(_a);
+                let _b = set(x, 2);
+                let _c = set(y, 2);
+            }
+        });
+        let tid = rx.recv().unwrap();
+        while READS.load(Relaxed) < 20_000 {
+            // SAFETY: signals a thread of this process, which handles SIGUSR2 above.
+            unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR2) };
+        }
+        STOP.store(true, Relaxed);
+        worker.join().unwrap();
+        assert_eq!(BAD.load(Relaxed), 0, "torn label sets seen");
+    }
+}
