@@ -1,6 +1,5 @@
 //! Labels on what a thread is doing (`endpoint = /search`, `request = 1234`): the per-thread
-//! storage the sampler reads. (Not yet wired into samples and profiles: the groundwork of
-//! issue 14's labels, public only with `unstable-internals` until it is.)
+//! storage the sampler reads into each sample.
 //!
 //! A thread's labels live in a block of its own thread-local storage that only the thread
 //! itself writes, double-buffered: a change is written into the inactive half, then one store
@@ -11,6 +10,9 @@
 //! The reader does not touch thread-local storage (in a shared library that can go through
 //! `__tls_get_addr`, which may allocate): the first label a thread sets registers its block's
 //! address in a fixed, lock-free table keyed by thread id, and the thread's exit removes it.
+
+// Without `std` labels cannot be set (only read, as empty): the writing half goes unused.
+#![cfg_attr(not(feature = "std"), allow(dead_code))]
 
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 
@@ -35,11 +37,18 @@ pub struct LabelSet {
     pub values: [u64; MAX_LABELS],
 }
 
+// SAFETY: integers only; all-zero is the empty set.
+unsafe impl crate::sys::mem::Zeroed for LabelSet {}
+
 impl LabelSet {
     /// The pairs in use.
-    pub fn pairs(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+    pub fn pairs(&self) -> impl Iterator<Item = (u32, u64)> + Clone + '_ {
         let n = (self.len as usize).min(MAX_LABELS);
-        self.keys.iter().copied().zip(self.values.iter().copied()).take(n)
+        self.keys
+            .iter()
+            .copied()
+            .zip(self.values.iter().copied())
+            .take(n)
     }
 
     /// This set with `key` set to `value` (replacing the key's value if present); `None`
@@ -47,7 +56,12 @@ impl LabelSet {
     pub fn with(mut self, key: u32, value: u64) -> Option<LabelSet> {
         let n = (self.len as usize).min(MAX_LABELS);
         let base = key & !STRING_VALUE;
-        if let Some(i) = self.keys.iter().take(n).position(|k| k & !STRING_VALUE == base) {
+        if let Some(i) = self
+            .keys
+            .iter()
+            .take(n)
+            .position(|k| k & !STRING_VALUE == base)
+        {
             *self.keys.get_mut(i)? = key;
             *self.values.get_mut(i)? = value;
             return Some(self);
@@ -150,6 +164,9 @@ static REGISTRY: [Entry; REGISTRY_SLOTS] = [const {
     }
 }; REGISTRY_SLOTS];
 
+/// Threads ever registered (a reader skips the lookup while none is).
+static REGISTERED: AtomicU64 = AtomicU64::new(0);
+
 /// Labels not recorded: set beyond [`MAX_LABELS`], or by threads beyond the registry's room.
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
@@ -172,6 +189,7 @@ fn register(tid: i32, block: &Block) -> bool {
         }
         if (t == 0 || t == -1) && e.tid.compare_exchange(t, tid, AcqRel, Acquire).is_ok() {
             e.block.store(block as *const Block as usize, Release);
+            REGISTERED.fetch_add(1, Relaxed);
             return true;
         }
     }
@@ -219,6 +237,48 @@ pub fn read(tid: i32) -> Option<LabelSet> {
     // before its storage goes), and the caller is that thread or has it stopped.
     let block = unsafe { &*(addr as *const Block) };
     Some(block.read())
+}
+
+/// The calling thread's labels, for a sample of it taken in a signal handler on it (empty
+/// while no thread has any: then it costs one load).
+///
+/// # Signal safety
+/// Async-signal-safe: one `gettid` system call (only once some thread has labels) and
+/// [`read`].
+pub fn of_current_thread() -> LabelSet {
+    if REGISTERED.load(Relaxed) == 0 {
+        return LabelSet::default();
+    }
+    read(crate::sys::threads::gettid()).unwrap_or_default()
+}
+
+/// Thread `tid`'s labels, for a sample taken while it is suspended (empty while no thread has
+/// any).
+///
+/// # Signal safety
+/// As [`read`]; no system call.
+pub fn of_suspended_thread(tid: i32) -> LabelSet {
+    if REGISTERED.load(Relaxed) == 0 {
+        return LabelSet::default();
+    }
+    read(tid).unwrap_or_default()
+}
+
+/// Counts a label set not recorded (a session's table of distinct sets was full).
+pub(crate) fn note_dropped() {
+    DROPPED.fetch_add(1, Relaxed);
+}
+
+/// Names for a profile when labels cannot be set (no `std`): none.
+#[cfg(not(feature = "std"))]
+pub fn key_name(_: u32) -> &'static str {
+    ""
+}
+
+/// See [`key_name`].
+#[cfg(not(feature = "std"))]
+pub fn string_text(_: u32) -> &'static str {
+    ""
 }
 
 /// Labels dropped so far: beyond [`MAX_LABELS`] on a thread, or on threads the registry had no
@@ -269,6 +329,16 @@ mod owned {
         (t.len() - 1) as u32
     }
 
+    /// The name of interned key `index` ("" if none).
+    pub fn key_name(index: u32) -> &'static str {
+        name(&KEYS, index).unwrap_or("")
+    }
+
+    /// The text of interned string `index` ("" if none).
+    pub fn string_text(index: u32) -> &'static str {
+        name(&STRINGS, index).unwrap_or("")
+    }
+
     /// The interned name at `index` of `table`.
     fn name(table: &Mutex<Vec<&'static str>>, index: u32) -> Option<&'static str> {
         let t = table.lock().unwrap_or_else(|e| e.into_inner());
@@ -309,22 +379,22 @@ mod owned {
 
     /// A label's value: an integer or an interned string.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-    pub enum LabelValue {
+    pub enum Value {
         /// An integer (a request id, a frame number).
         Int(i64),
         /// An interned string (an endpoint, a phase).
         Str(LabelStr),
     }
 
-    impl From<i64> for LabelValue {
+    impl From<i64> for Value {
         fn from(v: i64) -> Self {
-            LabelValue::Int(v)
+            Value::Int(v)
         }
     }
 
-    impl From<LabelStr> for LabelValue {
+    impl From<LabelStr> for Value {
         fn from(v: LabelStr) -> Self {
-            LabelValue::Str(v)
+            Value::Str(v)
         }
     }
 
@@ -347,10 +417,10 @@ mod owned {
     /// nanoseconds, no allocation, no lock (the thread's first label also registers the
     /// thread, once). Beyond [`MAX_LABELS`] at once the label is not recorded (counted in
     /// [`dropped`]).
-    pub fn set(key: LabelKey, value: impl Into<LabelValue>) -> LabelGuard {
+    pub fn set(key: LabelKey, value: impl Into<Value>) -> LabelGuard {
         let (word, v) = match value.into() {
-            LabelValue::Int(i) => (key.0, i as u64),
-            LabelValue::Str(s) => (key.0 | STRING_VALUE, s.0 as u64),
+            Value::Int(i) => (key.0, i as u64),
+            Value::Str(s) => (key.0 | STRING_VALUE, s.0 as u64),
         };
         let previous = BLOCK.with(|b| {
             ensure_registered(b);
@@ -403,14 +473,20 @@ mod tests {
         assert_eq!(current().len, 0);
         {
             let _g = set(a, search);
-            assert_eq!(read(gettid()).unwrap().pairs().collect::<Vec<_>>(), [(a.0 | STRING_VALUE, search.0 as u64)]);
+            assert_eq!(
+                read(gettid()).unwrap().pairs().collect::<Vec<_>>(),
+                [(a.0 | STRING_VALUE, search.0 as u64)]
+            );
             {
                 let _h = set(b, 1234);
                 let _i = set(a, 7);
                 let now: Vec<_> = current().pairs().collect();
                 assert_eq!(now, [(a.0, 7), (b.0, 1234)], "the key's value replaced");
             }
-            assert_eq!(current().pairs().collect::<Vec<_>>(), [(a.0 | STRING_VALUE, search.0 as u64)]);
+            assert_eq!(
+                current().pairs().collect::<Vec<_>>(),
+                [(a.0 | STRING_VALUE, search.0 as u64)]
+            );
         }
         assert_eq!(current().len, 0);
         assert_eq!(read(gettid()).map(|s| s.len), Some(0));
@@ -418,7 +494,9 @@ mod tests {
 
     #[test]
     fn more_than_the_limit_are_counted_not_recorded() {
-        let keys: Vec<_> = (0..MAX_LABELS + 1).map(|i| LabelKey::new(&std::format!("t.k{i}"))).collect();
+        let keys: Vec<_> = (0..MAX_LABELS + 1)
+            .map(|i| LabelKey::new(&std::format!("t.k{i}")))
+            .collect();
         let before = dropped();
         let guards: Vec<_> = keys.iter().map(|k| set(*k, 1)).collect();
         assert_eq!(current().len as usize, MAX_LABELS);
@@ -439,7 +517,10 @@ mod tests {
         let tid = rx.recv().unwrap();
         // (Reading another running thread's block is for tests only: the sampler reads a
         // thread only from its own handler or while it is suspended.)
-        assert_eq!(read(tid).unwrap().pairs().collect::<Vec<_>>(), [(key.0, 42)]);
+        assert_eq!(
+            read(tid).unwrap().pairs().collect::<Vec<_>>(),
+            [(key.0, 42)]
+        );
         done_tx.send(()).unwrap();
         h.join().unwrap();
         assert_eq!(read(tid), None, "removed when the thread exited");

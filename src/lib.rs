@@ -100,7 +100,7 @@ macro_rules! internal {
 
 internal! { unwind }
 #[cfg(any(target_os = "linux", windows))]
-internal! { labels }
+pub mod labels;
 #[cfg(any(target_os = "linux", windows))]
 internal! { ring }
 #[cfg(target_os = "linux")]
@@ -116,7 +116,9 @@ pub use error::{Error, Result};
 #[cfg(any(target_os = "linux", windows))]
 pub use profile::Capture;
 #[cfg(feature = "std")]
-pub use profile::{Chunk, Frame, Module, Profile, Sample, StackNode, Thread, Trigger};
+pub use profile::{
+    Chunk, Frame, Label, LabelValue, Labels, Module, Profile, Sample, StackNode, Thread, Trigger,
+};
 pub use profile::{Clock, Lost, ObjectFormat, TriggerKind, FORMAT_VERSION, MAX_TRIGGER_NOTE};
 #[cfg(any(target_os = "linux", windows))]
 pub use profiler::{Builder, Profiler, Target};

@@ -37,6 +37,8 @@ pub struct SampleMeta {
     pub generation: u32,
     /// The epoch of the code map table the handler used: which modules were mapped.
     pub code_epoch: u32,
+    /// The thread's labels when it was sampled.
+    pub labels: crate::labels::LabelSet,
 }
 
 struct Slot {

@@ -94,6 +94,7 @@ fn chunks(p: &Profile, k: u64) -> Vec<Profile> {
                 threads,
                 lost: vignette::Lost::default(),
                 chunk: Default::default(),
+                labels: Default::default(),
                 ..p.clone()
             }
         })

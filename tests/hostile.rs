@@ -70,11 +70,13 @@ fn profile_over(modules: Vec<Module>) -> Profile {
                     stack: s,
                     weight: 1,
                     end: EndReason::Root,
+                    labels: 0,
                 })
                 .collect(),
         }],
         lost: Lost::default(),
         chunk: Default::default(),
+        labels: Default::default(),
     }
 }
 
@@ -287,6 +289,7 @@ fn damaged_stack_trees_and_absurd_depths_are_refused() {
             stack: 29_999,
             weight: 1,
             end: EndReason::Root,
+            labels: 0,
         };
         30_000
     ];

@@ -94,6 +94,7 @@ fn profile(modules: Vec<Module>, addresses: &[u64]) -> Profile {
             stack,
             weight: 1,
             end: vignette::EndReason::Root,
+            labels: 0,
         })
         .collect();
     Profile {
@@ -112,6 +113,7 @@ fn profile(modules: Vec<Module>, addresses: &[u64]) -> Profile {
         }],
         lost: vignette::Lost::default(),
         chunk: Default::default(),
+        labels: Default::default(),
     }
 }
 

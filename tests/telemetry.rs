@@ -605,3 +605,125 @@ fn rotation_survives_thread_churn() {
     assert!(first.sample_count() > 0 && second.sample_count() > 0);
     assert_eq!((first.chunk.sequence, second.chunk.sequence), (0, 1));
 }
+
+/// Spins for `cpu_ns` of this thread's CPU time.
+#[inline(never)]
+fn labelled_spin(cpu_ns: u64) -> u64 {
+    spin_for(cpu_ns)
+}
+
+/// The same, under another name (after the labels' guards are dropped).
+#[inline(never)]
+fn unlabelled_spin(cpu_ns: u64) -> u64 {
+    spin_for(cpu_ns)
+}
+
+fn spin_for(cpu_ns: u64) -> u64 {
+    let t0 = workload::thread_cpu_ns();
+    let mut x = 1;
+    while workload::thread_cpu_ns() - t0 < cpu_ns {
+        x = workload::crunch(x);
+    }
+    x
+}
+
+/// Samples taken under a label carry it (>= 99% of a thread spinning under one; the rest is
+/// the moment the guard changes), none carry it after the guard is dropped, and pprof's own
+/// reader filters by it (`go tool pprof -tagfocus`).
+#[test]
+fn labels_mark_the_samples_taken_under_them() {
+    use vignette::labels::{self, LabelKey, LabelStr};
+    let _g = profiler_lock();
+    let mut profiler = Profiler::builder().frequency(1000).build().unwrap();
+    profiler.start().unwrap();
+    std::thread::Builder::new()
+        .name("labelled".into())
+        .spawn(|| {
+            let (endpoint, request) = (LabelKey::new("endpoint"), LabelKey::new("request"));
+            let search = LabelStr::new("/search");
+            {
+                let _e = labels::set(endpoint, search);
+                let _r = labels::set(request, -1234);
+                std::hint::black_box(labelled_spin(300_000_000));
+            }
+            std::hint::black_box(unlabelled_spin(300_000_000));
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let p = profiler.stop().unwrap().to_profile();
+    let t = p.threads.iter().find(|t| t.name == "labelled").unwrap();
+    let (mut under, mut carried, mut after, mut leaked) = (0, 0, 0, 0);
+    for s in &t.samples {
+        let names = common::stack_names(&p, s.stack);
+        let labels: Vec<(String, String)> = p
+            .labels
+            .of(s.labels)
+            .map(|(k, v)| (k.to_string(), v.into_owned()))
+            .collect();
+        if names
+            .iter()
+            .any(|n| n.contains("labelled_spin") && !n.contains("unlabelled"))
+        {
+            under += 1;
+            let want = [("endpoint", "/search"), ("request", "-1234")];
+            carried += (labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .eq(want)) as usize;
+        } else if names.iter().any(|n| n.contains("unlabelled_spin")) {
+            after += 1;
+            leaked += !labels.is_empty() as usize;
+        }
+    }
+    eprintln!(
+        "{carried} of {under} samples under the labels carry them; {leaked} of {after} after"
+    );
+    assert!(under > 100 && after > 100, "{under} and {after} samples");
+    assert!(carried * 100 >= under * 99, "{carried} of {under}");
+    assert_eq!(
+        leaked, 0,
+        "samples after the guards were dropped carry labels"
+    );
+
+    // pprof: Sample.label, which go tool pprof filters by.
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("labelled.pb");
+    std::fs::write(&path, vignette::tools::pprof::to_pprof(&p, None)).unwrap();
+    let out = std::process::Command::new("go")
+        .args(["tool", "pprof", "-raw", "-tagfocus=endpoint=/search"])
+        .arg(&path)
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .output()
+        .expect("go (Debian package golang-go; .ci/run installs it) reads pprof files");
+    let raw = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{raw}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // -raw lists the samples kept (alike ones merged, with their count), each with its
+    // labels: exactly the labelled samples' weights.
+    let kept: u64 = raw
+        .lines()
+        .skip_while(|l| !l.starts_with("samples/count"))
+        .skip(1)
+        .take_while(|l| l.starts_with(' '))
+        .filter_map(|l| l.split_once(": ").map(|(counts, _)| counts))
+        .filter_map(|c| c.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    let labelled: u64 = (p.threads.iter().flat_map(|t| &t.samples))
+        .filter(|s| {
+            p.labels
+                .of(s.labels)
+                .any(|(k, v)| k == "endpoint" && v == "/search")
+        })
+        .map(|s| s.weight as u64)
+        .sum();
+    assert_eq!(
+        raw.matches("endpoint:[/search]").count(),
+        raw.matches("thread:[").count()
+    );
+    assert_eq!(kept, labelled, "{raw}");
+}

@@ -666,12 +666,14 @@ fn fixed_profile() -> vignette::Profile {
                     stack: 1,
                     weight: 1,
                     end: vignette::EndReason::Root,
+                    labels: 0,
                 },
                 vignette::Sample {
                     dt_us: 1000,
                     stack: 0,
                     weight: 2,
                     end: vignette::EndReason::NoUnwindInfo,
+                    labels: 0,
                 },
             ],
         }],
@@ -682,6 +684,7 @@ fn fixed_profile() -> vignette::Profile {
             threads_over_capacity: 0,
         },
         chunk: Default::default(),
+        labels: Default::default(),
     }
 }
 

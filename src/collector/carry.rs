@@ -88,7 +88,10 @@ impl Collector {
                 };
                 match self.adopt_stack(src, rec.stack) {
                     Some(stack) if self.samples_len < self.samples.len() => {
-                        self.append_sample(thread, SampleRec { stack, ..*rec });
+                        let set = (rec.labels.checked_sub(1))
+                            .and_then(|i| src.label_sets.get(..src.label_sets_len)?.get(i as usize));
+                        let labels = set.map_or(0, |s| self.intern_labels(s));
+                        self.append_sample(thread, SampleRec { stack, labels, ..*rec });
                     }
                     _ => self.lost.tables_full += 1,
                 }

@@ -10,6 +10,7 @@ mod registry;
 
 pub(crate) use registry::{SlotRec, SlotState};
 use crate::error::Result;
+use crate::labels::LabelSet;
 use crate::modules::ModuleMap;
 use crate::profile::{Lost, TriggerKind, MAX_TRIGGER_NOTE};
 use crate::ring::{SampleRef, SampleRing};
@@ -18,6 +19,9 @@ use crate::sys::{threads, time};
 use crate::unwind::EndReason;
 
 const NONE: u32 = u32::MAX;
+
+/// Distinct label sets per session.
+const MAX_LABEL_SETS: usize = 4096;
 
 /// Capacities of the session tables.
 #[derive(Debug, Clone, Copy)]
@@ -56,6 +60,8 @@ pub(crate) struct SampleRec {
     pub weight: u32,
     pub next: u32,
     pub end: u8,
+    /// Its label set: index in `label_sets` plus one, 0 for none.
+    pub labels: u32,
 }
 /// A thread of the profile: it had at least one sample in this session.
 #[derive(Clone, Copy)]
@@ -226,6 +232,10 @@ pub struct Collector {
     pub open: bool,
     /// Its place in a series of chunks or windows.
     pub chunk: ChunkRec,
+    /// Distinct label sets of its samples.
+    pub(crate) label_sets: Region<LabelSet>,
+    pub(crate) label_sets_len: usize,
+    label_index: Index,
     /// Threads by tid, for merging sessions (`absorb`).
     thread_index: Index,
     /// While merging a session in: its stack nodes' and modules' indices here, plus one (0:
@@ -262,6 +272,9 @@ impl Collector {
             end_ns: 0,
             open: false,
             chunk: ChunkRec::FIRST,
+            label_sets: Region::new(MAX_LABEL_SETS)?,
+            label_sets_len: 0,
+            label_index: Index::new(MAX_LABEL_SETS)?,
             thread_index: Index::new(cap.threads)?,
             node_remap: Region::new(cap.stack_nodes)?,
             module_remap: Region::new(cap.modules)?,
@@ -283,6 +296,8 @@ impl Collector {
             + self.thread_index.slots.mapped_bytes()
             + self.node_remap.mapped_bytes()
             + self.module_remap.mapped_bytes()
+            + self.label_sets.mapped_bytes()
+            + self.label_index.slots.mapped_bytes()
     }
 
     /// Empties the sample, frame, stack and thread tables and the lost counts.
@@ -297,6 +312,9 @@ impl Collector {
         self.nodes_len = 0;
         let threads = &self.threads;
         (self.thread_index).clear_entries(self.threads_len, |i| threads[i].tid as u64);
+        let sets = &self.label_sets;
+        (self.label_index).clear_entries(self.label_sets_len, |i| labels_key(&sets[i]));
+        self.label_sets_len = 0;
         self.samples_len = 0;
         self.threads_len = 0;
         self.lost = Lost::default();
@@ -416,6 +434,7 @@ impl Collector {
             };
             parent = node + 1;
         }
+        let labels = self.intern_labels(&s.meta.labels);
         self.append_sample(
             thread,
             SampleRec {
@@ -424,9 +443,32 @@ impl Collector {
                 weight: s.meta.weight.max(1),
                 next: NONE,
                 end: s.meta.end,
+                labels,
             },
         );
         true
+    }
+
+    /// The label set `set` as stored: its index plus one, 0 for none (or when the table of
+    /// distinct sets is full: then counted in [`crate::labels::dropped`]).
+    pub(crate) fn intern_labels(&mut self, set: &LabelSet) -> u32 {
+        if set.len == 0 {
+            return 0;
+        }
+        let sets = &self.label_sets;
+        let (slot, found) = self.label_index.probe(labels_key(set), |i| sets[i as usize] == *set);
+        if let Some(i) = found {
+            return i + 1;
+        }
+        let i = self.label_sets_len;
+        if i >= self.label_sets.len() {
+            crate::labels::note_dropped();
+            return 0;
+        }
+        self.label_sets[i] = *set;
+        self.label_sets_len += 1;
+        self.label_index.slots[slot] = i as u32 + 1;
+        i as u32 + 1
     }
 
     /// Appends `rec` to the sample table (which has room) and to `thread`'s list.
@@ -503,4 +545,10 @@ fn frame_key(avma: u64, module: u32) -> u64 {
 /// The stack index's key of a node.
 fn node_key(parent: u32, frame: u32) -> u64 {
     (parent as u64) << 32 | frame as u64
+}
+
+/// The label index's key of a set.
+fn labels_key(s: &LabelSet) -> u64 {
+    s.pairs()
+        .fold(s.len as u64, |h, (k, v)| (h.rotate_left(17) ^ k as u64).wrapping_mul(0x100_0000_01B3) ^ v)
 }

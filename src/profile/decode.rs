@@ -3,8 +3,9 @@
 use std::string::String;
 use std::vec::Vec;
 
+use super::packed::owned::ThreadV4;
 use super::{
-    Chunk, Clock, Frame, Lost, Module, ObjectFormat, Profile, Sample, StackNode, Thread,
+    Chunk, Clock, LabelValue, Labels, Frame, Lost, Module, ObjectFormat, Profile, Sample, StackNode, Thread,
     FORMAT_VERSION, MAGIC, MAX_TRIGGER_NOTE,
 };
 use crate::error::{Error, Result};
@@ -112,12 +113,27 @@ impl Profile {
         if self.modules.iter().any(|m| m.start_avma > m.end_avma) {
             return Err(Error::Corrupt("a module ends before it starts"));
         }
+        let l = &self.labels;
+        let bad_label = |x: &super::Label| {
+            x.key as usize >= l.keys.len()
+                || matches!(x.value, LabelValue::Str(i) if i as usize >= l.strings.len())
+        };
+        if l.sets.iter().any(|s| s.len() > MAX_LABELS_PER_SET || s.iter().any(bad_label)) {
+            return Err(Error::Corrupt("a label set is too long or names what does not exist"));
+        }
+        let sets = l.sets.len() as u64;
+        if (self.threads.iter()).any(|t| t.samples.iter().any(|s| s.labels as u64 > sets)) {
+            return Err(Error::Corrupt("a sample refers to a label set that does not exist"));
+        }
         if (self.chunk.trigger.as_ref()).is_some_and(|t| t.note.len() > MAX_TRIGGER_NOTE) {
             return Err(Error::Corrupt("a trigger's note is longer than the format allows"));
         }
         Ok(())
     }
 }
+
+/// The most labels one set may hold (the sampler keeps 4).
+pub const MAX_LABELS_PER_SET: usize = 64;
 
 /// The deepest stack any profile may hold (the builder's limit on `max_frames`).
 pub const MAX_DEPTH: usize = 1024;
@@ -154,7 +170,7 @@ struct V3(
     Vec<ModuleV3>,
     Vec<Frame>,
     Vec<StackNode>,
-    Vec<Thread>,
+    Vec<ThreadV4>,
     Lost,
 );
 
@@ -187,7 +203,7 @@ struct V4(
     Vec<Module>,
     Vec<Frame>,
     Vec<StackNode>,
-    Vec<Thread>,
+    Vec<ThreadV4>,
     Lost,
 );
 
@@ -202,9 +218,10 @@ impl V4 {
             modules: self.5,
             frames: self.6,
             stacks: self.7,
-            threads: self.8,
+            threads: self.8.into_iter().map(|t| t.0).collect(),
             lost: self.9,
             chunk: Chunk::default(),
+            labels: Labels::default(),
         }
     }
 }
@@ -220,14 +237,29 @@ struct V1(
     Vec<ModuleV3>,
     Vec<Frame>,
     Vec<StackNode>,
-    Vec<(u32, String, Vec<Sample>)>,
+    Vec<(u32, String, Vec<SampleV1>)>,
     Lost,
 );
+
+/// A version-1 sample, written whole.
+#[derive(serde::Deserialize)]
+struct SampleV1(u64, u32, u32, crate::unwind::EndReason);
 
 impl V1 {
     fn into_profile(self) -> Profile {
         let threads = (self.8.into_iter())
-            .map(|(tid, name, samples)| Thread { tid, name, samples })
+            .map(|(tid, name, samples)| {
+                let samples = (samples.into_iter())
+                    .map(|s| Sample {
+                        dt_us: s.0,
+                        stack: s.1,
+                        weight: s.2,
+                        end: s.3,
+                        labels: 0,
+                    })
+                    .collect();
+                ThreadV4(Thread { tid, name, samples })
+            })
             .collect();
         V3(
             self.0, self.1, self.2, self.3, self.4, self.5, self.6, self.7, threads, self.9,
@@ -297,7 +329,8 @@ mod tests {
                     dt_us: 3,
                     stack: 1,
                     weight: 2,
-                    end: EndReason::Root
+                    end: EndReason::Root,
+                    labels: 1,
                 }],
             }],
             lost: Lost {
@@ -317,6 +350,20 @@ mod tests {
                     late_ns: 300_000_000,
                     note: "frame loop".into(),
                 }),
+            },
+            labels: Labels {
+                keys: std::vec!["endpoint".into(), "request".into()],
+                strings: std::vec!["/search".into()],
+                sets: std::vec![std::vec![
+                    super::super::Label {
+                        key: 0,
+                        value: LabelValue::Str(0)
+                    },
+                    super::super::Label {
+                        key: 1,
+                        value: LabelValue::Int(-1234)
+                    }
+                ]],
             },
         }
     }

@@ -6,7 +6,8 @@
 
 use serde::ser::{Serialize, SerializeSeq, Serializer};
 
-use super::packed::SampleCoder;
+use super::packed::{label_runs, SampleCoder};
+use crate::labels::{self, STRING_VALUE};
 use super::{Clock, Lost, TriggerKind, FORMAT_VERSION, MAGIC};
 use crate::collector::Collector;
 use crate::error::{Error, Result};
@@ -146,6 +147,7 @@ impl Serialize for Body<'_> {
             Threads(c),
             cap.lost,
             ChunkView(c),
+            LabelsView(c),
         )
             .serialize(s)
     }
@@ -234,7 +236,12 @@ impl Serialize for Threads<'_> {
                 Ok(n) => n,
                 Err(e) => core::str::from_utf8(&t.name[..e.valid_up_to()]).unwrap_or(""),
             };
-            seq.serialize_element(&(t.tid as u32, name, Samples(c, i)))?;
+            let labels = ThreadLabels {
+                c,
+                next: t.first,
+                left: t.count,
+            };
+            seq.serialize_element(&(t.tid as u32, name, Samples(c, i), label_runs(labels)))?;
         }
         seq.end()
     }
@@ -265,6 +272,94 @@ impl Serialize for Samples<'_> {
             ))?;
             prev_us = us.max(prev_us);
             next = rec.next;
+        }
+        seq.end()
+    }
+}
+
+/// A thread's samples' label sets, in order (cloned to count the runs first).
+#[derive(Clone)]
+struct ThreadLabels<'a> {
+    c: &'a Collector,
+    next: u32,
+    left: u32,
+}
+
+impl Iterator for ThreadLabels<'_> {
+    type Item = u32;
+    fn next(&mut self) -> Option<u32> {
+        self.left = self.left.checked_sub(1)?;
+        let rec = self.c.samples[..self.c.samples_len].get(self.next as usize)?;
+        self.next = rec.next;
+        Some(rec.labels)
+    }
+}
+
+/// A label value as the format codes it (the owned `LabelValue`'s variants, in order).
+#[derive(serde::Serialize, Clone, Copy)]
+enum ValueView {
+    Int(i64),
+    Str(u32),
+}
+
+/// The label names the session's sets use, and the sets.
+struct LabelsView<'a>(&'a Collector);
+
+impl LabelsView<'_> {
+    /// One past the highest key and string indices the sets use.
+    fn extents(&self) -> (u32, u32) {
+        let c = self.0;
+        let mut ext = (0, 0);
+        for set in &c.label_sets[..c.label_sets_len] {
+            for (k, v) in set.pairs() {
+                ext.0 = ext.0.max((k & !STRING_VALUE) + 1);
+                if k & STRING_VALUE != 0 {
+                    ext.1 = ext.1.max(v as u32 + 1);
+                }
+            }
+        }
+        ext
+    }
+}
+
+impl Serialize for LabelsView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        let c = self.0;
+        let (keys, strings) = self.extents();
+        let sets = &c.label_sets[..c.label_sets_len];
+        (
+            Seq((0..keys).map(labels::key_name)),
+            Seq((0..strings).map(labels::string_text)),
+            Seq(sets.iter().map(set_view)),
+        )
+            .serialize(s)
+    }
+}
+
+/// A label set as the format codes it: (key index, value) pairs.
+fn set_view(
+    set: &crate::labels::LabelSet,
+) -> Seq<impl Iterator<Item = (u32, ValueView)> + Clone + '_> {
+    Seq(set.pairs().map(|(k, v)| {
+        let value = match k & STRING_VALUE {
+            0 => ValueView::Int(v as i64),
+            _ => ValueView::Str(v as u32),
+        };
+        (k & !STRING_VALUE, value)
+    }))
+}
+
+/// Any cloneable iterator of serializable items, as a sequence.
+struct Seq<I>(I);
+
+impl<I: Iterator + Clone> Serialize for Seq<I>
+where
+    I::Item: Serialize,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.clone().count()))?;
+        for x in self.0.clone() {
+            seq.serialize_element(&x)?;
         }
         seq.end()
     }

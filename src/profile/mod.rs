@@ -133,6 +133,54 @@ mod owned {
         pub lost: Lost,
         /// Where this profile sits in a series of rotated chunks or flight-recorder windows.
         pub chunk: Chunk,
+        /// The label sets samples refer to, with the names they use.
+        pub labels: Labels,
+    }
+
+    /// Labels: the names, and the distinct sets samples carry ([`Sample::labels`]).
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Labels {
+        /// Key names (a [`Label::key`] indexes them).
+        pub keys: Vec<String>,
+        /// String values (a [`LabelValue::Str`] indexes them).
+        pub strings: Vec<String>,
+        /// Distinct label sets.
+        pub sets: Vec<Vec<Label>>,
+    }
+
+    /// One label of a set.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub struct Label {
+        /// Index into [`Labels::keys`].
+        pub key: u32,
+        /// Its value.
+        pub value: LabelValue,
+    }
+
+    /// A label's value.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum LabelValue {
+        /// An integer.
+        Int(i64),
+        /// An index into [`Labels::strings`].
+        Str(u32),
+    }
+
+    impl Labels {
+        /// The labels of set `labels` (a [`Sample::labels`]: 0 for none) as (key, value text).
+        pub fn of(&self, labels: u32) -> impl Iterator<Item = (&str, std::borrow::Cow<'_, str>)> + '_ {
+            let set = labels.checked_sub(1).and_then(|i| self.sets.get(i as usize));
+            set.into_iter().flatten().map(|l| {
+                let key = self.keys.get(l.key as usize).map_or("", String::as_str);
+                let value = match l.value {
+                    LabelValue::Int(v) => std::borrow::Cow::Owned(std::format!("{v}")),
+                    LabelValue::Str(i) => {
+                        std::borrow::Cow::Borrowed(self.strings.get(i as usize).map_or("", String::as_str))
+                    }
+                };
+                (key, value)
+            })
+        }
     }
 
     /// A profile's place in a series: the chunks one session is rotated into, or the windows
@@ -265,6 +313,8 @@ mod owned {
         pub weight: u32,
         /// How the stack walk ended.
         pub end: EndReason,
+        /// Its labels: an index into [`Labels::sets`] plus one, 0 for none.
+        pub labels: u32,
     }
 
     impl Profile {

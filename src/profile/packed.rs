@@ -73,7 +73,48 @@ impl SampleCoder {
             stack,
             weight,
             end,
+            labels: 0,
         }))
+    }
+}
+
+/// A thread's label sets as runs: (how many consecutive samples, their set), coding each
+/// sample's labels against the previous one's (a steady thread: one run).
+pub(crate) struct LabelRuns<I>(I);
+
+/// The runs of `labels`, one per sample in order.
+pub(crate) fn label_runs<I: Iterator<Item = u32> + Clone>(labels: I) -> LabelRuns<I> {
+    LabelRuns(labels)
+}
+
+impl<I: Iterator<Item = u32> + Clone> Serialize for LabelRuns<I> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let runs = |f: &mut dyn FnMut(u32, u32)| {
+            let mut it = self.0.clone();
+            let Some(mut current) = it.next() else { return };
+            let mut count = 1u32;
+            for l in it {
+                if l == current && count < u32::MAX {
+                    count += 1;
+                } else {
+                    f(count, current);
+                    (current, count) = (l, 1);
+                }
+            }
+            f(count, current);
+        };
+        let mut n = 0;
+        runs(&mut |_, _| n += 1);
+        let mut seq = s.serialize_seq(Some(n))?;
+        let mut result = Ok(());
+        runs(&mut |count, set| {
+            if result.is_ok() {
+                result = seq.serialize_element(&(count, set));
+            }
+        });
+        result?;
+        seq.end()
     }
 }
 
@@ -93,7 +134,7 @@ impl Serialize for Packed {
 
 /// The owned [`crate::Thread`] is written and read through the same stream.
 #[cfg(feature = "std")]
-mod owned {
+pub(crate) mod owned {
     use core::fmt;
 
     use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
@@ -108,11 +149,55 @@ mod owned {
 
     impl Serialize for Thread {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            let mut t = s.serialize_tuple(3)?;
+            let mut t = s.serialize_tuple(4)?;
             t.serialize_element(&self.tid)?;
             t.serialize_element(&self.name)?;
             t.serialize_element(&Stream(&self.samples))?;
+            t.serialize_element(&super::label_runs(self.samples.iter().map(|s| s.labels)))?;
             t.end()
+        }
+    }
+
+    /// A thread of formats 1 to 4: no label runs.
+    pub(crate) struct ThreadV4(pub Thread);
+
+    impl<'de> Deserialize<'de> for ThreadV4 {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_tuple(3, ThreadVisitor { runs: false }).map(ThreadV4)
+        }
+    }
+
+    struct ThreadVisitor {
+        /// Whether label runs follow the samples (format 5).
+        runs: bool,
+    }
+
+    impl<'de> Visitor<'de> for ThreadVisitor {
+        type Value = Thread;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a thread")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Thread, A::Error> {
+            let tid = field(&mut seq, 0)?;
+            let name: String = field(&mut seq, 1)?;
+            let mut samples: Vec<Sample> = seq
+                .next_element_seed(SamplesSeed)?
+                .ok_or_else(|| de::Error::invalid_length(2, &"a thread"))?;
+            if self.runs {
+                let runs: Vec<(u32, u32)> = field(&mut seq, 3)?;
+                let mut at = samples.iter_mut();
+                for (count, labels) in runs {
+                    for _ in 0..count {
+                        at.next()
+                            .ok_or_else(|| de::Error::custom("label runs longer than the samples"))?
+                            .labels = labels;
+                    }
+                }
+                if at.next().is_some() {
+                    return Err(de::Error::custom("label runs shorter than the samples"));
+                }
+            }
+            Ok(Thread { tid, name, samples })
         }
     }
 
@@ -139,22 +224,7 @@ mod owned {
 
     impl<'de> Deserialize<'de> for Thread {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct ThreadVisitor;
-            impl<'de> Visitor<'de> for ThreadVisitor {
-                type Value = Thread;
-                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                    f.write_str("a thread")
-                }
-                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Thread, A::Error> {
-                    let tid = field(&mut seq, 0)?;
-                    let name: String = field(&mut seq, 1)?;
-                    let samples = seq
-                        .next_element_seed(SamplesSeed)?
-                        .ok_or_else(|| de::Error::invalid_length(2, &"a thread"))?;
-                    Ok(Thread { tid, name, samples })
-                }
-            }
-            d.deserialize_tuple(3, ThreadVisitor)
+            d.deserialize_tuple(4, ThreadVisitor { runs: true })
         }
     }
 

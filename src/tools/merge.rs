@@ -140,8 +140,10 @@ pub fn merge(profiles: &[Profile], options: MergeOptions) -> Result<Profile, Too
     let mut threads: Vec<(u32, String, Vec<Timed>)> = Vec::new();
     let mut by_name: HashMap<String, usize> = HashMap::new();
     let mut lost = crate::Lost::default();
+    let mut labels = LabelMerger::default();
     for p in profiles {
         let nodes = tables.add(p);
+        let sets = labels.add(&p.labels);
         let offset_us = (p.start_unix_ns - start) / 1000;
         for t in &p.threads {
             let slot = match options.fold_threads {
@@ -162,6 +164,7 @@ pub fn merge(profiles: &[Profile], options: MergeOptions) -> Result<Profile, Too
                     at_us,
                     sample: Sample {
                         stack: nodes[s.stack as usize],
+                        labels: sets[s.labels as usize],
                         ..*s
                     },
                 });
@@ -202,5 +205,52 @@ pub fn merge(profiles: &[Profile], options: MergeOptions) -> Result<Profile, Too
         lost,
         // A merge is a series of its own.
         chunk: Default::default(),
+        labels: labels.out,
     })
+}
+
+/// The merged label names and sets, each input's mapped into them.
+#[derive(Default)]
+struct LabelMerger {
+    keys: HashMap<String, u32>,
+    strings: HashMap<String, u32>,
+    sets: HashMap<Vec<crate::Label>, u32>,
+    out: crate::Labels,
+}
+
+impl LabelMerger {
+    /// Adds `l`'s sets; returns, by a sample's `labels` (0 for none, else set + 1), its
+    /// value in the merged profile.
+    fn add(&mut self, l: &crate::Labels) -> Vec<u32> {
+        let intern = |map: &mut HashMap<String, u32>, out: &mut Vec<String>, s: &str| {
+            *map.entry(s.to_string()).or_insert_with(|| {
+                out.push(s.to_string());
+                out.len() as u32 - 1
+            })
+        };
+        let mut mapped = vec![0];
+        for set in &l.sets {
+            let set: Vec<crate::Label> = set
+                .iter()
+                .map(|x| crate::Label {
+                    key: intern(&mut self.keys, &mut self.out.keys, &l.keys[x.key as usize]),
+                    value: match x.value {
+                        crate::LabelValue::Str(i) => crate::LabelValue::Str(intern(
+                            &mut self.strings,
+                            &mut self.out.strings,
+                            &l.strings[i as usize],
+                        )),
+                        v => v,
+                    },
+                })
+                .collect();
+            let sets = &mut self.out.sets;
+            let index = *self.sets.entry(set.clone()).or_insert_with(|| {
+                sets.push(set);
+                sets.len() as u32
+            });
+            mapped.push(index);
+        }
+        mapped
+    }
 }

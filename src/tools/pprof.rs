@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use super::resolve::Resolution;
+use crate::LabelValue;
 use crate::{Clock, Profile};
 
 /// A protobuf message under construction.
@@ -132,6 +133,21 @@ fn encode(profile: &Profile, res: Option<&Resolution>, base_threads: usize) -> V
                 let mut label_base = Msg::default();
                 label_base.int(1, key).int(2, value);
                 m.bytes(3, &label_base.0);
+            }
+            // The application's labels: `-tagfocus` and Pyroscope or Parca filter by them.
+            let set = smp.labels.checked_sub(1);
+            for l in set.and_then(|i| profile.labels.sets.get(i as usize)).into_iter().flatten() {
+                let key = profile.labels.keys.get(l.key as usize).map_or("", String::as_str);
+                let mut label = Msg::default();
+                label.int(1, s.id(key));
+                match l.value {
+                    LabelValue::Int(v) => label.int(3, v as u64),
+                    LabelValue::Str(i) => {
+                        let text = profile.labels.strings.get(i as usize).map_or("", String::as_str);
+                        label.int(2, s.id(text))
+                    }
+                };
+                m.bytes(3, &label.0);
             }
             p.bytes(2, &m.0);
         }

@@ -6,6 +6,7 @@ use core::ffi::c_void;
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
 
 use crate::error::Result;
+use crate::labels;
 use crate::ring::SampleMeta;
 use crate::sys::fault_guard;
 use crate::sys::fault_guard::ReadMode;
@@ -134,6 +135,7 @@ impl Shared {
                     end: walked.end as u8,
                     generation,
                     code_epoch: walked.code_epoch,
+                    labels: labels::of_current_thread(),
                 });
             }
         }

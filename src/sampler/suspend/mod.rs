@@ -260,6 +260,7 @@ impl Job {
             end: end as u8,
             generation: self.generation,
             code_epoch: shared.code.epoch(),
+            labels: cap.labels,
         });
     }
 }

@@ -24,6 +24,8 @@ pub struct Captured {
     pub rip: u64,
     /// Bytes of the stack copied, from rsp.
     pub copied: usize,
+    /// The thread's labels, read while it was suspended.
+    pub labels: crate::labels::LabelSet,
 }
 
 /// Why a thread could not be sampled.
@@ -88,7 +90,7 @@ impl Target {
         if self.handle == 0 {
             return Err(CaptureError::Gone);
         }
-        capture(self.handle as api::HANDLE, self.teb, stack)
+        capture(self.handle as api::HANDLE, self.tid, self.teb, stack)
     }
 
     /// The thread's CPU time (see [`super::time::thread_cpu_ns`]), through the open handle.
@@ -134,13 +136,18 @@ fn teb(h: &Handle) -> u64 {
 ///
 /// # Suspension safety
 /// See the module docs.
-fn capture(h: api::HANDLE, teb: u64, stack: &mut [u8]) -> Result<(Captured, u64), CaptureError> {
+fn capture(
+    h: api::HANDLE,
+    tid: i32,
+    teb: u64,
+    stack: &mut [u8],
+) -> Result<(Captured, u64), CaptureError> {
     let t0 = super::time::monotonic_ns();
     // SAFETY: an open thread handle; a failure (thread gone) returns u32::MAX.
     if unsafe { api::SuspendThread(h) } == u32::MAX {
         return Err(CaptureError::Gone);
     }
-    let result = while_suspended(h, teb, stack);
+    let result = while_suspended(h, tid, teb, stack);
     // SAFETY: we suspended it just above.
     unsafe { api::ResumeThread(h) };
     let stopped = super::time::monotonic_ns().saturating_sub(t0);
@@ -148,7 +155,12 @@ fn capture(h: api::HANDLE, teb: u64, stack: &mut [u8]) -> Result<(Captured, u64)
 }
 
 /// The part of [`capture`] that runs while the thread is suspended.
-fn while_suspended(h: api::HANDLE, teb: u64, stack: &mut [u8]) -> Result<Captured, CaptureError> {
+fn while_suspended(
+    h: api::HANDLE,
+    tid: i32,
+    teb: u64,
+    stack: &mut [u8],
+) -> Result<Captured, CaptureError> {
     // SAFETY: CONTEXT is plain integers; all-zero is valid.
     let mut ctx: api::CONTEXT = unsafe { core::mem::zeroed() };
     ctx.ContextFlags = api::CONTEXT_CONTROL | api::CONTEXT_INTEGER;
@@ -182,5 +194,6 @@ fn while_suspended(h: api::HANDLE, teb: u64, stack: &mut [u8]) -> Result<Capture
         gpr: ctx.gpr,
         rip: ctx.Rip,
         copied: len,
+        labels: crate::labels::of_suspended_thread(tid),
     })
 }
