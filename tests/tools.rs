@@ -923,3 +923,108 @@ fn pdb_files_give_the_records_dump_syms_writes() {
     ]);
     assert!(!ok && err.contains("is not its own"), "{err}");
 }
+
+/// `fixed_profile` with labels: its first sample under `endpoint=/a`, its second under
+/// `endpoint=/b request=7`.
+fn labelled_profile() -> vignette::Profile {
+    use vignette::{Label, LabelValue};
+    let mut p = fixed_profile();
+    p.labels = vignette::Labels {
+        keys: vec!["endpoint".into(), "request".into()],
+        strings: vec!["/a".into(), "/b".into()],
+        sets: vec![
+            vec![Label {
+                key: 0,
+                value: LabelValue::Str(0),
+            }],
+            vec![
+                Label {
+                    key: 0,
+                    value: LabelValue::Str(1),
+                },
+                Label {
+                    key: 1,
+                    value: LabelValue::Int(7),
+                },
+            ],
+        ],
+    };
+    p.threads[0].samples[0].labels = 1;
+    p.threads[0].samples[1].labels = 2;
+    vignette::Profile::decode(&p.encode()).expect("a valid labelled profile")
+}
+
+/// Labels in the tools: `--filter` keeps the samples with the label (times intact),
+/// `report --by` gives a table per value, `--label-frames` puts them at the root of the
+/// stacks, and naming a label the profile lacks says which it has.
+#[test]
+fn labels_filter_group_and_become_root_frames() {
+    let p = labelled_profile();
+    let f = |s: &str| s.parse::<tools::labels::LabelFilter>().unwrap();
+    let b = tools::labels::filter(&p, &f("endpoint=/b"));
+    assert_eq!(b.sample_count(), 1);
+    assert_eq!(
+        b.threads[0].samples[0].dt_us, 2000,
+        "the dropped sample's time carried"
+    );
+    assert_eq!(tools::labels::filter(&p, &f("request=7")).sample_count(), 1);
+    assert_eq!(tools::labels::filter(&p, &f("request=8")).sample_count(), 0);
+    assert_eq!(
+        tools::labels::values(&p, "endpoint"),
+        [("/b".to_string(), 2), ("/a".to_string(), 1)]
+    );
+    assert!("novalue".parse::<tools::labels::LabelFilter>().is_err());
+
+    let res = tools::resolve(&p, &mut SymbolStore::new(&[])).unwrap();
+    let (framed, framed_res) = tools::labels::as_root_frames(&p, &res);
+    let lines = tools::collapsed::to_collapsed(&framed, &framed_res);
+    assert!(
+        lines.lines().any(|l| l.starts_with("main;endpoint=/a;")),
+        "{lines}"
+    );
+    assert!(
+        lines
+            .lines()
+            .any(|l| l.starts_with("main;endpoint=/b request=7;")),
+        "{lines}"
+    );
+    let weight = |text: &str| -> u64 {
+        (text.lines())
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    assert_eq!(
+        weight(&lines),
+        weight(&tools::collapsed::to_collapsed(&p, &res))
+    );
+
+    let dir = tmp("labelled");
+    let path = dir.join("labelled.vignette");
+    std::fs::write(&path, p.encode()).unwrap();
+    let (ok, out, err) = cli(&["report", path.to_str().unwrap(), "--by", "endpoint"]);
+    assert!(ok, "{err}");
+    let b_at = out.find("endpoint=/b: 2 sampling intervals").expect(&out);
+    let a_at = out.find("endpoint=/a: 1 sampling intervals").expect(&out);
+    assert!(b_at < a_at, "heaviest first:\n{out}");
+    let (ok, _, err) = cli(&["report", path.to_str().unwrap(), "--filter", "phase=x"]);
+    assert!(
+        !ok && err.contains("no label \"phase\": it has endpoint, request"),
+        "{err}"
+    );
+    let out_path = dir.join("labelled.collapsed");
+    let (ok, _, err) = cli(&[
+        "convert",
+        path.to_str().unwrap(),
+        "--to",
+        "collapsed",
+        "-o",
+        out_path.to_str().unwrap(),
+        "--filter",
+        "endpoint=/a",
+        "--label-frames",
+    ]);
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&out_path).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.starts_with("main;endpoint=/a;"), "{text}");
+}

@@ -64,6 +64,13 @@ enum Command {
         output: PathBuf,
         #[command(flatten)]
         symbols: Symbols,
+        /// Only the samples labelled KEY=VALUE (see vignette::labels)
+        #[arg(long, value_name = "KEY=VALUE")]
+        filter: Option<tools::labels::LabelFilter>,
+        /// Each labelled stack under a root frame naming its labels (for speedscope, collapsed,
+        /// SVG and Firefox, which have no labels of their own; pprof carries them as labels)
+        #[arg(long)]
+        label_frames: bool,
     },
     /// The hottest functions by self and total time, merged or per thread
     Report {
@@ -84,6 +91,12 @@ enum Command {
         /// function they were inlined into)
         #[arg(long)]
         inlined: bool,
+        /// Only the samples labelled KEY=VALUE (see vignette::labels)
+        #[arg(long, value_name = "KEY=VALUE")]
+        filter: Option<tools::labels::LabelFilter>,
+        /// One table per value of the label KEY, heaviest first
+        #[arg(long, value_name = "KEY")]
+        by: Option<String>,
     },
     /// Merge profiles (chunks of a session, or many processes and machines) into one
     Merge {
@@ -259,6 +272,23 @@ fn resolve_with(p: &vignette::Profile, symbols: &Symbols) -> Result<tools::Resol
     Ok(res)
 }
 
+/// `p` with only the samples `filter` names (all without one); an error if none has it.
+fn filtered(
+    p: vignette::Profile,
+    filter: Option<&tools::labels::LabelFilter>,
+) -> Result<vignette::Profile, tools::ToolError> {
+    let Some(f) = filter else { return Ok(p) };
+    tools::labels::check_key(&p, &f.key)?;
+    let kept = tools::labels::filter(&p, f);
+    if kept.sample_count() == 0 {
+        return Err(tools::ToolError::new(
+            tools::ErrorKind::Profile,
+            format!("no sample is labelled {}={}", f.key, f.value),
+        ));
+    }
+    Ok(kept)
+}
+
 fn report_missing(res: &tools::Resolution) {
     for w in &res.warnings {
         eprintln!("warning: {}", tools::escape_controls(w));
@@ -352,9 +382,12 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             to,
             output,
             symbols,
+            filter,
+            label_frames,
         } => {
             check_output(&output)?;
             let (p, resolved) = tools::read_any(&profile)?;
+            let p = filtered(p, filter.as_ref())?;
             let res = match (to, resolved) {
                 (Format::PprofUnresolved, _) => tools::Resolution {
                     frames: Vec::new(),
@@ -369,6 +402,10 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            let (p, res) = match label_frames {
+                true => tools::labels::as_root_frames(&p, &res),
+                false => (p, res),
+            };
             let bytes = tools::convert(to, &p, &res, &tools::ConvertOptions { title })?;
             write_file(&output, &bytes)?;
             say(format!("wrote {}", output.display()));
@@ -380,10 +417,16 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             limit,
             sort,
             inlined,
+            filter,
+            by,
         } => {
             // A resolved profile (`vignette resolve -o`) reports with its own resolution,
             // unless symbols are named to resolve it again.
             let (p, resolved) = tools::read_any(&profile)?;
+            let p = filtered(p, filter.as_ref())?;
+            if let Some(key) = &by {
+                tools::labels::check_key(&p, key)?;
+            }
             let res = match resolved {
                 Some(res) if symbols.is_empty() => res,
                 _ => resolve_with(&p, &symbols)?,
@@ -395,7 +438,23 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 per_thread,
                 inlined,
             };
-            say(tools::report::report(&p, &res, &options));
+            match by {
+                None => say(tools::report::report(&p, &res, &options)),
+                Some(key) => {
+                    for (value, weight) in tools::labels::values(&p, &key) {
+                        let f = tools::labels::LabelFilter {
+                            key: key.clone(),
+                            value: value.clone(),
+                        };
+                        let only = tools::labels::filter(&p, &f);
+                        say(format!(
+                            "{key}={}: {weight} sampling intervals\n{}",
+                            tools::escape_controls(&value),
+                            tools::report::report(&only, &res, &options)
+                        ));
+                    }
+                }
+            }
         }
         Command::Merge {
             profiles,

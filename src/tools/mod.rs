@@ -6,6 +6,7 @@ pub mod collapsed;
 pub mod diff;
 pub mod elf_sections;
 pub mod firefox;
+pub mod labels;
 pub mod merge;
 pub mod pprof;
 pub mod remote;
