@@ -1,4 +1,5 @@
-//! What rotation and the flight recorder cost: how long the sampler thread pauses to hand a
+//! What labels cost (setting and clearing one; bytes per sample in the profile), and what
+//! rotation and the flight recorder cost: how long the sampler thread pauses to hand a
 //! chunk or a window over (it samples nothing meanwhile; the next samples' weights cover the
 //! intervals it missed), at different chunk and window sizes, with 4 busy threads at 1000 Hz.
 //!
@@ -66,10 +67,83 @@ fn measure(label: &str, window: Option<Duration>, every: Duration, count: usize)
     );
 }
 
+/// Nanoseconds to set a label and drop its guard, over many pairs.
+fn label_cost() {
+    use vignette::labels::{self, LabelKey, LabelStr};
+    let (key, value) = (LabelKey::new("endpoint"), LabelStr::new("/search"));
+    let n = 20_000_000u64;
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let t0 = std::time::Instant::now();
+        for i in 0..n {
+            let g = labels::set(key, std::hint::black_box(value));
+            std::hint::black_box(&g);
+            drop(g);
+            std::hint::black_box(i);
+        }
+        best = best.min(t0.elapsed().as_nanos() as f64 / n as f64);
+    }
+    let t0 = std::time::Instant::now();
+    for i in 0..n {
+        std::hint::black_box(i);
+    }
+    let empty = t0.elapsed().as_nanos() as f64 / n as f64;
+    println!(
+        "label set + clear: {best:.2} ns (best of 5 runs of {n}; the empty loop {empty:.2} ns)"
+    );
+}
+
+/// Bytes per sample of 4 busy threads for 1 s: without labels, under one steady label set, and
+/// with a request label that changes every unit of work.
+fn label_bytes() {
+    use vignette::labels::{self, LabelKey, LabelStr};
+    println!("| labels | samples | bytes | bytes per sample |");
+    println!("|---|---:|---:|---:|");
+    for mode in ["none", "steady", "per request"] {
+        let mut profiler = Profiler::builder()
+            .frequency(1000)
+            .build()
+            .expect("a profiler");
+        profiler.start().expect("started");
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers: Vec<_> = (0..4)
+            .map(|i| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let (endpoint, request) = (LabelKey::new("endpoint"), LabelKey::new("request"));
+                    let _e =
+                        (mode != "none").then(|| labels::set(endpoint, LabelStr::new("/search")));
+                    let mut acc = i as u64;
+                    let mut unit = 0i64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let _r = (mode == "per request").then(|| labels::set(request, unit));
+                        acc = workload::crunch(acc);
+                        unit += 1;
+                    }
+                    acc
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs(1));
+        stop.store(true, Ordering::Relaxed);
+        for w in workers {
+            let _ = w.join();
+        }
+        let c = profiler.stop().expect("stopped");
+        let (n, bytes) = (c.sample_count(), c.encoded_len());
+        println!(
+            "| {mode} | {n} | {bytes} | {:.2} |",
+            bytes as f64 / n.max(1) as f64
+        );
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    label_cost();
+    label_bytes();
     println!(
         "| what | taken | samples each (median) | CPU median µs | CPU p90 µs | pause median µs | \
          pause p90 µs | pause max µs |"

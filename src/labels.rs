@@ -51,25 +51,29 @@ impl LabelSet {
             .take(n)
     }
 
-    /// This set with `key` set to `value` (replacing the key's value if present); `None`
-    /// when the set is full.
-    pub fn with(mut self, key: u32, value: u64) -> Option<LabelSet> {
+    /// Sets `key` to `value` in this set (replacing the key's value if present); `false`
+    /// when the set is full. (In place: building a new set and copying it whole would read
+    /// back bytes just stored in smaller pieces, which stalls the CPU.)
+    pub fn insert(&mut self, key: u32, value: u64) -> bool {
         let n = (self.len as usize).min(MAX_LABELS);
         let base = key & !STRING_VALUE;
-        if let Some(i) = self
+        let i = match self
             .keys
             .iter()
             .take(n)
             .position(|k| k & !STRING_VALUE == base)
         {
-            *self.keys.get_mut(i)? = key;
-            *self.values.get_mut(i)? = value;
-            return Some(self);
+            Some(i) => i,
+            None if n < MAX_LABELS => {
+                self.len += 1;
+                n
+            }
+            None => return false,
+        };
+        if let (Some(k), Some(v)) = (self.keys.get_mut(i), self.values.get_mut(i)) {
+            (*k, *v) = (key, value);
         }
-        *self.keys.get_mut(n)? = key;
-        *self.values.get_mut(n)? = value;
-        self.len += 1;
-        Some(self)
+        true
     }
 }
 
@@ -94,22 +98,23 @@ impl Half {
             len: self.len.load(Relaxed).min(MAX_LABELS as u32) as u8,
             ..LabelSet::default()
         };
-        for (k, a) in s.keys.iter_mut().zip(&self.keys) {
+        let n = s.len as usize;
+        for ((k, v), (a, b)) in (s.keys.iter_mut().zip(s.values.iter_mut()))
+            .zip(self.keys.iter().zip(&self.values))
+            .take(n)
+        {
             *k = a.load(Relaxed);
-        }
-        for (v, a) in s.values.iter_mut().zip(&self.values) {
-            *v = a.load(Relaxed);
+            *v = b.load(Relaxed);
         }
         s
     }
 
     fn store(&self, s: &LabelSet) {
         self.len.store(s.len as u32, Relaxed);
-        for (a, k) in self.keys.iter().zip(s.keys) {
+        // Only the pairs in use: a reader reads no further than `len`.
+        for ((a, b), (k, v)) in self.keys.iter().zip(&self.values).zip(s.pairs()) {
             a.store(k, Relaxed);
-        }
-        for (a, v) in self.values.iter().zip(s.values) {
-            a.store(v, Relaxed);
+            b.store(v, Relaxed);
         }
     }
 }
@@ -117,6 +122,8 @@ impl Half {
 /// A thread's labels, double-buffered (see the module docs).
 pub(crate) struct Block {
     active: AtomicU32,
+    /// Whether the block is in the registry (written by its thread only).
+    registered: AtomicU32,
     halves: [Half; 2],
 }
 
@@ -124,6 +131,7 @@ impl Block {
     const fn new() -> Block {
         Block {
             active: AtomicU32::new(0),
+            registered: AtomicU32::new(0),
             halves: [Half::new(), Half::new()],
         }
     }
@@ -425,17 +433,65 @@ mod owned {
         let previous = BLOCK.with(|b| {
             ensure_registered(b);
             let previous = b.read();
-            match previous.with(word, v) {
-                Some(next) => b.write(&next),
-                None => {
-                    DROPPED.fetch_add(1, Relaxed);
-                }
+            let mut next = previous;
+            if next.insert(word, v) {
+                b.write(&next);
+            } else {
+                DROPPED.fetch_add(1, Relaxed);
             }
             previous
         });
         LabelGuard {
             previous,
             _not_send: core::marker::PhantomData,
+        }
+    }
+
+    /// A future that runs under labels: each poll, on whichever thread polls it, sets them
+    /// and restores that thread's labels after (an async task moves between threads, and a
+    /// thread runs many tasks: a guard held across `.await` would label the wrong work). Made
+    /// by [`labelled`].
+    pub struct Labelled<F> {
+        labels: arrayvec::ArrayVec<(LabelKey, Value), MAX_LABELS>,
+        inner: F,
+    }
+
+    /// `future`, polled under `labels` (see [`Labelled`]; at most [`MAX_LABELS`], more are
+    /// counted in [`dropped`]). Polling allocates nothing.
+    pub fn labelled<F: core::future::Future>(
+        labels: impl IntoIterator<Item = (LabelKey, Value)>,
+        future: F,
+    ) -> Labelled<F> {
+        let mut kept = arrayvec::ArrayVec::new();
+        for l in labels {
+            if kept.try_push(l).is_err() {
+                DROPPED.fetch_add(1, Relaxed);
+            }
+        }
+        Labelled {
+            labels: kept,
+            inner: future,
+        }
+    }
+
+    impl<F: core::future::Future> core::future::Future for Labelled<F> {
+        type Output = F::Output;
+        fn poll(
+            self: core::pin::Pin<&mut Self>,
+            cx: &mut core::task::Context<'_>,
+        ) -> core::task::Poll<F::Output> {
+            // SAFETY: `inner` is structurally pinned: never moved out of `self`, and `labels`
+            // (not pinned) is only read.
+            let this = unsafe { self.get_unchecked_mut() };
+            let guards: arrayvec::ArrayVec<LabelGuard, MAX_LABELS> =
+                this.labels.iter().map(|&(k, v)| set(k, v)).collect();
+            // SAFETY: as above.
+            let result = unsafe { core::pin::Pin::new_unchecked(&mut this.inner) }.poll(cx);
+            // Restored newest first, back to the thread's own labels.
+            for g in guards.into_iter().rev() {
+                drop(g);
+            }
+            result
         }
     }
 
@@ -446,6 +502,10 @@ mod owned {
 
     /// Registers the calling thread's block, the first time.
     fn ensure_registered(b: &Block) {
+        if b.registered.load(Relaxed) != 0 {
+            return;
+        }
+        b.registered.store(1, Relaxed);
         REGISTERED.with(|r| {
             if r.0.get() == 0 {
                 let tid = threads::gettid();
@@ -490,6 +550,58 @@ mod tests {
         }
         assert_eq!(current().len, 0);
         assert_eq!(read(gettid()).map(|s| s.len), Some(0));
+    }
+
+    /// A labelled future carries its labels to every thread that polls it, and leaves each
+    /// thread's own labels as they were.
+    #[test]
+    fn a_labelled_future_is_labelled_wherever_it_is_polled() {
+        use std::future::Future;
+        use std::sync::Arc;
+        use std::task::{Context, Poll, Wake, Waker};
+        struct Noop;
+        impl Wake for Noop {
+            fn wake(self: Arc<Self>) {}
+        }
+        let (task, thread) = (LabelKey::new("t.task"), LabelKey::new("t.thread-own"));
+        let seen = Arc::new(std::sync::Mutex::new(std::vec::Vec::new()));
+        let record = seen.clone();
+        let mut polls = 0;
+        let fut = labelled(
+            [(task, Value::Int(9))],
+            std::future::poll_fn(move |_| {
+                record.lock().unwrap().push(current());
+                polls += 1;
+                if polls < 3 {
+                    Poll::Pending
+                } else {
+                    Poll::Ready(())
+                }
+            }),
+        );
+        let mut fut = std::boxed::Box::pin(fut);
+        let waker = Waker::from(Arc::new(Noop));
+        for i in 0..3 {
+            // Each poll on a new thread, which has a label of its own.
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    let _own = set(thread, i);
+                    let _ = fut.as_mut().poll(&mut Context::from_waker(&waker));
+                    assert_eq!(
+                        current().pairs().collect::<Vec<_>>(),
+                        [(thread.0, i as u64)]
+                    );
+                });
+            });
+        }
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 3);
+        for (i, s) in seen.iter().enumerate() {
+            assert_eq!(
+                s.pairs().collect::<Vec<_>>(),
+                [(thread.0, i as u64), (task.0, 9)]
+            );
+        }
     }
 
     #[test]
