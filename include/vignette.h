@@ -140,6 +140,29 @@ void vignette_heartbeat_beat(const vignette_heartbeat *h);
 /** Stops watching and frees the heartbeat. NULL is ignored. */
 void vignette_heartbeat_free(vignette_heartbeat *h);
 
+/** The labels a thread had before vignette_label_set_*: keep it (on the stack) until the
+    matching vignette_label_restore. */
+typedef struct vignette_label_saved {
+    uint64_t opaque[7];
+} vignette_label_saved;
+
+/** Interns a label key (once per name; keep the id in *out). */
+vignette_status vignette_label_key(const char *name, uint32_t *out);
+
+/** Interns a string label value (once per text; keep the id in *out). */
+vignette_status vignette_label_string(const char *text_, uint32_t *out);
+
+/** Labels the calling thread's work with key = value (an integer) until
+    vignette_label_restore(saved) on the same thread (innermost first); samples taken meanwhile
+    carry it. No allocation, no lock. Does nothing if saved is NULL. */
+void vignette_label_set_int(uint32_t key, int64_t value, vignette_label_saved *saved);
+
+/** As vignette_label_set_int, with a string value interned by vignette_label_string. */
+void vignette_label_set_string(uint32_t key, uint32_t string, vignette_label_saved *saved);
+
+/** Restores the labels saved by vignette_label_set_*. NULL is ignored. */
+void vignette_label_restore(const vignette_label_saved *saved);
+
 /** Writes the last stopped session's profile (or the chunk or window taken last) to the file
     at path (created or truncated). */
 vignette_status vignette_write_path(vignette_profiler *p, const char *path);

@@ -440,6 +440,100 @@ pub unsafe extern "C" fn vignette_heartbeat_free(h: *mut vignette_heartbeat) {
     }
 }
 
+/// The labels a thread had before `vignette_label_set_*`, for `vignette_label_restore`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct vignette_label_saved {
+    /// Opaque.
+    pub opaque: [u64; 7],
+}
+
+const _: () = assert!(core::mem::size_of::<crate::labels::LabelSet>() == 56);
+
+/// Interns a label key `name` (once per name; keep the id) into `*out`.
+///
+/// # Safety
+/// `name` must be NULL or a NUL-terminated string; `out` NULL or a writable `uint32_t`.
+#[no_mangle]
+pub unsafe extern "C" fn vignette_label_key(name: *const c_char, out: *mut u32) -> vignette_status {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let out = unsafe { out.as_mut() }.ok_or_else(|| invalid("out is NULL"))?;
+        // SAFETY: the caller's contract.
+        *out = crate::labels::LabelKey::new(&unsafe { text(name) }).0;
+        Ok(())
+    })
+}
+
+/// Interns a string label value (once per text; keep the id) into `*out`.
+///
+/// # Safety
+/// As `vignette_label_key`.
+#[no_mangle]
+pub unsafe extern "C" fn vignette_label_string(text_: *const c_char, out: *mut u32) -> vignette_status {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let out = unsafe { out.as_mut() }.ok_or_else(|| invalid("out is NULL"))?;
+        // SAFETY: the caller's contract.
+        *out = crate::labels::LabelStr::new(&unsafe { text(text_) }).0;
+        Ok(())
+    })
+}
+
+/// Labels the calling thread's work with `key` = `value` until `vignette_label_restore(saved)`
+/// (which the same thread must call, innermost first). No allocation, no lock.
+///
+/// # Safety
+/// `saved` must be NULL (then nothing is set) or writable; `key` from `vignette_label_key`.
+#[no_mangle]
+pub unsafe extern "C" fn vignette_label_set_int(key: u32, value: i64, saved: *mut vignette_label_saved) {
+    // SAFETY: the caller's contract.
+    unsafe { set_label(key, crate::labels::Value::Int(value), saved) }
+}
+
+/// As `vignette_label_set_int`, with a string value from `vignette_label_string`.
+///
+/// # Safety
+/// As `vignette_label_set_int`.
+#[no_mangle]
+pub unsafe extern "C" fn vignette_label_set_string(
+    key: u32,
+    string: u32,
+    saved: *mut vignette_label_saved,
+) {
+    let value = crate::labels::Value::Str(crate::labels::LabelStr(string));
+    // SAFETY: the caller's contract.
+    unsafe { set_label(key, value, saved) }
+}
+
+/// Restores the calling thread's labels saved by `vignette_label_set_*`. NULL is ignored.
+///
+/// # Safety
+/// `saved` must be NULL or filled by `vignette_label_set_*` on this thread.
+#[no_mangle]
+pub unsafe extern "C" fn vignette_label_restore(saved: *const vignette_label_saved) {
+    // SAFETY: the caller's contract.
+    if let Some(s) = unsafe { saved.as_ref() } {
+        // SAFETY: LabelSet is repr(C), 56 bytes (asserted above), and `opaque` holds one
+        // written by `set_label`; any bytes are a valid LabelSet (integers only), read
+        // unaligned-safe through the u64 array's alignment.
+        let set = unsafe { core::ptr::read(s.opaque.as_ptr().cast::<crate::labels::LabelSet>()) };
+        crate::labels::restore(&set);
+    }
+}
+
+/// # Safety
+/// `saved` NULL or writable.
+unsafe fn set_label(key: u32, value: crate::labels::Value, saved: *mut vignette_label_saved) {
+    // SAFETY: the caller's contract.
+    let Some(out) = (unsafe { saved.as_mut() }) else {
+        return;
+    };
+    let previous = crate::labels::set(crate::labels::LabelKey(key), value).into_previous();
+    // SAFETY: 56 bytes into the 56-byte, 8-aligned array (asserted above).
+    unsafe { core::ptr::write(out.opaque.as_mut_ptr().cast::<crate::labels::LabelSet>(), previous) };
+}
+
 /// A C string argument as text ("" for NULL).
 ///
 /// # Safety

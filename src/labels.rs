@@ -26,8 +26,10 @@ const REGISTRY_SLOTS: usize = 4096;
 /// interned string rather than an integer.
 pub const STRING_VALUE: u32 = 1 << 31;
 
-/// A consistent copy of a thread's labels: `len` pairs of (key word, value).
+/// A consistent copy of a thread's labels: `len` pairs of (key word, value). (`repr(C)`: the C
+/// API hands it out as 56 opaque bytes.)
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
 pub struct LabelSet {
     /// Pairs in use.
     pub len: u8,
@@ -493,6 +495,20 @@ mod owned {
             }
             result
         }
+    }
+
+    impl LabelGuard {
+        /// The labels it restores, leaving them to [`restore`] (the C API's scopes).
+        pub fn into_previous(self) -> LabelSet {
+            let previous = self.previous;
+            core::mem::forget(self);
+            previous
+        }
+    }
+
+    /// Makes `set` (from [`LabelGuard::into_previous`]) the calling thread's labels.
+    pub fn restore(set: &LabelSet) {
+        BLOCK.with(|b| b.write(set));
     }
 
     /// The calling thread's labels now.

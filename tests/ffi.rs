@@ -146,6 +146,32 @@ fn a_c_program_rotates_and_catches_a_hang() {
     let read = |name: &str| vignette::tools::read_profile(&dir.join(name)).unwrap();
     let (c0, c1) = (read("chunk-0.vignette"), read("chunk-1.vignette"));
     assert_eq!((c0.chunk.sequence, c1.chunk.sequence), (0, 1));
+    // The C labels: chunk i's busy main thread worked under phase=rotating chunk=i.
+    for (i, c) in [&c0, &c1].into_iter().enumerate() {
+        let (mut labelled, mut all) = (0, 0);
+        for s in c.threads.iter().flat_map(|t| &t.samples) {
+            all += 1;
+            let got: Vec<(String, String)> = c
+                .labels
+                .of(s.labels)
+                .map(|(k, v)| (k.into(), v.into_owned()))
+                .collect();
+            if !got.is_empty() {
+                assert_eq!(
+                    got,
+                    [
+                        ("phase".into(), "rotating".into()),
+                        ("chunk".into(), i.to_string())
+                    ]
+                );
+                labelled += 1;
+            }
+        }
+        assert!(
+            labelled * 10 >= all * 8 && labelled > 30,
+            "chunk {i}: {labelled} of {all} labelled"
+        );
+    }
     assert_eq!(c0.start_unix_ns + c0.duration_ns, c1.start_unix_ns);
 
     let hung: u32 = said

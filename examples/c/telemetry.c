@@ -38,6 +38,18 @@ __attribute__((noinline)) static unsigned long stuck_in_here(unsigned long x) {
     return x;
 }
 
+/* Works for ms milliseconds of CPU time. */
+__attribute__((noinline)) static unsigned long busy_ms(long ms) {
+    struct timespec t0, t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+    unsigned long x = 1;
+    do {
+        for (int i = 0; i < 10000; i++) x = x * 6364136223846793005UL + 1;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < ms);
+    return x;
+}
+
 /* Beats for a while, then hangs in stuck_in_here until released. */
 static void *worker_main(void *arg) {
     (void)arg;
@@ -72,12 +84,22 @@ int main(int argc, char **argv) {
     vignette_config config;
     check(vignette_config_default(&config), "vignette_config_default");
 
-    /* Rotation: two chunks while sampling, each written as it is taken. */
+    /* Rotation: two chunks while sampling, each written as it is taken; the work in them is
+       labelled phase=rotating and chunk=<i>. */
     vignette_profiler *p = NULL;
     check(vignette_create(&config, &p), "vignette_create");
     check(vignette_start(p), "vignette_start");
+    uint32_t phase, chunk, rotating;
+    check(vignette_label_key("phase", &phase), "vignette_label_key");
+    check(vignette_label_key("chunk", &chunk), "vignette_label_key");
+    check(vignette_label_string("rotating", &rotating), "vignette_label_string");
     for (int i = 0; i < 2; i++) {
-        sleep_ms(50);
+        vignette_label_saved outer, inner;
+        vignette_label_set_string(phase, rotating, &outer);
+        vignette_label_set_int(chunk, i, &inner);
+        busy_ms(100);
+        vignette_label_restore(&inner);
+        vignette_label_restore(&outer);
         check(vignette_rotate(p), "vignette_rotate");
         snprintf(path, sizeof path, "%s/chunk-%d.vignette", folder, i);
         check(vignette_write_path(p, path), "vignette_write_path");
