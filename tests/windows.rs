@@ -512,3 +512,46 @@ fn rotation_and_the_flight_recorder_work_by_suspension() {
         .any(|th| th.tid == tid as u32 && !th.samples.is_empty()));
     recorder.stop().unwrap();
 }
+
+/// Labels on the suspending engine: the sampler reads a thread's labels while it is suspended,
+/// so samples of a thread spinning under one carry it, and none after its guard is dropped.
+#[test]
+fn labels_are_read_while_the_thread_is_suspended() {
+    use vignette::labels::{self, LabelKey};
+    let _g = profiler_lock();
+    let mut profiler = Profiler::builder()
+        .frequency(500)
+        .clock(Clock::Wall)
+        .build()
+        .unwrap();
+    profiler.start().unwrap();
+    let tid = std::thread::spawn(|| {
+        let key = LabelKey::new("job");
+        {
+            let _l = labels::set(key, 77);
+            spin_until(400_000_000, &AtomicBool::new(false));
+        }
+        Profiler::current_thread_id()
+    })
+    .join()
+    .unwrap();
+    let p = profiler.stop().unwrap().to_profile();
+    let t = p
+        .threads
+        .iter()
+        .find(|t| t.tid == tid as u32)
+        .expect("the thread's samples");
+    let labelled = t
+        .samples
+        .iter()
+        .filter(|s| p.labels.of(s.labels).any(|(k, v)| k == "job" && v == "77"))
+        .count();
+    eprintln!("{labelled} of {} samples labelled", t.samples.len());
+    assert!(t.samples.len() > 20);
+    // The thread's last samples may fall after the guard (it exits right after).
+    assert!(
+        labelled * 100 >= (t.samples.len() - 2) * 99,
+        "{labelled} of {}",
+        t.samples.len()
+    );
+}
