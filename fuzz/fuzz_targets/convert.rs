@@ -27,4 +27,18 @@ fuzz_target!(|data: &[u8]| {
     if p.sample_count() < 2000 {
         let _ = tools::svg::to_svg(&p, &res, "fuzz");
     }
+    // Labels: as root frames (the stacks stay valid and keep their weight), values, filters.
+    let (framed, framed_res) = tools::labels::as_root_frames(&p, &res);
+    Profile::decode(&framed.encode()).expect("labels as root frames keep the profile valid");
+    assert_eq!(framed.sample_count(), p.sample_count());
+    let _ = tools::collapsed::to_collapsed(&framed, &framed_res);
+    for key in p.labels.keys.iter().take(4) {
+        for (value, _) in tools::labels::values(&p, key).into_iter().take(4) {
+            let f = tools::labels::LabelFilter {
+                key: key.clone(),
+                value,
+            };
+            assert!(tools::labels::filter(&p, &f).sample_count() > 0);
+        }
+    }
 });
