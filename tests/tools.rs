@@ -998,6 +998,19 @@ fn labels_filter_group_and_become_root_frames() {
         weight(&tools::collapsed::to_collapsed(&p, &res))
     );
 
+    // Firefox: a category per label set.
+    let fx = tools::firefox::to_firefox(&p, &res, "labels");
+    let categories: Vec<&str> = fx["meta"]["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        categories.contains(&"endpoint=/a") && categories.contains(&"endpoint=/b request=7"),
+        "{categories:?}"
+    );
+
     let dir = tmp("labelled");
     let path = dir.join("labelled.vignette");
     std::fs::write(&path, p.encode()).unwrap();

@@ -1,5 +1,6 @@
 //! The Firefox Profiler's processed format (<https://profiler.firefox.com>, via the crate samply
-//! uses): one process, a thread per profiled thread, samples at their capture times.
+//! uses): one process, a thread per profiled thread, samples at their capture times, labelled
+//! samples in a category per label set.
 
 use fxprof_processed_profile::{
     CategoryColor, CpuDelta, Frame, FrameFlags, FrameInfo, Profile as FxProfile,
@@ -8,6 +9,9 @@ use fxprof_processed_profile::{
 
 use super::resolve::Resolution;
 use crate::{Clock, Profile};
+
+/// Label sets that get a category of their own; more share one.
+const MAX_LABEL_CATEGORIES: usize = 64;
 
 /// Builds the Firefox Profiler document for `profile`, named `product`.
 pub fn to_firefox(profile: &Profile, res: &Resolution, product: &str) -> serde_json::Value {
@@ -18,7 +22,26 @@ pub fn to_firefox(profile: &Profile, res: &Resolution, product: &str) -> serde_j
         start,
         SamplingInterval::from_nanos(profile.interval_ns),
     );
-    let category = fx.add_category("Native", CategoryColor::Blue);
+    let native = fx.add_category("Native", CategoryColor::Blue);
+    // Labelled samples: a category per label set (the profiler colours and filters by it).
+    let colors = [
+        CategoryColor::Green,
+        CategoryColor::Orange,
+        CategoryColor::Purple,
+        CategoryColor::Yellow,
+        CategoryColor::Red,
+        CategoryColor::LightBlue,
+    ];
+    let mut by_set = Vec::new();
+    for set in 1..=profile.labels.sets.len().min(MAX_LABEL_CATEGORIES) as u32 {
+        let name: Vec<String> = (profile.labels.of(set))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let color = colors[by_set.len() % colors.len()];
+        by_set.push(fx.add_category(&name.join(" "), color));
+    }
+    let more = (profile.labels.sets.len() > MAX_LABEL_CATEGORIES)
+        .then(|| fx.add_category("other labels", CategoryColor::Gray));
     let process = fx.add_process(product, 0, Timestamp::from_nanos_since_reference(0));
     for (i, t) in profile
         .threads
@@ -36,6 +59,10 @@ pub fn to_firefox(profile: &Profile, res: &Resolution, product: &str) -> serde_j
         let mut us = 0u64;
         for s in &t.samples {
             us = us.saturating_add(s.dt_us);
+            let category = match s.labels.checked_sub(1) {
+                None => native,
+                Some(i) => by_set.get(i as usize).copied().or(more).unwrap_or(native),
+            };
             let frames: Vec<FrameInfo> = res
                 .stack(profile, s.stack)
                 .into_iter()
