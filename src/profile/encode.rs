@@ -338,7 +338,7 @@ impl Serialize for LabelsView<'_> {
 
 /// A label set as the format codes it: (key index, value) pairs.
 fn set_view(
-    set: &crate::labels::LabelSet,
+    set: &labels::LabelSet,
 ) -> Seq<impl Iterator<Item = (u32, ValueView)> + Clone + '_> {
     Seq(set.pairs().map(|(k, v)| {
         let value = match k & STRING_VALUE {
