@@ -150,7 +150,7 @@ typedef struct vignette_label_saved {
 vignette_status vignette_label_key(const char *name, uint32_t *out);
 
 /** Interns a string label value (once per text; keep the id in *out). */
-vignette_status vignette_label_string(const char *text_, uint32_t *out);
+vignette_status vignette_label_string(const char *value, uint32_t *out);
 
 /** Labels the calling thread's work with key = value (an integer) until
     vignette_label_restore(saved) on the same thread (innermost first); samples taken meanwhile

@@ -15,7 +15,7 @@ use std::vec::Vec;
 
 use crate::collector::TriggerRec;
 use crate::error::{Error, Result};
-use crate::profile::{Capture, Clock, TriggerKind};
+use crate::profile::{Capture, CaptureConfig, TriggerKind};
 use crate::sampler::series::Exchange;
 use crate::sys::{threads, time};
 
@@ -202,15 +202,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// What the delivery thread needs to build captures like the profiler's.
-#[derive(Clone, Copy)]
-pub(crate) struct CaptureConfig {
-    pub clock: Clock,
-    pub interval_ns: u64,
-    pub max_frames: u32,
-    pub module_paths: bool,
-}
-
 /// The running delivery thread.
 pub(crate) struct Delivery {
     thread: JoinHandle<()>,
@@ -259,18 +250,11 @@ impl Delivery {
                         next_due = every_ns.map(|e| now.saturating_add(e));
                     }
                     // SAFETY: this thread is the only reader, and holds no output reference.
-                    let served = unsafe { exchange.request(trigger.unwrap_or(TriggerRec::NONE), || true) };
+                    let served = unsafe { exchange.request(trigger.unwrap_or(TriggerRec::NONE)) };
                     if served.is_ok() {
                         // SAFETY: served, and the next request is this thread's own.
                         let c = unsafe { exchange.output() };
-                        let capture = Capture {
-                            collector: c,
-                            clock: config.clock,
-                            interval_ns: config.interval_ns,
-                            max_frames: config.max_frames,
-                            module_paths: config.module_paths,
-                            lost: c.lost,
-                        };
+                        let capture = config.capture(c);
                         // A panicking callback costs its chunk, not the delivery thread.
                         let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                             on_chunk(&capture)

@@ -470,12 +470,12 @@ pub unsafe extern "C" fn vignette_label_key(name: *const c_char, out: *mut u32) 
 /// # Safety
 /// As `vignette_label_key`.
 #[no_mangle]
-pub unsafe extern "C" fn vignette_label_string(text_: *const c_char, out: *mut u32) -> vignette_status {
+pub unsafe extern "C" fn vignette_label_string(value: *const c_char, out: *mut u32) -> vignette_status {
     guard(|| {
         // SAFETY: the caller's contract.
         let out = unsafe { out.as_mut() }.ok_or_else(|| invalid("out is NULL"))?;
         // SAFETY: the caller's contract.
-        *out = crate::labels::LabelStr::new(&unsafe { text(text_) }).0;
+        *out = crate::labels::LabelStr::new(&unsafe { text(value) }).0;
         Ok(())
     })
 }

@@ -22,6 +22,11 @@ pub const MAX_LABELS: usize = 4;
 /// Threads with labels at once; more are not recorded (and counted).
 const REGISTRY_SLOTS: usize = 4096;
 
+/// The farthest a thread's entry lies from its home slot. Bounds every lookup (the handler
+/// looks up every sampled thread once any has labels), however many removed entries the
+/// table has gathered; a thread that finds no room within it is not recorded (and counted).
+const MAX_PROBE: usize = 64;
+
 /// A key's word in a label set: its interned index, with this bit set when the value is an
 /// interned string rather than an integer.
 pub const STRING_VALUE: u32 = 1 << 31;
@@ -188,7 +193,7 @@ fn home(tid: i32) -> usize {
 /// Registers `block` as thread `tid`'s; `false` when the registry is full.
 fn register(tid: i32, block: &Block) -> bool {
     let start = home(tid);
-    for i in 0..REGISTRY_SLOTS {
+    for i in 0..MAX_PROBE {
         let Some(e) = REGISTRY.get((start + i) % REGISTRY_SLOTS) else {
             break;
         };
@@ -217,10 +222,10 @@ fn unregister(tid: i32) {
 /// Thread `tid`'s entry.
 ///
 /// # Signal safety
-/// Async-signal-safe: atomic loads over a static table.
+/// Async-signal-safe: at most [`MAX_PROBE`] atomic loads over a static table.
 fn find(tid: i32) -> Option<&'static Entry> {
     let start = home(tid);
-    for i in 0..REGISTRY_SLOTS {
+    for i in 0..MAX_PROBE {
         let e = REGISTRY.get((start + i) % REGISTRY_SLOTS)?;
         match e.tid.load(Acquire) {
             0 => return None,

@@ -289,10 +289,7 @@ impl Profiler {
             State::Idle(job) => job.mapped_bytes(),
             _ => 0,
         };
-        // SAFETY: `&self` excludes `rotate` and `window`, the only requests to the sampler,
-        // so none is pending.
-        let output = unsafe { self.exchange.output() }.mapped_bytes();
-        self.shared.mapped_bytes() + job + output
+        self.shared.mapped_bytes() + job + self.exchange.mapped_bytes()
     }
 
     /// The job, when the sampler thread does not hold it.
@@ -433,16 +430,19 @@ impl Profiler {
         (c.end_ns != 0).then(|| self.capture_of(c))
     }
 
-    /// A capture of the tables `c`.
-    fn capture_of<'a>(&self, c: &'a Collector) -> Capture<'a> {
-        Capture {
-            collector: c,
+    /// What captures of this profiler's tables report.
+    fn capture_config(&self) -> crate::profile::CaptureConfig {
+        crate::profile::CaptureConfig {
             clock: self.config.clock,
             interval_ns: self.interval_ns(),
             max_frames: self.config.max_frames as u32,
             module_paths: self.config.module_paths,
-            lost: c.lost,
         }
+    }
+
+    /// A capture of the tables `c`.
+    fn capture_of<'a>(&self, c: &'a Collector) -> Capture<'a> {
+        self.capture_config().capture(c)
     }
 
     /// Takes the samples since the start or the previous rotation as a complete profile (its
@@ -504,7 +504,7 @@ impl Profiler {
         match &self.state {
             // SAFETY: `&mut self` makes this the only reader, and no capture of the output
             // lives (captures borrow the profiler).
-            State::Running(_) => unsafe { self.exchange.request(trigger, || true)? },
+            State::Running(_) => unsafe { self.exchange.request(trigger)? },
             _ => self.serve_here(trigger)?,
         }
         // SAFETY: the request has been served and the next needs `&mut self`.
@@ -542,12 +542,7 @@ impl Profiler {
         if !self.is_running() {
             return Err(Error::NotRunning);
         }
-        let config = crate::delivery::CaptureConfig {
-            clock: self.config.clock,
-            interval_ns: self.interval_ns(),
-            max_frames: self.config.max_frames as u32,
-            module_paths: self.config.module_paths,
-        };
+        let config = self.capture_config();
         // SAFETY: the sampler thread runs and serves the exchange until `join_sampler`, which
         // finishes the delivery first; `take` refuses other readers while it runs.
         let d = unsafe {

@@ -13,6 +13,30 @@ use crate::collector::Collector;
 use crate::error::{Error, Result};
 use crate::unwind::EndReason;
 
+/// The profiler's settings a capture reports, to make captures of any of its tables.
+#[derive(Clone, Copy)]
+pub(crate) struct CaptureConfig {
+    pub clock: Clock,
+    pub interval_ns: u64,
+    pub max_frames: u32,
+    /// Whether modules carry their full paths ([`crate::Builder::module_paths`]).
+    pub module_paths: bool,
+}
+
+impl CaptureConfig {
+    /// A capture of the tables `c`, with their lost counts.
+    pub fn capture<'a>(&self, c: &'a Collector) -> Capture<'a> {
+        Capture {
+            collector: c,
+            clock: self.clock,
+            interval_ns: self.interval_ns,
+            max_frames: self.max_frames,
+            module_paths: self.module_paths,
+            lost: c.lost,
+        }
+    }
+}
+
 /// A finished session, borrowed from its profiler until the next `start`.
 pub struct Capture<'a> {
     pub(crate) collector: &'a Collector,

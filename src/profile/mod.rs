@@ -9,6 +9,8 @@ mod encode;
 mod packed;
 
 pub use encode::Capture;
+#[cfg(any(target_os = "linux", windows))]
+pub(crate) use encode::CaptureConfig;
 
 use serde::{Deserialize, Serialize};
 

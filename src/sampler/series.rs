@@ -34,10 +34,13 @@ pub(crate) const REQUEST_POLL_NS: u64 = 5_000_000;
 /// and the sampler thread.
 pub(crate) struct Exchange {
     output: UnsafeCell<Collector>,
-    /// The trigger of the pending request, written before `requested` is raised.
+    /// The trigger of the pending request, written before `state` says `REQUESTED`.
     trigger: UnsafeCell<TriggerRec>,
-    requested: AtomicU32,
-    served: AtomicU32,
+    /// Who owns `output` and `trigger`: `IDLE` or `SERVED` the reader, `REQUESTED` nobody
+    /// yet (the reader may still withdraw), `SERVING` the sampler thread.
+    state: AtomicU32,
+    /// Bytes mapped for the output tables (fixed at `build()`).
+    output_bytes: usize,
     /// Samples the flight recorder has evicted with whole segments.
     evicted: AtomicU64,
     /// How long the sampler thread paused to serve the last request, in nanoseconds, and the
@@ -46,8 +49,17 @@ pub(crate) struct Exchange {
     pub handover_cpu_ns: AtomicU64,
 }
 
-// SAFETY: `output` and `trigger` are accessed by one side at a time, handed over by the
-// Release/Acquire pair on `requested` and `served` (see the module docs).
+/// No request yet, or the reader withdrew one.
+const IDLE: u32 = 0;
+/// The reader asked; the sampler thread has not taken it up.
+const REQUESTED: u32 = 1;
+/// The sampler thread took the request up (by compare-and-swap) and writes the output.
+const SERVING: u32 = 2;
+/// Served: the output is the reader's until it asks again.
+const SERVED: u32 = 3;
+
+// SAFETY: `output` and `trigger` are accessed by one side at a time, as `state` says, handed
+// over with Release/Acquire (see the module docs).
 unsafe impl Sync for Exchange {}
 // SAFETY: as above; the collector's memory mappings may move between threads.
 unsafe impl Send for Exchange {}
@@ -55,11 +67,12 @@ unsafe impl Send for Exchange {}
 impl Exchange {
     /// Output tables of the given capacities.
     pub fn new(cap: Capacities) -> Result<Exchange> {
+        let output = Collector::new(cap)?;
         Ok(Exchange {
-            output: UnsafeCell::new(Collector::new(cap)?),
+            output_bytes: output.mapped_bytes(),
+            output: UnsafeCell::new(output),
             trigger: UnsafeCell::new(TriggerRec::NONE),
-            requested: AtomicU32::new(0),
-            served: AtomicU32::new(0),
+            state: AtomicU32::new(IDLE),
             evicted: AtomicU64::new(0),
             handover_ns: AtomicU64::new(0),
             handover_cpu_ns: AtomicU64::new(0),
@@ -76,37 +89,36 @@ impl Exchange {
         unsafe { &*self.output.get() }
     }
 
+    /// Bytes mapped for the output tables (readable while a request is served).
+    pub fn mapped_bytes(&self) -> usize {
+        self.output_bytes
+    }
+
     /// The output tables, exclusively (no sampler thread running).
     pub fn output_mut(&mut self) -> &mut Collector {
         self.output.get_mut()
     }
 
     /// Asks the sampler thread for the next chunk (or window), marked with `trigger`, and
-    /// waits until it is served. `alive` says whether the sampler thread still runs.
+    /// waits until it is served. A request not taken up within 5 s is withdrawn
+    /// ([`Error::NotRunning`]); one taken up is always waited for, since the sampler thread
+    /// is writing the output.
     ///
     /// # Safety
     /// The caller is the only reader, and holds no reference from [`Exchange::output`].
-    pub unsafe fn request(&self, trigger: TriggerRec, alive: impl Fn() -> bool) -> Result<()> {
+    pub unsafe fn request(&self, trigger: TriggerRec) -> Result<()> {
         // SAFETY: no request is pending (the caller is the only reader and each request is
-        // waited for), so the sampler does not read the trigger now.
+        // waited for or withdrawn), so the sampler does not read the trigger now.
         unsafe { *self.trigger.get() = trigger };
-        let n = self.requested.load(Relaxed).wrapping_add(1);
-        self.requested.store(n, Release);
+        self.state.store(REQUESTED, Release);
         let deadline = time::monotonic_ns() + SERVE_TIMEOUT_NS;
-        while self.served.load(Acquire) != n {
-            if !alive() || time::monotonic_ns() > deadline {
-                // Withdraw the request, unless the sampler took it up meanwhile.
-                if self
-                    .requested
-                    .compare_exchange(n, n.wrapping_sub(1), AcqRel, Acquire)
+        while self.state.load(Acquire) != SERVED {
+            if time::monotonic_ns() > deadline
+                && (self.state)
+                    .compare_exchange(REQUESTED, IDLE, AcqRel, Acquire)
                     .is_ok()
-                {
-                    return Err(Error::NotRunning);
-                }
-                while self.served.load(Acquire) != n {
-                    time::sleep_ns(100_000);
-                }
-                break;
+            {
+                return Err(Error::NotRunning);
             }
             time::sleep_ns(100_000);
         }
@@ -118,9 +130,9 @@ impl Exchange {
         *self.evicted.get_mut() = 0;
     }
 
-    /// Whether a request waits to be served.
+    /// Whether a request waits to be taken up.
     pub fn pending(&self) -> bool {
-        self.requested.load(Acquire) != self.served.load(Relaxed)
+        self.state.load(Relaxed) == REQUESTED
     }
 }
 
@@ -180,11 +192,11 @@ impl Series {
     ) {
         // SAFETY: the profiler keeps the exchange alive while a job refers to it.
         let exchange = unsafe { &*self.exchange };
-        let requested = exchange.requested.load(Acquire);
         let now = time::monotonic_ns();
-        if requested != exchange.served.load(Relaxed) {
-            // SAFETY: a request is pending, so the reader is waiting and does not touch the
-            // output or the trigger until `served` says so.
+        let taken = (exchange.state).compare_exchange(REQUESTED, SERVING, AcqRel, Relaxed);
+        if taken.is_ok() {
+            // SAFETY: the request is taken up: the reader waits and does not touch the
+            // output or the trigger until `state` says `SERVED`.
             let (output, trigger) =
                 unsafe { (&mut *exchange.output.get(), *exchange.trigger.get()) };
             let me = threads::gettid();
@@ -194,7 +206,7 @@ impl Series {
             let spent = time::thread_cpu_ns(me).unwrap_or(0).saturating_sub(cpu);
             exchange.handover_ns.store(pause, Relaxed);
             exchange.handover_cpu_ns.store(spent, Relaxed);
-            exchange.served.store(requested, Release);
+            exchange.state.store(SERVED, Release);
             return;
         }
         if let Some(r) = &mut self.recorder {
