@@ -1,6 +1,7 @@
 //! Overhead on a real workload: the demo's workload (4 threads, a fixed amount of work each)
-//! unprofiled, profiled by vignette, and profiled by pprof-rs (the peer), at 100, 1000 and 4000
-//! Hz requested. Every configuration runs in fresh child processes, twice per run:
+//! unprofiled, profiled by vignette on each backend this system allows (`vignette-perf`: perf
+//! events; `vignette-timers`: thread CPU timers; `vignette-thread`: the sampler thread), and
+//! profiled by pprof-rs (the peer), at 100, 1000 and 4000 Hz requested. Every configuration runs in fresh child processes, twice per run:
 //!
 //! - **alone**, for the achieved sample rate per worker thread (samples per second of the
 //!   thread's own CPU time), the CPU of the output step (vignette: encoding the profile;
@@ -12,7 +13,7 @@
 //!   from second to second and would drown a 1% effect measured in turns. An unprofiled pair
 //!   shows the noise that is left.
 //!
-//! Results are medians over the runs. `cargo bench --bench overhead` (about six minutes;
+//! Results are medians over the runs. `cargo bench --bench overhead` (about 12 minutes;
 //! `OVERHEAD_RUNS=n` sets the runs, 5 by default). Both profilers use their defaults and a
 //! per-CPU-time clock (vignette `Clock::Cpu`, pprof-rs `ITIMER_PROF`).
 #![allow(missing_docs)]
@@ -112,9 +113,10 @@ fn child(who: &str, hz: u32) -> Outcome {
             out.worker_cpu_ns = workload::run_units(THREADS, UNITS).iter().sum();
             out.cpu_ns = process_cpu_ns() - t0;
         }
-        "vignette" => {
+        vignette if vignette.starts_with("vignette") => {
             let mut p = vignette::Profiler::builder()
                 .frequency(hz)
+                .backend(backend_of(vignette))
                 .build()
                 .expect("profiler");
             out.buffers = p.mapped_bytes() as u64;
@@ -159,6 +161,15 @@ fn child(who: &str, hz: u32) -> Outcome {
     }
     out.max_rss_kib = rusage().ru_maxrss as u64;
     out
+}
+
+/// The backend a `vignette-*` configuration names.
+fn backend_of(who: &str) -> vignette::Backend {
+    match who {
+        "vignette-perf" => vignette::Backend::PerfEvents,
+        "vignette-timers" => vignette::Backend::CpuTimers,
+        _ => vignette::Backend::SamplerThread,
+    }
 }
 
 fn spawn_child(who: &str, hz: u32) -> Child {
@@ -231,7 +242,23 @@ fn main() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(5);
     let mut configs = vec![("none", 0)];
-    for who in ["vignette", "pprof"] {
+    // Each vignette backend this system allows (CPU clock), and the peer.
+    let whos: Vec<&str> = [
+        "vignette-perf",
+        "vignette-timers",
+        "vignette-thread",
+        "pprof",
+    ]
+    .into_iter()
+    .filter(|w| {
+        *w == "pprof"
+            || vignette::Profiler::builder()
+                .backend(backend_of(w))
+                .build()
+                .is_ok()
+    })
+    .collect();
+    for who in whos {
         configs.extend(RATES.iter().map(|&hz| (who, hz)));
     }
     println!(
@@ -285,7 +312,7 @@ fn main() {
         println!(
             "| {who} | {hz} Hz | {overhead:+.2}% | {rate:.0} Hz ({:.1}%) | {} | {output_ms:.1} ms | {rss:+.1} MiB | {} |",
             rate / *hz as f64 * 100.0,
-            dash(format!("{sampler:.2}%"), *who == "vignette"),
+            dash(format!("{sampler:.2}%"), who.starts_with("vignette")),
             dash(format!("{buffers:.1} MiB"), buffers > 0.0),
         );
     }

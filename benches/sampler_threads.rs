@@ -1,10 +1,13 @@
-//! What the sampler thread itself costs as the process's thread count grows: the process
-//! idles (its threads sleep) while vignette samples at 1000 Hz on the CPU clock for two
-//! seconds, and the sampler thread's own CPU time is read from its `schedstat`. With the CPU
-//! clock the sampler reads every thread's CPU clock each tick (one system call each), so this
-//! is the price of sampling a process with many mostly idle threads.
+//! What sampling costs a process with many idle threads, per backend: the process idles (its
+//! threads sleep, waking every 100 ms) while vignette samples at 1000 Hz on the CPU clock for
+//! two seconds. Measured: the sampler thread's own CPU (from its `schedstat`), and the whole
+//! process's CPU against the same process unprofiled just before (which also counts what the
+//! kernel's per-thread timers cost the sleeping threads at each of their wake-ups).
 //!
-//! `cargo bench --bench sampler_threads` (about 30 seconds).
+//! The sampler-thread backend reads every thread's CPU clock each tick (one system call each);
+//! the kernel-timed backends (perf events, CPU timers) read nothing per tick.
+//!
+//! `cargo bench --bench sampler_threads` (about three minutes).
 #![allow(missing_docs)]
 
 #[path = "../examples/common/workload.rs"]
@@ -14,36 +17,76 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use vignette::Backend;
+
 const HZ: u32 = 1000;
 const SECONDS: u64 = 2;
 const RUNS: usize = 3;
 
-/// Sampler CPU per second with `idle` sleeping threads in the process.
-fn sampler_cost(idle: usize) -> f64 {
+fn process_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// With `idle` sleeping threads: (sampler thread CPU, process CPU), each in ns per second,
+/// sampled by `backend` (`None`: unprofiled).
+fn cost(idle: usize, backend: Option<Backend>) -> (f64, f64) {
     let stop = Arc::new(AtomicBool::new(false));
     let sleepers: Vec<_> = (0..idle)
         .map(|_| {
             let stop = stop.clone();
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            })
+            std::thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                })
+                .expect("sleeper")
         })
         .collect();
-    let mut p = vignette::Profiler::builder()
-        .frequency(HZ)
-        .build()
-        .expect("profiler");
-    p.start().expect("start");
+    // Let them all reach their first sleep.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut p = backend.map(|b| {
+        vignette::Profiler::builder()
+            .frequency(HZ)
+            .max_threads(4096)
+            .backend(b)
+            .build()
+            .expect("profiler")
+    });
+    if let Some(p) = &mut p {
+        p.start().expect("start");
+    }
+    let before = process_cpu_ns();
     std::thread::sleep(Duration::from_secs(SECONDS));
-    let ns = workload::named_thread_cpu_ns("vignette");
-    p.stop().expect("stop");
+    let process = process_cpu_ns() - before;
+    let sampler = match &mut p {
+        Some(p) => {
+            let ns = workload::named_thread_cpu_ns("vignette");
+            p.stop().expect("stop");
+            ns
+        }
+        None => 0,
+    };
     stop.store(true, Ordering::Relaxed);
     sleepers
         .into_iter()
         .for_each(|t| t.join().expect("sleeper"));
-    ns as f64 / SECONDS as f64
+    (
+        sampler as f64 / SECONDS as f64,
+        process as f64 / SECONDS as f64,
+    )
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn main() {
@@ -51,18 +94,45 @@ fn main() {
     if std::env::args().any(|a| a == "--test" || a == "--list") {
         return;
     }
-    println!("sampler thread CPU at {HZ} Hz (Clock::Cpu), idle process, median of {RUNS} runs");
-    println!("| sleeping threads | sampler CPU | per tick |");
-    println!("|---|---|---|");
-    for idle in [0, 10, 100, 500] {
-        let mut v: Vec<f64> = (0..RUNS).map(|_| sampler_cost(idle)).collect();
-        v.sort_by(f64::total_cmp);
-        let ns_per_s = v[RUNS / 2];
-        println!(
-            "| {idle} | {:.1} ms/s ({:.2}% of a core) | {:.1} µs |",
-            ns_per_s / 1e6,
-            ns_per_s / 1e7,
-            ns_per_s / HZ as f64 / 1000.0
-        );
+    let backends: Vec<Backend> = [
+        Backend::PerfEvents,
+        Backend::CpuTimers,
+        Backend::SamplerThread,
+    ]
+    .into_iter()
+    .filter(|&b| {
+        let ok = vignette::Profiler::builder().backend(b).build().is_ok();
+        if !ok {
+            println!("{b:?}: not available here");
+        }
+        ok
+    })
+    .collect();
+    println!(
+        "CPU at {HZ} Hz (Clock::Cpu), idle process, median of {RUNS} runs; \
+         extra process CPU is against the same process unprofiled"
+    );
+    println!("| sleeping threads | backend | sampler thread | extra process CPU |");
+    println!("|---|---|---|---|");
+    for idle in [0, 10, 100, 500, 2000] {
+        let mut rows = vec![(Vec::new(), Vec::new()); backends.len()];
+        for _ in 0..RUNS {
+            for (i, &b) in backends.iter().enumerate() {
+                let (_, base) = cost(idle, None);
+                let (sampler, process) = cost(idle, Some(b));
+                rows[i].0.push(sampler);
+                rows[i].1.push(process - base);
+            }
+        }
+        for (b, (sampler, extra)) in backends.iter().zip(rows) {
+            let (sampler, extra) = (median(sampler), median(extra));
+            println!(
+                "| {idle} | {} | {:.2} ms/s ({:.3}% of a core) | {:+.2} ms/s |",
+                b.name(),
+                sampler / 1e6,
+                sampler / 1e7,
+                extra / 1e6,
+            );
+        }
     }
 }

@@ -38,8 +38,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let profile = capture.to_profile();
     println!("workers finished {units:?} units of work");
     println!(
-        "wrote {out}: {} samples, {} threads, {} frames, {} stacks, {} modules, {bytes} bytes",
+        "wrote {out}: {} samples ({}), {} threads, {} frames, {} stacks, {} modules, {bytes} bytes",
         profile.sample_count(),
+        profile.backend.name(),
         profile.threads.len(),
         profile.frames.len(),
         profile.stacks.len(),

@@ -115,11 +115,13 @@ pub use delivery::{Heartbeat, Triggers};
 pub use error::{Error, Result};
 #[cfg(any(target_os = "linux", windows))]
 pub use profile::Capture;
+pub use profile::{
+    Backend, Clock, Lost, ObjectFormat, TriggerKind, FORMAT_VERSION, MAX_TRIGGER_NOTE,
+};
 #[cfg(feature = "std")]
 pub use profile::{
     Chunk, Frame, Label, LabelValue, Labels, Module, Profile, Sample, StackNode, Thread, Trigger,
 };
-pub use profile::{Clock, Lost, ObjectFormat, TriggerKind, FORMAT_VERSION, MAX_TRIGGER_NOTE};
 #[cfg(any(target_os = "linux", windows))]
 pub use profiler::{Builder, Profiler, Target};
 #[cfg(windows)]

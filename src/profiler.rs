@@ -4,7 +4,7 @@ use core::mem::ManuallyDrop;
 
 use crate::collector::{Capacities, Collector};
 use crate::error::{Error, Result};
-use crate::profile::{Capture, Clock};
+use crate::profile::{Backend, Capture, Clock};
 use crate::collector::TriggerRec;
 use crate::profile::TriggerKind;
 use crate::sampler::series::{mode_error, Exchange, Recorder, Series};
@@ -30,6 +30,8 @@ pub struct Builder {
     module_paths: bool,
     /// The flight recorder's window (0: no flight recorder).
     window_ns: u64,
+    /// The backend asked for (`None`: the best available).
+    backend: Option<Backend>,
 }
 
 impl Default for Builder {
@@ -50,6 +52,7 @@ impl Default for Builder {
             unwinder: Unwinder::Cfi,
             module_paths: false,
             window_ns: 0,
+            backend: None,
         }
     }
 }
@@ -135,6 +138,17 @@ impl Builder {
         self
     }
 
+    /// What takes the samples (default: the best this system allows). Linux under
+    /// [`Clock::Cpu`]: [`Backend::PerfEvents`] where the kernel allows perf events (the kernel
+    /// times each thread's CPU precisely, idle threads cost nothing), else
+    /// [`Backend::CpuTimers`] (the same, at the kernel's tick resolution), else
+    /// [`Backend::SamplerThread`]; under [`Clock::Wall`] the sampler thread. Windows:
+    /// [`Backend::Suspension`]. Asking for one that cannot run here makes `build()` fail.
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
     /// Preallocates every buffer and installs the signal handler. Fails, never panics, if a
     /// setting is out of range, memory cannot be mapped, another profiler exists, or a foreign
     /// handler owns the signal.
@@ -174,8 +188,10 @@ impl Builder {
             self.window_ns == 0 || (10_000_000..=86_400_000_000_000).contains(&self.window_ns),
             "the flight recorder's window must be 10 ms to 24 hours",
         )?;
+        let backend = sampler::choose_backend(self.clock, self.backend)?;
         let shared = MapBox::new(Shared::new(
             self.signal,
+            backend,
             self.unwinder,
             self.ring_capacity,
             self.max_frames,
@@ -205,11 +221,13 @@ impl Builder {
             Collector::new(capacities)?,
             series,
             self.clock,
+            backend,
             1_000_000_000 / self.frequency_hz as u64,
         )?)?;
         sampler::claim_handler(&shared)?;
         Ok(Profiler {
             config: self,
+            backend,
             shared: ManuallyDrop::new(shared),
             state: State::Idle(job),
             exchange,
@@ -241,6 +259,8 @@ pub enum Target {
 /// [`Profiler::stop`], which returns the [`Capture`]; the profiler can then start again.
 pub struct Profiler {
     config: Builder,
+    /// What takes the samples.
+    backend: Backend,
     /// Dropped only once no signal handler can still be using it (see `Drop`).
     shared: ManuallyDrop<MapBox<Shared>>,
     state: State,
@@ -276,6 +296,11 @@ impl Profiler {
     /// The configured sampling interval in nanoseconds.
     pub fn interval_ns(&self) -> u64 {
         1_000_000_000 / self.config.frequency_hz as u64
+    }
+
+    /// What takes the samples (see [`Builder::backend`]); profiles record it too.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Whether the sampler thread is running.
@@ -437,6 +462,7 @@ impl Profiler {
             interval_ns: self.interval_ns(),
             max_frames: self.config.max_frames as u32,
             module_paths: self.config.module_paths,
+            backend: self.backend,
         }
     }
 

@@ -176,3 +176,18 @@ fn version_1_profiles_still_decode() {
         "the sample stream saves over 20%"
     );
 }
+
+#[test]
+fn version_5_profiles_decode_with_no_backend_recorded() {
+    // tests/fixtures/labelled-v5.vignette: a small labelled profile written by format
+    // version 5.
+    let v5 = std::fs::read(common::fixture("labelled-v5.vignette")).unwrap();
+    assert_eq!(u16::from(v5[8]), 5, "the fixture is a version-5 profile");
+    let p = Profile::decode(&v5).unwrap();
+    assert_eq!(p.backend, vignette::Backend::Unrecorded);
+    assert!(!p.labels.sets.is_empty(), "the labels survive");
+    assert!(p.sample_count() > 0);
+    let v6 = p.encode();
+    assert_eq!(v6[8], vignette::FORMAT_VERSION as u8);
+    assert_eq!(Profile::decode(&v6).unwrap(), p);
+}

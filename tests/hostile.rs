@@ -77,6 +77,7 @@ fn profile_over(modules: Vec<Module>) -> Profile {
         lost: Lost::default(),
         chunk: Default::default(),
         labels: Default::default(),
+        backend: Default::default(),
     }
 }
 

@@ -114,6 +114,7 @@ fn profile(modules: Vec<Module>, addresses: &[u64]) -> Profile {
         lost: vignette::Lost::default(),
         chunk: Default::default(),
         labels: Default::default(),
+        backend: Default::default(),
     }
 }
 

@@ -685,6 +685,7 @@ fn fixed_profile() -> vignette::Profile {
         },
         chunk: Default::default(),
         labels: Default::default(),
+        backend: Default::default(),
     }
 }
 

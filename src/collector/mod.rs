@@ -8,7 +8,8 @@
 mod carry;
 mod registry;
 
-pub(crate) use registry::{SlotRec, SlotState};
+#[cfg_attr(windows, allow(unused_imports))]
+pub(crate) use registry::{Scan, SlotRec, SlotState};
 use crate::error::Result;
 use crate::labels::LabelSet;
 use crate::modules::ModuleMap;

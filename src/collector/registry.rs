@@ -18,6 +18,14 @@ pub(crate) enum SlotState {
     Dead = 2,
 }
 
+/// What a thread scan found.
+pub(crate) struct Scan {
+    /// Threads were tracked or marked dead.
+    pub changed: bool,
+    /// The threads listed, the skipped one included.
+    pub listed: usize,
+}
+
 /// A live thread being sampled: its index is the slot its signals carry.
 #[derive(Clone, Copy)]
 pub(crate) struct SlotRec {
@@ -85,24 +93,28 @@ impl Collector {
 
     /// Re-lists the process's threads (except `skip`): new ones are tracked, vanished ones are
     /// marked dead. Live threads that found no slot are counted as lost, `missed_each`
-    /// sampling intervals apiece. Returns whether the set changed.
+    /// sampling intervals apiece.
     pub(crate) fn scan_threads(
         &mut self,
         skip: i32,
         missed_each: u64,
         new_cpu_mark: impl Fn(i32) -> u64,
-    ) -> bool {
+    ) -> Scan {
         self.epoch = self.epoch.wrapping_add(1);
-        let mut changed = false;
+        let mut scan = Scan {
+            changed: false,
+            listed: 0,
+        };
         let mut untracked = 0u64;
         let complete = threads::for_each_thread(|tid| {
+            scan.listed += 1;
             if tid == skip {
                 return;
             }
             match self.find_thread(tid) {
                 Some(i) => self.slots[i].seen_epoch = self.epoch,
                 None => match self.assign_slot(tid, new_cpu_mark(tid)) {
-                    Some(_) => changed = true,
+                    Some(_) => scan.changed = true,
                     None => untracked += 1,
                 },
             }
@@ -114,11 +126,11 @@ impl Collector {
                 let s = self.slots[i];
                 if s.state == SlotState::Live && s.seen_epoch != epoch {
                     self.mark_dead(i);
-                    changed = true;
+                    scan.changed = true;
                 }
             }
         }
-        changed
+        scan
     }
 
     /// Starts CPU accounting of every live thread from its CPU time now.

@@ -5,7 +5,7 @@ use std::vec::Vec;
 
 use super::packed::owned::ThreadV4;
 use super::{
-    Chunk, Clock, LabelValue, Labels, Frame, Lost, Module, ObjectFormat, Profile, Sample, StackNode, Thread,
+    Backend, Chunk, Clock, LabelValue, Labels, Frame, Lost, Module, ObjectFormat, Profile, Sample, StackNode, Thread,
     FORMAT_VERSION, MAGIC, MAX_TRIGGER_NOTE,
 };
 use crate::error::{Error, Result};
@@ -47,6 +47,10 @@ impl Profile {
             4 => {
                 let (v4, rest) = postcard::take_from_bytes::<V4>(rest).map_err(postcard_error)?;
                 (v4.into_profile(), rest)
+            }
+            5 => {
+                let (v5, rest) = postcard::take_from_bytes::<V5>(rest).map_err(postcard_error)?;
+                (v5.into_profile(), rest)
             }
             _ => postcard::take_from_bytes::<Profile>(rest).map_err(postcard_error)?,
         };
@@ -192,7 +196,44 @@ impl V3 {
     }
 }
 
-/// Version 4: version 5's layout without the chunk.
+/// Version 5: version 6's layout without the backend.
+#[derive(serde::Deserialize)]
+struct V5(
+    u64,
+    u64,
+    Clock,
+    u64,
+    u32,
+    Vec<Module>,
+    Vec<Frame>,
+    Vec<StackNode>,
+    Vec<Thread>,
+    Lost,
+    Chunk,
+    Labels,
+);
+
+impl V5 {
+    fn into_profile(self) -> Profile {
+        Profile {
+            start_unix_ns: self.0,
+            duration_ns: self.1,
+            clock: self.2,
+            interval_ns: self.3,
+            max_frames: self.4,
+            modules: self.5,
+            frames: self.6,
+            stacks: self.7,
+            threads: self.8,
+            lost: self.9,
+            chunk: self.10,
+            labels: self.11,
+            backend: Backend::Unrecorded,
+        }
+    }
+}
+
+/// Version 4: version 5's layout without the chunk and labels.
 #[derive(serde::Deserialize)]
 struct V4(
     u64,
@@ -222,6 +263,7 @@ impl V4 {
             lost: self.9,
             chunk: Chunk::default(),
             labels: Labels::default(),
+            backend: Backend::Unrecorded,
         }
     }
 }
@@ -365,6 +407,7 @@ mod tests {
                     }
                 ]],
             },
+            backend: Backend::PerfEvents,
         }
     }
 

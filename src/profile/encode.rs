@@ -8,7 +8,7 @@ use serde::ser::{Serialize, SerializeSeq, Serializer};
 
 use super::packed::{label_runs, SampleCoder};
 use crate::labels::{self, STRING_VALUE};
-use super::{Clock, Lost, TriggerKind, FORMAT_VERSION, MAGIC};
+use super::{Backend, Clock, Lost, TriggerKind, FORMAT_VERSION, MAGIC};
 use crate::collector::Collector;
 use crate::error::{Error, Result};
 use crate::unwind::EndReason;
@@ -21,6 +21,7 @@ pub(crate) struct CaptureConfig {
     pub max_frames: u32,
     /// Whether modules carry their full paths ([`crate::Builder::module_paths`]).
     pub module_paths: bool,
+    pub backend: Backend,
 }
 
 impl CaptureConfig {
@@ -33,6 +34,7 @@ impl CaptureConfig {
             max_frames: self.max_frames,
             module_paths: self.module_paths,
             lost: c.lost,
+            backend: self.backend,
         }
     }
 }
@@ -46,9 +48,15 @@ pub struct Capture<'a> {
     /// Whether modules carry their full paths ([`crate::Builder::module_paths`]).
     pub(crate) module_paths: bool,
     pub(crate) lost: Lost,
+    pub(crate) backend: Backend,
 }
 
 impl Capture<'_> {
+    /// What took the samples.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
     /// Samples kept.
     pub fn sample_count(&self) -> usize {
         self.collector.samples_len
@@ -172,6 +180,7 @@ impl Serialize for Body<'_> {
             cap.lost,
             ChunkView(c),
             LabelsView(c),
+            cap.backend,
         )
             .serialize(s)
     }

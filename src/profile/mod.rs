@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 /// The eight bytes every profile starts with.
 pub const MAGIC: [u8; 8] = *b"VIGNETTE";
 /// The format version this build writes (and the newest it reads).
-pub const FORMAT_VERSION: u16 = 5;
+pub const FORMAT_VERSION: u16 = 6;
 
 /// The object format of a module, which says how its code id reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -40,6 +40,41 @@ pub enum Clock {
     Cpu,
     /// Wall-clock time: every thread is sampled every interval, running or blocked.
     Wall,
+}
+
+/// What took the samples: which mechanism interrupted the threads (format 6; older profiles
+/// decode as [`Backend::Unrecorded`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[repr(u8)]
+pub enum Backend {
+    /// The profile predates format 6, which records it.
+    #[default]
+    Unrecorded = 0,
+    /// vignette's sampler thread signals each thread per interval (of wall time, or of the
+    /// thread's CPU time, which it reads every tick).
+    SamplerThread = 1,
+    /// The kernel signals each thread after every interval of its own CPU time (Linux perf
+    /// events, software `task-clock`): high-resolution timers, no cost for idle threads.
+    PerfEvents = 2,
+    /// The kernel signals each thread after every interval of its own CPU time (POSIX
+    /// per-thread CPU timers): no cost for idle threads, but the kernel checks these timers
+    /// only at its scheduler tick, so above its rate a sample stands for several intervals.
+    CpuTimers = 3,
+    /// vignette's sampler thread suspends each thread and walks a copy of its stack (Windows).
+    Suspension = 4,
+}
+
+impl Backend {
+    /// A short name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Unrecorded => "unrecorded",
+            Backend::SamplerThread => "sampler thread",
+            Backend::PerfEvents => "perf events (task-clock)",
+            Backend::CpuTimers => "thread CPU timers",
+            Backend::Suspension => "thread suspension",
+        }
+    }
 }
 
 /// Samples the session could not keep, by cause.
@@ -104,7 +139,7 @@ pub use owned::*;
 
 #[cfg(feature = "std")]
 mod owned {
-    use super::{Clock, Lost, ObjectFormat, TriggerKind};
+    use super::{Backend, Clock, Lost, ObjectFormat, TriggerKind};
     use crate::unwind::EndReason;
     use serde::{Deserialize, Serialize};
     use std::string::String;
@@ -137,6 +172,8 @@ mod owned {
         pub chunk: Chunk,
         /// The label sets samples refer to, with the names they use.
         pub labels: Labels,
+        /// What took the samples.
+        pub backend: Backend,
     }
 
     /// Labels: the names, and the distinct sets samples carry ([`Sample::labels`]).

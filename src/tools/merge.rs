@@ -206,6 +206,11 @@ pub fn merge(profiles: &[Profile], options: MergeOptions) -> Result<Profile, Too
         // A merge is a series of its own.
         chunk: Default::default(),
         labels: labels.out,
+        // One backend if every input says the same, else none in particular.
+        backend: match profiles.iter().all(|p| p.backend == first.backend) {
+            true => first.backend,
+            false => crate::Backend::Unrecorded,
+        },
     })
 }
 

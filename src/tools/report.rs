@@ -216,8 +216,8 @@ pub fn report(profile: &Profile, res: &Resolution, options: &Options) -> String 
     out
 }
 
-/// What the chunk is: a flight recorder's window, a rotated chunk, what triggered it (empty
-/// for a plain session).
+/// What sampled the profile, and what the chunk is: a flight recorder's window, a rotated
+/// chunk, what triggered it.
 fn chunk_header(profile: &Profile) -> String {
     let c = &profile.chunk;
     let mut out = String::new();
@@ -232,6 +232,18 @@ fn chunk_header(profile: &Profile) -> String {
         );
     } else if c.sequence > 0 {
         let _ = writeln!(out, "chunk {} of a rotated session", c.sequence);
+    }
+    if profile.backend != crate::Backend::Unrecorded {
+        let _ = writeln!(
+            out,
+            "sampled by {} on the {} clock every {:.3} ms",
+            profile.backend.name(),
+            match profile.clock {
+                crate::Clock::Cpu => "CPU",
+                crate::Clock::Wall => "wall",
+            },
+            profile.interval_ns as f64 / 1e6
+        );
     }
     if let Some(t) = &c.trigger {
         let thread = profile.threads.iter().find(|x| x.tid == t.tid);

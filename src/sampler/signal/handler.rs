@@ -3,7 +3,7 @@
 //! runs under the contract in the [`super`] module docs.
 
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering::*};
 
 use crate::error::Result;
 use crate::labels;
@@ -11,7 +11,7 @@ use crate::ring::SampleMeta;
 use crate::sys::fault_guard;
 use crate::sys::fault_guard::ReadMode;
 use crate::sys::mem::MapBox;
-use crate::sys::signal::Interrupted;
+use crate::sys::signal::{Interrupted, Origin};
 use crate::sys::stack::{CopyBuffer, LiveStack};
 use crate::sys::{signal, time};
 use crate::unwind::{fp, walk, EndReason, NoCode, Regs, Unwinder};
@@ -174,9 +174,7 @@ fn only_ip(regs: &Regs, frames: &mut [u64], end: EndReason) -> (usize, EndReason
 extern "C" fn on_signal(_sig: i32, info: *mut libc::siginfo_t, uctx: *mut c_void) {
     let _errno = signal::ErrnoGuard::save();
     // SAFETY: the kernel passes a valid siginfo to a SA_SIGINFO handler.
-    let Some((sender, token)) = (unsafe { signal::token(info) })
-        .and_then(|(pid, value)| Some((pid, Token::unpack(value)?)))
-    else {
+    let Some(origin) = (unsafe { signal::origin(info) }) else {
         return;
     };
     IN_HANDLER.fetch_add(1, SeqCst);
@@ -185,8 +183,7 @@ extern "C" fn on_signal(_sig: i32, info: *mut libc::siginfo_t, uctx: *mut c_void
         // SAFETY: `release_handler` clears ACTIVE and waits for IN_HANDLER to reach zero before
         // the Shared it pointed to is freed, and we incremented IN_HANDLER before loading it.
         let shared = unsafe { &*shared };
-        // Only this process's signals count (another process may queue this signal too).
-        if sender == shared.sender.pid() {
+        if let Some(token) = shared.token_of(origin) {
             // SAFETY: the kernel passes a valid ucontext to a SA_SIGINFO handler.
             let (regs, interrupted) = unsafe {
                 (
@@ -198,6 +195,32 @@ extern "C" fn on_signal(_sig: i32, info: *mut libc::siginfo_t, uctx: *mut c_void
         }
     }
     IN_HANDLER.fetch_sub(1, SeqCst);
+}
+
+impl Shared {
+    /// The token of a signal vignette caused: queued by this process (another process may
+    /// queue this signal too), from one of its CPU timers (the overrun adds to the weight), or
+    /// from one of its perf events (looked up by descriptor). `None` for any other.
+    ///
+    /// # Signal safety
+    /// Async-signal-safe: reads `origin` and one atomic.
+    fn token_of(&self, origin: Origin) -> Option<Token> {
+        match origin {
+            Origin::Queued { pid, value } if pid == self.sender.pid() => Token::unpack(value),
+            Origin::Queued { .. } => None,
+            Origin::Timer { value, overrun } => Token::unpack(value).map(|t| Token {
+                weight: t.weight.saturating_add(overrun.min(u16::MAX as u32) as u16),
+                ..t
+            }),
+            Origin::Poll { fd } => {
+                let token = Token::unpack(self.perf_tokens.get(fd as usize)?.load(Acquire))?;
+                if let Some(d) = self.delivered.get(token.slot as usize) {
+                    d.0.fetch_add(1, Relaxed);
+                }
+                Some(token)
+            }
+        }
+    }
 }
 
 /// Installs the handler for `shared.signal` and makes `shared` the live state.
@@ -216,7 +239,37 @@ pub(crate) fn claim_handler(shared: &MapBox<Shared>) -> Result<()> {
     }
     // Without the guard (it could not be installed), samples keep only their first address.
     fault_guard::ensure_installed();
+    if !AT_FORK.swap(true, SeqCst) {
+        // SAFETY: registers a child handler that lives for the whole program.
+        unsafe { libc::pthread_atfork(None, None, Some(close_inherited_perf_events)) };
+    }
     Ok(())
+}
+
+/// Whether the fork handler is registered.
+static AT_FORK: AtomicBool = AtomicBool::new(false);
+
+/// In a child just forked: closes the descriptors of the parent's perf events, which would
+/// otherwise keep them (and their signals to the parent's threads) alive for as long as the
+/// child lives. (CPU timers are not inherited.)
+///
+/// # Signal safety
+/// Async-signal-safe (`close` only), as a fork handler must be.
+extern "C" fn close_inherited_perf_events() {
+    let shared = ACTIVE.load(SeqCst);
+    if shared.is_null() {
+        return;
+    }
+    // SAFETY: ACTIVE points to a live Shared (this child's copy of the parent's); only this
+    // thread exists in the child.
+    let shared = unsafe { &*shared };
+    // Loads first: storing to every entry would give the child a copy of every page.
+    for (fd, entry) in shared.perf_tokens.iter().enumerate() {
+        if entry.load(Relaxed) != 0 {
+            entry.store(0, Relaxed);
+            crate::sys::thread_timer::close_perf_event(fd as i32);
+        }
+    }
 }
 
 /// [`release_handler`] in a child after `fork()`: the handlers counted in flight were the

@@ -18,24 +18,28 @@
 pub(crate) mod handler;
 pub(crate) mod sending;
 pub(crate) mod shared;
+mod timed;
+mod watch;
 
 pub(crate) use handler::{claim_handler, release_handler, release_inherited_handler};
 use sending::ANSWER_TIMEOUT_NS;
 pub(crate) use sending::{signal_round, wait_for_answers, Round, Token};
 pub(crate) use shared::Shared;
+pub(crate) use timed::choose as choose_backend;
 
 use core::ffi::c_void;
 use core::sync::atomic::Ordering::*;
 
 use super::series::Series;
 use crate::collector::{Collector, SlotState};
-use crate::profile::Clock;
+use crate::profile::{Backend, Clock};
 use crate::profiler::Target;
 use crate::sys::fault_guard;
-use crate::sys::mem::MapBox;
+use crate::sys::mem::{MapBox, Region};
 use crate::sys::{signal, spawn, threads, time};
+use watch::{ThreadWatch, Tracked};
 
-/// How often the sampler thread re-lists the process's threads.
+/// How often the sampler thread looks whether the process's threads changed ([`watch`]).
 const SCAN_NS: u64 = 10_000_000;
 
 /// How soon `/proc/self/maps` is read again when samples met stacks it did not list.
@@ -52,8 +56,11 @@ pub(crate) struct Job {
     /// Rotation and the flight recorder.
     pub series: Series,
     pub clock: Clock,
+    pub backend: Backend,
     pub interval_ns: u64,
     pub generation: u32,
+    /// What the sampler thread holds per tracked thread, by slot.
+    tracked: Region<Tracked>,
 }
 
 /// The sampler thread's entry point.
@@ -73,16 +80,30 @@ fn run(job: &mut Job, shared: &Shared) {
     time::set_minimal_timer_slack();
     let me = threads::gettid();
     let c = &mut job.collector;
-    let interval = job.interval_ns;
     // Threads alive now start their CPU accounting now; threads born later, at zero.
-    // Live threads without a slot miss a scan period's worth of intervals each.
-    let missed_per_scan = (SCAN_NS / interval).max(1);
-    c.scan_threads(me, missed_per_scan, |tid| {
-        time::thread_cpu_ns(tid).unwrap_or(0)
-    });
+    let scan = c.scan_threads(me, 1, |tid| time::thread_cpu_ns(tid).unwrap_or(0));
     c.reset_cpu_marks();
     shared.stacks.refresh();
     shared.refresh_modules(&mut c.modules, false);
+    let mut watch = ThreadWatch::new(scan.listed, time::monotonic_ns());
+    match job.backend {
+        Backend::PerfEvents | Backend::CpuTimers => timed::run(job, shared, me, &mut watch),
+        _ => {
+            watch.sync(shared, c, &mut job.tracked, None, 1);
+            signal_each_tick(job, shared, me, &mut watch);
+            watch.release_all(shared, &mut job.collector, &mut job.tracked, None);
+        }
+    }
+    wait_for_answers(shared, job.collector.slots_len, FINAL_ANSWER_NS);
+    drain(&mut job.collector, shared, job.generation);
+}
+
+/// The sampler thread's loop under [`Backend::SamplerThread`]: every interval, signal each
+/// thread due a sample (every thread, or under `Clock::Cpu` those that used an interval of
+/// CPU since their last one), then drain the ring.
+fn signal_each_tick(job: &mut Job, shared: &Shared, me: i32, watch: &mut ThreadWatch) {
+    let c = &mut job.collector;
+    let interval = job.interval_ns;
     let timeout_ticks = (ANSWER_TIMEOUT_NS / interval).max(2) as u32;
     let mut tick = 0u32;
     let mut now = time::monotonic_ns();
@@ -92,8 +113,11 @@ fn run(job: &mut Job, shared: &Shared) {
     let mut wall_weight = 1;
     while !shared.stop.load(Acquire) {
         if now >= next_scan {
-            if c.scan_threads(me, missed_per_scan, |_| 0) {
-                shared.stacks.refresh();
+            if let Some((scan, _)) = watch.scan_if_changed(c, me, now, interval) {
+                if scan.changed {
+                    shared.stacks.refresh();
+                }
+                watch.sync(shared, c, &mut job.tracked, None, 0);
             }
             next_scan = now + SCAN_NS;
         }
@@ -139,8 +163,6 @@ fn run(job: &mut Job, shared: &Shared) {
         wall_weight = 1 + missed.min(u16::MAX as u64 - 1) as u32;
         next_tick += (missed + 1) * interval;
     }
-    wait_for_answers(shared, c.slots_len, FINAL_ANSWER_NS);
-    drain(c, shared, job.generation);
 }
 
 /// Drains the ring into the session's tables (see [`Collector::drain`]).
@@ -159,15 +181,19 @@ impl Job {
         collector: Collector,
         series: Series,
         clock: Clock,
+        backend: Backend,
         interval_ns: u64,
     ) -> crate::error::Result<Job> {
+        let collector_slots = collector.slots.len();
         Ok(Job {
             shared: &**shared,
             collector,
             series,
             clock,
+            backend,
             interval_ns,
             generation: 0,
+            tracked: Region::new(collector_slots)?,
         })
     }
 

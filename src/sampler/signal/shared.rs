@@ -6,12 +6,25 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
 use crate::code_map::CodeMap;
 use crate::error::Result;
 use crate::modules::ModuleMap;
+use crate::profile::Backend;
 use crate::ring::SampleRing;
 use crate::stacks::StackRanges;
 use crate::sys::handler_stack::HandlerStacks;
-use crate::sys::mem::Region;
+use crate::sys::mem::{Region, Zeroed};
 use crate::sys::signal;
 use crate::unwind::{RuleCache, Unwinder};
+
+/// File descriptors a perf event may have to be usable by the handler: one with a higher
+/// number is closed and its thread timed by a CPU timer instead (512 KiB mapped, touched only
+/// where descriptors are).
+pub(crate) const PERF_TOKENS: usize = 1 << 16;
+
+/// A per-thread counter alone on its cache line.
+#[repr(C, align(64))]
+pub(crate) struct Delivered(pub AtomicU32);
+
+// SAFETY: an atomic integer, valid as zero.
+unsafe impl Zeroed for Delivered {}
 
 /// Everything the signal handler touches, allocated before the handler can run.
 pub(crate) struct Shared {
@@ -31,6 +44,12 @@ pub(crate) struct Shared {
     pub acks: Region<AtomicU32>,
     /// Samples dropped because the ring was full.
     pub ring_full: AtomicU64,
+    /// Perf events (backend `PerfEvents`): per file descriptor, the token of the thread its
+    /// signals sample (0: not vignette's), since their `siginfo` carries no value.
+    pub perf_tokens: Region<AtomicU64>,
+    /// Per tracked thread: samples its kernel timer's signals delivered (perf events), each
+    /// counter on a cache line of its own (threads on different cores add to them).
+    pub delivered: Region<Delivered>,
     /// Asks the sampler thread to finish.
     pub stop: AtomicBool,
 }
@@ -38,6 +57,7 @@ pub(crate) struct Shared {
 impl Shared {
     pub fn new(
         signal: i32,
+        backend: Backend,
         unwinder: Unwinder,
         ring_slots: usize,
         max_frames: usize,
@@ -58,6 +78,14 @@ impl Shared {
             min_signal_frame: unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) },
             acks: Region::new(max_threads)?,
             ring_full: AtomicU64::new(0),
+            perf_tokens: Region::new(match backend {
+                Backend::PerfEvents => PERF_TOKENS,
+                _ => 0,
+            })?,
+            delivered: Region::new(match backend {
+                Backend::PerfEvents => max_threads,
+                _ => 0,
+            })?,
             stop: AtomicBool::new(false),
         })
     }
@@ -69,6 +97,8 @@ impl Shared {
             + self.rules.mapped_bytes()
             + self.handler_stacks.mapped_bytes()
             + self.acks.mapped_bytes()
+            + self.perf_tokens.mapped_bytes()
+            + self.delivered.mapped_bytes()
     }
 
     /// Re-reads the module list if it changed (or `force`), into the handler's code map and

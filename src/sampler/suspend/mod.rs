@@ -83,6 +83,7 @@ pub(crate) struct Shared {
 impl Shared {
     pub fn new(
         _signal: i32,
+        _backend: crate::profile::Backend,
         unwinder: Unwinder,
         ring_slots: usize,
         max_frames: usize,
@@ -158,6 +159,20 @@ pub(crate) struct Job {
     image_epoch: u32,
 }
 
+/// The backend: threads are always suspended here.
+pub(crate) fn choose_backend(
+    _clock: crate::profile::Clock,
+    forced: Option<crate::profile::Backend>,
+) -> crate::Result<crate::profile::Backend> {
+    use crate::profile::Backend;
+    match forced {
+        None | Some(Backend::Suspension) => Ok(Backend::Suspension),
+        Some(_) => Err(crate::Error::InvalidConfig(
+            "Windows samples by thread suspension only",
+        )),
+    }
+}
+
 impl Job {
     /// The job of a profiler whose shared state is `shared`.
     pub fn new(
@@ -165,6 +180,7 @@ impl Job {
         collector: Collector,
         series: Series,
         clock: Clock,
+        _backend: crate::profile::Backend,
         interval_ns: u64,
     ) -> Result<Job> {
         let slots = collector.slots.len();

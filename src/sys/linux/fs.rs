@@ -14,6 +14,11 @@ impl Fd {
     }
 
     /// The raw descriptor.
+    /// Takes ownership of descriptor `fd` (closed on drop).
+    pub fn own(fd: i32) -> Fd {
+        Fd(fd)
+    }
+
     pub fn raw(&self) -> i32 {
         self.0
     }

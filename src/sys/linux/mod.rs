@@ -15,5 +15,6 @@ pub mod pages;
 pub mod signal;
 pub mod spawn;
 pub mod stack;
+pub mod thread_timer;
 pub mod threads;
 pub mod time;

@@ -142,22 +142,54 @@ impl Sender {
     }
 }
 
-/// The token of a queued signal and the process id of its sender, or `None` for a signal that
-/// was not queued (a timer, `kill`). Compare the sender with [`Sender::pid`] to know that this
-/// process sent it.
+/// Where a signal came from, as far as vignette's handler cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Queued (`sigqueue`, `rt_tgsigqueueinfo`) by process `pid` with `value`: compare `pid`
+    /// with [`Sender::pid`] to know that this process sent it.
+    Queued { pid: i32, value: u64 },
+    /// A POSIX timer of this process that carries `value` expired, `overrun` more times
+    /// than this signal says.
+    Timer { value: u64, overrun: u32 },
+    /// A file descriptor with `F_SETSIG` (a perf event) signalled readiness.
+    Poll { fd: i32 },
+}
+
+/// `si_code` of a timer's signal.
+const SI_TIMER: i32 = -2;
+/// `si_code` of a descriptor's input-ready signal.
+const POLL_IN: i32 = 1;
+
+/// Where the signal came from, or `None` for one vignette never sends (`kill`, another
+/// process's timer).
 ///
 /// # Safety
 /// `info` must be the `siginfo_t` pointer the kernel passed to a `SA_SIGINFO` handler.
 ///
 /// # Signal safety
 /// Async-signal-safe: reads the siginfo, no system call.
-pub unsafe fn token(info: *const libc::siginfo_t) -> Option<(i32, u64)> {
+pub unsafe fn origin(info: *const libc::siginfo_t) -> Option<Origin> {
     if info.is_null() {
         return None;
     }
-    // SAFETY: the kernel's siginfo is 128 bytes (checked above) and QueuedInfo is its layout.
+    // SAFETY: the kernel's siginfo is 128 bytes (checked above); QueuedInfo is its layout for
+    // queued signals, and timers (timer id, overrun, value) and descriptors (band, then fd)
+    // put their fields at the same offsets.
     let q = unsafe { &*info.cast::<QueuedInfo>() };
-    (q.code == SI_QUEUE).then_some((q.pid, q.value))
+    match q.code {
+        SI_QUEUE => Some(Origin::Queued {
+            pid: q.pid,
+            value: q.value,
+        }),
+        SI_TIMER => Some(Origin::Timer {
+            value: q.value,
+            overrun: q.uid,
+        }),
+        POLL_IN => Some(Origin::Poll {
+            fd: q.value as u32 as i32,
+        }),
+        _ => None,
+    }
 }
 
 pub use super::arch::regs;

@@ -52,6 +52,29 @@ pub fn for_each_thread(mut f: impl FnMut(i32)) -> bool {
     }
 }
 
+/// How many threads this process has now (the `Threads:` line of `/proc/self/status`, which
+/// the kernel keeps as a count: one read whatever the number of threads, unlike listing them).
+pub fn count() -> Option<usize> {
+    let fd = Fd::open(c"/proc/self/status", 0)?;
+    let mut buf = [0u8; 4096];
+    let n = fd.read_all(&mut buf)?;
+    let text = buf.get(..n)?;
+    const KEY: &[u8] = b"\nThreads:";
+    let at = text.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let digits = text.get(at..)?;
+    let digits = digits.get(
+        digits
+            .iter()
+            .take_while(|b| b.is_ascii_whitespace())
+            .count()..,
+    )?;
+    let end = digits
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(digits.len());
+    parse_decimal(digits.get(..end)?).map(|v| v as usize)
+}
+
 fn parse_decimal(s: &[u8]) -> Option<i32> {
     if s.is_empty() || s.len() > 10 {
         return None;
@@ -80,6 +103,60 @@ pub fn thread_name(tid: i32, out: &mut [u8; 16]) -> usize {
     let n = out.iter().take(n).position(|&b| b == b'\n').unwrap_or(n);
     out.iter_mut().skip(n).for_each(|b| *b = 0);
     n
+}
+
+/// A set of threads of this process whose exits can be waited for without listing them:
+/// one `pidfd` per thread (`PIDFD_THREAD`, Linux 6.9 and later) in an epoll set, which
+/// becomes ready when any of them exits.
+pub struct ExitWatch {
+    epoll: Fd,
+}
+
+impl ExitWatch {
+    /// An empty watch, or `None` where epoll cannot be used.
+    pub fn new() -> Option<ExitWatch> {
+        // SAFETY: epoll_create1 takes flags only.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        (fd >= 0).then(|| ExitWatch { epoll: Fd::own(fd) })
+    }
+
+    /// Watches thread `tid`; returns the descriptor that watches it (close it with
+    /// [`ExitWatch::forget`]), or `None` where this kernel cannot watch a single thread, the
+    /// thread is gone or no descriptor is left.
+    pub fn watch(&self, tid: i32) -> Option<i32> {
+        /// `PIDFD_THREAD`: a descriptor for the thread, not its process.
+        const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
+        // SAFETY: pidfd_open takes a thread id and flags.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, tid, PIDFD_THREAD) } as i32;
+        if fd < 0 {
+            return None;
+        }
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: fd as u64,
+        };
+        // SAFETY: both descriptors are open; ev is a valid epoll_event.
+        if unsafe { libc::epoll_ctl(self.epoll.raw(), libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
+            Self::forget(fd);
+            return None;
+        }
+        Some(fd)
+    }
+
+    /// Stops watching through `fd` (from [`ExitWatch::watch`]) and closes it.
+    pub fn forget(fd: i32) {
+        // SAFETY: fd is a pidfd `watch` opened; closing it also removes it from the epoll set.
+        unsafe { libc::close(fd) };
+    }
+
+    /// Whether a watched thread has exited (and is still watched): one `epoll_wait` that
+    /// does not block.
+    pub fn any_exited(&self) -> bool {
+        // SAFETY: a zeroed epoll_event is valid.
+        let mut ev: [libc::epoll_event; 1] = unsafe { core::mem::zeroed() };
+        // SAFETY: ev has room for the one event asked for.
+        unsafe { libc::epoll_wait(self.epoll.raw(), ev.as_mut_ptr(), 1, 0) > 0 }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,250 @@
+//! The kernel-timed backends ([`Backend::PerfEvents`], [`Backend::CpuTimers`]): each thread
+//! has a kernel timer on its own CPU clock that signals it after every interval of CPU it
+//! uses, so idle threads cost nothing and no one reads clocks per tick. The sampler thread
+//! only arms a timer for each new thread, disarms those of exited ones, and drains the ring.
+
+use core::sync::atomic::Ordering::*;
+
+use super::watch::{ThreadWatch, Tracked};
+use super::{drain, Job, Shared, Token};
+use crate::collector::{Collector, SlotRec};
+use crate::profile::Backend;
+use crate::sys::{fault_guard, thread_timer, time};
+
+/// Longest sleep between two drains.
+const MAX_SLEEP_NS: u64 = 10_000_000;
+/// Shortest sleep between two drains (when the ring fills fast).
+const MIN_SLEEP_NS: u64 = 1_000_000;
+
+/// Which backends are usable here: perf events, else CPU timers, else the sampler thread.
+pub(crate) fn choose(
+    clock: crate::profile::Clock,
+    forced: Option<Backend>,
+) -> crate::Result<Backend> {
+    use crate::profile::Clock;
+    let sys = |call| crate::Error::Sys {
+        call,
+        errno: crate::sys::fs::errno(),
+    };
+    match (forced, clock) {
+        (Some(Backend::SamplerThread), _) | (None, Clock::Wall) => Ok(Backend::SamplerThread),
+        (Some(Backend::PerfEvents | Backend::CpuTimers), Clock::Wall) => Err(
+            crate::Error::InvalidConfig("kernel-timed backends sample on the CPU clock only"),
+        ),
+        (Some(Backend::PerfEvents), Clock::Cpu) => match thread_timer::perf_events_allowed() {
+            true => Ok(Backend::PerfEvents),
+            false => Err(sys("perf_event_open")),
+        },
+        (Some(Backend::CpuTimers), Clock::Cpu) => match thread_timer::cpu_timers_allowed() {
+            true => Ok(Backend::CpuTimers),
+            false => Err(sys("timer_create")),
+        },
+        (None, Clock::Cpu) if thread_timer::perf_events_allowed() => Ok(Backend::PerfEvents),
+        (None, Clock::Cpu) if thread_timer::cpu_timers_allowed() => Ok(Backend::CpuTimers),
+        (None, Clock::Cpu) => Ok(Backend::SamplerThread),
+        (Some(_), _) => Err(crate::Error::InvalidConfig(
+            "this backend is not available on Linux",
+        )),
+    }
+}
+
+/// A thread's kernel timer: what kind, and its handle (a perf event's descriptor or a timer
+/// id).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TimerRec {
+    kind: TimerKind,
+    handle: i32,
+}
+
+impl TimerRec {
+    /// No timer.
+    pub const NONE: TimerRec = TimerRec {
+        kind: TimerKind::None,
+        handle: 0,
+    };
+}
+
+/// What kind of kernel timer signals a thread.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum TimerKind {
+    None = 0,
+    PerfEvent = 1,
+    CpuTimer = 2,
+}
+
+/// Arms and disarms the threads' kernel timers.
+pub(crate) struct Arming {
+    backend: Backend,
+    signal: i32,
+    interval_ns: u64,
+    generation: u32,
+}
+
+impl Arming {
+    /// Arms a timer for the thread of slot `i`: a perf event (backend `PerfEvents`, with a
+    /// descriptor the handler's table covers), else a CPU timer; the CPU the thread used
+    /// before (since the session began, or since it was born) is sampled once now, weighted
+    /// by its intervals, as the sampler thread would. Returns whether the thread is timed (or
+    /// found gone, and marked so).
+    pub fn arm(&self, shared: &Shared, c: &mut Collector, i: usize, t: &mut Tracked) -> bool {
+        let Some(&SlotRec { tid, cpu_mark, .. }) = c.slots.get(i) else {
+            return false;
+        };
+        // Read before the timer starts, so no interval counts twice.
+        let before = time::thread_cpu_ns(tid)
+            .unwrap_or(0)
+            .saturating_sub(cpu_mark);
+        let timed = self.start_timer(shared, c, i, tid, t);
+        if t.timer != TimerRec::NONE {
+            let due = before / self.interval_ns.max(1);
+            if due > 0 {
+                let token = Token {
+                    generation: self.generation as u16,
+                    slot: i as u16,
+                    weight: due.min(u16::MAX as u64) as u16,
+                };
+                // A thread that has just exited is found at the next look.
+                let _ = shared.sender.send(tid, token.pack());
+            }
+        }
+        timed
+    }
+
+    /// [`Arming::arm`]'s timer.
+    fn start_timer(
+        &self,
+        shared: &Shared,
+        c: &mut Collector,
+        i: usize,
+        tid: i32,
+        t: &mut Tracked,
+    ) -> bool {
+        let token = Token {
+            generation: self.generation as u16,
+            slot: i as u16,
+            weight: 1,
+        }
+        .pack();
+        if self.backend == Backend::PerfEvents {
+            if let Some(d) = shared.delivered.get(i) {
+                d.0.store(0, Relaxed);
+            }
+            match thread_timer::open_perf_event(tid, self.interval_ns, self.signal) {
+                Ok(fd) => {
+                    if let Some(entry) = shared.perf_tokens.get(fd as usize) {
+                        entry.store(token, Release);
+                        if thread_timer::enable_perf_event(fd) {
+                            t.timer = TimerRec {
+                                kind: TimerKind::PerfEvent,
+                                handle: fd,
+                            };
+                            return true;
+                        }
+                        entry.store(0, Release);
+                    }
+                    thread_timer::close_perf_event(fd);
+                }
+                Err(libc::ESRCH) => {
+                    c.mark_dead(i);
+                    return true;
+                }
+                Err(_) => {}
+            }
+        }
+        match thread_timer::create_cpu_timer(tid, self.interval_ns, self.signal, token) {
+            Ok(id) => {
+                t.timer = TimerRec {
+                    kind: TimerKind::CpuTimer,
+                    handle: id,
+                };
+                true
+            }
+            // EINVAL: the thread's CPU clock is gone with it.
+            Err(libc::ESRCH | libc::EINVAL) => {
+                c.mark_dead(i);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Takes slot `i`'s timer away. A perf event's intervals that produced no sample (its
+    /// signals were blocked, or arrived while one was pending) are counted as unanswered.
+    pub fn disarm(&self, shared: &Shared, c: &mut Collector, i: usize, t: &mut Tracked) {
+        let timer = core::mem::replace(&mut t.timer, TimerRec::NONE);
+        match timer.kind {
+            TimerKind::None => {}
+            TimerKind::CpuTimer => thread_timer::delete_cpu_timer(timer.handle),
+            TimerKind::PerfEvent => {
+                let fd = timer.handle;
+                if let Some(entry) = shared.perf_tokens.get(fd as usize) {
+                    entry.store(0, Release);
+                }
+                let counted = thread_timer::perf_event_ns(fd).unwrap_or(0);
+                thread_timer::close_perf_event(fd);
+                let delivered = shared.delivered.get(i).map_or(0, |d| d.0.swap(0, Relaxed));
+                let intervals = counted / self.interval_ns.max(1);
+                c.lost.unanswered += intervals.saturating_sub(delivered as u64);
+            }
+        }
+    }
+}
+
+/// The sampler thread's loop under a kernel-timed backend: until asked to stop, keep the
+/// timers in step with the threads, take in module changes, and drain the ring, waking more
+/// often while it fills fast.
+pub(super) fn run(job: &mut Job, shared: &Shared, me: i32, watch: &mut ThreadWatch) {
+    let arming = Arming {
+        backend: job.backend,
+        signal: shared.signal,
+        interval_ns: job.interval_ns,
+        generation: job.generation,
+    };
+    let generation = job.generation;
+    let c = &mut job.collector;
+    let tracked = &mut job.tracked[..];
+    watch.sync(shared, c, tracked, Some(&arming), 1);
+    let ring = shared.ring.capacity();
+    let mut sleep_ns = MAX_SLEEP_NS;
+    let mut now = time::monotonic_ns();
+    let mut next_scan = now + super::SCAN_NS;
+    let mut next_maps = now;
+    while !shared.stop.load(Acquire) {
+        if now >= next_scan {
+            if let Some((scan, missed_each)) = watch.scan_if_changed(c, me, now, job.interval_ns) {
+                if scan.changed {
+                    shared.stacks.refresh();
+                }
+                watch.sync(shared, c, tracked, Some(&arming), missed_each);
+            }
+            next_scan = now + super::SCAN_NS;
+        }
+        shared.refresh_modules(&mut c.modules, false);
+        fault_guard::ensure_installed();
+        let mut drain_into = |c: &mut Collector| {
+            drain(c, shared, generation);
+        };
+        let drained = drain(c, shared, generation);
+        if c.take_stack_misses() > 0 && now >= next_maps {
+            shared.stacks.refresh();
+            next_maps = now + super::STACK_REFRESH_NS;
+        }
+        // A ring a quarter full after one sleep: sleep half as long; nearly empty: twice.
+        if drained * 4 > ring {
+            sleep_ns = (sleep_ns / 2).max(MIN_SLEEP_NS);
+        } else if drained * 16 < ring {
+            sleep_ns = (sleep_ns * 2).min(MAX_SLEEP_NS);
+        }
+        job.series.tick(c, &mut drain_into, &shared.ring_full);
+        job.series.sleep_serving(
+            now + sleep_ns,
+            c,
+            &mut drain_into,
+            &shared.ring_full,
+            &shared.stop,
+        );
+        now = time::monotonic_ns();
+    }
+    watch.release_all(shared, c, tracked, Some(&arming));
+}

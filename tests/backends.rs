@@ -1,0 +1,312 @@
+//! The sampling backends on Linux: perf events and CPU timers (the kernel signals a thread per
+//! interval of its own CPU time) beside the sampler thread. Each is checked against the
+//! threads' own CPU clocks, never against a stopwatch.
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::{profiler_lock, workload};
+use vignette::{Backend, Clock, Error, Profiler};
+
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// A profiler on `backend`, or `None` (said on stderr) where this system refuses it.
+fn build(backend: Backend, hz: u32) -> Option<Profiler> {
+    match Profiler::builder()
+        .frequency(hz)
+        .clock(Clock::Cpu)
+        .backend(backend)
+        .build()
+    {
+        Ok(p) => Some(p),
+        Err(e @ Error::Sys { .. }) => {
+            eprintln!("{backend:?} is not available here: {e}");
+            None
+        }
+        Err(e) => panic!("{backend:?}: {e}"),
+    }
+}
+
+/// Runs `busy` threads (named `{prefix}-N`) until each has used `cpu_ns` of CPU, beside
+/// `idle` threads that sleep throughout; returns each busy thread's name and final CPU time.
+fn run_threads(prefix: &str, busy: usize, idle: usize, cpu_ns: u64) -> Vec<(String, u64)> {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let stop = &stop;
+        for i in 0..idle {
+            std::thread::Builder::new()
+                .name(format!("{prefix}-idle-{i}"))
+                .spawn_scoped(s, move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                })
+                .unwrap();
+        }
+        let handles: Vec<_> = (0..busy)
+            .map(|i| {
+                let name = format!("{prefix}-{i}");
+                std::thread::Builder::new()
+                    .name(name.clone())
+                    .spawn_scoped(s, move || {
+                        workload::worker_loop(i as u64, stop);
+                        (name, thread_cpu_ns())
+                    })
+                    .unwrap()
+            })
+            .collect();
+        let names: Vec<String> = (0..busy).map(|i| format!("{prefix}-{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        common::wait_for_cpu(&names, cpu_ns);
+        stop.store(true, Ordering::Relaxed);
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// Every backend this system allows: each busy thread's sample weights add up to its CPU time
+/// in intervals (within 5%), and sleeping threads get no samples at all.
+#[test]
+fn each_backend_weighs_samples_by_each_threads_cpu_time() {
+    let _g = profiler_lock();
+    for backend in [
+        Backend::PerfEvents,
+        Backend::CpuTimers,
+        Backend::SamplerThread,
+    ] {
+        let Some(mut profiler) = build(backend, 1000) else {
+            continue;
+        };
+        assert_eq!(profiler.backend(), backend);
+        profiler.start().unwrap();
+        let cpu = run_threads("busy", 2, 20, 300_000_000);
+        let capture = profiler.stop().unwrap();
+        assert_eq!(capture.backend(), backend);
+        let profile = capture.to_profile();
+        assert_eq!(profile.backend, backend, "the profile records its backend");
+        for (name, cpu_ns) in cpu {
+            let t = profile.threads.iter().find(|t| t.name == name).unwrap();
+            let expected = cpu_ns / profile.interval_ns;
+            let weights: u64 = t.samples.iter().map(|s| s.weight as u64).sum();
+            let samples = t.samples.len() as u64;
+            eprintln!("{backend:?} {name}: {samples} samples, weight {weights}, {expected} intervals of CPU; heavy: {:?}", t.samples.iter().enumerate().filter(|(_, s)| s.weight > 1).map(|(i, s)| (i, s.weight)).take(8).collect::<Vec<_>>());
+            assert!(expected >= 300, "{name} ran: {cpu_ns} ns");
+            assert!(
+                weights <= expected + expected / 100 + 1 && weights + expected / 20 + 2 >= expected,
+                "{backend:?} {name}: weights {weights} for {expected} intervals"
+            );
+            if backend == Backend::PerfEvents {
+                // The kernel times each interval itself: one sample each (a few may be lost to
+                // a signal still pending when the next came, and are counted).
+                assert!(
+                    samples * 100 >= expected * 95,
+                    "{name}: {samples} samples for {expected} intervals"
+                );
+            }
+        }
+        // A sleeping thread uses a few microseconds of CPU per wake-up (and its start-up, in
+        // a debug build under load, may take an interval): at most a couple of intervals over
+        // the run, where a wall clock would have taken hundreds of samples.
+        let idle: Vec<_> = (profile.threads.iter())
+            .filter(|t| t.name.starts_with("busy-idle"))
+            .map(|t| (&t.name, t.samples.iter().map(|s| s.weight).sum::<u32>()))
+            .filter(|(_, w)| *w > 2)
+            .collect();
+        assert!(
+            idle.is_empty(),
+            "{backend:?}: idle threads sampled: {idle:?}"
+        );
+    }
+}
+
+/// Threads born after `start` are found and sampled; threads that exit give their timers back
+/// (no perf event descriptor is left open after the session).
+#[test]
+fn threads_born_later_are_timed_and_exited_ones_release_their_timers() {
+    let _g = profiler_lock();
+    let Some(mut profiler) = build(Backend::PerfEvents, 1000) else {
+        return;
+    };
+    let before = perf_event_fds();
+    profiler.start().unwrap();
+    for round in 0..5 {
+        let cpu = run_threads(&format!("late{round}"), 1, 0, 100_000_000);
+        assert_eq!(cpu.len(), 1);
+    }
+    let during = perf_event_fds();
+    let profile = profiler.stop().unwrap().to_profile();
+    for round in 0..5 {
+        let t = profile
+            .threads
+            .iter()
+            .find(|t| t.name == format!("late{round}-0"))
+            .unwrap_or_else(|| panic!("thread of round {round} sampled"));
+        let weights: u64 = t.samples.iter().map(|s| s.weight as u64).sum();
+        // 100 ms of CPU at 1 kHz, less the part before the sampler found the thread (its
+        // thread count is looked at every 10 ms).
+        assert!(weights >= 50, "round {round}: {weights} intervals");
+    }
+    assert!(
+        during <= before + 3,
+        "descriptors of exited threads were closed: {before} before, {during} during"
+    );
+    assert_eq!(perf_event_fds(), before, "all closed after stop");
+}
+
+/// The perf event descriptors this process has open.
+fn perf_event_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|l| l.to_string_lossy().contains("perf_event"))
+        .count()
+}
+
+/// The application's own perf event, routed to the sampling signal too: its signals are not
+/// vignette's and are ignored (no sample, no crash), while vignette's own keep sampling.
+#[test]
+fn a_foreign_perf_event_on_the_same_signal_is_ignored() {
+    let _g = profiler_lock();
+    let Some(mut profiler) = build(Backend::PerfEvents, 1000) else {
+        return;
+    };
+    profiler.start().unwrap();
+    let (cpu, foreign) = std::thread::scope(|s| {
+        let h = std::thread::Builder::new()
+            .name("foreign".into())
+            .spawn_scoped(s, || {
+                let fd = foreign_perf_event(libc::SIGPROF, 250_000);
+                let stop = AtomicBool::new(false);
+                let start = thread_cpu_ns();
+                while thread_cpu_ns() - start < 200_000_000 {
+                    std::hint::black_box(workload::crunch(3));
+                }
+                stop.store(true, Ordering::Relaxed);
+                let mut count = 0u64;
+                // SAFETY: reads the counter into a valid u64.
+                unsafe { libc::read(fd, (&mut count as *mut u64).cast(), 8) };
+                // SAFETY: our descriptor.
+                unsafe { libc::close(fd) };
+                (thread_cpu_ns(), count / 250_000)
+            })
+            .unwrap();
+        h.join().unwrap()
+    });
+    let profile = profiler.stop().unwrap().to_profile();
+    let t = profile
+        .threads
+        .iter()
+        .find(|t| t.name == "foreign")
+        .unwrap();
+    let weights: u64 = t.samples.iter().map(|s| s.weight as u64).sum();
+    let expected = cpu / profile.interval_ns;
+    eprintln!(
+        "{weights} weight for {expected} intervals; the foreign event overflowed {foreign} times"
+    );
+    assert!(foreign > 400, "the foreign event signalled ({foreign})");
+    assert!(
+        weights <= expected + expected / 100 + 1 && weights * 100 >= expected * 90,
+        "only vignette's own signals sample: {weights} for {expected} intervals"
+    );
+}
+
+/// A perf event the application opens on the calling thread, signalling `sig` every
+/// `period_ns` of its CPU time.
+fn foreign_perf_event(sig: i32, period_ns: u64) -> i32 {
+    #[repr(C)]
+    struct Attr {
+        kind: u32,
+        size: u32,
+        config: u64,
+        sample_period: u64,
+        rest: [u64; 5],
+    }
+    let attr = Attr {
+        kind: 1,
+        size: 64,
+        config: 1,
+        sample_period: period_ns,
+        rest: [0, 0, 0, 1, 0],
+    };
+    // SAFETY: a valid 64-byte perf_event_attr (software task-clock, wakeup_events 1).
+    let fd = unsafe { libc::syscall(libc::SYS_perf_event_open, &attr, 0, -1, -1, 8) } as i32;
+    assert!(fd >= 0, "perf_event_open");
+    #[repr(C)]
+    struct Owner {
+        kind: i32,
+        pid: i32,
+    }
+    // SAFETY: gettid takes no arguments.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
+    let owner = Owner { kind: 0, pid: tid };
+    // SAFETY: fcntl on our descriptor with each command's argument type.
+    unsafe {
+        assert_eq!(libc::fcntl(fd, libc::F_SETFL, libc::O_ASYNC), 0);
+        assert_eq!(libc::fcntl(fd, 10, sig), 0);
+        assert_eq!(libc::fcntl(fd, 15, &owner), 0);
+    }
+    fd
+}
+
+/// Kernel-timed backends time CPU only; a forced backend that cannot run fails `build()`.
+#[test]
+fn backends_are_chosen_by_clock_and_checked() {
+    let _g = profiler_lock();
+    let wall = Profiler::builder().clock(Clock::Wall).build().unwrap();
+    assert_eq!(wall.backend(), Backend::SamplerThread);
+    drop(wall);
+    for b in [Backend::PerfEvents, Backend::CpuTimers] {
+        assert!(matches!(
+            Profiler::builder().clock(Clock::Wall).backend(b).build(),
+            Err(Error::InvalidConfig(_))
+        ));
+    }
+    assert!(matches!(
+        Profiler::builder().backend(Backend::Suspension).build(),
+        Err(Error::InvalidConfig(_))
+    ));
+    let auto = Profiler::builder().build().unwrap();
+    assert_ne!(auto.backend(), Backend::Unrecorded);
+    eprintln!("default backend here: {:?}", auto.backend());
+}
+
+/// A child forked while perf events run closes its copies of their descriptors at once (they
+/// would keep the parent's events alive for as long as the child lives).
+#[test]
+fn a_forked_child_holds_no_perf_event_descriptors() {
+    let _g = profiler_lock();
+    let Some(mut profiler) = build(Backend::PerfEvents, 1000) else {
+        return;
+    };
+    profiler.start().unwrap();
+    // Time for the sampler thread to arm this thread's event.
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(perf_event_fds() > 0, "the parent has events open");
+    // SAFETY: the child only lists a directory, reads links and exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let code = if perf_event_fds() == 0 { 0 } else { 1 };
+        // SAFETY: leaves the child at once, without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    profiler.stop().unwrap();
+    assert!(libc::WIFEXITED(status));
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "the child had perf event descriptors open"
+    );
+}
