@@ -1,6 +1,7 @@
 //! What sampling costs a process with many idle threads, per backend: the process idles (its
 //! threads sleep, waking every 100 ms) while vignette samples at 1000 Hz on the CPU clock for
-//! two seconds. Measured: the sampler thread's own CPU (from its `schedstat`), and the whole
+//! two seconds after a first half second (when it finds and arms every thread, measured
+//! apart). Measured: the sampler thread's own CPU (from its `schedstat`), and the whole
 //! process's CPU against the same process unprofiled just before (which also counts what the
 //! kernel's per-thread timers cost the sleeping threads at each of their wake-ups).
 //!
@@ -33,9 +34,10 @@ fn process_cpu_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// With `idle` sleeping threads: (sampler thread CPU, process CPU), each in ns per second,
-/// sampled by `backend` (`None`: unprofiled).
-fn cost(idle: usize, backend: Option<Backend>) -> (f64, f64) {
+/// With `idle` sleeping threads, sampled by `backend` (`None`: unprofiled): the sampler
+/// thread's CPU in its first half second (finding and arming every thread) in ns, then, in
+/// ns per second over the next two seconds, the sampler thread's CPU and the process's.
+fn cost(idle: usize, backend: Option<Backend>) -> (f64, f64, f64) {
     let stop = Arc::new(AtomicBool::new(false));
     let sleepers: Vec<_> = (0..idle)
         .map(|_| {
@@ -63,22 +65,25 @@ fn cost(idle: usize, backend: Option<Backend>) -> (f64, f64) {
     if let Some(p) = &mut p {
         p.start().expect("start");
     }
+    let sampler_ns = || match backend {
+        Some(_) => workload::named_thread_cpu_ns("vignette"),
+        None => 0,
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let start_up = sampler_ns();
     let before = process_cpu_ns();
     std::thread::sleep(Duration::from_secs(SECONDS));
     let process = process_cpu_ns() - before;
-    let sampler = match &mut p {
-        Some(p) => {
-            let ns = workload::named_thread_cpu_ns("vignette");
-            p.stop().expect("stop");
-            ns
-        }
-        None => 0,
-    };
+    let sampler = sampler_ns() - start_up;
+    if let Some(p) = &mut p {
+        p.stop().expect("stop");
+    }
     stop.store(true, Ordering::Relaxed);
     sleepers
         .into_iter()
         .for_each(|t| t.join().expect("sleeper"));
     (
+        start_up as f64,
         sampler as f64 / SECONDS as f64,
         process as f64 / SECONDS as f64,
     )
@@ -112,26 +117,31 @@ fn main() {
         "CPU at {HZ} Hz (Clock::Cpu), idle process, median of {RUNS} runs; \
          extra process CPU is against the same process unprofiled"
     );
-    println!("| sleeping threads | backend | sampler thread | extra process CPU |");
-    println!("|---|---|---|---|");
+    println!(
+        "| sleeping threads | backend | sampler thread, steady | extra process CPU, steady | \
+         sampler thread, first 0.5 s |"
+    );
+    println!("|---|---|---|---|---|");
     for idle in [0, 10, 100, 500, 2000] {
-        let mut rows = vec![(Vec::new(), Vec::new()); backends.len()];
+        let mut rows = vec![(Vec::new(), Vec::new(), Vec::new()); backends.len()];
         for _ in 0..RUNS {
             for (i, &b) in backends.iter().enumerate() {
-                let (_, base) = cost(idle, None);
-                let (sampler, process) = cost(idle, Some(b));
+                let (_, _, base) = cost(idle, None);
+                let (start_up, sampler, process) = cost(idle, Some(b));
                 rows[i].0.push(sampler);
                 rows[i].1.push(process - base);
+                rows[i].2.push(start_up);
             }
         }
-        for (b, (sampler, extra)) in backends.iter().zip(rows) {
-            let (sampler, extra) = (median(sampler), median(extra));
+        for (b, (sampler, extra, start_up)) in backends.iter().zip(rows) {
+            let (sampler, extra, start_up) = (median(sampler), median(extra), median(start_up));
             println!(
-                "| {idle} | {} | {:.2} ms/s ({:.3}% of a core) | {:+.2} ms/s |",
+                "| {idle} | {} | {:.2} ms/s ({:.3}% of a core) | {:+.2} ms/s | {:.1} ms |",
                 b.name(),
                 sampler / 1e6,
                 sampler / 1e7,
                 extra / 1e6,
+                start_up / 1e6,
             );
         }
     }

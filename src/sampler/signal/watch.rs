@@ -10,7 +10,7 @@ use super::timed::{Arming, TimerRec};
 use super::Shared;
 use crate::collector::{Collector, Scan, SlotState};
 use crate::sys::mem::Zeroed;
-use crate::sys::threads::{self, ExitWatch};
+use crate::sys::threads::{ExitWatch, ThreadCount};
 
 /// How often the thread list is read even when nothing says it changed.
 const FULL_LISTING_NS: u64 = 2_000_000_000;
@@ -33,6 +33,7 @@ unsafe impl Zeroed for Tracked {}
 pub(crate) struct ThreadWatch {
     listed: usize,
     listed_at: u64,
+    count: Option<ThreadCount>,
     exits: Option<ExitWatch>,
     /// Every live thread is watched for its exit.
     all_watched: bool,
@@ -44,6 +45,7 @@ impl ThreadWatch {
         ThreadWatch {
             listed,
             listed_at: now,
+            count: ThreadCount::open(),
             exits: ExitWatch::new(),
             all_watched: false,
         }
@@ -61,7 +63,7 @@ impl ThreadWatch {
     ) -> Option<(Scan, u64)> {
         let quiet = self.all_watched
             && now < self.listed_at + FULL_LISTING_NS
-            && threads::count() == Some(self.listed)
+            && self.count.as_ref().and_then(ThreadCount::read) == Some(self.listed)
             && !self.exits.as_ref().is_some_and(ExitWatch::any_exited);
         if quiet {
             return None;

@@ -52,27 +52,30 @@ pub fn for_each_thread(mut f: impl FnMut(i32)) -> bool {
     }
 }
 
-/// How many threads this process has now (the `Threads:` line of `/proc/self/status`, which
-/// the kernel keeps as a count: one read whatever the number of threads, unlike listing them).
-pub fn count() -> Option<usize> {
-    let fd = Fd::open(c"/proc/self/status", 0)?;
-    let mut buf = [0u8; 4096];
-    let n = fd.read_all(&mut buf)?;
-    let text = buf.get(..n)?;
-    const KEY: &[u8] = b"\nThreads:";
-    let at = text.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
-    let digits = text.get(at..)?;
-    let digits = digits.get(
-        digits
-            .iter()
-            .take_while(|b| b.is_ascii_whitespace())
-            .count()..,
-    )?;
-    let end = digits
-        .iter()
-        .position(|b| !b.is_ascii_digit())
-        .unwrap_or(digits.len());
-    parse_decimal(digits.get(..end)?).map(|v| v as usize)
+/// This process's thread count, read again and again through one open `/proc/self/task`:
+/// the kernel gives that directory a link count of 2 plus the number of threads, so one
+/// `fstat` (about 0.5 µs) answers whatever the number of threads, where listing them costs
+/// about 0.4 µs each and reading `/proc/self/status` about 30 µs.
+pub struct ThreadCount {
+    task: Fd,
+}
+
+impl ThreadCount {
+    /// Opens `/proc/self/task`, or `None`.
+    pub fn open() -> Option<ThreadCount> {
+        Fd::open(c"/proc/self/task", libc::O_DIRECTORY).map(|task| ThreadCount { task })
+    }
+
+    /// The number of threads now.
+    pub fn read(&self) -> Option<usize> {
+        // SAFETY: a zeroed stat is valid for fstat to fill.
+        let mut st: libc::stat = unsafe { core::mem::zeroed() };
+        // SAFETY: the descriptor is open and st is writable.
+        if unsafe { libc::fstat(self.task.raw(), &mut st) } != 0 {
+            return None;
+        }
+        (st.st_nlink as usize).checked_sub(2)
+    }
 }
 
 fn parse_decimal(s: &[u8]) -> Option<i32> {
@@ -201,5 +204,44 @@ mod tests {
         assert_eq!(parse_decimal(b"1234"), Some(1234));
         assert_eq!(parse_decimal(b"."), None);
         assert_eq!(parse_decimal(b"99999999999"), None);
+    }
+
+    /// The count equals the listing, follows a thread's birth and exit, and the exit watch
+    /// becomes ready only once the watched thread has exited.
+    #[test]
+    fn counts_threads_and_watches_their_exits() {
+        let listed = || {
+            let mut n = 0;
+            assert!(for_each_thread(|_| n += 1));
+            n
+        };
+        let count = ThreadCount::open().unwrap();
+        let watch = ExitWatch::new().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        // Other tests' threads come and go: compare the count with a listing made right after.
+        let before = count.read().unwrap();
+        assert!(before >= 1 && before.abs_diff(listed()) <= 8, "{before}");
+        let t = std::thread::spawn(move || {
+            tx.send(gettid()).unwrap();
+            stop_rx.recv().ok();
+        });
+        let peer = rx.recv().unwrap();
+        let Some(fd) = watch.watch(peer) else {
+            // Kernels before 6.9 cannot watch one thread; the sampler then lists at each look.
+            stop_tx.send(()).unwrap();
+            t.join().unwrap();
+            return;
+        };
+        assert!(!watch.any_exited(), "the thread is alive");
+        stop_tx.send(()).unwrap();
+        t.join().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !watch.any_exited() {
+            assert!(std::time::Instant::now() < deadline, "exit not seen");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        ExitWatch::forget(fd);
+        assert!(!watch.any_exited(), "forgotten");
     }
 }
