@@ -259,13 +259,16 @@ mod tests {
         // SAFETY: armed, and 0 keeps the current stack.
         let r = unsafe { guarded_load(&x as *const u64 as u64, 0) };
         assert_eq!((r.ok, r.value), (1, x));
-        // An unmapped page: the load reports failure instead of crashing.
+        // A page that faults (made inaccessible rather than unmapped: other tests' threads
+        // could map their stacks into a hole): the load reports failure instead of crashing.
         let page = crate::sys::pages::map_anonymous(4096, 0).unwrap();
-        // SAFETY: unmapping our own fresh page.
-        unsafe { libc::munmap(page, 4096) };
+        // SAFETY: changes the protection of our own fresh page.
+        assert_eq!(unsafe { libc::mprotect(page, 4096, libc::PROT_NONE) }, 0);
         // SAFETY: as above.
         let r = unsafe { guarded_load(page as u64, 0) };
         assert_eq!(r.ok, 0);
+        // SAFETY: unmapping our own page.
+        unsafe { libc::munmap(page, 4096) };
         // SAFETY: as above.
         let r = unsafe { guarded_load(8, 0) };
         assert_eq!(r.ok, 0);

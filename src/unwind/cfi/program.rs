@@ -1,6 +1,8 @@
 //! The CFA program: runs a CIE's and an FDE's instructions up to an address, giving the row
 //! of rules that recovers the caller's registers there.
 
+use arrayvec::ArrayVec;
+
 use super::cie_fde::Fde;
 use super::reader::{Bases, Cursor, Section};
 use super::CfiError;
@@ -91,8 +93,8 @@ fn expression(c: &mut Cursor<'_>) -> R<u32> {
 struct Machine<'a> {
     row: Row,
     initial: Row,
-    stack: [Row; REMEMBER_DEPTH],
-    depth: usize,
+    /// Remembered rows (left uninitialised until used: most programs remember none).
+    stack: ArrayVec<Row, REMEMBER_DEPTH>,
     loc: u64,
     fde: &'a Fde<'a>,
 }
@@ -165,20 +167,12 @@ impl Machine<'_> {
                 let from = leb_u16(c)?;
                 self.row.set(reg, RegRule::Register(from));
             }
-            0x0a => {
-                let slot = self
-                    .stack
-                    .get_mut(self.depth)
-                    .ok_or(CfiError::RememberOverflow)?;
-                *slot = self.row;
-                self.depth += 1;
-            }
-            0x0b => {
-                self.depth = self.depth.checked_sub(1).ok_or(CfiError::BadInstruction)?;
-                let saved = self.stack.get(self.depth).ok_or(CfiError::BadInstruction)?;
-                // Like libgcc, the remembered state includes the CFA rule.
-                self.row = *saved;
-            }
+            0x0a => self
+                .stack
+                .try_push(self.row)
+                .map_err(|_| CfiError::RememberOverflow)?,
+            // Like libgcc, the remembered state includes the CFA rule.
+            0x0b => self.row = self.stack.pop().ok_or(CfiError::BadInstruction)?,
             0x0c => {
                 let reg = leb_u16(c)?;
                 let offset = i32::try_from(c.uleb()?).map_err(|_| CfiError::BadInstruction)?;
@@ -266,8 +260,7 @@ pub fn row_at(eh_frame: Section<'_>, fde: &Fde<'_>, pc: u64) -> R<Row> {
     let mut m = Machine {
         row: empty,
         initial: empty,
-        stack: [empty; REMEMBER_DEPTH],
-        depth: 0,
+        stack: ArrayVec::new(),
         loc: fde.pc_begin,
         fde,
     };
