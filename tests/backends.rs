@@ -39,21 +39,26 @@ fn build(backend: Backend, hz: u32) -> Option<Profiler> {
 }
 
 /// Runs `busy` threads (named `{prefix}-N`) until each has used `cpu_ns` of CPU, beside
-/// `idle` threads that sleep throughout; returns each busy thread's name and final CPU time.
+/// `idle` threads (`{prefix}-idle-N`) that sleep throughout; returns each thread's name and
+/// final CPU time, the busy ones first.
 fn run_threads(prefix: &str, busy: usize, idle: usize, cpu_ns: u64) -> Vec<(String, u64)> {
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let stop = &stop;
-        for i in 0..idle {
-            std::thread::Builder::new()
-                .name(format!("{prefix}-idle-{i}"))
-                .spawn_scoped(s, move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                })
-                .unwrap();
-        }
+        let sleepers: Vec<_> = (0..idle)
+            .map(|i| {
+                let name = format!("{prefix}-idle-{i}");
+                std::thread::Builder::new()
+                    .name(name.clone())
+                    .spawn_scoped(s, move || {
+                        while !stop.load(Ordering::Relaxed) {
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                        (name, thread_cpu_ns())
+                    })
+                    .unwrap()
+            })
+            .collect();
         let handles: Vec<_> = (0..busy)
             .map(|i| {
                 let name = format!("{prefix}-{i}");
@@ -70,12 +75,15 @@ fn run_threads(prefix: &str, busy: usize, idle: usize, cpu_ns: u64) -> Vec<(Stri
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         common::wait_for_cpu(&names, cpu_ns);
         stop.store(true, Ordering::Relaxed);
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+        (handles.into_iter().chain(sleepers))
+            .map(|h| h.join().unwrap())
+            .collect()
     })
 }
 
-/// Every backend this system allows: each busy thread's sample weights add up to its CPU time
-/// in intervals (within 5%), and sleeping threads get no samples at all.
+/// Every backend this system allows: each thread's sample weights add up to its CPU time in
+/// intervals (within 5% for busy threads; sleeping threads, with next to no CPU, get next to
+/// no weight).
 #[test]
 fn each_backend_weighs_samples_by_each_threads_cpu_time() {
     let _g = profiler_lock();
@@ -94,8 +102,8 @@ fn each_backend_weighs_samples_by_each_threads_cpu_time() {
         assert_eq!(capture.backend(), backend);
         let profile = capture.to_profile();
         assert_eq!(profile.backend, backend, "the profile records its backend");
-        for (name, cpu_ns) in cpu {
-            let t = profile.threads.iter().find(|t| t.name == name).unwrap();
+        for &(ref name, cpu_ns) in cpu.iter().filter(|(n, _)| !n.contains("idle")) {
+            let t = profile.threads.iter().find(|t| &t.name == name).unwrap();
             let expected = cpu_ns / profile.interval_ns;
             let weights: u64 = t.samples.iter().map(|s| s.weight as u64).sum();
             let samples = t.samples.len() as u64;
@@ -114,17 +122,19 @@ fn each_backend_weighs_samples_by_each_threads_cpu_time() {
                 );
             }
         }
-        // A sleeping thread uses a few microseconds of CPU per wake-up (and its start-up, in
-        // a debug build under load, may take an interval): at most a couple of intervals over
-        // the run, where a wall clock would have taken hundreds of samples.
-        let idle: Vec<_> = (profile.threads.iter())
-            .filter(|t| t.name.starts_with("busy-idle"))
-            .map(|t| (&t.name, t.samples.iter().map(|s| s.weight).sum::<u32>()))
-            .filter(|(_, w)| *w > 2)
+        // A sleeping thread uses a few microseconds of CPU per wake-up: its weights, too,
+        // are its own CPU time in intervals (a couple at most here, a few more under an
+        // emulator that translates its code first), never the hundreds a wall clock gives.
+        let over: Vec<_> = (cpu.iter().filter(|(n, _)| n.contains("idle")))
+            .filter_map(|(name, cpu_ns)| {
+                let t = profile.threads.iter().find(|t| &t.name == name)?;
+                let w: u64 = t.samples.iter().map(|s| s.weight as u64).sum();
+                (w > cpu_ns / profile.interval_ns + 1).then_some((name, w, *cpu_ns))
+            })
             .collect();
         assert!(
-            idle.is_empty(),
-            "{backend:?}: idle threads sampled: {idle:?}"
+            over.is_empty(),
+            "{backend:?}: idle threads weighed over their CPU: {over:?}"
         );
     }
 }
@@ -173,7 +183,8 @@ fn perf_event_fds() -> usize {
 }
 
 /// The application's own perf event, routed to the sampling signal too: its signals are not
-/// vignette's and are ignored (no sample, no crash), while vignette's own keep sampling.
+/// vignette's and are ignored (no sample, no crash), while vignette's own keep sampling, and
+/// those the kernel merged with the application's are counted.
 #[test]
 fn a_foreign_perf_event_on_the_same_signal_is_ignored() {
     let _g = profiler_lock();
@@ -203,20 +214,29 @@ fn a_foreign_perf_event_on_the_same_signal_is_ignored() {
         h.join().unwrap()
     });
     let profile = profiler.stop().unwrap().to_profile();
-    let t = profile
-        .threads
-        .iter()
-        .find(|t| t.name == "foreign")
-        .unwrap();
-    let weights: u64 = t.samples.iter().map(|s| s.weight as u64).sum();
+    let weights: u64 = (profile.threads.iter())
+        .filter(|t| t.name == "foreign")
+        .flat_map(|t| &t.samples)
+        .map(|s| s.weight as u64)
+        .sum();
     let expected = cpu / profile.interval_ns;
+    let unanswered = profile.lost.unanswered;
     eprintln!(
-        "{weights} weight for {expected} intervals; the foreign event overflowed {foreign} times"
+        "{weights} weight and {unanswered} unanswered for {expected} intervals; \
+         the foreign event overflowed {foreign} times"
     );
     assert!(foreign > 400, "the foreign event signalled ({foreign})");
+    // The foreign signals never count as samples. Both events time the same thread's CPU,
+    // so every fourth foreign overflow can come in the same timer interrupt as one of
+    // vignette's: the kernel keeps one pending `SIGPROF`, and vignette's intervals lost so
+    // are counted as unanswered (how many depends on the two timers' phase).
     assert!(
-        weights <= expected + expected / 100 + 1 && weights * 100 >= expected * 90,
+        weights <= expected + expected / 100 + 1,
         "only vignette's own signals sample: {weights} for {expected} intervals"
+    );
+    assert!(
+        (weights + unanswered) * 100 >= expected * 95,
+        "every interval sampled or counted: {weights} + {unanswered} for {expected}"
     );
 }
 

@@ -143,7 +143,9 @@ fn stack_shrinks_under_the_walk(unwinder: Unwinder) {
         .expect("the fiber thread was sampled");
     let ends = end_counts(t);
     eprintln!("{unwinder:?}: {} samples, ended {ends:?}", t.samples.len());
-    assert!(t.samples.len() >= 100, "{} samples", t.samples.len());
+    // 300 ms of CPU at 1000 Hz; a tick-timed backend (CPU timers, under qemu) takes one
+    // sample per kernel tick instead, each weighing several intervals.
+    assert!(t.samples.len() >= 40, "{} samples", t.samples.len());
     assert!(
         ends.get(&EndReason::OutOfBounds).copied().unwrap_or(0) > 0,
         "walks into the unmapped half end as unreadable: {ends:?}"
@@ -370,7 +372,8 @@ __attribute__((noinline)) void call_back(callback f) { f(); __asm__ volatile("")
         .find(|t| t.name == "protected")
         .unwrap();
     eprintln!("{} samples, ended {:?}", t.samples.len(), end_counts(t));
-    assert!(t.samples.len() >= 100);
+    // (At least a quarter of a per-interval rate: see the fiber test.)
+    assert!(t.samples.len() >= 40, "{} samples", t.samples.len());
     // Walks went through the protected library's frame (its unwind tables were copied when it
     // was loaded) up to the thread's entry.
     let through = t
@@ -488,8 +491,9 @@ fn a_library_loaded_after_start_owns_its_samples() {
         leaves.len(),
         wrong.len()
     );
+    // 500 ms of CPU: at least a quarter of a per-interval rate (see the fiber test).
     assert!(
-        leaves.len() >= 200,
+        leaves.len() >= 100,
         "{} samples in the library",
         leaves.len()
     );

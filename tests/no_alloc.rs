@@ -128,12 +128,14 @@ fn profiling_a_non_allocating_workload_allocates_nothing() {
     for w in workers {
         w.join().unwrap();
     }
-    // 2 workers x 250 ms of CPU at 2000 Hz: about 1000 samples; then about 240.
-    assert!(samples > 500, "sampling ran: {samples} samples");
-    assert!(again > 100, "a second session ran: {again} samples");
+    // 2 workers x 250 ms of CPU at 2000 Hz: about 1000 samples; then about 240. A backend timed
+    // at the kernel's tick (CPU timers, under qemu) takes one sample a tick, each weighing
+    // several intervals: an eighth of these at 250 Hz.
+    assert!(samples > 100, "sampling ran: {samples} samples");
+    assert!(again > 20, "a second session ran: {again} samples");
     assert!(used > 100);
-    assert!(rotated > 50, "chunks had samples: {rotated}");
-    assert!(windowed > 20, "windows had samples: {windowed}");
+    assert!(rotated > 10, "chunks had samples: {rotated}");
+    assert!(windowed > 5, "windows had samples: {windowed}");
     assert_eq!(
         after - before,
         0,
