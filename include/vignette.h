@@ -54,6 +54,12 @@ typedef int vignette_status;
 #define VIGNETTE_CLOCK_CPU 0  /* sample each thread per interval of CPU time it uses */
 #define VIGNETTE_CLOCK_WALL 1 /* sample every thread every interval, running or blocked */
 
+#define VIGNETTE_BACKEND_AUTO 0           /* the best this system allows */
+#define VIGNETTE_BACKEND_SAMPLER_THREAD 1 /* vignette's thread signals each thread per interval */
+#define VIGNETTE_BACKEND_PERF_EVENTS 2    /* the kernel, per interval of a thread's CPU (perf) */
+#define VIGNETTE_BACKEND_CPU_TIMERS 3     /* the same with POSIX CPU timers, at tick resolution */
+#define VIGNETTE_BACKEND_SUSPENSION 4     /* vignette's thread suspends each thread (Windows) */
+
 /** Profiler settings; start from vignette_config_default. */
 typedef struct vignette_config {
     uint32_t frequency_hz;    /* samples per second per thread, 1..10000 */
@@ -62,6 +68,8 @@ typedef struct vignette_config {
     uint32_t sample_capacity; /* samples kept per session */
     int signal;               /* the signal used to interrupt threads (default SIGPROF;
                                  ignored on Windows) */
+    int backend;              /* what takes the samples: VIGNETTE_BACKEND_AUTO (default) or
+                                 another VIGNETTE_BACKEND_* */
 } vignette_config;
 
 /** An opaque profiler. */
@@ -89,6 +97,9 @@ vignette_status vignette_create(const vignette_config *config, vignette_profiler
     (10 ms to 24 hours), and vignette_window or a trigger captures that window at any moment
     without stopping. vignette_stop then leaves the last window to write. */
 vignette_status vignette_create_flight_recorder(const vignette_config *config, uint64_t window_ms, vignette_profiler **out);
+
+/** Stores in *out what takes the samples (a VIGNETTE_BACKEND_* other than AUTO). */
+vignette_status vignette_backend(const vignette_profiler *p, int *out);
 
 /** Starts sampling every thread of the process, including threads created later. */
 vignette_status vignette_start(vignette_profiler *p);

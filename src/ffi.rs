@@ -19,7 +19,7 @@ use std::ffi::{c_char, c_int, CStr, CString};
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::{Clock, Error, Profiler, Target};
+use crate::{Backend, Clock, Error, Profiler, Target};
 
 /// Status codes returned by every function.
 pub type vignette_status = c_int;
@@ -69,7 +69,22 @@ pub struct vignette_config {
     pub sample_capacity: u32,
     /// The signal used to interrupt threads (default SIGPROF).
     pub signal: c_int,
+    /// What takes the samples: `VIGNETTE_BACKEND_AUTO` (the best this system allows) or one
+    /// of the other `VIGNETTE_BACKEND_*`.
+    pub backend: c_int,
 }
+
+/// The best backend this system allows (`vignette_config.backend`).
+pub const VIGNETTE_BACKEND_AUTO: c_int = 0;
+/// vignette's sampler thread signals each thread per interval.
+pub const VIGNETTE_BACKEND_SAMPLER_THREAD: c_int = 1;
+/// The kernel signals each thread per interval of its CPU time (Linux perf events).
+pub const VIGNETTE_BACKEND_PERF_EVENTS: c_int = 2;
+/// The kernel signals each thread per interval of its CPU time (POSIX CPU timers, tick
+/// resolution).
+pub const VIGNETTE_BACKEND_CPU_TIMERS: c_int = 3;
+/// vignette's sampler thread suspends each thread (Windows).
+pub const VIGNETTE_BACKEND_SUSPENSION: c_int = 4;
 
 /// An opaque profiler.
 pub struct vignette_profiler {
@@ -192,6 +207,7 @@ pub unsafe extern "C" fn vignette_config_default(config: *mut vignette_config) -
             // Windows suspends threads instead of signalling them: the field is ignored.
             #[cfg(windows)]
             signal: 0,
+            backend: VIGNETTE_BACKEND_AUTO,
         };
         Ok(())
     })
@@ -241,6 +257,14 @@ unsafe fn create(
             .max_frames(c.max_frames as usize)
             .sample_capacity(c.sample_capacity as usize)
             .signal(c.signal);
+        builder = match c.backend {
+            VIGNETTE_BACKEND_AUTO => builder,
+            VIGNETTE_BACKEND_SAMPLER_THREAD => builder.backend(Backend::SamplerThread),
+            VIGNETTE_BACKEND_PERF_EVENTS => builder.backend(Backend::PerfEvents),
+            VIGNETTE_BACKEND_CPU_TIMERS => builder.backend(Backend::CpuTimers),
+            VIGNETTE_BACKEND_SUSPENSION => builder.backend(Backend::Suspension),
+            _ => return Err(invalid("backend must be one of VIGNETTE_BACKEND_*")),
+        };
         if window_ms > 0 {
             builder = builder.flight_recorder(std::time::Duration::from_millis(window_ms));
         }
@@ -559,6 +583,29 @@ unsafe fn take(
         let w = unsafe { p.as_mut() }.ok_or_else(|| invalid("profiler is NULL"))?;
         f(&mut w.inner).map_err(core_err)?;
         w.chunk = true;
+        Ok(())
+    })
+}
+
+/// Stores in `*out` what takes the samples (a `VIGNETTE_BACKEND_*` other than AUTO).
+///
+/// # Safety
+/// `p` must be NULL or a profiler from `vignette_create` not yet destroyed; `out` NULL or a
+/// writable `int`.
+#[no_mangle]
+pub unsafe extern "C" fn vignette_backend(p: *const vignette_profiler, out: *mut c_int) -> vignette_status {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let w = unsafe { p.as_ref() }.ok_or_else(|| invalid("profiler is NULL"))?;
+        // SAFETY: the caller's contract.
+        let out = unsafe { out.as_mut() }.ok_or_else(|| invalid("out is NULL"))?;
+        *out = match w.inner.backend() {
+            Backend::Unrecorded => VIGNETTE_BACKEND_AUTO,
+            Backend::SamplerThread => VIGNETTE_BACKEND_SAMPLER_THREAD,
+            Backend::PerfEvents => VIGNETTE_BACKEND_PERF_EVENTS,
+            Backend::CpuTimers => VIGNETTE_BACKEND_CPU_TIMERS,
+            Backend::Suspension => VIGNETTE_BACKEND_SUSPENSION,
+        };
         Ok(())
     })
 }

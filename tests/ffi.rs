@@ -95,6 +95,10 @@ fn a_c_program_profiles_itself() {
     );
 
     let p = vignette::tools::read_profile(&profile_path).unwrap();
+    // The backend the C API reports is the one the profile records.
+    let code = p.backend as u8;
+    assert!(code > 0, "a backend is recorded");
+    assert!(said.contains(&format!("backend {code}\n")), "{said}");
     let busy = p.threads.iter().filter(|t| t.samples.len() > 50).count();
     assert!(
         busy >= 3,

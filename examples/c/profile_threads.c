@@ -49,6 +49,9 @@ int main(int argc, char **argv) {
     config.frequency_hz = 500;
     vignette_profiler *p = NULL;
     check(vignette_create(&config, &p), "vignette_create");
+    int backend = VIGNETTE_BACKEND_AUTO;
+    check(vignette_backend(p, &backend), "vignette_backend");
+    printf("backend %d\n", backend);
 
     /* Errors are reported, not fatal: a second profiler is refused. */
     vignette_profiler *second = NULL;
