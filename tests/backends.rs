@@ -330,3 +330,48 @@ fn a_forked_child_holds_no_perf_event_descriptors() {
         "the child had perf event descriptors open"
     );
 }
+
+/// An application that closes vignette's perf event descriptor and reuses its number: stopping
+/// leaves the application's new file open (vignette checks the event's id before closing).
+#[test]
+fn a_descriptor_the_application_closed_and_reused_is_not_closed_again() {
+    let _g = profiler_lock();
+    let Some(mut profiler) = build(Backend::PerfEvents, 1000) else {
+        return;
+    };
+    profiler.start().unwrap();
+    // This thread's event: armed within a few looks of the sampler thread.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let fd = loop {
+        let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| {
+                let e = e.ok()?;
+                let link = std::fs::read_link(e.path()).ok()?;
+                link.to_string_lossy()
+                    .contains("perf_event")
+                    .then_some(())?;
+                e.file_name().to_str()?.parse().ok()
+            })
+            .collect();
+        if let Some(&fd) = fds.iter().min() {
+            break fd;
+        }
+        assert!(std::time::Instant::now() < deadline, "no perf event opened");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // SAFETY: deliberately misbehaving: closing a descriptor this code does not own.
+    unsafe { libc::close(fd) };
+    // SAFETY: opening a file; the lowest free number is the one just closed.
+    let reused = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) };
+    assert_eq!(reused, fd, "the number was reused");
+    profiler.stop().unwrap();
+    drop(profiler);
+    // SAFETY: asks for the descriptor's flags: fails with EBADF if it was closed.
+    assert!(
+        unsafe { libc::fcntl(reused, libc::F_GETFD) } >= 0,
+        "still open"
+    );
+    // SAFETY: ours.
+    unsafe { libc::close(reused) };
+}

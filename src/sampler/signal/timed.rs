@@ -54,6 +54,8 @@ pub(crate) fn choose(
 pub(crate) struct TimerRec {
     kind: TimerKind,
     handle: i32,
+    /// A perf event's unique id: its descriptor is closed only while it still names it.
+    id: u64,
 }
 
 impl TimerRec {
@@ -61,6 +63,7 @@ impl TimerRec {
     pub const NONE: TimerRec = TimerRec {
         kind: TimerKind::None,
         handle: 0,
+        id: 0,
     };
 }
 
@@ -134,10 +137,12 @@ impl Arming {
                 Ok(fd) => {
                     if let Some(entry) = shared.perf_tokens.get(fd as usize) {
                         entry.store(token, Release);
-                        if thread_timer::enable_perf_event(fd) {
+                        let id = thread_timer::perf_event_id(fd);
+                        if let (Some(id), true) = (id, thread_timer::enable_perf_event(fd)) {
                             t.timer = TimerRec {
                                 kind: TimerKind::PerfEvent,
                                 handle: fd,
+                                id,
                             };
                             return true;
                         }
@@ -157,6 +162,7 @@ impl Arming {
                 t.timer = TimerRec {
                     kind: TimerKind::CpuTimer,
                     handle: id,
+                    id: 0,
                 };
                 true
             }
@@ -180,6 +186,11 @@ impl Arming {
                 let fd = timer.handle;
                 if let Some(entry) = shared.perf_tokens.get(fd as usize) {
                     entry.store(0, Release);
+                }
+                // The application may have closed the descriptor (and reused its number):
+                // close only what is still this event.
+                if thread_timer::perf_event_id(fd) != Some(timer.id) {
+                    return;
                 }
                 let counted = thread_timer::perf_event_ns(fd).unwrap_or(0);
                 thread_timer::close_perf_event(fd);

@@ -16,8 +16,9 @@ use super::fs::errno;
 const F_SETSIG: i32 = 10;
 const F_SETOWN_EX: i32 = 15;
 const F_OWNER_TID: i32 = 0;
-/// `ioctl` requests on a perf event: `_IO('$', 0)` and `_IO('$', 1)`.
+/// `ioctl` requests on a perf event: `_IO('$', 0)` and `_IOR('$', 7, u64)`.
 const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
+const PERF_EVENT_IOC_ID: libc::c_ulong = 0x8008_2407;
 const PERF_TYPE_SOFTWARE: u32 = 1;
 const PERF_COUNT_SW_TASK_CLOCK: u64 = 1;
 const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
@@ -117,6 +118,16 @@ pub fn open_perf_event(tid: i32, period_ns: u64, sig: i32) -> Result<i32, i32> {
 pub fn enable_perf_event(fd: i32) -> bool {
     // SAFETY: an ioctl without argument on a descriptor this module opened.
     unsafe { libc::ioctl(fd, PERF_EVENT_IOC_ENABLE as _, 0) == 0 }
+}
+
+/// The kernel's unique id of the perf event open as `fd`, or `None` if `fd` is not a perf
+/// event (an application that closed vignette's descriptor may have reused its number).
+pub fn perf_event_id(fd: i32) -> Option<u64> {
+    let mut id = 0u64;
+    // SAFETY: the ioctl writes one u64 into id; on a descriptor that is not a perf event it
+    // fails without writing.
+    let rc = unsafe { libc::ioctl(fd, PERF_EVENT_IOC_ID as _, &mut id as *mut u64) };
+    (rc == 0).then_some(id)
 }
 
 /// The CPU time a perf event from [`open_perf_event`] has counted, in nanoseconds.
