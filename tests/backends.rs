@@ -368,10 +368,8 @@ fn a_descriptor_the_application_closed_and_reused_is_not_closed_again() {
     profiler.stop().unwrap();
     drop(profiler);
     // SAFETY: asks for the descriptor's flags: fails with EBADF if it was closed.
-    assert!(
-        unsafe { libc::fcntl(reused, libc::F_GETFD) } >= 0,
-        "still open"
-    );
+    let flags = unsafe { libc::fcntl(reused, libc::F_GETFD) };
+    assert!(flags >= 0, "still open");
     // SAFETY: ours.
     unsafe { libc::close(reused) };
 }
