@@ -9,6 +9,9 @@
 //! `cargo bench --bench bursts` (about half a minute).
 #![allow(missing_docs)]
 
+#[path = "../examples/common/workload.rs"]
+mod workload;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -18,21 +21,11 @@ const THREADS: usize = 2;
 const SECONDS: u64 = 3;
 const RUNS: usize = 3;
 
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// About `ns` of arithmetic, without calling out of this executable (the clock is read
 /// every 65 536 rounds, about every 0.2 ms: a small share of the time).
 #[inline(never)]
 fn burst(ns: u64) -> u64 {
-    let end = thread_cpu_ns() + ns;
+    let end = workload::thread_cpu_ns() + ns;
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     loop {
         for _ in 0..65_536 {
@@ -40,7 +33,7 @@ fn burst(ns: u64) -> u64 {
             x ^= x >> 7;
             x ^= x << 17;
         }
-        if thread_cpu_ns() >= end {
+        if workload::thread_cpu_ns() >= end {
             return x;
         }
     }

@@ -11,16 +11,6 @@ use std::time::Duration;
 use common::{profiler_lock, workload};
 use vignette::{Backend, Clock, Error, Profiler};
 
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// A profiler on `backend`, or `None` (said on stderr) where this system refuses it.
 fn build(backend: Backend, hz: u32) -> Option<Profiler> {
     match Profiler::builder()
@@ -54,7 +44,7 @@ fn run_threads(prefix: &str, busy: usize, idle: usize, cpu_ns: u64) -> Vec<(Stri
                         while !stop.load(Ordering::Relaxed) {
                             std::thread::sleep(Duration::from_millis(5));
                         }
-                        (name, thread_cpu_ns())
+                        (name, workload::thread_cpu_ns())
                     })
                     .unwrap()
             })
@@ -66,7 +56,7 @@ fn run_threads(prefix: &str, busy: usize, idle: usize, cpu_ns: u64) -> Vec<(Stri
                     .name(name.clone())
                     .spawn_scoped(s, move || {
                         workload::worker_loop(i as u64, stop);
-                        (name, thread_cpu_ns())
+                        (name, workload::thread_cpu_ns())
                     })
                     .unwrap()
             })
@@ -198,8 +188,8 @@ fn a_foreign_perf_event_on_the_same_signal_is_ignored() {
             .spawn_scoped(s, || {
                 let fd = foreign_perf_event(libc::SIGPROF, 250_000);
                 let stop = AtomicBool::new(false);
-                let start = thread_cpu_ns();
-                while thread_cpu_ns() - start < 200_000_000 {
+                let start = workload::thread_cpu_ns();
+                while workload::thread_cpu_ns() - start < 200_000_000 {
                     std::hint::black_box(workload::crunch(3));
                 }
                 stop.store(true, Ordering::Relaxed);
@@ -208,7 +198,7 @@ fn a_foreign_perf_event_on_the_same_signal_is_ignored() {
                 unsafe { libc::read(fd, (&mut count as *mut u64).cast(), 8) };
                 // SAFETY: our descriptor.
                 unsafe { libc::close(fd) };
-                (thread_cpu_ns(), count / 250_000)
+                (workload::thread_cpu_ns(), count / 250_000)
             })
             .unwrap();
         h.join().unwrap()

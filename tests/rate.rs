@@ -10,16 +10,6 @@ use std::time::Duration;
 use common::{profiler_lock, workload};
 use vignette::{Clock, Profiler};
 
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 #[test]
 fn cpu_clock_samples_once_per_interval_of_cpu() {
     let _g = profiler_lock();
@@ -39,7 +29,7 @@ fn cpu_clock_samples_once_per_interval_of_cpu() {
                     .name(format!("cpu-{i}"))
                     .spawn_scoped(s, move || {
                         workload::worker_loop(i, stop);
-                        (format!("cpu-{i}"), thread_cpu_ns())
+                        (format!("cpu-{i}"), workload::thread_cpu_ns())
                     })
                     .unwrap()
             })

@@ -250,21 +250,21 @@ struct V4(
 
 impl V4 {
     fn into_profile(self) -> Profile {
-        Profile {
-            start_unix_ns: self.0,
-            duration_ns: self.1,
-            clock: self.2,
-            interval_ns: self.3,
-            max_frames: self.4,
-            modules: self.5,
-            frames: self.6,
-            stacks: self.7,
-            threads: self.8.into_iter().map(|t| t.0).collect(),
-            lost: self.9,
-            chunk: Chunk::default(),
-            labels: Labels::default(),
-            backend: Backend::Unrecorded,
-        }
+        V5(
+            self.0,
+            self.1,
+            self.2,
+            self.3,
+            self.4,
+            self.5,
+            self.6,
+            self.7,
+            self.8.into_iter().map(|t| t.0).collect(),
+            self.9,
+            Chunk::default(),
+            Labels::default(),
+        )
+        .into_profile()
     }
 }
 
