@@ -31,6 +31,7 @@ use crate::sys::mem::{Region, Zeroed};
 use crate::sys::pages::map_anonymous;
 use crate::unwind::cfi::eh_frame_hdr::EhFrameHdr;
 use crate::unwind::cfi::{ModuleSections, Section};
+use crate::unwind::compiled::{compile, Compiled};
 use crate::unwind::CodeLookup;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +43,8 @@ struct CodeEntry {
     eh_frame: [u64; 2],
     /// Where the copies are: `hdr` at `copy`, `eh_frame` right after it.
     copy: u64,
+    /// The compiled rules ([`crate::unwind::compiled`]): address and entry count (0: none).
+    rules: [u64; 2],
 }
 // SAFETY: integers only; zero is valid.
 unsafe impl Zeroed for CodeEntry {}
@@ -57,6 +60,9 @@ struct CopyRec {
     subs: u64,
     /// Bit i: table i of the snapshot refers to this copy.
     tables: u8,
+    /// The rules compiled from the copy: their mapping's address and entry count (address
+    /// 0: not compiled yet; count 0: the module could not be compiled).
+    rules: [u64; 2],
 }
 // SAFETY: integers only; zero (no mapping, no table) is valid.
 unsafe impl Zeroed for CopyRec {}
@@ -96,6 +102,7 @@ fn entry(o: &LoadedObject<'_>) -> Option<CodeEntry> {
         hdr: [0; 2],
         eh_frame: [0; 2],
         copy: 0,
+        rules: [0; 2],
     };
     if let Some(ph) = o.phdrs.iter().find(|p| p.p_type == libc::PT_GNU_EH_FRAME) {
         let avma = o.bias.wrapping_add(ph.p_vaddr);
@@ -172,23 +179,34 @@ impl CodeMap {
                 n += 1;
             });
             modules.end_pass(epoch);
+            // Outside the loader's lock: the copies are vignette's own.
+            for e in slots.get_mut(..n)?.iter_mut() {
+                e.rules = compile_rules(copies, e);
+            }
             // Copies neither table refers to: no reader can reach them any more.
             for c in copies.iter_mut() {
                 if c.addr != 0 && c.tables == 0 {
                     // SAFETY: the mapping was made by `copy_sections` and no table refers to it;
                     // the table that did is this spare one, which no reader has pinned.
                     unsafe { libc::munmap(c.addr as usize as *mut libc::c_void, c.bytes as usize) };
+                    if c.rules[1] > 0 {
+                        // SAFETY: as above, for the rules compiled from that copy.
+                        unsafe { munmap_entries(c.rules) };
+                    }
                     *c = CopyRec {
                         addr: 0,
                         bytes: 0,
                         key: [0; 6],
                         subs: 0,
                         tables: 0,
+                        rules: [0; 2],
                     };
                 }
             }
-            self.copied
-                .store(copies.iter().map(|c| c.bytes as usize).sum(), SeqCst);
+            self.copied.store(
+                copies.iter().map(|c| (c.bytes + c.rules[1] * 8) as usize).sum(),
+                SeqCst,
+            );
             slots.get_mut(..n)?.sort_unstable_by_key(|e| e.start);
             Some(n)
         });
@@ -218,7 +236,8 @@ impl CodeMap {
         self.entries.mapped_bytes()
     }
 
-    /// Bytes of copied unwind sections mapped after the last refresh.
+    /// Bytes of copied unwind sections and the rules compiled from them, mapped after the last
+    /// refresh.
     pub fn copied_bytes(&self) -> usize {
         self.copied.load(SeqCst)
     }
@@ -227,6 +246,10 @@ impl CodeMap {
 impl Drop for CodeMap {
     fn drop(&mut self) {
         for c in self.copies.get_mut().iter() {
+            if c.rules[1] > 0 {
+                // SAFETY: as below, for the rules compiled from the copy.
+                unsafe { munmap_entries(c.rules) };
+            }
             if c.addr != 0 {
                 // SAFETY: our own mapping; the profiler drops the code map only once no handler
                 // can run with it.
@@ -253,10 +276,13 @@ fn copy_sections(
         e.eh_frame[0],
         e.eh_frame[1],
     ];
-    if let Some(c) = copies
-        .iter_mut()
-        .find(|c| c.addr != 0 && c.key == key && c.subs == subs)
-    {
+    // A copy made while no module was unloaded since, or (an address range may now hold
+    // another module) one whose bytes are still the module's: compiling its rules again costs
+    // far more than comparing.
+    if let Some(c) = copies.iter_mut().find(|c| {
+        c.addr != 0 && c.key == key && (c.subs == subs || same_bytes(c.addr, o, e))
+    }) {
+        c.subs = subs;
         c.tables |= bit;
         return c.addr;
     }
@@ -287,8 +313,23 @@ fn copy_sections(
         key,
         subs,
         tables: bit,
+        rules: [0; 2],
     };
     addr as u64
+}
+
+/// Whether the copy at `addr` holds what `o` has now at `e`'s sections.
+fn same_bytes(addr: u64, o: &LoadedObject<'_>, e: &CodeEntry) -> bool {
+    [(0, e.hdr), (e.hdr[1], e.eh_frame)].iter().all(|&(at, [avma, len])| {
+        // As in `copy_sections`: the module's sections stay mapped while the loader lock is
+        // held, and the copy is vignette's own mapping of hdr + eh_frame bytes.
+        let live = o.slice(avma, len);
+        // SAFETY: `at .. at + len` lies inside the copy (see `copy_sections`).
+        let copy = unsafe {
+            core::slice::from_raw_parts((addr + at) as usize as *const u8, len as usize)
+        };
+        live == copy
+    })
 }
 
 /// A pinned table of modules' unwind sections (see [`CodeMap::read`]).
@@ -308,25 +349,92 @@ impl CodeLookup for CodeTable<'_> {
             return Some(ModuleSections {
                 eh_frame_hdr: None,
                 eh_frame: None,
+                compiled: None,
             });
         }
-        let section = |at: u64, [avma, len]: [u64; 2]| {
-            if len == 0 {
-                return None;
-            }
-            // SAFETY: the copy is vignette's own mapping of hdr + eh_frame bytes, never written
-            // after it was made, and unmapped only once no published table (so no pinned
-            // reader) refers to it.
-            let data = unsafe {
-                core::slice::from_raw_parts((e.copy + at) as usize as *const u8, len as usize)
-            };
-            Some(Section { data, avma })
-        };
+        let compiled = (e.rules[1] > 0).then(|| Compiled {
+            base: e.start,
+            // SAFETY: the rules are vignette's own mapping of `rules[1]` entries, written
+            // before the table referring to them was published and unmapped only with their
+            // copy, once no published table refers to it.
+            entries: unsafe {
+                core::slice::from_raw_parts(e.rules[0] as usize as *const u64, e.rules[1] as usize)
+            },
+        });
+        // SAFETY: the copy is vignette's own mapping of hdr + eh_frame bytes, never written
+        // after it was made, and unmapped only once no published table (so no pinned reader)
+        // refers to it.
+        let sections = unsafe { copied_sections(e) };
         Some(ModuleSections {
-            eh_frame_hdr: section(0, e.hdr),
-            eh_frame: section(e.hdr[1], e.eh_frame),
+            compiled,
+            ..sections
         })
     }
+}
+
+/// The sections of `e` as copied at `e.copy` (which must be non-zero).
+///
+/// # Safety
+/// `e.copy` must be a live copy of `e`'s sections (made by `copy_sections`).
+unsafe fn copied_sections(e: &CodeEntry) -> ModuleSections<'_> {
+    let section = |at: u64, [avma, len]: [u64; 2]| {
+        (len > 0).then(|| Section {
+            // SAFETY: the caller's contract: the copy holds hdr then eh_frame.
+            data: unsafe {
+                core::slice::from_raw_parts((e.copy + at) as usize as *const u8, len as usize)
+            },
+            avma,
+        })
+    };
+    ModuleSections {
+        eh_frame_hdr: section(0, e.hdr),
+        eh_frame: section(e.hdr[1], e.eh_frame),
+        compiled: None,
+    }
+}
+
+/// The compiled rules of `e`'s copy: compiled now (into a mapping of their own, counted
+/// first) unless the copy's were already; `[0, 0]` if there is no copy or it cannot be
+/// compiled.
+fn compile_rules(copies: &mut [CopyRec], e: &CodeEntry) -> [u64; 2] {
+    let Some(c) = copies.iter_mut().find(|c| c.addr != 0 && c.addr == e.copy) else {
+        return [0; 2];
+    };
+    if c.rules[0] != 0 || c.rules[1] != 0 {
+        return c.rules;
+    }
+    // SAFETY: `c` is the live copy of `e`'s sections.
+    let sections = unsafe { copied_sections(e) };
+    let mut count = 0u64;
+    let compiled = compile(&sections, e.start, &mut |_| count += 1);
+    let Some(bytes) = (count as usize).checked_mul(8).filter(|&b| compiled && b > 0) else {
+        // Marked as tried (an address no mapping has), so it is not tried again.
+        c.rules = [1, 0];
+        return [0; 2];
+    };
+    let Ok(addr) = map_anonymous(bytes, 0) else {
+        return [0; 2];
+    };
+    let out = addr.cast::<u64>();
+    let mut n = 0usize;
+    compile(&sections, e.start, &mut |entry| {
+        if n < count as usize {
+            // SAFETY: n < count entries of the fresh mapping.
+            unsafe { out.add(n).write(entry) };
+            n += 1;
+        }
+    });
+    c.rules = [addr as u64, n as u64];
+    c.rules
+}
+
+/// Unmaps compiled rules `[address, count]`.
+///
+/// # Safety
+/// The mapping must be one `compile_rules` made and no table may refer to it any more.
+unsafe fn munmap_entries([addr, count]: [u64; 2]) {
+    // SAFETY: the caller's contract.
+    unsafe { libc::munmap(addr as usize as *mut libc::c_void, count as usize * 8) };
 }
 
 #[cfg(test)]
@@ -356,5 +464,50 @@ mod tests {
         let libc_fn = libc::qsort as *const () as u64;
         assert!(map.read(|t| t.sections(libc_fn).is_some()).unwrap());
         assert!(map.read(|t| t.sections(0x10).is_none()).unwrap());
+    }
+
+    /// For every module of this process, at both ends and the middle of every range of its
+    /// compiled rules, the compiled rule is what interpreting the FDE gives.
+    #[test]
+    fn compiled_rules_equal_the_interpreter_everywhere() {
+        use crate::unwind::cfi::{find_fde, program::row_at};
+        use crate::unwind::compiled::{INTERPRET, NO_FDE};
+        use crate::unwind::Rule;
+        let _g = crate::modules::tests::loader_lock();
+        let map = CodeMap::new(512).unwrap();
+        let mut modules = ModuleMap::new(512, 65536).unwrap();
+        map.refresh(&mut modules, true);
+        let (compiled_modules, checked) = map
+            .read(|t| {
+                let (mut compiled_modules, mut checked) = (0, 0);
+                for e in t.entries {
+                    let Some(s) = t.sections(e.start) else { continue };
+                    let Some(c) = s.compiled else { continue };
+                    compiled_modules += 1;
+                    let plain = ModuleSections { compiled: None, ..s };
+                    let ends = c.entries.iter().map(|x| c.base + (x >> 32));
+                    let nexts = ends.clone().skip(1).chain([e.end]);
+                    for (lo, hi) in ends.zip(nexts) {
+                        for pc in [lo, lo + (hi - lo) / 2, hi.saturating_sub(1).max(lo)] {
+                            let want = match find_fde(&plain, pc) {
+                                Ok(None) => NO_FDE,
+                                Ok(Some(fde)) if fde.cie.signal_frame => INTERPRET,
+                                Ok(Some(fde)) => match row_at(plain.eh_frame.unwrap(), &fde, pc) {
+                                    Ok(row) => Rule::from_row(&fde, &row).map_or(INTERPRET, Rule::pack),
+                                    Err(_) => INTERPRET,
+                                },
+                                Err(_) => INTERPRET,
+                            };
+                            assert_eq!(c.lookup(pc), Some(want), "at {pc:#x} in [{lo:#x}, {hi:#x})");
+                            checked += 1;
+                        }
+                    }
+                }
+                (compiled_modules, checked)
+            })
+            .unwrap();
+        eprintln!("{compiled_modules} modules compiled, {checked} addresses checked");
+        assert!(compiled_modules >= 2, "this executable and libc are compiled");
+        assert!(checked > 10_000, "{checked} addresses checked");
     }
 }

@@ -1,10 +1,14 @@
 //! The CFI parser and the hybrid unwinder over arbitrary `.eh_frame_hdr`, `.eh_frame` and
-//! stack bytes: bounded output, no panic.
+//! stack bytes: bounded output, no panic; and the rules compiled ahead from the same sections
+//! walk exactly as interpreting them does.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use vignette::unwind::cfi::{ModuleSections, Section};
-use vignette::unwind::{walk, CodeLookup, Regs, RuleCache, SliceStack};
+use vignette::unwind::cfi::find_fde;
+use vignette::unwind::cfi::program::row_at;
+use vignette::unwind::compiled::{compile, Compiled, INTERPRET, NO_FDE};
+use vignette::unwind::{walk, CodeLookup, Regs, Rule, RuleCache, SliceStack};
 
 struct OneModule<'a>(ModuleSections<'a>);
 
@@ -27,6 +31,7 @@ fuzz_target!(|data: &[u8]| {
     let sections = ModuleSections {
         eh_frame_hdr: (head[2] & 1 == 1).then_some(Section { data: hdr, avma: 0x1_0000 }),
         eh_frame: Some(Section { data: eh, avma: 0x2_0000 }),
+        compiled: None,
     };
     let base = 0x7000_0000u64;
     let mut regs = Regs::new(0x1000 + word(8) % 0x2_0000, base + (head[3] as u64) * 8, base + word(16) % 0x1000);
@@ -38,5 +43,26 @@ fuzz_target!(|data: &[u8]| {
         let (n, _) = walk(&regs, &mut reader, &OneModule(sections), cache, &mut frames);
         assert!((1..=32).contains(&n));
         assert_eq!(frames[0], regs.ip());
+    }
+    // Compiled ahead, the rule at every address the walk looked up, and at addresses from the
+    // input, is the one interpreting the FDE gives.
+    let mut entries = Vec::new();
+    if compile(&sections, 0x1000, &mut |e| entries.push(e)) {
+        assert!(entries.windows(2).all(|w| w[0] >> 32 < w[1] >> 32), "sorted, no repeats");
+        let compiled = Compiled { base: 0x1000, entries: &entries };
+        let probes = (0..8).map(|i| 0x1000 + word(8).rotate_left(i * 8) % 0x2_0000);
+        for pc in frames.iter().copied().chain(probes) {
+            let Some(got) = compiled.lookup(pc) else { continue };
+            let want = match find_fde(&sections, pc) {
+                Ok(None) => NO_FDE,
+                Ok(Some(fde)) if fde.cie.signal_frame => INTERPRET,
+                Ok(Some(fde)) => match row_at(sections.eh_frame.unwrap(), &fde, pc) {
+                    Ok(row) => Rule::from_row(&fde, &row).map_or(INTERPRET, Rule::pack),
+                    Err(_) => INTERPRET,
+                },
+                Err(_) => INTERPRET,
+            };
+            assert_eq!(got, want, "at {pc:#x}");
+        }
     }
 });

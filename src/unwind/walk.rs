@@ -1,7 +1,7 @@
 //! The hybrid walker: CFI where an FDE covers the address, frame pointers where none does.
 
 use super::cfi::{self, CfiError, ModuleSections};
-use super::{fp, EndReason, Regs, StackReader, Step};
+use super::{compiled, fp, EndReason, Regs, StackReader, Step};
 use super::{Rule, RuleCache};
 
 /// Where the unwind sections for an address are.
@@ -58,17 +58,23 @@ where
     C: CodeLookup + ?Sized,
 {
     if let Some(rule) = cache.and_then(|c| c.get(lookup)) {
-        return match rule {
-            Rule::Root => Ok(Step::Root),
-            rule if rule.apply(regs, stack) => Ok(Step::Caller {
-                signal_frame: false,
-            }),
-            _ => Err(EndReason::OutOfBounds),
-        };
+        return apply_rule(rule, regs, stack);
     }
     let Some(sections) = code.sections(lookup) else {
         return frame_pointer_step(regs, stack);
     };
+    // The rule compiled when the module was copied, if it holds one.
+    match sections.compiled.and_then(|c| c.lookup(lookup)) {
+        Some(compiled::NO_FDE) => return frame_pointer_step(regs, stack),
+        Some(compiled::INTERPRET) | None => {}
+        Some(packed) => {
+            let rule = Rule::unpack(packed);
+            if let Some(cache) = cache {
+                cache.insert(lookup, rule);
+            }
+            return apply_rule(rule, regs, stack);
+        }
+    }
     let cfi_error = |e: CfiError| match e {
         CfiError::BadRead => EndReason::OutOfBounds,
         _ => EndReason::BadUnwindInfo,
@@ -89,6 +95,24 @@ where
         cache.insert(lookup, rule);
     }
     cfi::apply_row(eh_frame, &fde, &row, regs, stack).map_err(cfi_error)
+}
+
+/// Unwinds one frame by a compact rule (from the cache or compiled ahead).
+///
+/// # Signal safety
+/// Async-signal-safe.
+fn apply_rule<S: StackReader + ?Sized>(
+    rule: Rule,
+    regs: &mut Regs,
+    stack: &S,
+) -> Result<Step, EndReason> {
+    match rule {
+        Rule::Root => Ok(Step::Root),
+        rule if rule.apply(regs, stack) => Ok(Step::Caller {
+            signal_frame: false,
+        }),
+        _ => Err(EndReason::OutOfBounds),
+    }
 }
 
 /// One frame-pointer step, for code without unwind information.

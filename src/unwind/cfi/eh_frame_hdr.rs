@@ -71,7 +71,13 @@ impl<'a> EhFrameHdr<'a> {
         self.fde_count > 0
     }
 
-    fn entry(&self, i: usize) -> R<(u64, u64)> {
+    /// Entries in the table.
+    pub fn entry_count(&self) -> usize {
+        self.fde_count
+    }
+
+    /// Entry `i`: the start address of an FDE and the FDE's address.
+    pub fn entry(&self, i: usize) -> R<(u64, u64)> {
         let bases = Bases {
             data: Some(self.sec.avma),
             func: None,

@@ -44,6 +44,8 @@ pub struct ModuleSections<'a> {
     pub eh_frame_hdr: Option<Section<'a>>,
     /// `.eh_frame`.
     pub eh_frame: Option<Section<'a>>,
+    /// The rules compiled from them when the module was copied, if they could be.
+    pub compiled: Option<crate::unwind::compiled::Compiled<'a>>,
 }
 
 /// Most FDEs a linear scan looks at (modules without `.eh_frame_hdr`).

@@ -90,7 +90,14 @@ fn expression(c: &mut Cursor<'_>) -> R<u32> {
     Ok(at)
 }
 
+/// What receives the rows of a whole program: `(start, Some(row))`, or `(start, None)` from
+/// where only the interpreter can tell (see [`for_each_row`]).
+pub type RowSink<'a> = dyn FnMut(u64, Option<&Row>) + 'a;
+
 struct Machine<'a> {
+    /// Called with each row and the location it starts at, before the location moves on
+    /// (when compiling a whole FDE).
+    on_row: Option<&'a mut RowSink<'a>>,
     row: Row,
     initial: Row,
     /// Remembered rows (left uninitialised until used: most programs remember none).
@@ -140,6 +147,9 @@ impl Machine<'_> {
             if let Some(loc) = new_loc {
                 if pc.is_some_and(|pc| loc > pc) {
                     return Ok(true);
+                }
+                if let Some(f) = self.on_row.as_mut() {
+                    f(self.loc, Some(&self.row));
                 }
                 self.loc = loc;
             }
@@ -258,6 +268,7 @@ pub fn row_at(eh_frame: Section<'_>, fde: &Fde<'_>, pc: u64) -> R<Row> {
         regs: [RegRule::SameValue; Regs::COUNT],
     };
     let mut m = Machine {
+        on_row: None,
         row: empty,
         initial: empty,
         stack: ArrayVec::new(),
@@ -279,4 +290,52 @@ pub fn row_at(eh_frame: Section<'_>, fde: &Fde<'_>, pc: u64) -> R<Row> {
         Some(pc),
     )?;
     Ok(m.row)
+}
+
+/// Runs `fde`'s whole program, calling `f(start, Some(row))` for each row in order (a row
+/// holds from its start to the next one's, the last to the FDE's end). An instruction that
+/// cannot be run ends it with `f(start, None)`: from there on only the interpreter can tell
+/// (rows given before hold: looking up an earlier address stops before that instruction).
+///
+/// # Signal safety
+/// Not called from the handler (the sampler thread compiles modules as they load).
+pub fn for_each_row<'a>(eh_frame: Section<'_>, fde: &'a Fde<'a>, f: &'a mut RowSink<'a>) {
+    let empty = Row {
+        cfa: CfaRule::RegOffset {
+            reg: Regs::SP,
+            offset: 0,
+        },
+        regs: [RegRule::SameValue; Regs::COUNT],
+    };
+    let mut m = Machine {
+        on_row: None,
+        row: empty,
+        initial: empty,
+        stack: ArrayVec::new(),
+        loc: fde.pc_begin,
+        fde,
+    };
+    let cie = &fde.cie;
+    let init = m.run(
+        eh_frame,
+        cie.instructions_offset,
+        cie.instructions_offset + cie.instructions.len(),
+        None,
+    );
+    if init.is_err() {
+        f(fde.pc_begin, None);
+        return;
+    }
+    m.initial = m.row;
+    m.on_row = Some(f);
+    let body = m.run(
+        eh_frame,
+        fde.instructions_offset,
+        fde.instructions_offset + fde.instructions.len(),
+        None,
+    );
+    let (loc, row) = (m.loc, m.row);
+    if let Some(f) = m.on_row {
+        f(loc, body.is_ok().then_some(&row));
+    }
 }

@@ -400,6 +400,7 @@ fn pointer_encodings_of_fdes_and_the_hdr_table() {
             avma: hdr_avma,
         }),
         eh_frame: Some(asm.section()),
+        compiled: None,
     };
     for &(begin, _) in &fdes {
         for pc in [begin, begin + 0x7f] {

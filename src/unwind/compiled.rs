@@ -1,0 +1,145 @@
+//! Unwind rules compiled ahead, per module: when the sampler thread copies a module's unwind
+//! sections it also runs every FDE's CFA program once and writes, for each address range, the
+//! compact [`Rule`] in force there (or that only the interpreter can tell, or that no FDE
+//! covers it). The handler then finds a frame's rule by one binary search instead of finding
+//! its FDE, parsing its CIE and running its program.
+//!
+//! An entry is a `u64`: the range's start as an offset from the module's base in the high 32
+//! bits, the packed rule (or [`INTERPRET`], [`NO_FDE`]) in the low 32. Entries are sorted by
+//! start and a range lasts until the next entry's start; the rule at an address is the last
+//! entry starting at or before it, exactly as [`super::cfi::program::row_at`] finds the row.
+
+use super::cfi::cie_fde::parse_fde;
+use super::cfi::eh_frame_hdr::EhFrameHdr;
+use super::cfi::program::for_each_row;
+use super::cfi::ModuleSections;
+use super::Rule;
+
+/// Only the interpreter can tell (a signal frame, a rule no compact [`Rule`] holds, or
+/// unwind information it would reject): look the FDE up and run its program.
+pub const INTERPRET: u32 = 1 << 15;
+/// No FDE covers the address: unwind by frame pointers.
+pub const NO_FDE: u32 = 2 << 15;
+
+/// A module's compiled rules, as the handler reads them.
+#[derive(Debug, Clone, Copy)]
+pub struct Compiled<'a> {
+    /// The address offsets count from.
+    pub base: u64,
+    /// The entries, sorted by start.
+    pub entries: &'a [u64],
+}
+
+impl Compiled<'_> {
+    /// The packed rule (or [`INTERPRET`], [`NO_FDE`]) at `pc`, or `None` before the first
+    /// FDE and outside the module.
+    ///
+    /// # Signal safety
+    /// Async-signal-safe: a binary search.
+    pub fn lookup(&self, pc: u64) -> Option<u32> {
+        let offset = u32::try_from(pc.checked_sub(self.base)?).ok()?;
+        let i = self
+            .entries
+            .partition_point(|e| (e >> 32) as u32 <= offset);
+        Some(*self.entries.get(i.checked_sub(1)?)? as u32)
+    }
+}
+
+/// Writes a module's entries: a pending one is held back so that a later row starting at the
+/// same address replaces it and an equal neighbour merges into it.
+struct Emitter<'e> {
+    base: u64,
+    pending: Option<(u32, u32)>,
+    ok: bool,
+    emit: &'e mut dyn FnMut(u64),
+}
+
+impl Emitter<'_> {
+    fn put(&mut self, start: u64, packed: u32) {
+        let Some(offset) = start
+            .checked_sub(self.base)
+            .and_then(|o| u32::try_from(o).ok())
+        else {
+            self.ok = false;
+            return;
+        };
+        match self.pending {
+            Some((at, _)) if offset < at => self.ok = false,
+            Some((at, _)) if offset == at => self.pending = Some((at, packed)),
+            Some((_, rule)) if rule == packed => {}
+            _ => {
+                self.flush();
+                self.pending = Some((offset, packed));
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if let (true, Some((at, rule))) = (self.ok, self.pending.take()) {
+            (self.emit)((at as u64) << 32 | rule as u64);
+        }
+    }
+}
+
+/// Compiles the module whose sections are `m` and whose offsets count from `base`, calling
+/// `emit` with each entry in order. Returns `false` when it cannot be compiled (no sorted
+/// table in `.eh_frame_hdr`, FDEs out of order or overlapping, a module over 4 GiB): then the
+/// entries given mean nothing and the module is interpreted.
+///
+/// # Signal safety
+/// Not called from the handler: the sampler thread compiles modules as they load.
+pub fn compile(m: &ModuleSections<'_>, base: u64, emit: &mut dyn FnMut(u64)) -> bool {
+    let (Some(hdr), Some(eh_frame)) = (m.eh_frame_hdr, m.eh_frame) else {
+        return false;
+    };
+    let Ok(hdr) = EhFrameHdr::parse(hdr) else {
+        return false;
+    };
+    if !hdr.has_table() {
+        return false;
+    }
+    let mut out = Emitter {
+        base,
+        pending: None,
+        ok: true,
+        emit,
+    };
+    let mut prev_end = None;
+    for i in 0..hdr.entry_count() {
+        let Ok((start, fde_avma)) = hdr.entry(i) else {
+            return false;
+        };
+        let fde = eh_frame
+            .offset_of(fde_avma)
+            .and_then(|offset| parse_fde(eh_frame, offset).ok())
+            .filter(|fde| fde.pc_begin == start);
+        let Some(fde) = fde else {
+            // The interpreter rejects this entry for every address it is found for.
+            out.put(start, INTERPRET);
+            prev_end = None;
+            continue;
+        };
+        if let Some(end) = prev_end.filter(|&end| fde.pc_begin > end) {
+            out.put(end, NO_FDE);
+        }
+        if fde.cie.signal_frame {
+            out.put(fde.pc_begin, INTERPRET);
+        } else {
+            for_each_row(eh_frame, &fde, &mut |at, row| {
+                if at >= fde.pc_end {
+                    return;
+                }
+                let packed = row
+                    .and_then(|row| Rule::from_row(&fde, row))
+                    .map_or(INTERPRET, Rule::pack);
+                out.put(at, packed);
+            });
+        }
+        prev_end = Some(fde.pc_end);
+    }
+    if let Some(end) = prev_end {
+        out.put(end, NO_FDE);
+    }
+    out.flush();
+    out.ok
+}
