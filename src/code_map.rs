@@ -376,6 +376,9 @@ impl CodeLookup for CodeTable<'_> {
 ///
 /// # Safety
 /// `e.copy` must be a live copy of `e`'s sections (made by `copy_sections`).
+///
+/// # Signal safety
+/// Async-signal-safe: builds slices over vignette's own mapping.
 unsafe fn copied_sections(e: &CodeEntry) -> ModuleSections<'_> {
     let section = |at: u64, [avma, len]: [u64; 2]| {
         (len > 0).then(|| Section {
@@ -470,9 +473,7 @@ mod tests {
     /// compiled rules, the compiled rule is what interpreting the FDE gives.
     #[test]
     fn compiled_rules_equal_the_interpreter_everywhere() {
-        use crate::unwind::cfi::{find_fde, program::row_at};
-        use crate::unwind::compiled::{INTERPRET, NO_FDE};
-        use crate::unwind::Rule;
+        use crate::unwind::compiled::interpreted;
         let _g = crate::modules::tests::loader_lock();
         let map = CodeMap::new(512).unwrap();
         let mut modules = ModuleMap::new(512, 65536).unwrap();
@@ -484,20 +485,11 @@ mod tests {
                     let Some(s) = t.sections(e.start) else { continue };
                     let Some(c) = s.compiled else { continue };
                     compiled_modules += 1;
-                    let plain = ModuleSections { compiled: None, ..s };
                     let ends = c.entries.iter().map(|x| c.base + (x >> 32));
                     let nexts = ends.clone().skip(1).chain([e.end]);
                     for (lo, hi) in ends.zip(nexts) {
                         for pc in [lo, lo + (hi - lo) / 2, hi.saturating_sub(1).max(lo)] {
-                            let want = match find_fde(&plain, pc) {
-                                Ok(None) => NO_FDE,
-                                Ok(Some(fde)) if fde.cie.signal_frame => INTERPRET,
-                                Ok(Some(fde)) => match row_at(plain.eh_frame.unwrap(), &fde, pc) {
-                                    Ok(row) => Rule::from_row(&fde, &row).map_or(INTERPRET, Rule::pack),
-                                    Err(_) => INTERPRET,
-                                },
-                                Err(_) => INTERPRET,
-                            };
+                            let want = interpreted(&s, pc);
                             assert_eq!(c.lookup(pc), Some(want), "at {pc:#x} in [{lo:#x}, {hi:#x})");
                             checked += 1;
                         }

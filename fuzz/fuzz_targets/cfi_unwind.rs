@@ -5,10 +5,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use vignette::unwind::cfi::{ModuleSections, Section};
-use vignette::unwind::cfi::find_fde;
-use vignette::unwind::cfi::program::row_at;
-use vignette::unwind::compiled::{compile, Compiled, INTERPRET, NO_FDE};
-use vignette::unwind::{walk, CodeLookup, Regs, Rule, RuleCache, SliceStack};
+use vignette::unwind::compiled::{compile, interpreted, Compiled};
+use vignette::unwind::{walk, CodeLookup, Regs, RuleCache, SliceStack};
 
 struct OneModule<'a>(ModuleSections<'a>);
 
@@ -53,15 +51,7 @@ fuzz_target!(|data: &[u8]| {
         let probes = (0..8).map(|i| 0x1000 + word(8).rotate_left(i * 8) % 0x2_0000);
         for pc in frames.iter().copied().chain(probes) {
             let Some(got) = compiled.lookup(pc) else { continue };
-            let want = match find_fde(&sections, pc) {
-                Ok(None) => NO_FDE,
-                Ok(Some(fde)) if fde.cie.signal_frame => INTERPRET,
-                Ok(Some(fde)) => match row_at(sections.eh_frame.unwrap(), &fde, pc) {
-                    Ok(row) => Rule::from_row(&fde, &row).map_or(INTERPRET, Rule::pack),
-                    Err(_) => INTERPRET,
-                },
-                Err(_) => INTERPRET,
-            };
+            let want = interpreted(&sections, pc);
             assert_eq!(got, want, "at {pc:#x}");
         }
     }

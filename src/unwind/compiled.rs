@@ -11,8 +11,8 @@
 
 use super::cfi::cie_fde::parse_fde;
 use super::cfi::eh_frame_hdr::EhFrameHdr;
-use super::cfi::program::for_each_row;
-use super::cfi::ModuleSections;
+use super::cfi::program::{for_each_row, row_at};
+use super::cfi::{find_fde, ModuleSections};
 use super::Rule;
 
 /// Only the interpreter can tell (a signal frame, a rule no compact [`Rule`] holds, or
@@ -42,6 +42,24 @@ impl Compiled<'_> {
             .entries
             .partition_point(|e| (e >> 32) as u32 <= offset);
         Some(*self.entries.get(i.checked_sub(1)?)? as u32)
+    }
+}
+
+/// The packed rule (or [`INTERPRET`], [`NO_FDE`]) interpreting `m`'s FDE for `pc` gives: what
+/// the compiled entry for `pc` must say (the tests' and the fuzz target's oracle).
+pub fn interpreted(m: &ModuleSections<'_>, pc: u64) -> u32 {
+    let plain = ModuleSections {
+        compiled: None,
+        ..*m
+    };
+    match find_fde(&plain, pc) {
+        Ok(None) => NO_FDE,
+        Ok(Some(fde)) if fde.cie.signal_frame => INTERPRET,
+        Ok(Some(fde)) => match plain.eh_frame.map(|eh| row_at(eh, &fde, pc)) {
+            Some(Ok(row)) => Rule::from_row(&fde, &row).map_or(INTERPRET, Rule::pack),
+            _ => INTERPRET,
+        },
+        Err(_) => INTERPRET,
     }
 }
 

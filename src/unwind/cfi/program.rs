@@ -106,7 +106,35 @@ struct Machine<'a> {
     fde: &'a Fde<'a>,
 }
 
-impl Machine<'_> {
+impl<'a> Machine<'a> {
+    /// A machine at the start of `fde`, its CIE's initial instructions run.
+    fn after_cie(eh_frame: Section<'_>, fde: &'a Fde<'a>) -> R<Self> {
+        let empty = Row {
+            cfa: CfaRule::RegOffset {
+                reg: Regs::SP,
+                offset: 0,
+            },
+            regs: [RegRule::SameValue; Regs::COUNT],
+        };
+        let mut m = Machine {
+            on_row: None,
+            row: empty,
+            initial: empty,
+            stack: ArrayVec::new(),
+            loc: fde.pc_begin,
+            fde,
+        };
+        let cie = &fde.cie;
+        m.run(
+            eh_frame,
+            cie.instructions_offset,
+            cie.instructions_offset + cie.instructions.len(),
+            None,
+        )?;
+        m.initial = m.row;
+        Ok(m)
+    }
+
     /// Runs instructions from `start` to `end` of the section. Returns `true` if execution
     /// stopped because the location passed `pc`.
     fn run(&mut self, sec: Section<'_>, start: usize, end: usize, pc: Option<u64>) -> R<bool> {
@@ -260,29 +288,7 @@ impl Machine<'_> {
 /// Async-signal-safe: fixed-size state (a remember stack of [`REMEMBER_DEPTH`] rows), bounded
 /// by the instruction bytes.
 pub fn row_at(eh_frame: Section<'_>, fde: &Fde<'_>, pc: u64) -> R<Row> {
-    let empty = Row {
-        cfa: CfaRule::RegOffset {
-            reg: Regs::SP,
-            offset: 0,
-        },
-        regs: [RegRule::SameValue; Regs::COUNT],
-    };
-    let mut m = Machine {
-        on_row: None,
-        row: empty,
-        initial: empty,
-        stack: ArrayVec::new(),
-        loc: fde.pc_begin,
-        fde,
-    };
-    let cie = &fde.cie;
-    m.run(
-        eh_frame,
-        cie.instructions_offset,
-        cie.instructions_offset + cie.instructions.len(),
-        None,
-    )?;
-    m.initial = m.row;
+    let mut m = Machine::after_cie(eh_frame, fde)?;
     m.run(
         eh_frame,
         fde.instructions_offset,
@@ -300,33 +306,10 @@ pub fn row_at(eh_frame: Section<'_>, fde: &Fde<'_>, pc: u64) -> R<Row> {
 /// # Signal safety
 /// Not called from the handler (the sampler thread compiles modules as they load).
 pub fn for_each_row<'a>(eh_frame: Section<'_>, fde: &'a Fde<'a>, f: &'a mut RowSink<'a>) {
-    let empty = Row {
-        cfa: CfaRule::RegOffset {
-            reg: Regs::SP,
-            offset: 0,
-        },
-        regs: [RegRule::SameValue; Regs::COUNT],
-    };
-    let mut m = Machine {
-        on_row: None,
-        row: empty,
-        initial: empty,
-        stack: ArrayVec::new(),
-        loc: fde.pc_begin,
-        fde,
-    };
-    let cie = &fde.cie;
-    let init = m.run(
-        eh_frame,
-        cie.instructions_offset,
-        cie.instructions_offset + cie.instructions.len(),
-        None,
-    );
-    if init.is_err() {
+    let Ok(mut m) = Machine::after_cie(eh_frame, fde) else {
         f(fde.pc_begin, None);
         return;
-    }
-    m.initial = m.row;
+    };
     m.on_row = Some(f);
     let body = m.run(
         eh_frame,
