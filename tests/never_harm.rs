@@ -552,7 +552,9 @@ fn a_library_loaded_where_another_was_is_its_own_module() {
             wrong, 0,
             "{thread}: samples of {want} attributed to {other}"
         );
-        assert!(unknown * 10 <= leaves.len(), "{thread}: {unknown} unknown");
+        // Samples in a library loaded since the sampler thread last looked at the loader (every
+        // 10 ms with the kernel-timed backends) have no module yet: up to a fifth here.
+        assert!(unknown * 5 <= leaves.len(), "{thread}: {unknown} unknown");
     }
     done.store(true, Relaxed);
 }
