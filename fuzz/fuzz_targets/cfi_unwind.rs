@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use vignette::unwind::cfi::{ModuleSections, Section};
-use vignette::unwind::compiled::{compile, interpreted, Compiled};
+use vignette::unwind::compiled::{compile, interpreted, Compiled, INTERPRET};
 use vignette::unwind::{walk, CodeLookup, Regs, RuleCache, SliceStack};
 
 struct OneModule<'a>(ModuleSections<'a>);
@@ -43,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(frames[0], regs.ip());
     }
     // Compiled ahead, the rule at every address the walk looked up, and at addresses from the
-    // input, is the one interpreting the FDE gives.
+    // input, is the one interpreting the FDE gives, or "interpret".
     let mut entries = Vec::new();
     if compile(&sections, 0x1000, &mut |e| entries.push(e)) {
         assert!(entries.windows(2).all(|w| w[0] >> 32 < w[1] >> 32), "sorted, no repeats");
@@ -52,7 +52,9 @@ fuzz_target!(|data: &[u8]| {
         for pc in frames.iter().copied().chain(probes) {
             let Some(got) = compiled.lookup(pc) else { continue };
             let want = interpreted(&sections, pc);
-            assert_eq!(got, want, "at {pc:#x}");
+            // "Interpret" is always allowed (the walker then does what the interpreter does,
+            // e.g. for an FDE the table misplaces); any other answer must be the interpreter's.
+            assert!(got == INTERPRET || got == want, "at {pc:#x}: {got:#x}, interpreting gives {want:#x}");
         }
     }
 });
