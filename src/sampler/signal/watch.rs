@@ -12,6 +12,10 @@ use crate::collector::{Collector, Scan, SlotState};
 use crate::sys::mem::Zeroed;
 use crate::sys::threads::{ExitWatch, ThreadCount};
 
+/// Whether listings may be skipped when nothing says the threads changed (off: see
+/// `scan_if_changed`).
+const LISTING_SKIPS: bool = false;
+
 /// How often the thread list is read even when nothing says it changed.
 const FULL_LISTING_NS: u64 = 2_000_000_000;
 
@@ -61,7 +65,11 @@ impl ThreadWatch {
         now: u64,
         interval_ns: u64,
     ) -> Option<(Scan, u64)> {
-        let quiet = self.all_watched
+        // Skipping listings missed threads that replace one another (tests/robustness.rs:
+        // short-lived threads spawned one after another keep the count and are never
+        // tracked, so no exit fires): listed at every look until that is solved.
+        let quiet = LISTING_SKIPS
+            && self.all_watched
             && now < self.listed_at + FULL_LISTING_NS
             && self.count.as_ref().and_then(ThreadCount::read) == Some(self.listed)
             && !self.exits.as_ref().is_some_and(ExitWatch::any_exited);
