@@ -1,10 +1,9 @@
-//! Which threads the sampler thread tracks, found without listing them all the time: reading
-//! `/proc/self/task` costs about 0.4 µs per thread, so with thousands of idle threads a
-//! listing every few milliseconds would cost more than sampling. The thread list is read
-//! again when the thread count (one read of `/proc/self/status`, whatever the number of
-//! threads) changes, when a tracked thread exits (each is watched by a `pidfd` in one epoll
-//! set: one `epoll_wait` tells), and every [`FULL_LISTING_NS`] in any case. Where threads
-//! cannot be watched (kernels before 6.9, no descriptors left), it is read at every look.
+//! Which threads the sampler thread tracks, and what it holds for each (its kernel timer).
+//! Reading `/proc/self/task` costs about 0.4 µs per thread; the means to skip listings when
+//! nothing changed are here (the thread count from one `fstat`, a `pidfd` per thread in one
+//! epoll set for exits, a listing every [`FULL_LISTING_NS`] in any case), but switched off
+//! ([`LISTING_SKIPS`]): they missed threads that replace one another, so the list is read at
+//! every look, and no count or exit descriptors are opened.
 
 use super::timed::{Arming, TimerRec};
 use super::Shared;
@@ -49,8 +48,9 @@ impl ThreadWatch {
         ThreadWatch {
             listed,
             listed_at: now,
-            count: ThreadCount::open(),
-            exits: ExitWatch::new(),
+            // Only needed to skip listings: no descriptors while that is off.
+            count: LISTING_SKIPS.then(ThreadCount::open).flatten(),
+            exits: LISTING_SKIPS.then(ExitWatch::new).flatten(),
             all_watched: false,
         }
     }
