@@ -24,6 +24,8 @@ pub(crate) struct Scan {
     pub changed: bool,
     /// The threads listed, the skipped one included.
     pub listed: usize,
+    /// Live threads listed that found no slot (not tracked, so not watched either).
+    pub untracked: usize,
 }
 
 /// A live thread being sampled: its index is the slot its signals carry.
@@ -104,8 +106,8 @@ impl Collector {
         let mut scan = Scan {
             changed: false,
             listed: 0,
+            untracked: 0,
         };
-        let mut untracked = 0u64;
         let complete = threads::for_each_thread(|tid| {
             scan.listed += 1;
             if tid == skip {
@@ -115,11 +117,11 @@ impl Collector {
                 Some(i) => self.slots[i].seen_epoch = self.epoch,
                 None => match self.assign_slot(tid, new_cpu_mark(tid)) {
                     Some(_) => scan.changed = true,
-                    None => untracked += 1,
+                    None => scan.untracked += 1,
                 },
             }
         });
-        self.lost.threads_over_capacity += untracked * missed_each;
+        self.lost.threads_over_capacity += scan.untracked as u64 * missed_each;
         if complete {
             let epoch = self.epoch;
             for i in 0..self.slots_len {

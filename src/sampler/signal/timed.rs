@@ -5,7 +5,7 @@
 
 use core::sync::atomic::Ordering::*;
 
-use super::watch::{ThreadWatch, Tracked};
+use super::watch::{Descriptors, ThreadWatch, Tracked};
 use super::{drain, Job, Shared, Token};
 use crate::collector::{Collector, SlotRec};
 use crate::profile::Backend;
@@ -88,9 +88,17 @@ impl Arming {
     /// Arms a timer for the thread of slot `i`: a perf event (backend `PerfEvents`, with a
     /// descriptor the handler's table covers), else a CPU timer; the CPU the thread used
     /// before (since the session began, or since it was born) is sampled once now, weighted
-    /// by its intervals, as the sampler thread would. Returns whether the thread is timed (or
-    /// found gone, and marked so).
-    pub fn arm(&self, shared: &Shared, c: &mut Collector, i: usize, t: &mut Tracked) -> bool {
+    /// by its intervals, as the sampler thread would. A perf event's descriptor comes out of
+    /// `fds`; with none to spare the thread gets a CPU timer. Returns whether the thread is
+    /// timed (or found gone, and marked so).
+    pub fn arm(
+        &self,
+        shared: &Shared,
+        c: &mut Collector,
+        i: usize,
+        t: &mut Tracked,
+        fds: &Descriptors,
+    ) -> bool {
         let Some(&SlotRec { tid, cpu_mark, .. }) = c.slots.get(i) else {
             return false;
         };
@@ -98,7 +106,7 @@ impl Arming {
         let before = time::thread_cpu_ns(tid)
             .unwrap_or(0)
             .saturating_sub(cpu_mark);
-        let timed = self.start_timer(shared, c, i, tid, t);
+        let timed = self.start_timer(shared, c, i, tid, t, fds);
         if t.timer != TimerRec::NONE {
             let due = before / self.interval_ns.max(1);
             if due > 0 {
@@ -122,6 +130,7 @@ impl Arming {
         i: usize,
         tid: i32,
         t: &mut Tracked,
+        fds: &Descriptors,
     ) -> bool {
         let token = Token {
             generation: self.generation as u16,
@@ -129,11 +138,12 @@ impl Arming {
             weight: 1,
         }
         .pack();
-        if self.backend == Backend::PerfEvents {
+        if self.backend == Backend::PerfEvents && fds.may_open() {
             if let Some(d) = shared.delivered.get(i) {
                 d.0.store(0, Relaxed);
             }
             match thread_timer::open_perf_event(tid, self.interval_ns, self.signal) {
+                Ok(fd) if !fds.hold(fd) => thread_timer::close_perf_event(fd),
                 Ok(fd) => {
                     if let Some(entry) = shared.perf_tokens.get(fd as usize) {
                         entry.store(token, Release);
@@ -149,6 +159,7 @@ impl Arming {
                         entry.store(0, Release);
                     }
                     thread_timer::close_perf_event(fd);
+                    fds.let_go();
                 }
                 Err(libc::ESRCH) => {
                     c.mark_dead(i);
@@ -177,13 +188,21 @@ impl Arming {
 
     /// Takes slot `i`'s timer away. A perf event's intervals that produced no sample (its
     /// signals were blocked, or arrived while one was pending) are counted as unanswered.
-    pub fn disarm(&self, shared: &Shared, c: &mut Collector, i: usize, t: &mut Tracked) {
+    pub fn disarm(
+        &self,
+        shared: &Shared,
+        c: &mut Collector,
+        i: usize,
+        t: &mut Tracked,
+        fds: &Descriptors,
+    ) {
         let timer = core::mem::replace(&mut t.timer, TimerRec::NONE);
         match timer.kind {
             TimerKind::None => {}
             TimerKind::CpuTimer => thread_timer::delete_cpu_timer(timer.handle),
             TimerKind::PerfEvent => {
                 let fd = timer.handle;
+                fds.let_go();
                 if let Some(entry) = shared.perf_tokens.get(fd as usize) {
                     entry.store(0, Release);
                 }

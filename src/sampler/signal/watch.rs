@@ -1,19 +1,26 @@
-//! Which threads the sampler thread tracks, and what it holds for each (its kernel timer).
-//! Reading `/proc/self/task` costs about 0.4 µs per thread; the means to skip listings when
-//! nothing changed are here (the thread count from one `fstat`, a `pidfd` per thread in one
-//! epoll set for exits, a listing every [`FULL_LISTING_NS`] in any case), but switched off
-//! ([`LISTING_SKIPS`]): they missed threads that replace one another, so the list is read at
-//! every look, and no count or exit descriptors are opened.
+//! Which threads the sampler thread tracks, and what it holds for each (its kernel timer, the
+//! descriptor watching for its exit).
+//!
+//! Reading `/proc/self/task` costs about 0.4 µs per thread, so the list is read only when
+//! something says the threads changed: the thread count (one `fstat` of the directory: its
+//! link count) differs from the last listing's, or a tracked thread exited (a `pidfd` per
+//! thread, `PIDFD_THREAD`, in one epoll set), and every [`FULL_LISTING_NS`] in any case.
+//! A thread born after a listing raises the count unless another thread ended meanwhile, and
+//! every thread the listing found is watched for its exit, so a birth never hides behind a
+//! death. Where a listed thread is not watched (no slot, no descriptor left, a kernel
+//! before 6.9), the list is read at every look.
+//!
+//! Descriptors are the application's too: the sampler holds at most a quarter of the
+//! process's limit, never one numbered in its upper half ([`Descriptors`]).
+
+use core::cell::Cell;
 
 use super::timed::{Arming, TimerRec};
 use super::Shared;
 use crate::collector::{Collector, Scan, SlotState};
+use crate::sys::fs;
 use crate::sys::mem::Zeroed;
 use crate::sys::threads::{ExitWatch, ThreadCount};
-
-/// Whether listings may be skipped when nothing says the threads changed (off: see
-/// `scan_if_changed`).
-const LISTING_SKIPS: bool = false;
 
 /// How often the thread list is read even when nothing says it changed.
 const FULL_LISTING_NS: u64 = 2_000_000_000;
@@ -32,26 +39,69 @@ pub(crate) struct Tracked {
 // SAFETY: integers, and a TimerRec whose zero is "no timer".
 unsafe impl Zeroed for Tracked {}
 
+/// The descriptors the sampler thread holds for threads (perf events, exit watches): at most
+/// a quarter of the process's descriptor limit, and none numbered in its upper half, so the
+/// application keeps the descriptors it counts on. Threads beyond get a CPU timer (no
+/// descriptor) and no exit watch.
+pub(crate) struct Descriptors {
+    limit: usize,
+    held: Cell<usize>,
+}
+
+impl Descriptors {
+    /// A budget from the process's limit now.
+    pub fn new() -> Descriptors {
+        Descriptors {
+            limit: fs::descriptor_limit(),
+            held: Cell::new(0),
+        }
+    }
+
+    /// Whether one more may be opened.
+    pub fn may_open(&self) -> bool {
+        self.held.get() < self.limit / 4
+    }
+
+    /// Counts `fd`, just opened, as held; `false` (the caller closes it) if its number is in
+    /// the upper half of the limit: the application's own descriptors are running out.
+    pub fn hold(&self, fd: i32) -> bool {
+        let keep = (fd as usize) < self.limit / 2;
+        if keep {
+            self.held.set(self.held.get() + 1);
+        }
+        keep
+    }
+
+    /// A held descriptor was closed (or is no longer the sampler's).
+    pub fn let_go(&self) {
+        self.held.set(self.held.get().saturating_sub(1));
+    }
+}
+
 /// Decides when the thread list is read again, and keeps each tracked thread's [`Tracked`].
 pub(crate) struct ThreadWatch {
     listed: usize,
     listed_at: u64,
     count: Option<ThreadCount>,
     exits: Option<ExitWatch>,
-    /// Every live thread is watched for its exit.
+    /// Every live thread the last listing found is tracked and watched for its exit.
     all_watched: bool,
+    /// Live threads the last listing found no slot for.
+    untracked: usize,
+    fds: Descriptors,
 }
 
 impl ThreadWatch {
     /// A watch after a listing at `now` that found `listed` threads.
-    pub fn new(listed: usize, now: u64) -> ThreadWatch {
+    pub fn new(scan: Scan, now: u64) -> ThreadWatch {
         ThreadWatch {
-            listed,
+            listed: scan.listed,
             listed_at: now,
-            // Only needed to skip listings: no descriptors while that is off.
-            count: LISTING_SKIPS.then(ThreadCount::open).flatten(),
-            exits: LISTING_SKIPS.then(ExitWatch::new).flatten(),
+            count: ThreadCount::open(),
+            exits: ExitWatch::new(),
             all_watched: false,
+            untracked: scan.untracked,
+            fds: Descriptors::new(),
         }
     }
 
@@ -65,11 +115,10 @@ impl ThreadWatch {
         now: u64,
         interval_ns: u64,
     ) -> Option<(Scan, u64)> {
-        // Skipping listings missed threads that replace one another (tests/robustness.rs:
-        // short-lived threads spawned one after another keep the count and are never
-        // tracked, so no exit fires): listed at every look until that is solved.
-        let quiet = LISTING_SKIPS
-            && self.all_watched
+        // Threads that replace one another keep the count: the exit of the one replaced
+        // says so (tests/backends.rs, threads_that_replace_one_another_are_each_found).
+        let quiet = self.all_watched
+            && self.untracked == 0
             && now < self.listed_at + FULL_LISTING_NS
             && self.count.as_ref().and_then(ThreadCount::read) == Some(self.listed)
             && !self.exits.as_ref().is_some_and(ExitWatch::any_exited);
@@ -79,6 +128,7 @@ impl ThreadWatch {
         let missed_each = (now.saturating_sub(self.listed_at) / interval_ns).max(1);
         let scan = c.scan_threads(me, missed_each, |_| 0);
         self.listed = scan.listed;
+        self.untracked = scan.untracked;
         self.listed_at = now;
         Some((scan, missed_each))
     }
@@ -103,26 +153,36 @@ impl ThreadWatch {
             };
             let live = slot.state == SlotState::Live;
             if t.tid != 0 && (!live || t.tid != slot.tid) {
-                release(shared, c, i, t, arming);
+                release(shared, c, i, t, arming, &self.fds);
             }
             if !live {
                 continue;
             }
-            if t.tid == 0 {
-                t.tid = slot.tid;
-                t.exit_fd = match self.exits.as_ref().and_then(|w| w.watch(slot.tid)) {
-                    Some(fd) => fd + 1,
-                    None => 0,
-                };
-            }
-            all_watched &= t.exit_fd != 0;
             if let Some(arming) = arming {
-                if t.timer == TimerRec::NONE && !arming.arm(shared, c, i, t) {
+                if t.timer == TimerRec::NONE && !arming.arm(shared, c, i, t, &self.fds) {
                     c.lost.threads_over_capacity += missed_each;
                 }
             }
+            if t.tid == 0 {
+                t.tid = slot.tid;
+                t.exit_fd = self.watch_exit(slot.tid).map_or(0, |fd| fd + 1);
+            }
+            all_watched &= t.exit_fd != 0;
         }
         self.all_watched = all_watched;
+    }
+
+    /// A descriptor watching thread `tid` for its exit, within the budget.
+    fn watch_exit(&self, tid: i32) -> Option<i32> {
+        if !self.fds.may_open() {
+            return None;
+        }
+        let fd = self.exits.as_ref()?.watch(tid)?;
+        if !self.fds.hold(fd) {
+            ExitWatch::forget(fd);
+            return None;
+        }
+        Some(fd)
     }
 
     /// Lets go of everything held for every thread (the session ends).
@@ -135,19 +195,27 @@ impl ThreadWatch {
     ) {
         for (i, t) in tracked.iter_mut().enumerate().take(c.slots_len) {
             if t.tid != 0 {
-                release(shared, c, i, t, arming);
+                release(shared, c, i, t, arming, &self.fds);
             }
         }
     }
 }
 
 /// Lets go of what is held for the thread of slot `i`: its exit watch and its timer.
-fn release(shared: &Shared, c: &mut Collector, i: usize, t: &mut Tracked, arming: Option<&Arming>) {
+fn release(
+    shared: &Shared,
+    c: &mut Collector,
+    i: usize,
+    t: &mut Tracked,
+    arming: Option<&Arming>,
+    fds: &Descriptors,
+) {
     if t.exit_fd != 0 {
         ExitWatch::forget(t.exit_fd - 1);
+        fds.let_go();
     }
     if let Some(arming) = arming {
-        arming.disarm(shared, c, i, t);
+        arming.disarm(shared, c, i, t, fds);
     }
     *t = Tracked {
         tid: 0,

@@ -102,6 +102,20 @@ pub fn set_errno(value: i32) {
     unsafe { *libc::__errno_location() = value };
 }
 
+/// The process's soft limit on open descriptors (`RLIMIT_NOFILE`), at most `u32::MAX`; 0 if
+/// it cannot be read.
+pub fn descriptor_limit() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: lim is a valid rlimit for the kernel to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 0;
+    }
+    lim.rlim_cur.min(u32::MAX as libc::rlim_t) as usize
+}
+
 /// Reads the target of the symbolic link `path` into `buf`; returns its length.
 pub fn readlink(path: &CStr, buf: &mut [u8]) -> Option<usize> {
     // SAFETY: path is NUL-terminated and buf is valid for buf.len() bytes.
