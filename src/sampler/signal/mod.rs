@@ -81,11 +81,12 @@ fn run(job: &mut Job, shared: &Shared) {
     let me = threads::gettid();
     let c = &mut job.collector;
     // Threads alive now start their CPU accounting now; threads born later, at zero.
+    let last_pid = ThreadWatch::last_pid_now();
     let scan = c.scan_threads(me, 1, |tid| time::thread_cpu_ns(tid).unwrap_or(0));
     c.reset_cpu_marks();
     shared.stacks.refresh();
     shared.refresh_modules(&mut c.modules, false);
-    let mut watch = ThreadWatch::new(scan, time::monotonic_ns());
+    let mut watch = ThreadWatch::new(scan, last_pid, time::monotonic_ns());
     match job.backend {
         Backend::PerfEvents | Backend::CpuTimers => timed::run(job, shared, me, &mut watch),
         _ => {

@@ -2,13 +2,14 @@
 //! descriptor watching for its exit).
 //!
 //! Reading `/proc/self/task` costs about 0.4 µs per thread, so the list is read only when
-//! something says the threads changed: the thread count (one `fstat` of the directory: its
-//! link count) differs from the last listing's, or a tracked thread exited (a `pidfd` per
-//! thread, `PIDFD_THREAD`, in one epoll set), and every [`FULL_LISTING_NS`] in any case.
-//! A thread born after a listing raises the count unless another thread ended meanwhile, and
-//! every thread the listing found is watched for its exit, so a birth never hides behind a
-//! death. Where a listed thread is not watched (no slot, no descriptor left, a kernel
-//! before 6.9), the list is read at every look.
+//! something says the threads changed, and every [`FULL_LISTING_NS`] in any case. The thread
+//! count (one `fstat` of the directory: its link count) must equal the last listing's, and
+//! then either no id was given out in the pid namespace since (`ns_last_pid`: no birth, so
+//! no death either), or no thread the listing found has exited (a `pidfd` per thread,
+//! `PIDFD_THREAD`, in one epoll set): a thread born after a listing raises the count unless
+//! another ended meanwhile, so a birth never hides behind a death. Where neither can be told
+//! (a listed thread without a slot or an exit watch, and ids given out elsewhere in the
+//! namespace), the list is read.
 //!
 //! Descriptors are the application's too: the sampler holds at most a quarter of the
 //! process's limit, never one numbered in its upper half ([`Descriptors`]).
@@ -20,7 +21,7 @@ use super::Shared;
 use crate::collector::{Collector, Scan, SlotState};
 use crate::sys::fs;
 use crate::sys::mem::Zeroed;
-use crate::sys::threads::{ExitWatch, ThreadCount};
+use crate::sys::threads::{ExitWatch, LastPid, ThreadCount};
 
 /// How often the thread list is read even when nothing says it changed.
 const FULL_LISTING_NS: u64 = 2_000_000_000;
@@ -83,6 +84,9 @@ pub(crate) struct ThreadWatch {
     listed: usize,
     listed_at: u64,
     count: Option<ThreadCount>,
+    /// The namespace's last id given out, read just before the last listing.
+    last_pid: Option<LastPid>,
+    last_pid_listed: Option<i32>,
     exits: Option<ExitWatch>,
     /// Every live thread the last listing found is tracked and watched for its exit.
     all_watched: bool,
@@ -92,12 +96,15 @@ pub(crate) struct ThreadWatch {
 }
 
 impl ThreadWatch {
-    /// A watch after a listing at `now` that found `listed` threads.
-    pub fn new(scan: Scan, now: u64) -> ThreadWatch {
+    /// A watch after a listing at `now` (`scan`) made after `last_pid_listed` was read
+    /// ([`ThreadWatch::last_pid_now`]).
+    pub fn new(scan: Scan, last_pid_listed: Option<i32>, now: u64) -> ThreadWatch {
         ThreadWatch {
             listed: scan.listed,
             listed_at: now,
             count: ThreadCount::open(),
+            last_pid: LastPid::open(),
+            last_pid_listed,
             exits: ExitWatch::new(),
             all_watched: false,
             untracked: scan.untracked,
@@ -115,17 +122,20 @@ impl ThreadWatch {
         now: u64,
         interval_ns: u64,
     ) -> Option<(Scan, u64)> {
-        // Threads that replace one another keep the count: the exit of the one replaced
-        // says so (tests/backends.rs, threads_that_replace_one_another_are_each_found).
-        let quiet = self.all_watched
-            && self.untracked == 0
+        // Threads that replace one another keep the count: no id given out, or no exit of a
+        // listed thread, says none did (tests/backends.rs,
+        // threads_that_replace_one_another_are_each_found).
+        let last_pid = self.last_pid.as_ref().and_then(LastPid::read);
+        let quiet = self.untracked == 0
             && now < self.listed_at + FULL_LISTING_NS
             && self.count.as_ref().and_then(ThreadCount::read) == Some(self.listed)
-            && !self.exits.as_ref().is_some_and(ExitWatch::any_exited);
+            && ((last_pid.is_some() && last_pid == self.last_pid_listed)
+                || (self.all_watched && !self.exits.as_ref().is_some_and(ExitWatch::any_exited)));
         if quiet {
             return None;
         }
         let missed_each = (now.saturating_sub(self.listed_at) / interval_ns).max(1);
+        self.last_pid_listed = last_pid;
         let scan = c.scan_threads(me, missed_each, |_| 0);
         self.listed = scan.listed;
         self.untracked = scan.untracked;
@@ -170,6 +180,11 @@ impl ThreadWatch {
             all_watched &= t.exit_fd != 0;
         }
         self.all_watched = all_watched;
+    }
+
+    /// The namespace's last id given out, for [`ThreadWatch::new`]: read it before listing.
+    pub fn last_pid_now() -> Option<i32> {
+        LastPid::open().and_then(|l| l.read())
     }
 
     /// A descriptor watching thread `tid` for its exit, within the budget.

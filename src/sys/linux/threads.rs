@@ -78,6 +78,28 @@ impl ThreadCount {
     }
 }
 
+/// The last process or thread id the kernel gave out in this pid namespace
+/// (`/proc/sys/kernel/ns_last_pid`), read again and again through one open descriptor: while
+/// it stays the same, no thread was born anywhere in the namespace.
+pub struct LastPid {
+    file: Fd,
+}
+
+impl LastPid {
+    /// Opens the counter, or `None`.
+    pub fn open() -> Option<LastPid> {
+        Fd::open(c"/proc/sys/kernel/ns_last_pid", 0).map(|file| LastPid { file })
+    }
+
+    /// The last id given out (about 1 µs).
+    pub fn read(&self) -> Option<i32> {
+        let mut buf = [0u8; 16];
+        let n = self.file.read_at(&mut buf, 0)?;
+        let text = buf.get(..n)?;
+        parse_decimal(text.strip_suffix(b"\n").unwrap_or(text))
+    }
+}
+
 fn parse_decimal(s: &[u8]) -> Option<i32> {
     if s.is_empty() || s.len() > 10 {
         return None;
@@ -243,5 +265,22 @@ mod tests {
         }
         ExitWatch::forget(fd);
         assert!(!watch.any_exited(), "forgotten");
+    }
+
+    #[test]
+    fn the_last_pid_moves_with_each_thread_born() {
+        let Some(last) = LastPid::open() else {
+            return;
+        };
+        let before = last.read().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(gettid()).unwrap())
+            .join()
+            .unwrap();
+        let born = rx.recv().unwrap();
+        let after = last.read().unwrap();
+        // Other processes' births may come between; ids wrap at pid_max.
+        assert!(after >= born || after < before, "{before} {born} {after}");
+        assert_ne!(before, after);
     }
 }
