@@ -302,7 +302,12 @@ fn the_sampler_leaves_the_application_its_descriptors() {
                     .any(|t| t.name == name && !t.samples.is_empty())
             })
             .count();
-        assert!(sampled >= 76, "{sampled} of 80 busy threads sampled");
+        // Threads beyond the budget fall back from perf events to CPU timers. (Where CPU
+        // timers are the backend, as under qemu-user, whose emulated timer_create has 32
+        // timers in all, only the descriptors are checked.)
+        if profile.backend == Backend::PerfEvents {
+            assert!(sampled >= 76, "{sampled} of 80 busy threads sampled");
+        }
     });
     // SAFETY: old is the limit read above.
     unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &old) };
