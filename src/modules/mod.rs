@@ -17,6 +17,7 @@
 #[cfg(target_os = "linux")]
 mod elf;
 mod ids;
+pub mod macho;
 pub mod pe;
 
 #[cfg(target_os = "linux")]

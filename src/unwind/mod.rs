@@ -17,6 +17,7 @@
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64;
 pub mod cfi;
+pub mod compact;
 pub mod compiled;
 pub mod fp;
 #[cfg(target_arch = "x86_64")]

@@ -1,0 +1,446 @@
+//! macOS support verified on Linux: real Mach-O dylibs for x86_64 and arm64, built here with
+//! clang and lld (`ld64.lld`) from `tests/macho/`, read by vignette's Mach-O identity code
+//! and compact unwind parser, checked against `llvm-objdump` and against each function's own
+//! prologue. (Running on macOS is not possible here; see the README's platform table.)
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use vignette::modules::macho::{self, MachOIdentity};
+use vignette::unwind::compact::{arm64, x86_64, CompactRegs, CompactRule, UnwindInfo};
+use vignette::unwind::{SliceImage, SliceStack, Step};
+
+/// The first of `names` that runs (`--version`), newest LLVM first, else a panic saying what
+/// to install.
+fn tool(names: &[&str]) -> String {
+    // Debian installs versioned LLVM tools under /usr/lib/llvm-N/bin.
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib")
+        .map(|dirs| {
+            dirs.flatten()
+                .filter_map(|d| {
+                    let name = d.file_name().to_string_lossy().into_owned();
+                    Some((
+                        name.strip_prefix("llvm-")?.parse().ok()?,
+                        d.path().join("bin"),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.sort();
+    let mut candidates: Vec<String> = Vec::new();
+    for (_, bin) in versions.iter().rev() {
+        candidates.extend(
+            names
+                .iter()
+                .map(|n| bin.join(n).to_string_lossy().into_owned()),
+        );
+    }
+    candidates.extend(names.iter().map(|s| s.to_string()));
+    candidates
+        .into_iter()
+        .find(|c| {
+            Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .unwrap_or_else(|| panic!("{names:?} not found: install clang, lld-16 and llvm"))
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A dylib for `arch` (`x86_64`, `arm64`) from `sources`, compiled with `flags`.
+fn dylib(dir: &Path, arch: &str, flags: &[&str], sources: &[&str]) -> PathBuf {
+    let clang = tool(&["clang"]);
+    let ld = tool(&["ld64.lld"]);
+    let tag = format!("{arch}{}", flags.join("").replace('-', "_"));
+    let mut objects = Vec::new();
+    for src in sources {
+        let obj = dir.join(format!("{tag}-{src}.o"));
+        run(Command::new(&clang)
+            .args(["-target", &format!("{arch}-apple-macos11"), "-c"])
+            .args(flags)
+            .arg(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/macho")
+                    .join(src),
+            )
+            .arg("-o")
+            .arg(&obj));
+        objects.push(obj);
+    }
+    let out = dir.join(format!("lib{tag}.dylib"));
+    run(Command::new(ld)
+        .args(["-arch", arch, "-platform_version", "macos", "11.0", "11.0"])
+        .args(["-dylib", "-undefined", "dynamic_lookup"])
+        .args(&objects)
+        .arg("-o")
+        .arg(&out));
+    out
+}
+
+/// `llvm-objdump --macho` with `args` on `file`.
+fn objdump(args: &[&str], file: &Path) -> String {
+    run(Command::new(tool(&["llvm-objdump"]))
+        .arg("--macho")
+        .args(args)
+        .arg(file))
+}
+
+/// Every hex number after `key` on `line`.
+fn hex_after(line: &str, key: &str) -> Option<u32> {
+    let rest = &line[line.find(key)? + key.len()..];
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+    u32::from_str_radix(&digits, 16).ok()
+}
+
+/// The dylibs the tests read: both architectures, frame pointers kept (the platforms'
+/// default) and omitted, at -O2 and -Os, plus (x86_64) a function no compact encoding fits.
+fn dylibs(test: &str) -> Vec<(String, PathBuf)> {
+    let dir = &Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("macho-{test}"));
+    std::fs::create_dir_all(dir).unwrap();
+    let mut out = Vec::new();
+    for arch in ["x86_64", "arm64"] {
+        for flags in [
+            &["-O2"][..],
+            &["-Os"],
+            &["-O2", "-fomit-frame-pointer"],
+            &["-Os", "-fomit-frame-pointer"],
+        ] {
+            let mut sources = vec!["functions.c"];
+            if arch == "x86_64" {
+                sources.push("cfa_in_rbx_x86_64.s");
+            }
+            out.push((arch.to_string(), dylib(dir, arch, flags, &sources)));
+        }
+    }
+    out
+}
+
+fn identity(bytes: &[u8]) -> MachOIdentity {
+    // A dylib's __TEXT starts at file offset 0 and address 0: the file reads as the image.
+    macho::identity(&SliceImage { base: 0, bytes }, 0).expect("a Mach-O image")
+}
+
+#[test]
+fn identity_is_the_uuid_as_dump_syms_writes_it() {
+    for (arch, path) in dylibs("identity") {
+        let bytes = std::fs::read(&path).unwrap();
+        let id = identity(&bytes);
+        let headers = objdump(&["--private-headers"], &path);
+        let uuid: String = headers
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("uuid "))
+            .expect("an LC_UUID")
+            .replace('-', "");
+        assert_eq!(id.code_id().unwrap().as_str(), uuid);
+        assert_eq!(id.debug_id().unwrap().as_str(), format!("{uuid}0"));
+        let cpu = if arch == "x86_64" {
+            macho::CPU_X86_64
+        } else {
+            macho::CPU_ARM64
+        };
+        assert_eq!(id.cpu, cpu);
+        assert!(id.unwind_info.1 > 0, "{path:?} has __unwind_info");
+        // Not Mach-O: no identity.
+        assert_eq!(
+            macho::identity(
+                &SliceImage {
+                    base: 0,
+                    bytes: &bytes[1..]
+                },
+                0
+            ),
+            None
+        );
+        for len in [0, 16, 31, 100, 600] {
+            let _ = macho::identity(
+                &SliceImage {
+                    base: 0,
+                    bytes: &bytes[..len],
+                },
+                0,
+            );
+        }
+    }
+}
+
+#[test]
+fn every_function_has_the_encoding_llvm_objdump_reads() {
+    for (_, path) in dylibs("encodings") {
+        let bytes = std::fs::read(&path).unwrap();
+        let id = identity(&bytes);
+        let (off, len) = (id.unwind_info.0 as usize, id.unwind_info.1 as usize);
+        let info = UnwindInfo::parse(&bytes[off..off + len]).unwrap();
+        let dump = objdump(&["--unwind-info"], &path);
+        // Second-level entries: "[k]: function offset=0x..., encoding[i]=0x..." (compressed)
+        // or "function offset=0x..., encoding=0x..." (regular).
+        let mut entries: Vec<(u32, u32)> = dump
+            .lines()
+            .skip_while(|l| !l.contains("Second level indices"))
+            .filter(|l| l.contains("function offset=") && l.contains("encoding"))
+            .map(|l| {
+                let f = hex_after(l, "function offset=0x").unwrap();
+                let e = hex_after(l, "]=0x")
+                    .or_else(|| hex_after(l, "encoding=0x"))
+                    .unwrap();
+                (f, e)
+            })
+            .collect();
+        entries.sort();
+        let end = dump
+            .lines()
+            .filter(|l| l.contains("2nd level page offset=0x00000000"))
+            .find_map(|l| hex_after(l, "function offset=0x"))
+            .expect("the sentinel");
+        assert!(entries.len() >= 2, "{path:?}: {dump}");
+        for (i, &(function, encoding)) in entries.iter().enumerate() {
+            let next = entries.get(i + 1).map_or(end, |e| e.0);
+            for at in [function, (function + next) / 2, next - 1] {
+                let e = info
+                    .lookup(at)
+                    .unwrap()
+                    .unwrap_or_else(|| panic!("{at:#x} covered"));
+                assert_eq!(
+                    (e.function, e.end, e.encoding),
+                    (function, next, encoding),
+                    "{path:?} {at:#x}"
+                );
+            }
+        }
+        assert_eq!(info.lookup(end).unwrap(), None);
+        assert_eq!(info.lookup(entries[0].0 - 1).unwrap(), None);
+    }
+}
+
+/// A function's first instructions, from the disassembly.
+fn prologues(path: &Path) -> Vec<(String, u64, Vec<String>)> {
+    let text = objdump(&["-d", "--no-show-raw-insn"], path);
+    let mut out: Vec<(String, u64, Vec<String>)> = Vec::new();
+    for line in text.lines() {
+        if let Some(name) = line.strip_suffix(':').filter(|l| l.starts_with('_')) {
+            out.push((name.to_string(), 0, Vec::new()));
+        } else if let (Some(f), Some((addr, insn))) =
+            (out.last_mut(), line.trim().split_once(":\t"))
+        {
+            if f.2.is_empty() {
+                f.1 = u64::from_str_radix(addr, 16).unwrap();
+            }
+            if f.2.len() < 12 {
+                f.2.push(
+                    insn.split(" ;")
+                        .next()
+                        .unwrap()
+                        .replace('\t', " ")
+                        .trim()
+                        .to_string(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// x86_64: what a function's prologue says about its frame: frame-pointer based, or the
+/// frame's size (return address included) and where rbp was pushed (from the stack
+/// pointer after the prologue).
+fn x86_64_frame(prologue: &[String]) -> Result<(u64, Option<u64>), ()> {
+    if prologue.first().is_some_and(|i| i == "pushq %rbp")
+        && prologue.get(1).is_some_and(|i| i == "movq %rsp, %rbp")
+    {
+        return Err(());
+    }
+    let mut pushes = Vec::new();
+    let mut sub = 0;
+    for insn in prologue {
+        if let Some(reg) = insn.strip_prefix("pushq %") {
+            pushes.push(reg.to_string());
+        } else if let Some(n) = insn
+            .strip_prefix("subq $")
+            .and_then(|r| r.strip_suffix(", %rsp"))
+        {
+            sub = n.parse::<u64>().unwrap();
+            break;
+        } else {
+            break;
+        }
+    }
+    let n = pushes.len() as u64;
+    let rbp = pushes
+        .iter()
+        .position(|r| r == "rbp")
+        .map(|i| sub + 8 * (n - 1 - i as u64));
+    Ok((8 + 8 * n + sub, rbp))
+}
+
+#[test]
+fn rules_unwind_frames_laid_out_as_the_prologues_build_them() {
+    let mut seen = std::collections::BTreeMap::<&str, usize>::new();
+    for (arch, path) in dylibs("rules") {
+        let bytes = std::fs::read(&path).unwrap();
+        let id = identity(&bytes);
+        let (off, len) = (id.unwind_info.0 as usize, id.unwind_info.1 as usize);
+        let info = UnwindInfo::parse(&bytes[off..off + len]).unwrap();
+        let image = SliceImage {
+            base: 0,
+            bytes: &bytes,
+        };
+        for (name, start, prologue) in prologues(&path) {
+            if !prologue.iter().any(|i| !i.starts_with("nop")) || name.starts_with("__") {
+                continue;
+            }
+            let entry = info.lookup(start as u32).unwrap();
+            let encoding = entry.map_or(0, |e| e.encoding);
+            let rule = if arch == "x86_64" {
+                x86_64::decode(encoding)
+            } else {
+                arm64::decode(encoding)
+            }
+            .unwrap_or_else(|| panic!("{name}: encoding {encoding:#x} decodes"));
+            let what = format!("{path:?} {name} {encoding:#010x} {prologue:?}");
+            // A stack of distinct words: each slot holds its own address + 1.
+            let base = 0x7000_0000u64;
+            let words: Vec<u8> = (0..1024u64)
+                .flat_map(|i| (base + 8 * i + 1).to_le_bytes())
+                .collect();
+            let stack = SliceStack {
+                base,
+                bytes: &words,
+            };
+            let regs = CompactRegs {
+                ip: start + 4,
+                sp: base,
+                fp: base + 64,
+                lr: 0x1234,
+            };
+            let mut after = regs;
+            let step = rule.apply(
+                &mut after,
+                &stack,
+                &image,
+                entry.map_or(0, |e| e.function as u64),
+                true,
+            );
+            match rule {
+                CompactRule::FramePointer => {
+                    *seen.entry("frame pointer").or_default() += 1;
+                    if arch == "x86_64" {
+                        assert_eq!(x86_64_frame(&prologue), Err(()), "{what}");
+                    } else {
+                        assert!(
+                            prologue
+                                .iter()
+                                .take(8)
+                                .any(|i| i.starts_with("stp x29, x30")),
+                            "{what}"
+                        );
+                    }
+                    assert_eq!(
+                        step,
+                        Ok(Step::Caller {
+                            signal_frame: false
+                        })
+                    );
+                    assert_eq!(
+                        after,
+                        CompactRegs {
+                            ip: base + 72 + 1,
+                            sp: base + 80,
+                            fp: base + 64 + 1,
+                            lr: 0x1234
+                        },
+                        "{what}"
+                    );
+                }
+                CompactRule::Frameless { .. } | CompactRule::FramelessIndirect { .. } => {
+                    *seen.entry("frameless").or_default() += 1;
+                    assert_eq!(
+                        step,
+                        Ok(Step::Caller {
+                            signal_frame: false
+                        }),
+                        "{what}"
+                    );
+                    if arch == "x86_64" {
+                        let (size, rbp) =
+                            x86_64_frame(&prologue).unwrap_or_else(|_| panic!("{what}"));
+                        if matches!(rule, CompactRule::FramelessIndirect { .. }) {
+                            *seen.entry("frameless, size in the code").or_default() += 1;
+                        }
+                        assert_eq!(after.sp, base + size, "{what}");
+                        assert_eq!(after.ip, base + size - 8 + 1, "{what}: the return address");
+                        assert_eq!(
+                            after.fp,
+                            rbp.map_or(regs.fp, |at| base + at + 1),
+                            "{what}: rbp"
+                        );
+                    } else {
+                        // A leaf: no frame record, the return address in x30.
+                        assert!(!prologue.iter().any(|i| i.contains("x29, x30")), "{what}");
+                        let size = prologue
+                            .first()
+                            .and_then(|i| i.strip_prefix("sub sp, sp, #"))
+                            .map_or(0, |n| n.parse::<u64>().unwrap());
+                        assert_eq!(
+                            (after.sp, after.ip, after.fp),
+                            (base + size, 0x1234, regs.fp),
+                            "{what}"
+                        );
+                    }
+                }
+                CompactRule::Dwarf { .. } | CompactRule::None => {
+                    // Left to __eh_frame: an FDE there must cover the function, unless it is
+                    // a leaf that touches no stack (x86_64 encodes those as 0).
+                    let (eh, eh_len) = id.eh_frame;
+                    let section = vignette::unwind::cfi::reader::Section {
+                        data: &bytes[eh as usize..(eh + eh_len) as usize],
+                        avma: eh,
+                    };
+                    let fde = vignette::unwind::cfi::cie_fde::scan_for_fde(section, start, 10_000);
+                    if let CompactRule::Dwarf { fde_offset } = rule {
+                        // The encoding points at that very FDE.
+                        let at =
+                            vignette::unwind::cfi::cie_fde::parse_fde(section, fde_offset as usize)
+                                .unwrap_or_else(|e| panic!("{what}: {e:?}"));
+                        assert_eq!(
+                            Some(at.pc_begin),
+                            fde.as_ref()
+                                .ok()
+                                .and_then(|f| f.as_ref().map(|f| f.pc_begin)),
+                            "{what}"
+                        );
+                        *seen.entry("DWARF mode").or_default() += 1;
+                    }
+                    if matches!(fde, Ok(Some(_))) {
+                        *seen.entry("in __eh_frame").or_default() += 1;
+                    } else {
+                        assert_eq!(arch, "x86_64", "{what}: no FDE");
+                        assert_eq!(x86_64_frame(&prologue), Ok((8, None)), "{what}: no FDE");
+                        *seen.entry("leaf without unwind info").or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("functions checked by rule: {seen:?}");
+    for kind in [
+        "frame pointer",
+        "frameless",
+        "frameless, size in the code",
+        "in __eh_frame",
+    ] {
+        assert!(
+            seen.get(kind).is_some_and(|&n| n > 0),
+            "no function of kind {kind}: {seen:?}"
+        );
+    }
+}
