@@ -174,6 +174,25 @@ fn identity_is_the_uuid_as_dump_syms_writes_it() {
     }
 }
 
+/// Committed dylibs (`tests/fixtures/make-fixtures.sh`) give the IDs dump_syms wrote for them.
+#[test]
+fn identity_of_the_fixtures_is_dump_syms_module_line() {
+    for arch in ["x86_64", "arm64"] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let file = format!("macho-identity-{arch}.dylib");
+        let id = identity(&std::fs::read(dir.join(&file)).unwrap());
+        let head =
+            std::fs::read_to_string(dir.join(format!("macho-identity-{arch}.dump_syms.head")))
+                .unwrap();
+        let mine = format!(
+            "MODULE Mac {arch} {} {file}\nINFO CODE_ID {}\n",
+            id.debug_id().unwrap(),
+            id.code_id().unwrap()
+        );
+        assert_eq!(mine, head);
+    }
+}
+
 #[test]
 fn every_function_has_the_encoding_llvm_objdump_reads() {
     for (_, path) in dylibs("encodings") {
