@@ -193,6 +193,139 @@ fn identity_of_the_fixtures_is_dump_syms_module_line() {
     }
 }
 
+/// The records of a `.sym` text that both writers write (not the generator, not `STACK`).
+fn records(sym: &str) -> Vec<&str> {
+    sym.lines()
+        .filter(|l| !l.starts_with("INFO GENERATOR") && !l.starts_with("STACK"))
+        .collect()
+}
+
+/// `vignette symbols` on each dylib of `fixtures` copied into a fresh folder, with its dSYM
+/// beside it if `with_dsym`; the `.sym` text written, or the command's stderr.
+fn symbols(arch: &str, with_dsym: bool) -> Result<String, String> {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("macho-sym-{arch}-{with_dsym}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let file = format!("macho-symbols-{arch}.dylib");
+    let dwarf = format!("{file}.dSYM/Contents/Resources/DWARF");
+    std::fs::create_dir_all(dir.join(&dwarf)).unwrap();
+    std::fs::copy(fixtures.join(&file), dir.join(&file)).unwrap();
+    if with_dsym {
+        std::fs::copy(
+            fixtures.join(&dwarf).join(&file),
+            dir.join(&dwarf).join(&file),
+        )
+        .unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_vignette"))
+        .arg("symbols")
+        .arg(dir.join(&file))
+        .arg("--store")
+        .arg(dir.join("store"))
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let id = identity(&std::fs::read(dir.join(&file)).unwrap());
+    let sym = dir
+        .join("store")
+        .join(&file)
+        .join(id.debug_id().unwrap().as_str())
+        .join(format!("{file}.sym"));
+    Ok(std::fs::read_to_string(sym).unwrap())
+}
+
+/// `vignette symbols` reads a dylib's dSYM beside it and writes the records dump_syms writes
+/// from that dSYM (functions, lines, inlines, files), under the dylib's name.
+#[test]
+fn symbols_from_a_dsym_equal_dump_syms() {
+    for arch in ["x86_64", "arm64"] {
+        let mine = symbols(arch, true).unwrap();
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let theirs =
+            std::fs::read_to_string(fixtures.join(format!("macho-symbols-{arch}.dump_syms.sym")))
+                .unwrap();
+        // dump_syms was pointed at the bundle, so its MODULE line names the bundle.
+        let theirs = theirs.replacen(".dylib.dSYM\n", ".dylib\n", 1);
+        assert_eq!(records(&mine), records(&theirs), "{arch}");
+        assert!(
+            mine.contains("\nFUNC ") && mine.contains(" framed\n"),
+            "{mine}"
+        );
+        // Without the dSYM: the symbol table only.
+        let bare = symbols(arch, false).unwrap();
+        assert!(
+            !bare.contains("FUNC ") && bare.contains("PUBLIC "),
+            "{bare}"
+        );
+        assert_eq!(
+            bare.lines().next(),
+            mine.lines().next(),
+            "the same MODULE line"
+        );
+    }
+}
+
+/// A dSYM of another build beside a dylib is refused with a message naming both IDs.
+#[test]
+fn a_dsym_of_another_build_is_refused() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("macho-sym-wrong");
+    let _ = std::fs::remove_dir_all(&dir);
+    let file = "macho-symbols-x86_64.dylib";
+    let dwarf = dir.join(format!("{file}.dSYM/Contents/Resources/DWARF"));
+    std::fs::create_dir_all(&dwarf).unwrap();
+    // The identity fixture: the same code built without -g, so another UUID.
+    std::fs::copy(fixtures.join("macho-identity-x86_64.dylib"), dir.join(file)).unwrap();
+    std::fs::copy(
+        fixtures.join(format!("{file}.dSYM/Contents/Resources/DWARF/{file}")),
+        dwarf.join(file),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vignette"))
+        .arg("symbols")
+        .arg(dir.join(file))
+        .arg("--store")
+        .arg(dir.join("store"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("another build") && err.contains("matching dSYM"),
+        "{err}"
+    );
+}
+
+/// A universal (fat) binary is refused with what to do, not half-read.
+#[test]
+fn a_universal_binary_is_refused_with_what_to_do() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("macho-universal");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fat = dir.join("universal.dylib");
+    run(Command::new(tool(&["llvm-lipo"]))
+        .arg("-create")
+        .arg(fixtures.join("macho-identity-x86_64.dylib"))
+        .arg(fixtures.join("macho-identity-arm64.dylib"))
+        .arg("-output")
+        .arg(&fat));
+    let out = Command::new(env!("CARGO_BIN_EXE_vignette"))
+        .arg("symbols")
+        .arg(&fat)
+        .arg("--store")
+        .arg(dir.join("store"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("universal binary") && err.contains("lipo -thin"),
+        "{err}"
+    );
+}
+
 #[test]
 fn every_function_has_the_encoding_llvm_objdump_reads() {
     for (_, path) in dylibs("encodings") {

@@ -27,12 +27,22 @@ fuzz_target!(|data: &[u8]| {
     let (hdr, rest) = rest.split_at(hdr_len);
     let (eh, stack) = rest.split_at(eh_len);
     let sections = ModuleSections {
-        eh_frame_hdr: (head[2] & 1 == 1).then_some(Section { data: hdr, avma: 0x1_0000 }),
-        eh_frame: Some(Section { data: eh, avma: 0x2_0000 }),
+        eh_frame_hdr: (head[2] & 1 == 1).then_some(Section {
+            data: hdr,
+            avma: 0x1_0000,
+        }),
+        eh_frame: Some(Section {
+            data: eh,
+            avma: 0x2_0000,
+        }),
         compiled: None,
     };
     let base = 0x7000_0000u64;
-    let mut regs = Regs::new(0x1000 + word(8) % 0x2_0000, base + (head[3] as u64) * 8, base + word(16) % 0x1000);
+    let mut regs = Regs::new(
+        0x1000 + word(8) % 0x2_0000,
+        base + (head[3] as u64) * 8,
+        base + word(16) % 0x1000,
+    );
     regs.set(3, word(8).rotate_left(17));
     let cache = RuleCache::new(6).unwrap();
     let mut frames = [0u64; 32];
@@ -46,15 +56,26 @@ fuzz_target!(|data: &[u8]| {
     // input, is the one interpreting the FDE gives, or "interpret".
     let mut entries = Vec::new();
     if compile(&sections, 0x1000, &mut |e| entries.push(e)) {
-        assert!(entries.windows(2).all(|w| w[0] >> 32 < w[1] >> 32), "sorted, no repeats");
-        let compiled = Compiled { base: 0x1000, entries: &entries };
+        assert!(
+            entries.windows(2).all(|w| w[0] >> 32 < w[1] >> 32),
+            "sorted, no repeats"
+        );
+        let compiled = Compiled {
+            base: 0x1000,
+            entries: &entries,
+        };
         let probes = (0..8).map(|i| 0x1000 + word(8).rotate_left(i * 8) % 0x2_0000);
         for pc in frames.iter().copied().chain(probes) {
-            let Some(got) = compiled.lookup(pc) else { continue };
+            let Some(got) = compiled.lookup(pc) else {
+                continue;
+            };
             let want = interpreted(&sections, pc);
             // "Interpret" is always allowed (the walker then does what the interpreter does,
             // e.g. for an FDE the table misplaces); any other answer must be the interpreter's.
-            assert!(got == INTERPRET || got == want, "at {pc:#x}: {got:#x}, interpreting gives {want:#x}");
+            assert!(
+                got == INTERPRET || got == want,
+                "at {pc:#x}: {got:#x}, interpreting gives {want:#x}"
+            );
         }
     }
 });

@@ -18,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
     let (head, rest) = data.split_at(8);
     let len = (u16::from_le_bytes([head[0], head[1]]) as usize * 4).min(rest.len());
     let (section, rest) = rest.split_at(len);
-    let image = SliceImage { base: 0x1000, bytes: rest };
+    let image = SliceImage {
+        base: 0x1000,
+        bytes: rest,
+    };
     let _ = macho::identity(&image, 0x1000).map(|id| (id.debug_id(), id.code_id()));
     let Ok(info) = UnwindInfo::parse(section) else {
         return;
@@ -28,11 +31,20 @@ fuzz_target!(|data: &[u8]| {
         let Ok(Some(entry)) = info.lookup(at) else {
             continue;
         };
-        assert!(entry.function <= at && at < entry.end, "{entry:?} covers {at:#x}");
-        let stack = SliceStack { base: 0x7000_0000, bytes: rest };
-        for rule in [x86_64::decode(entry.encoding), arm64::decode(entry.encoding)]
-            .into_iter()
-            .flatten()
+        assert!(
+            entry.function <= at && at < entry.end,
+            "{entry:?} covers {at:#x}"
+        );
+        let stack = SliceStack {
+            base: 0x7000_0000,
+            bytes: rest,
+        };
+        for rule in [
+            x86_64::decode(entry.encoding),
+            arm64::decode(entry.encoding),
+        ]
+        .into_iter()
+        .flatten()
         {
             let mut regs = CompactRegs {
                 ip: 0x1000 + at as u64,
@@ -40,7 +52,13 @@ fuzz_target!(|data: &[u8]| {
                 fp: 0x7000_0000 + head[7] as u64 * 8,
                 lr: 0x1234,
             };
-            let _ = rule.apply(&mut regs, &stack, &image, 0x1000 + entry.function as u64, head[6] & 1 == 0);
+            let _ = rule.apply(
+                &mut regs,
+                &stack,
+                &image,
+                0x1000 + entry.function as u64,
+                head[6] & 1 == 0,
+            );
         }
     }
 });

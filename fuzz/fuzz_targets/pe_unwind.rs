@@ -37,11 +37,23 @@ fuzz_target!(|data: &[u8]| {
     );
     regs.set(3, word(8).rotate_left(17));
     let mut frames = [0u64; 32];
-    let mut reader = SliceStack { base: stack_base, bytes: stack };
-    let image = SliceImage { base: BASE, bytes: image };
+    let mut reader = SliceStack {
+        base: stack_base,
+        bytes: stack,
+    };
+    let image = SliceImage {
+        base: BASE,
+        bytes: image,
+    };
     // The identity reader over the same bytes as a loaded image: an answer or None.
     let _ = vignette::modules::pe::identity(&image, BASE);
-    let (n, _) = walk(&regs, &mut reader, &OneModule(table, 0x4000), &image, &mut frames);
+    let (n, _) = walk(
+        &regs,
+        &mut reader,
+        &OneModule(table, 0x4000),
+        &image,
+        &mut frames,
+    );
     assert!((1..=32).contains(&n));
     assert_eq!(frames[0], regs.ip());
 });

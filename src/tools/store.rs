@@ -11,7 +11,9 @@ use symbolic_debuginfo::elf::ElfObject as Object;
 use super::elf_sections::check_compressed_sections;
 use super::sym_file::SymbolFile;
 use super::elf_sections::executable_sections;
-use super::sym_writer::{sym_for_pdb, sym_for_pe, symbol_id, write_sym, Origin, SymbolId};
+use super::sym_writer::{
+    is_macho, sym_for_macho, sym_for_pdb, sym_for_pe, symbol_id, write_sym, Origin, SymbolId,
+};
 use super::{ErrorKind, ToolError};
 
 fn io_err(path: &Path, e: std::io::Error) -> ToolError {
@@ -113,6 +115,9 @@ fn add_to_store_unguarded(
     }
     if data.starts_with(b"Microsoft C/C++ MSF 7.00") {
         return add_pdb_to_store(&data, binary, store);
+    }
+    if is_macho(&data) {
+        return add_macho_to_store(&data, binary, store, debug_roots);
     }
     let refuse = |path: &Path, e: String| {
         ToolError::new(ErrorKind::Symbols, format!("{}: {e}", path.display())).at(path)
@@ -222,6 +227,37 @@ fn add_pdb_to_store(data: &[u8], pdb: &Path, store: &Path) -> Result<PathBuf, To
 }
 
 /// [`add_to_store`] for a PE file (a Windows executable or DLL): its DWARF (mingw) and exports.
+/// A Mach-O file's `.sym`: its DWARF comes from the `.dSYM` bundle beside it
+/// (`NAME.dSYM/Contents/Resources/DWARF/NAME`) or under a debug root, else its symbols only.
+fn add_macho_to_store(
+    data: &[u8],
+    binary: &Path,
+    store: &Path,
+    debug_roots: &[PathBuf],
+) -> Result<PathBuf, ToolError> {
+    let file_name = binary
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let in_bundle = |dir: &Path| {
+        dir.join(format!("{file_name}.dSYM"))
+            .join("Contents/Resources/DWARF")
+            .join(&file_name)
+    };
+    let dir = binary.parent().unwrap_or(Path::new("."));
+    let dsym_path = std::iter::once(in_bundle(dir))
+        .chain(debug_roots.iter().map(|r| in_bundle(r)))
+        .find(|p| p.is_file());
+    let dsym = match &dsym_path {
+        Some(p) => Some(std::fs::read(p).map_err(|e| io_err(p, e))?),
+        None => None,
+    };
+    let (id, text) = sym_for_macho(data, dsym.as_deref(), &file_name, &binary.display().to_string())?;
+    write_to_store(store, binary, &id, |out| {
+        out.write_all(&text).map_err(|e| io_err(binary, e))
+    })
+}
+
 fn add_pe_to_store(data: &[u8], binary: &Path, store: &Path) -> Result<PathBuf, ToolError> {
     let file_name = binary
         .file_name()

@@ -8,6 +8,7 @@ use std::fmt::Display;
 use std::io::{self, Write};
 
 use symbolic_debuginfo::elf::ElfObject as Object;
+use symbolic_debuginfo::macho::MachObject;
 use symbolic_debuginfo::pdb::PdbObject;
 use symbolic_debuginfo::pe::PeObject;
 use symbolic_debuginfo::{DebugSession, Function, LineInfo, ObjectLike};
@@ -61,6 +62,8 @@ pub enum Origin<'a> {
         /// The executable's or DLL's file name.
         file: &'a str,
     },
+    /// A Mach-O file: `MODULE Mac`.
+    MachO,
 }
 
 /// The name a `.sym` file gives `name`, as Mozilla's dump_syms writes it: compiler suffixes
@@ -248,6 +251,58 @@ pub fn sym_for_pe(
     })
 }
 
+/// Whether `data` starts like a Mach-O file: a 32- or 64-bit image or a universal (fat) one.
+pub fn is_macho(data: &[u8]) -> bool {
+    matches!(
+        data.get(..4),
+        Some([0xcf, 0xfa, 0xed, 0xfe] | [0xce, 0xfa, 0xed, 0xfe] | [0xca, 0xfe, 0xba, 0xbe])
+    )
+}
+
+/// The identity and `.sym` text of the Mach-O file `data` named `file_name` (`source` names
+/// it in errors): functions and lines from `dsym` (the DWARF file of its `.dSYM` bundle,
+/// which must carry the same UUID) when given, else its symbols only, as dump_syms writes
+/// them. A universal binary is refused (one architecture per `.sym`: `lipo -thin` first).
+pub fn sym_for_macho(
+    data: &[u8],
+    dsym: Option<&[u8]>,
+    file_name: &str,
+    source: &str,
+) -> Result<(SymbolId, Vec<u8>), ToolError> {
+    let err = |m: String| ToolError::new(ErrorKind::Symbols, format!("{source}: {m}"));
+    if data.starts_with(&[0xca, 0xfe, 0xba, 0xbe]) {
+        return Err(err(
+            "a universal binary: extract one architecture first (lipo -thin ARCH)".into(),
+        ));
+    }
+    super::guard(source, || {
+        let object = MachObject::parse(data).map_err(|e| err(format!("not a Mach-O file: {e}")))?;
+        let id = SymbolId {
+            name: file_name.to_string(),
+            debug_id: object.debug_id().breakpad().to_string().to_uppercase(),
+            code_id: object.code_id().map(|c| c.as_str().to_uppercase()),
+        };
+        let mut text = Vec::new();
+        match dsym {
+            Some(dsym) => {
+                let debug = MachObject::parse(dsym)
+                    .map_err(|e| err(format!("its dSYM is not a Mach-O file: {e}")))?;
+                let debug_id = debug.debug_id().breakpad().to_string().to_uppercase();
+                if debug_id != id.debug_id {
+                    return Err(err(format!(
+                        "the dSYM found for it is another build's (debug ID {debug_id}, not {}): \
+                         point vignette at the matching dSYM",
+                        id.debug_id
+                    )));
+                }
+                write_sym(&debug, &id, &Origin::MachO, &mut text)?;
+            }
+            None => write_sym(&object, &id, &Origin::MachO, &mut text)?,
+        }
+        Ok((id, text))
+    })
+}
+
 /// The identity and `.sym` text of the PDB file `data` named `file_name` (`source` names it in
 /// errors): keyed by the PDB's name, as dump_syms keys it; `code` is the executable or DLL it
 /// belongs to, if found next to it (file name and code id, for `INFO CODE_ID`).
@@ -277,6 +332,20 @@ pub fn sym_for_pdb(
         write_sym(&object, &id, &origin, &mut text)?;
         Ok((id, text))
     })
+}
+
+/// Merges line records `(address, size, line, file)` (sorted by address) that continue one
+/// another with the same line and file, as dump_syms does: rows that differ only in their
+/// column (clang writes those) say nothing a `.sym` file can.
+fn merge_adjacent_lines(lines: &mut Vec<(u64, u64, u64, usize)>) {
+    let mut merged: Vec<(u64, u64, u64, usize)> = Vec::with_capacity(lines.len());
+    for &l in lines.iter() {
+        match merged.last_mut() {
+            Some(m) if m.0.saturating_add(m.1) == l.0 && (m.2, m.3) == (l.2, l.3) => m.1 += l.1,
+            _ => merged.push(l),
+        }
+    }
+    *lines = merged;
 }
 
 /// Writes the `.sym` text for the module `id` to `out`, with functions and symbols from
@@ -322,6 +391,7 @@ where
         };
         collect(&f, 0, &mut t, &mut rec);
         rec.lines.sort_unstable();
+        merge_adjacent_lines(&mut rec.lines);
         funcs.insert(f.address, rec);
     }
     // Symbols that do not fall inside a function or an earlier symbol become PUBLIC records,
@@ -357,7 +427,7 @@ where
     // Code outside every symbol (PLT stubs) still says where it is, as in dump_syms' files.
     let sections = match origin {
         Origin::Elf(sections) => *sections,
-        Origin::Pe { .. } => &[],
+        Origin::Pe { .. } | Origin::MachO => &[],
     };
     for (section, addr) in sections {
         let (section, addr) = (section, *addr);
@@ -378,6 +448,7 @@ where
     let os = match origin {
         Origin::Elf(_) => "Linux",
         Origin::Pe { .. } => "windows",
+        Origin::MachO => "Mac",
     };
     writeln!(out, "MODULE {os} {arch} {} {}", id.debug_id, name).map_err(io)?;
     match (&id.code_id, origin) {
