@@ -460,9 +460,10 @@ fn backends_are_chosen_by_clock_and_checked() {
 }
 
 /// A child forked while perf events run closes its copies of their descriptors at once (they
-/// would keep the parent's events alive for as long as the child lives).
+/// would keep the parent's events alive for as long as the child lives), and of the sampler's
+/// exit watches (they would take the child's descriptors).
 #[test]
-fn a_forked_child_holds_no_perf_event_descriptors() {
+fn a_forked_child_holds_none_of_the_samplers_descriptors() {
     let _g = profiler_lock();
     let Some(mut profiler) = build(Backend::PerfEvents, 1000) else {
         return;
@@ -471,10 +472,12 @@ fn a_forked_child_holds_no_perf_event_descriptors() {
     // Time for the sampler thread to arm this thread's event.
     std::thread::sleep(Duration::from_millis(50));
     assert!(perf_event_fds() > 0, "the parent has events open");
+    eprintln!("the parent holds {:?} (count, highest)", sampler_fds());
     // SAFETY: the child only lists a directory, reads links and exits.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        let code = if perf_event_fds() == 0 { 0 } else { 1 };
+        // Neither perf events nor the exit watches (pidfds) of the parent's threads.
+        let code = if sampler_fds().0 == 0 { 0 } else { 1 };
         // SAFETY: leaves the child at once, without running the parent's destructors.
         unsafe { libc::_exit(code) };
     }
@@ -486,7 +489,7 @@ fn a_forked_child_holds_no_perf_event_descriptors() {
     assert_eq!(
         libc::WEXITSTATUS(status),
         0,
-        "the child had perf event descriptors open"
+        "the child had perf event or pidfd descriptors open"
     );
 }
 

@@ -251,7 +251,8 @@ static AT_FORK: AtomicBool = AtomicBool::new(false);
 
 /// In a child just forked: closes the descriptors of the parent's perf events, which would
 /// otherwise keep them (and their signals to the parent's threads) alive for as long as the
-/// child lives. (CPU timers are not inherited.)
+/// child lives, and the sampler thread's others (exit watches of the parent's threads, the
+/// thread count), which would take the child's descriptors. (CPU timers are not inherited.)
 ///
 /// # Signal safety
 /// Async-signal-safe (`close` only), as a fork handler must be.
@@ -268,6 +269,19 @@ extern "C" fn close_inherited_perf_events() {
         if entry.load(Relaxed) != 0 {
             entry.store(0, Relaxed);
             crate::sys::thread_timer::close_perf_event(fd as i32);
+        }
+    }
+    for (i, word) in shared.held_fds.iter().enumerate() {
+        let mut bits = word.load(Relaxed);
+        if bits == 0 {
+            continue;
+        }
+        word.store(0, Relaxed);
+        while bits != 0 {
+            let fd = i * 64 + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            // SAFETY: a descriptor the sampler thread opened and held when the process forked.
+            unsafe { libc::close(fd as i32) };
         }
     }
 }

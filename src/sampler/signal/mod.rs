@@ -86,7 +86,7 @@ fn run(job: &mut Job, shared: &Shared) {
     c.reset_cpu_marks();
     shared.stacks.refresh();
     shared.refresh_modules(&mut c.modules, false);
-    let mut watch = ThreadWatch::new(scan, last_pid, time::monotonic_ns());
+    let mut watch = ThreadWatch::new(shared, scan, last_pid, time::monotonic_ns());
     match job.backend {
         Backend::PerfEvents | Backend::CpuTimers => timed::run(job, shared, me, &mut watch),
         _ => {

@@ -50,6 +50,9 @@ pub(crate) struct Shared {
     /// Per tracked thread: samples its kernel timer's signals delivered (perf events), each
     /// counter on a cache line of its own (threads on different cores add to them).
     pub delivered: Region<Delivered>,
+    /// The other descriptors the sampler thread holds (thread count, exit watches), one bit
+    /// per descriptor number below [`PERF_TOKENS`]: a forked child closes them.
+    pub held_fds: Region<AtomicU64>,
     /// Asks the sampler thread to finish.
     pub stop: AtomicBool,
 }
@@ -86,8 +89,22 @@ impl Shared {
                 Backend::PerfEvents => max_threads,
                 _ => 0,
             })?,
+            held_fds: Region::new(PERF_TOKENS / 64)?,
             stop: AtomicBool::new(false),
         })
+    }
+
+    /// Records that the sampler thread holds descriptor `fd` (`held`) or no longer does.
+    /// Numbers beyond the set are not recorded (a forked child keeps those).
+    pub fn mark_fd(&self, fd: i32, held: bool) {
+        let Ok(fd) = usize::try_from(fd) else { return };
+        if let Some(word) = self.held_fds.get(fd / 64) {
+            let bit = 1u64 << (fd % 64);
+            match held {
+                true => word.fetch_or(bit, Relaxed),
+                false => word.fetch_and(!bit, Relaxed),
+            };
+        }
     }
 
     pub fn mapped_bytes(&self) -> usize {
@@ -99,6 +116,7 @@ impl Shared {
             + self.acks.mapped_bytes()
             + self.perf_tokens.mapped_bytes()
             + self.delivered.mapped_bytes()
+            + self.held_fds.mapped_bytes()
     }
 
     /// Re-reads the module list if it changed (or `force`), into the handler's code map and

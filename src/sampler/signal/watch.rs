@@ -98,8 +98,9 @@ pub(crate) struct ThreadWatch {
 impl ThreadWatch {
     /// A watch after a listing at `now` (`scan`) made after `last_pid_listed` was read
     /// ([`ThreadWatch::last_pid_now`]).
-    pub fn new(scan: Scan, last_pid_listed: Option<i32>, now: u64) -> ThreadWatch {
-        ThreadWatch {
+    /// Its descriptors are marked in `shared` (a forked child closes them).
+    pub fn new(shared: &Shared, scan: Scan, last_pid_listed: Option<i32>, now: u64) -> ThreadWatch {
+        let watch = ThreadWatch {
             listed: scan.listed,
             listed_at: now,
             count: ThreadCount::open(),
@@ -109,6 +110,20 @@ impl ThreadWatch {
             all_watched: false,
             untracked: scan.untracked,
             fds: Descriptors::new(),
+        };
+        watch.mark_own(shared, true);
+        watch
+    }
+
+    /// Marks (or unmarks) the watch's own descriptors in `shared`.
+    fn mark_own(&self, shared: &Shared, held: bool) {
+        let own = [
+            self.count.as_ref().map(ThreadCount::fd),
+            self.last_pid.as_ref().map(LastPid::fd),
+            self.exits.as_ref().map(ExitWatch::fd),
+        ];
+        for fd in own.into_iter().flatten() {
+            shared.mark_fd(fd, held);
         }
     }
 
@@ -175,7 +190,10 @@ impl ThreadWatch {
             }
             if t.tid == 0 {
                 t.tid = slot.tid;
-                t.exit_fd = self.watch_exit(slot.tid).map_or(0, |fd| fd + 1);
+                t.exit_fd = self.watch_exit(slot.tid).map_or(0, |fd| {
+                    shared.mark_fd(fd, true);
+                    fd + 1
+                });
             }
             all_watched &= t.exit_fd != 0;
         }
@@ -200,7 +218,8 @@ impl ThreadWatch {
         Some(fd)
     }
 
-    /// Lets go of everything held for every thread (the session ends).
+    /// Lets go of everything held for every thread, and closes the watch's own descriptors
+    /// (the session ends).
     pub fn release_all(
         &mut self,
         shared: &Shared,
@@ -213,6 +232,8 @@ impl ThreadWatch {
                 release(shared, c, i, t, arming, &self.fds);
             }
         }
+        self.mark_own(shared, false);
+        (self.count, self.last_pid, self.exits) = (None, None, None);
     }
 }
 
@@ -226,6 +247,7 @@ fn release(
     fds: &Descriptors,
 ) {
     if t.exit_fd != 0 {
+        shared.mark_fd(t.exit_fd - 1, false);
         ExitWatch::forget(t.exit_fd - 1);
         fds.let_go();
     }

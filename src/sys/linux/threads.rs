@@ -66,6 +66,11 @@ impl ThreadCount {
         Fd::open(c"/proc/self/task", libc::O_DIRECTORY).map(|task| ThreadCount { task })
     }
 
+    /// Its descriptor.
+    pub fn fd(&self) -> i32 {
+        self.task.raw()
+    }
+
     /// The number of threads now.
     pub fn read(&self) -> Option<usize> {
         // SAFETY: a zeroed stat is valid for fstat to fill.
@@ -89,6 +94,11 @@ impl LastPid {
     /// Opens the counter, or `None`.
     pub fn open() -> Option<LastPid> {
         Fd::open(c"/proc/sys/kernel/ns_last_pid", 0).map(|file| LastPid { file })
+    }
+
+    /// Its descriptor.
+    pub fn fd(&self) -> i32 {
+        self.file.raw()
     }
 
     /// The last id given out (about 1 µs).
@@ -143,6 +153,11 @@ impl ExitWatch {
         // SAFETY: epoll_create1 takes flags only.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         (fd >= 0).then(|| ExitWatch { epoll: Fd::own(fd) })
+    }
+
+    /// Its epoll descriptor.
+    pub fn fd(&self) -> i32 {
+        self.epoll.raw()
     }
 
     /// Watches thread `tid`; returns the descriptor that watches it (close it with
