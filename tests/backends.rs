@@ -28,6 +28,17 @@ fn build(backend: Backend, hz: u32) -> Option<Profiler> {
     }
 }
 
+/// A profiler at `hz` on each backend this system allows, in turn.
+fn each_backend(hz: u32) -> impl Iterator<Item = (Backend, Profiler)> {
+    [
+        Backend::PerfEvents,
+        Backend::CpuTimers,
+        Backend::SamplerThread,
+    ]
+    .into_iter()
+    .filter_map(move |b| Some((b, build(b, hz)?)))
+}
+
 /// Runs `busy` threads (named `{prefix}-N`) until each has used `cpu_ns` of CPU, beside
 /// `idle` threads (`{prefix}-idle-N`) that sleep throughout; returns each thread's name and
 /// final CPU time, the busy ones first.
@@ -77,14 +88,7 @@ fn run_threads(prefix: &str, busy: usize, idle: usize, cpu_ns: u64) -> Vec<(Stri
 #[test]
 fn each_backend_weighs_samples_by_each_threads_cpu_time() {
     let _g = profiler_lock();
-    for backend in [
-        Backend::PerfEvents,
-        Backend::CpuTimers,
-        Backend::SamplerThread,
-    ] {
-        let Some(mut profiler) = build(backend, 1000) else {
-            continue;
-        };
+    for (backend, mut profiler) in each_backend(1000) {
         assert_eq!(profiler.backend(), backend);
         profiler.start().unwrap();
         let cpu = run_threads("busy", 2, 20, 300_000_000);
@@ -173,14 +177,7 @@ fn threads_born_later_are_timed_and_exited_ones_release_their_timers() {
 #[test]
 fn threads_that_replace_one_another_are_each_found() {
     let _g = profiler_lock();
-    for backend in [
-        Backend::PerfEvents,
-        Backend::CpuTimers,
-        Backend::SamplerThread,
-    ] {
-        let Some(mut profiler) = build(backend, 1000) else {
-            continue;
-        };
+    for (backend, mut profiler) in each_backend(1000) {
         profiler.start().unwrap();
         std::thread::scope(|s| {
             for spawner in 0..2 {

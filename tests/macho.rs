@@ -58,20 +58,21 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// A dylib for `arch` (`x86_64`, `arm64`) from `sources`, compiled with `flags`.
+/// A dylib for `arch` (`x86_64`, `arm64`) from `sources` (paths under `tests/`), compiled
+/// with `flags`.
 fn dylib(dir: &Path, arch: &str, flags: &[&str], sources: &[&str]) -> PathBuf {
     let clang = tool(&["clang"]);
     let ld = tool(&["ld64.lld"]);
     let tag = format!("{arch}{}", flags.join("").replace('-', "_"));
     let mut objects = Vec::new();
     for src in sources {
-        let obj = dir.join(format!("{tag}-{src}.o"));
+        let obj = dir.join(format!("{tag}-{}.o", src.replace('/', "-")));
         run(Command::new(&clang)
             .args(["-target", &format!("{arch}-apple-macos11"), "-c"])
             .args(flags)
             .arg(
                 Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("tests/macho")
+                    .join("tests")
                     .join(src),
             )
             .arg("-o")
@@ -116,9 +117,10 @@ fn dylibs(test: &str) -> Vec<(String, PathBuf)> {
             &["-O2", "-fomit-frame-pointer"],
             &["-Os", "-fomit-frame-pointer"],
         ] {
-            let mut sources = vec!["functions.c"];
+            // The identity fixture's source: functions of every shape.
+            let mut sources = vec!["fixtures/macho-identity.c"];
             if arch == "x86_64" {
-                sources.push("cfa_in_rbx_x86_64.s");
+                sources.push("macho/cfa_in_rbx_x86_64.s");
             }
             out.push((arch.to_string(), dylib(dir, arch, flags, &sources)));
         }
@@ -200,6 +202,17 @@ fn records(sym: &str) -> Vec<&str> {
         .collect()
 }
 
+/// `vignette symbols BINARY --store STORE`.
+fn vignette_symbols(binary: &Path, store: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_vignette"))
+        .arg("symbols")
+        .arg(binary)
+        .arg("--store")
+        .arg(store)
+        .output()
+        .unwrap()
+}
+
 /// `vignette symbols` on each dylib of `fixtures` copied into a fresh folder, with its dSYM
 /// beside it if `with_dsym`; the `.sym` text written, or the command's stderr.
 fn symbols(arch: &str, with_dsym: bool) -> Result<String, String> {
@@ -217,13 +230,7 @@ fn symbols(arch: &str, with_dsym: bool) -> Result<String, String> {
         )
         .unwrap();
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_vignette"))
-        .arg("symbols")
-        .arg(dir.join(&file))
-        .arg("--store")
-        .arg(dir.join("store"))
-        .output()
-        .unwrap();
+    let out = vignette_symbols(&dir.join(&file), &dir.join("store"));
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
@@ -283,13 +290,7 @@ fn a_dsym_of_another_build_is_refused() {
         dwarf.join(file),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_vignette"))
-        .arg("symbols")
-        .arg(dir.join(file))
-        .arg("--store")
-        .arg(dir.join("store"))
-        .output()
-        .unwrap();
+    let out = vignette_symbols(&dir.join(file), &dir.join("store"));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -311,13 +312,7 @@ fn a_universal_binary_is_refused_with_what_to_do() {
         .arg(fixtures.join("macho-identity-arm64.dylib"))
         .arg("-output")
         .arg(&fat));
-    let out = Command::new(env!("CARGO_BIN_EXE_vignette"))
-        .arg("symbols")
-        .arg(&fat)
-        .arg("--store")
-        .arg(dir.join("store"))
-        .output()
-        .unwrap();
+    let out = vignette_symbols(&fat, &dir.join("store"));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(

@@ -95,6 +95,33 @@ fn last_at_most(
     Ok(lo.checked_sub(1))
 }
 
+/// Where a second-level page's entries start in the section, and how many there are (both
+/// kinds of page begin with the kind, then these two 16-bit fields).
+fn page_entries(b: &[u8], page: u32) -> Result<(u32, u32), Malformed> {
+    let entries = page.checked_add(u16_at(b, page + 4)? as u32).ok_or(Malformed)?;
+    Ok((entries, u16_at(b, page + 6)? as u32))
+}
+
+/// Of `count` entries whose functions `function(i)` gives (ascending), the one covering
+/// `offset`: its index, function, and the end of its range (the next entry's function, or
+/// `page_end` for the last).
+fn covering(
+    count: u32,
+    offset: u32,
+    page_end: u32,
+    function: impl Fn(u32) -> Result<u32, Malformed>,
+) -> Result<Option<(u32, u32, u32)>, Malformed> {
+    let Some(i) = last_at_most(count, offset, &function)? else {
+        return Ok(None);
+    };
+    let end = if i + 1 < count {
+        function(i + 1)?
+    } else {
+        page_end
+    };
+    Ok(Some((i, function(i)?, end)))
+}
+
 impl<'a> UnwindInfo<'a> {
     /// Checks the header of `bytes` (a whole `__unwind_info` section).
     ///
@@ -156,19 +183,13 @@ impl<'a> UnwindInfo<'a> {
 
     fn regular(&self, page: u32, offset: u32, page_end: u32) -> Result<Option<Entry>, Malformed> {
         let b = self.bytes;
-        let entries = page.checked_add(u16_at(b, page + 4)? as u32).ok_or(Malformed)?;
-        let count = u16_at(b, page + 6)? as u32;
+        let (entries, count) = page_entries(b, page)?;
         let function = |i: u32| u32_at(b, element(entries, i, 8)?);
-        let Some(i) = last_at_most(count, offset, function)? else {
+        let Some((i, function, end)) = covering(count, offset, page_end, function)? else {
             return Ok(None);
         };
-        let end = if i + 1 < count {
-            function(i + 1)?
-        } else {
-            page_end
-        };
         Ok(Some(Entry {
-            function: function(i)?,
+            function,
             end,
             encoding: u32_at(b, element(entries, i, 8)? + 4)?,
         }))
@@ -182,19 +203,13 @@ impl<'a> UnwindInfo<'a> {
         page_end: u32,
     ) -> Result<Option<Entry>, Malformed> {
         let b = self.bytes;
-        let entries = page.checked_add(u16_at(b, page + 4)? as u32).ok_or(Malformed)?;
-        let count = u16_at(b, page + 6)? as u32;
+        let (entries, count) = page_entries(b, page)?;
         let encodings = page.checked_add(u16_at(b, page + 8)? as u32).ok_or(Malformed)?;
         let encodings_count = u16_at(b, page + 10)? as u32;
         let word = |i: u32| u32_at(b, element(entries, i, 4)?);
         let function = |i: u32| base.checked_add(word(i)? & 0x00ff_ffff).ok_or(Malformed);
-        let Some(i) = last_at_most(count, offset, function)? else {
+        let Some((i, function, end)) = covering(count, offset, page_end, function)? else {
             return Ok(None);
-        };
-        let end = if i + 1 < count {
-            function(i + 1)?
-        } else {
-            page_end
         };
         let index = word(i)? >> 24;
         let (common_start, common_count) = self.common;
@@ -206,7 +221,7 @@ impl<'a> UnwindInfo<'a> {
             return Err(Malformed);
         };
         Ok(Some(Entry {
-            function: function(i)?,
+            function,
             end,
             encoding,
         }))
