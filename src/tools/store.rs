@@ -132,10 +132,7 @@ fn add_to_store_unguarded(
             ),
         )
     })?;
-    let name = binary
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = file_name_of(binary);
     let id = symbol_id(&object, &name);
     let debug_data = match object.has_debug_info() {
         true => None,
@@ -171,6 +168,14 @@ fn add_to_store_unguarded(
     })
 }
 
+/// The last component of `path` (what the module is called in profiles and `.sym` files), or
+/// empty.
+fn file_name_of(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// Writes a `.sym` into the store at `id`'s path (through a temporary file, so a reader never
 /// sees half of one); `binary` names the input in errors.
 fn write_to_store(
@@ -203,10 +208,7 @@ fn write_to_store(
 /// [`add_to_store`] for a PDB file (MSVC's or lld-link's debug info for a Windows module); the
 /// executable or DLL beside it, when there is one with the PDB's stem, gives the code id.
 fn add_pdb_to_store(data: &[u8], pdb: &Path, store: &Path) -> Result<PathBuf, ToolError> {
-    let file_name = pdb
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let file_name = file_name_of(pdb);
     let code = ["dll", "exe"].iter().find_map(|ext| {
         let path = pdb.with_extension(ext);
         let bytes = std::fs::read(&path).ok()?;
@@ -235,10 +237,7 @@ fn add_macho_to_store(
     store: &Path,
     debug_roots: &[PathBuf],
 ) -> Result<PathBuf, ToolError> {
-    let file_name = binary
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let file_name = file_name_of(binary);
     let in_bundle = |dir: &Path| {
         dir.join(format!("{file_name}.dSYM"))
             .join("Contents/Resources/DWARF")
@@ -259,10 +258,7 @@ fn add_macho_to_store(
 }
 
 fn add_pe_to_store(data: &[u8], binary: &Path, store: &Path) -> Result<PathBuf, ToolError> {
-    let file_name = binary
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let file_name = file_name_of(binary);
     // An MSVC build keeps its debug info in the PDB its CodeView record names: use that PDB
     // when it lies beside the file (as dump_syms does).
     if let Ok(object) = symbolic_debuginfo::pe::PeObject::parse(data) {

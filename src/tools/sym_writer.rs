@@ -338,14 +338,13 @@ pub fn sym_for_pdb(
 /// another with the same line and file, as dump_syms does: rows that differ only in their
 /// column (clang writes those) say nothing a `.sym` file can.
 fn merge_adjacent_lines(lines: &mut Vec<(u64, u64, u64, usize)>) {
-    let mut merged: Vec<(u64, u64, u64, usize)> = Vec::with_capacity(lines.len());
-    for &l in lines.iter() {
-        match merged.last_mut() {
-            Some(m) if m.0.saturating_add(m.1) == l.0 && (m.2, m.3) == (l.2, l.3) => m.1 += l.1,
-            _ => merged.push(l),
+    lines.dedup_by(|next, kept| {
+        let continues = kept.0.saturating_add(kept.1) == next.0 && (kept.2, kept.3) == (next.2, next.3);
+        if continues {
+            kept.1 += next.1;
         }
-    }
-    *lines = merged;
+        continues
+    });
 }
 
 /// Writes the `.sym` text for the module `id` to `out`, with functions and symbols from

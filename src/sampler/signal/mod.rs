@@ -81,12 +81,20 @@ fn run(job: &mut Job, shared: &Shared) {
     let me = threads::gettid();
     let c = &mut job.collector;
     // Threads alive now start their CPU accounting now; threads born later, at zero.
-    let last_pid = ThreadWatch::last_pid_now();
+    // The namespace's last id given out, read before listing (see `watch`).
+    let last_pid = threads::LastPid::open();
+    let last_pid_listed = last_pid.as_ref().and_then(threads::LastPid::read);
     let scan = c.scan_threads(me, 1, |tid| time::thread_cpu_ns(tid).unwrap_or(0));
     c.reset_cpu_marks();
     shared.stacks.refresh();
     shared.refresh_modules(&mut c.modules, false);
-    let mut watch = ThreadWatch::new(shared, scan, last_pid, time::monotonic_ns());
+    let mut watch = ThreadWatch::new(
+        shared,
+        scan,
+        last_pid,
+        last_pid_listed,
+        time::monotonic_ns(),
+    );
     match job.backend {
         Backend::PerfEvents | Backend::CpuTimers => timed::run(job, shared, me, &mut watch),
         _ => {

@@ -96,15 +96,21 @@ pub(crate) struct ThreadWatch {
 }
 
 impl ThreadWatch {
-    /// A watch after a listing at `now` (`scan`) made after `last_pid_listed` was read
-    /// ([`ThreadWatch::last_pid_now`]).
-    /// Its descriptors are marked in `shared` (a forked child closes them).
-    pub fn new(shared: &Shared, scan: Scan, last_pid_listed: Option<i32>, now: u64) -> ThreadWatch {
+    /// A watch after a listing at `now` (`scan`), made after `last_pid` was read (giving
+    /// `last_pid_listed`). Its descriptors are marked in `shared` (a forked child closes
+    /// them).
+    pub fn new(
+        shared: &Shared,
+        scan: Scan,
+        last_pid: Option<LastPid>,
+        last_pid_listed: Option<i32>,
+        now: u64,
+    ) -> ThreadWatch {
         let watch = ThreadWatch {
             listed: scan.listed,
             listed_at: now,
             count: ThreadCount::open(),
-            last_pid: LastPid::open(),
+            last_pid,
             last_pid_listed,
             exits: ExitWatch::new(),
             all_watched: false,
@@ -198,11 +204,6 @@ impl ThreadWatch {
             all_watched &= t.exit_fd != 0;
         }
         self.all_watched = all_watched;
-    }
-
-    /// The namespace's last id given out, for [`ThreadWatch::new`]: read it before listing.
-    pub fn last_pid_now() -> Option<i32> {
-        LastPid::open().and_then(|l| l.read())
     }
 
     /// A descriptor watching thread `tid` for its exit, within the budget.
