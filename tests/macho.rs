@@ -97,7 +97,7 @@ fn objdump(args: &[&str], file: &Path) -> String {
         .arg(file))
 }
 
-/// Every hex number after `key` on `line`.
+/// The hex number right after `key` on `line`.
 fn hex_after(line: &str, key: &str) -> Option<u32> {
     let rest = &line[line.find(key)? + key.len()..];
     let digits: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
