@@ -369,32 +369,40 @@ fn every_function_has_the_encoding_llvm_objdump_reads() {
     }
 }
 
-/// A function's first instructions, from the disassembly.
-fn prologues(path: &Path) -> Vec<(String, u64, Vec<String>)> {
+/// Every function's instructions (address, text without comments), from the disassembly.
+fn disassembly(path: &Path) -> Vec<(String, Vec<(u64, String)>)> {
     let text = objdump(&["-d", "--no-show-raw-insn"], path);
-    let mut out: Vec<(String, u64, Vec<String>)> = Vec::new();
+    let mut out: Vec<(String, Vec<(u64, String)>)> = Vec::new();
     for line in text.lines() {
         if let Some(name) = line.strip_suffix(':').filter(|l| l.starts_with('_')) {
-            out.push((name.to_string(), 0, Vec::new()));
+            out.push((name.to_string(), Vec::new()));
         } else if let (Some(f), Some((addr, insn))) =
             (out.last_mut(), line.trim().split_once(":\t"))
         {
-            if f.2.is_empty() {
-                f.1 = u64::from_str_radix(addr, 16).unwrap();
-            }
-            if f.2.len() < 12 {
-                f.2.push(
-                    insn.split(" ;")
-                        .next()
-                        .unwrap()
-                        .replace('\t', " ")
-                        .trim()
-                        .to_string(),
-                );
-            }
+            let insn = insn.split(" ;").next().unwrap().replace('\t', " ");
+            f.1.push((
+                u64::from_str_radix(addr, 16).unwrap(),
+                insn.trim().to_string(),
+            ));
         }
     }
     out
+}
+
+/// A function's first instructions, from the disassembly.
+fn prologues(path: &Path) -> Vec<(String, u64, Vec<String>)> {
+    disassembly(path)
+        .into_iter()
+        .filter(|(_, insns)| !insns.is_empty())
+        .map(|(name, insns)| {
+            let start = insns[0].0;
+            (
+                name,
+                start,
+                insns.into_iter().take(12).map(|i| i.1).collect(),
+            )
+        })
+        .collect()
 }
 
 /// x86_64: what a function's prologue says about its frame: frame-pointer based, or the
@@ -589,5 +597,319 @@ fn rules_unwind_frames_laid_out_as_the_prologues_build_them() {
             seen.get(kind).is_some_and(|&n| n > 0),
             "no function of kind {kind}: {seen:?}"
         );
+    }
+}
+
+/// The Mach-O walker over real code. x86_64 only: the walker unwinds the host's registers, so
+/// arm64 code is walked only by an aarch64 build (no arm64 twin of these tests yet).
+#[cfg(target_arch = "x86_64")]
+mod walker {
+    use super::*;
+    use vignette::unwind::cfi::reader::Section;
+    use vignette::unwind::macho::{step, walk, ImageLookup, MachOSections};
+    use vignette::unwind::{EndReason, Regs};
+
+    /// Where the tests place the image (the walker must use offsets from it).
+    const LOAD: u64 = 0x1_0000_0000;
+    /// DWARF number of rbx.
+    const RBX: u16 = 3;
+
+    /// One dylib, as if dyld had loaded it at [`LOAD`].
+    struct Image {
+        bytes: Vec<u8>,
+        id: MachOIdentity,
+    }
+
+    impl Image {
+        fn load(path: &Path) -> Image {
+            let bytes = std::fs::read(path).unwrap();
+            let id = identity(&bytes);
+            Image { bytes, id }
+        }
+
+        fn code(&self) -> SliceImage<'_> {
+            SliceImage {
+                base: LOAD,
+                bytes: &self.bytes,
+            }
+        }
+
+        fn rule(&self, function: u64) -> u32 {
+            let (off, len) = (
+                self.id.unwind_info.0 as usize,
+                self.id.unwind_info.1 as usize,
+            );
+            let info = UnwindInfo::parse(&self.bytes[off..off + len]).unwrap();
+            info.lookup(function as u32)
+                .unwrap()
+                .map_or(0, |e| e.encoding)
+        }
+    }
+
+    impl ImageLookup for Image {
+        fn sections(&self, avma: u64) -> Option<MachOSections<'_>> {
+            if !(LOAD..LOAD + self.id.text_size).contains(&avma) {
+                return None;
+            }
+            let slice = |(at, len): (u64, u64)| {
+                (len > 0).then(|| &self.bytes[at as usize..(at + len) as usize])
+            };
+            Some(MachOSections {
+                load_address: LOAD,
+                unwind_info: slice(self.id.unwind_info),
+                eh_frame: slice(self.id.eh_frame).map(|data| Section {
+                    data,
+                    avma: LOAD + self.id.eh_frame.0,
+                }),
+            })
+        }
+    }
+
+    /// A stack being laid out, a word per slot, from `BASE` up.
+    struct Stack(Vec<u64>);
+    const BASE: u64 = 0x7000_0000;
+
+    impl Stack {
+        fn new() -> Stack {
+            // Every slot not written holds a value no walk should accept.
+            Stack(vec![0xdead_beef; 8192])
+        }
+        fn top(&self) -> u64 {
+            BASE + 8 * self.0.len() as u64
+        }
+        fn put(&mut self, at: u64, value: u64) {
+            self.0[((at - BASE) / 8) as usize] = value;
+        }
+        fn bytes(&self) -> Vec<u8> {
+            self.0.iter().flat_map(|w| w.to_le_bytes()).collect()
+        }
+    }
+
+    /// How a function builds its frame, from its encoding and its own instructions.
+    #[derive(Debug)]
+    enum Shape {
+        /// `push rbp; mov rbp, rsp`.
+        FramePointer,
+        /// Registers pushed (first pushed first), then `sub rsp, sub`.
+        Frameless { pushes: Vec<String>, sub: u64 },
+        /// tests/macho/cfa_in_rbx_x86_64.s: `push rbx; mov rbx, rsp; sub rsp, 64`.
+        CfaInRbx,
+        /// No frame and no unwind info (encoding 0).
+        Leaf,
+    }
+
+    struct Function {
+        name: String,
+        rule: CompactRule,
+        shape: Shape,
+        insns: Vec<(u64, String)>,
+        /// Index of the first instruction after the prologue.
+        body: usize,
+    }
+
+    fn functions(image: &Image, path: &Path) -> Vec<Function> {
+        let mut out = Vec::new();
+        for (name, insns) in disassembly(path) {
+            if insns.len() < 2 || name.starts_with("__") {
+                continue;
+            }
+            let text: Vec<String> = insns.iter().map(|i| i.1.clone()).collect();
+            let rule = x86_64::decode(image.rule(insns[0].0)).unwrap();
+            let (shape, body) = if name == "_odd" {
+                (Shape::CfaInRbx, 3)
+            } else if text[0] == "pushq %rbp" && text[1] == "movq %rsp, %rbp" {
+                (Shape::FramePointer, 2)
+            } else {
+                let pushes: Vec<String> = text
+                    .iter()
+                    .map_while(|i| i.strip_prefix("pushq %").map(str::to_string))
+                    .collect();
+                let sub = text
+                    .get(pushes.len())
+                    .and_then(|i| i.strip_prefix("subq $"))
+                    .and_then(|r| r.strip_suffix(", %rsp"))
+                    .map(|n| n.parse::<u64>().unwrap());
+                let body = pushes.len() + sub.is_some() as usize;
+                match (rule, pushes.is_empty() && sub.is_none()) {
+                    (CompactRule::None, true) => (Shape::Leaf, 1),
+                    _ => (
+                        Shape::Frameless {
+                            pushes,
+                            sub: sub.unwrap_or(0),
+                        },
+                        body,
+                    ),
+                }
+            };
+            if body < insns.len() {
+                out.push(Function {
+                    name,
+                    rule,
+                    shape,
+                    insns,
+                    body,
+                });
+            }
+        }
+        out
+    }
+
+    /// Lays out the frames of `chain` (outermost first, each called from the one before at
+    /// the first instruction after its prologue) as their instructions build them, the
+    /// innermost interrupted there; walks it; returns what the walk gave and what it should.
+    fn lay_out_and_walk(image: &Image, chain: &[&Function]) -> ((Vec<u64>, EndReason), Vec<u64>) {
+        let mut stack = Stack::new();
+        let (mut sp, mut rbp, mut rbx) = (stack.top(), 0u64, 0x5eedu64);
+        let mut ra = 0u64; // the outermost returns to 0: the root
+        let mut expected = Vec::new();
+        for (i, f) in chain.iter().enumerate() {
+            sp -= 8;
+            stack.put(sp, ra);
+            match &f.shape {
+                Shape::FramePointer => {
+                    sp -= 8;
+                    stack.put(sp, rbp);
+                    rbp = sp;
+                    sp -= 48;
+                }
+                Shape::Frameless { pushes, sub } => {
+                    for r in pushes {
+                        sp -= 8;
+                        stack.put(
+                            sp,
+                            match r.as_str() {
+                                "rbp" => rbp,
+                                "rbx" => rbx,
+                                _ => 0xaaaa,
+                            },
+                        );
+                    }
+                    sp -= sub;
+                    // The function uses the registers it saved for its own ends.
+                    if pushes.iter().any(|r| r == "rbp") {
+                        rbp = 0xbad0 + i as u64;
+                    }
+                    if pushes.iter().any(|r| r == "rbx") {
+                        rbx = 0xbad1 + i as u64;
+                    }
+                }
+                Shape::CfaInRbx => {
+                    sp -= 8;
+                    stack.put(sp, rbx);
+                    rbx = sp;
+                    sp -= 64;
+                }
+                Shape::Leaf => {}
+            }
+            let at = LOAD + f.insns[f.body].0;
+            expected.insert(0, at);
+            ra = at + 1;
+        }
+        let mut regs = Regs::default();
+        regs.set(Regs::IP, expected[0]);
+        regs.set(Regs::SP, sp);
+        regs.set(Regs::FP, rbp);
+        regs.set(RBX, rbx);
+        let bytes = stack.bytes();
+        let mut reader = SliceStack {
+            base: BASE,
+            bytes: &bytes,
+        };
+        let mut frames = [0u64; 128];
+        let (n, end) = walk(&regs, &mut reader, image, &image.code(), &mut frames);
+        ((frames[..n].to_vec(), end), expected)
+    }
+
+    #[test]
+    fn walks_chains_of_real_functions_to_the_root() {
+        let mut kinds = std::collections::BTreeSet::new();
+        for (arch, path) in dylibs("walker") {
+            if arch != "x86_64" {
+                continue;
+            }
+            let image = Image::load(&path);
+            let functions = functions(&image, &path);
+            // Every function calls the next; the one that keeps its CFA in rbx calls the
+            // leaf (as its source does), which is interrupted.
+            let (leaf, others): (Vec<&Function>, Vec<&Function>) =
+                functions.iter().partition(|f| f.name == "_leaf");
+            let (odd, mut chain): (Vec<&Function>, Vec<&Function>) =
+                others.into_iter().partition(|f| f.name == "_odd");
+            chain.extend(odd);
+            chain.extend(leaf);
+            for f in &chain {
+                let rule = format!("{:?}", f.rule);
+                kinds.insert(rule.split([' ', '{']).next().unwrap().to_string());
+            }
+            let names: Vec<&str> = chain.iter().map(|f| f.name.as_str()).collect();
+            let ((frames, end), expected) = lay_out_and_walk(&image, &chain);
+            assert_eq!(
+                (frames, end),
+                (expected, EndReason::Root),
+                "{path:?}: chain {names:?}"
+            );
+        }
+        // Every kind of rule took part somewhere.
+        eprintln!("rules walked: {kinds:?}");
+        for kind in ["Dwarf", "FramePointer", "Frameless", "FramelessIndirect"] {
+            assert!(kinds.contains(kind), "no {kind} frame in {kinds:?}");
+        }
+    }
+
+    #[test]
+    fn a_frame_interrupted_at_its_edges_unwinds_as_its_code_has_the_stack() {
+        let (_, path) = dylibs("edges")
+            .into_iter()
+            .find(|(arch, _)| arch == "x86_64")
+            .unwrap();
+        let image = Image::load(&path);
+        let mut checked = 0;
+        for f in functions(&image, &path) {
+            if !matches!(f.shape, Shape::FramePointer) {
+                continue;
+            }
+            let start = LOAD + f.insns[0].0;
+            let ret = LOAD
+                + f.insns
+                    .iter()
+                    .find(|i| i.1 == "retq")
+                    .unwrap_or_else(|| panic!("{}: a retq", f.name))
+                    .0;
+            // The caller's frame pointer points elsewhere: a walker that trusted the
+            // encoding here would take the caller's return address for this one's.
+            let (ra, caller_fp) = (LOAD + 0x4242, BASE + 0x800);
+            let mut stack = Stack::new();
+            stack.put(caller_fp, 0x1111);
+            stack.put(caller_fp + 8, 0x2222);
+            let sp = BASE + 0x100;
+            for (pc, words, what) in [
+                (start, vec![ra], "first instruction"),
+                (start + 1, vec![caller_fp, ra], "after push rbp"),
+                (ret, vec![ra], "at ret"),
+            ] {
+                for (i, &w) in words.iter().enumerate() {
+                    stack.put(sp + 8 * i as u64, w);
+                }
+                let bytes = stack.bytes();
+                let reader = SliceStack {
+                    base: BASE,
+                    bytes: &bytes,
+                };
+                let mut regs = Regs::default();
+                regs.set(Regs::IP, pc);
+                regs.set(Regs::SP, sp);
+                regs.set(Regs::FP, caller_fp);
+                let got = step(&mut regs, pc, true, &reader, &image, &image.code());
+                assert!(got.is_ok(), "{} {what}: {got:?}", f.name);
+                assert_eq!(
+                    (regs.ip(), regs.sp(), regs.fp()),
+                    (ra, sp + 8 * words.len() as u64, caller_fp),
+                    "{} {what}",
+                    f.name
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 6, "{checked} edges checked");
     }
 }

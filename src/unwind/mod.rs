@@ -20,6 +20,7 @@ pub mod cfi;
 pub mod compact;
 pub mod compiled;
 pub mod fp;
+pub mod macho;
 #[cfg(target_arch = "x86_64")]
 pub mod pe;
 mod regs;
