@@ -204,8 +204,8 @@ pub unsafe extern "C" fn vignette_config_default(config: *mut vignette_config) -
             sample_capacity: 100_000,
             #[cfg(target_os = "linux")]
             signal: libc::SIGPROF,
-            // Windows suspends threads instead of signalling them: the field is ignored.
-            #[cfg(windows)]
+            // Windows and macOS suspend threads instead of signalling them: the field is ignored.
+            #[cfg(not(target_os = "linux"))]
             signal: 0,
             backend: VIGNETTE_BACKEND_AUTO,
         };

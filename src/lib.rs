@@ -26,9 +26,10 @@
 //! buffer is mapped with `mmap` at [`Builder::build`], and [`Capture::encode_into`] writes the
 //! profile into a caller's buffer.
 //!
-//! Linux on x86_64 and aarch64, and Windows on x86_64 (where the sampler suspends each thread
-//! and unwinds a copy of its stack instead of signalling it); other systems and architectures
-//! stop the build with an error that names the missing backend.
+//! Linux on x86_64 and aarch64, Windows on x86_64, and macOS on x86_64 and arm64 (on Windows
+//! and macOS the sampler suspends each thread and unwinds a copy of its stack instead of
+//! signalling it; macOS is built and unit-tested on Linux only, never run); other systems
+//! and architectures stop the build with an error that names the missing backend.
 #![cfg_attr(not(feature = "std"), no_std)]
 // The signal path's contract, for every module unless it is exempted below as off that path:
 // no panics, so no unwrap, expect, panic or unchecked indexing. (Tests may.)
@@ -62,8 +63,8 @@ off_signal_path! {
     pub mod tools;
 }
 
-// The capture backend: Linux and Windows.
-#[cfg(any(target_os = "linux", windows))]
+// The capture backend: Linux, Windows and macOS.
+#[cfg(any(target_os = "linux", windows, target_os = "macos"))]
 off_signal_path! {
     mod collector;
     #[cfg(feature = "ffi")]
@@ -78,10 +79,10 @@ off_signal_path! {
     mod delivery;
 }
 
-#[cfg(not(any(target_os = "linux", windows)))]
+#[cfg(not(any(target_os = "linux", windows, target_os = "macos")))]
 compile_error!(
-    "vignette has no capture backend for this operating system yet: Linux and Windows only \
-     for now (a macOS backend is planned)"
+    "vignette has no capture backend for this operating system yet: Linux, Windows and macOS \
+     only for now"
 );
 
 /// Declares modules that are vignette's own workings: public only with the
@@ -99,21 +100,24 @@ macro_rules! internal {
 }
 
 internal! { unwind }
-#[cfg(any(target_os = "linux", windows))]
+#[cfg(any(target_os = "linux", windows, target_os = "macos"))]
 pub mod labels;
-#[cfg(any(target_os = "linux", windows))]
+#[cfg(any(target_os = "linux", windows, target_os = "macos"))]
 internal! { ring }
 #[cfg(target_os = "linux")]
 internal! { code_map snapshot stacks }
-#[cfg(any(target_os = "linux", windows))]
+#[cfg(any(target_os = "linux", windows, target_os = "macos"))]
 mod sampler;
-#[cfg(any(target_os = "linux", windows))]
+#[cfg(any(target_os = "linux", windows, target_os = "macos"))]
 mod sys;
 
-#[cfg(all(feature = "std", any(target_os = "linux", windows)))]
+#[cfg(all(
+    feature = "std",
+    any(target_os = "linux", windows, target_os = "macos")
+))]
 pub use delivery::{Heartbeat, Triggers};
 pub use error::{Error, Result};
-#[cfg(any(target_os = "linux", windows))]
+#[cfg(any(target_os = "linux", windows, target_os = "macos"))]
 pub use profile::Capture;
 pub use profile::{
     Backend, Clock, Lost, ObjectFormat, TriggerKind, FORMAT_VERSION, MAX_TRIGGER_NOTE,
@@ -122,9 +126,9 @@ pub use profile::{
 pub use profile::{
     Chunk, Frame, Label, LabelValue, Labels, Module, Profile, Sample, StackNode, Thread, Trigger,
 };
-#[cfg(any(target_os = "linux", windows))]
+#[cfg(any(target_os = "linux", windows, target_os = "macos"))]
 pub use profiler::{Builder, Profiler, Target};
-#[cfg(windows)]
+#[cfg(any(windows, target_os = "macos"))]
 pub use sampler::suspend::Suspensions;
 pub use unwind::{EndReason, Unwinder};
 

@@ -47,7 +47,7 @@ impl Default for Builder {
             max_modules: 512,
             #[cfg(target_os = "linux")]
             signal: libc::SIGPROF,
-            #[cfg(windows)]
+            #[cfg(not(target_os = "linux"))]
             signal: 0,
             unwinder: Unwinder::Cfi,
             module_paths: false,
@@ -105,8 +105,8 @@ impl Builder {
     }
 
     /// The signal used to interrupt threads (default `SIGPROF`). Prefer a standard signal: a
-    /// thread that blocks it then holds at most one pending. Ignored on Windows, where threads
-    /// are suspended, not signalled.
+    /// thread that blocks it then holds at most one pending. Ignored on Windows and macOS,
+    /// where threads are suspended, not signalled.
     pub fn signal(mut self, signal: i32) -> Self {
         self.signal = signal;
         self
@@ -142,7 +142,7 @@ impl Builder {
     /// [`Clock::Cpu`]: [`Backend::PerfEvents`] where the kernel allows perf events (the kernel
     /// times each thread's CPU precisely, idle threads cost nothing), else
     /// [`Backend::CpuTimers`] (the same, at the kernel's tick resolution), else
-    /// [`Backend::SamplerThread`]; under [`Clock::Wall`] the sampler thread. Windows:
+    /// [`Backend::SamplerThread`]; under [`Clock::Wall`] the sampler thread. Windows and macOS:
     /// [`Backend::Suspension`]. Asking for one that cannot run here makes `build()` fail.
     pub fn backend(mut self, backend: Backend) -> Self {
         self.backend = Some(backend);
@@ -643,9 +643,9 @@ impl Profiler {
         Ok(spent)
     }
 
-    /// What sampling by suspension has cost since the profiler was built (Windows, where
-    /// threads are suspended to be sampled).
-    #[cfg(windows)]
+    /// What sampling by suspension has cost since the profiler was built (Windows and
+    /// macOS, where threads are suspended to be sampled).
+    #[cfg(any(windows, target_os = "macos"))]
     pub fn suspensions(&self) -> crate::Suspensions {
         self.shared.suspension_stats()
     }

@@ -191,3 +191,21 @@ fn version_5_profiles_decode_with_no_backend_recorded() {
     assert_eq!(v6[8], vignette::FORMAT_VERSION as u8);
     assert_eq!(Profile::decode(&v6).unwrap(), p);
 }
+
+#[test]
+fn version_6_profiles_decode_and_mach_o_modules_round_trip() {
+    let p =
+        Profile::decode(&std::fs::read(common::fixture("labelled-v5.vignette")).unwrap()).unwrap();
+    // Version 7 has version 6's layout: a version-6 file reads as it is.
+    let mut v6 = p.encode();
+    assert_eq!(v6[8], 7);
+    v6[8] = 6;
+    assert_eq!(Profile::decode(&v6).unwrap(), p);
+    // A Mach-O module keeps its format (version-6 readers refuse the file by its version).
+    let mut mac = p.clone();
+    mac.modules[0].format = vignette::ObjectFormat::MachO;
+    let bytes = mac.encode();
+    let back = Profile::decode(&bytes).unwrap();
+    assert_eq!(back.modules[0].format, vignette::ObjectFormat::MachO);
+    assert_eq!(back, mac);
+}

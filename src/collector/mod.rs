@@ -8,7 +8,7 @@
 mod carry;
 mod registry;
 
-#[cfg_attr(windows, allow(unused_imports))]
+#[cfg_attr(any(windows, target_os = "macos"), allow(unused_imports))]
 pub(crate) use registry::{Scan, SlotRec, SlotState};
 use crate::error::Result;
 use crate::labels::LabelSet;

@@ -34,7 +34,7 @@ pub(crate) struct SlotRec {
     pub tid: i32,
     pub state: SlotState,
     /// Newly (re)assigned: the sampler forgets the slot's previous thread's unanswered signal.
-    #[cfg_attr(windows, allow(dead_code))]
+    #[cfg_attr(any(windows, target_os = "macos"), allow(dead_code))]
     pub fresh: bool,
     /// CPU nanoseconds already accounted for by sent signals (clock `Cpu`).
     pub cpu_mark: u64,

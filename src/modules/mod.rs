@@ -158,10 +158,10 @@ impl ModuleMap {
                 s(r.debug_file)
             },
             age: r.age,
-            format: if r.format == ObjectFormat::Pe as u8 {
-                ObjectFormat::Pe
-            } else {
-                ObjectFormat::Elf
+            format: match r.format {
+                f if f == ObjectFormat::Pe as u8 => ObjectFormat::Pe,
+                f if f == ObjectFormat::MachO as u8 => ObjectFormat::MachO,
+                _ => ObjectFormat::Elf,
             },
             start_avma: r.start,
             end_avma: r.end,
@@ -251,6 +251,32 @@ impl ModuleMap {
                 rec.age = cv.age;
                 rec.debug_file = map.intern_str(cv.pdb_file_name());
             }
+            map.push(rec)
+        });
+    }
+
+    /// Notes that the Mach-O image `m` (whose identity is `id`) is loaded in `epoch`, as
+    /// `observe` does for ELF: its `__TEXT` range, its UUID as code id and (in order, age 0)
+    /// debug id.
+    #[cfg(target_os = "macos")]
+    pub(crate) fn observe_macho(
+        &mut self,
+        m: &crate::sys::loader::LoadedModule<'_>,
+        id: &macho::MachOIdentity,
+        epoch: u32,
+    ) {
+        let uuid = id.uuid.unwrap_or_default();
+        let code_id: &[u8] = if id.uuid.is_some() { &uuid } else { &[] };
+        let (start, end) = (m.base, m.base.saturating_add(id.text_size));
+        self.note(start, end, code_id, Some(m.path), |map| {
+            let mut rec = new_rec(start, end, start, epoch);
+            rec.format = ObjectFormat::MachO as u8;
+            rec.build_id[..code_id.len()].copy_from_slice(code_id);
+            rec.build_id_len = code_id.len() as u32;
+            rec.debug_id = uuid;
+            rec.path = map.intern_str(m.path);
+            let name = m.path.rsplit(|&b| b == b'/').next().unwrap_or(m.path);
+            rec.name = map.intern_str(name);
             map.push(rec)
         });
     }

@@ -52,6 +52,7 @@ impl Profile {
                 let (v5, rest) = postcard::take_from_bytes::<V5>(rest).map_err(postcard_error)?;
                 (v5.into_profile(), rest)
             }
+            // Version 7 has version 6's layout (and Mach-O modules).
             _ => postcard::take_from_bytes::<Profile>(rest).map_err(postcard_error)?,
         };
         if !rest.is_empty() {

@@ -9,7 +9,7 @@ mod encode;
 mod packed;
 
 pub use encode::Capture;
-#[cfg(any(target_os = "linux", windows))]
+#[cfg(any(target_os = "linux", windows, target_os = "macos"))]
 pub(crate) use encode::CaptureConfig;
 
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 /// The eight bytes every profile starts with.
 pub const MAGIC: [u8; 8] = *b"VIGNETTE";
 /// The format version this build writes (and the newest it reads).
-pub const FORMAT_VERSION: u16 = 6;
+pub const FORMAT_VERSION: u16 = 7;
 
 /// The object format of a module, which says how its code id reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -29,6 +29,8 @@ pub enum ObjectFormat {
     /// PE (Windows): the code id is the link time stamp and the image size, 4 bytes each,
     /// big-endian.
     Pe = 1,
+    /// Mach-O (macOS): the code id is the `LC_UUID`'s 16 bytes.
+    MachO = 2,
 }
 
 /// What drives sampling.
@@ -60,7 +62,8 @@ pub enum Backend {
     /// per-thread CPU timers): no cost for idle threads, but the kernel checks these timers
     /// only at its scheduler tick, so above its rate a sample stands for several intervals.
     CpuTimers = 3,
-    /// vignette's sampler thread suspends each thread and walks a copy of its stack (Windows).
+    /// vignette's sampler thread suspends each thread and walks a copy of its stack (Windows,
+    /// macOS).
     Suspension = 4,
 }
 

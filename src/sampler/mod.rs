@@ -3,17 +3,17 @@
 //!
 //! - [`signal`] (Linux): the sampler thread sends each thread a signal, and the thread walks
 //!   its own stack in the handler;
-//! - `suspend` (Windows): the sampler thread suspends each thread, copies its stack, resumes
-//!   it, and walks the copy.
+//! - `suspend` (Windows, macOS): the sampler thread suspends each thread, copies its stack,
+//!   resumes it, and walks the copy.
 
 pub(crate) mod series;
 #[cfg(target_os = "linux")]
 pub(crate) mod signal;
 #[cfg(target_os = "linux")]
 pub(crate) use signal::*;
-#[cfg(windows)]
+#[cfg(any(windows, target_os = "macos"))]
 pub(crate) mod suspend;
-#[cfg(windows)]
+#[cfg(any(windows, target_os = "macos"))]
 pub(crate) use suspend::*;
 
 use crate::sys::mem::MapBox;

@@ -9,6 +9,12 @@ pub mod mem;
 mod linux;
 #[cfg(target_os = "linux")]
 pub use linux::*;
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(target_os = "macos")]
+pub use macos::*;
+#[cfg(unix)]
+mod posix;
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]

@@ -1,13 +1,14 @@
-//! The suspend-copy-resume engine (Windows), as Chromium's `StackSamplingProfiler` and the
-//! Gecko profiler sample there: the sampler thread, for each thread due a sample, suspends it,
-//! reads its registers, copies the live part of its stack into a buffer allocated at
-//! `build()`, resumes it, and only then walks the copy (with the x64 `.pdata` unwinder, or
-//! frame pointers) into the sample ring, which the session tables drain as on Linux.
+//! The suspend-copy-resume engine (Windows, macOS), as Chromium's `StackSamplingProfiler`
+//! and the Gecko profiler sample there: the sampler thread, for each thread due a sample,
+//! suspends it, reads its registers, copies the live part of its stack into a buffer
+//! allocated at `build()`, resumes it, and only then walks the copy (with the x64 `.pdata`
+//! unwinder on Windows, compact unwind and `__eh_frame` on macOS, or frame pointers) into the
+//! sample ring, which the session tables drain as on Linux.
 //!
 //! # While a thread is suspended
 //! It may hold the heap lock, the loader lock or any other: between suspending and resuming,
-//! the engine runs only `sys::suspend::capture`, which makes lock-free system calls into
-//! memory allocated before. Listing threads and modules (both take locks) happens between
+//! the engine runs only `sys::suspend::Target::capture`, which makes lock-free system calls
+//! into memory allocated before. Listing threads and modules (both take locks) happens between
 //! samples, with no thread suspended.
 
 mod code;
@@ -25,8 +26,8 @@ use crate::profiler::Target;
 use crate::ring::{SampleMeta, SampleRing};
 use crate::sys::mem::{MapBox, Region};
 use crate::sys::{loader, suspend, threads, time};
-use crate::unwind::{fp, pe, EndReason, Regs, SliceStack, Unwinder};
-use code::PeCodeMap;
+use crate::unwind::{fp, EndReason, Regs, SliceStack, Unwinder};
+use code::CodeMap;
 use image_cache::ImageCache;
 
 /// How often the sampler thread re-lists the process's threads and modules.
@@ -50,7 +51,8 @@ pub struct Suspensions {
     /// Nanoseconds the sampler spent walking the copied stacks (after resuming them).
     pub walk_ns: u64,
     /// Blocks of module memory (unwind info, code) the walks read, and how many of them came
-    /// from vignette's cache rather than a `ReadProcessMemory` call.
+    /// from vignette's cache rather than a system call (`ReadProcessMemory`,
+    /// `mach_vm_read_overwrite`).
     pub image_reads: u64,
     /// See `image_reads`.
     pub image_reads_cached: u64,
@@ -63,7 +65,7 @@ static ACTIVE: AtomicBool = AtomicBool::new(false);
 pub(crate) struct Shared {
     pub generation: AtomicU32,
     pub ring: SampleRing,
-    pub code: PeCodeMap,
+    pub code: CodeMap,
     pub unwinder: Unwinder,
     /// Samples dropped because the ring was full.
     pub ring_full: AtomicU64,
@@ -93,7 +95,7 @@ impl Shared {
         Ok(Shared {
             generation: AtomicU32::new(0),
             ring: SampleRing::new(ring_slots, max_frames)?,
-            code: PeCodeMap::new(max_modules)?,
+            code: CodeMap::new(max_modules)?,
             unwinder,
             ring_full: AtomicU64::new(0),
             stop: AtomicBool::new(false),
@@ -168,7 +170,7 @@ pub(crate) fn choose_backend(
     match forced {
         None | Some(Backend::Suspension) => Ok(Backend::Suspension),
         Some(_) => Err(crate::Error::InvalidConfig(
-            "Windows samples by thread suspension only",
+            "this system samples by thread suspension only",
         )),
     }
 }
@@ -234,11 +236,7 @@ impl Job {
             shared.ring_full.fetch_add(weight as u64, Relaxed);
             return;
         };
-        let mut regs = Regs::default();
-        for (reg, &value) in cap.gpr.iter().enumerate() {
-            regs.set(pe::dwarf(reg as u8), value);
-        }
-        regs.set(Regs::IP, cap.rip);
+        let regs = cap.regs();
         let mut stack = SliceStack {
             base: regs.sp(),
             bytes: self.stack.get(..cap.copied).unwrap_or(&[]),
@@ -255,7 +253,7 @@ impl Job {
                 let image = self.image.reader();
                 shared
                     .code
-                    .with(|tables| pe::walk(&regs, &mut stack, tables, &image, frames))
+                    .with(|tables| tables.walk(&regs, &mut stack, &image, frames))
                     .unwrap_or_else(|| only_ip(&regs, frames))
             }
         };
@@ -348,15 +346,34 @@ fn round(job: &mut Job, shared: &Shared, wall_weight: u32) {
     }
 }
 
-/// The sampler thread's entry point.
+/// The sampler thread's entry point (Windows' thread signature).
+#[cfg(windows)]
 pub(super) unsafe extern "system" fn sampler_main(arg: *mut c_void) -> u32 {
-    // SAFETY: `Running::start` passes a Job pointer it keeps alive (and does not touch) until
-    // it has joined this thread.
+    // SAFETY: as `start_job`'s contract.
+    unsafe { start_job(arg) };
+    0
+}
+
+/// The sampler thread's entry point (a pthread's signature).
+#[cfg(target_os = "macos")]
+pub(super) extern "C" fn sampler_main(arg: *mut c_void) -> *mut c_void {
+    crate::sys::spawn::set_current_name(c"vignette");
+    // SAFETY: as `start_job`'s contract.
+    unsafe { start_job(arg) };
+    core::ptr::null_mut()
+}
+
+/// Runs the job `arg` points to.
+///
+/// # Safety
+/// `arg` is the Job pointer `Running::start` passes, which it keeps alive (and does not
+/// touch) until it has joined this thread.
+unsafe fn start_job(arg: *mut c_void) {
+    // SAFETY: the caller's promise.
     let job = unsafe { &mut *(arg as *mut Job) };
     // SAFETY: the profiler frees Shared only after joining this thread.
     let shared = unsafe { &*job.shared };
     run(job, shared);
-    0
 }
 
 fn run(job: &mut Job, shared: &Shared) {
@@ -453,15 +470,15 @@ pub(crate) fn claim_handler(_shared: &MapBox<Shared>) -> Result<()> {
     Ok(())
 }
 
-/// Releases what [`claim_handler`] took; always succeeds on Windows (no handler can be
-/// running).
+/// Releases what [`claim_handler`] took; always succeeds (no handler can be running).
 pub(crate) fn release_handler(_shared: &Shared) -> bool {
     loader::unwatch();
     ACTIVE.store(false, SeqCst);
     true
 }
 
-/// As [`release_handler`] (Windows has no `fork`).
+/// As [`release_handler`] (in a forked child on macOS, where the sampler thread does not
+/// exist; Windows has no `fork`).
 pub(crate) fn release_inherited_handler(shared: &Shared) {
     release_handler(shared);
 }

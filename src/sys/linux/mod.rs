@@ -11,7 +11,7 @@ pub mod fault_guard;
 pub mod fs;
 pub mod handler_stack;
 pub mod maps;
-pub mod pages;
+pub use super::posix::pages;
 pub mod signal;
 pub mod spawn;
 pub mod stack;

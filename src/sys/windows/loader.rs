@@ -69,6 +69,13 @@ pub struct LoadedModule<'a> {
     pub path: &'a [u8],
 }
 
+impl LoadedModule<'_> {
+    /// What tells one module from another in the list: its range and its path.
+    pub fn key(&self) -> (u64, u64, &[u8]) {
+        (self.base, self.size, self.path)
+    }
+}
+
 /// Calls `f` with every loaded module (at most [`MAX_MODULES`]), in the loader's order.
 /// Returns whether the list was complete.
 ///

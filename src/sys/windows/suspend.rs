@@ -28,6 +28,18 @@ pub struct Captured {
     pub labels: crate::labels::LabelSet,
 }
 
+impl Captured {
+    /// The registers, by DWARF number, for the unwinder.
+    pub fn regs(&self) -> crate::unwind::Regs {
+        let mut regs = crate::unwind::Regs::default();
+        for (reg, &value) in self.gpr.iter().enumerate() {
+            regs.set(crate::unwind::pe::dwarf(reg as u8), value);
+        }
+        regs.set(crate::unwind::Regs::IP, self.rip);
+        regs
+    }
+}
+
 /// Why a thread could not be sampled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CaptureError {
@@ -176,20 +188,7 @@ fn while_suspended(
     } else {
         0
     };
-    // From rsp up to the stack's base, bounded by the buffer; a stack base the thread does not
-    // seem to be under (a fiber switching stacks) leaves only what the buffer holds.
-    let want = match stack_base.checked_sub(rsp) {
-        Some(len) if len > 0 => (len as usize).min(stack.len()),
-        _ => stack.len(),
-    };
-    let mut len = want & !7;
-    // A copy that reaches unreadable memory is retried shorter.
-    while len >= 8 {
-        if stack.get_mut(..len).is_some_and(|b| memory::read(rsp, b)) {
-            break;
-        }
-        len = (len / 2) & !7;
-    }
+    let len = crate::sys::mem::copy_stack(rsp, stack_base, stack, memory::read);
     Ok(Captured {
         gpr: ctx.gpr,
         rip: ctx.Rip,

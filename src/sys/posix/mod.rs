@@ -1,0 +1,4 @@
+//! What Linux and macOS share: POSIX memory mappings and threads.
+
+pub mod pages;
+pub mod thread;
