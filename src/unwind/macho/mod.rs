@@ -5,17 +5,18 @@
 //! frame pointers. Addresses outside every image (JIT code) are left by frame pointers.
 //!
 //! Compact unwind describes a function's body, where a call can be: a frame interrupted in
-//! its first instruction or at its `ret` has not built (or has already taken down) what the
-//! encoding describes. For an interrupted frame the walker checks those two places, and the
-//! one instruction after an x86_64 `push rbp` or an arm64 `stp x29, x30, [sp, #-16]!`, and
-//! unwinds them as the code there has the stack. Return addresses read from an arm64 stack
-//! are stripped of pointer-authentication bits.
+//! its prologue or epilogue has not built (or has already taken down) what the encoding
+//! describes. For an interrupted frame the walker reads the code from there on ([`edge`])
+//! and unwinds it as those instructions have the stack. Return addresses read from an arm64
+//! stack are stripped of pointer-authentication bits.
 //!
 //! The host's architecture decides which encodings are read (x86_64 or arm64), since the
 //! registers ([`Regs`]) are the host's.
 
+pub mod edge;
+
 use super::cfi::{self, CfiError, ModuleSections, Section};
-use super::compact::{CompactRegs, CompactRule, ReturnAddress, UnwindInfo};
+use super::compact::{CompactRegs, CompactRule, UnwindInfo};
 use super::{fp, EndReason, ImageReader, Regs, StackReader, Step};
 
 #[cfg(target_arch = "aarch64")]
@@ -122,7 +123,7 @@ where
         },
         rule => {
             let rule = match interrupted {
-                true => at_edge(lookup, code).unwrap_or(rule),
+                true => at_edge(lookup, function, code).unwrap_or(rule),
                 false => rule,
             };
             compact_step(rule, regs, stack, code, function, interrupted)
@@ -130,79 +131,31 @@ where
     }
 }
 
-/// The rule at a function's first instruction: x86_64 `call` pushed the return address;
-/// arm64 `bl` left it in x30.
+/// The rule at a function's first instruction (the host's architecture).
 #[cfg(target_arch = "x86_64")]
-const ON_ENTRY: CompactRule = CompactRule::Frameless {
-    stack_size: 8,
-    ra: ReturnAddress::BelowCallerSp,
-    fp_at: None,
-};
+const ON_ENTRY: CompactRule = edge::X86_64_ENTRY;
 #[cfg(target_arch = "aarch64")]
-const ON_ENTRY: CompactRule = CompactRule::Frameless {
-    stack_size: 0,
-    ra: ReturnAddress::InLinkRegister,
-    fp_at: None,
-};
+const ON_ENTRY: CompactRule = edge::ARM64_ENTRY;
 
 /// The rule for an interrupted frame whose stack is not (or no longer) what its encoding
-/// describes, read from the instruction at `pc`: about to save the frame pointer (x86_64
-/// `push rbp`; arm64 `pacibsp` or `stp x29, x30, [sp, #-16]!`), about to set it (`mov rbp,
-/// rsp`; `mov x29, sp` after that `stp`), or returning. `None` elsewhere, or if the code
-/// cannot be read. (The instruction, not the function's start, decides: the linker merges
+/// describes: at the function's first instruction, or in a prologue or epilogue that
+/// [`edge`] recognizes from the instructions. `None` elsewhere, or if the code cannot be
+/// read. (The instructions decide more than the entry's start: the linker merges
 /// neighbouring functions with equal encodings into one entry.)
 ///
 /// # Signal safety
-/// Async-signal-safe: at most two reads of 4 code bytes.
-fn at_edge<I: ImageReader + ?Sized>(pc: u64, code: &I) -> Option<CompactRule> {
-    let word = |at: u64| {
-        let mut b = [0u8; 4];
-        code.read(at, &mut b).then_some(b)
-    };
-    let here = word(pc)?;
-    if is_return(here) || saves_frame_pointer(here) {
+/// Async-signal-safe: a bounded number of 4-byte code reads.
+fn at_edge<I: ImageReader + ?Sized>(pc: u64, function: u64, code: &I) -> Option<CompactRule> {
+    if pc == function {
         return Some(ON_ENTRY);
     }
-    // Between saving the frame pointer and setting it: the caller's frame pointer is at sp,
-    // the return address above it.
     #[cfg(target_arch = "x86_64")]
-    let sets = here[..3] == [0x48, 0x89, 0xe5]; // mov rbp, rsp
+    return edge::x86_64(pc, |at, buf| code.read(at, buf));
     #[cfg(target_arch = "aarch64")]
-    let sets = u32::from_le_bytes(here) == 0x9100_03fd // mov x29, sp
-        && pc.checked_sub(4).and_then(word).is_some_and(saves_frame_pointer);
-    sets.then_some(CompactRule::Frameless {
-        stack_size: 16,
-        ra: ReturnAddress::BelowCallerSp,
-        fp_at: Some(0),
-    })
-}
-
-/// Whether the instruction starting with `b` begins a frame: x86_64 `push rbp`; arm64
-/// `stp x29, x30, [sp, #-16]!`, or `pacibsp`/`paciasp` (which signs the return address
-/// before that).
-///
-/// # Signal safety
-/// Async-signal-safe.
-fn saves_frame_pointer(b: [u8; 4]) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return b[0] == 0x55;
-    #[cfg(target_arch = "aarch64")]
-    return matches!(
-        u32::from_le_bytes(b),
-        0xa9bf_7bfd | 0xd503_237f | 0xd503_233f
-    );
-}
-
-/// Whether the instruction starting with `b` returns: x86_64 `ret` (`c3`, or `c2 imm16`);
-/// arm64 `ret` (to x30) or `retab`/`retaa`.
-///
-/// # Signal safety
-/// Async-signal-safe.
-fn is_return(b: [u8; 4]) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return b[0] == 0xc3 || b[0] == 0xc2;
-    #[cfg(target_arch = "aarch64")]
-    return matches!(u32::from_le_bytes(b), 0xd65f_03c0 | 0xd65f_0bff | 0xd65f_0fff);
+    return edge::arm64(pc, |at| {
+        let mut b = [0u8; 4];
+        code.read(at, &mut b).then(|| u32::from_le_bytes(b))
+    });
 }
 
 /// Applies a compact rule to `regs`.
