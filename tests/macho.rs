@@ -913,3 +913,350 @@ mod walker {
         assert!(checked >= 6, "{checked} edges checked");
     }
 }
+
+/// Frames interrupted in prologues and epilogues, both architectures (the edge analyses
+/// build on every host): every instruction of every prologue and epilogue of the dylibs'
+/// functions with a compact encoding is run, from its disassembly, by a small interpreter of
+/// its own; at each, the rule the walker would take (the function's entry, else
+/// `unwind::macho::edge`, else the encoding) must recover the caller's registers.
+mod edges {
+    use super::*;
+    use std::collections::HashMap;
+    use vignette::unwind::macho::edge;
+    use vignette::unwind::ImageReader;
+
+    const RA: u64 = 0x1_2345_6789;
+    const CALLER_FP: u64 = 0x7fff_1000;
+    const CALLER_SP: u64 = 0x7000_8000;
+    const JUNK: u64 = 0xbad_bad;
+
+    /// Registers by name (`sp`, `x29`, `rbp`, ...) and the stack, word by word.
+    #[derive(Clone, Default)]
+    struct Machine {
+        regs: HashMap<String, u64>,
+        mem: HashMap<u64, u64>,
+        /// Registers stored to the stack so far.
+        saved: Vec<String>,
+    }
+
+    impl Machine {
+        fn reg(&self, r: &str) -> u64 {
+            self.regs.get(r).copied().unwrap_or(0)
+        }
+        fn set(&mut self, r: &str, v: u64) {
+            self.regs.insert(r.to_string(), v);
+        }
+    }
+
+    fn imm(s: &str) -> i64 {
+        let s = s.trim().trim_start_matches(['#', '$']);
+        match s.strip_prefix("0x") {
+            Some(h) => i64::from_str_radix(h, 16).unwrap(),
+            None => s.parse().unwrap(),
+        }
+    }
+
+    /// arm64: runs `insn` if it is one prologues and epilogues use; `false` if not.
+    fn arm64_step(m: &mut Machine, insn: &str) -> bool {
+        let ops: Vec<&str> = insn
+            .split([' ', ',', '[', ']'])
+            .filter(|s| !s.is_empty())
+            .collect();
+        let sp = m.reg("sp");
+        let sh = |ops: &[&str]| {
+            if ops.ends_with(&["lsl", "#12"]) {
+                12
+            } else {
+                0
+            }
+        };
+        match ops.as_slice() {
+            ["pacibsp"] | ["paciasp"] | ["autibsp"] | ["autiasp"] | ["nop"] => {}
+            ["stp", a, b, "sp", rest @ ..] => {
+                let pre = rest.last().is_some_and(|r| r.ends_with('!'));
+                let off = rest.first().map_or(0, |o| imm(o.trim_end_matches('!')));
+                let at = sp.wrapping_add_signed(off);
+                m.mem.insert(at, m.reg(a));
+                m.mem.insert(at + 8, m.reg(b));
+                m.saved.extend([a.to_string(), b.to_string()]);
+                if pre {
+                    m.set("sp", at);
+                }
+            }
+            ["ldp", a, b, "sp", rest @ ..] => {
+                // `[sp, #o]` or `[sp], #o` (post-index): the split cannot tell them apart, the
+                // text can.
+                let post = insn.contains("],");
+                let off = rest.first().map_or(0, |o| imm(o));
+                let at = if post {
+                    sp
+                } else {
+                    sp.wrapping_add_signed(off)
+                };
+                let word = |a: u64| m.mem.get(&a).copied().unwrap_or(JUNK);
+                let (va, vb) = (word(at), word(at + 8));
+                m.set(a, va);
+                m.set(b, vb);
+                if post {
+                    m.set("sp", sp.wrapping_add_signed(off));
+                }
+            }
+            ["sub", "sp", "sp", n, ..] => m.set("sp", sp - ((imm(n) as u64) << sh(&ops))),
+            ["add", "sp", "sp", n, ..] => m.set("sp", sp + ((imm(n) as u64) << sh(&ops))),
+            ["add", "x29", "sp", n] => m.set("x29", sp + imm(n) as u64),
+            ["mov", "x29", "sp"] => m.set("x29", sp),
+            _ => return false,
+        }
+        true
+    }
+
+    /// x86_64 (AT&T syntax): as [`arm64_step`].
+    fn x86_64_step(m: &mut Machine, insn: &str) -> bool {
+        let sp = m.reg("rsp");
+        match insn
+            .split([' ', ','])
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            ["pushq", r] => {
+                let r = r.trim_start_matches('%');
+                m.mem.insert(sp - 8, m.reg(r));
+                m.saved.push(r.to_string());
+                m.set("rsp", sp - 8);
+            }
+            ["popq", r] => {
+                let v = m.mem.get(&sp).copied().unwrap_or(JUNK);
+                m.set(r.trim_start_matches('%'), v);
+                m.set("rsp", sp + 8);
+            }
+            ["subq", n, "%rsp"] => m.set("rsp", sp - imm(n) as u64),
+            ["addq", n, "%rsp"] => m.set("rsp", sp + imm(n) as u64),
+            ["movq", "%rsp", "%rbp"] => m.set("rbp", sp),
+            _ => return false,
+        }
+        true
+    }
+
+    /// What the walker would take at `pc` (the encoding's function starting at `function`)
+    /// applied to `m`: the caller's (ip, sp, fp), or why not.
+    fn unwound(
+        arch: &str,
+        image: &SliceImage<'_>,
+        encoding: u32,
+        function: u64,
+        pc: u64,
+        m: &Machine,
+    ) -> Result<(u64, u64, u64), String> {
+        let (rule, regs) = if arch == "arm64" {
+            let rule = if pc == function {
+                Some(edge::ARM64_ENTRY)
+            } else {
+                edge::arm64(pc, |at| {
+                    let mut b = [0u8; 4];
+                    image.read(at, &mut b).then(|| u32::from_le_bytes(b))
+                })
+            };
+            let regs = (m.reg("sp"), m.reg("x29"), m.reg("x30"));
+            (rule.or_else(|| arm64::decode(encoding)), regs)
+        } else {
+            let rule = if pc == function {
+                Some(edge::X86_64_ENTRY)
+            } else {
+                edge::x86_64(pc, |at, buf| image.read(at, buf))
+            };
+            (
+                rule.or_else(|| x86_64::decode(encoding)),
+                (m.reg("rsp"), m.reg("rbp"), 0),
+            )
+        };
+        // The stack as the interpreter left it, every word it did not write junk.
+        let lo = regs.0.min(CALLER_SP - 0x4000) & !7;
+        let words: Vec<u8> = (0..0x1000u64)
+            .flat_map(|i| {
+                m.mem
+                    .get(&(lo + 8 * i))
+                    .copied()
+                    .unwrap_or(JUNK)
+                    .to_le_bytes()
+            })
+            .collect();
+        let stack = SliceStack {
+            base: lo,
+            bytes: &words,
+        };
+        let mut c = CompactRegs {
+            ip: pc,
+            sp: regs.0,
+            fp: regs.1,
+            lr: regs.2,
+        };
+        let rule = rule.ok_or("no rule")?;
+        rule.apply(&mut c, &stack, image, function, true)
+            .map_err(|e| format!("{rule:?}: {e:?}"))?;
+        Ok((c.ip, c.sp, c.fp))
+    }
+
+    /// Runs `insns` (from the function's first) and checks every prologue and epilogue
+    /// position; returns (positions checked, positions left out as a known gap).
+    fn check_function(
+        arch: &str,
+        image: &SliceImage<'_>,
+        name: &str,
+        encoding: u32,
+        function: u64,
+        insns: &[(u64, String)],
+    ) -> (usize, usize) {
+        let step = if arch == "arm64" {
+            arm64_step
+        } else {
+            x86_64_step
+        };
+        let (sp, fp) = if arch == "arm64" {
+            ("sp", "x29")
+        } else {
+            ("rsp", "rbp")
+        };
+        let mut m = Machine::default();
+        for r in [
+            "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28", "d8", "d9",
+        ]
+        .iter()
+        .chain(&["rbx", "r12", "r13", "r14", "r15"])
+        {
+            m.set(r, 0x5000 + r.len() as u64);
+        }
+        m.set(fp, CALLER_FP);
+        if arch == "arm64" {
+            m.set("sp", CALLER_SP);
+            m.set("x30", RA);
+        } else {
+            m.set("rsp", CALLER_SP - 8);
+            m.mem.insert(CALLER_SP - 8, RA);
+        }
+        let frameless_x86 = arch == "x86_64"
+            && !matches!(x86_64::decode(encoding), Some(CompactRule::FramePointer));
+        let (mut checked, mut gaps) = (0, 0);
+        let mut check = |m: &Machine, pc: u64, what: &str| {
+            let got = unwound(arch, image, encoding, function, pc, m);
+            assert_eq!(
+                got,
+                Ok((RA, CALLER_SP, CALLER_FP)),
+                "{arch} {name} {what} at {pc:#x} (encoding {encoding:#x})"
+            );
+            checked += 1;
+        };
+        // The prologue, and the first instruction after it.
+        let mut body = 0;
+        for (i, (pc, insn)) in insns.iter().enumerate() {
+            if frameless_x86 && i > 0 {
+                // Known gap: an x86_64 frame without a frame pointer, interrupted between its
+                // pushes, is unwound by its encoding (the frame's full size).
+                gaps += 1;
+            } else {
+                check(&m, *pc, &format!("prologue `{insn}`"));
+            }
+            if !step(&mut m, insn) {
+                body = i;
+                break;
+            }
+        }
+        if body == 0 {
+            return (checked, gaps);
+        }
+        // The body may use every register the prologue saved but the frame pointer it set
+        // (and calls clobber x30).
+        let mut clobbered = m.saved.clone();
+        clobbered.push("x30".to_string());
+        for r in clobbered {
+            if r != fp || frameless_x86 {
+                m.set(&r, JUNK);
+            }
+        }
+        // Each epilogue: the instructions before a return that an epilogue is made of.
+        for (r, (_, insn)) in insns.iter().enumerate() {
+            if !(insn == "ret" || insn == "retq" || insn == "retab") {
+                continue;
+            }
+            let mut start = r;
+            while start > body {
+                let mut probe = m.clone();
+                if !step(&mut probe, &insns[start - 1].1) {
+                    break;
+                }
+                start -= 1;
+            }
+            let mut e = m.clone();
+            let mut ok = true;
+            for (pc, insn) in &insns[start..r] {
+                check(&e, *pc, &format!("epilogue `{insn}`"));
+                ok &= step(&mut e, insn);
+            }
+            assert!(ok);
+            // The interpreter agrees: the return goes where the walker said.
+            assert_eq!(
+                e.reg(sp) + if arch == "arm64" { 0 } else { 8 },
+                CALLER_SP,
+                "{name}: epilogue"
+            );
+            check(&e, insns[r].0, "return");
+        }
+        (checked, gaps)
+    }
+
+    #[test]
+    fn frames_interrupted_in_prologues_and_epilogues_unwind_to_their_caller() {
+        let mut totals = HashMap::<String, (usize, usize)>::new();
+        for (arch, path) in dylibs("edges-both") {
+            let bytes = std::fs::read(&path).unwrap();
+            let id = identity(&bytes);
+            let (off, len) = (id.unwind_info.0 as usize, id.unwind_info.1 as usize);
+            let info = UnwindInfo::parse(&bytes[off..off + len]).unwrap();
+            let image = SliceImage {
+                base: 0,
+                bytes: &bytes,
+            };
+            for (name, insns) in disassembly(&path) {
+                if insns.is_empty() || name.starts_with("__") || name == "_odd" {
+                    continue;
+                }
+                let entry = info.lookup(insns[0].0 as u32).unwrap().unwrap();
+                let rule = if arch == "arm64" {
+                    arm64::decode(entry.encoding)
+                } else {
+                    x86_64::decode(entry.encoding)
+                };
+                // DWARF-mode functions are unwound by their FDE; leaves keep no frame.
+                let kind = match rule.unwrap() {
+                    CompactRule::FramePointer => "frame pointer",
+                    CompactRule::Frameless { stack_size: 0, .. }
+                    | CompactRule::Dwarf { .. }
+                    | CompactRule::None => continue,
+                    _ => "frameless",
+                };
+                let (c, g) = check_function(
+                    &arch,
+                    &image,
+                    &name,
+                    entry.encoding,
+                    entry.function as u64,
+                    &insns,
+                );
+                let t = totals.entry(format!("{arch} {kind}")).or_default();
+                t.0 += c;
+                t.1 += g;
+            }
+        }
+        eprintln!("positions checked (and left as known gaps): {totals:?}");
+        for kind in [
+            "arm64 frame pointer",
+            "x86_64 frame pointer",
+            "x86_64 frameless",
+        ] {
+            assert!(
+                totals.get(kind).is_some_and(|t| t.0 > 10),
+                "{kind}: {totals:?}"
+            );
+        }
+    }
+}
