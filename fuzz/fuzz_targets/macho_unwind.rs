@@ -1,13 +1,37 @@
 //! The Mach-O side: the image identity reader over arbitrary bytes as an image, and the
 //! compact unwind parser over an arbitrary `__unwind_info` section, every encoding it finds
-//! decoded for both architectures and applied over a stack: answers or errors, never a
-//! panic, and a found entry always covers the address looked up.
+//! decoded for both architectures and applied over a stack; both architectures' prologue and
+//! epilogue analyses over the bytes as code; the walker over all of it as an image: answers
+//! or errors, never a panic, and a found entry always covers the address looked up.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use vignette::modules::macho;
+use vignette::unwind::cfi::Section;
 use vignette::unwind::compact::{arm64, x86_64, CompactRegs, UnwindInfo};
-use vignette::unwind::{SliceImage, SliceStack};
+use vignette::unwind::macho::{edge, walk, ImageLookup, MachOSections};
+use vignette::unwind::{ImageReader, Regs, SliceImage, SliceStack};
+
+/// One image: the fuzzed section as its unwind info and the rest as its `__eh_frame` and code.
+struct Image<'a> {
+    section: &'a [u8],
+    rest: &'a [u8],
+}
+
+impl ImageLookup for Image<'_> {
+    fn sections(&self, avma: u64) -> Option<MachOSections<'_>> {
+        (0x1000..0x1000 + self.rest.len() as u64)
+            .contains(&avma)
+            .then_some(MachOSections {
+                load_address: 0x1000,
+                unwind_info: Some(self.section),
+                eh_frame: Some(Section {
+                    data: self.rest,
+                    avma: 0x1000,
+                }),
+            })
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     // 8 header bytes: the section length / 4, then an address to look up; the section; the
@@ -23,6 +47,20 @@ fuzz_target!(|data: &[u8]| {
         bytes: rest,
     };
     let _ = macho::identity(&image, 0x1000).map(|id| (id.debug_id(), id.code_id()));
+    let pc = 0x1000 + u16::from_le_bytes([head[2], head[3]]) as u64;
+    let _ = edge::x86_64(pc, |at, buf| image.read(at, buf));
+    let _ = edge::arm64(pc, |at| {
+        let mut b = [0u8; 4];
+        image.read(at, &mut b).then(|| u32::from_le_bytes(b))
+    });
+    let mut stack = SliceStack {
+        base: 0x7000_0000,
+        bytes: rest,
+    };
+    let regs = Regs::new(pc, 0x7000_0000 + head[6] as u64 * 8, 0x7000_0000 + head[7] as u64 * 8);
+    let mut frames = [0u64; 64];
+    let (n, _) = walk(&regs, &mut stack, &Image { section, rest }, &image, &mut frames);
+    assert!((1..=frames.len()).contains(&n));
     let Ok(info) = UnwindInfo::parse(section) else {
         return;
     };
