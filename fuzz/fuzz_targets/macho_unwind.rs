@@ -57,9 +57,19 @@ fuzz_target!(|data: &[u8]| {
         base: 0x7000_0000,
         bytes: rest,
     };
-    let regs = Regs::new(pc, 0x7000_0000 + head[6] as u64 * 8, 0x7000_0000 + head[7] as u64 * 8);
+    let regs = Regs::new(
+        pc,
+        0x7000_0000 + head[6] as u64 * 8,
+        0x7000_0000 + head[7] as u64 * 8,
+    );
     let mut frames = [0u64; 64];
-    let (n, _) = walk(&regs, &mut stack, &Image { section, rest }, &image, &mut frames);
+    let (n, _) = walk(
+        &regs,
+        &mut stack,
+        &Image { section, rest },
+        &image,
+        &mut frames,
+    );
     assert!((1..=frames.len()).contains(&n));
     let Ok(info) = UnwindInfo::parse(section) else {
         return;
