@@ -650,7 +650,8 @@ impl Profiler {
         self.shared.suspension_stats()
     }
 
-    /// The calling thread's kernel id (for [`Target::Thread`]).
+    /// The calling thread's id as the profile records it (for [`Target::Thread`]): its
+    /// kernel thread id on Linux and Windows, its Mach port name in this task on macOS.
     pub fn current_thread_id() -> i32 {
         threads::gettid()
     }

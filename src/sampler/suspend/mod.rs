@@ -30,8 +30,12 @@ use crate::unwind::{fp, EndReason, Regs, SliceStack, Unwinder};
 use code::CodeMap;
 use image_cache::ImageCache;
 
-/// How often the sampler thread re-lists the process's threads and modules.
+/// How often the sampler thread re-lists the process's threads (and, if the loader's
+/// notifications are not available, its modules).
 const SCAN_NS: u64 = 10_000_000;
+
+/// Scans between listings of the modules when the loader's notifications say nothing changed.
+const FULL_MODULE_SCANS: u64 = 100;
 
 /// Blocks of module memory cached for the unwinder (64 bytes each).
 const IMAGE_CACHE_BLOCKS: usize = 4096;
@@ -388,11 +392,22 @@ fn run(job: &mut Job, shared: &Shared) {
     let mut now = time::monotonic_ns();
     let mut next_tick = now + interval;
     let mut next_scan = now + SCAN_NS;
+    let mut scans = 0u64;
     let mut wall_weight = 1;
     while !shared.stop.load(Acquire) {
         if now >= next_scan {
             job.collector.scan_threads(me, missed_per_scan, |_| 0);
-            shared.refresh_modules(&mut job.collector.modules, false);
+            // Listing modules costs a system call or more per module (hundreds of them on
+            // macOS): with the loader's notifications it is done when they report a change,
+            // and every `FULL_MODULE_SCANS` scans in case a removal was reported before the
+            // module left the list.
+            scans += 1;
+            if shared.code.loader_changed()
+                || loader::changes().is_none()
+                || scans.is_multiple_of(FULL_MODULE_SCANS)
+            {
+                shared.refresh_modules(&mut job.collector.modules, false);
+            }
             next_scan = now + SCAN_NS;
         }
         round(job, shared, wall_weight);

@@ -19,12 +19,13 @@ unsafe extern "C" fn on_change(_header: *const core::ffi::c_void, _slide: isize)
 }
 
 /// Starts counting dyld's image additions and removals. The first call registers the
-/// callbacks for good (dyld has no way to remove them; they only count), so vignette's own
-/// image must not be unloaded after it: link it into the executable, or never `dlclose` it.
+/// callbacks for good (dyld has no way to remove them; they only count), and so first keeps
+/// the image that holds vignette's code loaded for good: a `libvignette.dylib` closed with
+/// `dlclose` stays mapped, so that dyld never calls into unmapped code.
 pub fn watch() -> bool {
     if !REGISTERED.swap(true, SeqCst) {
-        // SAFETY: `on_change` touches only an atomic and stays valid while the image that
-        // holds it is loaded (see above).
+        pin_own_image();
+        // SAFETY: `on_change` touches only an atomic, and its image is never unloaded now.
         unsafe {
             api::_dyld_register_func_for_add_image(on_change);
             api::_dyld_register_func_for_remove_image(on_change);
@@ -32,6 +33,20 @@ pub fn watch() -> bool {
     }
     WATCHING.store(true, SeqCst);
     true
+}
+
+/// Takes a reference to the image holding this code that is never released
+/// (`dlopen(RTLD_NOLOAD | RTLD_NODELETE)` of its own path).
+fn pin_own_image() {
+    // SAFETY: Dl_info is plain data; all-zero is valid.
+    let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
+    let here = on_change as *const core::ffi::c_void;
+    // SAFETY: `here` is an address in this image; `info` is writable.
+    if unsafe { libc::dladdr(here, &mut info) } == 0 || info.dli_fname.is_null() {
+        return;
+    }
+    // SAFETY: a path dyld itself gave; RTLD_NOLOAD only references an image already loaded.
+    unsafe { libc::dlopen(info.dli_fname, libc::RTLD_NOLOAD | libc::RTLD_NODELETE) };
 }
 
 /// Stops reporting changes (the callbacks go on counting).
