@@ -600,13 +600,133 @@ fn rules_unwind_frames_laid_out_as_the_prologues_build_them() {
     }
 }
 
-/// The Mach-O walker over real code. x86_64 only: the walker unwinds the host's registers, so
-/// arm64 code is walked only by an aarch64 build (no arm64 twin of these tests yet).
-#[cfg(target_arch = "x86_64")]
+/// A small interpreter of the instructions prologues and epilogues are made of, reading the
+/// disassembly's text (a decoder independent of vignette's): it lays out stacks as real
+/// functions build them.
+mod interp {
+    use std::collections::HashMap;
+
+    /// What a register or stack word holds when nothing wrote it.
+    pub const JUNK: u64 = 0xbad_bad;
+
+    /// Registers by name (`sp`, `x29`, `rbp`, ...) and the stack, word by word.
+    #[derive(Clone, Default)]
+    pub struct Machine {
+        pub regs: HashMap<String, u64>,
+        pub mem: HashMap<u64, u64>,
+        /// Registers stored to the stack so far.
+        pub saved: Vec<String>,
+    }
+
+    impl Machine {
+        pub fn reg(&self, r: &str) -> u64 {
+            self.regs.get(r).copied().unwrap_or(0)
+        }
+        pub fn set(&mut self, r: &str, v: u64) {
+            self.regs.insert(r.to_string(), v);
+        }
+    }
+
+    fn imm(s: &str) -> i64 {
+        let s = s.trim().trim_start_matches(['#', '$']);
+        match s.strip_prefix("0x") {
+            Some(h) => i64::from_str_radix(h, 16).unwrap(),
+            None => s.parse().unwrap(),
+        }
+    }
+
+    /// arm64: runs `insn` if it is one prologues and epilogues use; `false` if not.
+    pub fn arm64_step(m: &mut Machine, insn: &str) -> bool {
+        let ops: Vec<&str> = insn
+            .split([' ', ',', '[', ']'])
+            .filter(|s| !s.is_empty())
+            .collect();
+        let sp = m.reg("sp");
+        let sh = |ops: &[&str]| {
+            if ops.ends_with(&["lsl", "#12"]) {
+                12
+            } else {
+                0
+            }
+        };
+        match ops.as_slice() {
+            ["pacibsp"] | ["paciasp"] | ["autibsp"] | ["autiasp"] | ["nop"] => {}
+            ["stp", a, b, "sp", rest @ ..] => {
+                let pre = rest.last().is_some_and(|r| r.ends_with('!'));
+                let off = rest.first().map_or(0, |o| imm(o.trim_end_matches('!')));
+                let at = sp.wrapping_add_signed(off);
+                m.mem.insert(at, m.reg(a));
+                m.mem.insert(at + 8, m.reg(b));
+                m.saved.extend([a.to_string(), b.to_string()]);
+                if pre {
+                    m.set("sp", at);
+                }
+            }
+            ["ldp", a, b, "sp", rest @ ..] => {
+                // `[sp, #o]` or `[sp], #o` (post-index): the split cannot tell them apart, the
+                // text can.
+                let post = insn.contains("],");
+                let off = rest.first().map_or(0, |o| imm(o));
+                let at = if post {
+                    sp
+                } else {
+                    sp.wrapping_add_signed(off)
+                };
+                let word = |a: u64| m.mem.get(&a).copied().unwrap_or(JUNK);
+                let (va, vb) = (word(at), word(at + 8));
+                m.set(a, va);
+                m.set(b, vb);
+                if post {
+                    m.set("sp", sp.wrapping_add_signed(off));
+                }
+            }
+            ["sub", "sp", "sp", n, ..] => m.set("sp", sp - ((imm(n) as u64) << sh(&ops))),
+            ["add", "sp", "sp", n, ..] => m.set("sp", sp + ((imm(n) as u64) << sh(&ops))),
+            ["add", "x29", "sp", n] => m.set("x29", sp + imm(n) as u64),
+            ["mov", "x29", "sp"] => m.set("x29", sp),
+            _ => return false,
+        }
+        true
+    }
+
+    /// x86_64 (AT&T syntax): as [`arm64_step`].
+    pub fn x86_64_step(m: &mut Machine, insn: &str) -> bool {
+        let sp = m.reg("rsp");
+        match insn
+            .split([' ', ','])
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            ["pushq", r] => {
+                let r = r.trim_start_matches('%');
+                m.mem.insert(sp - 8, m.reg(r));
+                m.saved.push(r.to_string());
+                m.set("rsp", sp - 8);
+            }
+            ["popq", r] => {
+                let v = m.mem.get(&sp).copied().unwrap_or(JUNK);
+                m.set(r.trim_start_matches('%'), v);
+                m.set("rsp", sp + 8);
+            }
+            ["subq", n, "%rsp"] => m.set("rsp", sp - imm(n) as u64),
+            ["addq", n, "%rsp"] => m.set("rsp", sp + imm(n) as u64),
+            ["movq", "%rsp", r @ ("%rbp" | "%rbx")] => m.set(r.trim_start_matches('%'), sp),
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// The Mach-O walker over real code of the host's architecture (the walker unwinds the
+/// host's registers): x86_64 here, arm64 under qemu (`scripts/check-aarch64`).
 mod walker {
+    use super::interp::{arm64_step, x86_64_step, Machine};
     use super::*;
     use vignette::unwind::cfi::reader::Section;
-    use vignette::unwind::macho::{step, walk, ImageLookup, MachOSections};
+    #[cfg(target_arch = "x86_64")]
+    use vignette::unwind::macho::step;
+    use vignette::unwind::macho::{walk, ImageLookup, MachOSections};
     use vignette::unwind::{EndReason, Regs};
 
     /// Where the tests place the image (the walker must use offsets from it).
@@ -666,16 +786,16 @@ mod walker {
     }
 
     /// A stack being laid out, a word per slot, from `BASE` up.
+    #[cfg(target_arch = "x86_64")]
     struct Stack(Vec<u64>);
+    #[cfg(target_arch = "x86_64")]
     const BASE: u64 = 0x7000_0000;
 
+    #[cfg(target_arch = "x86_64")]
     impl Stack {
         fn new() -> Stack {
             // Every slot not written holds a value no walk should accept.
             Stack(vec![0xdead_beef; 8192])
-        }
-        fn top(&self) -> u64 {
-            BASE + 8 * self.0.len() as u64
         }
         fn put(&mut self, at: u64, value: u64) {
             self.0[((at - BASE) / 8) as usize] = value;
@@ -685,67 +805,53 @@ mod walker {
         }
     }
 
-    /// How a function builds its frame, from its encoding and its own instructions.
-    #[derive(Debug)]
-    enum Shape {
-        /// `push rbp; mov rbp, rsp`.
-        FramePointer,
-        /// Registers pushed (first pushed first), then `sub rsp, sub`.
-        Frameless { pushes: Vec<String>, sub: u64 },
-        /// tests/macho/cfa_in_rbx_x86_64.s: `push rbx; mov rbx, rsp; sub rsp, 64`.
-        CfaInRbx,
-        /// No frame and no unwind info (encoding 0).
-        Leaf,
-    }
+    /// The host's architecture as the dylibs name it.
+    const ARCH: &str = if cfg!(target_arch = "x86_64") {
+        "x86_64"
+    } else {
+        "arm64"
+    };
 
     struct Function {
         name: String,
         rule: CompactRule,
-        shape: Shape,
         insns: Vec<(u64, String)>,
-        /// Index of the first instruction after the prologue.
+        /// Index of the first instruction after the prologue (the first the interpreter does
+        /// not run).
         body: usize,
+    }
+
+    fn step_insn(m: &mut Machine, insn: &str) -> bool {
+        if ARCH == "arm64" {
+            arm64_step(m, insn)
+        } else {
+            x86_64_step(m, insn)
+        }
     }
 
     fn functions(image: &Image, path: &Path) -> Vec<Function> {
         let mut out = Vec::new();
         for (name, insns) in disassembly(path) {
-            if insns.len() < 2 || name.starts_with("__") {
+            if insns.is_empty() || name.starts_with("__") {
                 continue;
             }
-            let text: Vec<String> = insns.iter().map(|i| i.1.clone()).collect();
-            let rule = x86_64::decode(image.rule(insns[0].0)).unwrap();
-            let (shape, body) = if name == "_odd" {
-                (Shape::CfaInRbx, 3)
-            } else if text[0] == "pushq %rbp" && text[1] == "movq %rsp, %rbp" {
-                (Shape::FramePointer, 2)
+            let encoding = image.rule(insns[0].0);
+            let rule = if ARCH == "arm64" {
+                arm64::decode(encoding)
             } else {
-                let pushes: Vec<String> = text
-                    .iter()
-                    .map_while(|i| i.strip_prefix("pushq %").map(str::to_string))
-                    .collect();
-                let sub = text
-                    .get(pushes.len())
-                    .and_then(|i| i.strip_prefix("subq $"))
-                    .and_then(|r| r.strip_suffix(", %rsp"))
-                    .map(|n| n.parse::<u64>().unwrap());
-                let body = pushes.len() + sub.is_some() as usize;
-                match (rule, pushes.is_empty() && sub.is_none()) {
-                    (CompactRule::None, true) => (Shape::Leaf, 1),
-                    _ => (
-                        Shape::Frameless {
-                            pushes,
-                            sub: sub.unwrap_or(0),
-                        },
-                        body,
-                    ),
-                }
-            };
+                x86_64::decode(encoding)
+            }
+            .unwrap();
+            let mut scratch = Machine::default();
+            scratch.set(if ARCH == "arm64" { "sp" } else { "rsp" }, 0x7000_0000);
+            let body = insns
+                .iter()
+                .position(|(_, i)| !step_insn(&mut scratch, i))
+                .unwrap_or(insns.len());
             if body < insns.len() {
                 out.push(Function {
                     name,
                     rule,
-                    shape,
                     insns,
                     body,
                 });
@@ -755,64 +861,72 @@ mod walker {
     }
 
     /// Lays out the frames of `chain` (outermost first, each called from the one before at
-    /// the first instruction after its prologue) as their instructions build them, the
-    /// innermost interrupted there; walks it; returns what the walk gave and what it should.
+    /// the first instruction after its prologue) as their prologues build them (run by the
+    /// interpreter), the innermost interrupted there; walks it; returns what the walk gave
+    /// and what it should.
     fn lay_out_and_walk(image: &Image, chain: &[&Function]) -> ((Vec<u64>, EndReason), Vec<u64>) {
-        let mut stack = Stack::new();
-        let (mut sp, mut rbp, mut rbx) = (stack.top(), 0u64, 0x5eedu64);
+        let (sp, fp) = if ARCH == "arm64" {
+            ("sp", "x29")
+        } else {
+            ("rsp", "rbp")
+        };
+        let top = 0x7000_8000u64;
+        let mut m = Machine::default();
+        m.set(sp, top);
+        m.set(fp, 0); // the root's
         let mut ra = 0u64; // the outermost returns to 0: the root
         let mut expected = Vec::new();
         for (i, f) in chain.iter().enumerate() {
-            sp -= 8;
-            stack.put(sp, ra);
-            match &f.shape {
-                Shape::FramePointer => {
-                    sp -= 8;
-                    stack.put(sp, rbp);
-                    rbp = sp;
-                    sp -= 48;
+            // The call.
+            if ARCH == "arm64" {
+                m.set("x30", ra);
+            } else {
+                let at = m.reg(sp) - 8;
+                m.mem.insert(at, ra);
+                m.set(sp, at);
+            }
+            let before = m.regs.clone();
+            m.saved.clear();
+            for (_, insn) in &f.insns[..f.body] {
+                assert!(step_insn(&mut m, insn));
+            }
+            // The function uses the registers it saved for its own ends (but those its
+            // prologue set: the frame pointer, a CFA register), and its calls clobber x30.
+            for r in m.saved.clone() {
+                if before.get(&r) == m.regs.get(&r) {
+                    m.set(&r, 0xbad0 + i as u64);
                 }
-                Shape::Frameless { pushes, sub } => {
-                    for r in pushes {
-                        sp -= 8;
-                        stack.put(
-                            sp,
-                            match r.as_str() {
-                                "rbp" => rbp,
-                                "rbx" => rbx,
-                                _ => 0xaaaa,
-                            },
-                        );
-                    }
-                    sp -= sub;
-                    // The function uses the registers it saved for its own ends.
-                    if pushes.iter().any(|r| r == "rbp") {
-                        rbp = 0xbad0 + i as u64;
-                    }
-                    if pushes.iter().any(|r| r == "rbx") {
-                        rbx = 0xbad1 + i as u64;
-                    }
-                }
-                Shape::CfaInRbx => {
-                    sp -= 8;
-                    stack.put(sp, rbx);
-                    rbx = sp;
-                    sp -= 64;
-                }
-                Shape::Leaf => {}
+            }
+            if i + 1 < chain.len() {
+                m.set("x30", 0xbad0);
             }
             let at = LOAD + f.insns[f.body].0;
-            expected.insert(0, at);
-            ra = at + 1;
+            ra = at + if ARCH == "arm64" { 4 } else { 1 };
+            expected.insert(0, ra - 1);
         }
+        // The innermost is interrupted, not calling: its address is exact.
+        expected[0] += 1;
         let mut regs = Regs::default();
         regs.set(Regs::IP, expected[0]);
-        regs.set(Regs::SP, sp);
-        regs.set(Regs::FP, rbp);
-        regs.set(RBX, rbx);
-        let bytes = stack.bytes();
+        regs.set(Regs::SP, m.reg(sp));
+        regs.set(Regs::FP, m.reg(fp));
+        if ARCH == "arm64" {
+            regs.set(Regs::RA, m.reg("x30"));
+        } else {
+            regs.set(RBX, m.reg("rbx"));
+        }
+        let base = m.reg(sp);
+        let bytes: Vec<u8> = (0..(top - base) / 8)
+            .flat_map(|i| {
+                m.mem
+                    .get(&(base + 8 * i))
+                    .copied()
+                    .unwrap_or(0xdead_beef)
+                    .to_le_bytes()
+            })
+            .collect();
         let mut reader = SliceStack {
-            base: BASE,
+            base,
             bytes: &bytes,
         };
         let mut frames = [0u64; 128];
@@ -824,17 +938,21 @@ mod walker {
     fn walks_chains_of_real_functions_to_the_root() {
         let mut kinds = std::collections::BTreeSet::new();
         for (arch, path) in dylibs("walker") {
-            if arch != "x86_64" {
+            if arch != ARCH {
                 continue;
             }
             let image = Image::load(&path);
             let functions = functions(&image, &path);
             // Every function calls the next; the one that keeps its CFA in rbx calls the
-            // leaf (as its source does), which is interrupted.
+            // leaf (as its source does), which is interrupted. (arm64 leaves keep their
+            // return address in x30: only the interrupted one can be one.)
             let (leaf, others): (Vec<&Function>, Vec<&Function>) =
                 functions.iter().partition(|f| f.name == "_leaf");
             let (odd, mut chain): (Vec<&Function>, Vec<&Function>) =
                 others.into_iter().partition(|f| f.name == "_odd");
+            if ARCH == "arm64" {
+                chain.retain(|f| !matches!(f.rule, CompactRule::Frameless { .. }));
+            }
             chain.extend(odd);
             chain.extend(leaf);
             for f in &chain {
@@ -851,11 +969,17 @@ mod walker {
         }
         // Every kind of rule took part somewhere.
         eprintln!("rules walked: {kinds:?}");
-        for kind in ["Dwarf", "FramePointer", "Frameless", "FramelessIndirect"] {
-            assert!(kinds.contains(kind), "no {kind} frame in {kinds:?}");
+        let want: &[&str] = if ARCH == "arm64" {
+            &["Dwarf", "FramePointer", "Frameless"]
+        } else {
+            &["Dwarf", "FramePointer", "Frameless", "FramelessIndirect"]
+        };
+        for kind in want {
+            assert!(kinds.contains(*kind), "no {kind} frame in {kinds:?}");
         }
     }
 
+    #[cfg(target_arch = "x86_64")]
     #[test]
     fn a_frame_interrupted_at_its_edges_unwinds_as_its_code_has_the_stack() {
         let (_, path) = dylibs("edges")
@@ -865,7 +989,7 @@ mod walker {
         let image = Image::load(&path);
         let mut checked = 0;
         for f in functions(&image, &path) {
-            if !matches!(f.shape, Shape::FramePointer) {
+            if !matches!(f.rule, CompactRule::FramePointer) {
                 continue;
             }
             let start = LOAD + f.insns[0].0;
@@ -920,6 +1044,7 @@ mod walker {
 /// its own; at each, the rule the walker would take (the function's entry, else
 /// `unwind::macho::edge`, else the encoding) must recover the caller's registers.
 mod edges {
+    use super::interp::{arm64_step, x86_64_step, Machine, JUNK};
     use super::*;
     use std::collections::HashMap;
     use vignette::unwind::macho::edge;
@@ -928,115 +1053,6 @@ mod edges {
     const RA: u64 = 0x1_2345_6789;
     const CALLER_FP: u64 = 0x7fff_1000;
     const CALLER_SP: u64 = 0x7000_8000;
-    const JUNK: u64 = 0xbad_bad;
-
-    /// Registers by name (`sp`, `x29`, `rbp`, ...) and the stack, word by word.
-    #[derive(Clone, Default)]
-    struct Machine {
-        regs: HashMap<String, u64>,
-        mem: HashMap<u64, u64>,
-        /// Registers stored to the stack so far.
-        saved: Vec<String>,
-    }
-
-    impl Machine {
-        fn reg(&self, r: &str) -> u64 {
-            self.regs.get(r).copied().unwrap_or(0)
-        }
-        fn set(&mut self, r: &str, v: u64) {
-            self.regs.insert(r.to_string(), v);
-        }
-    }
-
-    fn imm(s: &str) -> i64 {
-        let s = s.trim().trim_start_matches(['#', '$']);
-        match s.strip_prefix("0x") {
-            Some(h) => i64::from_str_radix(h, 16).unwrap(),
-            None => s.parse().unwrap(),
-        }
-    }
-
-    /// arm64: runs `insn` if it is one prologues and epilogues use; `false` if not.
-    fn arm64_step(m: &mut Machine, insn: &str) -> bool {
-        let ops: Vec<&str> = insn
-            .split([' ', ',', '[', ']'])
-            .filter(|s| !s.is_empty())
-            .collect();
-        let sp = m.reg("sp");
-        let sh = |ops: &[&str]| {
-            if ops.ends_with(&["lsl", "#12"]) {
-                12
-            } else {
-                0
-            }
-        };
-        match ops.as_slice() {
-            ["pacibsp"] | ["paciasp"] | ["autibsp"] | ["autiasp"] | ["nop"] => {}
-            ["stp", a, b, "sp", rest @ ..] => {
-                let pre = rest.last().is_some_and(|r| r.ends_with('!'));
-                let off = rest.first().map_or(0, |o| imm(o.trim_end_matches('!')));
-                let at = sp.wrapping_add_signed(off);
-                m.mem.insert(at, m.reg(a));
-                m.mem.insert(at + 8, m.reg(b));
-                m.saved.extend([a.to_string(), b.to_string()]);
-                if pre {
-                    m.set("sp", at);
-                }
-            }
-            ["ldp", a, b, "sp", rest @ ..] => {
-                // `[sp, #o]` or `[sp], #o` (post-index): the split cannot tell them apart, the
-                // text can.
-                let post = insn.contains("],");
-                let off = rest.first().map_or(0, |o| imm(o));
-                let at = if post {
-                    sp
-                } else {
-                    sp.wrapping_add_signed(off)
-                };
-                let word = |a: u64| m.mem.get(&a).copied().unwrap_or(JUNK);
-                let (va, vb) = (word(at), word(at + 8));
-                m.set(a, va);
-                m.set(b, vb);
-                if post {
-                    m.set("sp", sp.wrapping_add_signed(off));
-                }
-            }
-            ["sub", "sp", "sp", n, ..] => m.set("sp", sp - ((imm(n) as u64) << sh(&ops))),
-            ["add", "sp", "sp", n, ..] => m.set("sp", sp + ((imm(n) as u64) << sh(&ops))),
-            ["add", "x29", "sp", n] => m.set("x29", sp + imm(n) as u64),
-            ["mov", "x29", "sp"] => m.set("x29", sp),
-            _ => return false,
-        }
-        true
-    }
-
-    /// x86_64 (AT&T syntax): as [`arm64_step`].
-    fn x86_64_step(m: &mut Machine, insn: &str) -> bool {
-        let sp = m.reg("rsp");
-        match insn
-            .split([' ', ','])
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .as_slice()
-        {
-            ["pushq", r] => {
-                let r = r.trim_start_matches('%');
-                m.mem.insert(sp - 8, m.reg(r));
-                m.saved.push(r.to_string());
-                m.set("rsp", sp - 8);
-            }
-            ["popq", r] => {
-                let v = m.mem.get(&sp).copied().unwrap_or(JUNK);
-                m.set(r.trim_start_matches('%'), v);
-                m.set("rsp", sp + 8);
-            }
-            ["subq", n, "%rsp"] => m.set("rsp", sp - imm(n) as u64),
-            ["addq", n, "%rsp"] => m.set("rsp", sp + imm(n) as u64),
-            ["movq", "%rsp", "%rbp"] => m.set("rbp", sp),
-            _ => return false,
-        }
-        true
-    }
 
     /// What the walker would take at `pc` (the encoding's function starting at `function`)
     /// applied to `m`: the caller's (ip, sp, fp), or why not.
