@@ -222,10 +222,22 @@ fn describe(m: &LoadedModule<'_>, modules: &mut ModuleMap, epoch: u32) -> Option
     })
 }
 
-/// A Mach-O image: its `__TEXT`, with `__unwind_info` and `__eh_frame`.
+/// A Mach-O image: its `__TEXT`, with `__unwind_info` and `__eh_frame`. The header and load
+/// commands are read in one call (the identity reader's many small reads are served from
+/// that copy).
 #[cfg(target_os = "macos")]
 fn describe(m: &LoadedModule<'_>, modules: &mut ModuleMap, epoch: u32) -> Option<Described> {
-    let id = crate::modules::macho::identity(&ProcessMemory, m.base)?;
+    let mut head = [0u8; 16 * 1024];
+    let mut len = head.len();
+    // The image may be smaller than the buffer (then read what there is, page by page).
+    while len >= 4096 && !ProcessMemory.read(m.base, head.get_mut(..len)?) {
+        len /= 2;
+    }
+    let image = Prefix {
+        base: m.base,
+        bytes: head.get(..len).filter(|_| len >= 4096).unwrap_or(&[]),
+    };
+    let id = crate::modules::macho::identity(&image, m.base)?;
     modules.observe_macho(m, &id, epoch);
     let section = |(off, len): (u64, u64)| (m.base.saturating_add(off), len as usize);
     Some(Described {
@@ -233,6 +245,24 @@ fn describe(m: &LoadedModule<'_>, modules: &mut ModuleMap, epoch: u32) -> Option
         end: m.base.saturating_add(id.text_size),
         sections: [section(id.unwind_info), section(id.eh_frame)],
     })
+}
+
+/// Module memory read from a copy of its first bytes where it can be, else from the process.
+#[cfg(target_os = "macos")]
+struct Prefix<'a> {
+    base: u64,
+    bytes: &'a [u8],
+}
+
+#[cfg(target_os = "macos")]
+impl ImageReader for Prefix<'_> {
+    fn read(&self, avma: u64, buf: &mut [u8]) -> bool {
+        let copied = crate::unwind::SliceImage {
+            base: self.base,
+            bytes: self.bytes,
+        };
+        copied.read(avma, buf) || ProcessMemory.read(avma, buf)
+    }
 }
 
 #[cfg(windows)]
