@@ -213,11 +213,17 @@ fn vignette_symbols(binary: &Path, store: &Path) -> std::process::Output {
         .unwrap()
 }
 
-/// `vignette symbols` on each dylib of `fixtures` copied into a fresh folder, with its dSYM
-/// beside it if `with_dsym`; the `.sym` text written, or the command's stderr.
-fn symbols(arch: &str, with_dsym: bool) -> Result<String, String> {
+/// The folder [`symbols`] works in for `test`.
+fn symbols_dir(test: &str, arch: &str, with_dsym: bool) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("macho-sym-{test}-{arch}-{with_dsym}"))
+}
+
+/// `vignette symbols` on the `arch` dylib of `fixtures` copied into a fresh folder of its own
+/// for `test`, with its dSYM beside it if `with_dsym`; the `.sym` text written, or the
+/// command's stderr.
+fn symbols(test: &str, arch: &str, with_dsym: bool) -> Result<String, String> {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("macho-sym-{arch}-{with_dsym}"));
+    let dir = symbols_dir(test, arch, with_dsym);
     let _ = std::fs::remove_dir_all(&dir);
     let file = format!("macho-symbols-{arch}.dylib");
     let dwarf = format!("{file}.dSYM/Contents/Resources/DWARF");
@@ -248,7 +254,7 @@ fn symbols(arch: &str, with_dsym: bool) -> Result<String, String> {
 #[test]
 fn symbols_from_a_dsym_equal_dump_syms() {
     for arch in ["x86_64", "arm64"] {
-        let mine = symbols(arch, true).unwrap();
+        let mine = symbols("dsym", arch, true).unwrap();
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
         let theirs =
             std::fs::read_to_string(fixtures.join(format!("macho-symbols-{arch}.dump_syms.sym")))
@@ -261,7 +267,7 @@ fn symbols_from_a_dsym_equal_dump_syms() {
             "{mine}"
         );
         // Without the dSYM: the symbol table only.
-        let bare = symbols(arch, false).unwrap();
+        let bare = symbols("dsym", arch, false).unwrap();
         assert!(
             !bare.contains("FUNC ") && bare.contains("PUBLIC "),
             "{bare}"
@@ -1275,4 +1281,95 @@ mod edges {
             );
         }
     }
+}
+
+/// A profile taken on macOS (modules of format Mach-O, their UUIDs as debug and code IDs, as
+/// the macOS backend records them) resolves with the symbols `vignette symbols` makes from
+/// the dylib and its dSYM: the frames get their functions and lines.
+#[test]
+fn a_macos_profile_resolves_with_the_symbols_vignette_makes() {
+    use vignette::{Clock, EndReason, Frame, Lost, Module, Profile, Sample, StackNode, Thread};
+    symbols("profile", "x86_64", true).unwrap();
+    let dir = symbols_dir("profile", "x86_64", true);
+    let file = "macho-symbols-x86_64.dylib";
+    let id = identity(&std::fs::read(dir.join(file)).unwrap());
+    let load = 0x1_0420_0000u64;
+    let module = Module {
+        name: file.into(),
+        path: String::new(),
+        start_avma: load,
+        end_avma: load + id.text_size,
+        base_avma: load,
+        code_id: id.uuid.unwrap().to_vec(),
+        debug_id: id.uuid.unwrap(),
+        age: 0,
+        debug_file: file.into(),
+        format: vignette::ObjectFormat::MachO,
+    };
+    // framed (at 0x520) called from big (at 0x550): the leaf frame exact, the caller's a
+    // return address minus one.
+    let profile = Profile {
+        start_unix_ns: 0,
+        duration_ns: 1_000_000,
+        clock: Clock::Cpu,
+        interval_ns: 1_000_000,
+        max_frames: 128,
+        modules: vec![module],
+        frames: vec![
+            Frame {
+                module: 1,
+                address: 0x560,
+            },
+            Frame {
+                module: 1,
+                address: 0x524,
+            },
+        ],
+        stacks: vec![
+            StackNode {
+                parent: 0,
+                frame: 0,
+            },
+            StackNode {
+                parent: 1,
+                frame: 1,
+            },
+        ],
+        threads: vec![Thread {
+            tid: 0x1503,
+            name: "main".into(),
+            samples: vec![Sample {
+                dt_us: 10,
+                stack: 1,
+                weight: 1,
+                end: EndReason::Root,
+                labels: 0,
+            }],
+        }],
+        lost: Lost::default(),
+        chunk: Default::default(),
+        labels: Default::default(),
+        backend: vignette::Backend::Suspension,
+    };
+    let at = dir.join("mac.vignette");
+    std::fs::write(&at, profile.encode()).unwrap();
+    let out = dir.join("mac.collapsed");
+    let status = Command::new(env!("CARGO_BIN_EXE_vignette"))
+        .args(["convert", "--to", "collapsed", "--symbols"])
+        .arg(dir.join("store"))
+        .arg("-o")
+        .arg(&out)
+        .arg(&at)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let collapsed = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        collapsed.contains("big;framed 1"),
+        "resolved stacks: {collapsed}"
+    );
 }
