@@ -128,6 +128,12 @@ fn dylibs(test: &str) -> Vec<(String, PathBuf)> {
     out
 }
 
+/// The dylib's `__unwind_info` (in `bytes`, the file), parsed.
+fn unwind_info<'a>(bytes: &'a [u8], id: &MachOIdentity) -> UnwindInfo<'a> {
+    let (off, len) = (id.unwind_info.0 as usize, id.unwind_info.1 as usize);
+    UnwindInfo::parse(&bytes[off..off + len]).unwrap()
+}
+
 fn identity(bytes: &[u8]) -> MachOIdentity {
     // A dylib's __TEXT starts at file offset 0 and address 0: the file reads as the image.
     macho::identity(&SliceImage { base: 0, bytes }, 0).expect("a Mach-O image")
@@ -332,8 +338,7 @@ fn every_function_has_the_encoding_llvm_objdump_reads() {
     for (_, path) in dylibs("encodings") {
         let bytes = std::fs::read(&path).unwrap();
         let id = identity(&bytes);
-        let (off, len) = (id.unwind_info.0 as usize, id.unwind_info.1 as usize);
-        let info = UnwindInfo::parse(&bytes[off..off + len]).unwrap();
+        let info = unwind_info(&bytes, &id);
         let dump = objdump(&["--unwind-info"], &path);
         // Second-level entries: "[k]: function offset=0x..., encoding[i]=0x..." (compressed)
         // or "function offset=0x..., encoding=0x..." (regular).
@@ -449,8 +454,7 @@ fn rules_unwind_frames_laid_out_as_the_prologues_build_them() {
     for (arch, path) in dylibs("rules") {
         let bytes = std::fs::read(&path).unwrap();
         let id = identity(&bytes);
-        let (off, len) = (id.unwind_info.0 as usize, id.unwind_info.1 as usize);
-        let info = UnwindInfo::parse(&bytes[off..off + len]).unwrap();
+        let info = unwind_info(&bytes, &id);
         let image = SliceImage {
             base: 0,
             bytes: &bytes,
@@ -761,12 +765,8 @@ mod walker {
         }
 
         fn rule(&self, function: u64) -> u32 {
-            let (off, len) = (
-                self.id.unwind_info.0 as usize,
-                self.id.unwind_info.1 as usize,
-            );
-            let info = UnwindInfo::parse(&self.bytes[off..off + len]).unwrap();
-            info.lookup(function as u32)
+            unwind_info(&self.bytes, &self.id)
+                .lookup(function as u32)
                 .unwrap()
                 .map_or(0, |e| e.encoding)
         }
@@ -1232,8 +1232,7 @@ mod edges {
         for (arch, path) in dylibs("edges-both") {
             let bytes = std::fs::read(&path).unwrap();
             let id = identity(&bytes);
-            let (off, len) = (id.unwind_info.0 as usize, id.unwind_info.1 as usize);
-            let info = UnwindInfo::parse(&bytes[off..off + len]).unwrap();
+            let info = unwind_info(&bytes, &id);
             let image = SliceImage {
                 base: 0,
                 bytes: &bytes,

@@ -1,9 +1,11 @@
 //! Operating-system interfaces, one backend per system behind the same names (`sys::pages`,
 //! `sys::threads`, `sys::time`, ...), and what is built on them for every system
-//! ([`mem`]). Nothing outside this module names a backend; `lib.rs` says which systems have
+//! ([`mem`]) or for those that sample by suspending threads (`suspended`). Nothing outside this module names a backend; `lib.rs` says which systems have
 //! one.
 
 pub mod mem;
+#[cfg(any(windows, target_os = "macos"))]
+pub mod suspended;
 
 #[cfg(target_os = "linux")]
 mod linux;

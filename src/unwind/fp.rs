@@ -49,6 +49,21 @@ pub fn walk<R: StackReader + ?Sized>(
     }
 }
 
+/// [`step`] for code no unwind information covers: a frame pointer that does not lead on is
+/// then [`EndReason::NoUnwindInfo`] (the code most likely keeps none), not a bad one.
+///
+/// # Signal safety
+/// Async-signal-safe if `reader` is.
+pub fn step_without_unwind_info<R: StackReader + ?Sized>(
+    regs: &mut Regs,
+    reader: &R,
+) -> Result<Step, EndReason> {
+    step(regs, reader).map_err(|e| match e {
+        EndReason::BadFramePointer => EndReason::NoUnwindInfo,
+        e => e,
+    })
+}
+
 /// One frame-pointer step: `regs` become the caller's (rip, rsp and rbp). The frame must be
 /// 8-byte aligned and at or above the stack pointer, so the chain only moves up the stack.
 ///

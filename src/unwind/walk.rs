@@ -61,11 +61,11 @@ where
         return apply_rule(rule, regs, stack);
     }
     let Some(sections) = code.sections(lookup) else {
-        return frame_pointer_step(regs, stack);
+        return fp::step_without_unwind_info(regs, stack);
     };
     // The rule compiled when the module was copied, if it holds one.
     match sections.compiled.and_then(|c| c.lookup(lookup)) {
-        Some(compiled::NO_FDE) => return frame_pointer_step(regs, stack),
+        Some(compiled::NO_FDE) => return fp::step_without_unwind_info(regs, stack),
         Some(compiled::INTERPRET) | None => {}
         Some(packed) => {
             let rule = Rule::unpack(packed);
@@ -80,7 +80,7 @@ where
         _ => EndReason::BadUnwindInfo,
     };
     let Some(fde) = cfi::find_fde(&sections, lookup).map_err(cfi_error)? else {
-        return frame_pointer_step(regs, stack);
+        return fp::step_without_unwind_info(regs, stack);
     };
     // The kernel's signal trampoline: its CFI (aarch64's vDSO) describes only the frame
     // record, so the interrupted registers come from the signal frame itself.
@@ -113,15 +113,4 @@ fn apply_rule<S: StackReader + ?Sized>(
         }),
         _ => Err(EndReason::OutOfBounds),
     }
-}
-
-/// One frame-pointer step, for code without unwind information.
-fn frame_pointer_step<S: StackReader + ?Sized>(
-    regs: &mut Regs,
-    stack: &S,
-) -> Result<Step, EndReason> {
-    fp::step(regs, stack).map_err(|e| match e {
-        EndReason::BadFramePointer => EndReason::NoUnwindInfo,
-        e => e,
-    })
 }

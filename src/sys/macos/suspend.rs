@@ -59,14 +59,7 @@ impl Captured {
     }
 }
 
-/// Why a thread could not be sampled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CaptureError {
-    /// The thread has exited (or cannot be suspended).
-    Gone,
-    /// Its registers could not be read.
-    NoContext,
-}
+pub use crate::sys::suspended::CaptureError;
 
 /// A thread to sample: its port name, a send right to it held while open (so the name
 /// cannot come to mean another port), and where its stack ends. Plain data (kept in the
@@ -174,7 +167,8 @@ impl Target {
             copied: 0,
             labels: crate::labels::of_suspended_thread(self.port as i32),
         };
-        cap.copied = crate::sys::mem::copy_stack(cap.sp(), self.stack_top, stack, memory::read);
+        cap.copied =
+            crate::sys::suspended::copy_stack(cap.sp(), self.stack_top, stack, memory::read);
         Ok(cap)
     }
 

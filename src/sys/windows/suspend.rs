@@ -40,14 +40,7 @@ impl Captured {
     }
 }
 
-/// Why a thread could not be sampled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CaptureError {
-    /// The thread has exited (or cannot be suspended).
-    Gone,
-    /// Its registers could not be read.
-    NoContext,
-}
+pub use crate::sys::suspended::CaptureError;
 
 /// A thread to sample: its id, an open handle with the rights [`capture`] needs, and where
 /// its TEB is. Plain data (kept in the sampler's preallocated table): close it with
@@ -188,7 +181,7 @@ fn while_suspended(
     } else {
         0
     };
-    let len = crate::sys::mem::copy_stack(rsp, stack_base, stack, memory::read);
+    let len = crate::sys::suspended::copy_stack(rsp, stack_base, stack, memory::read);
     Ok(Captured {
         gpr: ctx.gpr,
         rip: ctx.Rip,

@@ -87,7 +87,7 @@ where
     I: ImageReader + ?Sized,
 {
     let Some(image) = images.sections(lookup) else {
-        return frame_pointer_step(regs, stack);
+        return fp::step_without_unwind_info(regs, stack);
     };
     let entry = match (image.unwind_info, lookup.checked_sub(image.load_address)) {
         (Some(info), Some(offset)) => match u32::try_from(offset) {
@@ -101,7 +101,7 @@ where
     let Some(entry) = entry else {
         return match dwarf_step(regs, lookup, stack, image.eh_frame, None) {
             Some(step) => step,
-            None => frame_pointer_step(regs, stack),
+            None => fp::step_without_unwind_info(regs, stack),
         };
     };
     let rule = decode(entry.encoding).ok_or(EndReason::BadUnwindInfo)?;
@@ -110,7 +110,7 @@ where
         CompactRule::Dwarf { fde_offset } => {
             match dwarf_step(regs, lookup, stack, image.eh_frame, Some(fde_offset)) {
                 Some(step) => step,
-                None => frame_pointer_step(regs, stack),
+                None => fp::step_without_unwind_info(regs, stack),
             }
         }
         // A function the linker knows but without unwind info: on x86_64, the leaves that
@@ -119,7 +119,7 @@ where
         CompactRule::None => match dwarf_step(regs, lookup, stack, image.eh_frame, None) {
             Some(step) => step,
             None if interrupted => compact_step(ON_ENTRY, regs, stack, code, function, true),
-            None => frame_pointer_step(regs, stack),
+            None => fp::step_without_unwind_info(regs, stack),
         },
         rule => {
             let rule = match interrupted {
@@ -231,18 +231,4 @@ fn dwarf_step<S: StackReader + ?Sized>(
             .and_then(|row| cfi::apply_row(eh_frame, &fde, &row, regs, stack))
             .map_err(cfi_error),
     )
-}
-
-/// One frame-pointer step, for code without unwind information.
-///
-/// # Signal safety
-/// Async-signal-safe.
-fn frame_pointer_step<S: StackReader + ?Sized>(
-    regs: &mut Regs,
-    stack: &S,
-) -> Result<Step, EndReason> {
-    fp::step(regs, stack).map_err(|e| match e {
-        EndReason::BadFramePointer => EndReason::NoUnwindInfo,
-        e => e,
-    })
 }

@@ -406,10 +406,7 @@ where
     super::walk_frames(regs, stack, frames, |regs, lookup, interrupted, stack| {
         let step = match tables.table(lookup) {
             Some(table) => step(regs, interrupted, &table, stack, image)?,
-            None => super::fp::step(regs, stack).map_err(|e| match e {
-                EndReason::BadFramePointer => EndReason::NoUnwindInfo,
-                e => e,
-            })?,
+            None => super::fp::step_without_unwind_info(regs, stack)?,
         };
         let ip = regs.ip();
         let caller = match step {
