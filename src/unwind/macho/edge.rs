@@ -11,7 +11,7 @@
 use super::super::compact::{CompactRule, ReturnAddress};
 
 /// Most instructions looked at.
-const MAX_INSNS: u64 = 16;
+pub const MAX_INSNS: u64 = 16;
 
 /// x86_64 at a function's first instruction: `call` pushed the return address.
 pub const X86_64_ENTRY: CompactRule = CompactRule::Frameless {
