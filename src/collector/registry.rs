@@ -96,11 +96,25 @@ impl Collector {
     /// Re-lists the process's threads (except `skip`): new ones are tracked, vanished ones are
     /// marked dead. Live threads that found no slot are counted as lost, `missed_each`
     /// sampling intervals apiece.
+    #[cfg_attr(any(windows, target_os = "macos"), allow(dead_code))]
     pub(crate) fn scan_threads(
         &mut self,
         skip: i32,
         missed_each: u64,
         new_cpu_mark: impl Fn(i32) -> u64,
+    ) -> Scan {
+        self.scan_threads_then(skip, missed_each, new_cpu_mark, |_, _| {})
+    }
+
+    /// [`Self::scan_threads`], calling `on_new(slot, tid)` for each thread given a slot, while
+    /// the listing still holds it: on macOS, the listing's reference to the thread's port
+    /// keeps its name from coming to mean another port until the sampler takes its own.
+    pub(crate) fn scan_threads_then(
+        &mut self,
+        skip: i32,
+        missed_each: u64,
+        new_cpu_mark: impl Fn(i32) -> u64,
+        mut on_new: impl FnMut(usize, i32),
     ) -> Scan {
         self.epoch = self.epoch.wrapping_add(1);
         let mut scan = Scan {
@@ -116,7 +130,10 @@ impl Collector {
             match self.find_thread(tid) {
                 Some(i) => self.slots[i].seen_epoch = self.epoch,
                 None => match self.assign_slot(tid, new_cpu_mark(tid)) {
-                    Some(_) => scan.changed = true,
+                    Some(i) => {
+                        on_new(i, tid);
+                        scan.changed = true;
+                    }
                     None => scan.untracked += 1,
                 },
             }

@@ -204,6 +204,19 @@ impl Job {
         })
     }
 
+    /// Re-lists the threads ([`Collector::scan_threads`]), opening each new one's target while
+    /// the listing holds it (so that the id cannot come to name another thread, or on macOS
+    /// another port, before the target holds it itself).
+    fn scan_threads(&mut self, skip: i32, missed_each: u64, new_cpu_mark: impl Fn(i32) -> u64) {
+        let threads = &mut self.threads;
+        self.collector
+            .scan_threads_then(skip, missed_each, new_cpu_mark, |slot, tid| {
+                if let Some(t) = threads.get_mut(slot) {
+                    t.open(tid);
+                }
+            });
+    }
+
     /// Samples the thread in slot `slot` now, with `weight`: suspend, copy, resume, walk the
     /// copy into the ring. A thread found gone is marked dead.
     fn sample(&mut self, shared: &Shared, slot: usize, weight: u32) {
@@ -384,7 +397,7 @@ fn run(job: &mut Job, shared: &Shared) {
     let me = threads::gettid();
     let interval = job.interval_ns;
     let missed_per_scan = (SCAN_NS / interval).max(1);
-    job.collector.scan_threads(me, missed_per_scan, |tid| {
+    job.scan_threads(me, missed_per_scan, |tid| {
         time::thread_cpu_ns(tid).unwrap_or(0)
     });
     job.collector.reset_cpu_marks();
@@ -396,7 +409,7 @@ fn run(job: &mut Job, shared: &Shared) {
     let mut wall_weight = 1;
     while !shared.stop.load(Acquire) {
         if now >= next_scan {
-            job.collector.scan_threads(me, missed_per_scan, |_| 0);
+            job.scan_threads(me, missed_per_scan, |_| 0);
             // Listing modules costs a system call or more per module (hundreds of them on
             // macOS): with the loader's notifications it is done when they report a change,
             // and every `FULL_MODULE_SCANS` scans in case a removal was reported before the
@@ -449,7 +462,7 @@ pub(crate) fn sample_now(
 ) -> Result<usize> {
     let me = threads::gettid();
     job.generation = generation;
-    job.collector.scan_threads(-1, 1, |_| 0);
+    job.scan_threads(-1, 1, |_| 0);
     shared.refresh_modules(&mut job.collector.modules, false);
     match target {
         Target::AllThreads => {
