@@ -1,6 +1,6 @@
 //! The hybrid walker: CFI where an FDE covers the address, frame pointers where none does.
 
-use super::cfi::{self, CfiError, ModuleSections};
+use super::cfi::{self, ModuleSections};
 use super::{compiled, fp, EndReason, Regs, StackReader, Step};
 use super::{Rule, RuleCache};
 
@@ -75,11 +75,7 @@ where
             return apply_rule(rule, regs, stack);
         }
     }
-    let cfi_error = |e: CfiError| match e {
-        CfiError::BadRead => EndReason::OutOfBounds,
-        _ => EndReason::BadUnwindInfo,
-    };
-    let Some(fde) = cfi::find_fde(&sections, lookup).map_err(cfi_error)? else {
+    let Some(fde) = cfi::find_fde(&sections, lookup)? else {
         return fp::step_without_unwind_info(regs, stack);
     };
     // The kernel's signal trampoline: its CFI (aarch64's vDSO) describes only the frame
@@ -90,11 +86,11 @@ where
         }
     }
     let eh_frame = sections.eh_frame.ok_or(EndReason::BadUnwindInfo)?;
-    let row = cfi::program::row_at(eh_frame, &fde, lookup).map_err(cfi_error)?;
+    let row = cfi::program::row_at(eh_frame, &fde, lookup)?;
     if let (Some(cache), Some(rule)) = (cache, Rule::from_row(&fde, &row)) {
         cache.insert(lookup, rule);
     }
-    cfi::apply_row(eh_frame, &fde, &row, regs, stack).map_err(cfi_error)
+    Ok(cfi::apply_row(eh_frame, &fde, &row, regs, stack)?)
 }
 
 /// Unwinds one frame by a compact rule (from the cache or compiled ahead).

@@ -1,8 +1,9 @@
 //! A cache of module memory for the unwinders: unwind info and code are read with
-//! `ReadProcessMemory` or `mach_vm_read_overwrite` (which cannot fault), one system call each, and a walk makes several
-//! per frame; the same few hundred functions are met sample after sample. Reads are served
-//! from 64-byte blocks kept in a direct-mapped table allocated at `build()`, which is emptied
-//! whenever the module tables change (a block then may belong to another module).
+//! `ReadProcessMemory` or `mach_vm_read_overwrite` (which cannot fault), one system call
+//! each, and a walk makes several per frame; the same few hundred functions are met sample
+//! after sample. Reads are served from 64-byte blocks kept in a direct-mapped table allocated
+//! at `build()`, which is emptied whenever the module tables change (a block then may belong
+//! to another module).
 
 use core::cell::RefCell;
 

@@ -16,12 +16,10 @@ pub const KERN_SUCCESS: kern_return_t = 0;
 /// `MACH_PORT_RIGHT_SEND`.
 pub const MACH_PORT_RIGHT_SEND: u32 = 0;
 
-/// `THREAD_BASIC_INFO` and its size in `integer_t`s.
+/// `THREAD_BASIC_INFO` (a [`thread_basic_info`]).
 pub const THREAD_BASIC_INFO: u32 = 3;
-pub const THREAD_BASIC_INFO_COUNT: mach_msg_type_number_t = 10;
-/// `THREAD_EXTENDED_INFO` and its size in `integer_t`s.
+/// `THREAD_EXTENDED_INFO` (a [`thread_extended_info`]).
 pub const THREAD_EXTENDED_INFO: u32 = 5;
-pub const THREAD_EXTENDED_INFO_COUNT: mach_msg_type_number_t = 28;
 
 /// `time_value_t`.
 #[repr(C)]
@@ -45,6 +43,9 @@ pub struct thread_basic_info {
     pub sleep_time: integer_t,
 }
 
+// SAFETY: integers only; all zero is valid.
+unsafe impl crate::sys::mem::Zeroed for thread_basic_info {}
+
 /// `thread_extended_info_data_t`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +61,20 @@ pub struct thread_extended_info {
     pub pth_priority: i32,
     pub pth_maxpriority: i32,
     pub pth_name: [u8; 64],
+}
+
+// SAFETY: integers and bytes only; all zero is valid.
+unsafe impl crate::sys::mem::Zeroed for thread_extended_info {}
+
+/// What `thread_info` says of `thread` for `flavor`, whose answer is a `T` (its size, in
+/// `integer_t`s, is the count passed); `None` if the kernel refuses (the thread has exited).
+pub fn thread_info_of<T: crate::sys::mem::Zeroed>(thread: mach_port_t, flavor: u32) -> Option<T> {
+    // SAFETY: T is valid all zero (Zeroed).
+    let mut info: T = unsafe { core::mem::zeroed() };
+    let mut count = (core::mem::size_of::<T>() / 4) as mach_msg_type_number_t;
+    // SAFETY: `info` is writable for `count` integers, all the kernel writes.
+    let kr = unsafe { thread_info(thread, flavor, (&mut info as *mut T).cast(), &mut count) };
+    (kr == KERN_SUCCESS).then_some(info)
 }
 
 /// `x86_THREAD_STATE64` and its size in `natural_t`s.

@@ -54,21 +54,12 @@ pub fn for_each_thread(mut f: impl FnMut(i32)) -> bool {
 /// ASCII kept and anything else as `?`, cut to 15 bytes) into `out` and returns its length
 /// (0 if it has none).
 pub fn thread_name(tid: i32, out: &mut [u8; 16]) -> usize {
-    // SAFETY: plain integers and bytes; all-zero is valid.
-    let mut info: api::thread_extended_info = unsafe { core::mem::zeroed() };
-    let mut count = api::THREAD_EXTENDED_INFO_COUNT;
-    // SAFETY: `info` is writable for `count` integers, as THREAD_EXTENDED_INFO fills.
-    let kr = unsafe {
-        api::thread_info(
-            tid as api::mach_port_t,
-            api::THREAD_EXTENDED_INFO,
-            (&mut info as *mut api::thread_extended_info).cast(),
-            &mut count,
-        )
-    };
-    if kr != api::KERN_SUCCESS {
+    let Some(info) = api::thread_info_of::<api::thread_extended_info>(
+        tid as api::mach_port_t,
+        api::THREAD_EXTENDED_INFO,
+    ) else {
         return 0;
-    }
+    };
     let mut n = 0;
     for (dst, &c) in out
         .iter_mut()

@@ -21,20 +21,8 @@ pub fn realtime_ns() -> u64 {
 /// CPU time (user and system) consumed so far by thread `tid` (its Mach port name), or
 /// `None` if it has exited. The kernel reports it in microseconds.
 pub fn thread_cpu_ns(tid: i32) -> Option<u64> {
-    let mut info = api::thread_basic_info::default();
-    let mut count = api::THREAD_BASIC_INFO_COUNT;
-    // SAFETY: `info` is writable for `count` integers, as THREAD_BASIC_INFO fills.
-    let kr = unsafe {
-        api::thread_info(
-            tid as api::mach_port_t,
-            api::THREAD_BASIC_INFO,
-            (&mut info as *mut api::thread_basic_info).cast(),
-            &mut count,
-        )
-    };
-    if kr != api::KERN_SUCCESS {
-        return None;
-    }
+    let info: api::thread_basic_info =
+        api::thread_info_of(tid as api::mach_port_t, api::THREAD_BASIC_INFO)?;
     let ns = |t: api::time_value_t| {
         t.seconds.max(0) as u64 * 1_000_000_000 + t.microseconds.max(0) as u64 * 1_000
     };

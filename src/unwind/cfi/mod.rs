@@ -37,6 +37,16 @@ pub enum CfiError {
     BadRead,
 }
 
+impl From<CfiError> for crate::unwind::EndReason {
+    /// How a walk ends on `e`: stack memory out of reach, or bad unwind information.
+    fn from(e: CfiError) -> Self {
+        match e {
+            CfiError::BadRead => crate::unwind::EndReason::OutOfBounds,
+            _ => crate::unwind::EndReason::BadUnwindInfo,
+        }
+    }
+}
+
 /// A module's unwind sections, as mapped in memory.
 #[derive(Debug, Clone, Copy)]
 pub struct ModuleSections<'a> {

@@ -15,7 +15,7 @@
 
 pub mod edge;
 
-use super::cfi::{self, CfiError, ModuleSections, Section};
+use super::cfi::{self, ModuleSections, Section};
 use super::compact::{CompactRegs, CompactRule, UnwindInfo};
 use super::{fp, EndReason, ImageReader, Regs, StackReader, Step};
 
@@ -99,19 +99,13 @@ where
         _ => None,
     };
     let Some(entry) = entry else {
-        return match dwarf_step(regs, lookup, stack, image.eh_frame, None) {
-            Some(step) => step,
-            None => fp::step_without_unwind_info(regs, stack),
-        };
+        return dwarf_or_frame_pointer(regs, lookup, stack, image.eh_frame, None);
     };
     let rule = decode(entry.encoding).ok_or(EndReason::BadUnwindInfo)?;
     let function = image.load_address + entry.function as u64;
     match rule {
         CompactRule::Dwarf { fde_offset } => {
-            match dwarf_step(regs, lookup, stack, image.eh_frame, Some(fde_offset)) {
-                Some(step) => step,
-                None => fp::step_without_unwind_info(regs, stack),
-            }
+            dwarf_or_frame_pointer(regs, lookup, stack, image.eh_frame, Some(fde_offset))
         }
         // A function the linker knows but without unwind info: on x86_64, the leaves that
         // touch no stack. Interrupted, it most likely is one (its return address is where the
@@ -191,6 +185,21 @@ where
     Ok(step)
 }
 
+/// [`dwarf_step`], else (no FDE covers `pc`) frame pointers.
+///
+/// # Signal safety
+/// As [`dwarf_step`].
+fn dwarf_or_frame_pointer<S: StackReader + ?Sized>(
+    regs: &mut Regs,
+    pc: u64,
+    stack: &S,
+    eh_frame: Option<Section<'_>>,
+    fde_offset: Option<u32>,
+) -> Result<Step, EndReason> {
+    dwarf_step(regs, pc, stack, eh_frame, fde_offset)
+        .unwrap_or_else(|| fp::step_without_unwind_info(regs, stack))
+}
+
 /// Unwinds by `__eh_frame`: the FDE at `fde_offset` if given and it covers `pc`, else one
 /// found by scanning the section; `None` (registers untouched) if none covers it.
 ///
@@ -204,10 +213,6 @@ fn dwarf_step<S: StackReader + ?Sized>(
     eh_frame: Option<Section<'_>>,
     fde_offset: Option<u32>,
 ) -> Option<Result<Step, EndReason>> {
-    let cfi_error = |e: CfiError| match e {
-        CfiError::BadRead => EndReason::OutOfBounds,
-        _ => EndReason::BadUnwindInfo,
-    };
     let eh_frame = eh_frame?;
     let named = fde_offset
         .and_then(|at| cfi::cie_fde::parse_fde(eh_frame, at as usize).ok())
@@ -222,13 +227,13 @@ fn dwarf_step<S: StackReader + ?Sized>(
             };
             match cfi::find_fde(&sections, pc) {
                 Ok(found) => found?,
-                Err(e) => return Some(Err(cfi_error(e))),
+                Err(e) => return Some(Err(e.into())),
             }
         }
     };
     Some(
         cfi::program::row_at(eh_frame, &fde, pc)
             .and_then(|row| cfi::apply_row(eh_frame, &fde, &row, regs, stack))
-            .map_err(cfi_error),
+            .map_err(EndReason::from),
     )
 }
