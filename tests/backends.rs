@@ -83,8 +83,10 @@ fn run_threads(prefix: &str, busy: usize, idle: usize, cpu_ns: u64) -> Vec<(Stri
 }
 
 /// Every backend this system allows: each thread's sample weights add up to its CPU time in
-/// intervals (within 5% for busy threads; sleeping threads, with next to no CPU, get next to
-/// no weight).
+/// intervals (never more, beyond the one it may start after the thread's last reading; at
+/// most 5% less for busy threads; sleeping threads, with next to no CPU, get next to no
+/// weight). Perf events count steal time too; their samples are weighed by the thread's own
+/// clock.
 #[test]
 fn each_backend_weighs_samples_by_each_threads_cpu_time() {
     let _g = profiler_lock();
@@ -104,7 +106,7 @@ fn each_backend_weighs_samples_by_each_threads_cpu_time() {
             eprintln!("{backend:?} {name}: {samples} samples, weight {weights}, {expected} intervals of CPU; heavy: {:?}", t.samples.iter().enumerate().filter(|(_, s)| s.weight > 1).map(|(i, s)| (i, s.weight)).take(8).collect::<Vec<_>>());
             assert!(expected >= 300, "{name} ran: {cpu_ns} ns");
             assert!(
-                weights <= expected + expected / 100 + 1 && weights + expected / 20 + 2 >= expected,
+                weights <= expected + 1 && weights + expected / 20 + 2 >= expected,
                 "{backend:?} {name}: weights {weights} for {expected} intervals"
             );
             if backend == Backend::PerfEvents {
@@ -290,19 +292,21 @@ fn the_sampler_leaves_the_application_its_descriptors() {
             (highest as libc::rlim_t) < limit / 2,
             "descriptor {highest} held"
         );
-        let sampled = (0..80)
+        let unsampled: Vec<usize> = (0..80)
             .filter(|i| {
                 let name = format!("fd-{i}");
-                profile
-                    .threads
-                    .iter()
-                    .any(|t| t.name == name && !t.samples.is_empty())
+                !(profile.threads.iter()).any(|t| t.name == name && !t.samples.is_empty())
             })
-            .count();
-        // Threads beyond the budget fall back from perf events to CPU timers. (Where CPU
-        // timers are the backend, as under qemu-user, whose emulated timer_create has 32
-        // timers in all, only the descriptors are checked.)
+            .collect();
+        eprintln!("not sampled: {unsampled:?}; lost: {:?}", profile.lost);
+        // Threads beyond the budget fall back from perf events to CPU timers, which fire only
+        // at a scheduler tick that finds their thread running (about 5 in 20 ms of CPU at
+        // 250 Hz; now and then none). Each thread is listed under its name even if it exited
+        // before its first sample was drained. (Where CPU timers are the backend, as under
+        // qemu-user, whose emulated timer_create has 32 timers in all, only the descriptors
+        // are checked.)
         if profile.backend == Backend::PerfEvents {
+            let sampled = 80 - unsampled.len();
             assert!(sampled >= 76, "{sampled} of 80 busy threads sampled");
         }
     });

@@ -334,6 +334,7 @@ impl Collector {
             cpu_mark: 0,
             seen_epoch: 0,
             thread: NONE,
+            found_name: [0; 16],
         });
         self.slots_len = 0;
         self.slot_index.clear();

@@ -41,6 +41,9 @@ pub(crate) struct SlotRec {
     pub seen_epoch: u32,
     /// Its profile thread ([`ThreadRec`]), `NONE` until its first sample.
     pub thread: u32,
+    /// Its name when it was found: the profile's name for it if it exits before its first
+    /// sample is drained (its name can no longer be read then).
+    pub found_name: [u8; 16],
 }
 
 // SAFETY: integers and bools; zero is `SlotState::Free` and false.
@@ -83,7 +86,9 @@ impl Collector {
             cpu_mark,
             seen_epoch: self.epoch,
             thread: NONE,
+            found_name: [0; 16],
         };
+        threads::thread_name(tid, &mut self.slots[i].found_name);
         let slots = &self.slots;
         let (at, _) = self.slot_index.probe(tid as u64, |j| {
             let s = &slots[j as usize];
@@ -209,8 +214,9 @@ impl Collector {
     }
 
     /// The profile thread of slot `slot`'s thread, listed at its first sample (threads often
-    /// name themselves just after they start, after the scan saw them). `None` if the slot is
-    /// unused or the thread table is full.
+    /// name themselves just after they start, after the scan saw them), under the name it has
+    /// then, or (exited, or found so) the one it had when found. `None` if the slot is unused or
+    /// the thread table is full.
     pub(super) fn thread_of_slot(&mut self, slot: usize) -> Option<usize> {
         let s = *self.slots.get(..self.slots_len)?.get(slot)?;
         if s.state == SlotState::Free {
@@ -221,8 +227,11 @@ impl Collector {
         }
         let i = self.threads_len;
         let t = self.threads.get_mut(i)?;
-        let mut name = [0u8; 16];
-        threads::thread_name(s.tid, &mut name);
+        let mut name = s.found_name;
+        let mut now = [0u8; 16];
+        if s.state == SlotState::Live && threads::thread_name(s.tid, &mut now) > 0 {
+            name = now;
+        }
         *t = ThreadRec {
             tid: s.tid,
             name,

@@ -19,12 +19,55 @@ use crate::unwind::{RuleCache, Unwinder};
 /// where descriptors are).
 pub(crate) const PERF_TOKENS: usize = 1 << 16;
 
-/// A per-thread counter alone on its cache line.
+/// A thread's perf-event account, alone on its cache line (threads on different cores write
+/// theirs): the signals its event delivered, and the CPU time its samples carry.
+///
+/// A `task-clock` event counts the time its thread is on a CPU as the scheduler's clock sees
+/// it, which includes time a hypervisor took the CPU away (steal time); the thread's own CPU
+/// clock leaves that out. Samples are weighted by the thread's CPU clock, so that a profile's
+/// CPU time agrees with the thread's on any host.
 #[repr(C, align(64))]
-pub(crate) struct Delivered(pub AtomicU32);
+pub(crate) struct PerfAccount {
+    /// Signals the thread's event delivered.
+    pub signals: AtomicU32,
+    /// The thread's CPU time (its own clock) up to which its samples' weights reach.
+    credited_ns: AtomicU64,
+    /// The sampling interval its weights are counted in (0: not open).
+    interval_ns: AtomicU64,
+}
 
-// SAFETY: an atomic integer, valid as zero.
-unsafe impl Zeroed for Delivered {}
+// SAFETY: atomic integers, valid as zero.
+unsafe impl Zeroed for PerfAccount {}
+
+impl PerfAccount {
+    /// Opens the account of a thread whose CPU time up to `credited_ns` is accounted for,
+    /// before its event is enabled.
+    pub fn open(&self, credited_ns: u64, interval_ns: u64) {
+        self.signals.store(0, Relaxed);
+        self.credited_ns.store(credited_ns, Relaxed);
+        self.interval_ns.store(interval_ns, Release);
+    }
+
+    /// The weight of a sample its thread takes now, having used `cpu_ns` of CPU: the whole
+    /// intervals since the last one (the account moves on by that many), `None` if less than
+    /// one passed (the next sample carries it). At least 1 where the clock could not be read.
+    ///
+    /// # Signal safety
+    /// Async-signal-safe: atomics only. Called by the account's own thread, in its handler.
+    pub fn take_due(&self, cpu_ns: Option<u64>) -> Option<u16> {
+        let interval = self.interval_ns.load(Acquire);
+        let (Some(now), true) = (cpu_ns, interval > 0) else {
+            return Some(1);
+        };
+        let credited = self.credited_ns.load(Relaxed);
+        let due = now.saturating_sub(credited) / interval;
+        if due == 0 {
+            return None;
+        }
+        self.credited_ns.store(credited + due * interval, Relaxed);
+        Some(due.min(u16::MAX as u64) as u16)
+    }
+}
 
 /// Everything the signal handler touches, allocated before the handler can run.
 pub(crate) struct Shared {
@@ -47,9 +90,8 @@ pub(crate) struct Shared {
     /// Perf events (backend `PerfEvents`): per file descriptor, the token of the thread its
     /// signals sample (0: not vignette's), since their `siginfo` carries no value.
     pub perf_tokens: Region<AtomicU64>,
-    /// Per tracked thread: samples its kernel timer's signals delivered (perf events), each
-    /// counter on a cache line of its own (threads on different cores add to them).
-    pub delivered: Region<Delivered>,
+    /// Per tracked thread under perf events: its signals and the CPU time its samples carry.
+    pub perf_accounts: Region<PerfAccount>,
     /// The other descriptors the sampler thread holds (thread count, exit watches), one bit
     /// per descriptor number below [`PERF_TOKENS`]: a forked child closes them.
     pub held_fds: Region<AtomicU64>,
@@ -85,7 +127,7 @@ impl Shared {
                 Backend::PerfEvents => PERF_TOKENS,
                 _ => 0,
             })?,
-            delivered: Region::new(match backend {
+            perf_accounts: Region::new(match backend {
                 Backend::PerfEvents => max_threads,
                 _ => 0,
             })?,
@@ -115,7 +157,7 @@ impl Shared {
             + self.handler_stacks.mapped_bytes()
             + self.acks.mapped_bytes()
             + self.perf_tokens.mapped_bytes()
-            + self.delivered.mapped_bytes()
+            + self.perf_accounts.mapped_bytes()
             + self.held_fds.mapped_bytes()
     }
 
@@ -138,5 +180,35 @@ impl Shared {
         let g = self.generation.load(SeqCst).wrapping_add(1);
         self.generation.store(g, SeqCst);
         g
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_perf_account_weighs_by_whole_intervals_of_the_threads_clock() {
+        let a = PerfAccount {
+            signals: AtomicU32::new(7),
+            credited_ns: AtomicU64::new(0),
+            interval_ns: AtomicU64::new(0),
+        };
+        assert_eq!(
+            a.take_due(Some(5_000)),
+            Some(1),
+            "not open: one interval each"
+        );
+        a.open(1_000, 100);
+        assert_eq!(a.signals.load(Relaxed), 0);
+        // A signal ahead of the thread's clock (steal time) carries nothing; the next does.
+        assert_eq!(a.take_due(Some(1_099)), None);
+        assert_eq!(a.take_due(Some(1_100)), Some(1));
+        assert_eq!(a.take_due(Some(1_350)), Some(2));
+        assert_eq!(a.take_due(Some(1_399)), None);
+        assert_eq!(a.take_due(Some(1_400)), Some(1));
+        // A clock that cannot be read: the signal's one interval.
+        assert_eq!(a.take_due(None), Some(1));
+        assert_eq!(a.take_due(Some(u64::MAX)), Some(u16::MAX));
     }
 }

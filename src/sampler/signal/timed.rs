@@ -103,21 +103,24 @@ impl Arming {
             return false;
         };
         // Read before the timer starts, so no interval counts twice.
-        let before = time::thread_cpu_ns(tid)
+        let interval = self.interval_ns.max(1);
+        let due = time::thread_cpu_ns(tid)
             .unwrap_or(0)
-            .saturating_sub(cpu_mark);
+            .saturating_sub(cpu_mark)
+            / interval;
+        // A perf event's samples carry the thread's CPU time from there on.
+        if let Some(account) = shared.perf_accounts.get(i) {
+            account.open(cpu_mark + due * interval, interval);
+        }
         let timed = self.start_timer(shared, c, i, tid, t, fds);
-        if t.timer != TimerRec::NONE {
-            let due = before / self.interval_ns.max(1);
-            if due > 0 {
-                let token = Token {
-                    generation: self.generation as u16,
-                    slot: i as u16,
-                    weight: due.min(u16::MAX as u64) as u16,
-                };
-                // A thread that has just exited is found at the next look.
-                let _ = shared.sender.send(tid, token.pack());
-            }
+        if t.timer != TimerRec::NONE && due > 0 {
+            let token = Token {
+                generation: self.generation as u16,
+                slot: i as u16,
+                weight: due.min(u16::MAX as u64) as u16,
+            };
+            // A thread that has just exited is found at the next look.
+            let _ = shared.sender.send(tid, token.pack());
         }
         timed
     }
@@ -139,9 +142,6 @@ impl Arming {
         }
         .pack();
         if self.backend == Backend::PerfEvents && fds.may_open() {
-            if let Some(d) = shared.delivered.get(i) {
-                d.0.store(0, Relaxed);
-            }
             match thread_timer::open_perf_event(tid, self.interval_ns, self.signal) {
                 Ok(fd) if !fds.hold(fd) => thread_timer::close_perf_event(fd),
                 Ok(fd) => {
@@ -213,7 +213,8 @@ impl Arming {
                 }
                 let counted = thread_timer::perf_event_ns(fd).unwrap_or(0);
                 thread_timer::close_perf_event(fd);
-                let delivered = shared.delivered.get(i).map_or(0, |d| d.0.swap(0, Relaxed));
+                let delivered =
+                    (shared.perf_accounts.get(i)).map_or(0, |a| a.signals.swap(0, Relaxed));
                 let intervals = counted / self.interval_ns.max(1);
                 c.lost.unanswered += intervals.saturating_sub(delivered as u64);
             }

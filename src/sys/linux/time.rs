@@ -32,6 +32,14 @@ pub fn thread_cpu_ns(tid: i32) -> Option<u64> {
     read((!tid << 3) | CPUCLOCK_PERTHREAD_SCHED)
 }
 
+/// CPU time consumed so far by the calling thread (`CLOCK_THREAD_CPUTIME_ID`).
+///
+/// # Signal safety
+/// Async-signal-safe: `clock_gettime` is on POSIX's list (a system call for this clock).
+pub fn own_thread_cpu_ns() -> Option<u64> {
+    read(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
 /// Sleeps until `CLOCK_MONOTONIC` reaches `deadline_ns` (returns early on a signal).
 pub fn sleep_until(deadline_ns: u64) {
     let ts = libc::timespec {
