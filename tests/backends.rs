@@ -83,10 +83,10 @@ fn run_threads(prefix: &str, busy: usize, idle: usize, cpu_ns: u64) -> Vec<(Stri
 }
 
 /// Every backend this system allows: each thread's sample weights add up to its CPU time in
-/// intervals (never more, beyond the one it may start after the thread's last reading; at
-/// most 5% less for busy threads; sleeping threads, with next to no CPU, get next to no
-/// weight). Perf events count steal time too; their samples are weighed by the thread's own
-/// clock.
+/// intervals (at most 5% less for busy threads; sleeping threads, with next to no CPU, get
+/// next to no weight). Never more but for two: one the thread may start after its last
+/// reading, and (perf events, which count steal time too, their samples weighed by the
+/// thread's own clock read every 16th) the steal time since the handler last read it.
 #[test]
 fn each_backend_weighs_samples_by_each_threads_cpu_time() {
     let _g = profiler_lock();
@@ -106,7 +106,7 @@ fn each_backend_weighs_samples_by_each_threads_cpu_time() {
             eprintln!("{backend:?} {name}: {samples} samples, weight {weights}, {expected} intervals of CPU; heavy: {:?}", t.samples.iter().enumerate().filter(|(_, s)| s.weight > 1).map(|(i, s)| (i, s.weight)).take(8).collect::<Vec<_>>());
             assert!(expected >= 300, "{name} ran: {cpu_ns} ns");
             assert!(
-                weights <= expected + 1 && weights + expected / 20 + 2 >= expected,
+                weights <= expected + 2 && weights + expected / 20 + 2 >= expected,
                 "{backend:?} {name}: weights {weights} for {expected} intervals"
             );
             if backend == Backend::PerfEvents {

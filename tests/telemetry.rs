@@ -108,9 +108,9 @@ fn rotated_chunks_add_up_to_one_session() {
         );
         assert!(expected >= 150, "{name} ran: {cpu_ns} ns");
         assert!(
-            // Never over (but for an interval after the thread's last reading), on any host:
-            // perf events' samples are weighed by the thread's own CPU clock, read here too.
-            weights <= expected + 1 && weights + lost + expected / 20 + 2 >= expected,
+            // Never over but for two, on any host (see tests/backends.rs): perf events'
+            // samples are weighed by the thread's own CPU clock, which is read here too.
+            weights <= expected + 2 && weights + lost + expected / 20 + 2 >= expected,
             "weights {weights} vs {expected} intervals"
         );
         assert!(with_samples > 100, "{name} is in most chunks");

@@ -220,7 +220,7 @@ impl Shared {
                     return Some(token);
                 };
                 account.signals.fetch_add(1, Relaxed);
-                let weight = account.take_due(time::own_thread_cpu_ns())?;
+                let weight = account.take_due(time::own_thread_cpu_ns)?;
                 Some(Token { weight, ..token })
             }
         }
