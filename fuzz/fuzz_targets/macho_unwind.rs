@@ -34,7 +34,8 @@ impl ImageLookup for Image<'_> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    // 8 header bytes: the section length / 4, then an address to look up; the section; the
+    // 8 header bytes: the section length / 4, then an address to look up (the last four are
+    // also an x86_64 encoding for the edge analysis); the section; the
     // rest is the image (for identity and indirect stack sizes) and the stack.
     if data.len() < 8 {
         return;
@@ -48,7 +49,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = macho::identity(&image, 0x1000).map(|id| (id.debug_id(), id.code_id()));
     let pc = 0x1000 + u16::from_le_bytes([head[2], head[3]]) as u64;
-    let _ = edge::x86_64(pc, |at, buf| image.read(at, buf));
+    if let Some(body) = x86_64::decode(u32::from_le_bytes([head[4], head[5], head[6], head[7]])) {
+        let _ = body
+            .resolved(&image, 0x1000)
+            .map(|body| edge::x86_64(pc, body, |at, buf| image.read(at, buf)));
+    }
     let _ = edge::arm64(pc, |at| {
         let mut b = [0u8; 4];
         image.read(at, &mut b).then(|| u32::from_le_bytes(b))

@@ -291,6 +291,49 @@ pub enum CompactRule {
 }
 
 impl CompactRule {
+    /// The rule with a [`CompactRule::FramelessIndirect`] frame's size read from the code
+    /// (the `sub rsp` immediate in `image` at `function` plus its offset): that frame as a
+    /// [`CompactRule::Frameless`]. Other rules are returned as they are.
+    ///
+    /// # Signal safety
+    /// Async-signal-safe: at most one 4-byte read through `image`.
+    pub fn resolved<I: ImageReader + ?Sized>(
+        self,
+        image: &I,
+        function: u64,
+    ) -> Result<CompactRule, EndReason> {
+        let CompactRule::FramelessIndirect {
+            sub_offset,
+            adjust,
+            saved,
+            fp_index,
+        } = self
+        else {
+            return Ok(self);
+        };
+        let mut imm = [0u8; 4];
+        let at = function
+            .checked_add(sub_offset as u64)
+            .ok_or(EndReason::BadUnwindInfo)?;
+        if !image.read(at, &mut imm) {
+            return Err(EndReason::BadUnwindInfo);
+        }
+        let size = u32::from_le_bytes(imm)
+            .checked_add(adjust)
+            .ok_or(EndReason::BadUnwindInfo)?;
+        let saved_at = size.checked_sub(8 + 8 * saved);
+        let fp_at = match (fp_index, saved_at) {
+            (Some(i), Some(s)) => Some(s + 8 * i),
+            (None, _) => None,
+            (Some(_), None) => return Err(EndReason::BadUnwindInfo),
+        };
+        Ok(CompactRule::Frameless {
+            stack_size: size,
+            ra: ReturnAddress::BelowCallerSp,
+            fp_at,
+        })
+    }
+
     /// Turns `regs` into the caller's. `function` is the address of the function's first
     /// byte (for [`CompactRule::FramelessIndirect`], read through `image`); `interrupted` says
     /// the frame was interrupted rather than calling (only such a frame may keep its return
@@ -311,7 +354,7 @@ impl CompactRule {
             addr.and_then(|a| stack.read_u64(a))
                 .ok_or(EndReason::OutOfBounds)
         };
-        let (stack_size, ra, fp_at) = match self {
+        let (stack_size, ra, fp_at) = match self.resolved(image, function)? {
             CompactRule::FramePointer => {
                 let fp = regs.fp;
                 let caller_fp = read(Some(fp))?;
@@ -332,28 +375,7 @@ impl CompactRule {
                 ra,
                 fp_at,
             } => (stack_size as u64, ra, fp_at.map(u64::from)),
-            CompactRule::FramelessIndirect {
-                sub_offset,
-                adjust,
-                saved,
-                fp_index,
-            } => {
-                let mut imm = [0u8; 4];
-                let at = function
-                    .checked_add(sub_offset as u64)
-                    .ok_or(EndReason::BadUnwindInfo)?;
-                if !image.read(at, &mut imm) {
-                    return Err(EndReason::BadUnwindInfo);
-                }
-                let size = u32::from_le_bytes(imm) as u64 + adjust as u64;
-                let saved_at = size.checked_sub(8 + 8 * saved as u64);
-                let fp_at = match (fp_index, saved_at) {
-                    (Some(i), Some(s)) => Some(s + 8 * i as u64),
-                    (None, _) => None,
-                    (Some(_), None) => return Err(EndReason::BadUnwindInfo),
-                };
-                (size, ReturnAddress::BelowCallerSp, fp_at)
-            }
+            CompactRule::FramelessIndirect { .. } => return Err(EndReason::BadUnwindInfo),
             CompactRule::Dwarf { .. } | CompactRule::None => return Err(EndReason::NoUnwindInfo),
         };
         let sp = regs

@@ -27,7 +27,11 @@ pub const ARM64_ENTRY: CompactRule = CompactRule::Frameless {
     fp_at: None,
 };
 
-/// x86_64: the rule at `pc`, reading code through `read`.
+/// x86_64: the rule at `pc` of a function whose encoding gives `body` (resolved: see
+/// [`CompactRule::resolved`]), reading code through `read`.
+/// - a frameless function's prologue (`body` is [`CompactRule::Frameless`]): pushes and
+///   `sub rsp` from `pc` on are what the frame still lacks of `body`'s; a register whose push
+///   is still ahead is still in its register;
 /// - `push rbp`: the function's first instruction ([`X86_64_ENTRY`]);
 /// - `mov rbp, rsp` right after `push rbp`: the caller's rbp at `[rsp]`, the return address
 ///   above it;
@@ -35,13 +39,32 @@ pub const ARM64_ENTRY: CompactRule = CompactRule::Frameless {
 ///   pop (and rbp where `pop rbp` would take it from).
 ///
 /// # Signal safety
-/// Async-signal-safe: at most [`MAX_INSNS`] reads of 4 bytes.
-pub fn x86_64(pc: u64, read: impl Fn(u64, &mut [u8]) -> bool) -> Option<CompactRule> {
+/// Async-signal-safe: at most [`MAX_INSNS`] reads of 4 bytes (and one more per `sub rsp` or
+/// `add rsp` with a 32-bit immediate).
+pub fn x86_64(
+    pc: u64,
+    body: CompactRule,
+    read: impl Fn(u64, &mut [u8]) -> bool,
+) -> Option<CompactRule> {
     const PUSH_RBP: u8 = 0x55;
     let at = |addr: u64| {
         let mut b = [0u8; 4];
         read(addr, &mut b).then_some(b)
     };
+    if let CompactRule::Frameless {
+        stack_size,
+        ra: ReturnAddress::BelowCallerSp,
+        fp_at,
+    } = body
+    {
+        if let Some(ahead) = prologue_ahead(pc, &read) {
+            return Some(CompactRule::Frameless {
+                stack_size: stack_size.checked_sub(ahead).filter(|&s| s >= 8)?,
+                ra: ReturnAddress::BelowCallerSp,
+                fp_at: fp_at.and_then(|f| f.checked_sub(ahead)),
+            });
+        }
+    }
     let here = at(pc)?;
     if here[0] == PUSH_RBP {
         return Some(X86_64_ENTRY);
@@ -89,11 +112,7 @@ pub fn x86_64(pc: u64, read: impl Fn(u64, &mut [u8]) -> bool) -> Option<CompactR
             }
             // add rsp, imm32
             [0x48, 0x81, 0xc4, _] => {
-                let mut imm = [0u8; 4];
-                if !read(addr + 3, &mut imm) {
-                    return None;
-                }
-                popped = popped.checked_add(u32::try_from(i32::from_le_bytes(imm)).ok()?)?;
+                popped = popped.checked_add(imm32(addr + 3, &read)?)?;
                 7
             }
             _ => return None,
@@ -101,6 +120,42 @@ pub fn x86_64(pc: u64, read: impl Fn(u64, &mut [u8]) -> bool) -> Option<CompactR
         addr += len;
     }
     None
+}
+
+/// x86_64: the bytes the pushes and `sub rsp` from `pc` on (a prologue's, up to the first
+/// other instruction) move rsp down by; `None` if `pc` is at none, or they do not end within
+/// [`MAX_INSNS`]. (A frameless function's body, as its encoding describes it, moves rsp
+/// nowhere: such instructions are its prologue's.)
+fn prologue_ahead(pc: u64, read: &impl Fn(u64, &mut [u8]) -> bool) -> Option<u32> {
+    let (mut ahead, mut addr) = (0u32, pc);
+    for _ in 0..MAX_INSNS {
+        let mut b = [0u8; 4];
+        if !read(addr, &mut b) {
+            return None;
+        }
+        let (bytes, len) = match b {
+            // push r (rax-rdi); push r8-r15
+            [0x50..=0x57, ..] => (8, 1),
+            [0x41, 0x50..=0x57, ..] => (8, 2),
+            // sub rsp, imm8 (sign-extended; a negative one is not a prologue's)
+            [0x48, 0x83, 0xec, n] if n < 0x80 => (n as u32, 4),
+            // sub rsp, imm32
+            [0x48, 0x81, 0xec, _] => (imm32(addr + 3, read)?, 7),
+            _ => return (ahead > 0).then_some(ahead),
+        };
+        ahead = ahead.checked_add(bytes)?;
+        addr += len;
+    }
+    None
+}
+
+/// A non-negative 32-bit immediate at `addr`.
+fn imm32(addr: u64, read: &impl Fn(u64, &mut [u8]) -> bool) -> Option<u32> {
+    let mut imm = [0u8; 4];
+    if !read(addr, &mut imm) {
+        return None;
+    }
+    u32::try_from(i32::from_le_bytes(imm)).ok()
 }
 
 /// A 64-bit `stp`/`ldp` of general or `d` registers based on sp: (pair of registers

@@ -117,7 +117,7 @@ where
         },
         rule => {
             let rule = match interrupted {
-                true => at_edge(lookup, function, code).unwrap_or(rule),
+                true => at_edge(lookup, function, rule, code).unwrap_or(rule),
                 false => rule,
             };
             compact_step(rule, regs, stack, code, function, interrupted)
@@ -131,20 +131,30 @@ const ON_ENTRY: CompactRule = edge::X86_64_ENTRY;
 #[cfg(target_arch = "aarch64")]
 const ON_ENTRY: CompactRule = edge::ARM64_ENTRY;
 
-/// The rule for an interrupted frame whose stack is not (or no longer) what its encoding
-/// describes: at the function's first instruction, or in a prologue or epilogue that
+/// The rule for an interrupted frame whose stack is not (or no longer) what its encoding's
+/// `rule` describes: at the function's first instruction, or in a prologue or epilogue that
 /// [`edge`] recognizes from the instructions. `None` elsewhere, or if the code cannot be
 /// read. (The instructions decide more than the entry's start: the linker merges
 /// neighbouring functions with equal encodings into one entry.)
 ///
 /// # Signal safety
 /// Async-signal-safe: a bounded number of 4-byte code reads.
-fn at_edge<I: ImageReader + ?Sized>(pc: u64, function: u64, code: &I) -> Option<CompactRule> {
+fn at_edge<I: ImageReader + ?Sized>(
+    pc: u64,
+    function: u64,
+    rule: CompactRule,
+    code: &I,
+) -> Option<CompactRule> {
     if pc == function {
         return Some(ON_ENTRY);
     }
     #[cfg(target_arch = "x86_64")]
-    return edge::x86_64(pc, |at, buf| code.read(at, buf));
+    return edge::x86_64(pc, rule.resolved(code, function).ok()?, |at, buf| {
+        code.read(at, buf)
+    });
+    // arm64 prologues and epilogues are told by their instructions alone.
+    #[cfg(target_arch = "aarch64")]
+    let _ = rule;
     #[cfg(target_arch = "aarch64")]
     return edge::arm64(pc, |at| {
         let mut b = [0u8; 4];
