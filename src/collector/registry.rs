@@ -244,3 +244,48 @@ impl Collector {
         Some(i)
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::super::Capacities;
+    use super::*;
+
+    /// A thread that exits before its first sample is drained is listed under the name it had
+    /// when the scan found it (its name can no longer be read then).
+    #[test]
+    fn a_thread_gone_before_its_first_sample_keeps_the_name_it_was_found_with() {
+        let mut c = Collector::new(Capacities {
+            samples: 16,
+            frames: 16,
+            stack_nodes: 32,
+            slots: 64,
+            threads: 64,
+            modules: 4,
+            ring: 16,
+        })
+        .unwrap();
+        c.begin(|_| {});
+        let (found, go) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+        let tid = std::thread::scope(|s| {
+            let t = std::thread::Builder::new()
+                .name("short-lived".into())
+                .spawn_scoped(s, || {
+                    found.wait();
+                    go.wait();
+                    threads::gettid()
+                })
+                .unwrap();
+            found.wait();
+            c.scan_threads(0, 1, |_| 0);
+            go.wait();
+            t.join().unwrap()
+        });
+        let slot = c.find_thread(tid).expect("the scan found the thread");
+        // The thread is gone: its comm file with it.
+        while threads::thread_name(tid, &mut [0; 16]) > 0 {
+            std::thread::yield_now();
+        }
+        let listed = c.thread_of_slot(slot).unwrap();
+        assert_eq!(&c.threads[listed].name[..11], b"short-lived");
+    }
+}
