@@ -400,6 +400,58 @@ fn a_foreign_perf_event_on_the_same_signal_is_ignored() {
     );
 }
 
+/// Perf events, a thread that blocks the signal for 100 ms of its CPU, then runs 100 ms
+/// more: the intervals its blocked overflows lost are either carried by a later sample (the
+/// handler's clock reading catches them up) or counted as unanswered, never both.
+#[test]
+fn intervals_lost_to_a_blocked_signal_count_once() {
+    let _g = profiler_lock();
+    let Some(mut profiler) = build(Backend::PerfEvents, 1000) else {
+        return;
+    };
+    profiler.start().unwrap();
+    let cpu = std::thread::Builder::new()
+        .name("blocks-a-while".into())
+        .spawn(|| {
+            // Found and given its event first.
+            std::thread::sleep(Duration::from_millis(100));
+            let mask = |how| {
+                // SAFETY: plain signal mask manipulation for this thread.
+                unsafe {
+                    let mut set: libc::sigset_t = std::mem::zeroed();
+                    libc::sigemptyset(&mut set);
+                    libc::sigaddset(&mut set, libc::SIGPROF);
+                    libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+                }
+            };
+            mask(libc::SIG_BLOCK);
+            std::hint::black_box(spin_cpu(100_000_000));
+            mask(libc::SIG_UNBLOCK);
+            std::hint::black_box(spin_cpu(100_000_000));
+            workload::thread_cpu_ns()
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let profile = profiler.stop().unwrap().to_profile();
+    let weights: u64 = (profile.threads.iter())
+        .filter(|t| t.name == "blocks-a-while")
+        .flat_map(|t| &t.samples)
+        .map(|s| s.weight as u64)
+        .sum();
+    let expected = cpu / profile.interval_ns;
+    let unanswered = profile.lost.unanswered;
+    eprintln!("{weights} weight and {unanswered} unanswered for {expected} intervals");
+    assert!(
+        weights + unanswered <= expected + 2,
+        "counted twice: {weights} + {unanswered} for {expected}"
+    );
+    assert!(
+        (weights + unanswered) * 100 >= expected * 95,
+        "every interval sampled or counted: {weights} + {unanswered} for {expected}"
+    );
+}
+
 /// A perf event the application opens on the calling thread, signalling `sig` every
 /// `period_ns` of its CPU time.
 fn foreign_perf_event(sig: i32, period_ns: u64) -> i32 {

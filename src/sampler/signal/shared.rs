@@ -36,6 +36,9 @@ pub(crate) const CLOCK_EVERY: u32 = 16;
 pub(crate) struct PerfAccount {
     /// Signals the thread's event delivered.
     pub signals: AtomicU32,
+    /// Intervals samples carried beyond their signal's own (a reading of the clock after
+    /// signals were lost: blocked, or merged with one still pending).
+    caught_up: AtomicU32,
     /// Signals still to weigh as one interval each before the clock is read again.
     unclocked: AtomicU32,
     /// The thread's CPU time (its own clock) up to which its samples' weights reach.
@@ -52,6 +55,7 @@ impl PerfAccount {
     /// accounted for, before its event is enabled.
     pub fn open(&self, credited_ns: u64, interval_ns: u64) {
         self.signals.store(0, Relaxed);
+        self.caught_up.store(0, Relaxed);
         self.unclocked.store(CLOCK_EVERY - 1, Relaxed);
         self.credited_ns.store(credited_ns, Relaxed);
         self.interval_ns.store(interval_ns, Release);
@@ -85,7 +89,18 @@ impl PerfAccount {
         // Ahead of the clock (steal time): read it at every signal until it catches up.
         self.unclocked
             .store(if due == 0 { 0 } else { CLOCK_EVERY - 1 }, Relaxed);
-        (due > 0).then(|| due.min(u16::MAX as u64) as u16)
+        let weight = due.min(u16::MAX as u64) as u16;
+        if weight > 1 {
+            let caught_up = self.caught_up.load(Relaxed);
+            (self.caught_up).store(caught_up.saturating_add(weight as u32 - 1), Relaxed);
+        }
+        (weight > 0).then_some(weight)
+    }
+
+    /// The event's intervals its samples answered: one per signal, and those caught up.
+    /// (Read once the event is closed.)
+    pub fn answered(&self) -> u64 {
+        self.signals.load(Relaxed) as u64 + self.caught_up.load(Relaxed) as u64
     }
 }
 
@@ -211,6 +226,7 @@ mod tests {
     fn a_perf_account_weighs_by_whole_intervals_of_the_threads_clock() {
         let a = PerfAccount {
             signals: AtomicU32::new(7),
+            caught_up: AtomicU32::new(3),
             unclocked: AtomicU32::new(0),
             credited_ns: AtomicU64::new(0),
             interval_ns: AtomicU64::new(0),
@@ -218,7 +234,7 @@ mod tests {
         let unread = || -> Option<u64> { panic!("read while not open") };
         assert_eq!(a.take_due(unread), Some(1), "not open: one interval each");
         a.open(1_000, 100);
-        assert_eq!(a.signals.load(Relaxed), 0);
+        assert_eq!(a.answered(), 0);
         // Between readings: one interval each, unread.
         for k in 1..CLOCK_EVERY {
             assert_eq!(a.take_due(unread), Some(1));
@@ -231,11 +247,14 @@ mod tests {
         assert_eq!(a.take_due(|| Some(credited + 99)), None);
         assert_eq!(a.take_due(|| Some(credited + 250)), Some(2));
         assert_eq!(a.credited_ns.load(Relaxed), credited + 200);
+        // The signals were counted by the handler; the second interval was caught up.
+        assert_eq!(a.answered(), 1);
         // Caught up: unread again for the next ones.
         assert_eq!(a.take_due(unread), Some(1));
         // A clock that cannot be read: the signal's one interval.
         let a = PerfAccount {
             signals: AtomicU32::new(0),
+            caught_up: AtomicU32::new(0),
             unclocked: AtomicU32::new(0),
             credited_ns: AtomicU64::new(0),
             interval_ns: AtomicU64::new(100),

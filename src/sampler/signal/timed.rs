@@ -5,6 +5,7 @@
 
 use core::sync::atomic::Ordering::*;
 
+use super::shared::PerfAccount;
 use super::watch::{Descriptors, ThreadWatch, Tracked};
 use super::{drain, Job, Shared, Token};
 use crate::collector::{Collector, SlotRec};
@@ -187,7 +188,8 @@ impl Arming {
     }
 
     /// Takes slot `i`'s timer away. A perf event's intervals that produced no sample (its
-    /// signals were blocked, or arrived while one was pending) are counted as unanswered.
+    /// signals were blocked, or arrived while one was pending) and that no later sample
+    /// caught up are counted as unanswered.
     pub fn disarm(
         &self,
         shared: &Shared,
@@ -213,10 +215,9 @@ impl Arming {
                 }
                 let counted = thread_timer::perf_event_ns(fd).unwrap_or(0);
                 thread_timer::close_perf_event(fd);
-                let delivered =
-                    (shared.perf_accounts.get(i)).map_or(0, |a| a.signals.swap(0, Relaxed));
+                let answered = (shared.perf_accounts.get(i)).map_or(0, PerfAccount::answered);
                 let intervals = counted / self.interval_ns.max(1);
-                c.lost.unanswered += intervals.saturating_sub(delivered as u64);
+                c.lost.unanswered += intervals.saturating_sub(answered);
             }
         }
     }
