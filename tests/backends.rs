@@ -374,11 +374,7 @@ fn a_foreign_perf_event_on_the_same_signal_is_ignored() {
         h.join().unwrap()
     });
     let profile = profiler.stop().unwrap().to_profile();
-    let weights: u64 = (profile.threads.iter())
-        .filter(|t| t.name == "foreign")
-        .flat_map(|t| &t.samples)
-        .map(|s| s.weight as u64)
-        .sum();
+    let weights = weight_of(&profile, "foreign");
     let expected = cpu / profile.interval_ns;
     let unanswered = profile.lost.unanswered;
     eprintln!(
@@ -434,11 +430,7 @@ fn intervals_lost_to_a_blocked_signal_count_once() {
         .join()
         .unwrap();
     let profile = profiler.stop().unwrap().to_profile();
-    let weights: u64 = (profile.threads.iter())
-        .filter(|t| t.name == "blocks-a-while")
-        .flat_map(|t| &t.samples)
-        .map(|s| s.weight as u64)
-        .sum();
+    let weights = weight_of(&profile, "blocks-a-while");
     let expected = cpu / profile.interval_ns;
     let unanswered = profile.lost.unanswered;
     eprintln!("{weights} weight and {unanswered} unanswered for {expected} intervals");
@@ -450,6 +442,15 @@ fn intervals_lost_to_a_blocked_signal_count_once() {
         (weights + unanswered) * 100 >= expected * 95,
         "every interval sampled or counted: {weights} + {unanswered} for {expected}"
     );
+}
+
+/// The weight of the samples of the threads named `name` in `profile`.
+fn weight_of(profile: &vignette::Profile, name: &str) -> u64 {
+    (profile.threads.iter())
+        .filter(|t| t.name == name)
+        .flat_map(|t| &t.samples)
+        .map(|s| s.weight as u64)
+        .sum()
 }
 
 /// A perf event the application opens on the calling thread, signalling `sig` every

@@ -200,9 +200,9 @@ extern "C" fn on_signal(_sig: i32, info: *mut libc::siginfo_t, uctx: *mut c_void
 impl Shared {
     /// The token of a signal vignette caused: queued by this process (another process may
     /// queue this signal too), from one of its CPU timers (the overrun adds to the weight), or
-    /// from one of its perf events (looked up by descriptor; weighted by the thread's own CPU
-    /// clock, see [`super::shared::PerfAccount`]). `None` for any other, and for a perf event's signal that
-    /// came before a whole interval of the thread's CPU time did.
+    /// from one of its perf events (looked up by descriptor; weighed by the thread's own CPU
+    /// clock, see [`super::shared::PerfAccount`]). `None` for any other, and for a perf
+    /// event's signal that came before a whole interval of the thread's CPU time did.
     ///
     /// # Signal safety
     /// Async-signal-safe: reads `origin`, atomics, and (perf events) the thread's CPU clock.
@@ -219,7 +219,6 @@ impl Shared {
                 let Some(account) = self.perf_accounts.get(token.slot as usize) else {
                     return Some(token);
                 };
-                account.signals.fetch_add(1, Relaxed);
                 let weight = account.take_due(time::own_thread_cpu_ns)?;
                 Some(Token { weight, ..token })
             }

@@ -35,7 +35,7 @@ pub(crate) const CLOCK_EVERY: u32 = 16;
 #[repr(C, align(64))]
 pub(crate) struct PerfAccount {
     /// Signals the thread's event delivered.
-    pub signals: AtomicU32,
+    signals: AtomicU32,
     /// Intervals samples carried beyond their signal's own (a reading of the clock after
     /// signals were lost: blocked, or merged with one still pending).
     caught_up: AtomicU32,
@@ -61,16 +61,17 @@ impl PerfAccount {
         self.interval_ns.store(interval_ns, Release);
     }
 
-    /// The weight of a sample its thread takes now: one interval, or at a reading of the
-    /// thread's CPU clock (`clock`), the whole intervals since the weights' last reach (the
-    /// account moves on by that many); `None` if less than one passed (the next sample
-    /// carries it). Weights run ahead of the clock by at most the steal time of the last
+    /// Counts a signal of the thread's event and gives the weight of the sample it takes: one
+    /// interval, or at a reading of the thread's CPU clock (`clock`), the whole intervals
+    /// since the weights' last reach (the account moves on by that many); `None` if less than
+    /// one passed (the next sample carries it). Weights run ahead of the clock by at most the steal time of the last
     /// [`CLOCK_EVERY`] intervals.
     ///
     /// # Signal safety
     /// Async-signal-safe if `clock` is: atomics only. Called by the account's own thread, in
     /// its handler.
     pub fn take_due(&self, clock: impl FnOnce() -> Option<u64>) -> Option<u16> {
+        self.signals.fetch_add(1, Relaxed);
         let interval = self.interval_ns.load(Acquire);
         let credited = self.credited_ns.load(Relaxed);
         let unclocked = self.unclocked.load(Relaxed);
@@ -247,8 +248,8 @@ mod tests {
         assert_eq!(a.take_due(|| Some(credited + 99)), None);
         assert_eq!(a.take_due(|| Some(credited + 250)), Some(2));
         assert_eq!(a.credited_ns.load(Relaxed), credited + 200);
-        // The signals were counted by the handler; the second interval was caught up.
-        assert_eq!(a.answered(), 1);
+        // 18 signals since the account opened, and the second interval of the last caught up.
+        assert_eq!(a.answered(), 19);
         // Caught up: unread again for the next ones.
         assert_eq!(a.take_due(unread), Some(1));
         // A clock that cannot be read: the signal's one interval.
