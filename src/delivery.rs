@@ -6,6 +6,16 @@
 //! thread marks progress with one store; when a heartbeat is later than its threshold, the
 //! capture names that thread), and a panic hook ([`Triggers::catch_panics`]). The delivery
 //! thread looks for them every [`POLL`]; nothing here runs in a signal handler.
+// Off the signal path: the signal path's lints (lib.rs) do not bind this module.
+#![cfg_attr(
+    not(test),
+    allow(
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing
+    )
+)]
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::{Arc, Mutex, Weak};
@@ -91,7 +101,12 @@ impl Triggers {
     /// marked as a manual trigger by the calling thread with `note`. Returns at once; the
     /// delivery thread captures within 10 ms.
     pub fn fire(&self, note: &str) {
-        self.0.push(TriggerRec::new(TriggerKind::Manual, threads::gettid(), 0, note));
+        self.0.push(TriggerRec::new(
+            TriggerKind::Manual,
+            threads::gettid(),
+            0,
+            note,
+        ));
     }
 
     /// Watches the calling thread: when its heartbeat has been silent for longer than
@@ -125,13 +140,22 @@ impl Triggers {
                     .payload()
                     .downcast_ref::<&str>()
                     .copied()
-                    .or_else(|| info.payload().downcast_ref::<std::string::String>().map(|s| s.as_str()))
+                    .or_else(|| {
+                        info.payload()
+                            .downcast_ref::<std::string::String>()
+                            .map(|s| s.as_str())
+                    })
                     .unwrap_or("");
                 let note = match info.location() {
                     Some(l) => std::format!("{message} ({}:{})", l.file(), l.line()),
                     None => message.into(),
                 };
-                let ticket = state.push(TriggerRec::new(TriggerKind::Panic, threads::gettid(), 0, &note));
+                let ticket = state.push(TriggerRec::new(
+                    TriggerKind::Panic,
+                    threads::gettid(),
+                    0,
+                    &note,
+                ));
                 let deadline = std::time::Instant::now() + PANIC_WAIT;
                 while ticket.is_some_and(|t| state.served.load(Acquire) < t)
                     && !state.stop.load(Relaxed)
@@ -256,9 +280,10 @@ impl Delivery {
                         let c = unsafe { exchange.output() };
                         let capture = config.capture(c);
                         // A panicking callback costs its chunk, not the delivery thread.
-                        let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            on_chunk(&capture)
-                        }));
+                        let delivered =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                on_chunk(&capture)
+                            }));
                         if delivered.is_ok() {
                             state.delivered.fetch_add(1, AcqRel);
                         }

@@ -1,4 +1,14 @@
 //! The core's error type: small, `Copy`, and printable without allocating.
+// Off the signal path: the signal path's lints (lib.rs) do not bind this module.
+#![cfg_attr(
+    not(test),
+    allow(
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing
+    )
+)]
 
 use core::fmt;
 

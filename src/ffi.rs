@@ -9,7 +9,16 @@
 //! overlap); `vignette_last_error` and `vignette_current_thread_id` may be called from any
 //! thread. Signals: the profiler owns `SIGPROF` (or the configured signal) from
 //! `vignette_create` on; see the crate docs.
-
+// Off the signal path: the signal path's lints (lib.rs) do not bind this module.
+#![cfg_attr(
+    not(test),
+    allow(
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing
+    )
+)]
 #![allow(non_camel_case_types)]
 // Every function here is `unsafe extern "C"` with its contract in the header's docs and the
 // `# Safety` section below; pointers are checked for null before use.
@@ -367,7 +376,9 @@ pub unsafe extern "C" fn vignette_deliver(
             .deliver(every, move |c| {
                 let user = &user;
                 let bytes = c.to_vec();
-                let kind = c.trigger().map_or(VIGNETTE_TRIGGER_NONE, |(k, _)| k as c_int);
+                let kind = c
+                    .trigger()
+                    .map_or(VIGNETTE_TRIGGER_NONE, |(k, _)| k as c_int);
                 // SAFETY: the caller's callback, with the bytes valid for the call.
                 unsafe { callback(bytes.as_ptr(), bytes.len(), c.sequence(), kind, user.0) };
             })
@@ -494,7 +505,10 @@ pub unsafe extern "C" fn vignette_label_key(name: *const c_char, out: *mut u32) 
 /// # Safety
 /// As `vignette_label_key`.
 #[no_mangle]
-pub unsafe extern "C" fn vignette_label_string(value: *const c_char, out: *mut u32) -> vignette_status {
+pub unsafe extern "C" fn vignette_label_string(
+    value: *const c_char,
+    out: *mut u32,
+) -> vignette_status {
     guard(|| {
         // SAFETY: the caller's contract.
         let out = unsafe { out.as_mut() }.ok_or_else(|| invalid("out is NULL"))?;
@@ -510,7 +524,11 @@ pub unsafe extern "C" fn vignette_label_string(value: *const c_char, out: *mut u
 /// # Safety
 /// `saved` must be NULL (then nothing is set) or writable; `key` from `vignette_label_key`.
 #[no_mangle]
-pub unsafe extern "C" fn vignette_label_set_int(key: u32, value: i64, saved: *mut vignette_label_saved) {
+pub unsafe extern "C" fn vignette_label_set_int(
+    key: u32,
+    value: i64,
+    saved: *mut vignette_label_saved,
+) {
     // SAFETY: the caller's contract.
     unsafe { set_label(key, crate::labels::Value::Int(value), saved) }
 }
@@ -555,7 +573,12 @@ unsafe fn set_label(key: u32, value: crate::labels::Value, saved: *mut vignette_
     };
     let previous = crate::labels::set(crate::labels::LabelKey(key), value).into_previous();
     // SAFETY: 56 bytes into the 56-byte, 8-aligned array (asserted above).
-    unsafe { core::ptr::write(out.opaque.as_mut_ptr().cast::<crate::labels::LabelSet>(), previous) };
+    unsafe {
+        core::ptr::write(
+            out.opaque.as_mut_ptr().cast::<crate::labels::LabelSet>(),
+            previous,
+        )
+    };
 }
 
 /// A C string argument as text ("" for NULL).
@@ -593,7 +616,10 @@ unsafe fn take(
 /// `p` must be NULL or a profiler from `vignette_create` not yet destroyed; `out` NULL or a
 /// writable `int`.
 #[no_mangle]
-pub unsafe extern "C" fn vignette_backend(p: *const vignette_profiler, out: *mut c_int) -> vignette_status {
+pub unsafe extern "C" fn vignette_backend(
+    p: *const vignette_profiler,
+    out: *mut c_int,
+) -> vignette_status {
     guard(|| {
         // SAFETY: the caller's contract.
         let w = unsafe { p.as_ref() }.ok_or_else(|| invalid("profiler is NULL"))?;

@@ -43,41 +43,29 @@
     )
 )]
 
-/// Declares modules that run off the signal path (in the application's threads or on the
-/// sampler thread, never in the handler), which the signal path's lints above do not bind.
-macro_rules! off_signal_path {
-    ($($(#[$meta:meta])* $vis:vis mod $name:ident;)*) => {$(
-        $(#[$meta])*
-        #[cfg_attr(
-            not(test),
-            allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
-        )]
-        $vis mod $name;
-    )*};
-}
-
-off_signal_path! {
-    mod error;
-    pub mod profile;
-    #[cfg(feature = "tools")]
-    pub mod tools;
-}
+// Modules off the signal path (run in the application's threads or on the sampler thread,
+// never in the handler) say so with an inner `allow` of the lints above, at the top of their
+// own file.
+mod error;
+pub mod profile;
+#[cfg(feature = "tools")]
+pub mod tools;
 
 // The capture backend: Linux, Windows and macOS.
 #[cfg(any(target_os = "linux", windows, target_os = "macos"))]
-off_signal_path! {
-    mod collector;
-    #[cfg(feature = "ffi")]
-    pub mod ffi;
-    #[cfg(feature = "unstable-internals")]
-    pub mod modules;
-    #[cfg(not(feature = "unstable-internals"))]
-    #[allow(dead_code, unused_imports)]
-    mod modules;
-    mod profiler;
-    #[cfg(feature = "std")]
-    mod delivery;
-}
+mod collector;
+#[cfg(all(
+    feature = "std",
+    any(target_os = "linux", windows, target_os = "macos")
+))]
+mod delivery;
+#[cfg(all(
+    feature = "ffi",
+    any(target_os = "linux", windows, target_os = "macos")
+))]
+pub mod ffi;
+#[cfg(any(target_os = "linux", windows, target_os = "macos"))]
+mod profiler;
 
 #[cfg(not(any(target_os = "linux", windows, target_os = "macos")))]
 compile_error!(
@@ -85,27 +73,59 @@ compile_error!(
      only for now"
 );
 
-/// Declares modules that are vignette's own workings: public only with the
-/// `unstable-internals` feature, for its tests, benches and fuzz targets (no stability
-/// promise); private otherwise, where what only those use is allowed to go unused.
-macro_rules! internal {
-    ($($name:ident)*) => {$(
-        #[cfg(feature = "unstable-internals")]
-        #[doc(hidden)]
-        pub mod $name;
-        #[cfg(not(feature = "unstable-internals"))]
-        #[allow(dead_code, unused_imports)]
-        mod $name;
-    )*};
-}
+// vignette's own workings: public only with the `unstable-internals` feature, for its tests,
+// benches and fuzz targets (no stability promise); private otherwise, where what only those
+// use is allowed to go unused.
+#[cfg(all(feature = "unstable-internals", target_os = "linux"))]
+#[doc(hidden)]
+pub mod code_map;
+#[cfg(all(not(feature = "unstable-internals"), target_os = "linux"))]
+#[allow(dead_code, unused_imports)]
+mod code_map;
+#[cfg(all(
+    feature = "unstable-internals",
+    any(target_os = "linux", windows, target_os = "macos")
+))]
+pub mod modules;
+#[cfg(all(
+    not(feature = "unstable-internals"),
+    any(target_os = "linux", windows, target_os = "macos")
+))]
+#[allow(dead_code, unused_imports)]
+mod modules;
+#[cfg(all(
+    feature = "unstable-internals",
+    any(target_os = "linux", windows, target_os = "macos")
+))]
+#[doc(hidden)]
+pub mod ring;
+#[cfg(all(
+    not(feature = "unstable-internals"),
+    any(target_os = "linux", windows, target_os = "macos")
+))]
+#[allow(dead_code, unused_imports)]
+mod ring;
+#[cfg(all(feature = "unstable-internals", target_os = "linux"))]
+#[doc(hidden)]
+pub mod snapshot;
+#[cfg(all(not(feature = "unstable-internals"), target_os = "linux"))]
+#[allow(dead_code, unused_imports)]
+mod snapshot;
+#[cfg(all(feature = "unstable-internals", target_os = "linux"))]
+#[doc(hidden)]
+pub mod stacks;
+#[cfg(all(not(feature = "unstable-internals"), target_os = "linux"))]
+#[allow(dead_code, unused_imports)]
+mod stacks;
+#[cfg(feature = "unstable-internals")]
+#[doc(hidden)]
+pub mod unwind;
+#[cfg(not(feature = "unstable-internals"))]
+#[allow(dead_code, unused_imports)]
+mod unwind;
 
-internal! { unwind }
 #[cfg(any(target_os = "linux", windows, target_os = "macos"))]
 pub mod labels;
-#[cfg(any(target_os = "linux", windows, target_os = "macos"))]
-internal! { ring }
-#[cfg(target_os = "linux")]
-internal! { code_map snapshot stacks }
 #[cfg(any(target_os = "linux", windows, target_os = "macos"))]
 mod sampler;
 #[cfg(any(target_os = "linux", windows, target_os = "macos"))]

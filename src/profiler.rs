@@ -1,12 +1,22 @@
 //! The public face of sampling: [`Builder`], [`Profiler`], sessions and on-demand samples.
+// Off the signal path: the signal path's lints (lib.rs) do not bind this module.
+#![cfg_attr(
+    not(test),
+    allow(
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing
+    )
+)]
 
 use core::mem::ManuallyDrop;
 
+use crate::collector::TriggerRec;
 use crate::collector::{Capacities, Collector};
 use crate::error::{Error, Result};
-use crate::profile::{Backend, Capture, Clock};
-use crate::collector::TriggerRec;
 use crate::profile::TriggerKind;
+use crate::profile::{Backend, Capture, Clock};
 use crate::sampler::series::{mode_error, Exchange, Recorder, Series};
 use crate::sampler::{self, Job, Running, Shared};
 use crate::sys::mem::MapBox;
@@ -493,7 +503,8 @@ impl Profiler {
         let x = &self.exchange;
         (
             x.handover_ns.load(core::sync::atomic::Ordering::Relaxed),
-            x.handover_cpu_ns.load(core::sync::atomic::Ordering::Relaxed),
+            x.handover_cpu_ns
+                .load(core::sync::atomic::Ordering::Relaxed),
         )
     }
 

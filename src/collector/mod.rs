@@ -3,13 +3,20 @@
 //! Frames are interned by address, stacks into a prefix tree of (parent, frame) nodes, and
 //! samples are appended to per-thread lists. Every table is preallocated with a fixed capacity;
 //! when one is full the sample is dropped and counted, never reallocated.
-
+// Off the signal path: the signal path's lints (lib.rs) do not bind this module.
+#![cfg_attr(
+    not(test),
+    allow(
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing
+    )
+)]
 
 mod carry;
 mod registry;
 
-#[cfg_attr(any(windows, target_os = "macos"), allow(unused_imports))]
-pub(crate) use registry::{Scan, SlotRec, SlotState};
 use crate::error::Result;
 use crate::labels::LabelSet;
 use crate::modules::ModuleMap;
@@ -18,6 +25,8 @@ use crate::ring::{SampleRef, SampleRing};
 use crate::sys::mem::{Region, Zeroed};
 use crate::sys::{threads, time};
 use crate::unwind::EndReason;
+#[cfg_attr(any(windows, target_os = "macos"), allow(unused_imports))]
+pub(crate) use registry::{Scan, SlotRec, SlotState};
 
 const NONE: u32 = u32::MAX;
 
@@ -309,7 +318,9 @@ impl Collector {
         });
         self.frames_len = 0;
         let nodes = &self.nodes;
-        (self.node_index).clear_entries(self.nodes_len, |i| node_key(nodes[i].parent, nodes[i].frame));
+        (self.node_index).clear_entries(self.nodes_len, |i| {
+            node_key(nodes[i].parent, nodes[i].frame)
+        });
         self.nodes_len = 0;
         let threads = &self.threads;
         (self.thread_index).clear_entries(self.threads_len, |i| threads[i].tid as u64);
@@ -458,7 +469,9 @@ impl Collector {
             return 0;
         }
         let sets = &self.label_sets;
-        let (slot, found) = self.label_index.probe(labels_key(set), |i| sets[i as usize] == *set);
+        let (slot, found) = self
+            .label_index
+            .probe(labels_key(set), |i| sets[i as usize] == *set);
         if let Some(i) = found {
             return i + 1;
         }
@@ -551,6 +564,7 @@ fn node_key(parent: u32, frame: u32) -> u64 {
 
 /// The label index's key of a set.
 fn labels_key(s: &LabelSet) -> u64 {
-    s.pairs()
-        .fold(s.len as u64, |h, (k, v)| (h.rotate_left(17) ^ k as u64).wrapping_mul(0x100_0000_01B3) ^ v)
+    s.pairs().fold(s.len as u64, |h, (k, v)| {
+        (h.rotate_left(17) ^ k as u64).wrapping_mul(0x100_0000_01B3) ^ v
+    })
 }

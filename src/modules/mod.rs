@@ -13,6 +13,16 @@
 //! `PT_LOAD` address. PE ([`pe`]): the debug id is the PDB GUID and age from the CodeView
 //! record, the debug file the PDB's name, the code id the time stamp and image size; addresses
 //! are relative to the image base.
+// Off the signal path: the signal path's lints (lib.rs) do not bind this module.
+#![cfg_attr(
+    not(test),
+    allow(
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing
+    )
+)]
 
 #[cfg(target_os = "linux")]
 mod elf;
@@ -244,7 +254,11 @@ impl ModuleMap {
             rec.build_id[..8].copy_from_slice(&code_id);
             rec.build_id_len = 8;
             rec.path = map.intern_str(m.path);
-            let name = m.path.rsplit(|&b| b == b'\\' || b == b'/').next().unwrap_or(m.path);
+            let name = m
+                .path
+                .rsplit(|&b| b == b'\\' || b == b'/')
+                .next()
+                .unwrap_or(m.path);
             rec.name = map.intern_str(name);
             if let Some(cv) = &id.codeview {
                 rec.debug_id = cv.guid;
@@ -389,7 +403,10 @@ impl ModuleMap {
         };
         let newest = recs.iter().map(after).max().unwrap_or(0);
         for i in 0..recs.len() {
-            if recs.get(i).is_some_and(|r| r.loaded != 0 || after(r) == newest) {
+            if recs
+                .get(i)
+                .is_some_and(|r| r.loaded != 0 || after(r) == newest)
+            {
                 self.adopt(prev, i);
             }
         }

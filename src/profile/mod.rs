@@ -2,6 +2,16 @@
 //!
 //! Encoding works straight from the profiler's fixed tables ([`crate::Capture`]) without
 //! allocating; decoding (feature `std`) gives the owned [`Profile`].
+// Off the signal path: the signal path's lints (lib.rs) do not bind this module.
+#![cfg_attr(
+    not(test),
+    allow(
+        clippy::panic,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing
+    )
+)]
 
 #[cfg(feature = "std")]
 mod decode;
@@ -210,15 +220,20 @@ mod owned {
 
     impl Labels {
         /// The labels of set `labels` (a [`Sample::labels`]: 0 for none) as (key, value text).
-        pub fn of(&self, labels: u32) -> impl Iterator<Item = (&str, std::borrow::Cow<'_, str>)> + '_ {
-            let set = labels.checked_sub(1).and_then(|i| self.sets.get(i as usize));
+        pub fn of(
+            &self,
+            labels: u32,
+        ) -> impl Iterator<Item = (&str, std::borrow::Cow<'_, str>)> + '_ {
+            let set = labels
+                .checked_sub(1)
+                .and_then(|i| self.sets.get(i as usize));
             set.into_iter().flatten().map(|l| {
                 let key = self.keys.get(l.key as usize).map_or("", String::as_str);
                 let value = match l.value {
                     LabelValue::Int(v) => std::borrow::Cow::Owned(std::format!("{v}")),
-                    LabelValue::Str(i) => {
-                        std::borrow::Cow::Borrowed(self.strings.get(i as usize).map_or("", String::as_str))
-                    }
+                    LabelValue::Str(i) => std::borrow::Cow::Borrowed(
+                        self.strings.get(i as usize).map_or("", String::as_str),
+                    ),
                 };
                 (key, value)
             })
