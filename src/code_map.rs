@@ -204,7 +204,10 @@ impl CodeMap {
                 }
             }
             self.copied.store(
-                copies.iter().map(|c| (c.bytes + c.rules[1] * 8) as usize).sum(),
+                copies
+                    .iter()
+                    .map(|c| (c.bytes + c.rules[1] * 8) as usize)
+                    .sum(),
                 SeqCst,
             );
             slots.get_mut(..n)?.sort_unstable_by_key(|e| e.start);
@@ -279,9 +282,10 @@ fn copy_sections(
     // A copy made while no module was unloaded since, or (an address range may now hold
     // another module) one whose bytes are still the module's: compiling its rules again costs
     // far more than comparing.
-    if let Some(c) = copies.iter_mut().find(|c| {
-        c.addr != 0 && c.key == key && (c.subs == subs || same_bytes(c.addr, o, e))
-    }) {
+    if let Some(c) = copies
+        .iter_mut()
+        .find(|c| c.addr != 0 && c.key == key && (c.subs == subs || same_bytes(c.addr, o, e)))
+    {
         c.subs = subs;
         c.tables |= bit;
         return c.addr;
@@ -320,16 +324,18 @@ fn copy_sections(
 
 /// Whether the copy at `addr` holds what `o` has now at `e`'s sections.
 fn same_bytes(addr: u64, o: &LoadedObject<'_>, e: &CodeEntry) -> bool {
-    [(0, e.hdr), (e.hdr[1], e.eh_frame)].iter().all(|&(at, [avma, len])| {
-        // As in `copy_sections`: the module's sections stay mapped while the loader lock is
-        // held, and the copy is vignette's own mapping of hdr + eh_frame bytes.
-        let live = o.slice(avma, len);
-        // SAFETY: `at .. at + len` lies inside the copy (see `copy_sections`).
-        let copy = unsafe {
-            core::slice::from_raw_parts((addr + at) as usize as *const u8, len as usize)
-        };
-        live == copy
-    })
+    [(0, e.hdr), (e.hdr[1], e.eh_frame)]
+        .iter()
+        .all(|&(at, [avma, len])| {
+            // As in `copy_sections`: the module's sections stay mapped while the loader lock is
+            // held, and the copy is vignette's own mapping of hdr + eh_frame bytes.
+            let live = o.slice(avma, len);
+            // SAFETY: `at .. at + len` lies inside the copy (see `copy_sections`).
+            let copy = unsafe {
+                core::slice::from_raw_parts((addr + at) as usize as *const u8, len as usize)
+            };
+            live == copy
+        })
 }
 
 /// A pinned table of modules' unwind sections (see [`CodeMap::read`]).
@@ -410,7 +416,10 @@ fn compile_rules(copies: &mut [CopyRec], e: &CodeEntry) -> [u64; 2] {
     let sections = unsafe { copied_sections(e) };
     let mut count = 0u64;
     let compiled = compile(&sections, e.start, &mut |_| count += 1);
-    let Some(bytes) = (count as usize).checked_mul(8).filter(|&b| compiled && b > 0) else {
+    let Some(bytes) = (count as usize)
+        .checked_mul(8)
+        .filter(|&b| compiled && b > 0)
+    else {
         // Marked as tried (an address no mapping has), so it is not tried again.
         c.rules = [1, 0];
         return [0; 2];
@@ -482,7 +491,9 @@ mod tests {
             .read(|t| {
                 let (mut compiled_modules, mut checked) = (0, 0);
                 for e in t.entries {
-                    let Some(s) = t.sections(e.start) else { continue };
+                    let Some(s) = t.sections(e.start) else {
+                        continue;
+                    };
                     let Some(c) = s.compiled else { continue };
                     compiled_modules += 1;
                     let ends = c.entries.iter().map(|x| c.base + (x >> 32));
@@ -490,7 +501,11 @@ mod tests {
                     for (lo, hi) in ends.zip(nexts) {
                         for pc in [lo, lo + (hi - lo) / 2, hi.saturating_sub(1).max(lo)] {
                             let want = interpreted(&s, pc);
-                            assert_eq!(c.lookup(pc), Some(want), "at {pc:#x} in [{lo:#x}, {hi:#x})");
+                            assert_eq!(
+                                c.lookup(pc),
+                                Some(want),
+                                "at {pc:#x} in [{lo:#x}, {hi:#x})"
+                            );
                             checked += 1;
                         }
                     }
@@ -499,7 +514,10 @@ mod tests {
             })
             .unwrap();
         eprintln!("{compiled_modules} modules compiled, {checked} addresses checked");
-        assert!(compiled_modules >= 2, "this executable and libc are compiled");
+        assert!(
+            compiled_modules >= 2,
+            "this executable and libc are compiled"
+        );
         assert!(checked > 10_000, "{checked} addresses checked");
     }
 }

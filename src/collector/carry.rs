@@ -22,7 +22,9 @@ impl Collector {
         }
         self.slots_len = n;
         if self.slot_index.slots.len() == prev.slot_index.slots.len() {
-            self.slot_index.slots.copy_from_slice(&prev.slot_index.slots);
+            self.slot_index
+                .slots
+                .copy_from_slice(&prev.slot_index.slots);
         }
         self.dead_slots = prev.dead_slots;
         self.epoch = prev.epoch;
@@ -67,7 +69,10 @@ impl Collector {
             let mut thread = None;
             let mut next = t.first;
             for _ in 0..t.count {
-                let Some(rec) = src.samples.get(..src.samples_len).and_then(|s| s.get(next as usize))
+                let Some(rec) = src
+                    .samples
+                    .get(..src.samples_len)
+                    .and_then(|s| s.get(next as usize))
                 else {
                     break;
                 };
@@ -88,10 +93,18 @@ impl Collector {
                 };
                 match self.adopt_stack(src, rec.stack) {
                     Some(stack) if self.samples_len < self.samples.len() => {
-                        let set = (rec.labels.checked_sub(1))
-                            .and_then(|i| src.label_sets.get(..src.label_sets_len)?.get(i as usize));
+                        let set = (rec.labels.checked_sub(1)).and_then(|i| {
+                            src.label_sets.get(..src.label_sets_len)?.get(i as usize)
+                        });
                         let labels = set.map_or(0, |s| self.intern_labels(s));
-                        self.append_sample(thread, SampleRec { stack, labels, ..*rec });
+                        self.append_sample(
+                            thread,
+                            SampleRec {
+                                stack,
+                                labels,
+                                ..*rec
+                            },
+                        );
                     }
                     _ => self.lost.tables_full += 1,
                 }
@@ -129,7 +142,11 @@ impl Collector {
         let mut depth = 0;
         let mut at = node;
         let mut parent = 0u32;
-        while let Some(n) = src.nodes.get(..src.nodes_len).and_then(|n| n.get(at as usize)) {
+        while let Some(n) = src
+            .nodes
+            .get(..src.nodes_len)
+            .and_then(|n| n.get(at as usize))
+        {
             match self.node_remap.get(at as usize).copied() {
                 Some(0) => {}
                 Some(done) => {

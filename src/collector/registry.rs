@@ -169,7 +169,12 @@ impl Collector {
     /// Clock `Cpu`: the intervals the thread in slot `i` is due a sample for, now that it has
     /// used `cpu_ns` of CPU (its account moves on by that many), or `None` if less than one
     /// interval passed since its last sample. At most `u16::MAX` (a sample's weight field).
-    pub(crate) fn take_due_intervals(&mut self, i: usize, cpu_ns: u64, interval_ns: u64) -> Option<u32> {
+    pub(crate) fn take_due_intervals(
+        &mut self,
+        i: usize,
+        cpu_ns: u64,
+        interval_ns: u64,
+    ) -> Option<u32> {
         let s = self.slot_mut(i)?;
         let due = cpu_ns.saturating_sub(s.cpu_mark) / interval_ns;
         if due == 0 {

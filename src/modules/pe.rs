@@ -71,11 +71,15 @@ const DEBUG_TYPE_CODEVIEW: u32 = 2;
 pub fn identity<I: ImageReader + ?Sized>(image: &I, base: u64) -> Option<PeIdentity> {
     let u16_at = |off: u64| {
         let mut b = [0u8; 2];
-        image.read(base.checked_add(off)?, &mut b).then(|| u16::from_le_bytes(b))
+        image
+            .read(base.checked_add(off)?, &mut b)
+            .then(|| u16::from_le_bytes(b))
     };
     let u32_at = |off: u64| {
         let mut b = [0u8; 4];
-        image.read(base.checked_add(off)?, &mut b).then(|| u32::from_le_bytes(b))
+        image
+            .read(base.checked_add(off)?, &mut b)
+            .then(|| u32::from_le_bytes(b))
     };
     if u16_at(0)? != 0x5a4d {
         return None; // "MZ"
@@ -135,7 +139,16 @@ fn codeview<I: ImageReader + ?Sized>(image: &I, avma: u64, size: u32) -> Option<
     let g = head.get(4..20)?;
     let mut guid = [0u8; 16];
     // GUID fields: u32, u16, u16 little-endian, then 8 bytes as they are.
-    for (dst, src) in [(0usize, 3usize), (1, 2), (2, 1), (3, 0), (4, 5), (5, 4), (6, 7), (7, 6)] {
+    for (dst, src) in [
+        (0usize, 3usize),
+        (1, 2),
+        (2, 1),
+        (3, 0),
+        (4, 5),
+        (5, 4),
+        (6, 7),
+        (7, 6),
+    ] {
         *guid.get_mut(dst)? = *g.get(src)?;
     }
     guid.get_mut(8..)?.copy_from_slice(g.get(8..)?);

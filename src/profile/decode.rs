@@ -5,8 +5,8 @@ use std::vec::Vec;
 
 use super::packed::owned::ThreadV4;
 use super::{
-    Backend, Chunk, Clock, LabelValue, Labels, Frame, Lost, Module, ObjectFormat, Profile, Sample, StackNode, Thread,
-    FORMAT_VERSION, MAGIC, MAX_TRIGGER_NOTE,
+    Backend, Chunk, Clock, Frame, LabelValue, Labels, Lost, Module, ObjectFormat, Profile, Sample,
+    StackNode, Thread, FORMAT_VERSION, MAGIC, MAX_TRIGGER_NOTE,
 };
 use crate::error::{Error, Result};
 
@@ -123,15 +123,24 @@ impl Profile {
             x.key as usize >= l.keys.len()
                 || matches!(x.value, LabelValue::Str(i) if i as usize >= l.strings.len())
         };
-        if l.sets.iter().any(|s| s.len() > MAX_LABELS_PER_SET || s.iter().any(bad_label)) {
-            return Err(Error::Corrupt("a label set is too long or names what does not exist"));
+        if l.sets
+            .iter()
+            .any(|s| s.len() > MAX_LABELS_PER_SET || s.iter().any(bad_label))
+        {
+            return Err(Error::Corrupt(
+                "a label set is too long or names what does not exist",
+            ));
         }
         let sets = l.sets.len() as u64;
         if (self.threads.iter()).any(|t| t.samples.iter().any(|s| s.labels as u64 > sets)) {
-            return Err(Error::Corrupt("a sample refers to a label set that does not exist"));
+            return Err(Error::Corrupt(
+                "a sample refers to a label set that does not exist",
+            ));
         }
         if (self.chunk.trigger.as_ref()).is_some_and(|t| t.note.len() > MAX_TRIGGER_NOTE) {
-            return Err(Error::Corrupt("a trigger's note is longer than the format allows"));
+            return Err(Error::Corrupt(
+                "a trigger's note is longer than the format allows",
+            ));
         }
         Ok(())
     }

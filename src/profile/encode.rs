@@ -7,10 +7,10 @@
 use serde::ser::{Serialize, SerializeSeq, Serializer};
 
 use super::packed::{label_runs, SampleCoder};
-use crate::labels::{self, STRING_VALUE};
 use super::{Backend, Clock, Lost, TriggerKind, FORMAT_VERSION, MAGIC};
 use crate::collector::Collector;
 use crate::error::{Error, Result};
+use crate::labels::{self, STRING_VALUE};
 use crate::unwind::EndReason;
 
 /// The profiler's settings a capture reports, to make captures of any of its tables.
@@ -370,9 +370,7 @@ impl Serialize for LabelsView<'_> {
 }
 
 /// A label set as the format codes it: (key index, value) pairs.
-fn set_view(
-    set: &labels::LabelSet,
-) -> Seq<impl Iterator<Item = (u32, ValueView)> + Clone + '_> {
+fn set_view(set: &labels::LabelSet) -> Seq<impl Iterator<Item = (u32, ValueView)> + Clone + '_> {
     Seq(set.pairs().map(|(k, v)| {
         let value = match k & STRING_VALUE {
             0 => ValueView::Int(v as i64),

@@ -163,7 +163,8 @@ pub(crate) mod owned {
 
     impl<'de> Deserialize<'de> for ThreadV4 {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            d.deserialize_tuple(3, ThreadVisitor { runs: false }).map(ThreadV4)
+            d.deserialize_tuple(3, ThreadVisitor { runs: false })
+                .map(ThreadV4)
         }
     }
 

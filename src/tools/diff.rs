@@ -180,7 +180,10 @@ impl Comparison {
             })
             .collect();
         if text.is_empty() {
-            return Err(ToolError::new(ErrorKind::Profile, "both profiles are empty: nothing to compare"));
+            return Err(ToolError::new(
+                ErrorKind::Profile,
+                "both profiles are empty: nothing to compare",
+            ));
         }
         let mut options = inferno::flamegraph::Options::default();
         options.title = super::escape_controls(title).into_owned();

@@ -32,7 +32,10 @@ impl std::str::FromStr for LabelFilter {
 
 /// Whether label set `labels` (a sample's) has `key` = `value`.
 fn has(profile: &Profile, labels: u32, key: &str, value: &str) -> bool {
-    profile.labels.of(labels).any(|(k, v)| k == key && v == value)
+    profile
+        .labels
+        .of(labels)
+        .any(|(k, v)| k == key && v == value)
 }
 
 /// The profile with only the samples labelled `filter` (each kept sample's time delta takes in
@@ -136,7 +139,10 @@ pub fn as_root_frames(profile: &Profile, res: &Resolution) -> (Profile, Resoluti
                     break;
                 }
                 chain.push(n);
-                at = profile.stacks.get(n as usize).and_then(|x| x.parent.checked_sub(1));
+                at = profile
+                    .stacks
+                    .get(n as usize)
+                    .and_then(|x| x.parent.checked_sub(1));
             }
             let mut parent = at.map_or(root, |n| moved[&(set, n)]);
             for &n in chain.iter().rev() {

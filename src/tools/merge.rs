@@ -111,9 +111,8 @@ pub fn merge(profiles: &[Profile], options: MergeOptions) -> Result<Profile, Too
     };
     for (i, p) in profiles.iter().enumerate() {
         // Profiles built in code have not been through the decoder's checks.
-        p.validate().map_err(|e| {
-            ToolError::new(ErrorKind::Profile, format!("profile {}: {e}", i + 1))
-        })?;
+        p.validate()
+            .map_err(|e| ToolError::new(ErrorKind::Profile, format!("profile {}: {e}", i + 1)))?;
         if p.clock != first.clock || p.interval_ns != first.interval_ns {
             return Err(ToolError::new(
                 ErrorKind::Profile,

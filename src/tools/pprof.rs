@@ -136,14 +136,26 @@ fn encode(profile: &Profile, res: Option<&Resolution>, base_threads: usize) -> V
             }
             // The application's labels: `-tagfocus` and Pyroscope or Parca filter by them.
             let set = smp.labels.checked_sub(1);
-            for l in set.and_then(|i| profile.labels.sets.get(i as usize)).into_iter().flatten() {
-                let key = profile.labels.keys.get(l.key as usize).map_or("", String::as_str);
+            for l in set
+                .and_then(|i| profile.labels.sets.get(i as usize))
+                .into_iter()
+                .flatten()
+            {
+                let key = profile
+                    .labels
+                    .keys
+                    .get(l.key as usize)
+                    .map_or("", String::as_str);
                 let mut label = Msg::default();
                 label.int(1, s.id(key));
                 match l.value {
                     LabelValue::Int(v) => label.int(3, v as u64),
                     LabelValue::Str(i) => {
-                        let text = profile.labels.strings.get(i as usize).map_or("", String::as_str);
+                        let text = profile
+                            .labels
+                            .strings
+                            .get(i as usize)
+                            .map_or("", String::as_str);
                         label.int(2, s.id(text))
                     }
                 };

@@ -179,10 +179,7 @@ fn get(agent: &ureq::Agent, url: &str) -> Result<Option<Vec<u8>>, String> {
                     ));
                 }
                 let mut body = Vec::new();
-                let read = resp
-                    .into_reader()
-                    .take(MAX_BODY + 1)
-                    .read_to_end(&mut body);
+                let read = resp.into_reader().take(MAX_BODY + 1).read_to_end(&mut body);
                 match read {
                     Ok(_) if body.len() as u64 > MAX_BODY => {
                         return Err(format!("{url}: larger than {MAX_BODY} bytes, refused"))

@@ -207,10 +207,18 @@ pub fn report(profile: &Profile, res: &Resolution, options: &Options) -> String 
         table("all threads", rows, all);
         // The thread a trigger names (the hung or panicking one), on its own.
         let named = profile.chunk.trigger.as_ref().map(|t| t.tid);
-        if let Some(t) = profile.threads.iter().find(|t| Some(t.tid) == named && t.tid != 0) {
+        if let Some(t) = profile
+            .threads
+            .iter()
+            .find(|t| Some(t.tid) == named && t.tid != 0)
+        {
             let (rows, all) = hottest(profile, res, options, |x| x.tid == t.tid);
             let name = super::escape_controls(&t.name);
-            table(&format!("the trigger's thread {name} ({})", t.tid), rows, all);
+            table(
+                &format!("the trigger's thread {name} ({})", t.tid),
+                rows,
+                all,
+            );
         }
     }
     out
@@ -251,7 +259,12 @@ fn chunk_header(profile: &Profile) -> String {
             Some(x) => format!("thread {} ({})", super::escape_controls(&x.name), t.tid),
             None => format!("thread {}", t.tid),
         };
-        let _ = write!(out, "captured by a {} trigger at +{:.3} s for {who}", t.kind.name(), secs(t.at_ns));
+        let _ = write!(
+            out,
+            "captured by a {} trigger at +{:.3} s for {who}",
+            t.kind.name(),
+            secs(t.at_ns)
+        );
         if t.kind == crate::TriggerKind::Hang {
             let _ = write!(out, ", silent for {:.0} ms", t.late_ns as f64 / 1e6);
         }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use symbolic_debuginfo::elf::ElfObject as Object;
 
 use super::elf_sections::check_compressed_sections;
-use super::sym_file::SymbolFile;
 use super::elf_sections::executable_sections;
+use super::sym_file::SymbolFile;
 use super::sym_writer::{
     is_macho, sym_for_macho, sym_for_pdb, sym_for_pe, symbol_id, write_sym, Origin, SymbolId,
 };
@@ -49,7 +49,11 @@ pub fn store_path(store: &Path, name: &str, debug_id: &str) -> Option<PathBuf> {
 
 /// The `.sym` file's name for debug file `name`: `.pdb` replaced, anything else extended.
 fn sym_file_name(name: &str) -> String {
-    match name.len().checked_sub(4).filter(|&i| name.is_char_boundary(i)) {
+    match name
+        .len()
+        .checked_sub(4)
+        .filter(|&i| name.is_char_boundary(i))
+    {
         Some(i) if name[i..].eq_ignore_ascii_case(".pdb") => format!("{}.sym", &name[..i]),
         _ => format!("{name}.sym"),
     }
@@ -251,7 +255,12 @@ fn add_macho_to_store(
         Some(p) => Some(std::fs::read(p).map_err(|e| io_err(p, e))?),
         None => None,
     };
-    let (id, text) = sym_for_macho(data, dsym.as_deref(), &file_name, &binary.display().to_string())?;
+    let (id, text) = sym_for_macho(
+        data,
+        dsym.as_deref(),
+        &file_name,
+        &binary.display().to_string(),
+    )?;
     write_to_store(store, binary, &id, |out| {
         out.write_all(&text).map_err(|e| io_err(binary, e))
     })

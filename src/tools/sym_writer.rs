@@ -339,7 +339,8 @@ pub fn sym_for_pdb(
 /// column (clang writes those) say nothing a `.sym` file can.
 fn merge_adjacent_lines(lines: &mut Vec<(u64, u64, u64, usize)>) {
     lines.dedup_by(|next, kept| {
-        let continues = kept.0.saturating_add(kept.1) == next.0 && (kept.2, kept.3) == (next.2, next.3);
+        let continues =
+            kept.0.saturating_add(kept.1) == next.0 && (kept.2, kept.3) == (next.2, next.3);
         if continues {
             kept.1 += next.1;
         }

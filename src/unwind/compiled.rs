@@ -38,9 +38,7 @@ impl Compiled<'_> {
     /// Async-signal-safe: a binary search.
     pub fn lookup(&self, pc: u64) -> Option<u32> {
         let offset = u32::try_from(pc.checked_sub(self.base)?).ok()?;
-        let i = self
-            .entries
-            .partition_point(|e| (e >> 32) as u32 <= offset);
+        let i = self.entries.partition_point(|e| (e >> 32) as u32 <= offset);
         Some(*self.entries.get(i.checked_sub(1)?)? as u32)
     }
 }

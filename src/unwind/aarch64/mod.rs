@@ -102,8 +102,14 @@ impl Rule {
         let CfaRule::RegOffset { reg, offset } = row.cfa else {
             return None;
         };
-        let cfa = u16::try_from(offset).ok().filter(|&o| o <= super::MAX_RULE_OFFSET)?;
-        let below = |o: i32| u16::try_from(-o).ok().filter(|&o| o <= super::MAX_RULE_OFFSET);
+        let cfa = u16::try_from(offset)
+            .ok()
+            .filter(|&o| o <= super::MAX_RULE_OFFSET)?;
+        let below = |o: i32| {
+            u16::try_from(-o)
+                .ok()
+                .filter(|&o| o <= super::MAX_RULE_OFFSET)
+        };
         match (row.reg(Regs::RA), row.reg(Regs::FP), reg) {
             (RegRule::Undefined, _, _) => Some(Rule::Root),
             (RegRule::SameValue, RegRule::SameValue, Regs::SP) => Some(Rule::Leaf { cfa }),
@@ -193,7 +199,6 @@ fn pair<M: StackReader + ?Sized>(
     ))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,11 +244,20 @@ mod tests {
         words[at + 31] = 0x7_0000; // sp
         words[at + 32] = 0x40_1234; // pc
         let bytes: std::vec::Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-        let mem = SliceStack { base, bytes: &bytes };
+        let mem = SliceStack {
+            base,
+            bytes: &bytes,
+        };
         let mut regs = Regs::new(0x9999, base, 0);
         let step = signal_frame_step(&mut regs, &mem);
-        assert_eq!(step, Some(Some(crate::unwind::Step::Caller { signal_frame: true })));
-        assert_eq!((regs.ip(), regs.sp(), regs.fp()), (0x40_1234, 0x7_0000, 0x100 + 29));
+        assert_eq!(
+            step,
+            Some(Some(crate::unwind::Step::Caller { signal_frame: true }))
+        );
+        assert_eq!(
+            (regs.ip(), regs.sp(), regs.fp()),
+            (0x40_1234, 0x7_0000, 0x100 + 29)
+        );
         assert_eq!(regs.get(Regs::RA), Some(0x100 + 30));
         // A frame that runs past the readable memory: the walk ends, nothing is made up.
         let short = SliceStack {

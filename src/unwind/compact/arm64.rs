@@ -48,7 +48,10 @@ mod tests {
                 fp_at: None,
             })
         );
-        assert_eq!(decode(0x0300_0040), Some(CompactRule::Dwarf { fde_offset: 0x40 }));
+        assert_eq!(
+            decode(0x0300_0040),
+            Some(CompactRule::Dwarf { fde_offset: 0x40 })
+        );
         assert_eq!(decode(0x0100_0000), None);
     }
 }

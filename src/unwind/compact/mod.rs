@@ -59,13 +59,17 @@ pub struct Entry {
 
 fn u16_at(b: &[u8], at: u32) -> Result<u16, Malformed> {
     let at = at as usize;
-    let s = b.get(at..at.checked_add(2).ok_or(Malformed)?).ok_or(Malformed)?;
+    let s = b
+        .get(at..at.checked_add(2).ok_or(Malformed)?)
+        .ok_or(Malformed)?;
     Ok(u16::from_le_bytes(s.try_into().map_err(|_| Malformed)?))
 }
 
 fn u32_at(b: &[u8], at: u32) -> Result<u32, Malformed> {
     let at = at as usize;
-    let s = b.get(at..at.checked_add(4).ok_or(Malformed)?).ok_or(Malformed)?;
+    let s = b
+        .get(at..at.checked_add(4).ok_or(Malformed)?)
+        .ok_or(Malformed)?;
     Ok(u32::from_le_bytes(s.try_into().map_err(|_| Malformed)?))
 }
 
@@ -98,7 +102,9 @@ fn last_at_most(
 /// Where a second-level page's entries start in the section, and how many there are (both
 /// kinds of page begin with the kind, then these two 16-bit fields).
 fn page_entries(b: &[u8], page: u32) -> Result<(u32, u32), Malformed> {
-    let entries = page.checked_add(u16_at(b, page + 4)? as u32).ok_or(Malformed)?;
+    let entries = page
+        .checked_add(u16_at(b, page + 4)? as u32)
+        .ok_or(Malformed)?;
     Ok((entries, u16_at(b, page + 6)? as u32))
 }
 
@@ -204,7 +210,9 @@ impl<'a> UnwindInfo<'a> {
     ) -> Result<Option<Entry>, Malformed> {
         let b = self.bytes;
         let (entries, count) = page_entries(b, page)?;
-        let encodings = page.checked_add(u16_at(b, page + 8)? as u32).ok_or(Malformed)?;
+        let encodings = page
+            .checked_add(u16_at(b, page + 8)? as u32)
+            .ok_or(Malformed)?;
         let encodings_count = u16_at(b, page + 10)? as u32;
         let word = |i: u32| u32_at(b, element(entries, i, 4)?);
         let function = |i: u32| base.checked_add(word(i)? & 0x00ff_ffff).ok_or(Malformed);

@@ -82,7 +82,9 @@ fn saved_registers(count: u32, permutation: u32) -> Option<[u32; 6]> {
         let rank = rest / radix;
         rest -= rank * radix;
         // The rank-th register (1 rbx, 2 r12, 3 r13, 4 r14, 5 r15, 6 rbp) not yet used.
-        let reg = (1..7u32).filter(|&r| used & 1 << r == 0).nth(rank as usize)?;
+        let reg = (1..7u32)
+            .filter(|&r| used & 1 << r == 0)
+            .nth(rank as usize)?;
         used |= 1 << reg;
         *slot = reg;
     }
@@ -112,7 +114,10 @@ mod tests {
     fn modes_decode() {
         assert_eq!(decode(0), Some(CompactRule::None));
         assert_eq!(decode(0x0101_0001), Some(CompactRule::FramePointer));
-        assert_eq!(decode(0x0400_1234), Some(CompactRule::Dwarf { fde_offset: 0x1234 }));
+        assert_eq!(
+            decode(0x0400_1234),
+            Some(CompactRule::Dwarf { fde_offset: 0x1234 })
+        );
         // 16 bytes (8 * 2): the return address and one pushed rbp (permutation 5).
         assert_eq!(
             decode(0x0202_0405),

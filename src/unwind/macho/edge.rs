@@ -71,7 +71,10 @@ pub fn x86_64(
     }
     if here[..3] == [0x48, 0x89, 0xe5] {
         // mov rbp, rsp
-        let after_push = pc.checked_sub(1).and_then(at).is_some_and(|b| b[0] == PUSH_RBP);
+        let after_push = pc
+            .checked_sub(1)
+            .and_then(at)
+            .is_some_and(|b| b[0] == PUSH_RBP);
         return after_push.then_some(CompactRule::Frameless {
             stack_size: 16,
             ra: ReturnAddress::BelowCallerSp,
@@ -223,8 +226,15 @@ fn sp_arithmetic(w: u32) -> Option<(u32, i64)> {
 fn is_hint(w: u32) -> bool {
     matches!(
         w,
-        0xd503_237f | 0xd503_233f | 0xd503_241f | 0xd503_245f | 0xd503_249f | 0xd503_24df
-            | 0xd503_201f | 0xd503_23ff | 0xd503_23bf
+        0xd503_237f
+            | 0xd503_233f
+            | 0xd503_241f
+            | 0xd503_245f
+            | 0xd503_249f
+            | 0xd503_24df
+            | 0xd503_201f
+            | 0xd503_23ff
+            | 0xd503_23bf
     )
 }
 

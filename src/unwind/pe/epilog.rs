@@ -137,11 +137,19 @@ fn next_insn<I: ImageReader + ?Sized>(
         0xf3 if rex == 0 && code.byte(i + 1)? == 0xc3 => Insn::Ret(0),
         0xe9 if rex == 0 => {
             let rel = code.i32_at(i + 1)? as i64;
-            Insn::Jump(code.at.wrapping_add((i + 5) as u64).wrapping_add_signed(rel))
+            Insn::Jump(
+                code.at
+                    .wrapping_add((i + 5) as u64)
+                    .wrapping_add_signed(rel),
+            )
         }
         0xeb if rex == 0 => {
             let rel = code.byte(i + 1)? as i8 as i64;
-            Insn::Jump(code.at.wrapping_add((i + 2) as u64).wrapping_add_signed(rel))
+            Insn::Jump(
+                code.at
+                    .wrapping_add((i + 2) as u64)
+                    .wrapping_add_signed(rel),
+            )
         }
         // jmp [rip + disp32] (REX.W allowed): an indirect tail call.
         0xff if rex & !8 == 0 && code.byte(i + 1)? == 0x25 => Insn::TailCall,

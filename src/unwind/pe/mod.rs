@@ -14,8 +14,8 @@ mod epilog;
 #[cfg(test)]
 mod tests;
 
-pub use super::{ImageReader, SliceImage};
 use super::{EndReason, Regs, StackReader, Step};
+pub use super::{ImageReader, SliceImage};
 
 /// A loaded module's function table.
 #[derive(Debug, Clone, Copy)]
@@ -248,7 +248,10 @@ where
     // An indirect entry names another entry (in the image) that describes the function.
     if function.unwind_info & 1 != 0 {
         let mut b = [0u8; 12];
-        if !image.read(table.base.wrapping_add((function.unwind_info & !1) as u64), &mut b) {
+        if !image.read(
+            table.base.wrapping_add((function.unwind_info & !1) as u64),
+            &mut b,
+        ) {
             return Err(UnwindError::BadRead);
         }
         function = RuntimeFunction::parse(&b).ok_or(UnwindError::BadInfo)?;
@@ -264,7 +267,11 @@ where
     }
     // A caller's return address is one past the lookup address (found by the fuzzer: a
     // function table entry can make this the largest offset).
-    let offset = if interrupted { offset } else { offset.wrapping_add(1) };
+    let offset = if interrupted {
+        offset
+    } else {
+        offset.wrapping_add(1)
+    };
     apply_codes(regs, info, info_avma, offset, table.base, stack, image)
 }
 
@@ -325,7 +332,11 @@ where
                 }
                 op::ALLOC_SMALL => regs.set(Regs::SP, sp.wrapping_add(code_info as u64 * 8 + 8)),
                 op::ALLOC_LARGE => {
-                    let size = if code_info == 0 { arg16()? * 8 } else { arg32()? };
+                    let size = if code_info == 0 {
+                        arg16()? * 8
+                    } else {
+                        arg32()?
+                    };
                     regs.set(Regs::SP, sp.wrapping_add(size));
                 }
                 op::SET_FPREG => regs.set(Regs::SP, frame),

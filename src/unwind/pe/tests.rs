@@ -26,7 +26,12 @@ impl Image {
     /// An UNWIND_INFO at `rva`: version 1, `flags`, prolog size, frame register and offset,
     /// codes as (prolog offset, op, info) plus raw argument slots.
     fn info(&mut self, rva: u32, flags: u8, prolog: u8, frame: (u8, u8), codes: &[u16]) {
-        let mut b = vec![1 | flags << 3, prolog, codes.len() as u8, frame.0 | frame.1 << 4];
+        let mut b = vec![
+            1 | flags << 3,
+            prolog,
+            codes.len() as u8,
+            frame.0 | frame.1 << 4,
+        ];
         for c in codes {
             b.extend_from_slice(&c.to_le_bytes());
         }
@@ -83,7 +88,12 @@ const DW_RSI: u16 = 4;
 /// ```
 fn framed() -> Image {
     let mut img = Image::new();
-    img.put(0x1000, &[0x55, 0x53, 0x48, 0x83, 0xec, 0x28, 0x48, 0x8d, 0x6c, 0x24, 0x20]);
+    img.put(
+        0x1000,
+        &[
+            0x55, 0x53, 0x48, 0x83, 0xec, 0x28, 0x48, 0x8d, 0x6c, 0x24, 0x20,
+        ],
+    );
     img.put(0x100b, &[0x90; 0x25]);
     img.put(0x1030, &[0x48, 0x83, 0xc4, 0x28, 0x5b, 0x5d, 0xc3]);
     img.info(
@@ -179,17 +189,17 @@ fn inside_the_epilog_the_rest_of_it_is_emulated() {
     );
     // At `ret`: only the return address is left.
     let regs = Regs::new(BASE + 0x1036, STACK + 0x38, 0xbb);
-    assert_eq!(
-        caller(&run(&img, regs, &stack, true).unwrap()).0,
-        0x9999
-    );
+    assert_eq!(caller(&run(&img, regs, &stack, true).unwrap()).0, 0x9999);
 }
 
 #[test]
 fn an_epilog_through_lea_and_a_jump_and_ending_in_a_tail_call() {
     let mut img = framed();
     // lea rsp, [rbp + 8] ; jmp +2 ; int3 int3 ; pop rbx ; pop rbp ; jmp other_function
-    img.put(0x1020, &[0x48, 0x8d, 0x65, 0x08, 0xeb, 0x02, 0xcc, 0xcc, 0x5b, 0x5d]);
+    img.put(
+        0x1020,
+        &[0x48, 0x8d, 0x65, 0x08, 0xeb, 0x02, 0xcc, 0xcc, 0x5b, 0x5d],
+    );
     img.put(0x102a, &[0xe9, 0xd1, 0x0f, 0x00, 0x00]); // to 0x2000, outside f
     let regs = Regs::new(BASE + 0x1020, STACK, STACK + 0x20);
     let r = run(&img, regs, &framed_stack(), true).unwrap();
@@ -304,17 +314,29 @@ fn malformed_info_and_unreadable_memory_are_errors() {
     let mut img = Image::new();
     img.info(0x2000, 0, 0, (0, 0), &[code(0, 7, 0)]);
     img.function(0x1000, 0x1040, 0x2000);
-    assert_eq!(run(&img, regs, &framed_stack(), true), Err(UnwindError::BadInfo));
+    assert_eq!(
+        run(&img, regs, &framed_stack(), true),
+        Err(UnwindError::BadInfo)
+    );
     // A code whose argument slot is missing.
     img.info(0x2000, 0, 0, (0, 0), &[code(0, op::ALLOC_LARGE, 0)]);
-    assert_eq!(run(&img, regs, &framed_stack(), true), Err(UnwindError::BadInfo));
+    assert_eq!(
+        run(&img, regs, &framed_stack(), true),
+        Err(UnwindError::BadInfo)
+    );
     // Version 0.
     img.put(0x2000, &[0]);
-    assert_eq!(run(&img, regs, &framed_stack(), true), Err(UnwindError::BadInfo));
+    assert_eq!(
+        run(&img, regs, &framed_stack(), true),
+        Err(UnwindError::BadInfo)
+    );
     // Info outside the image.
     img.pdata.clear();
     img.function(0x1000, 0x1040, 0xffff_0000);
-    assert_eq!(run(&img, regs, &framed_stack(), true), Err(UnwindError::BadRead));
+    assert_eq!(
+        run(&img, regs, &framed_stack(), true),
+        Err(UnwindError::BadRead)
+    );
     // A chain that points at itself ends, bounded.
     let mut img = Image::new();
     let mut looped = vec![1 | UNW_FLAG_CHAININFO << 3, 0, 0, 0];
@@ -323,10 +345,16 @@ fn malformed_info_and_unreadable_memory_are_errors() {
     }
     img.put(0x2000, &looped);
     img.function(0x1000, 0x1040, 0x2000);
-    assert_eq!(run(&img, regs, &framed_stack(), true), Err(UnwindError::BadInfo));
+    assert_eq!(
+        run(&img, regs, &framed_stack(), true),
+        Err(UnwindError::BadInfo)
+    );
     // A stack too short for the saved registers.
     let img = framed();
-    assert_eq!(run(&img, regs, &words(&[0; 3]), true), Err(UnwindError::BadRead));
+    assert_eq!(
+        run(&img, regs, &words(&[0; 3]), true),
+        Err(UnwindError::BadRead)
+    );
 }
 
 #[test]
@@ -336,8 +364,14 @@ fn function_lookup_is_a_binary_search_with_gaps() {
         img.function(0x1000 + i * 0x20, 0x1000 + i * 0x20 + 0x10, 0x3000 + i);
     }
     let t = img.table();
-    assert_eq!(find_function(&t, 0x1000).map(|f| f.unwind_info), Some(0x3000));
-    assert_eq!(find_function(&t, 0x1000 + 99 * 0x20 + 0xf).map(|f| f.unwind_info), Some(0x3000 + 99));
+    assert_eq!(
+        find_function(&t, 0x1000).map(|f| f.unwind_info),
+        Some(0x3000)
+    );
+    assert_eq!(
+        find_function(&t, 0x1000 + 99 * 0x20 + 0xf).map(|f| f.unwind_info),
+        Some(0x3000 + 99)
+    );
     assert_eq!(find_function(&t, 0x1010), None);
     assert_eq!(find_function(&t, 0xfff), None);
     assert_eq!(find_function(&t, 0xffff_ffff), None);
@@ -370,9 +404,20 @@ fn a_walk_goes_from_frame_pointer_code_through_functions_to_the_root() {
     // at 0x1015; f's frame (0x28 locals, rbx, rbp, return address 0: the root).
     let f_sp = STACK + 16 + 0x20;
     let w = [
-        f_sp + 0x20, BASE + 0x1108, // frame record
-        0, 0, 0, BASE + 0x1015, // g
-        0, 0, 0, 0, 0, 0xb0b0, 0xbb, 0, // f
+        f_sp + 0x20,
+        BASE + 0x1108, // frame record
+        0,
+        0,
+        0,
+        BASE + 0x1015, // g
+        0,
+        0,
+        0,
+        0,
+        0,
+        0xb0b0,
+        0xbb,
+        0, // f
     ];
     let stack = words(&w);
     let regs = Regs::new(0x5000_0000, STACK, STACK);
@@ -382,10 +427,7 @@ fn a_walk_goes_from_frame_pointer_code_through_functions_to_the_root() {
     };
     let mut frames = [0u64; 8];
     let (n, end) = walk(&regs, &mut s, &OneModule(&img), &img.reader(), &mut frames);
-    assert_eq!(
-        &frames[..n],
-        &[0x5000_0000, BASE + 0x1107, BASE + 0x1014]
-    );
+    assert_eq!(&frames[..n], &[0x5000_0000, BASE + 0x1107, BASE + 0x1014]);
     assert_eq!(end, EndReason::Root);
 }
 
@@ -402,7 +444,10 @@ fn a_return_address_outside_every_module_ends_the_walk_unrecorded() {
     };
     let mut frames = [0u64; 8];
     let (n, end) = walk(&regs, &mut s, &OneModule(&img), &img.reader(), &mut frames);
-    assert_eq!((&frames[..n], end), (&[BASE + 0x3000][..], EndReason::NoUnwindInfo));
+    assert_eq!(
+        (&frames[..n], end),
+        (&[BASE + 0x3000][..], EndReason::NoUnwindInfo)
+    );
 }
 
 #[test]

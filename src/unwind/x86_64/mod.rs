@@ -81,12 +81,16 @@ impl Rule {
         let CfaRule::RegOffset { reg, offset } = row.cfa else {
             return None;
         };
-        let cfa = u16::try_from(offset).ok().filter(|&o| o <= super::MAX_RULE_OFFSET)?;
+        let cfa = u16::try_from(offset)
+            .ok()
+            .filter(|&o| o <= super::MAX_RULE_OFFSET)?;
         let bp = match row.reg(Regs::FP) {
             RegRule::SameValue => None,
-            RegRule::Offset(o) if o < 0 => {
-                Some(u16::try_from(-o).ok().filter(|&o| o <= super::MAX_RULE_OFFSET)?)
-            }
+            RegRule::Offset(o) if o < 0 => Some(
+                u16::try_from(-o)
+                    .ok()
+                    .filter(|&o| o <= super::MAX_RULE_OFFSET)?,
+            ),
             _ => return None,
         };
         match (reg, bp) {
@@ -154,7 +158,6 @@ impl Rule {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {
