@@ -23,8 +23,8 @@
 // Every function here is `unsafe extern "C"` with its contract in the header's docs and the
 // `# Safety` section below; pointers are checked for null before use.
 
-use std::cell::RefCell;
-use std::ffi::{c_char, c_int, CStr, CString};
+use std::cell::Cell;
+use std::ffi::{c_char, c_int, CStr};
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -127,13 +127,28 @@ pub const VIGNETTE_TRIGGER_PANIC: c_int = 3;
 pub type vignette_chunk_fn =
     Option<unsafe extern "C" fn(*const u8, usize, u64, c_int, *mut std::ffi::c_void)>;
 
+/// The longest message [`vignette_last_error`] gives, in bytes with its terminating NUL
+/// (a longer one is cut at a character boundary).
+const MAX_ERROR: usize = 512;
+
 thread_local! {
-    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    /// The calling thread's last error, NUL-terminated. A fixed buffer without a destructor:
+    /// std never destroys such a thread-local, so it stays usable in `atexit` handlers, C++
+    /// static destructors and other thread-local destructors, where a thread-local with a
+    /// destructor (a `CString`) is already gone and touching it would abort the process.
+    static LAST_ERROR: Cell<[u8; MAX_ERROR]> = const { Cell::new([0; MAX_ERROR]) };
 }
 
 fn set_error(msg: String) {
-    let msg = CString::new(msg.replace('\0', " ")).unwrap_or_default();
-    LAST_ERROR.with(|e| *e.borrow_mut() = msg);
+    let mut buf = [0u8; MAX_ERROR];
+    let mut len = msg.len().min(MAX_ERROR - 1);
+    while !msg.is_char_boundary(len) {
+        len -= 1;
+    }
+    for (b, m) in buf.iter_mut().zip(msg.bytes().take(len)) {
+        *b = if m == 0 { b' ' } else { m };
+    }
+    LAST_ERROR.set(buf);
 }
 
 fn status_of(e: &Error) -> vignette_status {
@@ -835,7 +850,7 @@ pub unsafe extern "C" fn vignette_destroy(p: *mut vignette_profiler) {
 /// next vignette call on this thread.
 #[no_mangle]
 pub extern "C" fn vignette_last_error() -> *const c_char {
-    LAST_ERROR.with(|e| e.borrow().as_ptr())
+    LAST_ERROR.with(|e| e.as_ptr().cast::<c_char>().cast_const())
 }
 
 /// The calling thread's kernel thread id (for `vignette_sample_once`).

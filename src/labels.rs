@@ -527,7 +527,9 @@ mod owned {
             return;
         }
         b.registered.store(1, Relaxed);
-        REGISTERED.with(|r| {
+        // Gone while the thread's thread-locals are destroyed (a label set from another's
+        // destructor or an `atexit` handler): the thread is not registered then.
+        let registered = REGISTERED.try_with(|r| {
             if r.0.get() == 0 {
                 let tid = threads::gettid();
                 if register(tid, b) {
@@ -537,6 +539,9 @@ mod owned {
                 }
             }
         });
+        if registered.is_err() {
+            DROPPED.fetch_add(1, Relaxed);
+        }
     }
 }
 

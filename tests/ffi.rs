@@ -2,6 +2,8 @@
 //! known call chains profiles itself through the library; the tools then name its functions.
 #![cfg(all(feature = "ffi", feature = "tools"))]
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -38,43 +40,9 @@ fn the_header_declares_every_exported_function_with_docs() {
     }
 }
 
-/// Builds the C library (release) and `examples/c/<name>.c` against it; returns the program.
+/// Builds `examples/c/<name>.c` against the C library; returns the program.
 fn build_c_example(name: &str) -> std::path::PathBuf {
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let target = tmp.join("ffi-target");
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--release",
-            "--manifest-path",
-            &format!("{ROOT}/ffi/Cargo.toml"),
-            "--target-dir",
-        ])
-        .arg(&target)
-        .status()
-        .unwrap();
-    assert!(status.success(), "building the C library");
-    let lib = target.join("release/libvignette.a");
-    let exe = tmp.join(name);
-    let out = Command::new("gcc")
-        .args([
-            "-O1",
-            "-g",
-            "-pthread",
-            &format!("-I{ROOT}/include"),
-            &format!("{ROOT}/examples/c/{name}.c"),
-        ])
-        .arg(&lib)
-        .args(["-ldl", "-lm", "-o"])
-        .arg(&exe)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    exe
+    common::c_program("gcc", name, &[&format!("examples/c/{name}.c")])
 }
 
 #[test]

@@ -133,3 +133,47 @@ pub fn cc() -> String {
         "gcc".into()
     }
 }
+
+/// Builds the C library (release, `ffi/`) once per test binary; returns the folder holding
+/// `libvignette.a` and `libvignette.so`.
+#[cfg(target_os = "linux")]
+pub fn c_library() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = env!("CARGO_MANIFEST_DIR");
+            let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ffi-target");
+            let status = std::process::Command::new(env!("CARGO"))
+                .args(["build", "--release", "--manifest-path"])
+                .arg(format!("{root}/ffi/Cargo.toml"))
+                .arg("--target-dir")
+                .arg(&target)
+                .status()
+                .unwrap();
+            assert!(status.success(), "building the C library");
+            target.join("release")
+        })
+        .clone()
+}
+
+/// Compiles C or C++ `sources` (paths from the repository root) against the static C library
+/// into `CARGO_TARGET_TMPDIR/<name>` with `compiler` (`gcc`, `g++`); returns the program.
+#[cfg(target_os = "linux")]
+pub fn c_program(compiler: &str, name: &str, sources: &[&str]) -> std::path::PathBuf {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let exe = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let out = std::process::Command::new(compiler)
+        .args(["-O1", "-g", "-pthread", &format!("-I{root}/include")])
+        .args(sources.iter().map(|s| format!("{root}/{s}")))
+        .arg(c_library().join("libvignette.a"))
+        .args(["-ldl", "-lm", "-o"])
+        .arg(&exe)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    exe
+}

@@ -1,0 +1,146 @@
+//! vignette inside C and C++ programs at the moments a library meets there: calls made while
+//! the process exits (an `atexit` handler, a C++ static destructor). Each program checks every
+//! call's status and message itself; here its exit status, its (fully buffered) stdout and the
+//! profile it wrote are checked.
+#![cfg(all(target_os = "linux", feature = "ffi", feature = "tools"))]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+/// Runs `exe PROFILE`, checks it exited 0 with all 200 lines of its buffered output and
+/// `last_line` after them, and that the profile it wrote at exit has samples.
+fn runs_to_the_end(exe: &Path, last_line: &str) {
+    let profile = exe.with_extension("vignette");
+    let _ = std::fs::remove_file(&profile);
+    let run = Command::new(exe).arg(&profile).output().unwrap();
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{:?}: {out}{}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 201, "{out}");
+    assert_eq!(lines[199], "line 199");
+    assert_eq!(lines[200], last_line);
+    let p = vignette::tools::read_profile(&profile).unwrap();
+    let samples: usize = p.threads.iter().map(|t| t.samples.len()).sum();
+    assert!(samples > 0, "the profile written at exit has samples");
+}
+
+#[test]
+fn every_call_works_from_an_atexit_handler() {
+    let exe = common::c_program("gcc", "at_exit", &["tests/c/at_exit.c"]);
+    runs_to_the_end(&exe, "stopped, wrote and destroyed at exit");
+}
+
+#[test]
+fn every_call_works_from_a_static_destructor() {
+    let exe = common::c_program("g++", "static_dtor", &["tests/c/static_dtor.cpp"]);
+    runs_to_the_end(&exe, "stopped, wrote and destroyed in a static destructor");
+}
+
+/// The profiler the Rust child stops at exit.
+static AT_EXIT: std::sync::Mutex<Option<(vignette::Profiler, std::path::PathBuf)>> =
+    std::sync::Mutex::new(None);
+
+/// Stops the profiler in [`AT_EXIT`] and writes its profile: from an `atexit` handler, or a
+/// thread-local's destructor.
+fn stop_and_write() {
+    let (mut profiler, path) = AT_EXIT.lock().unwrap().take().expect("a profiler to stop");
+    let capture = profiler.stop().expect("stop");
+    let file = std::fs::File::create(&path).unwrap();
+    capture.write_to(std::io::BufWriter::new(file)).unwrap();
+    drop(profiler);
+    // Labels too: the thread's thread-locals may be gone.
+    drop(vignette::labels::set(
+        vignette::labels::LabelKey::new("phase"),
+        1i64,
+    ));
+}
+
+extern "C" fn stop_at_exit() {
+    stop_and_write();
+    println!("rust: stopped and wrote at exit");
+}
+
+/// Run as a child (`VIGNETTE_HOST_CHILD` names what to do): starts a profiler, burns CPU, and
+/// leaves stopping it to an `atexit` handler or a thread-local destructor.
+#[test]
+fn rust_child() {
+    let Ok(how) = std::env::var("VIGNETTE_HOST_CHILD") else {
+        return;
+    };
+    let path = std::path::PathBuf::from(std::env::var("VIGNETTE_HOST_PROFILE").unwrap());
+    let mut profiler = vignette::Profiler::builder()
+        .frequency(1000)
+        .build()
+        .unwrap();
+    profiler.start().unwrap();
+    *AT_EXIT.lock().unwrap() = Some((profiler, path));
+    let start = common::workload::thread_cpu_ns();
+    let mut sink = 0;
+    while common::workload::thread_cpu_ns() - start < 50_000_000 {
+        sink ^= common::workload::mix_hash(sink, 10_000);
+    }
+    std::hint::black_box(sink);
+    match how.as_str() {
+        "atexit" => {
+            // SAFETY: registers a handler that lives for the whole program.
+            unsafe { libc::atexit(stop_at_exit) };
+        }
+        "tls" => std::thread::spawn(|| {
+            struct StopOnDrop;
+            impl Drop for StopOnDrop {
+                fn drop(&mut self) {
+                    stop_and_write();
+                    println!("rust: stopped and wrote in a thread-local destructor");
+                }
+            }
+            thread_local! { static STOP: StopOnDrop = const { StopOnDrop }; }
+            // A second thread-local, destroyed first or after: either way STOP's runs late.
+            STOP.with(|_| {});
+        })
+        .join()
+        .unwrap(),
+        other => panic!("unknown child {other}"),
+    }
+}
+
+/// Runs [`rust_child`] in a child process doing `how`; checks it said `said` and wrote a
+/// profile with samples.
+fn rust_child_stops(how: &str, said: &str) {
+    let profile = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("rust-{how}.vignette"));
+    let _ = std::fs::remove_file(&profile);
+    let run = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "rust_child", "--nocapture", "--test-threads=1"])
+        .env("VIGNETTE_HOST_CHILD", how)
+        .env("VIGNETTE_HOST_PROFILE", &profile)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success() && out.contains(said),
+        "{:?}: {out}{}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let p = vignette::tools::read_profile(&profile).unwrap();
+    assert!(p.threads.iter().any(|t| !t.samples.is_empty()));
+}
+
+#[test]
+fn the_rust_api_works_from_an_atexit_handler() {
+    rust_child_stops("atexit", "rust: stopped and wrote at exit");
+}
+
+#[test]
+fn the_rust_api_works_from_a_thread_local_destructor() {
+    rust_child_stops(
+        "tls",
+        "rust: stopped and wrote in a thread-local destructor",
+    );
+}
