@@ -27,7 +27,7 @@ use vignette::{Profiler, Target, Unwinder};
 const BATCH: u64 = 64;
 /// Recursion depths below the bench's own frames.
 const DEPTHS: [usize; 3] = [0, 20, 80];
-/// The floor's signal: not the profiler's (SIGPROF).
+/// The floor's signal: not the profiler's (SIGURG).
 const FLOOR_SIGNAL: i32 = libc::SIGUSR2;
 
 /// Runs `f` `depth` calls further down the stack.

@@ -14,9 +14,10 @@
  *
  * Every function returns a vignette_status (VIGNETTE_OK on success); after a failure
  * vignette_last_error() describes it. A profiler is used by one thread at a time; calls on it
- * must not overlap. vignette owns SIGPROF (or the configured signal) from vignette_create on;
+ * must not overlap. vignette uses SIGURG (or the configured signal) from vignette_create on;
  * vignette_create fails with VIGNETTE_ERR_SIGNAL_IN_USE if the application has a handler for
- * it. The profile is un-symbolicated: resolve it on a developer machine with the `vignette`
+ * it. If the application installs one later, vignette stops signalling until the signal is
+ * back at its default action (counted in the profile as lost to `signal_taken`). The profile is un-symbolicated: resolve it on a developer machine with the `vignette`
  * tool (`vignette convert profile.vignette --to speedscope -o out.json --symbols app`).
  */
 #ifndef VIGNETTE_H
@@ -66,8 +67,9 @@ typedef struct vignette_config {
     int clock;                /* VIGNETTE_CLOCK_CPU or VIGNETTE_CLOCK_WALL */
     uint32_t max_frames;      /* deepest stack recorded, 1..1024 */
     uint32_t sample_capacity; /* samples kept per session */
-    int signal;               /* the signal used to interrupt threads (default SIGPROF;
-                                 ignored on Windows) */
+    int signal;               /* the signal used to interrupt threads (default SIGURG,
+                                 whose default action is to ignore it; ignored on Windows
+                                 and macOS) */
     int backend;              /* what takes the samples: VIGNETTE_BACKEND_AUTO (default) or
                                  another VIGNETTE_BACKEND_* */
 } vignette_config;
@@ -86,7 +88,7 @@ typedef struct vignette_heartbeat vignette_heartbeat;
 typedef void (*vignette_chunk_fn)(const uint8_t *profile, size_t len, uint64_t sequence,
                                   int trigger, void *user);
 
-/** Fills *config with the defaults: 1000 Hz, CPU clock, 128 frames, 100000 samples, SIGPROF. */
+/** Fills *config with the defaults: 1000 Hz, CPU clock, 128 frames, 100000 samples, SIGURG. */
 vignette_status vignette_config_default(vignette_config *config);
 
 /** Creates a profiler in *out: maps every buffer and installs the signal handler. At most one

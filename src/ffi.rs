@@ -7,8 +7,8 @@
 //!
 //! Thread safety: a `vignette_profiler` is used by one thread at a time (calls on it must not
 //! overlap); `vignette_last_error` and `vignette_current_thread_id` may be called from any
-//! thread. Signals: the profiler owns `SIGPROF` (or the configured signal) from
-//! `vignette_create` on; see the crate docs.
+//! thread. Signals: the profiler uses `SIGURG` (or the configured signal) from
+//! `vignette_create` on; see [`crate::Builder::signal`].
 // Off the signal path: the signal path's lints (lib.rs) do not bind this module.
 #![cfg_attr(
     not(test),
@@ -76,7 +76,7 @@ pub struct vignette_config {
     pub max_frames: u32,
     /// Samples kept per session.
     pub sample_capacity: u32,
-    /// The signal used to interrupt threads (default SIGPROF).
+    /// The signal used to interrupt threads (default SIGURG).
     pub signal: c_int,
     /// What takes the samples: `VIGNETTE_BACKEND_AUTO` (the best this system allows) or one
     /// of the other `VIGNETTE_BACKEND_*`.
@@ -212,7 +212,7 @@ unsafe fn wrapper<'a>(
     unsafe { p.as_ref() }.ok_or_else(|| invalid("profiler is NULL"))
 }
 
-/// Fills `config` with the defaults (1000 Hz, CPU clock, 128 frames, 100000 samples, SIGPROF).
+/// Fills `config` with the defaults (1000 Hz, CPU clock, 128 frames, 100000 samples, SIGURG).
 ///
 /// # Safety
 /// `config` must be NULL or point to writable memory for one `vignette_config`.
@@ -227,7 +227,7 @@ pub unsafe extern "C" fn vignette_config_default(config: *mut vignette_config) -
             max_frames: 128,
             sample_capacity: 100_000,
             #[cfg(target_os = "linux")]
-            signal: libc::SIGPROF,
+            signal: libc::SIGURG,
             // Windows and macOS suspend threads instead of signalling them: the field is ignored.
             #[cfg(not(target_os = "linux"))]
             signal: 0,

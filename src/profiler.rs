@@ -56,7 +56,7 @@ impl Default for Builder {
             max_threads: 1024,
             max_modules: 512,
             #[cfg(target_os = "linux")]
-            signal: libc::SIGPROF,
+            signal: libc::SIGURG,
             #[cfg(not(target_os = "linux"))]
             signal: 0,
             unwinder: Unwinder::Cfi,
@@ -114,9 +114,19 @@ impl Builder {
         self
     }
 
-    /// The signal used to interrupt threads (default `SIGPROF`). Prefer a standard signal: a
-    /// thread that blocks it then holds at most one pending. Ignored on Windows and macOS,
+    /// The signal used to interrupt threads (default `SIGURG`). Ignored on Windows and macOS,
     /// where threads are suspended, not signalled.
+    ///
+    /// [`Builder::build`] refuses a signal the program has a handler for. If the program
+    /// installs one later, vignette stops signalling (its sampler thread looks at every tick;
+    /// CPU timers and perf events are disarmed) until the program leaves the signal at its
+    /// default action or ignores it again, and counts the intervals it missed in
+    /// [`crate::Lost::signal_taken`]. Until it notices (up to 10 ms under the kernel-timed
+    /// backends, one interval under the sampler thread), a signal already armed may still
+    /// reach the program's handler, or the default action: so prefer a signal whose default
+    /// action is to ignore it, as `SIGURG`'s is (Go's runtime chose it for preemption for
+    /// the same reason), over `SIGPROF`, whose default action ends the process. A standard
+    /// signal also keeps at most one pending while a thread blocks it.
     pub fn signal(mut self, signal: i32) -> Self {
         self.signal = signal;
         self

@@ -356,7 +356,7 @@ fn a_foreign_perf_event_on_the_same_signal_is_ignored() {
         let h = std::thread::Builder::new()
             .name("foreign".into())
             .spawn_scoped(s, || {
-                let fd = foreign_perf_event(libc::SIGPROF, 250_000);
+                let fd = foreign_perf_event(libc::SIGURG, 250_000);
                 let stop = AtomicBool::new(false);
                 let start = workload::thread_cpu_ns();
                 while workload::thread_cpu_ns() - start < 200_000_000 {
@@ -384,7 +384,7 @@ fn a_foreign_perf_event_on_the_same_signal_is_ignored() {
     assert!(foreign > 400, "the foreign event signalled ({foreign})");
     // The foreign signals never count as samples. Both events time the same thread's CPU,
     // so every fourth foreign overflow can come in the same timer interrupt as one of
-    // vignette's: the kernel keeps one pending `SIGPROF`, and vignette's intervals lost so
+    // vignette's: the kernel keeps one pending `SIGURG`, and vignette's intervals lost so
     // are counted as unanswered (how many depends on the two timers' phase).
     assert!(
         weights <= expected + 2,
@@ -416,7 +416,7 @@ fn intervals_lost_to_a_blocked_signal_count_once() {
                 unsafe {
                     let mut set: libc::sigset_t = std::mem::zeroed();
                     libc::sigemptyset(&mut set);
-                    libc::sigaddset(&mut set, libc::SIGPROF);
+                    libc::sigaddset(&mut set, libc::SIGURG);
                     libc::pthread_sigmask(how, &set, std::ptr::null_mut());
                 }
             };
@@ -594,4 +594,105 @@ fn a_descriptor_the_application_closed_and_reused_is_not_closed_again() {
     assert!(flags >= 0, "still open");
     // SAFETY: ours.
     unsafe { libc::close(reused) };
+}
+
+/// Calls of the program's own handler for vignette's signal.
+static PROGRAM_HANDLER_CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+extern "C" fn program_handler(_: i32) {
+    PROGRAM_HANDLER_CALLS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Sets `sig`'s action to `action` (a handler, `SIG_DFL` or `SIG_IGN`), as a program does.
+fn set_action(sig: i32, action: libc::sighandler_t) {
+    // SAFETY: a plain sigaction with a valid handler (or SIG_DFL / SIG_IGN).
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = action;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(sig, &sa, std::ptr::null_mut()), 0);
+    }
+}
+
+/// Spends `ns` of the calling thread's CPU time.
+fn burn(ns: u64) {
+    let start = workload::thread_cpu_ns();
+    let mut x = 1;
+    while workload::thread_cpu_ns() - start < ns {
+        x = workload::mix_hash(x, 1000);
+    }
+    std::hint::black_box(x);
+}
+
+#[test]
+fn a_program_that_takes_the_signal_gets_none_of_vignettes_and_sampling_resumes_after() {
+    let _lock = profiler_lock();
+    let done = common::watchdog(300);
+    let sig = libc::SIGURG;
+    for (backend, mut profiler) in each_backend(1000) {
+        profiler.start().unwrap();
+        let (calls_in_window, taker_cpu) = std::thread::scope(|s| {
+            std::thread::Builder::new()
+                .name("taker".into())
+                .spawn_scoped(s, || {
+                    burn(100_000_000);
+                    PROGRAM_HANDLER_CALLS.store(0, Ordering::SeqCst);
+                    set_action(
+                        sig,
+                        program_handler as extern "C" fn(i32) as libc::sighandler_t,
+                    );
+                    // Until vignette notices, a signal already armed may still come: wait
+                    // for 100 ms of CPU without one (a minute at most).
+                    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+                    loop {
+                        let before = PROGRAM_HANDLER_CALLS.load(Ordering::SeqCst);
+                        burn(100_000_000);
+                        if PROGRAM_HANDLER_CALLS.load(Ordering::SeqCst) == before {
+                            break;
+                        }
+                        assert!(
+                            std::time::Instant::now() < deadline,
+                            "{backend:?}: vignette kept signalling the program's handler"
+                        );
+                    }
+                    let window = PROGRAM_HANDLER_CALLS.load(Ordering::SeqCst);
+                    burn(300_000_000);
+                    let after = PROGRAM_HANDLER_CALLS.load(Ordering::SeqCst) - window;
+                    assert_eq!(after, 0, "{backend:?}: the program's handler was signalled");
+                    // The program lets the signal go (ignored): vignette samples again.
+                    set_action(sig, libc::SIG_IGN);
+                    burn(300_000_000);
+                    (window, workload::thread_cpu_ns())
+                })
+                .unwrap()
+                .join()
+                .unwrap()
+        });
+        let p = profiler.stop().unwrap().to_profile();
+        let weights = weight_of(&p, "taker");
+        let intervals = taker_cpu / 1_000_000;
+        eprintln!(
+            "{backend:?}: {calls_in_window} calls before vignette noticed, weights {weights}, \
+             signal_taken {}, of {intervals} intervals",
+            p.lost.signal_taken
+        );
+        // Sampled before and after (100 + 300 intervals), not while the program held it
+        // (at least 400), and what was not sampled is counted.
+        assert!(weights >= 300, "{backend:?}: weights {weights}");
+        assert!(
+            p.lost.signal_taken >= 360,
+            "{backend:?}: signal_taken {}",
+            p.lost.signal_taken
+        );
+        let unanswered = p.lost.unanswered;
+        assert!(
+            weights + p.lost.signal_taken <= intervals + 2
+                && (weights + p.lost.signal_taken + unanswered) * 100 >= intervals * 90,
+            "{backend:?}: {weights} + {} + {unanswered} for {intervals}",
+            p.lost.signal_taken
+        );
+        drop(profiler);
+        set_action(sig, libc::SIG_DFL);
+    }
+    done.store(true, Ordering::SeqCst);
 }

@@ -193,14 +193,17 @@ fn version_5_profiles_decode_with_no_backend_recorded() {
 }
 
 #[test]
-fn version_6_profiles_decode_and_mach_o_modules_round_trip() {
-    let p =
-        Profile::decode(&std::fs::read(common::fixture("labelled-v5.vignette")).unwrap()).unwrap();
-    // Version 7 has version 6's layout: a version-6 file reads as it is.
-    let mut v6 = p.encode();
-    assert_eq!(v6[8], 7);
-    v6[8] = 6;
-    assert_eq!(Profile::decode(&v6).unwrap(), p);
+fn version_6_and_7_profiles_decode_and_mach_o_modules_round_trip() {
+    let v5 = std::fs::read(common::fixture("labelled-v5.vignette")).unwrap();
+    let p = Profile::decode(&v5).unwrap();
+    // Versions 6 and 7 are version 5's layout and a backend after it (0: unrecorded).
+    for version in [6, 7] {
+        let mut old = v5.clone();
+        old[8] = version;
+        old.push(0);
+        assert_eq!(Profile::decode(&old).unwrap(), p, "version {version}");
+    }
+    assert_eq!(p.encode()[8], 8);
     // A Mach-O module keeps its format (version-6 readers refuse the file by its version).
     let mut mac = p.clone();
     mac.modules[0].format = vignette::ObjectFormat::MachO;

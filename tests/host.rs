@@ -144,3 +144,22 @@ fn the_rust_api_works_from_a_thread_local_destructor() {
         "rust: stopped and wrote in a thread-local destructor",
     );
 }
+
+#[test]
+fn a_program_that_takes_signals_after_start_runs_as_without_vignette() {
+    let exe = common::c_program("gcc", "late_handler", &["tests/c/late_handler.c"]);
+    let profile = exe.with_extension("vignette");
+    let run = Command::new(&exe).arg(&profile).output().unwrap();
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{:?}: {out}{}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(out.lines().filter(|l| l.starts_with("line ")).count(), 200);
+    eprintln!("{}", out.lines().last().unwrap());
+    let p = vignette::tools::read_profile(&profile).unwrap();
+    assert!(p.lost.signal_taken > 0, "{:?}", p.lost);
+    assert!(p.threads.iter().any(|t| !t.samples.is_empty()));
+}

@@ -172,7 +172,7 @@ fn a_thread_blocking_the_signal_does_not_stall_sampling() {
             unsafe {
                 let mut set: libc::sigset_t = std::mem::zeroed();
                 libc::sigemptyset(&mut set);
-                libc::sigaddset(&mut set, libc::SIGPROF);
+                libc::sigaddset(&mut set, libc::SIGURG);
                 libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
             }
             workload::worker_loop(1, &s2)
@@ -358,15 +358,15 @@ fn foreign_signals_are_ignored_and_config_errors_are_clear() {
         profiler.sample_once(vignette::Target::AllThreads),
         Err(Error::Running)
     ));
-    // A SIGPROF that is not vignette's (kill, a timer) is ignored, not fatal.
+    // A SIGURG that is not vignette's (kill, a timer) is ignored, not fatal.
     // SAFETY: sends a signal to this process.
-    unsafe { libc::kill(libc::getpid(), libc::SIGPROF) };
+    unsafe { libc::kill(libc::getpid(), libc::SIGURG) };
     std::thread::sleep(Duration::from_millis(20));
     profiler.stop().unwrap();
     drop(profiler);
     // After the profiler is gone the handler stays and still ignores strays.
     // SAFETY: sends a signal to this process.
-    unsafe { libc::kill(libc::getpid(), libc::SIGPROF) };
+    unsafe { libc::kill(libc::getpid(), libc::SIGURG) };
     std::thread::sleep(Duration::from_millis(20));
     // And a new profiler can be built again.
     let mut again = Profiler::builder().build().unwrap();

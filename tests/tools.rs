@@ -678,10 +678,8 @@ fn fixed_profile() -> vignette::Profile {
             ],
         }],
         lost: vignette::Lost {
-            ring_full: 0,
-            tables_full: 0,
             unanswered: 3,
-            threads_over_capacity: 0,
+            ..Default::default()
         },
         chunk: Default::default(),
         labels: Default::default(),

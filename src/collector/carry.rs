@@ -56,7 +56,7 @@ impl Collector {
     /// stacks and modules; returns how many samples were older. Samples that do not fit are
     /// counted in `lost.tables_full`. Linear in `src`'s samples and stack nodes.
     pub(crate) fn absorb(&mut self, src: &Collector, since_ns: u64) -> u64 {
-        add_lost(&mut self.lost, &src.lost);
+        self.lost += src.lost;
         // Only as much of the maps as `src` uses (the pause of taking a window).
         if let Some(m) = self.node_remap.get_mut(..src.nodes_len) {
             m.fill(0);
@@ -188,12 +188,4 @@ impl Collector {
             m => Some(m),
         }
     }
-}
-
-/// Adds `b`'s counts to `a`.
-pub(crate) fn add_lost(a: &mut crate::profile::Lost, b: &crate::profile::Lost) {
-    a.ring_full += b.ring_full;
-    a.tables_full += b.tables_full;
-    a.unanswered += b.unanswered;
-    a.threads_over_capacity += b.threads_over_capacity;
 }

@@ -166,6 +166,32 @@ impl Collector {
         }
     }
 
+    /// How many slots hold a live thread.
+    pub(crate) fn live(&self) -> usize {
+        (self.slots.iter().take(self.slots_len))
+            .filter(|s| s.state == SlotState::Live)
+            .count()
+    }
+
+    /// Counts the CPU intervals every live thread used since its account's mark as not
+    /// sampled because the program held the signal ([`crate::Lost::signal_taken`]), moving
+    /// the accounts on past them.
+    pub(crate) fn count_signal_taken(&mut self, interval_ns: u64) {
+        for i in 0..self.slots_len {
+            let Some(&s) = self.slots.get(i) else { break };
+            if s.state != SlotState::Live {
+                continue;
+            }
+            if let Some(cpu) = time::thread_cpu_ns(s.tid) {
+                let due = cpu.saturating_sub(s.cpu_mark) / interval_ns.max(1);
+                self.lost.signal_taken += due;
+                if let Some(s) = self.slot_mut(i) {
+                    s.cpu_mark += due * interval_ns;
+                }
+            }
+        }
+    }
+
     /// Clock `Cpu`: the intervals the thread in slot `i` is due a sample for, now that it has
     /// used `cpu_ns` of CPU (its account moves on by that many), or `None` if less than one
     /// interval passed since its last sample. At most `u16::MAX` (a sample's weight field).

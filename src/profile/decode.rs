@@ -53,6 +53,10 @@ impl Profile {
                 (v5.into_profile(), rest)
             }
             // Version 7 has version 6's layout (and Mach-O modules).
+            6 | 7 => {
+                let (v7, rest) = postcard::take_from_bytes::<V7>(rest).map_err(postcard_error)?;
+                (v7.into_profile(), rest)
+            }
             _ => postcard::take_from_bytes::<Profile>(rest).map_err(postcard_error)?,
         };
         if !rest.is_empty() {
@@ -185,7 +189,7 @@ struct V3(
     Vec<Frame>,
     Vec<StackNode>,
     Vec<ThreadV4>,
-    Lost,
+    LostV7,
 );
 
 impl V3 {
@@ -206,6 +210,53 @@ impl V3 {
     }
 }
 
+/// [`Lost`] before version 8: without `signal_taken` and `unseen`.
+#[derive(serde::Deserialize)]
+struct LostV7(u64, u64, u64, u64);
+
+impl From<LostV7> for Lost {
+    fn from(l: LostV7) -> Lost {
+        Lost {
+            ring_full: l.0,
+            tables_full: l.1,
+            unanswered: l.2,
+            threads_over_capacity: l.3,
+            ..Lost::default()
+        }
+    }
+}
+
+/// Versions 6 and 7: version 8's layout with [`LostV7`].
+#[derive(serde::Deserialize)]
+struct V7(
+    u64,
+    u64,
+    Clock,
+    u64,
+    u32,
+    Vec<Module>,
+    Vec<Frame>,
+    Vec<StackNode>,
+    Vec<Thread>,
+    LostV7,
+    Chunk,
+    Labels,
+    Backend,
+);
+
+impl V7 {
+    fn into_profile(self) -> Profile {
+        Profile {
+            backend: self.12,
+            ..V5(
+                self.0, self.1, self.2, self.3, self.4, self.5, self.6, self.7, self.8, self.9,
+                self.10, self.11,
+            )
+            .into_profile()
+        }
+    }
+}
+
 /// Version 5: version 6's layout without the backend.
 #[derive(serde::Deserialize)]
 struct V5(
@@ -218,7 +269,7 @@ struct V5(
     Vec<Frame>,
     Vec<StackNode>,
     Vec<Thread>,
-    Lost,
+    LostV7,
     Chunk,
     Labels,
 );
@@ -235,7 +286,7 @@ impl V5 {
             frames: self.6,
             stacks: self.7,
             threads: self.8,
-            lost: self.9,
+            lost: self.9.into(),
             chunk: self.10,
             labels: self.11,
             backend: Backend::Unrecorded,
@@ -255,7 +306,7 @@ struct V4(
     Vec<Frame>,
     Vec<StackNode>,
     Vec<ThreadV4>,
-    Lost,
+    LostV7,
 );
 
 impl V4 {
@@ -290,7 +341,7 @@ struct V1(
     Vec<Frame>,
     Vec<StackNode>,
     Vec<(u32, String, Vec<SampleV1>)>,
-    Lost,
+    LostV7,
 );
 
 /// A version-1 sample, written whole.
@@ -390,6 +441,8 @@ mod tests {
                 tables_full: 2,
                 unanswered: 3,
                 threads_over_capacity: 4,
+                signal_taken: 5,
+                unseen: 6,
             },
             chunk: Chunk {
                 sequence: 7,

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 /// The eight bytes every profile starts with.
 pub const MAGIC: [u8; 8] = *b"VIGNETTE";
 /// The format version this build writes (and the newest it reads).
-pub const FORMAT_VERSION: u16 = 7;
+pub const FORMAT_VERSION: u16 = 8;
 
 /// The object format of a module, which says how its code id reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -104,12 +104,35 @@ pub struct Lost {
     /// an idle thread would not have been sampled), or whose sample found the profile's thread
     /// table full (raise `max_threads`).
     pub threads_over_capacity: u64,
+    /// Intervals not sampled while the program had its own handler on vignette's signal
+    /// (sampling pauses until the program leaves the signal at its default action again).
+    pub signal_taken: u64,
+    /// Intervals of the process's CPU time (under [`Clock::Cpu`]) that neither a sample nor
+    /// another count covers: threads that exited before the sampler found them, and each
+    /// thread's last partial interval. Format 8 on; 0 under [`Clock::Wall`].
+    pub unseen: u64,
 }
 
 impl Lost {
     /// All lost samples.
     pub fn total(&self) -> u64 {
-        self.ring_full + self.tables_full + self.unanswered + self.threads_over_capacity
+        self.ring_full
+            + self.tables_full
+            + self.unanswered
+            + self.threads_over_capacity
+            + self.signal_taken
+            + self.unseen
+    }
+}
+
+impl core::ops::AddAssign for Lost {
+    fn add_assign(&mut self, b: Lost) {
+        self.ring_full += b.ring_full;
+        self.tables_full += b.tables_full;
+        self.unanswered += b.unanswered;
+        self.threads_over_capacity += b.threads_over_capacity;
+        self.signal_taken += b.signal_taken;
+        self.unseen += b.unseen;
     }
 }
 

@@ -169,10 +169,7 @@ pub fn merge(profiles: &[Profile], options: MergeOptions) -> Result<Profile, Too
                 });
             }
         }
-        lost.ring_full += p.lost.ring_full;
-        lost.tables_full += p.lost.tables_full;
-        lost.unanswered += p.lost.unanswered;
-        lost.threads_over_capacity += p.lost.threads_over_capacity;
+        lost += p.lost;
     }
     let threads = threads
         .into_iter()

@@ -249,6 +249,18 @@ pub(crate) fn claim_handler(shared: &MapBox<Shared>) -> Result<()> {
     Ok(())
 }
 
+/// Whether vignette's handler still owns `shared.signal`, taking it back when the program has
+/// left the signal at its default action or ignored it (the rule `build()` follows). `false`
+/// while the program has a handler of its own there: then no signal of vignette's may be sent
+/// or armed, since it would reach that handler.
+pub(crate) fn owns_signal(shared: &Shared) -> bool {
+    match signal::disposition(shared.signal, on_signal) {
+        Ok(signal::Disposition::Ours) => true,
+        Ok(signal::Disposition::Free) => signal::install(shared.signal, on_signal).is_ok(),
+        Ok(signal::Disposition::Foreign) | Err(_) => false,
+    }
+}
+
 /// Whether the fork handler is registered.
 static AT_FORK: AtomicBool = AtomicBool::new(false);
 

@@ -120,6 +120,7 @@ fn signal_each_tick(job: &mut Job, shared: &Shared, me: i32, watch: &mut ThreadW
     let mut next_scan = now + SCAN_NS;
     let mut next_maps = now;
     let mut wall_weight = 1;
+    let mut taken = false;
     while !shared.stop.load(Acquire) {
         if now >= next_scan {
             if let Some((scan, _)) = watch.scan_if_changed(c, me, now, interval) {
@@ -139,15 +140,26 @@ fn signal_each_tick(job: &mut Job, shared: &Shared, me: i32, watch: &mut ThreadW
             tick,
             timeout_ticks,
         };
-        signal_round(
-            c,
-            shared,
-            job.clock,
-            interval,
-            wall_weight,
-            job.generation,
-            &round,
-        );
+        // The program has a handler of its own on the signal: send nothing (it would reach
+        // that handler) and count what is not sampled meanwhile.
+        match (handler::owns_signal(shared), job.clock) {
+            (true, _) => {
+                if core::mem::take(&mut taken) && job.clock == Clock::Cpu {
+                    c.count_signal_taken(interval);
+                }
+                signal_round(
+                    c,
+                    shared,
+                    job.clock,
+                    interval,
+                    wall_weight,
+                    job.generation,
+                    &round,
+                );
+            }
+            (false, Clock::Wall) => c.lost.signal_taken += wall_weight as u64 * c.live() as u64,
+            (false, Clock::Cpu) => taken = true,
+        }
         let generation = job.generation;
         let mut drain_into = |c: &mut Collector| {
             drain(c, shared, generation);
@@ -171,6 +183,9 @@ fn signal_each_tick(job: &mut Job, shared: &Shared, me: i32, watch: &mut ThreadW
         let missed = now.saturating_sub(next_tick) / interval;
         wall_weight = 1 + missed.min(u16::MAX as u64 - 1) as u32;
         next_tick += (missed + 1) * interval;
+    }
+    if taken && job.clock == Clock::Cpu {
+        c.count_signal_taken(interval);
     }
 }
 
@@ -229,6 +244,14 @@ pub(crate) fn sample_now(
 ) -> crate::error::Result<usize> {
     let c = &mut job.collector;
     c.scan_threads(-1, 1, |_| 0);
+    if !handler::owns_signal(shared) {
+        // The program's own handler would get the signals.
+        c.lost.signal_taken += match target {
+            Target::AllThreads => c.live() as u64,
+            Target::Thread(_) => 1,
+        };
+        return Ok(0);
+    }
     shared.stacks.refresh();
     shared.refresh_modules(&mut c.modules, false);
     match target {

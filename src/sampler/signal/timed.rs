@@ -7,7 +7,7 @@ use core::sync::atomic::Ordering::*;
 
 use super::shared::PerfAccount;
 use super::watch::{Descriptors, ThreadWatch, Tracked};
-use super::{drain, Job, Shared, Token};
+use super::{drain, handler, Job, Shared, Token};
 use crate::collector::{Collector, SlotRec};
 use crate::profile::Backend;
 use crate::sys::{fault_guard, thread_timer, time};
@@ -242,13 +242,30 @@ pub(super) fn run(job: &mut Job, shared: &Shared, me: i32, watch: &mut ThreadWat
     let mut now = time::monotonic_ns();
     let mut next_scan = now + super::SCAN_NS;
     let mut next_maps = now;
+    let mut taken = false;
     while !shared.stop.load(Acquire) {
+        // The program has a handler of its own on the signal: the timers would signal it, so
+        // they are disarmed until the signal is free again, and what they miss is counted.
+        match (handler::owns_signal(shared), taken) {
+            (false, false) => {
+                taken = true;
+                watch.disarm_all(shared, c, tracked, &arming);
+                c.reset_cpu_marks();
+            }
+            (true, true) => {
+                taken = false;
+                c.count_signal_taken(job.interval_ns);
+                watch.sync(shared, c, tracked, Some(&arming), 1);
+            }
+            _ => {}
+        }
         if now >= next_scan {
             if let Some((scan, missed_each)) = watch.scan_if_changed(c, me, now, job.interval_ns) {
                 if scan.changed {
                     shared.stacks.refresh();
                 }
-                watch.sync(shared, c, tracked, Some(&arming), missed_each);
+                let arming = (!taken).then_some(&arming);
+                watch.sync(shared, c, tracked, arming, missed_each);
             }
             next_scan = now + super::SCAN_NS;
         }
@@ -277,6 +294,9 @@ pub(super) fn run(job: &mut Job, shared: &Shared, me: i32, watch: &mut ThreadWat
             &shared.stop,
         );
         now = time::monotonic_ns();
+    }
+    if taken {
+        c.count_signal_taken(job.interval_ns);
     }
     watch.release_all(shared, c, tracked, Some(&arming));
 }

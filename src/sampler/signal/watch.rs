@@ -221,6 +221,22 @@ impl ThreadWatch {
 
     /// Lets go of everything held for every thread, and closes the watch's own descriptors
     /// (the session ends).
+    /// Disarms every tracked thread's timer, keeping the threads watched ([`ThreadWatch::sync`]
+    /// with an arming arms them again).
+    pub fn disarm_all(
+        &mut self,
+        shared: &Shared,
+        c: &mut Collector,
+        tracked: &mut [Tracked],
+        arming: &Arming,
+    ) {
+        for (i, t) in tracked.iter_mut().enumerate().take(c.slots_len) {
+            if t.timer != TimerRec::NONE {
+                arming.disarm(shared, c, i, t, &self.fds);
+            }
+        }
+    }
+
     pub fn release_all(
         &mut self,
         shared: &Shared,

@@ -27,6 +27,35 @@ struct QueuedInfo {
 const _: () = assert!(core::mem::size_of::<QueuedInfo>() == 128);
 const _: () = assert!(core::mem::size_of::<libc::siginfo_t>() == 128);
 
+/// Who handles a signal now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// The handler asked about.
+    Ours,
+    /// Nobody: the default action, or ignored.
+    Free,
+    /// Another handler.
+    Foreign,
+}
+
+/// Who handles `sig` now, `handler` being ours: one `sigaction` query.
+pub fn disposition(sig: i32, handler: Handler) -> Result<Disposition> {
+    // SAFETY: a zeroed sigaction is a valid value for sigaction to fill.
+    let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
+    // SAFETY: querying with a null new action only writes `old`.
+    if unsafe { libc::sigaction(sig, core::ptr::null(), &mut old) } != 0 {
+        return Err(Error::Sys {
+            call: "sigaction",
+            errno: errno(),
+        });
+    }
+    Ok(match old.sa_sigaction {
+        h if h == handler as usize => Disposition::Ours,
+        libc::SIG_DFL | libc::SIG_IGN => Disposition::Free,
+        _ => Disposition::Foreign,
+    })
+}
+
 /// Installs `handler` for `sig` with `SA_SIGINFO | SA_RESTART | SA_ONSTACK`.
 ///
 /// Refuses with [`Error::SignalInUse`] when another handler (neither the default action, nor
@@ -38,25 +67,12 @@ pub fn install(sig: i32, handler: Handler) -> Result<()> {
             "signal must be a catchable signal number",
         ));
     }
-    // SAFETY: a zeroed sigaction is a valid value for sigaction to fill.
-    let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
-    // SAFETY: querying with a null new action only writes `old`.
-    if unsafe { libc::sigaction(sig, core::ptr::null(), &mut old) } != 0 {
-        return Err(Error::Sys {
-            call: "sigaction",
-            errno: errno(),
-        });
-    }
-    let ours = handler as usize;
-    if old.sa_sigaction != libc::SIG_DFL
-        && old.sa_sigaction != libc::SIG_IGN
-        && old.sa_sigaction != ours
-    {
+    if disposition(sig, handler)? == Disposition::Foreign {
         return Err(Error::SignalInUse(sig));
     }
-    // SAFETY: as above.
+    // SAFETY: a zeroed sigaction is a valid value to fill in.
     let mut new: libc::sigaction = unsafe { core::mem::zeroed() };
-    new.sa_sigaction = ours;
+    new.sa_sigaction = handler as usize;
     new.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_ONSTACK;
     // SAFETY: sa_mask is a valid sigset_t to empty.
     unsafe { libc::sigemptyset(&mut new.sa_mask) };

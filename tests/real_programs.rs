@@ -1,0 +1,148 @@
+//! Real, unmodified Debian programs profiled through a library injected with `LD_PRELOAD`
+//! (`tests/c/shim.c`: start at load, write the profile at exit) behave exactly as without it:
+//! the same output, the same exit status. Each also leaves a profile with samples.
+#![cfg(all(
+    target_os = "linux",
+    target_arch = "x86_64",
+    feature = "ffi",
+    feature = "tools"
+))]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The shim: `tests/c/shim.c` linked with the static C library into a shared object.
+fn shim() -> PathBuf {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let so = Path::new(env!("CARGO_TARGET_TMPDIR")).join("libvignette-shim.so");
+    let out = Command::new("gcc")
+        .args([
+            "-O1",
+            "-shared",
+            "-fPIC",
+            "-pthread",
+            &format!("-I{root}/include"),
+        ])
+        .arg(format!("{root}/tests/c/shim.c"))
+        .arg("-Wl,--whole-archive")
+        .arg(common::c_library().join("libvignette.a"))
+        .args(["-Wl,--no-whole-archive", "-ldl", "-lm", "-o"])
+        .arg(&so)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    so
+}
+
+/// Runs `cmd` in `dir` with `stdin`, with the shim writing to `out` when given.
+fn run(dir: &Path, cmd: &[&str], stdin: &[u8], shim: Option<(&Path, &Path)>) -> Output {
+    use std::io::Write;
+    let mut c = Command::new(cmd[0]);
+    c.args(&cmd[1..])
+        .current_dir(dir)
+        .env("LC_ALL", "C")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if let Some((so, out)) = shim {
+        c.env("LD_PRELOAD", so).env("VIGNETTE_SHIM_OUT", out);
+    }
+    let mut child = c.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    output
+}
+
+/// Text for the programs to chew on: lines of pseudo-random words.
+fn text(lines: usize) -> Vec<u8> {
+    let mut x = 0x9e3779b97f4a7c15u64;
+    let mut s = String::new();
+    for i in 0..lines {
+        for _ in 0..8 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            s.push_str(&format!("{:x} ", x % 100_000));
+        }
+        s.push_str(&format!("{i}\n"));
+    }
+    s.into_bytes()
+}
+
+#[test]
+fn real_programs_behave_as_without_vignette() {
+    let so = shim();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("real-programs");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = text(200_000);
+    let small = text(40_000);
+    std::fs::write(dir.join("input.txt"), &input).unwrap();
+    std::fs::write(
+        dir.join("prog.c"),
+        "#include <stdio.h>\nint main(void) { puts(\"hi\"); return 0; }\n",
+    )
+    .unwrap();
+    let python = "import hashlib, json\nd = {}\nfor i in range(300000):\n    d[str(i)] = \
+                  hashlib.sha256(str(i).encode()).hexdigest()[:8]\nprint(len(json.dumps(d)))\n";
+    let cases: &[(&str, &[&str], &[u8])] = &[
+        // sort catches SIGPROF and others to remove its temporary files; -S forces them.
+        ("sort", &["sort", "-S", "1M", "-k2", "input.txt"], b""),
+        ("xz", &["xz", "-6", "-c"], &small),
+        ("python3", &["python3", "-c", python], b""),
+        // gcc runs cc1, as and collect2/ld as children: each profiled too.
+        ("gcc", &["gcc", "-O2", "prog.c", "-o", "/dev/null"], b""),
+    ];
+    for (name, cmd, stdin) in cases {
+        let plain = run(&dir, cmd, stdin, None);
+        let out = dir.join(format!("{name}.vignette"));
+        let profiled = run(&dir, cmd, stdin, Some((&so, &out)));
+        assert_eq!(
+            profiled.status.code(),
+            plain.status.code(),
+            "{name}: exit status"
+        );
+        assert!(
+            plain.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&plain.stderr)
+        );
+        assert!(profiled.stdout == plain.stdout, "{name}: stdout differs");
+        assert_eq!(
+            String::from_utf8_lossy(&profiled.stderr),
+            String::from_utf8_lossy(&plain.stderr),
+            "{name}: stderr"
+        );
+        // The program's own profile (its pid's), and for gcc its children's.
+        let prefix = format!("{name}.vignette.");
+        let profiles: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .starts_with(&prefix)
+            })
+            .collect();
+        assert!(!profiles.is_empty(), "{name}: no profile written");
+        let samples: usize = profiles
+            .iter()
+            .map(|p| vignette::tools::read_profile(p).unwrap().sample_count())
+            .sum();
+        eprintln!("{name}: {} profiles, {samples} samples", profiles.len());
+        assert!(samples > 0, "{name}: no samples");
+    }
+}
