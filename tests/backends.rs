@@ -696,3 +696,42 @@ fn a_program_that_takes_the_signal_gets_none_of_vignettes_and_sampling_resumes_a
     }
     done.store(true, Ordering::SeqCst);
 }
+
+#[test]
+fn short_threads_cpu_is_sampled_or_counted_as_unseen() {
+    let _lock = profiler_lock();
+    let done = common::watchdog(300);
+    for (backend, mut profiler) in each_backend(1000) {
+        profiler.start().unwrap();
+        // 2000 threads of 1 ms of CPU each, 8 at a time: most exit before the sampler
+        // finds them.
+        let cpu = std::sync::atomic::AtomicU64::new(0);
+        for _ in 0..250 {
+            std::thread::scope(|s| {
+                for _ in 0..8 {
+                    let cpu = &cpu;
+                    std::thread::Builder::new()
+                        .name("short".into())
+                        .spawn_scoped(s, move || {
+                            burn(1_000_000);
+                            cpu.fetch_add(workload::thread_cpu_ns(), Ordering::Relaxed);
+                        })
+                        .unwrap();
+                }
+            });
+        }
+        let p = profiler.stop().unwrap().to_profile();
+        let short = cpu.load(Ordering::Relaxed) / 1_000_000;
+        let weights = weight_of(&p, "short");
+        eprintln!(
+            "{backend:?}: {short} intervals of short threads' CPU: {weights} sampled, lost {:?}",
+            p.lost
+        );
+        assert!(
+            (weights + p.lost.total()) * 100 >= short * 90,
+            "{backend:?}: {weights} + {:?} for {short}",
+            p.lost
+        );
+    }
+    done.store(true, Ordering::SeqCst);
+}

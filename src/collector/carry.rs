@@ -32,6 +32,7 @@ impl Collector {
         self.start_ns = prev.end_ns;
         self.start_unix_ns = prev.start_unix_ns + prev.end_ns.saturating_sub(prev.start_ns);
         self.end_ns = self.start_ns;
+        (self.cpu_start_ns, self.cpu_end_ns) = (prev.cpu_end_ns, 0);
         self.chunk = ChunkRec {
             sequence: prev.chunk.sequence + 1,
             ..ChunkRec::FIRST
@@ -48,6 +49,8 @@ impl Collector {
         self.start_ns = start_ns;
         self.start_unix_ns = time::realtime_ns().saturating_sub(end_ns.saturating_sub(start_ns));
         self.end_ns = end_ns;
+        // A window's CPU time is not measured: its segments' starts were not read.
+        (self.cpu_start_ns, self.cpu_end_ns) = (0, 0);
         self.chunk = chunk;
         self.open = false;
     }

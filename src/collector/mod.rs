@@ -17,6 +17,8 @@
 mod carry;
 mod registry;
 
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
 use crate::error::Result;
 use crate::labels::LabelSet;
 use crate::modules::ModuleMap;
@@ -238,6 +240,10 @@ pub struct Collector {
     pub start_ns: u64,
     /// Session end (monotonic), set by `finish`.
     pub end_ns: u64,
+    /// The CPU time the process had used outside vignette's sampler thread at the session's
+    /// start and end ([`work_cpu_ns`]; 0: not measured, as in a flight recorder's window).
+    pub cpu_start_ns: u64,
+    pub cpu_end_ns: u64,
     /// Whether a session is open (started and not yet finished).
     pub open: bool,
     /// Its place in a series of chunks or windows.
@@ -252,6 +258,35 @@ pub struct Collector {
     /// not yet seen).
     node_remap: Region<u32>,
     module_remap: Region<u32>,
+}
+
+/// CPU time vignette's sampler threads have used in this process so far, kept by
+/// [`OwnCpu`]: the process's CPU time less this is the application's.
+static SAMPLER_CPU_NS: AtomicU64 = AtomicU64::new(0);
+
+/// The CPU time the process has used outside vignette's sampler threads, or 0 where the
+/// process's CPU clock is not read.
+pub(crate) fn work_cpu_ns() -> u64 {
+    time::process_cpu_ns().map_or(0, |p| p.saturating_sub(SAMPLER_CPU_NS.load(Relaxed)))
+}
+
+/// The sampler thread's own CPU time, added to [`SAMPLER_CPU_NS`] as it goes.
+#[cfg(target_os = "linux")]
+pub(crate) struct OwnCpu(u64);
+
+#[cfg(target_os = "linux")]
+impl OwnCpu {
+    /// Starts counting the calling thread's CPU time from now.
+    pub fn start() -> OwnCpu {
+        OwnCpu(time::own_thread_cpu_ns().unwrap_or(0))
+    }
+
+    /// Adds the calling thread's CPU time since the last call.
+    pub fn update(&mut self) {
+        let now = time::own_thread_cpu_ns().unwrap_or(self.0);
+        SAMPLER_CPU_NS.fetch_add(now.saturating_sub(self.0), Relaxed);
+        self.0 = now.max(self.0);
+    }
 }
 
 impl Collector {
@@ -280,6 +315,8 @@ impl Collector {
             start_unix_ns: 0,
             start_ns: 0,
             end_ns: 0,
+            cpu_start_ns: 0,
+            cpu_end_ns: 0,
             open: false,
             chunk: ChunkRec::FIRST,
             label_sets: Region::new(MAX_LABEL_SETS)?,
@@ -355,12 +392,17 @@ impl Collector {
         self.start_unix_ns = time::realtime_ns();
         self.start_ns = time::monotonic_ns();
         self.end_ns = self.start_ns;
+        self.cpu_start_ns = work_cpu_ns();
+        self.cpu_end_ns = 0;
         self.open = true;
     }
 
     /// Closes the session: records its end and the final names of live threads.
     pub fn finish(&mut self) {
         self.end_ns = time::monotonic_ns();
+        if self.cpu_start_ns != 0 {
+            self.cpu_end_ns = work_cpu_ns();
+        }
         for slot in self.slots.iter().take(self.slots_len) {
             if slot.state == SlotState::Live {
                 if let Some(t) = self.threads.get_mut(slot.thread as usize) {

@@ -33,9 +33,32 @@ impl CaptureConfig {
             interval_ns: self.interval_ns,
             max_frames: self.max_frames,
             module_paths: self.module_paths,
-            lost: c.lost,
+            lost: Lost {
+                unseen: self.unseen(c),
+                ..c.lost
+            },
             backend: self.backend,
         }
+    }
+
+    /// Under [`Clock::Cpu`], the intervals of the process's CPU time in `c`'s session (less
+    /// vignette's sampler thread) that neither a sample's weight nor a lost count covers.
+    fn unseen(&self, c: &Collector) -> u64 {
+        if self.clock != Clock::Cpu || c.cpu_start_ns == 0 || c.cpu_end_ns <= c.cpu_start_ns {
+            return 0;
+        }
+        let intervals = (c.cpu_end_ns - c.cpu_start_ns) / self.interval_ns.max(1);
+        let sampled: u64 = (c.samples.iter().take(c.samples_len))
+            .map(|s| s.weight as u64)
+            .sum();
+        intervals.saturating_sub(
+            sampled
+                + Lost {
+                    unseen: 0,
+                    ..c.lost
+                }
+                .total(),
+        )
     }
 }
 

@@ -40,6 +40,12 @@ pub fn own_thread_cpu_ns() -> Option<u64> {
     read(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
+/// CPU time consumed so far by the whole process, exited threads included
+/// (`CLOCK_PROCESS_CPUTIME_ID`).
+pub fn process_cpu_ns() -> Option<u64> {
+    read(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
 /// Sleeps until `CLOCK_MONOTONIC` reaches `deadline_ns` (returns early on a signal).
 pub fn sleep_until(deadline_ns: u64) {
     let ts = libc::timespec {
