@@ -229,11 +229,12 @@ impl Builder {
             ring: self.ring_capacity,
         };
         let exchange = MapBox::new(Exchange::new(capacities)?)?;
+        let interval_ns = 1_000_000_000 / self.frequency_hz as u64;
         let series = Series {
             exchange: &*exchange,
             recorder: match self.window_ns {
                 0 => None,
-                w => Some(Recorder::new(w, capacities)?),
+                w => Some(Recorder::new(w, interval_ns, capacities)?),
             },
         };
         let job = MapBox::new(Job::new(
@@ -242,7 +243,7 @@ impl Builder {
             series,
             self.clock,
             backend,
-            1_000_000_000 / self.frequency_hz as u64,
+            interval_ns,
         )?)?;
         sampler::claim_handler(&shared)?;
         Ok(Profiler {

@@ -58,7 +58,11 @@ impl Collector {
     /// Adds the samples of `src` taken at or after `since_ns` (monotonic), with their threads,
     /// stacks and modules; returns how many samples were older. Samples that do not fit are
     /// counted in `lost.tables_full`. Linear in `src`'s samples and stack nodes.
-    pub(crate) fn absorb(&mut self, src: &Collector, since_ns: u64) -> u64 {
+    ///
+    /// A thread's first sample here weighs at most the intervals of `interval_ns` between
+    /// `since_ns` and its time, plus one: its weight may stand for time before the window
+    /// (a sleeper's CPU since its previous sample), which the window does not cover.
+    pub(crate) fn absorb(&mut self, src: &Collector, since_ns: u64, interval_ns: u64) -> u64 {
         self.lost += src.lost;
         // Only as much of the maps as `src` uses (the pause of taking a window).
         if let Some(m) = self.node_remap.get_mut(..src.nodes_len) {
@@ -100,11 +104,20 @@ impl Collector {
                             src.label_sets.get(..src.label_sets_len)?.get(i as usize)
                         });
                         let labels = set.map_or(0, |s| self.intern_labels(s));
+                        let first = self.threads.get(thread).is_some_and(|t| t.count == 0);
+                        let weight = match first {
+                            true => {
+                                let since = (rec.time_ns - since_ns) / interval_ns.max(1) + 1;
+                                rec.weight.min(since.min(u32::MAX as u64) as u32)
+                            }
+                            false => rec.weight,
+                        };
                         self.append_sample(
                             thread,
                             SampleRec {
                                 stack,
                                 labels,
+                                weight,
                                 ..*rec
                             },
                         );
@@ -190,5 +203,58 @@ impl Collector {
             }
             m => Some(m),
         }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::super::{Capacities, ChunkRec, SampleRec, NONE};
+    use super::*;
+
+    /// A window's first sample of a thread weighs no more than the intervals since the
+    /// window's start (plus one); later ones keep their weights.
+    #[test]
+    fn a_windows_first_sample_weighs_no_more_than_the_window_since_its_start() {
+        let cap = Capacities {
+            samples: 16,
+            frames: 16,
+            stack_nodes: 16,
+            slots: 4,
+            threads: 4,
+            modules: 4,
+            ring: 4,
+        };
+        let (mut src, mut window) = (Collector::new(cap).unwrap(), Collector::new(cap).unwrap());
+        src.begin(|_| {});
+        let frame = src.intern_frame_in(0x1000, 0, 0x1000).unwrap();
+        let stack = src.intern_node(0, frame).unwrap();
+        let thread = src.thread_by_tid(&ThreadRec {
+            tid: 7,
+            name: [0; 16],
+            first: NONE,
+            last: NONE,
+            count: 0,
+        });
+        let since = 1_000_000_000;
+        // A sleeper's sample 2.5 intervals into the window, carrying 100 intervals of CPU
+        // since its previous sample, and one 5 intervals later.
+        for (at, weight) in [(since + 2_500_000, 100), (since + 7_500_000, 5)] {
+            let rec = SampleRec {
+                time_ns: at,
+                stack,
+                weight,
+                next: NONE,
+                end: 0,
+                labels: 0,
+            };
+            src.append_sample(thread.unwrap(), rec);
+        }
+        window.begin_merged(since, since + 10_000_000, ChunkRec::FIRST);
+        assert_eq!(window.absorb(&src, since, 1_000_000), 0);
+        let weights: std::vec::Vec<u32> = (window.samples.iter())
+            .take(window.samples_len)
+            .map(|s| s.weight)
+            .collect();
+        assert_eq!(weights, [3, 5]);
     }
 }

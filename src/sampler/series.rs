@@ -139,6 +139,9 @@ impl Exchange {
 /// The flight recorder's sealed segments, oldest first.
 pub(crate) struct Recorder {
     window_ns: u64,
+    /// The sampling interval: a window's first sample per thread weighs no more than the
+    /// intervals since the window's start.
+    interval_ns: u64,
     segments: ArrayVec<Collector, SEGMENTS>,
     /// Sealed segments that hold samples (the others are spare), oldest first.
     sealed: usize,
@@ -147,14 +150,16 @@ pub(crate) struct Recorder {
 }
 
 impl Recorder {
-    /// A recorder keeping `window_ns`, with segments of the given capacities.
-    pub fn new(window_ns: u64, cap: Capacities) -> Result<Recorder> {
+    /// A recorder keeping `window_ns` of samples taken every `interval_ns`, with segments of
+    /// the given capacities.
+    pub fn new(window_ns: u64, interval_ns: u64, cap: Capacities) -> Result<Recorder> {
         let mut segments = ArrayVec::new();
         for _ in 0..SEGMENTS {
             segments.push(Collector::new(cap)?);
         }
         Ok(Recorder {
             window_ns,
+            interval_ns,
             segments,
             sealed: 0,
             windows: 0,
@@ -272,9 +277,9 @@ impl Series {
                 output.begin_merged(since, now, chunk);
                 let mut older = evicted.load(Relaxed);
                 for seg in r.segments.iter().take(r.sealed) {
-                    older += output.absorb(seg, since);
+                    older += output.absorb(seg, since, r.interval_ns);
                 }
-                older += output.absorb(active, since);
+                older += output.absorb(active, since, r.interval_ns);
                 output.chunk.evicted = older;
                 r.windows += 1;
             }
