@@ -17,7 +17,7 @@
     )
 )]
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::*};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -52,6 +52,10 @@ struct State {
     /// Fired while `MAX_PENDING` were waiting, so never served.
     dropped: AtomicU64,
     delivered: AtomicU64,
+    /// Chunks whose callback panicked (each lost; the panic is delivered as a trigger).
+    failed: AtomicU64,
+    /// The delivery thread's id: a panic there (in the callback) cannot wait for itself.
+    delivery_tid: AtomicI32,
     stop: AtomicBool,
 }
 
@@ -93,6 +97,8 @@ impl Triggers {
             served: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            delivery_tid: AtomicI32::new(0),
             stop: AtomicBool::new(false),
         }))
     }
@@ -156,8 +162,12 @@ impl Triggers {
                     0,
                     &note,
                 ));
+                // A panic in the callback, on the delivery thread: its capture comes after
+                // the callback returns, so waiting here would only stall delivery.
+                let own = threads::gettid() == state.delivery_tid.load(Relaxed);
                 let deadline = std::time::Instant::now() + PANIC_WAIT;
-                while ticket.is_some_and(|t| state.served.load(Acquire) < t)
+                while !own
+                    && ticket.is_some_and(|t| state.served.load(Acquire) < t)
                     && !state.stop.load(Relaxed)
                     && std::time::Instant::now() < deadline
                 {
@@ -171,6 +181,12 @@ impl Triggers {
     /// Chunks and windows handed to the callback so far.
     pub fn delivered(&self) -> u64 {
         self.0.delivered.load(Acquire)
+    }
+
+    /// Chunks and windows lost because the callback panicked on them (each panic is then
+    /// delivered as a [`TriggerKind::Panic`] capture when [`Triggers::catch_panics`] is on).
+    pub fn failed(&self) -> u64 {
+        self.0.failed.load(Acquire)
     }
 
     /// Triggers that fired while 16 others were waiting, and so were not captured.
@@ -258,6 +274,7 @@ impl Delivery {
             .name("vignette-deliver".into())
             .spawn(move || {
                 let exchange = exchange;
+                state.delivery_tid.store(threads::gettid(), Relaxed);
                 // SAFETY: per `start`'s contract.
                 let exchange = unsafe { &*exchange.0 };
                 let mut next_due = every_ns.map(|e| time::monotonic_ns().saturating_add(e));
@@ -284,9 +301,10 @@ impl Delivery {
                             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                                 on_chunk(&capture)
                             }));
-                        if delivered.is_ok() {
-                            state.delivered.fetch_add(1, AcqRel);
-                        }
+                        match delivered {
+                            Ok(()) => state.delivered.fetch_add(1, AcqRel),
+                            Err(_) => state.failed.fetch_add(1, AcqRel),
+                        };
                     }
                     if trigger.is_some() {
                         state.served.fetch_add(1, AcqRel);

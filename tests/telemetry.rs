@@ -421,6 +421,46 @@ fn a_panic_is_captured_before_it_unwinds() {
     profiler.stop().unwrap();
 }
 
+/// A callback that panics costs its chunk, counted, and nothing more: delivery goes on at
+/// once (the panic hook does not wait on the delivery thread for itself), and the panic is
+/// delivered as a trigger.
+#[test]
+fn a_panicking_callback_costs_its_chunk_only() {
+    let _g = profiler_lock();
+    let mut profiler = Profiler::builder()
+        .frequency(1000)
+        .flight_recorder(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    profiler.start().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let calls = std::sync::atomic::AtomicU32::new(0);
+    let triggers = profiler
+        .deliver(None, move |c| {
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("the callback's own panic");
+            }
+            let _ = tx.send((std::time::Instant::now(), c.to_profile()));
+        })
+        .unwrap();
+    triggers.catch_panics();
+    let fired = std::time::Instant::now();
+    triggers.fire("first");
+    // The next capture is the panic's own trigger, delivered without a 2 s stall.
+    let (at, p) = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    let t = p.chunk.trigger.expect("a trigger");
+    assert_eq!(t.kind, TriggerKind::Panic, "{}", t.note);
+    assert!(t.note.starts_with("the callback's own panic"), "{}", t.note);
+    assert!(
+        at - fired < Duration::from_secs(1),
+        "delivery stalled {:?}",
+        at - fired
+    );
+    assert_eq!(triggers.failed(), 1);
+    assert_eq!(triggers.delivered(), 1);
+    profiler.stop().unwrap();
+}
+
 /// Builds `examples/<name>.rs` with this test's features; returns the program.
 fn build_example(name: &str) -> std::path::PathBuf {
     let mut features = vec!["std"];
