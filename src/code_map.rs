@@ -25,8 +25,9 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 
 use crate::error::Result;
 use crate::modules::{extent, file_section, object_path, ModuleMap};
+use crate::ring::{NEWER_MODULE_FRAME, NO_MODULE_FRAME};
 use crate::snapshot::Snapshot;
-use crate::sys::dl::{self, LoadedObject};
+use crate::sys::dl::{self, FindObject, LoadedObject};
 use crate::sys::mem::{Region, Zeroed};
 use crate::sys::pages::map_anonymous;
 use crate::unwind::cfi::eh_frame_hdr::EhFrameHdr;
@@ -45,6 +46,11 @@ struct CodeEntry {
     copy: u64,
     /// The compiled rules ([`crate::unwind::compiled`]): address and entry count (0: none).
     rules: [u64; 2],
+    /// The loader's `link_map` and mapping end for the module when listed (see
+    /// [`CodeTable::mark_unlisted`]); 0: never checked (no lookup in this C library);
+    /// [`NOT_YET_FOUND`]: not in the loader's lookup yet.
+    link_map: u64,
+    map_end: u64,
 }
 // SAFETY: integers only; zero is valid.
 unsafe impl Zeroed for CodeEntry {}
@@ -75,6 +81,8 @@ pub struct CodeMap {
     adds_subs: [AtomicU64; 2],
     epoch: AtomicUsize,
     copied: AtomicUsize,
+    /// The loader's own lookup, to tell a module unloaded since the table was published.
+    find: Option<FindObject>,
 }
 
 // SAFETY: `copies` is only accessed by the single writer inside `Snapshot::publish`, which
@@ -103,6 +111,8 @@ fn entry(o: &LoadedObject<'_>) -> Option<CodeEntry> {
         eh_frame: [0; 2],
         copy: 0,
         rules: [0; 2],
+        link_map: 0,
+        map_end: 0,
     };
     if let Some(ph) = o.phdrs.iter().find(|p| p.p_type == libc::PT_GNU_EH_FRAME) {
         let avma = o.bias.wrapping_add(ph.p_vaddr);
@@ -136,6 +146,7 @@ impl CodeMap {
             adds_subs: [AtomicU64::new(u64::MAX), AtomicU64::new(u64::MAX)],
             epoch: AtomicUsize::new(0),
             copied: AtomicUsize::new(0),
+            find: FindObject::resolve(),
         })
     }
 
@@ -173,6 +184,12 @@ impl CodeMap {
                 modules.observe(o, epoch);
                 let (Some(slot), Some(mut e)) = (slots.get_mut(n), entry(o)) else {
                     return;
+                };
+                // Listed but not yet in the loader's lookup: `dlopen` is still under way.
+                (e.link_map, e.map_end) = match self.find.map(|f| f.find(e.start)) {
+                    Some(Some(found)) => (found.link_map as u64, found.map_end as u64),
+                    Some(None) => (NOT_YET_FOUND, 0),
+                    None => (0, 0),
                 };
                 e.copy = copy_sections(copies, o, &e, counts.1, bit);
                 *slot = e;
@@ -230,6 +247,7 @@ impl CodeMap {
             f(&CodeTable {
                 entries,
                 epoch: epoch as u32,
+                find: self.find,
             })
         })
     }
@@ -338,11 +356,65 @@ fn same_bytes(addr: u64, o: &LoadedObject<'_>, e: &CodeEntry) -> bool {
         })
 }
 
+/// [`CodeEntry::link_map`] of a module the loader listed before its own lookup had it (a
+/// `dlopen` under way): it is still loaded while anything is found at its addresses.
+const NOT_YET_FOUND: u64 = u64::MAX;
+
 /// A pinned table of modules' unwind sections (see [`CodeMap::read`]).
 pub struct CodeTable<'a> {
     entries: &'a [CodeEntry],
     /// The epoch this table was published under.
     pub epoch: u32,
+    find: Option<FindObject>,
+}
+
+impl CodeTable<'_> {
+    /// Marks each of `frames` whose address the loader holds differently now than this table
+    /// lists it: [`NO_MODULE_FRAME`] where no object is loaded (`dlclose` returned since the
+    /// table was published, perhaps with other code mapped in its place, or JIT code),
+    /// [`NEWER_MODULE_FRAME`] where an object this table does not list is. Each of the table's
+    /// modules is looked up once; nothing is marked where the C library has no
+    /// `_dl_find_object`.
+    ///
+    /// # Signal safety
+    /// Async-signal-safe: binary searches and glibc's `_dl_find_object` (AS-Safe, lock-free).
+    /// Returns whether the frames were checked.
+    pub fn mark_unlisted(&self, frames: &mut [u64]) -> bool {
+        let Some(find) = self.find else {
+            return false;
+        };
+        let mut last: Option<(u64, u64, u64)> = None;
+        for f in frames.iter_mut() {
+            let avma = *f;
+            let mark = match last {
+                Some((start, end, mark)) if start <= avma && avma < end => mark,
+                _ => {
+                    let i = self.entries.partition_point(|e| e.end <= avma);
+                    let listed = self.entries.get(i).filter(|e| e.start <= avma);
+                    let mark = match (listed, find.find(avma)) {
+                        (_, None) => NO_MODULE_FRAME,
+                        (None, Some(_)) => NEWER_MODULE_FRAME,
+                        (Some(e), Some(now)) => {
+                            let same = e.link_map == NOT_YET_FOUND
+                                || (now.link_map as u64 == e.link_map
+                                    && now.map_end as u64 == e.map_end);
+                            if same {
+                                0
+                            } else {
+                                NEWER_MODULE_FRAME
+                            }
+                        }
+                    };
+                    if let Some(e) = listed {
+                        last = Some((e.start, e.end, mark));
+                    }
+                    mark
+                }
+            };
+            *f |= mark;
+        }
+        true
+    }
 }
 
 impl CodeLookup for CodeTable<'_> {

@@ -19,6 +19,17 @@ const FREE: u32 = 0;
 const WRITING: u32 = 1;
 const READY: u32 = 2;
 
+/// Set on a frame address in a slot when the loader had no object at that address when the
+/// sample was taken (code mapped where an unloaded library was, a JIT's code): the frame is
+/// in no module, whatever the handler's table listed there. User-space addresses never have
+/// bits 62 or 63 set.
+pub const NO_MODULE_FRAME: u64 = 1 << 63;
+
+/// Set on a frame address in a slot when the loader had another object at that address than
+/// the handler's table lists (one loaded since the table was published): the frame belongs
+/// to a module loaded after the sample's epoch.
+pub const NEWER_MODULE_FRAME: u64 = 1 << 62;
+
 /// What a handler records about one sample besides its frames.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SampleMeta {
@@ -37,6 +48,10 @@ pub struct SampleMeta {
     pub generation: u32,
     /// The epoch of the code map table the handler used: which modules were mapped.
     pub code_epoch: u32,
+    /// Whether the handler checked each frame against the loader's own lookup: then an
+    /// unmarked frame's module (as the table lists it) was loaded when the sample was taken
+    /// (see [`NO_MODULE_FRAME`]).
+    pub checked: bool,
     /// The thread's labels when it was sampled.
     pub labels: crate::labels::LabelSet,
 }

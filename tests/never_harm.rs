@@ -669,3 +669,150 @@ fn threads_that_come_and_go_reuse_slots_and_stay_in_the_profile() {
     assert_eq!(tids.len(), sampled.len());
     done.store(true, Relaxed);
 }
+
+/// A page of machine code counting its argument down to zero, then returning.
+#[cfg(target_arch = "x86_64")]
+const COUNTDOWN: &[u8] = &[0x48, 0xff, 0xcf, 0x75, 0xfb, 0xc3]; // dec rdi; jnz -5; ret
+#[cfg(target_arch = "aarch64")]
+const COUNTDOWN: &[u8] = &[
+    0x00, 0x04, 0x00, 0xf1, // subs x0, x0, #1
+    0xe1, 0xff, 0xff, 0x54, // b.ne -4
+    0xc0, 0x03, 0x5f, 0xd6, // ret
+];
+
+extern "C" {
+    /// libgcc's instruction cache maintenance (needed on aarch64 after writing code).
+    fn __clear_cache(start: *mut libc::c_char, end: *mut libc::c_char);
+}
+
+/// Maps [`COUNTDOWN`] at exactly `at` (a page just freed), runs it for `cpu_ns` of this
+/// thread's CPU time, and unmaps it; `false` if something else took the address first.
+fn run_code_at(at: u64, cpu_ns: u64) -> bool {
+    // SAFETY: maps a fresh page at a free address (MAP_FIXED_NOREPLACE fails rather than
+    // replace anything), writes a complete function into it and calls it with its ABI.
+    unsafe {
+        let page = libc::mmap(
+            at as *mut libc::c_void,
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        );
+        if page == libc::MAP_FAILED || page as u64 != at {
+            if page != libc::MAP_FAILED {
+                libc::munmap(page, 4096);
+            }
+            return false;
+        }
+        std::ptr::copy_nonoverlapping(COUNTDOWN.as_ptr(), page as *mut u8, COUNTDOWN.len());
+        __clear_cache(
+            page.cast(),
+            page.cast::<libc::c_char>().add(COUNTDOWN.len()),
+        );
+        let f: extern "C" fn(u64) = std::mem::transmute(page);
+        let start = common::workload::thread_cpu_ns();
+        while common::workload::thread_cpu_ns() - start < cpu_ns {
+            f(1_000_000);
+        }
+        libc::munmap(page, 4096);
+    }
+    true
+}
+
+#[test]
+fn code_run_where_a_library_was_is_never_the_librarys() {
+    let _g = profiler_lock();
+    let done = watchdog(180);
+    let gone = build_library("gone", &plugin_source("gone", 1));
+    let mut profiler = Profiler::builder()
+        .frequency(4000)
+        .clock(Clock::Cpu)
+        .build()
+        .unwrap();
+    profiler.start().unwrap();
+    // Right after `dlclose` returns, a page of new code at the library's old base, as a JIT
+    // maps one; the sampler has not looked at the loader yet.
+    let mut runs = vec![];
+    for n in 0..20 {
+        let lib = Library::open(&gone);
+        let range = extent(&mappings_of(&gone));
+        lib.spin(2.0);
+        drop(lib);
+        let name = format!("jit-{n}");
+        let mut ran = false;
+        on_thread(&name, || ran = run_code_at(range.0, 30_000_000));
+        if ran {
+            runs.push((name, range));
+        }
+    }
+    let profile = profiler.stop().unwrap().to_profile();
+    assert!(runs.len() >= 10, "the page was mapped {} times", runs.len());
+    let (mut leaves, mut wrong) = (0, 0);
+    for (name, range) in &runs {
+        let l = leaf_modules_in(&profile, name, *range);
+        leaves += l.len();
+        wrong += l.iter().filter(|m| *m == "libgone.so").count();
+    }
+    eprintln!(
+        "{} runs of new code at the library's old base: {leaves} leaf samples, {wrong} attributed \
+         to the unloaded library",
+        runs.len()
+    );
+    assert!(leaves >= 200, "{leaves} samples in the new code");
+    assert_eq!(
+        wrong, 0,
+        "samples of new code attributed to the unloaded library"
+    );
+    done.store(true, Relaxed);
+}
+
+#[test]
+fn libraries_loaded_and_unloaded_200_times_a_second_keep_their_samples() {
+    let _g = profiler_lock();
+    let done = watchdog(240);
+    let churn = build_library("churn", &plugin_source("churn", 1));
+    let mut profiler = Profiler::builder()
+        .frequency(4000)
+        .clock(Clock::Cpu)
+        .build()
+        .unwrap();
+    profiler.start().unwrap();
+    // Two threads, each loading the library, spinning 5 ms in it and unloading it, 100 times.
+    std::thread::scope(|s| {
+        for i in 0..2 {
+            let churn = &churn;
+            std::thread::Builder::new()
+                .name(format!("churn-{i}"))
+                .spawn_scoped(s, move || {
+                    for _ in 0..100 {
+                        Library::open(churn).spin(5.0);
+                    }
+                })
+                .unwrap();
+        }
+    });
+    let p = profiler.stop().unwrap().to_profile();
+    let (mut samples, mut unknown, mut in_churn) = (0, 0, 0);
+    for t in p.threads.iter().filter(|t| t.name.starts_with("churn-")) {
+        for s in &t.samples {
+            let leaf = p.stack_frames(s.stack).next().unwrap();
+            samples += 1;
+            match leaf.module {
+                0 => unknown += 1,
+                m => in_churn += (p.modules[m as usize - 1].name == "libchurn.so") as usize,
+            }
+        }
+    }
+    eprintln!("{samples} samples, {in_churn} in the library, {unknown} without a module");
+    assert!(samples >= 1000, "{samples} samples");
+    assert!(
+        in_churn * 2 >= samples,
+        "most samples are in the library: {in_churn}"
+    );
+    assert!(
+        unknown * 1000 <= samples,
+        "{unknown} of {samples} samples without a module"
+    );
+    done.store(true, Relaxed);
+}

@@ -558,7 +558,15 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 }
             }
             if p.lost.total() > 0 {
-                say(format!("  lost samples: {:?}", p.lost));
+                let reasons: Vec<String> = (p.lost.by_reason().into_iter())
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(why, n)| format!("{why} {n}"))
+                    .collect();
+                say(format!(
+                    "  lost: {} intervals ({})",
+                    p.lost.total(),
+                    reasons.join(", ")
+                ));
             }
         }
     }

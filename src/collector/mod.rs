@@ -23,7 +23,7 @@ use crate::error::Result;
 use crate::labels::LabelSet;
 use crate::modules::ModuleMap;
 use crate::profile::{Lost, TriggerKind, MAX_TRIGGER_NOTE};
-use crate::ring::{SampleRef, SampleRing};
+use crate::ring::{SampleRef, SampleRing, NEWER_MODULE_FRAME, NO_MODULE_FRAME};
 use crate::sys::mem::{Region, Zeroed};
 use crate::sys::{threads, time};
 use crate::unwind::EndReason;
@@ -479,7 +479,7 @@ impl Collector {
         };
         let mut parent = 0u32;
         for &avma in frames.iter().rev() {
-            let Some(frame) = self.intern_frame(avma, s.meta.code_epoch) else {
+            let Some(frame) = self.intern_frame(avma, s.meta.code_epoch, s.meta.checked) else {
                 self.lost.tables_full += 1;
                 return false;
             };
@@ -542,9 +542,19 @@ impl Collector {
         t.count += 1;
     }
 
-    /// The frame for `avma` in the module mapped there at code map epoch `epoch`.
-    fn intern_frame(&mut self, avma: u64, epoch: u32) -> Option<u32> {
-        let (module, address) = match self.modules.attribute(avma, epoch) {
+    /// The frame for `avma` (as the handler marked it, see [`NO_MODULE_FRAME`]) in the module
+    /// mapped there at code map epoch `epoch`; `checked`: the handler checked its frames.
+    fn intern_frame(&mut self, avma: u64, epoch: u32, checked: bool) -> Option<u32> {
+        let unmarked = avma & !(NO_MODULE_FRAME | NEWER_MODULE_FRAME);
+        let attributed = if avma & NO_MODULE_FRAME != 0 {
+            None
+        } else if avma & NEWER_MODULE_FRAME != 0 {
+            self.modules.attribute_after(unmarked, epoch)
+        } else {
+            self.modules.attribute(unmarked, epoch, checked)
+        };
+        let avma = unmarked;
+        let (module, address) = match attributed {
             Some((m, rel)) => (m + 1, rel),
             None => (0, avma),
         };

@@ -125,6 +125,20 @@ impl Lost {
     }
 }
 
+impl Lost {
+    /// Each count with its name (`ring_full`, ..., `unseen`), in the format's order.
+    pub fn by_reason(&self) -> [(&'static str, u64); 6] {
+        [
+            ("ring_full", self.ring_full),
+            ("tables_full", self.tables_full),
+            ("unanswered", self.unanswered),
+            ("threads_over_capacity", self.threads_over_capacity),
+            ("signal_taken", self.signal_taken),
+            ("unseen", self.unseen),
+        ]
+    }
+}
+
 impl core::ops::AddAssign for Lost {
     fn add_assign(&mut self, b: Lost) {
         self.ring_full += b.ring_full;

@@ -65,15 +65,29 @@ impl Shared {
         // The code map table the walk uses, or (frame pointers, or no table) the current one:
         // its epoch tells the drain which modules were mapped.
         let mut code_epoch = self.code.epoch();
+        let mut checked = false;
         let walked = self.stacks.read(|ranges| {
             // SAFETY: `mode` was chosen for this signal, and the reader lives only inside this
             // handler.
             let mut stack = unsafe { LiveStack::new(ranges, regs.sp(), mode, copy) }?;
+            // Frames the loader holds differently now than the table lists (a module unloaded
+            // since, JIT code in its place) are marked, so the drain never attributes them to
+            // a module that was not there.
             Some(match self.unwinder {
-                Unwinder::FramePointers => fp::walk(regs, &stack, frames),
+                Unwinder::FramePointers => {
+                    let walked = fp::walk(regs, &stack, frames);
+                    self.code.read(|code| {
+                        code_epoch = code.epoch;
+                        checked =
+                            code.mark_unlisted(frames.get_mut(..walked.0).unwrap_or_default());
+                    });
+                    walked
+                }
                 Unwinder::Cfi => match self.code.read(|code| {
                     code_epoch = code.epoch;
-                    walk(regs, &mut stack, code, Some(&self.rules), frames)
+                    let walked = walk(regs, &mut stack, code, Some(&self.rules), frames);
+                    checked = code.mark_unlisted(frames.get_mut(..walked.0).unwrap_or_default());
+                    walked
                 }) {
                     Some(walked) => walked,
                     None => walk(regs, &mut stack, &NoCode, None, frames),
@@ -88,6 +102,7 @@ impl Shared {
             len,
             end,
             code_epoch,
+            checked,
         }
     }
 
@@ -125,6 +140,7 @@ impl Shared {
                         len,
                         end,
                         code_epoch: self.code.epoch(),
+                        checked: false,
                     }
                 });
                 slot.publish(SampleMeta {
@@ -135,6 +151,7 @@ impl Shared {
                     end: walked.end as u8,
                     generation,
                     code_epoch: walked.code_epoch,
+                    checked: walked.checked,
                     labels: labels::of_current_thread(),
                 });
             }
@@ -151,6 +168,8 @@ struct Walked {
     end: EndReason,
     /// The code map epoch the walk saw (see [`SampleMeta::code_epoch`]).
     code_epoch: u32,
+    /// Whether its frames were checked against the loader (see [`SampleMeta::checked`]).
+    checked: bool,
 }
 
 /// Records only the interrupted address, ending the walk with `end`.

@@ -14,8 +14,10 @@ use crate::sys::{fault_guard, thread_timer, time};
 
 /// Longest sleep between two drains.
 const MAX_SLEEP_NS: u64 = 10_000_000;
-/// Shortest sleep between two drains (when the ring fills fast).
+/// Shortest sleep between two drains (when the ring fills fast, or libraries come and go).
 const MIN_SLEEP_NS: u64 = 1_000_000;
+/// How long after the loader's last change the sampler keeps looking every `MIN_SLEEP_NS`.
+const LOADER_CHURN_NS: u64 = 100_000_000;
 
 /// Which backends are usable here: perf events, else CPU timers, else the sampler thread.
 pub(crate) fn choose(
@@ -249,6 +251,7 @@ pub(super) fn run(
     let mut next_scan = now + super::SCAN_NS;
     let mut next_maps = now;
     let mut taken = false;
+    let (mut seen_epoch, mut churn_until) = (shared.code.epoch(), 0);
     while !shared.stop.load(Acquire) {
         own_cpu.update();
         // The program has a handler of its own on the signal: the timers would signal it, so
@@ -292,6 +295,17 @@ pub(super) fn run(
         } else if drained * 16 < ring {
             sleep_ns = (sleep_ns * 2).min(MAX_SLEEP_NS);
         }
+        // While libraries come and go, look at the loader every MIN_SLEEP_NS: a library
+        // loaded and unloaded between two looks is never listed, and samples in it cannot be
+        // attributed.
+        let epoch = shared.code.epoch();
+        if epoch != seen_epoch {
+            (seen_epoch, churn_until) = (epoch, now + LOADER_CHURN_NS);
+        }
+        let sleep_ns = match now < churn_until {
+            true => MIN_SLEEP_NS,
+            false => sleep_ns,
+        };
         job.series.tick(c, &mut drain_into, &shared.ring_full);
         job.series.sleep_serving(
             now + sleep_ns,

@@ -291,6 +291,7 @@ impl Job {
             end: end as u8,
             generation: self.generation,
             code_epoch: shared.code.epoch(),
+            checked: false,
             labels: cap.labels,
         });
     }

@@ -97,3 +97,88 @@ pub fn for_each_object(mut f: impl FnMut(&LoadedObject<'_>)) {
     // SAFETY: the callback only uses `data` as the closure reference we pass.
     unsafe { libc::dl_iterate_phdr(Some(callback), (&mut f) as *mut _ as *mut c_void) };
 }
+
+/// glibc's `struct dl_find_object` (2.35 on) for x86_64 and aarch64, with room to spare.
+#[repr(C)]
+struct DlFindObject {
+    flags: u64,
+    map_start: usize,
+    map_end: usize,
+    link_map: usize,
+    eh_frame: usize,
+    /// glibc's `__dflo_reserved[7]`, and more room than any later version adds.
+    reserved: [u64; 16],
+}
+
+/// The loaded object holding an address, as glibc's `_dl_find_object` reports it now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FoundObject {
+    /// The loader's `link_map` of the object (its identity while loaded).
+    pub link_map: usize,
+    /// The end of the object's mapping.
+    pub map_end: usize,
+}
+
+/// glibc's `_dl_find_object` (2.35 on): which loaded object holds an address, lock-free and
+/// async-signal-safe (glibc documents it AS-Safe: it is meant for unwinders). An object that
+/// `dlclose` unloaded is no longer found as soon as `dlclose` returns.
+#[derive(Clone, Copy)]
+pub struct FindObject(unsafe extern "C" fn(*mut c_void, *mut DlFindObject) -> i32);
+
+impl FindObject {
+    /// Looks the function up (off the signal path: `dlsym` takes the loader lock); `None`
+    /// where the C library has none (glibc before 2.35, musl).
+    pub fn resolve() -> Option<FindObject> {
+        // SAFETY: dlsym with a NUL-terminated name; the symbol, when present, has the
+        // signature declared in glibc's <dlfcn.h>.
+        unsafe {
+            let f = libc::dlsym(libc::RTLD_DEFAULT, c"_dl_find_object".as_ptr());
+            (!f.is_null()).then(|| {
+                FindObject(core::mem::transmute::<
+                    *mut c_void,
+                    unsafe extern "C" fn(*mut c_void, *mut DlFindObject) -> i32,
+                >(f))
+            })
+        }
+    }
+
+    /// The object holding `avma` now, if any.
+    ///
+    /// # Signal safety
+    /// Async-signal-safe: `_dl_find_object` reads the loader's lock-free copy of its list.
+    pub fn find(self, avma: u64) -> Option<FoundObject> {
+        let mut out = DlFindObject {
+            flags: 0,
+            map_start: 0,
+            map_end: 0,
+            link_map: 0,
+            eh_frame: 0,
+            reserved: [0; 16],
+        };
+        // SAFETY: `out` is a writable dl_find_object with room to spare; the address is only
+        // compared, never dereferenced.
+        let rc = unsafe { (self.0)(avma as usize as *mut c_void, &mut out) };
+        (rc == 0 && out.map_end > out.map_start).then_some(FoundObject {
+            link_map: out.link_map,
+            map_end: out.map_end,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// glibc (2.35 on) finds the object holding an address, and nothing where none is.
+    #[test]
+    fn the_loader_finds_the_object_holding_an_address() {
+        let Some(find) = FindObject::resolve() else {
+            eprintln!("no _dl_find_object in this C library");
+            return;
+        };
+        let here = FindObject::resolve as *const () as u64;
+        let found = find.find(here).expect("this executable is loaded");
+        assert!(found.link_map != 0 && found.map_end as u64 > here);
+        assert_eq!(find.find(0x1000), None);
+    }
+}
