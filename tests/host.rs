@@ -163,3 +163,82 @@ fn a_program_that_takes_signals_after_start_runs_as_without_vignette() {
     assert!(p.lost.signal_taken > 0, "{:?}", p.lost);
     assert!(p.threads.iter().any(|t| !t.samples.is_empty()));
 }
+
+/// Stacks through glibc's lazy-binding trampoline walk to the root: its CFA is kept in rbx,
+/// which the frames below it restore only through their full CFI.
+#[test]
+fn stacks_through_the_lazy_binding_trampoline_reach_the_root() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let root = env!("CARGO_MANIFEST_DIR");
+    let lib = dir.join("liblazy_lib.so");
+    let built = Command::new("gcc")
+        .args(["-O1", "-shared", "-fPIC", "-o"])
+        .arg(&lib)
+        .arg(format!("{root}/tests/c/lazy_lib.c"))
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let exe = dir.join("lazy");
+    let out = Command::new("gcc")
+        .args([
+            "-O1",
+            "-g",
+            "-pthread",
+            "-Wl,-z,lazy",
+            &format!("-I{root}/include"),
+        ])
+        .arg(format!("{root}/tests/c/lazy.c"))
+        .arg(format!("-L{}", dir.display()))
+        .arg("-llazy_lib")
+        .arg(format!("-Wl,-rpath,{}", dir.display()))
+        .arg(common::c_library().join("libvignette.a"))
+        .args(["-ldl", "-lm", "-o"])
+        .arg(&exe)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let profile = dir.join("lazy.vignette");
+    let run = Command::new(&exe)
+        .arg(&profile)
+        .env("LD_BIND_NOT", "1")
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let p = vignette::tools::read_profile(&profile).unwrap();
+    let samples: Vec<_> = p.threads.iter().flat_map(|t| &t.samples).collect();
+    let ld = p
+        .modules
+        .iter()
+        .position(|m| m.name.starts_with("ld-linux"))
+        .unwrap() as u32
+        + 1;
+    let through = samples
+        .iter()
+        .filter(|s| p.stack_frames(s.stack).skip(1).any(|f| f.module == ld))
+        .count();
+    let short = samples
+        .iter()
+        .filter(|s| s.end != vignette::EndReason::Root)
+        .count();
+    eprintln!(
+        "{} samples, {through} through the loader, {short} not to the root",
+        samples.len()
+    );
+    assert!(
+        through * 10 >= samples.len(),
+        "calls go through the trampoline: {through}"
+    );
+    assert!(
+        short * 100 <= samples.len(),
+        "{short} of {} stacks end early",
+        samples.len()
+    );
+}

@@ -1,5 +1,7 @@
 //! The hybrid walker: CFI where an FDE covers the address, frame pointers where none does.
 
+use core::cell::Cell;
+
 use super::cfi::{self, ModuleSections};
 use super::{compiled, fp, EndReason, Regs, StackReader, Step};
 use super::{Rule, RuleCache};
@@ -40,31 +42,59 @@ where
     S: StackReader + ?Sized,
     C: CodeLookup + ?Sized,
 {
+    let compact = Compact {
+        cache,
+        used: Cell::new(false),
+        stale: Cell::new(false),
+    };
+    let walked = super::walk_frames(regs, stack, frames, |regs, lookup, _, stack| {
+        step(regs, lookup, stack, code, Some(&compact))
+    });
+    if !compact.stale.get() {
+        return walked;
+    }
+    // A frame's CFA is kept in a register that a compact rule of a frame below it did not
+    // restore (glibc's lazy-binding trampoline keeps it in rbx, which `_dl_fixup` saves):
+    // walk again interpreting every frame's CFI, which restores every register.
     super::walk_frames(regs, stack, frames, |regs, lookup, _, stack| {
-        step(regs, lookup, stack, code, cache)
+        step(regs, lookup, stack, code, None)
     })
 }
 
-/// Unwinds one frame whose code is at `lookup`: `regs` become the caller's.
+/// Compact rules (cached, or compiled ahead) for one walk: they restore only the stack
+/// pointer, the frame pointer and the return address.
+struct Compact<'a> {
+    cache: Option<&'a RuleCache>,
+    /// A compact rule unwound a frame of this walk.
+    used: Cell<bool>,
+    /// A later frame's CFA was in another register, which that may have left stale.
+    stale: Cell<bool>,
+}
+
+/// Unwinds one frame whose code is at `lookup`: `regs` become the caller's. Without
+/// `compact`, every frame's CFI is interpreted.
 fn step<S, C>(
     regs: &mut Regs,
     lookup: u64,
     stack: &S,
     code: &C,
-    cache: Option<&RuleCache>,
+    compact: Option<&Compact<'_>>,
 ) -> Result<Step, EndReason>
 where
     S: StackReader + ?Sized,
     C: CodeLookup + ?Sized,
 {
+    let cache = compact.and_then(|c| c.cache);
     if let Some(rule) = cache.and_then(|c| c.get(lookup)) {
+        compact.inspect(|c| c.used.set(true));
         return apply_rule(rule, regs, stack);
     }
     let Some(sections) = code.sections(lookup) else {
         return fp::step_without_unwind_info(regs, stack);
     };
     // The rule compiled when the module was copied, if it holds one.
-    match sections.compiled.and_then(|c| c.lookup(lookup)) {
+    let compiled = sections.compiled.filter(|_| compact.is_some());
+    match compiled.and_then(|c| c.lookup(lookup)) {
         Some(compiled::NO_FDE) => return fp::step_without_unwind_info(regs, stack),
         Some(compiled::INTERPRET) | None => {}
         Some(packed) => {
@@ -72,6 +102,7 @@ where
             if let Some(cache) = cache {
                 cache.insert(lookup, rule);
             }
+            compact.inspect(|c| c.used.set(true));
             return apply_rule(rule, regs, stack);
         }
     }
@@ -87,6 +118,12 @@ where
     }
     let eh_frame = sections.eh_frame.ok_or(EndReason::BadUnwindInfo)?;
     let row = cfi::program::row_at(eh_frame, &fde, lookup)?;
+    if let (Some(c), cfi::CfaRule::RegOffset { reg, .. }) = (compact, row.cfa) {
+        if c.used.get() && reg != Regs::SP && reg != Regs::FP {
+            c.stale.set(true);
+            return Err(EndReason::BadUnwindInfo);
+        }
+    }
     if let (Some(cache), Some(rule)) = (cache, Rule::from_row(&fde, &row)) {
         cache.insert(lookup, rule);
     }

@@ -1,0 +1,1 @@
+int lazy_add(int a) { return a + 1; }
