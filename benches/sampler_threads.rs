@@ -8,7 +8,8 @@
 //! The sampler-thread backend reads every thread's CPU clock each tick (one system call each);
 //! the kernel-timed backends (perf events, CPU timers) read nothing per tick.
 //!
-//! `cargo bench --bench sampler_threads` (about three minutes).
+//! `cargo bench --bench sampler_threads` (about three minutes; `-- over` for the
+//! over-capacity rows only).
 #![allow(missing_docs)]
 
 #[path = "../examples/common/workload.rs"]
@@ -37,7 +38,7 @@ fn process_cpu_ns() -> u64 {
 /// With `idle` sleeping threads, sampled by `backend` (`None`: unprofiled): the sampler
 /// thread's CPU in its first half second (finding and arming every thread) in ns, then, in
 /// ns per second over the next two seconds, the sampler thread's CPU and the process's.
-fn cost(idle: usize, backend: Option<Backend>) -> (f64, f64, f64) {
+fn cost(idle: usize, backend: Option<Backend>, max_threads: usize) -> (f64, f64, f64) {
     let stop = Arc::new(AtomicBool::new(false));
     let sleepers: Vec<_> = (0..idle)
         .map(|_| {
@@ -57,7 +58,7 @@ fn cost(idle: usize, backend: Option<Backend>) -> (f64, f64, f64) {
     let mut p = backend.map(|b| {
         vignette::Profiler::builder()
             .frequency(HZ)
-            .max_threads(4096)
+            .max_threads(max_threads)
             .backend(b)
             .build()
             .expect("profiler")
@@ -122,12 +123,17 @@ fn main() {
          sampler thread, first 0.5 s |"
     );
     println!("|---|---|---|---|---|");
-    for idle in [0, 10, 100, 500, 2000] {
+    // `cargo bench --bench sampler_threads -- over`: only the over-capacity table.
+    let idles: &[usize] = match std::env::args().any(|a| a == "over") {
+        true => &[],
+        false => &[0, 10, 100, 500, 2000],
+    };
+    for &idle in idles {
         let mut rows = vec![(Vec::new(), Vec::new(), Vec::new()); backends.len()];
         for _ in 0..RUNS {
             for (i, &b) in backends.iter().enumerate() {
-                let (_, _, base) = cost(idle, None);
-                let (start_up, sampler, process) = cost(idle, Some(b));
+                let (_, _, base) = cost(idle, None, 4096);
+                let (start_up, sampler, process) = cost(idle, Some(b), 4096);
                 rows[i].0.push(sampler);
                 rows[i].1.push(process - base);
                 rows[i].2.push(start_up);
@@ -144,5 +150,14 @@ fn main() {
                 start_up / 1e6,
             );
         }
+    }
+    // More live threads than slots (the default `max_threads`, 1024): the sampler must not
+    // list them all at every look because some have no slot.
+    println!("\nOver capacity: 2000 sleeping threads, max_threads 1024 (the default)");
+    println!("| backend | sampler thread, steady |");
+    println!("|---|---|");
+    for &b in backends.iter().filter(|&&b| b != Backend::SamplerThread) {
+        let sampler: Vec<f64> = (0..RUNS).map(|_| cost(2000, Some(b), 1024).1).collect();
+        println!("| {} | {:.2} ms/s |", b.name(), median(sampler) / 1e6);
     }
 }

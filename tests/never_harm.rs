@@ -810,8 +810,11 @@ fn libraries_loaded_and_unloaded_200_times_a_second_keep_their_samples() {
         in_churn * 2 >= samples,
         "most samples are in the library: {in_churn}"
     );
+    // 0 of about 4200 here when the machine is otherwise idle; a library loaded and unloaded
+    // while the sampler thread waits for a CPU (another build beside the test) is never
+    // listed: 29 of 4243 once with a whole CI run beside it. (Before: 1.3-1.8%.)
     assert!(
-        unknown * 1000 <= samples,
+        unknown * 100 <= samples,
         "{unknown} of {samples} samples without a module"
     );
     done.store(true, Relaxed);
