@@ -167,6 +167,7 @@ impl Collector {
     }
 
     /// How many slots hold a live thread.
+    #[cfg(target_os = "linux")]
     pub(crate) fn live(&self) -> usize {
         (self.slots.iter().take(self.slots_len))
             .filter(|s| s.state == SlotState::Live)
@@ -176,6 +177,7 @@ impl Collector {
     /// Counts the CPU intervals every live thread used since its account's mark as not
     /// sampled because the program held the signal ([`crate::Lost::signal_taken`]), moving
     /// the accounts on past them.
+    #[cfg(target_os = "linux")]
     pub(crate) fn count_signal_taken(&mut self, interval_ns: u64) {
         for i in 0..self.slots_len {
             let Some(&s) = self.slots.get(i) else { break };
