@@ -103,6 +103,12 @@ vignette_status vignette_create_flight_recorder(const vignette_config *config, u
 /** Stores in *out what takes the samples (a VIGNETTE_BACKEND_* other than AUTO). */
 vignette_status vignette_backend(const vignette_profiler *p, int *out);
 
+/** Sets metadata every profile then carries (key = value): at most 16 keys of 1 to 32 ASCII
+ * letters, digits, '_', '-' or '.', values of at most 128 bytes of UTF-8 without control
+ * characters (VIGNETTE_ERR_CONFIG otherwise). Not while running or delivering
+ * (VIGNETTE_ERR_RUNNING). For example "app", "version", "build", "channel", "session". */
+vignette_status vignette_set_metadata(vignette_profiler *p, const char *key, const char *value);
+
 /** Starts sampling every thread of the process, including threads created later. */
 vignette_status vignette_start(vignette_profiler *p);
 

@@ -651,6 +651,36 @@ pub unsafe extern "C" fn vignette_backend(
     })
 }
 
+/// Sets metadata every profile then carries (`key` = `value`, as `Builder::metadata`): at
+/// most 16 keys of 1 to 32 ASCII letters, digits, `_`, `-` or `.`, values of at most 128 bytes
+/// of UTF-8 without control characters. Not while running or delivering.
+///
+/// # Safety
+/// `p` must be NULL or a profiler from `vignette_create` not yet destroyed, used by one thread
+/// at a time; `key` and `value` NULL or NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn vignette_set_metadata(
+    p: *mut vignette_profiler,
+    key: *const c_char,
+    value: *const c_char,
+) -> vignette_status {
+    guard(|| {
+        // SAFETY: the caller's contract: NULL or NUL-terminated strings.
+        let text = |s: *const c_char, what| match unsafe { s.as_ref() } {
+            None => Err(invalid(what)),
+            // SAFETY: as above.
+            Some(_) => unsafe { CStr::from_ptr(s) }
+                .to_str()
+                .map_err(|_| invalid("metadata is UTF-8")),
+        };
+        let (key, value) = (text(key, "key is NULL")?, text(value, "value is NULL")?);
+        // SAFETY: the caller's contract (see `profiler`).
+        unsafe { profiler(p) }?
+            .set_metadata(key, value)
+            .map_err(core_err)
+    })
+}
+
 /// Starts sampling every thread of the process.
 ///
 /// # Safety

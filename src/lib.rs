@@ -127,6 +127,8 @@ mod unwind;
 #[cfg(any(target_os = "linux", windows, target_os = "macos"))]
 pub mod labels;
 #[cfg(any(target_os = "linux", windows, target_os = "macos"))]
+pub mod metadata;
+#[cfg(any(target_os = "linux", windows, target_os = "macos"))]
 mod sampler;
 #[cfg(any(target_os = "linux", windows, target_os = "macos"))]
 mod sys;

@@ -15,8 +15,9 @@ use core::mem::ManuallyDrop;
 use crate::collector::TriggerRec;
 use crate::collector::{Capacities, Collector};
 use crate::error::{Error, Result};
+use crate::metadata::Metadata;
 use crate::profile::TriggerKind;
-use crate::profile::{Backend, Capture, Clock};
+use crate::profile::{Backend, Capture, CaptureConfig, Clock};
 use crate::sampler::series::{mode_error, Exchange, Recorder, Series};
 use crate::sampler::{self, Job, Running, Shared};
 use crate::sys::mem::MapBox;
@@ -42,6 +43,9 @@ pub struct Builder {
     window_ns: u64,
     /// The backend asked for (`None`: the best available).
     backend: Option<Backend>,
+    /// What the application says about itself, and the first metadata it got wrong.
+    metadata: Metadata,
+    metadata_error: Option<&'static str>,
 }
 
 impl Default for Builder {
@@ -63,11 +67,26 @@ impl Default for Builder {
             module_paths: false,
             window_ns: 0,
             backend: None,
+            metadata: Metadata::default(),
+            metadata_error: None,
         }
     }
 }
 
 impl Builder {
+    /// Says what the profiles come from: `key` (such as `app`, `version`, `build`, `channel`,
+    /// `session`) gets `value`, replacing an earlier value. At most
+    /// [`crate::metadata::MAX_METADATA`] keys of 1 to 32 ASCII letters, digits, `_`, `-` or `.`,
+    /// values of at most 128 bytes without control characters; [`Builder::build`] refuses
+    /// others. Every profile, chunk and window carries them, with facts about the system
+    /// ([`crate::metadata::system_facts`]). Never read on the signal path.
+    pub fn metadata(mut self, key: &str, value: &str) -> Self {
+        if let Err(e) = self.metadata.set(key, value) {
+            self.metadata_error.get_or_insert(e);
+        }
+        self
+    }
+
     /// Samples per second per thread (1 to 10 000; default 1000).
     pub fn frequency(mut self, hz: u32) -> Self {
         self.frequency_hz = hz;
@@ -180,6 +199,9 @@ impl Builder {
                 Err(Error::InvalidConfig(what))
             }
         };
+        if let Some(what) = self.metadata_error {
+            return Err(Error::InvalidConfig(what));
+        }
         check(
             (1..=10_000).contains(&self.frequency_hz),
             "frequency must be 1..=10000 Hz",
@@ -246,8 +268,18 @@ impl Builder {
             interval_ns,
         )?)?;
         sampler::claim_handler(&shared)?;
+        let capture = CaptureConfig {
+            clock: self.clock,
+            interval_ns,
+            max_frames: self.max_frames as u32,
+            module_paths: self.module_paths,
+            backend,
+            metadata: self.metadata.clone(),
+            system: crate::metadata::system_facts(),
+        };
         Ok(Profiler {
             config: self,
+            capture,
             backend,
             shared: ManuallyDrop::new(shared),
             state: State::Idle(job),
@@ -280,6 +312,8 @@ pub enum Target {
 /// [`Profiler::stop`], which returns the [`Capture`]; the profiler can then start again.
 pub struct Profiler {
     config: Builder,
+    /// What its captures report besides their tables.
+    capture: CaptureConfig,
     /// What takes the samples.
     backend: Backend,
     /// Dropped only once no signal handler can still be using it (see `Drop`).
@@ -312,6 +346,23 @@ impl Profiler {
     /// A builder with the defaults.
     pub fn builder() -> Builder {
         Builder::default()
+    }
+
+    /// Sets metadata as [`Builder::metadata`] does, for values known only after `build()` (a
+    /// session id, say). Only while not running and not delivering ([`Error::Running`]):
+    /// captures read it.
+    pub fn set_metadata(&mut self, key: &str, value: &str) -> Result<()> {
+        #[cfg(feature = "std")]
+        let delivering = self.delivery.is_some();
+        #[cfg(not(feature = "std"))]
+        let delivering = false;
+        if self.is_running() || delivering {
+            return Err(Error::Running);
+        }
+        self.capture
+            .metadata
+            .set(key, value)
+            .map_err(Error::InvalidConfig)
     }
 
     /// The configured sampling interval in nanoseconds.
@@ -476,20 +527,9 @@ impl Profiler {
         (c.end_ns != 0).then(|| self.capture_of(c))
     }
 
-    /// What captures of this profiler's tables report.
-    fn capture_config(&self) -> crate::profile::CaptureConfig {
-        crate::profile::CaptureConfig {
-            clock: self.config.clock,
-            interval_ns: self.interval_ns(),
-            max_frames: self.config.max_frames as u32,
-            module_paths: self.config.module_paths,
-            backend: self.backend,
-        }
-    }
-
     /// A capture of the tables `c`.
-    fn capture_of<'a>(&self, c: &'a Collector) -> Capture<'a> {
-        self.capture_config().capture(c)
+    fn capture_of<'a>(&'a self, c: &'a Collector) -> Capture<'a> {
+        self.capture.capture(c)
     }
 
     /// Takes the samples since the start or the previous rotation as a complete profile (its
@@ -590,7 +630,7 @@ impl Profiler {
         if !self.is_running() {
             return Err(Error::NotRunning);
         }
-        let config = self.capture_config();
+        let config = self.capture.clone();
         // SAFETY: the sampler thread runs and serves the exchange until `join_sampler`, which
         // finishes the delivery first; `take` refuses other readers while it runs.
         let d = unsafe {

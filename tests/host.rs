@@ -29,6 +29,9 @@ fn runs_to_the_end(exe: &Path, last_line: &str) {
     let p = vignette::tools::read_profile(&profile).unwrap();
     let samples: usize = p.threads.iter().map(|t| t.samples.len()).sum();
     assert!(samples > 0, "the profile written at exit has samples");
+    if exe.ends_with("at_exit") {
+        assert_eq!(p.metadata, [("app".to_string(), "at_exit".to_string())]);
+    }
 }
 
 #[test]

@@ -78,6 +78,9 @@ fn profile_over(modules: Vec<Module>) -> Profile {
         chunk: Default::default(),
         labels: Default::default(),
         backend: Default::default(),
+        metadata: Vec::new(),
+        system: Vec::new(),
+        process_cpu_ns: 0,
     }
 }
 

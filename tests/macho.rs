@@ -1341,6 +1341,9 @@ fn a_macos_profile_resolves_with_the_symbols_vignette_makes() {
         chunk: Default::default(),
         labels: Default::default(),
         backend: vignette::Backend::Suspension,
+        metadata: Vec::new(),
+        system: Vec::new(),
+        process_cpu_ns: 0,
     };
     let at = dir.join("mac.vignette");
     std::fs::write(&at, profile.encode()).unwrap();

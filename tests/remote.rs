@@ -115,6 +115,9 @@ fn profile(modules: Vec<Module>, addresses: &[u64]) -> Profile {
         chunk: Default::default(),
         labels: Default::default(),
         backend: Default::default(),
+        metadata: Vec::new(),
+        system: Vec::new(),
+        process_cpu_ns: 0,
     }
 }
 

@@ -785,3 +785,80 @@ fn labels_mark_the_samples_taken_under_them() {
     );
     assert_eq!(kept, labelled, "{raw}");
 }
+
+/// Every profile says what it came from (the application's metadata, the system's facts) and
+/// what it was exposed to; chunks too. Metadata out of bounds is refused at `build()`.
+#[test]
+fn profiles_say_what_they_came_from_and_their_exposure() {
+    let _g = profiler_lock();
+    let refused = Profiler::builder().metadata("bad key", "x").build();
+    assert!(matches!(refused, Err(vignette::Error::InvalidConfig(_))));
+    let mut profiler = Profiler::builder()
+        .frequency(1000)
+        .metadata("app", "telemetry-test")
+        .metadata("version", "1.2.3")
+        .metadata("channel", "nightly")
+        .build()
+        .unwrap();
+    profiler.start().unwrap();
+    let burn = |ns| {
+        let start = workload::thread_cpu_ns();
+        let mut x = 1;
+        while workload::thread_cpu_ns() - start < ns {
+            x = workload::mix_hash(x, 1000);
+        }
+        std::hint::black_box(x);
+    };
+    burn(100_000_000);
+    let chunk = profiler.rotate().unwrap().to_profile();
+    burn(100_000_000);
+    let last = profiler.stop().unwrap().to_profile();
+    for p in [&chunk, &last] {
+        let app: Vec<(&str, &str)> = p
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            app,
+            [
+                ("app", "telemetry-test"),
+                ("version", "1.2.3"),
+                ("channel", "nightly")
+            ]
+        );
+        let fact = |k: &str| {
+            p.system
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(fact("os").as_deref(), Some("linux"));
+        assert_eq!(fact("arch").as_deref(), Some(std::env::consts::ARCH));
+        assert!(fact("cores").is_some() && fact("memory_gib").is_some());
+        // The process used at least the 100 ms this thread burned, and a chunk's CPU time is
+        // no more than its wall time on every core.
+        assert!(p.process_cpu_ns >= 90_000_000, "{}", p.process_cpu_ns);
+        let cores: u64 = fact("cores").unwrap().parse().unwrap();
+        assert!(p.process_cpu_ns <= p.duration_ns * cores + 10_000_000);
+    }
+    // pprof carries them as comments, which Go's own reader lists.
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("metadata.pb.gz");
+    std::fs::write(&path, vignette::tools::pprof::to_pprof(&last, None)).unwrap();
+    let out = std::process::Command::new("go")
+        .args(["tool", "pprof", "-comments"])
+        .arg(&path)
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .output()
+        .expect("go (Debian package golang-go; .ci/run installs it) reads pprof files");
+    let comments = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "app=telemetry-test",
+        "version=1.2.3",
+        "os=linux",
+        "process_cpu_ns=",
+    ] {
+        assert!(comments.contains(line), "{line} not in {comments}");
+    }
+}

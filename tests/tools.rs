@@ -684,6 +684,15 @@ fn fixed_profile() -> vignette::Profile {
         chunk: Default::default(),
         labels: Default::default(),
         backend: Default::default(),
+        metadata: vec![
+            ("app".into(), "fixed".into()),
+            ("version".into(), "1.0".into()),
+        ],
+        system: vec![
+            ("os".into(), "linux".into()),
+            ("arch".into(), "x86_64".into()),
+        ],
+        process_cpu_ns: 2_000_000_000,
     }
 }
 
@@ -1039,4 +1048,20 @@ fn labels_filter_group_and_become_root_frames() {
     let text = std::fs::read_to_string(&out_path).unwrap();
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(text.starts_with("main;endpoint=/a;"), "{text}");
+}
+
+/// A resolved profile written by an older vignette (its profile inside has an older layout) is
+/// refused with what to do, not as damaged.
+#[test]
+fn an_older_resolved_profile_says_resolve_again() {
+    let mut bytes = vignette::tools::resolve::RESOLVED_MAGIC.to_vec();
+    bytes.extend([3, 1, 2, 3]);
+    let err = vignette::tools::resolve::ResolvedProfile::decode(&bytes, "old.resolved")
+        .expect("a resolved profile")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("run `vignette resolve` on the original profile again"),
+        "{err}"
+    );
 }

@@ -525,6 +525,24 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 p.threads.len(),
                 p.modules.len()
             ));
+            if p.process_cpu_ns > 0 {
+                say(format!(
+                    "  exposure: {:.3} s of wall time, {:.3} s of the process's CPU",
+                    p.duration_ns as f64 / 1e9,
+                    p.process_cpu_ns as f64 / 1e9
+                ));
+            }
+            for (what, pairs) in [("metadata", &p.metadata), ("system", &p.system)] {
+                if !pairs.is_empty() {
+                    let pairs: Vec<String> = (pairs.iter())
+                        .map(|(k, v)| {
+                            let (k, v) = (tools::escape_controls(k), tools::escape_controls(v));
+                            format!("{k}={v}")
+                        })
+                        .collect();
+                    say(format!("  {what}: {}", pairs.join(", ")));
+                }
+            }
             for t in &p.threads {
                 say(format!(
                     "  thread {:>7} {:<16} {:>7} samples",

@@ -76,6 +76,13 @@ impl Profile {
     /// (every node's parent precedes it), and that no stack is deeper than the profile's own
     /// `max_frames` (at most [`MAX_DEPTH`]): what the tools rely on to stay linear in the input.
     pub(crate) fn validate(&self) -> Result<()> {
+        // Metadata is a handful of short pairs from the writer (16 of at most 32 + 128 bytes):
+        // more is damage.
+        for pairs in [&self.metadata, &self.system] {
+            if pairs.len() > 64 || pairs.iter().any(|(k, v)| k.len() > 256 || v.len() > 4096) {
+                return Err(Error::Corrupt("metadata beyond any writer's bounds"));
+            }
+        }
         let max_depth = (self.max_frames as usize).clamp(1, MAX_DEPTH);
         let mut depth = Vec::with_capacity(self.stacks.len());
         for (i, n) in self.stacks.iter().enumerate() {
@@ -290,6 +297,9 @@ impl V5 {
             chunk: self.10,
             labels: self.11,
             backend: Backend::Unrecorded,
+            metadata: Vec::new(),
+            system: Vec::new(),
+            process_cpu_ns: 0,
         }
     }
 }
@@ -471,6 +481,9 @@ mod tests {
                 ]],
             },
             backend: Backend::PerfEvents,
+            metadata: std::vec![("app".into(), "test".into())],
+            system: std::vec![("os".into(), "linux".into())],
+            process_cpu_ns: 7,
         }
     }
 

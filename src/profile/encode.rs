@@ -11,10 +11,11 @@ use super::{Backend, Clock, Lost, TriggerKind, FORMAT_VERSION, MAGIC};
 use crate::collector::Collector;
 use crate::error::{Error, Result};
 use crate::labels::{self, STRING_VALUE};
+use crate::metadata::Metadata;
 use crate::unwind::EndReason;
 
 /// The profiler's settings a capture reports, to make captures of any of its tables.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(crate) struct CaptureConfig {
     pub clock: Clock,
     pub interval_ns: u64,
@@ -22,17 +23,23 @@ pub(crate) struct CaptureConfig {
     /// Whether modules carry their full paths ([`crate::Builder::module_paths`]).
     pub module_paths: bool,
     pub backend: Backend,
+    /// What the application says about itself ([`crate::Builder::metadata`]).
+    pub metadata: Metadata,
+    /// Facts about the system ([`crate::metadata::system_facts`]).
+    pub system: Metadata,
 }
 
 impl CaptureConfig {
     /// A capture of the tables `c`, with their lost counts.
-    pub fn capture<'a>(&self, c: &'a Collector) -> Capture<'a> {
+    pub fn capture<'a>(&'a self, c: &'a Collector) -> Capture<'a> {
         Capture {
             collector: c,
             clock: self.clock,
             interval_ns: self.interval_ns,
             max_frames: self.max_frames,
             module_paths: self.module_paths,
+            metadata: &self.metadata,
+            system: &self.system,
             lost: Lost {
                 unseen: self.unseen(c),
                 ..c.lost
@@ -72,6 +79,8 @@ pub struct Capture<'a> {
     pub(crate) module_paths: bool,
     pub(crate) lost: Lost,
     pub(crate) backend: Backend,
+    pub(crate) metadata: &'a Metadata,
+    pub(crate) system: &'a Metadata,
 }
 
 impl Capture<'_> {
@@ -204,8 +213,24 @@ impl Serialize for Body<'_> {
             ChunkView(c),
             LabelsView(c),
             cap.backend,
+            MetadataView(cap.metadata),
+            MetadataView(cap.system),
+            c.cpu_end_ns.saturating_sub(c.cpu_start_ns),
         )
             .serialize(s)
+    }
+}
+
+/// Key-value pairs, as a sequence of string pairs.
+struct MetadataView<'a>(&'a Metadata);
+
+impl Serialize for MetadataView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for pair in self.0.iter() {
+            seq.serialize_element(&pair)?;
+        }
+        seq.end()
     }
 }
 

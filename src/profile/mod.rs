@@ -224,6 +224,17 @@ mod owned {
         pub labels: Labels,
         /// What took the samples.
         pub backend: Backend,
+        /// What the application said about itself ([`crate::Builder::metadata`]): key-value
+        /// pairs in the order it set them (format 8 on).
+        pub metadata: Vec<(String, String)>,
+        /// Facts about the system it ran on (`os`, `os_version`, `arch`, `cpu`, `cores`,
+        /// `memory_gib`, `vignette`; see `vignette::metadata::system_facts`), as far as it
+        /// told them (format 8 on).
+        pub system: Vec<(String, String)>,
+        /// The CPU time the process used in the session, less vignette's sampler thread, in
+        /// nanoseconds (0: not measured): with `duration_ns`, what the profile was exposed to,
+        /// to normalise across profiles (format 8 on).
+        pub process_cpu_ns: u64,
     }
 
     /// Labels: the names, and the distinct sets samples carry ([`Sample::labels`]).

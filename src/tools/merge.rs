@@ -207,7 +207,24 @@ pub fn merge(profiles: &[Profile], options: MergeOptions) -> Result<Profile, Too
             true => first.backend,
             false => crate::Backend::Unrecorded,
         },
+        // What every input says alike; the CPU time they were exposed to adds up.
+        metadata: common_pairs(profiles.iter().map(|p| &p.metadata)),
+        system: common_pairs(profiles.iter().map(|p| &p.system)),
+        process_cpu_ns: profiles.iter().map(|p| p.process_cpu_ns).sum(),
     })
+}
+
+/// The pairs every list has (with the same value), in the first list's order.
+fn common_pairs<'a>(
+    mut lists: impl Iterator<Item = &'a Vec<(String, String)>> + Clone,
+) -> Vec<(String, String)> {
+    let Some(first) = lists.next() else {
+        return Vec::new();
+    };
+    (first.iter())
+        .filter(|pair| lists.clone().all(|l| l.contains(pair)))
+        .cloned()
+        .collect()
 }
 
 /// The merged label names and sets, each input's mapped into them.

@@ -215,8 +215,21 @@ fn encode(profile: &Profile, res: Option<&Resolution>, base_threads: usize) -> V
     for fm in &function_msgs {
         p.bytes(5, fm);
     }
+    // What the profile came from, as pprof's comments (`go tool pprof -comments`).
+    let exposure = (profile.process_cpu_ns > 0).then(|| {
+        let cpu = profile.process_cpu_ns.to_string();
+        ("process_cpu_ns".to_string(), cpu)
+    });
+    let comments: Vec<u64> = (profile.metadata.iter())
+        .chain(&profile.system)
+        .chain(&exposure)
+        .map(|(k, v)| s.id(&format!("{k}={v}")))
+        .collect();
     for st in &s.table {
         p.bytes(6, st.as_bytes());
+    }
+    for c in comments {
+        p.int(13, c);
     }
     p.int(9, profile.start_unix_ns).int(10, profile.duration_ns);
     p.bytes(11, &time_type).int(12, profile.interval_ns);

@@ -253,6 +253,38 @@ fn chunk_header(profile: &Profile) -> String {
             profile.interval_ns as f64 / 1e6
         );
     }
+    // What it came from: the application's metadata, then the system in a few words.
+    if !profile.metadata.is_empty() {
+        let pairs: Vec<String> = (profile.metadata.iter())
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    super::escape_controls(k),
+                    super::escape_controls(v)
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "from {}", pairs.join(" "));
+    }
+    let fact = |k: &str| {
+        profile
+            .system
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v)
+    };
+    if let (Some(os), Some(arch)) = (fact("os"), fact("arch")) {
+        let version = fact("os_version").map_or(String::new(), |v| format!(" {v}"));
+        let cores = fact("cores").map_or(String::new(), |c| format!(", {c} cores"));
+        let _ = writeln!(
+            out,
+            "on {}{} {}{}",
+            super::escape_controls(os),
+            super::escape_controls(&version),
+            super::escape_controls(arch),
+            super::escape_controls(&cores)
+        );
+    }
     if let Some(t) = &c.trigger {
         let thread = profile.threads.iter().find(|x| x.tid == t.tid);
         let who = match thread {

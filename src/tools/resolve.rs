@@ -188,12 +188,14 @@ pub fn resolve(profile: &Profile, store: &mut SymbolStore) -> Result<Resolution,
 /// The eight bytes a resolved profile starts with.
 pub const RESOLVED_MAGIC: [u8; 8] = *b"VIGNRSLV";
 /// The resolved-profile layout version (2: the profile inside uses the version-2 sample stream;
-/// 3: the same layout, with profile format 3's end reasons).
-const RESOLVED_VERSION: u16 = 3;
+/// 3: the same layout, with profile format 3's end reasons; 4: the profile inside as format 8
+/// has it). Bumped with every change of [`Profile`]'s fields: the profile inside is written
+/// as the struct is, so an older layout cannot be read (resolve again).
+const RESOLVED_VERSION: u16 = 4;
 
 /// A profile together with its resolution: what `vignette resolve -o` writes and `vignette
 /// convert` reads without needing symbols again. postcard, after [`RESOLVED_MAGIC`] and a
-/// version (1).
+/// version.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ResolvedProfile {
     /// The profile.
@@ -238,7 +240,7 @@ impl ResolvedProfile {
             (|| {
                 let (version, rest) =
                     postcard::take_from_bytes::<u16>(rest).map_err(|e| e.to_string())?;
-                if !(2..=RESOLVED_VERSION).contains(&version) {
+                if version != RESOLVED_VERSION {
                     let what = if version > RESOLVED_VERSION {
                         "upgrade vignette"
                     } else {

@@ -38,6 +38,11 @@ int main(int argc, char **argv) {
   vignette_config config;
   vignette_config_default(&config);
   check(vignette_create(&config, &profiler), "create");
+  check(vignette_set_metadata(profiler, "app", "at_exit"), "metadata");
+  if (vignette_set_metadata(profiler, "bad key", "x") != VIGNETTE_ERR_CONFIG) {
+    fprintf(stderr, "a bad metadata key was taken\n");
+    return 5;
+  }
   check(vignette_start(profiler), "start");
   atexit(at_exit);
   for (int line = 0; line < 200; line++) printf("line %d\n", line);

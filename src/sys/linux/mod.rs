@@ -7,6 +7,7 @@
 
 mod arch;
 pub mod dl;
+pub mod facts;
 pub mod fault_guard;
 pub mod fs;
 pub mod handler_stack;

@@ -12,6 +12,7 @@
 //! here (no macOS machine).
 
 pub mod api;
+pub mod facts;
 pub mod loader;
 pub mod memory;
 pub use super::posix::pages;

@@ -10,6 +10,7 @@
 //! that may run then say so in a "Suspension safety" section.
 
 pub mod api;
+pub mod facts;
 pub mod loader;
 pub mod memory;
 pub mod pages;
