@@ -1065,3 +1065,16 @@ fn an_older_resolved_profile_says_resolve_again() {
         "{err}"
     );
 }
+
+/// Speedscope and the Firefox Profiler name the profile as the application named itself, and
+/// Firefox shows the system it ran on.
+#[test]
+fn converters_carry_what_the_profile_came_from() {
+    let p = fixed_profile();
+    let res = tools::resolve(&p, &mut SymbolStore::new(&[])).unwrap();
+    let doc = tools::speedscope::to_speedscope(&p, &res, "file-name");
+    assert_eq!(doc["name"], "fixed 1.0");
+    let fx = tools::firefox::to_firefox(&p, &res, "file-name");
+    assert_eq!(fx["meta"]["product"], "fixed 1.0");
+    assert_eq!(fx["meta"]["oscpu"], "linux x86_64");
+}

@@ -422,7 +422,32 @@ mod owned {
         pub labels: u32,
     }
 
+    /// The value of `key` in `pairs`.
+    fn value_of<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+        (pairs.iter().find(|(k, _)| k == key)).map(|(_, v)| v.as_str())
+    }
+
     impl Profile {
+        /// The application's metadata value for `key`, if it set one.
+        pub fn metadata_value(&self, key: &str) -> Option<&str> {
+            value_of(&self.metadata, key)
+        }
+
+        /// The system fact `key` (`os`, `arch`, ...), if the profile has it.
+        pub fn system_fact(&self, key: &str) -> Option<&str> {
+            value_of(&self.system, key)
+        }
+
+        /// What the application calls itself: its `app` metadata and `version` if it set them
+        /// (`app 1.2`), else `None`.
+        pub fn app_name(&self) -> Option<String> {
+            let app = self.metadata_value("app")?;
+            Some(match self.metadata_value("version") {
+                Some(v) => std::format!("{app} {v}"),
+                None => app.into(),
+            })
+        }
+
         /// The frames of stack node `node`, innermost first.
         pub fn stack_frames(&self, node: u32) -> impl Iterator<Item = &Frame> + '_ {
             let mut next = Some(node);

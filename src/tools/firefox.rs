@@ -17,11 +17,20 @@ const MAX_LABEL_CATEGORIES: usize = 64;
 pub fn to_firefox(profile: &Profile, res: &Resolution, product: &str) -> serde_json::Value {
     let start =
         ReferenceTimestamp::from_millis_since_unix_epoch(profile.start_unix_ns as f64 / 1e6);
+    // The application's own name, where it said it.
+    let app = profile.app_name();
+    let product = app.as_deref().unwrap_or(product);
     let mut fx = FxProfile::new(
         product,
         start,
         SamplingInterval::from_nanos(profile.interval_ns),
     );
+    let fact = |k: &str| profile.system_fact(k);
+    if let Some(os) = fact("os") {
+        let parts = [Some(os), fact("os_version"), fact("arch")];
+        let os: Vec<&str> = parts.into_iter().flatten().collect();
+        fx.set_os_name(&os.join(" "));
+    }
     let native = fx.add_category("Native", CategoryColor::Blue);
     // Labelled samples: a category per label set (the profiler colours and filters by it).
     let colors = [

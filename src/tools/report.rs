@@ -266,13 +266,7 @@ fn chunk_header(profile: &Profile) -> String {
             .collect();
         let _ = writeln!(out, "from {}", pairs.join(" "));
     }
-    let fact = |k: &str| {
-        profile
-            .system
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v)
-    };
+    let fact = |k: &str| profile.system_fact(k);
     if let (Some(os), Some(arch)) = (fact("os"), fact("arch")) {
         let version = fact("os_version").map_or(String::new(), |v| format!(" {v}"));
         let cores = fact("cores").map_or(String::new(), |c| format!(", {c} cores"));

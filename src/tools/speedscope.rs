@@ -11,6 +11,9 @@ use crate::Profile;
 
 /// Builds the Speedscope document for `profile`, titled `name`.
 pub fn to_speedscope(profile: &Profile, res: &Resolution, name: &str) -> Value {
+    // The application's own name, where it said it.
+    let app = profile.app_name();
+    let name = app.as_deref().unwrap_or(name);
     let mut frame_index: HashMap<&Location, usize> = HashMap::new();
     let mut frames: Vec<Value> = Vec::new();
     let mut profiles = Vec::new();
