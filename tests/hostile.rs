@@ -81,6 +81,7 @@ fn profile_over(modules: Vec<Module>) -> Profile {
         metadata: Vec::new(),
         system: Vec::new(),
         process_cpu_ns: 0,
+        pid: 0,
     }
 }
 

@@ -1344,6 +1344,7 @@ fn a_macos_profile_resolves_with_the_symbols_vignette_makes() {
         metadata: Vec::new(),
         system: Vec::new(),
         process_cpu_ns: 0,
+        pid: 0,
     };
     let at = dir.join("mac.vignette");
     std::fs::write(&at, profile.encode()).unwrap();

@@ -118,6 +118,7 @@ fn profile(modules: Vec<Module>, addresses: &[u64]) -> Profile {
         metadata: Vec::new(),
         system: Vec::new(),
         process_cpu_ns: 0,
+        pid: 0,
     }
 }
 

@@ -693,6 +693,7 @@ fn fixed_profile() -> vignette::Profile {
             ("arch".into(), "x86_64".into()),
         ],
         process_cpu_ns: 2_000_000_000,
+        pid: 42,
     }
 }
 
@@ -1077,4 +1078,28 @@ fn converters_carry_what_the_profile_came_from() {
     let fx = tools::firefox::to_firefox(&p, &res, "file-name");
     assert_eq!(fx["meta"]["product"], "fixed 1.0");
     assert_eq!(fx["meta"]["oscpu"], "linux x86_64");
+    // Only the thread whose id is the process id is the main thread, wherever it is listed.
+    let mut p = p;
+    p.threads.insert(
+        0,
+        vignette::Thread {
+            tid: 43,
+            name: "worker-2".into(),
+            samples: p.threads[0].samples.clone(),
+        },
+    );
+    let fx = tools::firefox::to_firefox(&p, &res, "file-name");
+    let main: Vec<(String, bool)> = (fx["threads"].as_array().unwrap().iter())
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_string(),
+                t["isMainThread"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(main.iter().filter(|(_, m)| *m).count(), 1, "{main:?}");
+    assert!(
+        main.contains(&("worker-2".to_string(), false)),
+        "the worker listed first is not the main thread: {main:?}"
+    );
 }

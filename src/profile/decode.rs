@@ -300,6 +300,7 @@ impl V5 {
             metadata: Vec::new(),
             system: Vec::new(),
             process_cpu_ns: 0,
+            pid: 0,
         }
     }
 }
@@ -484,6 +485,7 @@ mod tests {
             metadata: std::vec![("app".into(), "test".into())],
             system: std::vec![("os".into(), "linux".into())],
             process_cpu_ns: 7,
+            pid: 42,
         }
     }
 

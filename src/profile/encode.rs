@@ -213,9 +213,14 @@ impl Serialize for Body<'_> {
             ChunkView(c),
             LabelsView(c),
             cap.backend,
-            MetadataView(cap.metadata),
-            MetadataView(cap.system),
-            c.cpu_end_ns.saturating_sub(c.cpu_start_ns),
+            // Serde's tuples stop at 16; postcard writes a nested tuple's fields in order
+            // with nothing between, as the flat layout.
+            (
+                MetadataView(cap.metadata),
+                MetadataView(cap.system),
+                c.cpu_end_ns.saturating_sub(c.cpu_start_ns),
+                crate::sys::threads::getpid() as u32,
+            ),
         )
             .serialize(s)
     }

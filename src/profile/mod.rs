@@ -235,6 +235,9 @@ mod owned {
         /// nanoseconds (0: not measured): with `duration_ns`, what the profile was exposed to,
         /// to normalise across profiles (format 8 on).
         pub process_cpu_ns: u64,
+        /// The process id (0: not recorded): on Linux its main thread is the thread whose id
+        /// this is (format 8 on).
+        pub pid: u32,
     }
 
     /// Labels: the names, and the distinct sets samples carry ([`Sample::labels`]).

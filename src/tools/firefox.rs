@@ -52,17 +52,15 @@ pub fn to_firefox(profile: &Profile, res: &Resolution, product: &str) -> serde_j
     let more = (profile.labels.sets.len() > MAX_LABEL_CATEGORIES)
         .then(|| fx.add_category("other labels", CategoryColor::Gray));
     let process = fx.add_process(product, 0, Timestamp::from_nanos_since_reference(0));
-    for (i, t) in profile
-        .threads
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| !t.samples.is_empty())
-    {
+    for t in profile.threads.iter().filter(|t| !t.samples.is_empty()) {
+        // Only the thread whose id is the process's is its main thread (Linux): the Firefox
+        // Profiler shows a main thread under the process's name.
+        let main = profile.pid != 0 && t.tid == profile.pid;
         let thread = fx.add_thread(
             process,
             t.tid,
             Timestamp::from_nanos_since_reference(0),
-            i == 0,
+            main,
         );
         fx.set_thread_name(thread, if t.name.is_empty() { "thread" } else { &t.name });
         let mut us = 0u64;

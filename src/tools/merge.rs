@@ -211,6 +211,11 @@ pub fn merge(profiles: &[Profile], options: MergeOptions) -> Result<Profile, Too
         metadata: common_pairs(profiles.iter().map(|p| &p.metadata)),
         system: common_pairs(profiles.iter().map(|p| &p.system)),
         process_cpu_ns: profiles.iter().map(|p| p.process_cpu_ns).sum(),
+        // One process if every input says the same.
+        pid: match profiles.iter().all(|p| p.pid == first.pid) {
+            true => first.pid,
+            false => 0,
+        },
     })
 }
 
