@@ -1103,3 +1103,37 @@ fn converters_carry_what_the_profile_came_from() {
         "the worker listed first is not the main thread: {main:?}"
     );
 }
+
+/// `convert -o -` writes the converted profile to standard output, and nothing else there (no
+/// file named `-`, no "wrote" line in the stream).
+#[test]
+fn convert_to_standard_output() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("stdout-convert");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let profile = dir.join("fixed.vignette");
+    std::fs::write(&profile, fixed_profile().encode()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vignette"))
+        .args([
+            "convert",
+            profile.to_str().unwrap(),
+            "--to",
+            "collapsed",
+            "-o",
+            "-",
+        ])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(!stdout.is_empty() && !stdout.contains("wrote"), "{stdout}");
+    assert!(stdout
+        .lines()
+        .all(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().is_ok()));
+    assert!(!dir.join("-").exists(), "a file named '-' was written");
+}

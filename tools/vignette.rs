@@ -59,7 +59,7 @@ enum Command {
         /// The output format
         #[arg(long, value_enum)]
         to: Format,
-        /// The output file
+        /// The output file (`-`: standard output)
         #[arg(short, long)]
         output: PathBuf,
         #[command(flatten)]
@@ -385,7 +385,10 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             filter,
             label_frames,
         } => {
-            check_output(&output)?;
+            let to_stdout = output.as_os_str() == "-";
+            if !to_stdout {
+                check_output(&output)?;
+            }
             let (p, resolved) = tools::read_any(&profile)?;
             let p = filtered(p, filter.as_ref())?;
             let res = match (to, resolved) {
@@ -407,8 +410,16 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 false => (p, res),
             };
             let bytes = tools::convert(to, &p, &res, &tools::ConvertOptions { title })?;
+            // `-o -`: the output on stdout, as Unix tools do; messages go to stderr only.
+            if to_stdout {
+                std::io::stdout()
+                    .lock()
+                    .write_all(&bytes)
+                    .map_err(|e| ToolError::io(Path::new("standard output"), e))?;
+                return Ok(());
+            }
             write_file(&output, &bytes)?;
-            say(format!("wrote {}", output.display()));
+            eprintln!("wrote {}", output.display());
         }
         Command::Report {
             profile,
