@@ -792,3 +792,62 @@ fn resolve_says_why_each_module_has_no_symbols() {
     assert!(stdout.contains(" main"), "{stdout}");
     assert!(stderr.contains("no symbols for libgone.so"), "{stderr}");
 }
+
+/// A library the profile knows by its soname (`libver.so.1`), found as a symlink to the
+/// versioned file, is stored under the soname (so `resolve` finds it), and once only.
+#[test]
+fn a_versioned_library_is_stored_under_the_name_the_profile_uses() {
+    use vignette::tools::store::elf_build_id;
+    let dir = tmp("symbols-soname");
+    let lib = dir.join("lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/libcallback-debug.so");
+    std::fs::copy(&fixture, lib.join("libver.so.1.2.3")).unwrap();
+    std::os::unix::fs::symlink("libver.so.1.2.3", lib.join("libver.so.1")).unwrap();
+    let build_id = elf_build_id(&fixture).unwrap();
+    // Breakpad's debug id: the build ID's first 16 bytes, the GUID's first three fields swapped.
+    let mut debug_id: [u8; 16] = build_id[..16].try_into().unwrap();
+    debug_id[..4].reverse();
+    debug_id[4..6].reverse();
+    debug_id[6..8].reverse();
+    let file = dir.join("p.vignette");
+    let m = module("libver.so.1", "", debug_id, build_id);
+    std::fs::write(&file, profile_over(vec![m]).encode()).unwrap();
+    let store = dir.join("store");
+    let args = [
+        "symbols",
+        "--profile",
+        file.to_str().unwrap(),
+        "--search",
+        lib.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ];
+    let out = vignette(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = walk(&store);
+    assert_eq!(written.len(), 1, "{written:?}");
+    let sym = &written[0];
+    assert!(sym.ends_with("libver.so.1.sym"), "{sym:?}");
+    assert_eq!(
+        sym.parent().unwrap().parent().unwrap().file_name().unwrap(),
+        "libver.so.1"
+    );
+    let text = std::fs::read_to_string(sym).unwrap();
+    assert!(
+        text.lines().next().unwrap().ends_with(" libver.so.1"),
+        "{}",
+        text.lines().next().unwrap()
+    );
+    // Again: nothing rewritten.
+    let modified = std::fs::metadata(sym).unwrap().modified().unwrap();
+    assert!(vignette(&args).status.success());
+    assert_eq!(
+        std::fs::metadata(sym).unwrap().modified().unwrap(),
+        modified
+    );
+}

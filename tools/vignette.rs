@@ -348,7 +348,10 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                     }
                 };
                 let bar = spinner(format!("writing symbols for {name}"));
-                let written = tools::store::add_to_store(&path, &store, &debug_dirs);
+                // Stored under the name the profile knows (a soname, where the file found
+                // is the versioned file it links to), so `resolve` finds it.
+                let written =
+                    tools::store::add_to_store_as(&path, Some(&m.name), &store, &debug_dirs);
                 bar.finish_and_clear();
                 match written {
                     Ok(written) => say(format!("{}", written.display())),

@@ -104,12 +104,27 @@ pub fn add_to_store(
     store: &Path,
     debug_roots: &[PathBuf],
 ) -> Result<PathBuf, ToolError> {
+    add_to_store_as(binary, None, store, debug_roots)
+}
+
+/// [`add_to_store`], an ELF file stored under `name` (the file name a profile knows it by,
+/// such as a soname that links to a versioned file: `libz.so.1` for `libz.so.1.2.13`) rather
+/// than its own file name.
+pub fn add_to_store_as(
+    binary: &Path,
+    name: Option<&str>,
+    store: &Path,
+    debug_roots: &[PathBuf],
+) -> Result<PathBuf, ToolError> {
     let what = binary.display().to_string();
-    super::guard(&what, || add_to_store_unguarded(binary, store, debug_roots))
+    super::guard(&what, || {
+        add_to_store_unguarded(binary, name, store, debug_roots)
+    })
 }
 
 fn add_to_store_unguarded(
     binary: &Path,
+    elf_name: Option<&str>,
     store: &Path,
     debug_roots: &[PathBuf],
 ) -> Result<PathBuf, ToolError> {
@@ -136,7 +151,7 @@ fn add_to_store_unguarded(
             ),
         )
     })?;
-    let name = file_name_of(binary);
+    let name = elf_name.map_or_else(|| file_name_of(binary), str::to_string);
     let id = symbol_id(&object, &name);
     let debug_data = match object.has_debug_info() {
         true => None,
