@@ -181,28 +181,16 @@ fn stacks_through_the_lazy_binding_trampoline_reach_the_root() {
         .status()
         .unwrap();
     assert!(built.success());
-    let exe = dir.join("lazy");
-    let out = Command::new("gcc")
-        .args([
-            "-O1",
-            "-g",
-            "-pthread",
-            "-Wl,-z,lazy",
-            &format!("-I{root}/include"),
-        ])
-        .arg(format!("{root}/tests/c/lazy.c"))
-        .arg(format!("-L{}", dir.display()))
-        .arg("-llazy_lib")
-        .arg(format!("-Wl,-rpath,{}", dir.display()))
-        .arg(common::c_library().join("libvignette.a"))
-        .args(["-ldl", "-lm", "-o"])
-        .arg(&exe)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let exe = common::c_program_with(
+        "gcc",
+        "lazy",
+        &["tests/c/lazy.c"],
+        &[
+            "-Wl,-z,lazy".into(),
+            format!("-L{}", dir.display()),
+            "-llazy_lib".into(),
+            format!("-Wl,-rpath,{}", dir.display()),
+        ],
     );
     let profile = dir.join("lazy.vignette");
     let run = Command::new(&exe)

@@ -233,33 +233,16 @@ impl From<LostV7> for Lost {
     }
 }
 
-/// Versions 6 and 7: version 8's layout with [`LostV7`].
+/// Versions 6 and 7: version 5's layout and the backend (postcard writes a nested tuple's
+/// fields in order, as the flat layout).
 #[derive(serde::Deserialize)]
-struct V7(
-    u64,
-    u64,
-    Clock,
-    u64,
-    u32,
-    Vec<Module>,
-    Vec<Frame>,
-    Vec<StackNode>,
-    Vec<Thread>,
-    LostV7,
-    Chunk,
-    Labels,
-    Backend,
-);
+struct V7(V5, Backend);
 
 impl V7 {
     fn into_profile(self) -> Profile {
         Profile {
-            backend: self.12,
-            ..V5(
-                self.0, self.1, self.2, self.3, self.4, self.5, self.6, self.7, self.8, self.9,
-                self.10, self.11,
-            )
-            .into_profile()
+            backend: self.1,
+            ..self.0.into_profile()
         }
     }
 }

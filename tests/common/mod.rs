@@ -160,11 +160,23 @@ pub fn c_library() -> std::path::PathBuf {
 /// into `CARGO_TARGET_TMPDIR/<name>` with `compiler` (`gcc`, `g++`); returns the program.
 #[cfg(target_os = "linux")]
 pub fn c_program(compiler: &str, name: &str, sources: &[&str]) -> std::path::PathBuf {
+    c_program_with(compiler, name, sources, &[])
+}
+
+/// [`c_program`] with more arguments for the compiler (before the C library).
+#[cfg(target_os = "linux")]
+pub fn c_program_with(
+    compiler: &str,
+    name: &str,
+    sources: &[&str],
+    args: &[String],
+) -> std::path::PathBuf {
     let root = env!("CARGO_MANIFEST_DIR");
     let exe = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let out = std::process::Command::new(compiler)
         .args(["-O1", "-g", "-pthread", &format!("-I{root}/include")])
         .args(sources.iter().map(|s| format!("{root}/{s}")))
+        .args(args)
         .arg(c_library().join("libvignette.a"))
         .args(["-ldl", "-lm", "-o"])
         .arg(&exe)
