@@ -224,6 +224,17 @@ long spin(double ms) {{
     )
 }
 
+/// A profiler sampling at `hz` on the CPU clock, started.
+fn started_on_the_cpu_clock(hz: u32) -> Profiler {
+    let mut profiler = Profiler::builder()
+        .frequency(hz)
+        .clock(Clock::Cpu)
+        .build()
+        .unwrap();
+    profiler.start().unwrap();
+    profiler
+}
+
 struct Library(*mut libc::c_void);
 // SAFETY: a dlopen handle may be used from any thread.
 unsafe impl Sync for Library {}
@@ -266,12 +277,7 @@ fn libraries_unloaded_and_replaced_while_threads_run_in_them() {
     let done = watchdog(240);
     let big = build_library("big", &plugin_source("big", 8));
     let small = build_library("small", &plugin_source("small", 1));
-    let mut profiler = Profiler::builder()
-        .frequency(1000)
-        .clock(Clock::Cpu)
-        .build()
-        .unwrap();
-    profiler.start().unwrap();
+    let mut profiler = started_on_the_cpu_clock(1000);
     // Several threads, each loading and unloading the libraries on its own (the loader counts
     // references, so a library is unmapped when the last thread closes it), spinning in them.
     let cycles = Arc::new(AtomicU64::new(0));
@@ -334,12 +340,7 @@ __attribute__((noinline)) void call_back(callback f) { f(); __asm__ volatile("")
     let lib = Library::open(&so);
     let call_back = lib.address_of(c"call_back");
     let maps = mappings_of(&so);
-    let mut profiler = Profiler::builder()
-        .frequency(1000)
-        .clock(Clock::Cpu)
-        .build()
-        .unwrap();
-    profiler.start().unwrap();
+    let mut profiler = started_on_the_cpu_clock(1000);
     std::thread::scope(|s| {
         std::thread::Builder::new()
             .name("protected".into())
@@ -471,12 +472,7 @@ fn a_library_loaded_after_start_owns_its_samples() {
     let _g = profiler_lock();
     let done = watchdog(120);
     let so = build_library("late", &plugin_source("late", 1));
-    let mut profiler = Profiler::builder()
-        .frequency(1000)
-        .clock(Clock::Cpu)
-        .build()
-        .unwrap();
-    profiler.start().unwrap();
+    let mut profiler = started_on_the_cpu_clock(1000);
     let mut range = (0, 0);
     on_thread("late", || {
         let lib = Library::open(&so);
@@ -507,12 +503,7 @@ fn a_library_loaded_where_another_was_is_its_own_module() {
     let done = watchdog(180);
     let alpha = build_library("alpha", &plugin_source("alpha", 1));
     let beta = build_library("beta", &plugin_source("beta", 1));
-    let mut profiler = Profiler::builder()
-        .frequency(1000)
-        .clock(Clock::Cpu)
-        .build()
-        .unwrap();
-    profiler.start().unwrap();
+    let mut profiler = started_on_the_cpu_clock(1000);
     // The loader reuses the hole the first library leaves, unless something else was mapped
     // there in between (the sampler's own copies of unwind sections, made on its next tick):
     // load the second one right after closing the first, and try again if it landed elsewhere.
@@ -725,12 +716,7 @@ fn code_run_where_a_library_was_is_never_the_librarys() {
     let _g = profiler_lock();
     let done = watchdog(180);
     let gone = build_library("gone", &plugin_source("gone", 1));
-    let mut profiler = Profiler::builder()
-        .frequency(4000)
-        .clock(Clock::Cpu)
-        .build()
-        .unwrap();
-    profiler.start().unwrap();
+    let mut profiler = started_on_the_cpu_clock(4000);
     // Right after `dlclose` returns, a page of new code at the library's old base, as a JIT
     // maps one; the sampler has not looked at the loader yet.
     let mut runs = vec![];
@@ -772,12 +758,7 @@ fn libraries_loaded_and_unloaded_200_times_a_second_keep_their_samples() {
     let _g = profiler_lock();
     let done = watchdog(240);
     let churn = build_library("churn", &plugin_source("churn", 1));
-    let mut profiler = Profiler::builder()
-        .frequency(4000)
-        .clock(Clock::Cpu)
-        .build()
-        .unwrap();
-    profiler.start().unwrap();
+    let mut profiler = started_on_the_cpu_clock(4000);
     // Two threads, each loading the library, spinning 5 ms in it and unloading it, 100 times.
     std::thread::scope(|s| {
         for i in 0..2 {
