@@ -224,6 +224,16 @@ fn modules_without_paths_are_found_by_file_name_and_build_id() {
         local_file_of(&clones, std::slice::from_ref(&fixtures)).unwrap(),
         fixtures.join("clones").canonicalize().unwrap()
     );
+    // A folder of the module's name (`/usr/local/lib/python3.11` for `python3.11`) is passed
+    // over: the advice is still --search, not "not a regular file".
+    let decoy = tmp("symbols-decoy");
+    std::fs::create_dir_all(decoy.join("clones")).unwrap();
+    let why = local_file_of(&clones, std::slice::from_ref(&decoy)).unwrap_err();
+    assert!(why.contains("--search"), "{why}");
+    assert_eq!(
+        local_file_of(&clones, &[decoy, fixtures.clone()]).unwrap(),
+        fixtures.join("clones").canonicalize().unwrap()
+    );
     // The CLI: `symbols --profile P --search DIR` writes the module's symbols.
     let dir = tmp("symbols-by-name");
     let file = dir.join("p.vignette");

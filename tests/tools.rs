@@ -1137,3 +1137,21 @@ fn convert_to_standard_output() {
         .all(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().is_ok()));
     assert!(!dir.join("-").exists(), "a file named '-' was written");
 }
+
+/// The vDSO has no file: its missing symbols are explained, not blamed on a missing
+/// `vignette symbols` run.
+#[test]
+fn the_vdso_is_not_sent_to_vignette_symbols() {
+    let mut p = fixed_profile();
+    p.modules[0].name = "linux-vdso.so.1".into();
+    let store = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("empty-store");
+    std::fs::create_dir_all(&store).unwrap();
+    let res = tools::resolve(&p, &mut SymbolStore::new(&[store])).unwrap();
+    let warning = res
+        .warnings
+        .iter()
+        .find(|w| w.contains("linux-vdso"))
+        .unwrap();
+    assert!(warning.contains("vDSO has no file"), "{warning}");
+    assert!(!warning.contains("vignette symbols"), "{warning}");
+}

@@ -157,6 +157,11 @@ pub fn resolve(profile: &Profile, store: &mut SymbolStore) -> Result<Resolution,
                     warnings.push(format!(
                         "no symbols for {name} (debug ID {id}): no symbols were given (--symbols)"
                     ));
+                } else if !warned && is_vdso(name) {
+                    warnings.push(format!(
+                        "no symbols for {name} (debug ID {id}): the kernel's vDSO has no file \
+                         to make symbols from; its frames keep their offsets"
+                    ));
                 } else if !warned {
                     warnings.push(format!(
                         "no symbols for {name} (debug ID {id}): none in the symbols given (a \
@@ -264,4 +269,9 @@ impl ResolvedProfile {
             .map_err(|e| ToolError::new(ErrorKind::Profile, format!("{source}: {e}"))),
         )
     }
+}
+
+/// Whether `name` is the kernel's vDSO, which has no file on disk.
+pub(crate) fn is_vdso(name: &str) -> bool {
+    name.starts_with("linux-vdso") || name.starts_with("linux-gate")
 }

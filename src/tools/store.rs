@@ -357,7 +357,7 @@ pub fn local_file_of(module: &crate::Module, search: &[PathBuf]) -> Result<PathB
     if !is_safe_file_name(&module.name) {
         return Err("not a file name (an unnamed mapping)".into());
     }
-    if module.name.starts_with("linux-vdso") || module.name.starts_with("linux-gate") {
+    if super::resolve::is_vdso(&module.name) {
         return Err("the kernel's vDSO has no file on disk (its frames keep their offsets)".into());
     }
     let dirs = search
@@ -367,7 +367,9 @@ pub fn local_file_of(module: &crate::Module, search: &[PathBuf]) -> Result<PathB
     let mut other_build = None;
     for dir in dirs {
         let candidate = dir.join(&module.name);
-        if !candidate.exists() {
+        // A folder of the same name (`/usr/local/lib/python3.11` for the executable
+        // `python3.11`) is not the module: look on.
+        if !candidate.is_file() {
             continue;
         }
         match checked_local_file(&candidate, &module.code_id) {
@@ -377,7 +379,7 @@ pub fn local_file_of(module: &crate::Module, search: &[PathBuf]) -> Result<PathB
     }
     Err(other_build.unwrap_or_else(|| {
         "not found in the system library folders (profiles record file names only: \
-         pass --search DIR for the folder that holds it)"
+         pass --search DIR for the folder that holds it, as for an executable)"
             .into()
     }))
 }
