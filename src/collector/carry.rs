@@ -33,6 +33,7 @@ impl Collector {
         self.start_unix_ns = prev.start_unix_ns + prev.end_ns.saturating_sub(prev.start_ns);
         self.end_ns = self.start_ns;
         (self.cpu_start_ns, self.cpu_end_ns) = (prev.cpu_end_ns, 0);
+        self.pid = prev.pid;
         self.chunk = ChunkRec {
             sequence: prev.chunk.sequence + 1,
             ..ChunkRec::FIRST
@@ -51,6 +52,7 @@ impl Collector {
         self.end_ns = end_ns;
         // A window's CPU time is not measured: its segments' starts were not read.
         (self.cpu_start_ns, self.cpu_end_ns) = (0, 0);
+        self.pid = crate::sys::threads::getpid() as u32;
         self.chunk = chunk;
         self.open = false;
     }

@@ -244,6 +244,8 @@ pub struct Collector {
     /// start and end ([`work_cpu_ns`]; 0: not measured, as in a flight recorder's window).
     pub cpu_start_ns: u64,
     pub cpu_end_ns: u64,
+    /// The process that took the samples (read when the session began).
+    pub pid: u32,
     /// Whether a session is open (started and not yet finished).
     pub open: bool,
     /// Its place in a series of chunks or windows.
@@ -317,6 +319,7 @@ impl Collector {
             end_ns: 0,
             cpu_start_ns: 0,
             cpu_end_ns: 0,
+            pid: 0,
             open: false,
             chunk: ChunkRec::FIRST,
             label_sets: Region::new(MAX_LABEL_SETS)?,
@@ -394,6 +397,7 @@ impl Collector {
         self.end_ns = self.start_ns;
         self.cpu_start_ns = work_cpu_ns();
         self.cpu_end_ns = 0;
+        self.pid = threads::getpid() as u32;
         self.open = true;
     }
 

@@ -219,7 +219,7 @@ impl Serialize for Body<'_> {
                 MetadataView(cap.metadata),
                 MetadataView(cap.system),
                 c.cpu_end_ns.saturating_sub(c.cpu_start_ns),
-                crate::sys::threads::getpid() as u32,
+                c.pid,
             ),
         )
             .serialize(s)
