@@ -45,6 +45,8 @@ impl Shared {
                 let mut walked = self.unwind_with(regs, mode, Some(&copy), frames);
                 if copy.refused.get() {
                     (walked.len, walked.end) = only_ip(regs, frames, EndReason::NoSafeRead);
+                    // The address rewritten: not checked against the loader.
+                    walked.checked = false;
                 }
                 walked
             }
