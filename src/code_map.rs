@@ -378,10 +378,13 @@ impl CodeTable<'_> {
     ///
     /// # Signal safety
     /// Async-signal-safe: binary searches and glibc's `_dl_find_object` (AS-Safe, lock-free).
-    /// Returns whether the frames were checked.
-    pub fn mark_unlisted(&self, frames: &mut [u64]) -> bool {
+    ///
+    /// The loader's `link_map` may be reused for the next library at the same address: a
+    /// library replaced by another of the same size can pass as listed. The drain's
+    /// attribution ([`crate::modules::ModuleMap::attribute`]) settles that case by epochs.
+    pub fn mark_unlisted(&self, frames: &mut [u64]) {
         let Some(find) = self.find else {
-            return false;
+            return;
         };
         let mut last: Option<(u64, u64, u64)> = None;
         for f in frames.iter_mut() {
@@ -413,7 +416,6 @@ impl CodeTable<'_> {
             };
             *f |= mark;
         }
-        true
     }
 }
 

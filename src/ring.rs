@@ -48,10 +48,6 @@ pub struct SampleMeta {
     pub generation: u32,
     /// The epoch of the code map table the handler used: which modules were mapped.
     pub code_epoch: u32,
-    /// Whether the handler checked each frame against the loader's own lookup: then an
-    /// unmarked frame's module (as the table lists it) was loaded when the sample was taken
-    /// (see [`NO_MODULE_FRAME`]).
-    pub checked: bool,
     /// The thread's labels when it was sampled.
     pub labels: crate::labels::LabelSet,
 }

@@ -483,7 +483,7 @@ impl Collector {
         };
         let mut parent = 0u32;
         for &avma in frames.iter().rev() {
-            let Some(frame) = self.intern_frame(avma, s.meta.code_epoch, s.meta.checked) else {
+            let Some(frame) = self.intern_frame(avma, s.meta.code_epoch) else {
                 self.lost.tables_full += 1;
                 return false;
             };
@@ -547,15 +547,15 @@ impl Collector {
     }
 
     /// The frame for `avma` (as the handler marked it, see [`NO_MODULE_FRAME`]) in the module
-    /// mapped there at code map epoch `epoch`; `checked`: the handler checked its frames.
-    fn intern_frame(&mut self, avma: u64, epoch: u32, checked: bool) -> Option<u32> {
+    /// mapped there at code map epoch `epoch`.
+    fn intern_frame(&mut self, avma: u64, epoch: u32) -> Option<u32> {
         let unmarked = avma & !(NO_MODULE_FRAME | NEWER_MODULE_FRAME);
         let attributed = if avma & NO_MODULE_FRAME != 0 {
             None
         } else if avma & NEWER_MODULE_FRAME != 0 {
             self.modules.attribute_after(unmarked, epoch)
         } else {
-            self.modules.attribute(unmarked, epoch, checked)
+            self.modules.attribute(unmarked, epoch)
         };
         let avma = unmarked;
         let (module, address) = match attributed {

@@ -72,6 +72,14 @@ struct ModuleRec {
 // SAFETY: integers and byte arrays only; all-zero is a valid (empty) record.
 unsafe impl Zeroed for ModuleRec {}
 
+/// Whether two records are the same file mapped at the same place (a library loaded again):
+/// the same range, base, debug id and build ID.
+fn same_file(a: &ModuleRec, b: &ModuleRec) -> bool {
+    (a.start, a.end, a.base, a.debug_id, a.build_id_len)
+        == (b.start, b.end, b.base, b.debug_id, b.build_id_len)
+        && a.build_id == b.build_id
+}
+
 /// One module as stored in the map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Module<'a> {
@@ -190,10 +198,10 @@ impl ModuleMap {
 
     /// The module mapped at `avma` when a sample was taken with the code map's table of
     /// `epoch`, as (index, module-relative address); `None` when no module was, or when it
-    /// cannot be known (a library unloaded right after that table and another one loaded at
-    /// the same address: which one ran is not recorded, unless the handler `checked` that
-    /// the table's module was still loaded then).
-    pub fn attribute(&self, avma: u64, epoch: u32, checked: bool) -> Option<(u32, u64)> {
+    /// cannot be known (a library unloaded right after that table and another file loaded at
+    /// the same address: which one ran is not recorded; the same file loaded again is the same
+    /// code).
+    pub fn attribute(&self, avma: u64, epoch: u32) -> Option<(u32, u64)> {
         let recs = self.recs.get(..self.len)?;
         let holds = |r: &ModuleRec| r.start <= avma && avma < r.end;
         let at = recs
@@ -202,11 +210,10 @@ impl ModuleMap {
         let index = match at {
             // Listed at the sample's epoch and still (or later) listed: it was mapped then.
             Some(i) if recs[i].last_epoch > epoch => i,
-            // Unloaded right after that epoch, but the handler saw it still loaded.
-            Some(i) if checked => i,
-            // Unloaded right after that epoch: only if nothing took its place.
+            // Unloaded right after that epoch: only if no other file took its place.
             Some(i) => {
-                let replaced = recs.iter().any(|r| holds(r) && r.first_epoch > epoch);
+                let replaced = (recs.iter())
+                    .any(|r| holds(r) && r.first_epoch > epoch && !same_file(r, &recs[i]));
                 if replaced {
                     return None;
                 }
@@ -229,22 +236,13 @@ impl ModuleMap {
         let after = |r: &ModuleRec| {
             r.start <= avma && avma < r.end && r.first_epoch > epoch && r.first_epoch != 0
         };
-        // The first loaded there since; others loaded there since must be the same file
-        // (reloaded), or which one ran is not known.
         let index = recs.iter().position(after)?;
         let first = &recs[index];
-        let same = |r: &ModuleRec| {
-            (r.start, r.end, r.base, r.debug_id, r.build_id_len)
-                == (
-                    first.start,
-                    first.end,
-                    first.base,
-                    first.debug_id,
-                    first.build_id_len,
-                )
-                && r.build_id == first.build_id
-        };
-        if !recs.iter().filter(|r| after(r)).all(same) {
+        if !recs
+            .iter()
+            .filter(|r| after(r))
+            .all(|r| same_file(r, first))
+        {
             return None;
         }
         Some((index as u32, avma - first.base))
@@ -585,7 +583,7 @@ pub(crate) mod tests {
             .expect("executable listed");
         let here = lists_this_process_with_build_ids as *const () as u64;
         let (i, rel) = map
-            .attribute(here, epoch, false)
+            .attribute(here, epoch)
             .expect("this function is in a module");
         assert_eq!(map.get(i as usize).unwrap().path, main.path);
         assert_eq!(rel, here - main.base_avma);
@@ -606,7 +604,7 @@ pub(crate) mod tests {
                 "the vDSO is listed"
             );
         }
-        assert!(map.attribute(0x10, epoch, false).is_none());
+        assert!(map.attribute(0x10, epoch).is_none());
     }
 
     #[test]
@@ -637,7 +635,7 @@ pub(crate) mod tests {
         );
         let gone = map.iter().find(|m| m.name == "libresolv.so.2").unwrap();
         let name_at = |epoch| {
-            map.attribute(gone.start_avma, epoch, false)
+            map.attribute(gone.start_avma, epoch)
                 .map(|(i, _)| map.get(i as usize).unwrap().name)
         };
         // A sample taken while it was loaded is its; one taken after, not.

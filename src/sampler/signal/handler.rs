@@ -45,8 +45,6 @@ impl Shared {
                 let mut walked = self.unwind_with(regs, mode, Some(&copy), frames);
                 if copy.refused.get() {
                     (walked.len, walked.end) = only_ip(regs, frames, EndReason::NoSafeRead);
-                    // The address rewritten: not checked against the loader.
-                    walked.checked = false;
                 }
                 walked
             }
@@ -67,7 +65,6 @@ impl Shared {
         // The code map table the walk uses, or (frame pointers, or no table) the current one:
         // its epoch tells the drain which modules were mapped.
         let mut code_epoch = self.code.epoch();
-        let mut checked = false;
         let walked = self.stacks.read(|ranges| {
             // SAFETY: `mode` was chosen for this signal, and the reader lives only inside this
             // handler.
@@ -80,15 +77,14 @@ impl Shared {
                     let walked = fp::walk(regs, &stack, frames);
                     self.code.read(|code| {
                         code_epoch = code.epoch;
-                        checked =
-                            code.mark_unlisted(frames.get_mut(..walked.0).unwrap_or_default());
+                        code.mark_unlisted(frames.get_mut(..walked.0).unwrap_or_default());
                     });
                     walked
                 }
                 Unwinder::Cfi => match self.code.read(|code| {
                     code_epoch = code.epoch;
                     let walked = walk(regs, &mut stack, code, Some(&self.rules), frames);
-                    checked = code.mark_unlisted(frames.get_mut(..walked.0).unwrap_or_default());
+                    code.mark_unlisted(frames.get_mut(..walked.0).unwrap_or_default());
                     walked
                 }) {
                     Some(walked) => walked,
@@ -104,7 +100,6 @@ impl Shared {
             len,
             end,
             code_epoch,
-            checked,
         }
     }
 
@@ -142,7 +137,6 @@ impl Shared {
                         len,
                         end,
                         code_epoch: self.code.epoch(),
-                        checked: false,
                     }
                 });
                 slot.publish(SampleMeta {
@@ -153,7 +147,6 @@ impl Shared {
                     end: walked.end as u8,
                     generation,
                     code_epoch: walked.code_epoch,
-                    checked: walked.checked,
                     labels: labels::of_current_thread(),
                 });
             }
@@ -170,8 +163,6 @@ struct Walked {
     end: EndReason,
     /// The code map epoch the walk saw (see [`SampleMeta::code_epoch`]).
     code_epoch: u32,
-    /// Whether its frames were checked against the loader (see [`SampleMeta::checked`]).
-    checked: bool,
 }
 
 /// Records only the interrupted address, ending the walk with `end`.

@@ -291,7 +291,6 @@ impl Job {
             end: end as u8,
             generation: self.generation,
             code_epoch: shared.code.epoch(),
-            checked: false,
             labels: cap.labels,
         });
     }
