@@ -369,6 +369,15 @@ pub struct CodeTable<'a> {
 }
 
 impl CodeTable<'_> {
+    /// The module listed at `avma`, if any.
+    ///
+    /// # Signal safety
+    /// Async-signal-safe: a binary search.
+    fn entry_at(&self, avma: u64) -> Option<&CodeEntry> {
+        let i = self.entries.partition_point(|e| e.end <= avma);
+        self.entries.get(i).filter(|e| e.start <= avma)
+    }
+
     /// Marks each of `frames` whose address the loader holds differently now than this table
     /// lists it: [`NO_MODULE_FRAME`] where no object is loaded (`dlclose` returned since the
     /// table was published, perhaps with other code mapped in its place, or JIT code),
@@ -392,8 +401,7 @@ impl CodeTable<'_> {
             let mark = match last {
                 Some((start, end, mark)) if start <= avma && avma < end => mark,
                 _ => {
-                    let i = self.entries.partition_point(|e| e.end <= avma);
-                    let listed = self.entries.get(i).filter(|e| e.start <= avma);
+                    let listed = self.entry_at(avma);
                     let mark = match (listed, find.find(avma)) {
                         (_, None) => NO_MODULE_FRAME,
                         (None, Some(_)) => NEWER_MODULE_FRAME,
@@ -423,8 +431,7 @@ impl CodeLookup for CodeTable<'_> {
     /// # Signal safety
     /// Async-signal-safe: a binary search.
     fn sections(&self, avma: u64) -> Option<ModuleSections<'_>> {
-        let i = self.entries.partition_point(|e| e.end <= avma);
-        let e = self.entries.get(i).filter(|e| e.start <= avma)?;
+        let e = self.entry_at(avma)?;
         if e.copy == 0 {
             return Some(ModuleSections {
                 eh_frame_hdr: None,

@@ -185,11 +185,7 @@ impl Collector {
                 continue;
             }
             if let Some(cpu) = time::thread_cpu_ns(s.tid) {
-                let due = cpu.saturating_sub(s.cpu_mark) / interval_ns.max(1);
-                self.lost.signal_taken += due;
-                if let Some(s) = self.slot_mut(i) {
-                    s.cpu_mark += due * interval_ns;
-                }
+                self.lost.signal_taken += self.advance_cpu_mark(i, cpu, interval_ns);
             }
         }
     }
@@ -203,13 +199,19 @@ impl Collector {
         cpu_ns: u64,
         interval_ns: u64,
     ) -> Option<u32> {
-        let s = self.slot_mut(i)?;
-        let due = cpu_ns.saturating_sub(s.cpu_mark) / interval_ns;
-        if due == 0 {
-            return None;
-        }
+        let due = self.advance_cpu_mark(i, cpu_ns, interval_ns);
+        (due > 0).then(|| due.min(u16::MAX as u64) as u32)
+    }
+
+    /// The whole intervals the thread in slot `i` used between its account's mark and
+    /// `cpu_ns`; its mark moves on past them.
+    fn advance_cpu_mark(&mut self, i: usize, cpu_ns: u64, interval_ns: u64) -> u64 {
+        let Some(s) = self.slot_mut(i) else {
+            return 0;
+        };
+        let due = cpu_ns.saturating_sub(s.cpu_mark) / interval_ns.max(1);
         s.cpu_mark += due * interval_ns;
-        Some(due.min(u16::MAX as u64) as u32)
+        due
     }
 
     /// Marks the thread in slot `i` as exited; the slot is freed after the next drain (which

@@ -116,16 +116,9 @@ pub struct Lost {
 impl Lost {
     /// All lost samples.
     pub fn total(&self) -> u64 {
-        self.ring_full
-            + self.tables_full
-            + self.unanswered
-            + self.threads_over_capacity
-            + self.signal_taken
-            + self.unseen
+        self.by_reason().iter().map(|&(_, n)| n).sum()
     }
-}
 
-impl Lost {
     /// Each count with its name (`ring_full`, ..., `unseen`), in the format's order.
     pub fn by_reason(&self) -> [(&'static str, u64); 6] {
         [

@@ -155,7 +155,8 @@ fn signal_each_tick(
         // that handler) and count what is not sampled meanwhile.
         match (handler::owns_signal(shared), job.clock) {
             (true, _) => {
-                if core::mem::take(&mut taken) && job.clock == Clock::Cpu {
+                // (Only under the CPU clock: the wall clock counts each tick as it goes.)
+                if core::mem::take(&mut taken) {
                     c.count_signal_taken(interval);
                 }
                 signal_round(
@@ -195,7 +196,7 @@ fn signal_each_tick(
         wall_weight = 1 + missed.min(u16::MAX as u64 - 1) as u32;
         next_tick += (missed + 1) * interval;
     }
-    if taken && job.clock == Clock::Cpu {
+    if taken {
         c.count_signal_taken(interval);
     }
 }
