@@ -17,7 +17,7 @@
 mod carry;
 mod registry;
 
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicI32, AtomicU64, Ordering::*};
 
 use crate::error::Result;
 use crate::labels::LabelSet;
@@ -262,32 +262,53 @@ pub struct Collector {
     module_remap: Region<u32>,
 }
 
-/// CPU time vignette's sampler threads have used in this process so far, kept by
-/// [`OwnCpu`]: the process's CPU time less this is the application's.
-static SAMPLER_CPU_NS: AtomicU64 = AtomicU64::new(0);
+/// CPU time of vignette's sampler threads that have ended, in this process.
+static ENDED_SAMPLERS_CPU_NS: AtomicU64 = AtomicU64::new(0);
+/// The running sampler thread (see [`SamplerCpu`]), or 0.
+static LIVE_SAMPLER: AtomicI32 = AtomicI32::new(0);
 
 /// The CPU time the process has used outside vignette's sampler threads, or 0 where the
-/// process's CPU clock is not read.
+/// process's CPU clock is not read. Reads the clocks only when called (at a session's or
+/// chunk's start and end), nothing per tick.
 pub(crate) fn work_cpu_ns() -> u64 {
-    time::process_cpu_ns().map_or(0, |p| p.saturating_sub(SAMPLER_CPU_NS.load(Relaxed)))
+    let live = match LIVE_SAMPLER.load(Acquire) {
+        0 => 0,
+        tid => time::thread_cpu_ns(tid).unwrap_or(0),
+    };
+    let samplers = ENDED_SAMPLERS_CPU_NS.load(Acquire) + live;
+    time::process_cpu_ns().map_or(0, |p| p.saturating_sub(samplers))
 }
 
-/// The sampler thread's own CPU time, added to [`SAMPLER_CPU_NS`] as it goes.
+/// Marks the calling thread as vignette's sampler thread while it is held: its CPU time is
+/// vignette's, not the application's ([`work_cpu_ns`]).
 #[cfg(target_os = "linux")]
-pub(crate) struct OwnCpu(u64);
+pub(crate) struct SamplerCpu;
 
 #[cfg(target_os = "linux")]
-impl OwnCpu {
-    /// Starts counting the calling thread's CPU time from now.
-    pub fn start() -> OwnCpu {
-        OwnCpu(time::own_thread_cpu_ns().unwrap_or(0))
+impl SamplerCpu {
+    /// The calling thread is the sampler thread from now until the guard is dropped.
+    pub fn start() -> SamplerCpu {
+        LIVE_SAMPLER.store(threads::gettid(), Release);
+        SamplerCpu
     }
+}
 
-    /// Adds the calling thread's CPU time since the last call.
-    pub fn update(&mut self) {
-        let now = time::own_thread_cpu_ns().unwrap_or(self.0);
-        SAMPLER_CPU_NS.fetch_add(now.saturating_sub(self.0), Relaxed);
-        self.0 = now.max(self.0);
+/// In a child just forked: the parent's sampler threads are not this process's.
+///
+/// # Signal safety
+/// Async-signal-safe (two atomic stores), as a fork handler must be.
+#[cfg(target_os = "linux")]
+pub(crate) fn forget_sampler_cpu() {
+    LIVE_SAMPLER.store(0, Release);
+    ENDED_SAMPLERS_CPU_NS.store(0, Release);
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for SamplerCpu {
+    fn drop(&mut self) {
+        LIVE_SAMPLER.store(0, Release);
+        let own = time::own_thread_cpu_ns().unwrap_or(0);
+        ENDED_SAMPLERS_CPU_NS.fetch_add(own, Release);
     }
 }
 

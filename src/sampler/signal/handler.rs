@@ -280,10 +280,13 @@ static AT_FORK: AtomicBool = AtomicBool::new(false);
 /// otherwise keep them (and their signals to the parent's threads) alive for as long as the
 /// child lives, and the sampler thread's others (exit watches of the parent's threads, the
 /// thread count), which would take the child's descriptors. (CPU timers are not inherited.)
+/// It also forgets the parent's sampler threads' CPU time, which the child's process clock
+/// does not hold.
 ///
 /// # Signal safety
-/// Async-signal-safe (`close` only), as a fork handler must be.
+/// Async-signal-safe (`close` and atomic stores only), as a fork handler must be.
 extern "C" fn close_inherited_perf_events() {
+    crate::collector::forget_sampler_cpu();
     let shared = ACTIVE.load(SeqCst);
     if shared.is_null() {
         return;

@@ -31,7 +31,7 @@ use core::ffi::c_void;
 use core::sync::atomic::Ordering::*;
 
 use super::series::Series;
-use crate::collector::{Collector, OwnCpu, SlotState};
+use crate::collector::{Collector, SamplerCpu, SlotState};
 use crate::profile::{Backend, Clock};
 use crate::profiler::Target;
 use crate::sys::fault_guard;
@@ -75,6 +75,8 @@ pub(super) extern "C" fn sampler_main(arg: *mut c_void) -> *mut c_void {
 }
 
 fn run(job: &mut Job, shared: &Shared) {
+    // This thread's CPU time is vignette's, not the application's, until it ends.
+    let _sampler_cpu = SamplerCpu::start();
     signal::block_in_this_thread(shared.signal);
     spawn::set_current_name(c"vignette");
     time::set_minimal_timer_slack();
@@ -95,32 +97,22 @@ fn run(job: &mut Job, shared: &Shared) {
         last_pid_listed,
         time::monotonic_ns(),
     );
-    let mut own_cpu = OwnCpu::start();
     match job.backend {
-        Backend::PerfEvents | Backend::CpuTimers => {
-            timed::run(job, shared, me, &mut watch, &mut own_cpu)
-        }
+        Backend::PerfEvents | Backend::CpuTimers => timed::run(job, shared, me, &mut watch),
         _ => {
             watch.sync(shared, c, &mut job.tracked, None, 1);
-            signal_each_tick(job, shared, me, &mut watch, &mut own_cpu);
+            signal_each_tick(job, shared, me, &mut watch);
             watch.release_all(shared, &mut job.collector, &mut job.tracked, None);
         }
     }
     wait_for_answers(shared, job.collector.slots_len, FINAL_ANSWER_NS);
     drain(&mut job.collector, shared, job.generation);
-    own_cpu.update();
 }
 
 /// The sampler thread's loop under [`Backend::SamplerThread`]: every interval, signal each
 /// thread due a sample (every thread, or under `Clock::Cpu` those that used an interval of
 /// CPU since their last one), then drain the ring.
-fn signal_each_tick(
-    job: &mut Job,
-    shared: &Shared,
-    me: i32,
-    watch: &mut ThreadWatch,
-    own_cpu: &mut OwnCpu,
-) {
+fn signal_each_tick(job: &mut Job, shared: &Shared, me: i32, watch: &mut ThreadWatch) {
     let c = &mut job.collector;
     let interval = job.interval_ns;
     let timeout_ticks = (ANSWER_TIMEOUT_NS / interval).max(2) as u32;
@@ -132,7 +124,6 @@ fn signal_each_tick(
     let mut wall_weight = 1;
     let mut taken = false;
     while !shared.stop.load(Acquire) {
-        own_cpu.update();
         if now >= next_scan {
             if let Some((scan, _)) = watch.scan_if_changed(c, me, now, interval) {
                 if scan.changed {

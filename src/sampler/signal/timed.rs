@@ -8,7 +8,7 @@ use core::sync::atomic::Ordering::*;
 use super::shared::PerfAccount;
 use super::watch::{Descriptors, ThreadWatch, Tracked};
 use super::{drain, handler, Job, Shared, Token};
-use crate::collector::{Collector, OwnCpu, SlotRec};
+use crate::collector::{Collector, SlotRec};
 use crate::profile::Backend;
 use crate::sys::{fault_guard, thread_timer, time};
 
@@ -228,13 +228,7 @@ impl Arming {
 /// The sampler thread's loop under a kernel-timed backend: until asked to stop, keep the
 /// timers in step with the threads, take in module changes, and drain the ring, waking more
 /// often while it fills fast.
-pub(super) fn run(
-    job: &mut Job,
-    shared: &Shared,
-    me: i32,
-    watch: &mut ThreadWatch,
-    own_cpu: &mut OwnCpu,
-) {
+pub(super) fn run(job: &mut Job, shared: &Shared, me: i32, watch: &mut ThreadWatch) {
     let arming = Arming {
         backend: job.backend,
         signal: shared.signal,
@@ -253,7 +247,6 @@ pub(super) fn run(
     let mut taken = false;
     let (mut seen_epoch, mut churn_until) = (shared.code.epoch(), 0);
     while !shared.stop.load(Acquire) {
-        own_cpu.update();
         // The program has a handler of its own on the signal: the timers would signal it, so
         // they are disarmed until the signal is free again, and what they miss is counted.
         match (handler::owns_signal(shared), taken) {
