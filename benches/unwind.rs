@@ -132,6 +132,7 @@ fn bench_unwind(c: &mut Criterion) {
     let code = CodeMap::new(512).unwrap();
     let mut modules = ModuleMap::new(512, 65536).unwrap();
     code.refresh(&mut modules, true);
+    code.compile_all();
     let hop = framehop_unwinder();
     let mut group = c.benchmark_group("unwind");
     for depth in [8usize, 30, 100] {
@@ -221,6 +222,14 @@ fn bench_module_load(c: &mut Criterion) {
             let code = CodeMap::new(512).unwrap();
             modules.clear();
             black_box(code.refresh(&mut modules, true))
+        })
+    });
+    group.bench_function("copy_and_compile_all", |b| {
+        b.iter(|| {
+            let code = CodeMap::new(512).unwrap();
+            modules.clear();
+            code.refresh(&mut modules, true);
+            black_box(code.compile_all())
         })
     });
     group.finish();

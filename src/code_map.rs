@@ -10,6 +10,11 @@
 //! `mprotect`ed at any moment can never make it fault. The parser still sees the sections at
 //! their addresses in the process (pc-relative encodings resolve as in the module).
 //!
+//! Rules are compiled from a copy ([`crate::unwind::compiled`]) only once a sample needs the
+//! module: the handler interprets the copy until then and marks the module as wanted, and the
+//! sampler thread compiles it at its next look ([`CodeMap::compile_wanted`]), off the sampled
+//! threads and without republishing the table. A process pays at start only for the copies.
+//!
 //! The table is republished when the loader reports a change, checked before every drain
 //! of the ring (and every tick). Copies are reused while no module was unloaded; a copy is
 //! unmapped once neither of the snapshot's two tables refers to it (the snapshot guarantees no
@@ -21,7 +26,7 @@
 //! mapped at its address when the sample was taken.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 
 use crate::error::Result;
 use crate::modules::{extent, file_section, object_path, ModuleMap};
@@ -44,8 +49,8 @@ struct CodeEntry {
     eh_frame: [u64; 2],
     /// Where the copies are: `hdr` at `copy`, `eh_frame` right after it.
     copy: u64,
-    /// The compiled rules ([`crate::unwind::compiled`]): address and entry count (0: none).
-    rules: [u64; 2],
+    /// The copy's index in [`CodeMap`]'s per-copy tables (its compiled rules, its wanted flag).
+    slot: u64,
     /// The loader's `link_map` and mapping end for the module when listed (see
     /// [`CodeTable::mark_unlisted`]); 0: never checked (no lookup in this C library);
     /// [`NOT_YET_FOUND`]: not in the loader's lookup yet.
@@ -76,8 +81,14 @@ unsafe impl Zeroed for CopyRec {}
 /// The unwind sections of every loaded module.
 pub struct CodeMap {
     entries: Snapshot<CodeEntry>,
-    /// Touched only inside `entries.publish` (one writer at a time).
+    /// Touched only inside `entries.publish` or `entries.exclusive` (one writer at a time).
     copies: UnsafeCell<Region<CopyRec>>,
+    /// Per copy slot, for the handler: the compiled rules' address and entry count (address
+    /// 0: not compiled; [`NOT_COMPILABLE`]: tried, none), the count stored first.
+    rules: Region<[AtomicU64; 2]>,
+    /// Per copy slot: a sample needed the module's rules before they were compiled.
+    wanted: Region<AtomicBool>,
+    any_wanted: AtomicBool,
     adds_subs: [AtomicU64; 2],
     epoch: AtomicUsize,
     copied: AtomicUsize,
@@ -110,7 +121,7 @@ fn entry(o: &LoadedObject<'_>) -> Option<CodeEntry> {
         hdr: [0; 2],
         eh_frame: [0; 2],
         copy: 0,
-        rules: [0; 2],
+        slot: 0,
         link_map: 0,
         map_end: 0,
     };
@@ -143,6 +154,9 @@ impl CodeMap {
         Ok(CodeMap {
             entries: Snapshot::new(capacity)?,
             copies: UnsafeCell::new(Region::new(capacity.saturating_mul(2))?),
+            rules: Region::new(capacity.saturating_mul(2))?,
+            wanted: Region::new(capacity.saturating_mul(2))?,
+            any_wanted: AtomicBool::new(false),
             adds_subs: [AtomicU64::new(u64::MAX), AtomicU64::new(u64::MAX)],
             epoch: AtomicUsize::new(0),
             copied: AtomicUsize::new(0),
@@ -191,17 +205,16 @@ impl CodeMap {
                     Some(None) => (NOT_YET_FOUND, 0),
                     None => (0, 0),
                 };
-                e.copy = copy_sections(copies, o, &e, counts.1, bit);
+                (e.copy, e.slot) = copy_sections(copies, o, &e, counts.1, bit);
                 *slot = e;
                 n += 1;
             });
             modules.end_pass(epoch);
-            // Outside the loader's lock: the copies are vignette's own.
-            for e in slots.get_mut(..n)?.iter_mut() {
-                e.rules = compile_rules(copies, e);
-            }
             // Copies neither table refers to: no reader can reach them any more.
-            for c in copies.iter_mut() {
+            for (c, (rules, wanted)) in copies
+                .iter_mut()
+                .zip(self.rules.iter().zip(self.wanted.iter()))
+            {
                 if c.addr != 0 && c.tables == 0 {
                     // SAFETY: the mapping was made by `copy_sections` and no table refers to it;
                     // the table that did is this spare one, which no reader has pinned.
@@ -218,15 +231,12 @@ impl CodeMap {
                         tables: 0,
                         rules: [0; 2],
                     };
+                    rules[0].store(0, SeqCst);
+                    rules[1].store(0, SeqCst);
+                    wanted.store(false, SeqCst);
                 }
             }
-            self.copied.store(
-                copies
-                    .iter()
-                    .map(|c| (c.bytes + c.rules[1] * 8) as usize)
-                    .sum(),
-                SeqCst,
-            );
+            self.count_copied(copies);
             slots.get_mut(..n)?.sort_unstable_by_key(|e| e.start);
             Some(n)
         });
@@ -236,6 +246,53 @@ impl CodeMap {
             self.adds_subs[1].store(counts.1, SeqCst);
         }
         published
+    }
+
+    /// Compiles the rules of the modules samples needed since the last call (see the module
+    /// docs); returns how many were compiled. For the sampler thread, at every look.
+    pub fn compile_wanted(&self) -> usize {
+        if !self.any_wanted.swap(false, SeqCst) {
+            return 0;
+        }
+        let compiled = self.entries.exclusive(|| {
+            // SAFETY: `exclusive` makes us the only writer, the only one touching `copies`.
+            let copies = unsafe { &mut *self.copies.get() };
+            let mut n = 0;
+            for (c, (rules, wanted)) in copies
+                .iter_mut()
+                .zip(self.rules.iter().zip(self.wanted.iter()))
+            {
+                if wanted.swap(false, SeqCst) && c.addr != 0 && c.rules == [0; 2] {
+                    c.rules = compile_rules(c);
+                    // The count first: a reader that sees the address sees its count.
+                    rules[1].store(c.rules[1], SeqCst);
+                    rules[0].store(c.rules[0], SeqCst);
+                    n += 1;
+                }
+            }
+            self.count_copied(copies);
+            n
+        });
+        compiled.unwrap_or_else(|| {
+            // A refresh is under way: try again at the next look.
+            self.any_wanted.store(true, SeqCst);
+            0
+        })
+    }
+
+    /// Marks every module of the current table as wanted and compiles them all, as a long
+    /// session ends up doing (for benchmarks and tests of compiled unwinding).
+    pub fn compile_all(&self) -> usize {
+        for w in self.wanted.iter() {
+            w.store(true, SeqCst);
+        }
+        self.any_wanted.store(true, SeqCst);
+        self.compile_wanted()
+    }
+
+    fn count_copied(&self, copies: &[CopyRec]) {
+        let bytes = copies.iter().map(|c| c.bytes + c.rules[1] * 8).sum::<u64>();
+        self.copied.store(bytes as usize, SeqCst);
     }
 
     /// Runs `f` with a [`CodeLookup`] over the current table.
@@ -248,6 +305,7 @@ impl CodeMap {
                 entries,
                 epoch: epoch as u32,
                 find: self.find,
+                map: self,
             })
         })
     }
@@ -280,15 +338,16 @@ impl Drop for CodeMap {
     }
 }
 
-/// The address of a copy of `e`'s sections (reusing one made while no module was unloaded
-/// since), marked as used by table `bit`; 0 if there is nothing to copy or no room.
+/// The address and slot of a copy of `e`'s sections (reusing one made while no module was
+/// unloaded since), marked as used by table `bit`; address 0 if there is nothing to copy or no
+/// room.
 fn copy_sections(
     copies: &mut [CopyRec],
     o: &LoadedObject<'_>,
     e: &CodeEntry,
     subs: u64,
     bit: u8,
-) -> u64 {
+) -> (u64, u64) {
     let key = [
         e.start,
         e.end,
@@ -300,23 +359,24 @@ fn copy_sections(
     // A copy made while no module was unloaded since, or (an address range may now hold
     // another module) one whose bytes are still the module's: compiling its rules again costs
     // far more than comparing.
-    if let Some(c) = copies
+    if let Some((i, c)) = copies
         .iter_mut()
-        .find(|c| c.addr != 0 && c.key == key && (c.subs == subs || same_bytes(c.addr, o, e)))
+        .enumerate()
+        .find(|(_, c)| c.addr != 0 && c.key == key && (c.subs == subs || same_bytes(c.addr, o, e)))
     {
         c.subs = subs;
         c.tables |= bit;
-        return c.addr;
+        return (c.addr, i as u64);
     }
     let bytes = e.hdr[1] + e.eh_frame[1];
-    let Some(slot) = copies.iter_mut().find(|c| c.addr == 0) else {
-        return 0;
+    let Some((i, slot)) = copies.iter_mut().enumerate().find(|(_, c)| c.addr == 0) else {
+        return (0, 0);
     };
     if bytes == 0 {
-        return 0;
+        return (0, 0);
     }
     let Ok(addr) = map_anonymous(bytes as usize, 0) else {
-        return 0;
+        return (0, 0);
     };
     let dst = addr.cast::<u8>();
     for (at, [avma, len]) in [(0, e.hdr), (e.hdr[1], e.eh_frame)] {
@@ -337,7 +397,7 @@ fn copy_sections(
         tables: bit,
         rules: [0; 2],
     };
-    addr as u64
+    (addr as u64, i as u64)
 }
 
 /// Whether the copy at `addr` holds what `o` has now at `e`'s sections.
@@ -360,12 +420,16 @@ fn same_bytes(addr: u64, o: &LoadedObject<'_>, e: &CodeEntry) -> bool {
 /// `dlopen` under way): it is still loaded while anything is found at its addresses.
 const NOT_YET_FOUND: u64 = u64::MAX;
 
+/// [`CodeMap::rules`]' address of a copy whose rules could not be compiled (no mapping has it).
+const NOT_COMPILABLE: u64 = 1;
+
 /// A pinned table of modules' unwind sections (see [`CodeMap::read`]).
 pub struct CodeTable<'a> {
     entries: &'a [CodeEntry],
     /// The epoch this table was published under.
     pub epoch: u32,
     find: Option<FindObject>,
+    map: &'a CodeMap,
 }
 
 impl CodeTable<'_> {
@@ -427,9 +491,40 @@ impl CodeTable<'_> {
     }
 }
 
+impl CodeTable<'_> {
+    /// The compiled rules of `e`'s copy, or `None` (marking the module as wanted if they were
+    /// never tried).
+    ///
+    /// # Signal safety
+    /// Async-signal-safe: atomics only.
+    fn compiled(&self, e: &CodeEntry) -> Option<Compiled<'_>> {
+        let slot = e.slot as usize;
+        let rules = self.map.rules.get(slot)?;
+        let addr = rules[0].load(SeqCst);
+        if addr == 0 {
+            let wanted = self.map.wanted.get(slot)?;
+            if !wanted.load(SeqCst) {
+                wanted.store(true, SeqCst);
+                self.map.any_wanted.store(true, SeqCst);
+            }
+            return None;
+        }
+        let count = rules[1].load(SeqCst);
+        (addr != NOT_COMPILABLE && count > 0).then(|| Compiled {
+            base: e.start,
+            // SAFETY: the rules are vignette's own mapping of `count` entries, written before
+            // their address was stored (after the count) and unmapped only with their copy,
+            // once no published table refers to it.
+            entries: unsafe {
+                core::slice::from_raw_parts(addr as usize as *const u64, count as usize)
+            },
+        })
+    }
+}
+
 impl CodeLookup for CodeTable<'_> {
     /// # Signal safety
-    /// Async-signal-safe: a binary search.
+    /// Async-signal-safe: a binary search and atomics.
     fn sections(&self, avma: u64) -> Option<ModuleSections<'_>> {
         let e = self.entry_at(avma)?;
         if e.copy == 0 {
@@ -439,19 +534,11 @@ impl CodeLookup for CodeTable<'_> {
                 compiled: None,
             });
         }
-        let compiled = (e.rules[1] > 0).then(|| Compiled {
-            base: e.start,
-            // SAFETY: the rules are vignette's own mapping of `rules[1]` entries, written
-            // before the table referring to them was published and unmapped only with their
-            // copy, once no published table refers to it.
-            entries: unsafe {
-                core::slice::from_raw_parts(e.rules[0] as usize as *const u64, e.rules[1] as usize)
-            },
-        });
+        let compiled = self.compiled(e);
         // SAFETY: the copy is vignette's own mapping of hdr + eh_frame bytes, never written
         // after it was made, and unmapped only once no published table (so no pinned reader)
         // refers to it.
-        let sections = unsafe { copied_sections(e) };
+        let sections = unsafe { copied_sections(e.copy, e.hdr, e.eh_frame) };
         Some(ModuleSections {
             compiled,
             ..sections
@@ -459,66 +546,57 @@ impl CodeLookup for CodeTable<'_> {
     }
 }
 
-/// The sections of `e` as copied at `e.copy` (which must be non-zero).
+/// The sections `hdr` and `eh_frame` as copied at `copy` (which must be non-zero).
 ///
 /// # Safety
-/// `e.copy` must be a live copy of `e`'s sections (made by `copy_sections`).
+/// `copy` must be a live copy of those sections (made by `copy_sections`).
 ///
 /// # Signal safety
 /// Async-signal-safe: builds slices over vignette's own mapping.
-unsafe fn copied_sections(e: &CodeEntry) -> ModuleSections<'_> {
+unsafe fn copied_sections<'a>(copy: u64, hdr: [u64; 2], eh_frame: [u64; 2]) -> ModuleSections<'a> {
     let section = |at: u64, [avma, len]: [u64; 2]| {
         (len > 0).then(|| Section {
             // SAFETY: the caller's contract: the copy holds hdr then eh_frame.
             data: unsafe {
-                core::slice::from_raw_parts((e.copy + at) as usize as *const u8, len as usize)
+                core::slice::from_raw_parts((copy + at) as usize as *const u8, len as usize)
             },
             avma,
         })
     };
     ModuleSections {
-        eh_frame_hdr: section(0, e.hdr),
-        eh_frame: section(e.hdr[1], e.eh_frame),
+        eh_frame_hdr: section(0, hdr),
+        eh_frame: section(hdr[1], eh_frame),
         compiled: None,
     }
 }
 
-/// The compiled rules of `e`'s copy: compiled now (into a mapping of their own, counted
-/// first) unless the copy's were already; `[0, 0]` if there is no copy or it cannot be
-/// compiled.
-fn compile_rules(copies: &mut [CopyRec], e: &CodeEntry) -> [u64; 2] {
-    let Some(c) = copies.iter_mut().find(|c| c.addr != 0 && c.addr == e.copy) else {
-        return [0; 2];
-    };
-    if c.rules[0] != 0 || c.rules[1] != 0 {
-        return c.rules;
-    }
-    // SAFETY: `c` is the live copy of `e`'s sections.
-    let sections = unsafe { copied_sections(e) };
+/// The rules compiled from copy `c` (into a mapping of their own, counted first):
+/// `[address, count]`, or `[NOT_COMPILABLE, 0]` if it cannot be compiled.
+fn compile_rules(c: &CopyRec) -> [u64; 2] {
+    let [start, _, hdr_at, hdr_len, eh_at, eh_len] = c.key;
+    // SAFETY: `c` is a live copy (its address is non-zero) of the sections its key names.
+    let sections = unsafe { copied_sections(c.addr, [hdr_at, hdr_len], [eh_at, eh_len]) };
     let mut count = 0u64;
-    let compiled = compile(&sections, e.start, &mut |_| count += 1);
+    let compiled = compile(&sections, start, &mut |_| count += 1);
     let Some(bytes) = (count as usize)
         .checked_mul(8)
         .filter(|&b| compiled && b > 0)
     else {
-        // Marked as tried (an address no mapping has), so it is not tried again.
-        c.rules = [1, 0];
-        return [0; 2];
+        return [NOT_COMPILABLE, 0];
     };
     let Ok(addr) = map_anonymous(bytes, 0) else {
-        return [0; 2];
+        return [NOT_COMPILABLE, 0];
     };
     let out = addr.cast::<u64>();
     let mut n = 0usize;
-    compile(&sections, e.start, &mut |entry| {
+    compile(&sections, start, &mut |entry| {
         if n < count as usize {
             // SAFETY: n < count entries of the fresh mapping.
             unsafe { out.add(n).write(entry) };
             n += 1;
         }
     });
-    c.rules = [addr as u64, n as u64];
-    c.rules
+    [addr as u64, n as u64]
 }
 
 /// Unmaps compiled rules `[address, count]`.
@@ -559,6 +637,29 @@ mod tests {
         assert!(map.read(|t| t.sections(0x10).is_none()).unwrap());
     }
 
+    #[test]
+    fn rules_are_compiled_for_the_modules_samples_need_and_no_others() {
+        let _g = crate::modules::tests::loader_lock();
+        let map = CodeMap::new(512).unwrap();
+        let mut modules = ModuleMap::new(512, 65536).unwrap();
+        map.refresh(&mut modules, true);
+        let copied = map.copied_bytes();
+        assert_eq!(map.compile_wanted(), 0, "nothing wanted yet");
+        let here = rules_are_compiled_for_the_modules_samples_need_and_no_others as *const ();
+        let compiled = |map: &CodeMap| {
+            map.read(|t| t.sections(here as u64).unwrap().compiled.is_some())
+                .unwrap()
+        };
+        assert!(!compiled(&map), "interpreted until compiled; now wanted");
+        assert_eq!(map.compile_wanted(), 1, "only this executable");
+        assert!(compiled(&map));
+        assert!(map.copied_bytes() > copied, "the rules are counted");
+        assert_eq!(map.compile_wanted(), 0);
+        // A republished table keeps the compiled rules of a copy it reuses.
+        map.refresh(&mut modules, true);
+        assert!(compiled(&map));
+    }
+
     /// For every module of this process, at both ends and the middle of every range of its
     /// compiled rules, the compiled rule is what interpreting the FDE gives.
     #[test]
@@ -568,6 +669,7 @@ mod tests {
         let map = CodeMap::new(512).unwrap();
         let mut modules = ModuleMap::new(512, 65536).unwrap();
         map.refresh(&mut modules, true);
+        assert!(map.compile_all() >= 2);
         let (compiled_modules, checked) = map
             .read(|t| {
                 let (mut compiled_modules, mut checked) = (0, 0);

@@ -85,6 +85,17 @@ impl<T: Zeroed> Snapshot<T> {
         published
     }
 
+    /// Runs `f` as the writer without publishing (for a writer's own bookkeeping beside the
+    /// table); `None`, not running it, if a write is in progress.
+    pub fn exclusive<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
+        if self.writing.swap(true, SeqCst) {
+            return None;
+        }
+        let result = f();
+        self.writing.store(false, SeqCst);
+        Some(result)
+    }
+
     fn publish_exclusive(
         &self,
         tag: usize,

@@ -1,5 +1,6 @@
-//! Unwind rules compiled ahead, per module: when the sampler thread copies a module's unwind
-//! sections it also runs every FDE's CFA program once and writes, for each address range, the
+//! Unwind rules compiled ahead, per module: once a sample needs a module, the sampler thread
+//! runs every FDE's CFA program of its copied unwind sections once and writes, for each address
+//! range, the
 //! compact [`Rule`] in force there (or that only the interpreter can tell, or that no FDE
 //! covers it). The handler then finds a frame's rule by one binary search instead of finding
 //! its FDE, parsing its CIE and running its program.
@@ -103,7 +104,7 @@ impl Emitter<'_> {
 /// entries given mean nothing and the module is interpreted.
 ///
 /// # Signal safety
-/// Not called from the handler: the sampler thread compiles modules as they load.
+/// Not called from the handler: the sampler thread compiles modules once samples need them.
 pub fn compile(m: &ModuleSections<'_>, base: u64, emit: &mut dyn FnMut(u64)) -> bool {
     let (Some(hdr), Some(eh_frame)) = (m.eh_frame_hdr, m.eh_frame) else {
         return false;

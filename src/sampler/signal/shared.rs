@@ -199,11 +199,12 @@ impl Shared {
 
     /// Re-reads the module list if it changed (or `force`), into the handler's code map and
     /// the session's `modules`; cached rules are dropped then, since their addresses may now
-    /// hold other code.
+    /// hold other code. Then compiles the rules of modules samples needed since.
     pub fn refresh_modules(&self, modules: &mut ModuleMap, force: bool) {
         if self.code.refresh(modules, force) {
             self.rules.clear();
         }
+        self.code.compile_wanted();
     }
 
     /// The process the state belongs to (a child after `fork()` has another).
