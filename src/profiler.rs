@@ -21,7 +21,7 @@ use crate::profile::{Backend, Capture, CaptureConfig, Clock};
 use crate::sampler::series::{mode_error, Exchange, Recorder, Series};
 use crate::sampler::{self, Job, Running, Shared};
 use crate::sys::mem::MapBox;
-use crate::sys::{threads, time};
+use crate::sys::threads;
 use crate::unwind::Unwinder;
 use core::sync::atomic::Ordering::SeqCst;
 
@@ -292,10 +292,6 @@ impl Builder {
 
 /// How long [`Profiler::sample_once`] waits for the threads it signalled to answer.
 const ON_DEMAND_ANSWER_NS: u64 = 100_000_000;
-
-/// How long dropping a profiler lets signals already sent arrive before releasing the
-/// handler's state.
-const LAST_SIGNALS_NS: u64 = 1_000_000;
 
 /// Which threads [`Profiler::sample_once`] samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -695,7 +691,7 @@ impl Profiler {
             shared.refresh_modules(&mut c.modules, false);
         }
         let i = c.find_thread(tid).ok_or(Error::NoSuchThread(tid))?;
-        let cpu = || time::thread_cpu_ns(tid).unwrap_or(0);
+        let cpu = || crate::sys::time::thread_cpu_ns(tid).unwrap_or(0);
         let t0 = cpu();
         for _ in 0..count {
             sampler::send_sample_signal(shared, c, generation, i, tid);
@@ -732,9 +728,11 @@ impl Drop for Profiler {
             unsafe { ManuallyDrop::drop(&mut self.shared) };
             return;
         }
+        // No wait for signals still on their way: the sampler thread waited for the answers
+        // to those it sent, a perf event's or CPU timer's signal is raised in its own thread's
+        // context and handled as it returns to user mode, and one that comes later anyway (a
+        // thread blocking the signal) finds the handler still installed and ignoring it.
         self.join_sampler(false);
-        // Let signals already sent arrive before the state they use goes away.
-        time::sleep_ns(LAST_SIGNALS_NS);
         if sampler::release_handler(&self.shared) {
             // SAFETY: no handler uses `shared` any more and ACTIVE no longer points to it; the
             // job (which points to it) is dropped right after, with the profiler's fields.

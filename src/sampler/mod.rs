@@ -48,10 +48,11 @@ impl Running {
 
     /// Stops the thread and returns its job.
     pub fn finish(self, shared: &Shared) -> MapBox<Job> {
-        shared.stop.store(true, Release);
+        shared.stop.store(1, Release);
+        crate::sys::time::wake(&shared.stop);
         // A failed join means the thread is already gone; the job is ours either way.
         let _ = self.thread.join();
-        shared.stop.store(false, Release);
+        shared.stop.store(0, Release);
         // SAFETY: the thread has been joined, so nothing else uses the job.
         unsafe { MapBox::from_raw(self.job) }
     }

@@ -229,14 +229,14 @@ impl Series {
         active: &mut Collector,
         mut drain: impl FnMut(&mut Collector),
         ring_full: &AtomicU64,
-        stop: &core::sync::atomic::AtomicBool,
+        stop: &core::sync::atomic::AtomicU32,
     ) {
         loop {
             let now = time::monotonic_ns();
-            if now >= deadline_ns || stop.load(Acquire) {
+            if now >= deadline_ns || stop.load(Acquire) != 0 {
                 return;
             }
-            time::sleep_until(deadline_ns.min(now + REQUEST_POLL_NS));
+            time::sleep_until_raised(deadline_ns.min(now + REQUEST_POLL_NS), stop);
             // SAFETY: the profiler keeps the exchange alive while a job refers to it.
             if unsafe { &*self.exchange }.pending() {
                 self.tick(active, &mut drain, ring_full);

@@ -123,7 +123,7 @@ fn signal_each_tick(job: &mut Job, shared: &Shared, me: i32, watch: &mut ThreadW
     let mut next_maps = now;
     let mut wall_weight = 1;
     let mut taken = false;
-    while !shared.stop.load(Acquire) {
+    while shared.stop.load(Acquire) == 0 {
         if now >= next_scan {
             if let Some((scan, _)) = watch.scan_if_changed(c, me, now, interval) {
                 if scan.changed {

@@ -1,7 +1,7 @@
 //! The state the signal handler shares with the rest of the profiler, allocated before the
 //! handler can run.
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 
 use crate::code_map::CodeMap;
 use crate::error::Result;
@@ -132,7 +132,7 @@ pub(crate) struct Shared {
     /// per descriptor number below [`PERF_TOKENS`]: a forked child closes them.
     pub held_fds: Region<AtomicU64>,
     /// Asks the sampler thread to finish.
-    pub stop: AtomicBool,
+    pub stop: AtomicU32,
 }
 
 impl Shared {
@@ -168,7 +168,7 @@ impl Shared {
                 _ => 0,
             })?,
             held_fds: Region::new(PERF_TOKENS / 64)?,
-            stop: AtomicBool::new(false),
+            stop: AtomicU32::new(0),
         })
     }
 

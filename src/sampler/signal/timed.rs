@@ -246,7 +246,7 @@ pub(super) fn run(job: &mut Job, shared: &Shared, me: i32, watch: &mut ThreadWat
     let mut next_maps = now;
     let mut taken = false;
     let (mut seen_epoch, mut churn_until) = (shared.code.epoch(), 0);
-    while !shared.stop.load(Acquire) {
+    while shared.stop.load(Acquire) == 0 {
         // The program has a handler of its own on the signal: the timers would signal it, so
         // they are disarmed until the signal is free again, and what they miss is counted.
         match (handler::owns_signal(shared), taken) {

@@ -74,7 +74,7 @@ pub(crate) struct Shared {
     /// Samples dropped because the ring was full.
     pub ring_full: AtomicU64,
     /// Asks the sampler thread to finish.
-    pub stop: AtomicBool,
+    pub stop: AtomicU32,
     /// How many suspensions, the nanoseconds threads spent suspended (total and longest), and
     /// the nanoseconds spent walking the copies.
     suspensions: AtomicU64,
@@ -102,7 +102,7 @@ impl Shared {
             code: CodeMap::new(max_modules)?,
             unwinder,
             ring_full: AtomicU64::new(0),
-            stop: AtomicBool::new(false),
+            stop: AtomicU32::new(0),
             suspensions: AtomicU64::new(0),
             suspended_ns: AtomicU64::new(0),
             longest_ns: AtomicU64::new(0),
@@ -407,7 +407,7 @@ fn run(job: &mut Job, shared: &Shared) {
     let mut next_scan = now + SCAN_NS;
     let mut scans = 0u64;
     let mut wall_weight = 1;
-    while !shared.stop.load(Acquire) {
+    while shared.stop.load(Acquire) == 0 {
         if now >= next_scan {
             job.scan_threads(me, missed_per_scan, |_| 0);
             // Listing modules costs a system call or more per module (hundreds of them on

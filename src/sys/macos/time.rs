@@ -51,6 +51,15 @@ pub fn sleep_ns(ns: u64) {
     sleep_until(monotonic_ns().saturating_add(ns));
 }
 
+/// Sleeps until `deadline_ns` (the sampler polls its stop flag between such sleeps here;
+/// Linux wakes it at once).
+pub fn sleep_until_raised(deadline_ns: u64, _flag: &core::sync::atomic::AtomicU32) {
+    sleep_until(deadline_ns);
+}
+
+/// Nothing to wake here (see [`sleep_until_raised`]).
+pub fn wake(_flag: &core::sync::atomic::AtomicU32) {}
+
 /// CPU time consumed so far by the whole process: not measured here (profiles then count no
 /// [`crate::Lost::unseen`]).
 pub fn process_cpu_ns() -> Option<u64> {
