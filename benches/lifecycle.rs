@@ -185,6 +185,6 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    startup();
+    if std::env::var_os("NOSTART").is_none() { startup(); }
     fork_cost();
 }

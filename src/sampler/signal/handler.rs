@@ -294,13 +294,8 @@ extern "C" fn close_inherited_perf_events() {
     // SAFETY: ACTIVE points to a live Shared (this child's copy of the parent's); only this
     // thread exists in the child.
     let shared = unsafe { &*shared };
-    // Loads first: storing to every entry would give the child a copy of every page.
-    for (fd, entry) in shared.perf_tokens.iter().enumerate() {
-        if entry.load(Relaxed) != 0 {
-            entry.store(0, Relaxed);
-            crate::sys::thread_timer::close_perf_event(fd as i32);
-        }
-    }
+    // The held descriptors' bits, not the perf tokens' 64 Ki entries: reading those would
+    // fault in every page of them.
     for (i, word) in shared.held_fds.iter().enumerate() {
         let mut bits = word.load(Relaxed);
         if bits == 0 {
@@ -310,6 +305,9 @@ extern "C" fn close_inherited_perf_events() {
         while bits != 0 {
             let fd = i * 64 + bits.trailing_zeros() as usize;
             bits &= bits - 1;
+            if let Some(token) = shared.perf_tokens.get(fd) {
+                token.store(0, Relaxed);
+            }
             // SAFETY: a descriptor the sampler thread opened and held when the process forked.
             unsafe { libc::close(fd as i32) };
         }

@@ -128,8 +128,8 @@ pub(crate) struct Shared {
     pub perf_tokens: Region<AtomicU64>,
     /// Per tracked thread under perf events: its signals and the CPU time its samples carry.
     pub perf_accounts: Region<PerfAccount>,
-    /// The other descriptors the sampler thread holds (thread count, exit watches), one bit
-    /// per descriptor number below [`PERF_TOKENS`]: a forked child closes them.
+    /// The descriptors the sampler thread holds (perf events, thread count, exit watches),
+    /// one bit per descriptor number below [`PERF_TOKENS`]: a forked child closes them.
     pub held_fds: Region<AtomicU64>,
     /// Asks the sampler thread to finish.
     pub stop: AtomicU32,

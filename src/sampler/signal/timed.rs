@@ -150,6 +150,7 @@ impl Arming {
                 Ok(fd) => {
                     if let Some(entry) = shared.perf_tokens.get(fd as usize) {
                         entry.store(token, Release);
+                        shared.mark_fd(fd, true);
                         let id = thread_timer::perf_event_id(fd);
                         if let (Some(id), true) = (id, thread_timer::enable_perf_event(fd)) {
                             t.timer = TimerRec {
@@ -210,6 +211,7 @@ impl Arming {
                 if let Some(entry) = shared.perf_tokens.get(fd as usize) {
                     entry.store(0, Release);
                 }
+                shared.mark_fd(fd, false);
                 // The application may have closed the descriptor (and reused its number):
                 // close only what is still this event.
                 if thread_timer::perf_event_id(fd) != Some(timer.id) {
