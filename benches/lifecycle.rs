@@ -7,7 +7,7 @@
 //! - **fork**: a profiled (or unprofiled) process forks children that exit at once; the
 //!   parent's CPU and wall time per fork and the children's CPU, medians of batches.
 //!
-//! `cargo bench --bench lifecycle` (this binary runs itself as the children).
+//! `cargo bench --bench lifecycle [-- startup|fork]` (this binary runs itself as the children).
 
 use std::process::Command;
 use std::time::Instant;
@@ -185,6 +185,18 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    if std::env::var_os("NOSTART").is_none() { startup(); }
-    fork_cost();
+    // `-- startup` or `-- fork` runs one part only.
+    let only = |part: &str| {
+        let parts: Vec<String> = std::env::args()
+            .skip(1)
+            .filter(|a| !a.starts_with('-'))
+            .collect();
+        parts.is_empty() || parts.iter().any(|p| p == part)
+    };
+    if only("startup") {
+        startup();
+    }
+    if only("fork") {
+        fork_cost();
+    }
 }
