@@ -1155,3 +1155,34 @@ fn the_vdso_is_not_sent_to_vignette_symbols() {
     assert!(warning.contains("vDSO has no file"), "{warning}");
     assert!(!warning.contains("vignette symbols"), "{warning}");
 }
+
+/// A stripped executable's symbols name a few exported functions and, for the rest of `.text`,
+/// only the section (`<.text ELF section in app>`): frames there keep `app+0x…` (with their
+/// offset) instead of all becoming one section "function"; a PLT stub keeps its section name.
+#[test]
+fn frames_only_a_text_section_record_covers_keep_their_offsets() {
+    let mut p = fixed_profile();
+    for address in [0x2345, 0x2400, 0x3010] {
+        p.frames.push(vignette::Frame { module: 1, address });
+    }
+    let m = &p.modules[0];
+    let dir = tmp("section-records");
+    let sym = dir.join("app").join(m.debug_id_string()).join("app.sym");
+    std::fs::create_dir_all(sym.parent().unwrap()).unwrap();
+    std::fs::write(
+        &sym,
+        format!(
+            "MODULE Linux x86_64 {} app\nPUBLIC 1000 0 exported\n\
+             PUBLIC 2000 0 <.text ELF section in app>\nPUBLIC 3000 0 <.plt ELF section in app>\n",
+            m.debug_id_string()
+        ),
+    )
+    .unwrap();
+    let res = tools::resolve(&p, &mut SymbolStore::new(&[dir])).unwrap();
+    let names: Vec<&str> = res.frames.iter().map(|f| f[0].function.as_str()).collect();
+    assert_eq!(names[0], "exported");
+    assert_eq!(
+        names[2..],
+        ["app+0x2345", "app+0x2400", "<.plt ELF section in app>"]
+    );
+}

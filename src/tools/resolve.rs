@@ -72,6 +72,14 @@ fn is_section_record(l: &Location) -> bool {
     l.file.is_none() && l.function.starts_with('<') && l.function.contains(" ELF section in ")
 }
 
+/// Whether `found` names nothing but the code section (`<.text ELF section in …>`, a stripped
+/// binary's code outside its few exported symbols): the frame's offset says more.
+fn only_text_section(found: &[Location]) -> bool {
+    found
+        .iter()
+        .all(|l| is_section_record(l) && l.function.starts_with("<.text "))
+}
+
 /// Resolves every frame of `profile` with the symbols in `store`. Frames of modules without
 /// symbols keep a readable `module+0xoffset` name; no frame or sample is dropped. A bad symbol
 /// file costs its module only: the reason is in [`Resolution::warnings`].
@@ -134,7 +142,7 @@ pub fn resolve(profile: &Profile, store: &mut SymbolStore) -> Result<Resolution,
                 .checked_sub(1)
                 .and_then(|i| coverage.get(i))
                 .is_some_and(|&(_, named)| named > 0);
-            if useful && !found.is_empty() {
+            if useful && !found.is_empty() && !only_text_section(&found) {
                 found
             } else {
                 vec![Location {
