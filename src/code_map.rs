@@ -257,21 +257,30 @@ impl CodeMap {
         let compiled = self.entries.exclusive(|| {
             // SAFETY: `exclusive` makes us the only writer, the only one touching `copies`.
             let copies = unsafe { &mut *self.copies.get() };
-            let mut n = 0;
-            for (c, (rules, wanted)) in copies
-                .iter_mut()
+            let (mut compiled, mut more) = (0, false);
+            for (c, (rules, wanted)) in (copies.iter_mut())
                 .zip(self.rules.iter().zip(self.wanted.iter()))
+                .filter(|(_, (_, wanted))| wanted.load(SeqCst))
             {
-                if wanted.swap(false, SeqCst) && c.addr != 0 && c.rules == [0; 2] {
-                    c.rules = compile_rules(c);
-                    // The count first: a reader that sees the address sees its count.
-                    rules[1].store(c.rules[1], SeqCst);
-                    rules[0].store(c.rules[0], SeqCst);
-                    n += 1;
+                if compiled == 1 {
+                    more = true;
+                    break;
                 }
+                wanted.store(false, SeqCst);
+                if c.addr == 0 || c.rules != [0; 2] {
+                    continue;
+                }
+                c.rules = compile_rules(c);
+                // The count first: a reader that sees the address sees its count.
+                rules[1].store(c.rules[1], SeqCst);
+                rules[0].store(c.rules[0], SeqCst);
+                compiled = 1;
             }
             self.count_copied(copies);
-            n
+            if more {
+                self.any_wanted.store(true, SeqCst);
+            }
+            compiled
         });
         compiled.unwrap_or_else(|| {
             // A refresh is under way: try again at the next look.
@@ -287,7 +296,11 @@ impl CodeMap {
             w.store(true, SeqCst);
         }
         self.any_wanted.store(true, SeqCst);
-        self.compile_wanted()
+        let mut n = 0;
+        while self.any_wanted.load(SeqCst) {
+            n += self.compile_wanted();
+        }
+        n
     }
 
     fn count_copied(&self, copies: &[CopyRec]) {

@@ -407,6 +407,8 @@ impl Collector {
             seen_epoch: 0,
             thread: NONE,
             found_name: [0; 16],
+            name_due_ns: 0,
+            name_wait_ns: 0,
         });
         self.slots_len = 0;
         self.slot_index.clear();
@@ -488,7 +490,7 @@ impl Collector {
 
     fn record(&mut self, s: &SampleRef<'_>) -> bool {
         // The thread the signal was addressed to (it may have exited since: keep its sample).
-        let Some(thread) = self.thread_of_slot(s.meta.thread as usize) else {
+        let Some(thread) = self.thread_of_slot(s.meta.thread as usize, s.meta.time_ns) else {
             self.lost.threads_over_capacity += s.meta.weight.max(1) as u64;
             return false;
         };

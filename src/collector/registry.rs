@@ -44,7 +44,17 @@ pub(crate) struct SlotRec {
     /// Its name when it was found: the profile's name for it if it exits before its first
     /// sample is drained (its name can no longer be read then).
     pub found_name: [u8; 16],
+    /// From which sample time (monotonic) its name is read again, and the wait after that:
+    /// a thread may be found before it names itself, or rename itself later.
+    pub name_due_ns: u64,
+    pub name_wait_ns: u64,
 }
+
+/// The first wait before a sampled thread's name is read again; each wait after doubles,
+/// up to [`NAME_WAIT_MAX_NS`] (a running thread's name is read about 7 times in its first
+/// second, then once a second; a thread that is not sampled costs nothing).
+const NAME_WAIT_NS: u64 = 10_000_000;
+const NAME_WAIT_MAX_NS: u64 = 1_000_000_000;
 
 // SAFETY: integers and bools; zero is `SlotState::Free` and false.
 unsafe impl Zeroed for SlotRec {}
@@ -87,6 +97,8 @@ impl Collector {
             seen_epoch: self.epoch,
             thread: NONE,
             found_name: [0; 16],
+            name_due_ns: time::monotonic_ns().saturating_add(NAME_WAIT_NS),
+            name_wait_ns: NAME_WAIT_NS,
         };
         threads::thread_name(tid, &mut self.slots[i].found_name);
         let slots = &self.slots;
@@ -252,12 +264,15 @@ impl Collector {
     /// name themselves just after they start, after the scan saw them), under the name it has
     /// then, or (exited, or found so) the one it had when found. `None` if the slot is unused or
     /// the thread table is full.
-    pub(super) fn thread_of_slot(&mut self, slot: usize) -> Option<usize> {
+    pub(super) fn thread_of_slot(&mut self, slot: usize, time_ns: u64) -> Option<usize> {
         let s = *self.slots.get(..self.slots_len)?.get(slot)?;
         if s.state == SlotState::Free {
             return None;
         }
         if s.thread != NONE {
+            if s.state == SlotState::Live && time_ns >= s.name_due_ns {
+                self.read_name_again(slot, time_ns);
+            }
             return Some(s.thread as usize);
         }
         let i = self.threads_len;
@@ -277,6 +292,24 @@ impl Collector {
         self.threads_len += 1;
         self.slots[slot].thread = i as u32;
         Some(i)
+    }
+
+    /// Reads the name of the live thread in `slot` (which has a profile thread) again, at
+    /// sample time `time_ns`, and schedules the next reading.
+    fn read_name_again(&mut self, slot: usize, time_ns: u64) {
+        let Some(s) = self.slots.get_mut(slot) else {
+            return;
+        };
+        let mut name = [0u8; 16];
+        let read = threads::thread_name(s.tid, &mut name) > 0;
+        s.name_wait_ns = (s.name_wait_ns.saturating_mul(2)).clamp(NAME_WAIT_NS, NAME_WAIT_MAX_NS);
+        s.name_due_ns = time_ns.saturating_add(s.name_wait_ns);
+        if read {
+            s.found_name = name;
+            if let Some(t) = self.threads.get_mut(s.thread as usize) {
+                t.name = name;
+            }
+        }
     }
 }
 
@@ -320,7 +353,7 @@ mod tests {
         while threads::thread_name(tid, &mut [0; 16]) > 0 {
             std::thread::yield_now();
         }
-        let listed = c.thread_of_slot(slot).unwrap();
+        let listed = c.thread_of_slot(slot, 0).unwrap();
         assert_eq!(&c.threads[listed].name[..11], b"short-lived");
     }
 }
