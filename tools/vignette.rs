@@ -135,6 +135,23 @@ enum Command {
         /// The profile
         profile: PathBuf,
     },
+    /// Profile a program, unmodified, and every program it starts: one profile per process,
+    /// written when it exits (Linux; a library injected with LD_PRELOAD)
+    #[cfg(target_os = "linux")]
+    Record {
+        /// The folder the profiles go to (created if needed)
+        #[arg(short = 'o', long = "output", default_value = "vignette-profiles")]
+        out: PathBuf,
+        /// Samples per second of each thread's CPU time (default 1000)
+        #[arg(long, value_name = "HZ")]
+        rate: Option<u32>,
+        /// The library to inject (default: libvignette_preload.so beside this executable)
+        #[arg(long)]
+        lib: Option<PathBuf>,
+        /// The program and its arguments (after `--`)
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        program: Vec<std::ffi::OsString>,
+    },
 }
 
 /// Where symbols come from (`--symbols`, `--debuginfod`, `--symbol-cache`).
@@ -306,7 +323,7 @@ fn report_missing(res: &tools::Resolution) {
     }
 }
 
-fn run(cli: Cli) -> Result<(), ToolError> {
+fn run(cli: Cli) -> Result<ExitCode, ToolError> {
     let mut out = std::io::stdout().lock();
     let mut say = |s: String| {
         let _ = writeln!(out, "{s}");
@@ -419,7 +436,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                     .lock()
                     .write_all(&bytes)
                     .map_err(|e| ToolError::io(Path::new("standard output"), e))?;
-                return Ok(());
+                return Ok(ExitCode::SUCCESS);
             }
             write_file(&output, &bytes)?;
             eprintln!("wrote {}", output.display());
@@ -515,7 +532,7 @@ fn run(cli: Cli) -> Result<(), ToolError> {
             let bytes = match to {
                 DiffFormat::Report if output.is_none() => {
                     say(cmp.report(&res, limit));
-                    return Ok(());
+                    return Ok(ExitCode::SUCCESS);
                 }
                 DiffFormat::Report => cmp.report(&res, limit).into_bytes(),
                 DiffFormat::Pprof => cmp.to_pprof(&res),
@@ -601,14 +618,79 @@ fn run(cli: Cli) -> Result<(), ToolError> {
                 ));
             }
         }
+        #[cfg(target_os = "linux")]
+        Command::Record {
+            out,
+            rate,
+            lib,
+            program,
+        } => {
+            let lib = tools::record::preload_library(lib.as_deref())?;
+            let r = tools::record::record(&program, &out, rate, &lib)?;
+            // The program's output is on stdout and stderr already: ours goes to stderr.
+            report_recorded(&r, &out);
+            return Ok(exit_code_of(r.status));
+        }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `record` wrote, on stderr.
+#[cfg(target_os = "linux")]
+fn report_recorded(r: &tools::record::Recorded, out: &Path) {
+    const LISTED: usize = 10;
+    if r.profiles.is_empty() {
+        eprintln!(
+            "vignette record: no profile was written to {} (a statically linked or setuid \
+             program ignores LD_PRELOAD; a process killed by a signal or leaving by _exit \
+             writes none)",
+            out.display()
+        );
+        return;
+    }
+    eprintln!(
+        "vignette record: {} profile{} in {}",
+        r.profiles.len(),
+        if r.profiles.len() == 1 { "" } else { "s" },
+        out.display()
+    );
+    for path in r.profiles.iter().take(LISTED) {
+        let shown = path.display().to_string();
+        let name = tools::escape_controls(&shown);
+        match read_profile(path) {
+            Ok(p) => eprintln!(
+                "  {name}: {} samples, {} threads",
+                p.sample_count(),
+                p.threads.len()
+            ),
+            Err(e) => eprintln!("  {name}: {e}"),
+        }
+    }
+    if r.profiles.len() > LISTED {
+        eprintln!("  and {} more", r.profiles.len() - LISTED);
+    }
+    eprintln!(
+        "see one with `vignette report PROFILE --symbols SOURCES` (or `convert`); `vignette \
+         merge` joins them"
+    );
+}
+
+/// The exit code a shell gives a program that ended with `status` (128 + the signal that
+/// killed it).
+#[cfg(target_os = "linux")]
+fn exit_code_of(status: std::process::ExitStatus) -> ExitCode {
+    use std::os::unix::process::ExitStatusExt;
+    let code = status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1);
+    ExitCode::from(code as u8)
 }
 
 fn main() -> ExitCode {
     tools::quiet_guarded_panics();
     match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("Error: {e}");
             ExitCode::FAILURE

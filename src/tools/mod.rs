@@ -19,6 +19,8 @@ pub mod firefox;
 pub mod labels;
 pub mod merge;
 pub mod pprof;
+#[cfg(target_os = "linux")]
+pub mod record;
 pub mod remote;
 pub mod report;
 pub mod resolve;
