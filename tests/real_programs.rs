@@ -146,3 +146,84 @@ fn real_programs_behave_as_without_vignette() {
         assert!(samples > 0, "{name}: no samples");
     }
 }
+
+/// `tools/preload` (what `vignette record` injects), built for the tests.
+fn preload_library() -> PathBuf {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("preload-target");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "vignette-preload", "--manifest-path"])
+        .arg(format!("{root}/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the preload library");
+    target.join("debug/libvignette_preload.so")
+}
+
+/// `vignette record -- sh -c …`: the shell, its pipeline's programs and a Python that forks a
+/// child which exits normally all behave as without it (same output, same exit status); every
+/// process that ran a program leaves its own profile, the forked child none.
+#[test]
+fn vignette_record_profiles_a_program_and_every_program_it_starts() {
+    let lib = preload_library();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("record");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("input.txt"), text(20_000)).unwrap();
+    let python = "import os, sys\npid = os.fork()\nif pid == 0:\n    sys.exit(0)\n\
+                  os.waitpid(pid, 0)\nprint(sum(i * i for i in range(2000000)))\n";
+    let script =
+        format!("sort -k2 input.txt | xz -1 -c | xz -d -c | md5sum; python3 -c '{python}'; exit 7");
+    let shell = ["sh", "-c", script.as_str()];
+    let plain = run(&dir, &shell, b"", None);
+    assert_eq!(plain.status.code(), Some(7));
+    let (vignette, out) = (env!("CARGO_BIN_EXE_vignette"), dir.join("profiles"));
+    let mut record = vec![
+        vignette,
+        "record",
+        "-o",
+        out.to_str().unwrap(),
+        "--lib",
+        lib.to_str().unwrap(),
+        "--",
+    ];
+    record.extend(shell);
+    let recorded = run(&dir, &record, b"", None);
+    let stderr = String::from_utf8_lossy(&recorded.stderr);
+    assert_eq!(recorded.status.code(), Some(7), "{stderr}");
+    assert!(recorded.stdout == plain.stdout, "stdout differs");
+    assert!(plain.stderr.is_empty());
+    assert!(stderr.starts_with("vignette record: "), "{stderr}");
+    let mut by_program: Vec<(String, usize)> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let p = vignette::Profile::decode(&std::fs::read(&path).unwrap()).unwrap();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (
+                name.rsplit_once('-').unwrap().0.to_string(),
+                p.sample_count(),
+            )
+        })
+        .collect();
+    by_program.sort();
+    let programs: Vec<&str> = by_program.iter().map(|(p, _)| p.as_str()).collect();
+    eprintln!("{by_program:?}");
+    for program in ["sort", "md5sum"] {
+        assert_eq!(
+            programs.iter().filter(|p| **p == program).count(),
+            1,
+            "{program}: {programs:?}"
+        );
+    }
+    assert_eq!(programs.iter().filter(|p| **p == "xz").count(), 2);
+    // One Python profile: the forked child, which exited normally, wrote none.
+    let pythons: Vec<_> = by_program
+        .iter()
+        .filter(|(p, _)| p.starts_with("python3"))
+        .collect();
+    assert_eq!(pythons.len(), 1, "{programs:?}");
+    assert!(pythons[0].1 > 0, "python3 has samples");
+}
