@@ -608,6 +608,21 @@ fn cli_help_snapshots() {
         "info.txt",
         &out.replace(path.to_str().unwrap(), "fixed.vignette"),
     );
+    // The same facts as JSON, for scripts: parsed back, they agree with the profile.
+    let (ok, out, err) = cli(&["info", "--json", path.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["samples"], p.sample_count());
+    assert_eq!(doc["interval_ns"], p.interval_ns);
+    assert_eq!(doc["threads"][0]["name"], "main");
+    assert_eq!(doc["threads"][0]["weight"], 3);
+    assert_eq!(
+        doc["modules"][0]["debug_id"],
+        p.modules[0].debug_id_string()
+    );
+    assert_eq!(doc["lost"]["unanswered"], p.lost.unanswered);
+    assert_eq!(doc["stacks_ended"]["root"], 1);
+    snapshot("info.json", &out);
     let (ok, out, err) = cli(&["report", path.to_str().unwrap()]);
     assert!(ok, "{err}");
     assert!(

@@ -134,6 +134,9 @@ enum Command {
     Info {
         /// The profile
         profile: PathBuf,
+        /// The same facts as one JSON object
+        #[arg(long)]
+        json: bool,
     },
     /// Profile a program, unmodified, and every program it starts: one profile per process,
     /// written when it exits (Linux; a library injected with LD_PRELOAD)
@@ -543,8 +546,13 @@ fn run(cli: Cli) -> Result<ExitCode, ToolError> {
                 say(format!("wrote {}", path.display()));
             }
         }
-        Command::Info { profile } => {
+        Command::Info { profile, json } => {
             let p = read_profile(&profile)?;
+            if json {
+                let doc = tools::info::to_json(&p);
+                say(serde_json::to_string_pretty(&doc).unwrap_or_default());
+                return Ok(ExitCode::SUCCESS);
+            }
             let samples = p.sample_count();
             say(format!(
                 "{}: {:?} clock, {} Hz, {:.3} s, {} samples, {} threads, {} modules",

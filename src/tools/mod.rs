@@ -16,6 +16,7 @@ pub mod collapsed;
 pub mod diff;
 pub mod elf_sections;
 pub mod firefox;
+pub mod info;
 pub mod labels;
 pub mod merge;
 pub mod pprof;
