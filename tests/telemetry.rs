@@ -842,6 +842,24 @@ fn profiles_say_what_they_came_from_and_their_exposure() {
         let cores: u64 = fact("cores").unwrap().parse().unwrap();
         assert!(p.process_cpu_ns <= p.duration_ns * cores + 10_000_000);
     }
+    drop(profiler);
+    // A flight-recorder window states its exposure too: the CPU time of what it covers.
+    let mut recorder = Profiler::builder()
+        .frequency(1000)
+        .flight_recorder(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    recorder.start().unwrap();
+    burn(150_000_000);
+    let window = recorder.window().unwrap().to_profile();
+    assert!(
+        window.process_cpu_ns >= 140_000_000,
+        "{}",
+        window.process_cpu_ns
+    );
+    let cores = std::thread::available_parallelism().unwrap().get() as u64;
+    assert!(window.process_cpu_ns <= window.duration_ns * cores + 10_000_000);
+    drop(recorder);
     // pprof carries them as comments, which Go's own reader lists.
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("metadata.pb.gz");
     std::fs::write(&path, vignette::tools::pprof::to_pprof(&last, None)).unwrap();

@@ -50,7 +50,7 @@ impl Collector {
         self.start_ns = start_ns;
         self.start_unix_ns = time::realtime_ns().saturating_sub(end_ns.saturating_sub(start_ns));
         self.end_ns = end_ns;
-        // A window's CPU time is not measured: its segments' starts were not read.
+        // What `absorb` adds up (only the range's length means something here).
         (self.cpu_start_ns, self.cpu_end_ns) = (0, 0);
         self.pid = crate::sys::threads::getpid() as u32;
         self.chunk = chunk;
@@ -64,8 +64,18 @@ impl Collector {
     /// A thread's first sample here weighs at most the intervals of `interval_ns` between
     /// `since_ns` and its time, plus one: its weight may stand for time before the window
     /// (a sleeper's CPU since its previous sample), which the window does not cover.
+    ///
+    /// Its process CPU time from `since_ns` on is added to this session's (see
+    /// [`cpu_since`]).
     pub(crate) fn absorb(&mut self, src: &Collector, since_ns: u64, interval_ns: u64) -> u64 {
         self.lost += src.lost;
+        let cpu = cpu_since(src, since_ns);
+        if cpu > 0 {
+            if self.cpu_start_ns == 0 {
+                (self.cpu_start_ns, self.cpu_end_ns) = (1, 1);
+            }
+            self.cpu_end_ns += cpu;
+        }
         // Only as much of the maps as `src` uses (the pause of taking a window).
         if let Some(m) = self.node_remap.get_mut(..src.nodes_len) {
             m.fill(0);
@@ -208,6 +218,28 @@ impl Collector {
     }
 }
 
+/// The process's CPU time (less vignette's sampler threads) in `src`'s session from `since_ns`
+/// (monotonic) on: all of it if the session started then or later, else the part its time
+/// range kept (a window's oldest segment, prorated by time); up to now if it is still open.
+/// 0 where it was not measured.
+fn cpu_since(src: &Collector, since_ns: u64) -> u64 {
+    if src.cpu_start_ns == 0 {
+        return 0;
+    }
+    let (end_ns, cpu_end) = match src.cpu_end_ns {
+        0 => (time::monotonic_ns(), super::work_cpu_ns()),
+        end => (src.end_ns, end),
+    };
+    let cpu = cpu_end.saturating_sub(src.cpu_start_ns);
+    let span = end_ns.saturating_sub(src.start_ns);
+    let kept = end_ns.saturating_sub(since_ns.max(src.start_ns));
+    match span {
+        0 => cpu,
+        _ if kept >= span => cpu,
+        _ => (cpu as u128 * kept as u128 / span as u128) as u64,
+    }
+}
+
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::super::{Capacities, ChunkRec, SampleRec, NONE};
@@ -258,5 +290,36 @@ mod tests {
             .map(|s| s.weight)
             .collect();
         assert_eq!(weights, [3, 5]);
+    }
+
+    /// A window's CPU time: all of a segment inside it, the kept part of one it clips.
+    #[test]
+    fn a_window_counts_the_cpu_time_of_what_it_covers() {
+        let cap = Capacities {
+            samples: 4,
+            frames: 4,
+            stack_nodes: 4,
+            slots: 4,
+            threads: 4,
+            modules: 4,
+            ring: 4,
+        };
+        let mut segments = [Collector::new(cap).unwrap(), Collector::new(cap).unwrap()];
+        let ms = 1_000_000;
+        // 100 ms each, with 40 and 60 ms of CPU; the window keeps the last quarter of the first.
+        for (seg, (start, cpu)) in segments
+            .iter_mut()
+            .zip([(1000 * ms, 40 * ms), (1100 * ms, 60 * ms)])
+        {
+            (seg.start_ns, seg.end_ns) = (start, start + 100 * ms);
+            (seg.cpu_start_ns, seg.cpu_end_ns) = (5 * ms, 5 * ms + cpu);
+        }
+        let mut window = Collector::new(cap).unwrap();
+        let since = 1075 * ms;
+        window.begin_merged(since, 1200 * ms, ChunkRec::FIRST);
+        for seg in &segments {
+            window.absorb(seg, since, ms);
+        }
+        assert_eq!(window.cpu_end_ns - window.cpu_start_ns, 10 * ms + 60 * ms);
     }
 }
