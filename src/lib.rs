@@ -30,6 +30,37 @@
 //! and macOS the sampler suspends each thread and unwinds a copy of its stack instead of
 //! signalling it; macOS is built and unit-tested on Linux only, never run); other systems
 //! and architectures stop the build with an error that names the missing backend.
+//!
+//! ## Where things are (for contributors)
+//!
+//! One sample's way through the house, on Linux:
+//!
+//! 1. `profiler.rs`: [`Builder::build`] maps every buffer and installs the handler;
+//!    [`Profiler::start`] starts the sampler thread (`sampler/`). The `signal` engine
+//!    (`sampler/signal/`: `timed.rs` arms each thread's perf event or CPU timer, `sending.rs`
+//!    signals threads from the sampler thread, `watch.rs` finds threads) serves Linux; the
+//!    `suspend` engine (`sampler/suspend/`) serves Windows and macOS.
+//! 2. The signal reaches `sampler/signal/handler.rs` on the sampled thread: registers from the
+//!    `ucontext` (`sys/linux/signal.rs`), a walk of the stack (`unwind/walk.rs` with the rules
+//!    of `unwind/compiled.rs`, the CFI interpreter `unwind/cfi/`, frame pointers `unwind/fp.rs`)
+//!    over reads that cannot fault (`sys/linux/fault_guard.rs`), against the modules' copied
+//!    unwind sections (`code_map.rs`, published through `snapshot.rs`), into a slot of the ring
+//!    (`ring.rs`) with the thread's labels (`labels.rs`).
+//! 3. The sampler thread drains the ring into the session's tables (`collector/`: frames,
+//!    stack prefix tree, threads, modules by epoch in `modules/`), rotates chunks and keeps the
+//!    flight recorder (`sampler/series.rs`), and hands them to the delivery thread
+//!    (`delivery.rs`).
+//! 4. [`Capture`] encodes the tables as `profiles/FORMAT.md` says (`profile/encode.rs`);
+//!    [`Profile::decode`] reads them back (`profile/decode.rs`).
+//! 5. Off the machine, the `tools` feature (`tools/`): symbol files (`sym_writer.rs`,
+//!    `sym_file.rs`, `store.rs`, `remote.rs`), resolution (`resolve.rs`), the converters
+//!    (`speedscope.rs`, `pprof.rs`, `firefox.rs`, `collapsed.rs`, `svg.rs`), `report.rs`,
+//!    `merge.rs`, `diff.rs`, `info.rs`, `record.rs`; the CLI is `tools/vignette.rs` at the
+//!    repository's top.
+//!
+//! Everything that touches the operating system is in `sys/` (`linux/`, `windows/`, `macos/`,
+//! `posix/`); the unwinders for PE (`unwind/pe/`) and Mach-O (`unwind/macho/`,
+//! `unwind/compact/`) beside the ELF one; the C API in `ffi.rs` and `include/vignette.h`.
 #![cfg_attr(not(feature = "std"), no_std)]
 // The signal path's contract, for every module unless it is exempted below as off that path:
 // no panics, so no unwrap, expect, panic or unchecked indexing. (Tests may.)
