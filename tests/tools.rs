@@ -1201,3 +1201,31 @@ fn frames_only_a_text_section_record_covers_keep_their_offsets() {
         ["app+0x2345", "app+0x2400", "<.plt ELF section in app>"]
     );
 }
+
+/// A Windows module's symbols are found whatever the case of its name: the loader says
+/// `ADVAPI32.dll` where the store made from the file says `advapi32` (as Windows looks names
+/// up); an ELF module's name keeps its case.
+#[test]
+fn windows_module_names_are_looked_up_ignoring_case() {
+    let dir = tmp("store-case");
+    let id = "3A1B2C3D4E5F60718293A4B5C6D7E8F91";
+    for (folder, file) in [
+        ("advapi32.pdb", "advapi32.sym"),
+        ("libfoo.so", "libfoo.so.sym"),
+    ] {
+        let path = dir.join(folder).join(id).join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            &path,
+            format!("MODULE windows x86_64 {id} {folder}\nFUNC 1000 10 0 f\n"),
+        )
+        .unwrap();
+    }
+    let mut store = SymbolStore::new(&[dir]);
+    assert!(store.find("ADVAPI32.pdb", id).is_some());
+    assert!(store.find("advapi32.pdb", id).is_some());
+    assert!(
+        store.find("LIBFOO.so", id).is_none(),
+        "ELF names keep their case"
+    );
+}

@@ -47,6 +47,35 @@ pub fn store_path(store: &Path, name: &str, debug_id: &str) -> Option<PathBuf> {
         .then(|| store.join(name).join(debug_id).join(sym_file_name(name)))
 }
 
+/// Whether `name` is a Windows module's or debug file's (`.pdb`, `.dll`, `.exe`, `.sys`), whose
+/// case means nothing: the loader says `ADVAPI32.dll` where a store made from the file says
+/// `advapi32.dll`.
+fn is_windows_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [".pdb", ".dll", ".exe", ".sys"]
+        .iter()
+        .any(|ext| lower.ends_with(ext))
+}
+
+/// [`store_path`] looked up as Windows looks names up, ignoring ASCII case, in the folders
+/// `root` has (`None` if nothing there matches). `name` and `debug_id` must be safe already.
+fn store_path_ignoring_case(root: &Path, name: &str, debug_id: &str) -> Option<PathBuf> {
+    let entry = |dir: &Path, want: &str| {
+        std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(Result::ok)
+            .find(|e| {
+                e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(want))
+            })
+            .map(|e| e.path())
+    };
+    let folder = entry(root, name)?;
+    let id = entry(&folder, debug_id)?;
+    entry(&id, &sym_file_name(name)).filter(|p| p.is_file())
+}
+
 /// The `.sym` file's name for debug file `name`: `.pdb` replaced, anything else extended.
 fn sym_file_name(name: &str) -> String {
     match name
@@ -556,9 +585,12 @@ impl SymbolStore {
 
     fn load(&mut self, name: &str, debug_id: &str) -> Result<Option<SymbolFile>, ToolError> {
         for root in &self.roots {
-            let Some(path) = store_path(root, name, debug_id) else {
+            let Some(mut path) = store_path(root, name, debug_id) else {
                 continue;
             };
+            if !path.is_file() && is_windows_name(name) {
+                path = store_path_ignoring_case(root, name, debug_id).unwrap_or(path);
+            }
             if path.is_file() {
                 let text = std::fs::read_to_string(&path).map_err(|e| io_err(&path, e))?;
                 let sym = SymbolFile::parse(&text, &path.display().to_string())?;
