@@ -51,12 +51,18 @@ struct CodeEntry {
     copy: u64,
     /// The copy's index in [`CodeMap`]'s per-copy tables (its compiled rules, its wanted flag).
     slot: u64,
-    /// The loader's `link_map` and mapping end for the module when listed (see
-    /// [`CodeTable::mark_unlisted`]); 0: never checked (no lookup in this C library);
-    /// [`NOT_YET_FOUND`]: not in the loader's lookup yet.
+    /// The loader's `link_map` for the module when listed (see [`CodeTable::mark_unlisted`]);
+    /// 0: never checked (no lookup in this C library); [`NOT_YET_FOUND`]: not in the loader's
+    /// lookup yet.
     link_map: u64,
-    map_end: u64,
+    /// Where the loader's mappings of the module end, one per `PT_LOAD` segment at most
+    /// (glibc reports a main program whose segments are not contiguous, such as Node's, per
+    /// segment); 0 past the last.
+    map_ends: [u64; MAX_SEGMENTS],
 }
+
+/// The most `PT_LOAD` segments whose mapping ends a [`CodeEntry`] keeps.
+const MAX_SEGMENTS: usize = 8;
 // SAFETY: integers only; zero is valid.
 unsafe impl Zeroed for CodeEntry {}
 
@@ -123,7 +129,7 @@ fn entry(o: &LoadedObject<'_>) -> Option<CodeEntry> {
         copy: 0,
         slot: 0,
         link_map: 0,
-        map_end: 0,
+        map_ends: [0; MAX_SEGMENTS],
     };
     if let Some(ph) = o.phdrs.iter().find(|p| p.p_type == libc::PT_GNU_EH_FRAME) {
         let avma = o.bias.wrapping_add(ph.p_vaddr);
@@ -200,10 +206,12 @@ impl CodeMap {
                     return;
                 };
                 // Listed but not yet in the loader's lookup: `dlopen` is still under way.
-                (e.link_map, e.map_end) = match self.find.map(|f| f.find(e.start)) {
-                    Some(Some(found)) => (found.link_map as u64, found.map_end as u64),
-                    Some(None) => (NOT_YET_FOUND, 0),
-                    None => (0, 0),
+                (e.link_map, e.map_ends) = match self.find {
+                    Some(find) => match find.find(e.start) {
+                        Some(found) => (found.link_map as u64, map_ends(o, find)),
+                        None => (NOT_YET_FOUND, [0; MAX_SEGMENTS]),
+                    },
+                    None => (0, [0; MAX_SEGMENTS]),
                 };
                 (e.copy, e.slot) = copy_sections(copies, o, &e, counts.1, bit);
                 *slot = e;
@@ -429,6 +437,27 @@ fn same_bytes(addr: u64, o: &LoadedObject<'_>, e: &CodeEntry) -> bool {
         })
 }
 
+/// Where the loader's mappings of `o` end, as its lookup reports them for each `PT_LOAD`
+/// segment (one value for a contiguous object; one per segment for a main program glibc
+/// maps piecewise), distinct, at most [`MAX_SEGMENTS`].
+fn map_ends(o: &LoadedObject<'_>, find: FindObject) -> [u64; MAX_SEGMENTS] {
+    let mut ends = [0u64; MAX_SEGMENTS];
+    let mut n = 0;
+    for p in o.phdrs.iter().filter(|p| p.p_type == libc::PT_LOAD) {
+        let Some(found) = find.find(o.bias.wrapping_add(p.p_vaddr)) else {
+            continue;
+        };
+        let end = found.map_end as u64;
+        if !ends.get(..n).is_some_and(|seen| seen.contains(&end)) {
+            if let Some(slot) = ends.get_mut(n) {
+                *slot = end;
+                n += 1;
+            }
+        }
+    }
+    ends
+}
+
 /// [`CodeEntry::link_map`] of a module the loader listed before its own lookup had it (a
 /// `dlopen` under way): it is still loaded while anything is found at its addresses.
 const NOT_YET_FOUND: u64 = u64::MAX;
@@ -485,7 +514,7 @@ impl CodeTable<'_> {
                         (Some(e), Some(now)) => {
                             let same = e.link_map == NOT_YET_FOUND
                                 || (now.link_map as u64 == e.link_map
-                                    && now.map_end as u64 == e.map_end);
+                                    && e.map_ends.contains(&(now.map_end as u64)));
                             if same {
                                 0
                             } else {

@@ -233,3 +233,51 @@ fn stacks_through_the_lazy_binding_trampoline_reach_the_root() {
         samples.len()
     );
 }
+
+/// A main program whose segments the loader maps apart (non-PIE, 2 MiB segment alignment, as
+/// Node's executable is laid out) has its frames attributed to it: glibc's `_dl_find_object`
+/// reports such a program per segment, and the handler's loader check took a segment's end
+/// for another object's (every frame of Node's own code was a bare address).
+#[test]
+fn frames_of_a_main_program_mapped_in_pieces_are_its_own() {
+    let exe = common::c_program_with(
+        "gcc",
+        "gapped",
+        &["tests/c/spin.c"],
+        &[
+            "-no-pie".into(),
+            "-Wl,-z,max-page-size=0x200000".into(),
+            "-Wl,-z,separate-code".into(),
+        ],
+    );
+    let profile = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gapped.vignette");
+    let run = Command::new(&exe).arg(&profile).output().unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let p = vignette::tools::read_profile(&profile).unwrap();
+    let exe_module = p.modules.iter().position(|m| m.name == "gapped").unwrap() as u32 + 1;
+    let samples: Vec<_> = p.threads.iter().flat_map(|t| &t.samples).collect();
+    let leaf_in_exe = samples
+        .iter()
+        .filter(|s| {
+            p.stack_frames(s.stack)
+                .next()
+                .is_some_and(|f| f.module == exe_module)
+        })
+        .count();
+    let unattributed = samples
+        .iter()
+        .filter(|s| p.stack_frames(s.stack).any(|f| f.module == 0))
+        .count();
+    eprintln!(
+        "{} samples: leaf in the executable {leaf_in_exe}, with a frame in no module \
+         {unattributed}",
+        samples.len()
+    );
+    assert!(samples.len() >= 200, "{} samples", samples.len());
+    assert!(leaf_in_exe * 10 >= samples.len() * 8);
+    assert_eq!(unattributed, 0);
+}
