@@ -12,8 +12,10 @@
 //!
 //! Rules are compiled from a copy ([`crate::unwind::compiled`]) only once a sample needs the
 //! module: the handler interprets the copy until then and marks the module as wanted, and the
-//! sampler thread compiles it at its next look ([`CodeMap::compile_wanted`]), off the sampled
-//! threads and without republishing the table. A process pays at start only for the copies.
+//! sampler thread compiles it over its next looks, about a millisecond at each
+//! ([`CodeMap::compile_wanted`]), off the sampled threads, without republishing the table and
+//! without stalling its other work (finding new threads) for long. A process pays at start
+//! only for the copies.
 //!
 //! The table is republished when the loader reports a change, checked before every drain
 //! of the ring (and every tick). Copies are reused while no module was unloaded; a copy is
@@ -35,9 +37,10 @@ use crate::snapshot::Snapshot;
 use crate::sys::dl::{self, FindObject, LoadedObject};
 use crate::sys::mem::{Region, Zeroed};
 use crate::sys::pages::map_anonymous;
+use crate::sys::time;
 use crate::unwind::cfi::eh_frame_hdr::EhFrameHdr;
 use crate::unwind::cfi::{ModuleSections, Section};
-use crate::unwind::compiled::{compile, Compiled};
+use crate::unwind::compiled::{Compiled, Compiler};
 use crate::unwind::CodeLookup;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +98,8 @@ pub struct CodeMap {
     /// Per copy slot: a sample needed the module's rules before they were compiled.
     wanted: Region<AtomicBool>,
     any_wanted: AtomicBool,
+    /// The module being compiled, a slice per look (touched like `copies`).
+    job: UnsafeCell<Option<Job>>,
     adds_subs: [AtomicU64; 2],
     epoch: AtomicUsize,
     copied: AtomicUsize,
@@ -163,6 +168,7 @@ impl CodeMap {
             rules: Region::new(capacity.saturating_mul(2))?,
             wanted: Region::new(capacity.saturating_mul(2))?,
             any_wanted: AtomicBool::new(false),
+            job: UnsafeCell::new(None),
             adds_subs: [AtomicU64::new(u64::MAX), AtomicU64::new(u64::MAX)],
             epoch: AtomicUsize::new(0),
             copied: AtomicUsize::new(0),
@@ -219,11 +225,17 @@ impl CodeMap {
             });
             modules.end_pass(epoch);
             // Copies neither table refers to: no reader can reach them any more.
-            for (c, (rules, wanted)) in copies
+            // SAFETY: inside `publish`, like `copies`.
+            let job = unsafe { &mut *self.job.get() };
+            for (i, (c, (rules, wanted))) in copies
                 .iter_mut()
                 .zip(self.rules.iter().zip(self.wanted.iter()))
+                .enumerate()
             {
                 if c.addr != 0 && c.tables == 0 {
+                    if let Some(j) = job.take_if(|j| j.slot == i) {
+                        j.abandon();
+                    }
                     // SAFETY: the mapping was made by `copy_sections` and no table refers to it;
                     // the table that did is this spare one, which no reader has pinned.
                     unsafe { libc::munmap(c.addr as usize as *mut libc::c_void, c.bytes as usize) };
@@ -257,43 +269,60 @@ impl CodeMap {
     }
 
     /// Compiles the rules of the modules samples needed since the last call (see the module
-    /// docs); returns how many were compiled. For the sampler thread, at every look.
+    /// docs), for about [`COMPILE_SLICE_NS`] at most: a large module is compiled over several
+    /// calls, the handler interpreting it meanwhile. Returns how many modules were finished.
+    /// For the sampler thread, at every look.
     pub fn compile_wanted(&self) -> usize {
         if !self.any_wanted.swap(false, SeqCst) {
             return 0;
         }
         let compiled = self.entries.exclusive(|| {
-            // SAFETY: `exclusive` makes us the only writer, the only one touching `copies`.
-            let copies = unsafe { &mut *self.copies.get() };
-            let (mut compiled, mut more) = (0, false);
-            for (c, (rules, wanted)) in (copies.iter_mut())
-                .zip(self.rules.iter().zip(self.wanted.iter()))
-                .filter(|(_, (_, wanted))| wanted.load(SeqCst))
-            {
-                if compiled == 1 {
-                    more = true;
+            // SAFETY: `exclusive` makes us the only writer, the only one touching `copies`
+            // and `job`.
+            let (copies, job) = unsafe { (&mut *self.copies.get(), &mut *self.job.get()) };
+            let deadline = time::monotonic_ns().saturating_add(COMPILE_SLICE_NS);
+            let mut compiled = 0;
+            loop {
+                if job.is_none() {
+                    *job = self.next_job(copies);
+                }
+                let Some(j) = job.as_mut() else {
                     break;
+                };
+                let slot = j.slot;
+                let Some(c) = copies.get_mut(slot) else {
+                    break;
+                };
+                let Some(rules) = j.run(c, deadline) else {
+                    // Out of time: go on at the next look.
+                    self.any_wanted.store(true, SeqCst);
+                    break;
+                };
+                *job = None;
+                c.rules = rules;
+                if let Some(published) = self.rules.get(slot) {
+                    // The count first: a reader that sees the address sees its count.
+                    published[1].store(rules[1], SeqCst);
+                    published[0].store(rules[0], SeqCst);
                 }
-                wanted.store(false, SeqCst);
-                if c.addr == 0 || c.rules != [0; 2] {
-                    continue;
-                }
-                c.rules = compile_rules(c);
-                // The count first: a reader that sees the address sees its count.
-                rules[1].store(c.rules[1], SeqCst);
-                rules[0].store(c.rules[0], SeqCst);
-                compiled = 1;
+                compiled += 1;
             }
             self.count_copied(copies);
-            if more {
-                self.any_wanted.store(true, SeqCst);
-            }
             compiled
         });
         compiled.unwrap_or_else(|| {
             // A refresh is under way: try again at the next look.
             self.any_wanted.store(true, SeqCst);
             0
+        })
+    }
+
+    /// A job for the next module a sample wanted whose copy has no rules yet; clears the
+    /// wanted marks it passes.
+    fn next_job(&self, copies: &[CopyRec]) -> Option<Job> {
+        (copies.iter().zip(self.wanted.iter()).enumerate()).find_map(|(slot, (c, wanted))| {
+            (wanted.swap(false, SeqCst) && c.addr != 0 && c.rules == [0; 2])
+                .then(|| Job::new(slot, c))
         })
     }
 
@@ -345,6 +374,9 @@ impl CodeMap {
 
 impl Drop for CodeMap {
     fn drop(&mut self) {
+        if let Some(job) = self.job.get_mut().take() {
+            job.abandon();
+        }
         for c in self.copies.get_mut().iter() {
             if c.rules[1] > 0 {
                 // SAFETY: as below, for the rules compiled from the copy.
@@ -612,39 +644,146 @@ unsafe fn copied_sections<'a>(copy: u64, hdr: [u64; 2], eh_frame: [u64; 2]) -> M
     }
 }
 
-/// The rules compiled from copy `c` (into a mapping of their own, counted first):
-/// `[address, count]`, or `[NOT_COMPILABLE, 0]` if it cannot be compiled.
-fn compile_rules(c: &CopyRec) -> [u64; 2] {
-    let [start, _, hdr_at, hdr_len, eh_at, eh_len] = c.key;
-    // SAFETY: `c` is a live copy (its address is non-zero) of the sections its key names.
-    let sections = unsafe { copied_sections(c.addr, [hdr_at, hdr_len], [eh_at, eh_len]) };
-    let mut count = 0u64;
-    let compiled = compile(&sections, start, &mut |_| count += 1);
-    let Some(bytes) = (count as usize)
-        .checked_mul(8)
-        .filter(|&b| compiled && b > 0)
-    else {
-        return [NOT_COMPILABLE, 0];
-    };
-    let Ok(addr) = map_anonymous(bytes, 0) else {
-        return [NOT_COMPILABLE, 0];
-    };
-    let out = addr.cast::<u64>();
-    let mut n = 0usize;
-    compile(&sections, start, &mut |entry| {
-        if n < count as usize {
-            // SAFETY: n < count entries of the fresh mapping.
-            unsafe { out.add(n).write(entry) };
-            n += 1;
+/// How long [`CodeMap::compile_wanted`] compiles at a time, at most (plus one step).
+pub const COMPILE_SLICE_NS: u64 = 1_000_000;
+
+/// FDEs compiled between two looks at the clock.
+const FDES_PER_STEP: usize = 64;
+
+/// A module's rules being compiled (see [`CodeMap::compile_wanted`]).
+struct Job {
+    /// The copy slot compiled.
+    slot: usize,
+    compiler: Compiler,
+    entries: Entries,
+}
+
+impl Job {
+    fn new(slot: usize, c: &CopyRec) -> Self {
+        Job {
+            slot,
+            compiler: Compiler::new(c.key[0]),
+            entries: Entries {
+                addr: 0,
+                room: 0,
+                len: 0,
+                failed: false,
+            },
         }
-    });
-    [addr as u64, n as u64]
+    }
+
+    /// Compiles copy `c` (the one the job was made for) until it is done, returning its rules
+    /// (`[address, count]`, or `[NOT_COMPILABLE, 0]` if it cannot be compiled), or until
+    /// `deadline` has passed (`None`).
+    fn run(&mut self, c: &CopyRec, deadline: u64) -> Option<[u64; 2]> {
+        let [_, _, hdr_at, hdr_len, eh_at, eh_len] = c.key;
+        // SAFETY: `c` is a live copy (its address is non-zero: a job is abandoned when its
+        // copy is unmapped) of the sections its key names.
+        let sections = unsafe { copied_sections(c.addr, [hdr_at, hdr_len], [eh_at, eh_len]) };
+        let entries = &mut self.entries;
+        loop {
+            let done = (self.compiler).step(&sections, FDES_PER_STEP, &mut |e| entries.push(e));
+            if let Some(ok) = done {
+                return Some(entries.finish(ok));
+            }
+            if time::monotonic_ns() >= deadline {
+                return None;
+            }
+        }
+    }
+
+    /// Gives up the job (its copy is going away, or the map is).
+    fn abandon(mut self) {
+        self.entries.unmap();
+    }
+}
+
+/// Compiled entries being written: a mapping with room for `room`, holding `len`.
+struct Entries {
+    addr: u64,
+    room: usize,
+    len: usize,
+    /// A mapping could not be made or grown: the module cannot be compiled.
+    failed: bool,
+}
+
+impl Entries {
+    fn push(&mut self, entry: u64) {
+        if self.failed {
+            return;
+        }
+        if self.len == self.room {
+            let room = self.room.saturating_mul(2).max(512);
+            let grown = if self.addr == 0 {
+                map_anonymous(room * 8, 0).ok()
+            } else {
+                // SAFETY: our own mapping of `room` entries, which no reader knows of yet.
+                let p = unsafe {
+                    libc::mremap(
+                        self.addr as usize as *mut libc::c_void,
+                        self.room * 8,
+                        room * 8,
+                        libc::MREMAP_MAYMOVE,
+                    )
+                };
+                (p != libc::MAP_FAILED).then_some(p)
+            };
+            let Some(p) = grown else {
+                self.unmap();
+                self.failed = true;
+                return;
+            };
+            (self.addr, self.room) = (p as u64, room);
+        }
+        // SAFETY: len < room entries of our mapping.
+        unsafe { (self.addr as usize as *mut u64).add(self.len).write(entry) };
+        self.len += 1;
+    }
+
+    /// The entries as rules, `[address, count]` (the mapping trimmed to them), or
+    /// `[NOT_COMPILABLE, 0]` (unmapped) unless `ok`.
+    fn finish(&mut self, ok: bool) -> [u64; 2] {
+        if !ok || self.failed || self.len == 0 {
+            self.unmap();
+            return [NOT_COMPILABLE, 0];
+        }
+        // SAFETY: shrinking our own mapping in place (the kernel keeps the pages holding
+        // `len` entries) before any reader knows of it.
+        let p = unsafe {
+            libc::mremap(
+                self.addr as usize as *mut libc::c_void,
+                self.room * 8,
+                self.len * 8,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            self.unmap();
+            return [NOT_COMPILABLE, 0];
+        }
+        let rules = [self.addr, self.len as u64];
+        *self = Entries {
+            addr: 0,
+            room: 0,
+            len: 0,
+            failed: false,
+        };
+        rules
+    }
+
+    fn unmap(&mut self) {
+        if self.addr != 0 {
+            // SAFETY: our own mapping of `room` entries, which no reader knows of.
+            unsafe { libc::munmap(self.addr as usize as *mut libc::c_void, self.room * 8) };
+            self.addr = 0;
+        }
+    }
 }
 
 /// Unmaps compiled rules `[address, count]`.
 ///
 /// # Safety
-/// The mapping must be one `compile_rules` made and no table may refer to it any more.
+/// The mapping must be one a [`Job`] made and no table may refer to it any more.
 unsafe fn munmap_entries([addr, count]: [u64; 2]) {
     // SAFETY: the caller's contract.
     unsafe { libc::munmap(addr as usize as *mut libc::c_void, count as usize * 8) };
@@ -693,7 +832,21 @@ mod tests {
                 .unwrap()
         };
         assert!(!compiled(&map), "interpreted until compiled; now wanted");
-        assert_eq!(map.compile_wanted(), 1, "only this executable");
+        // A slice at a time (this debug test binary takes several), interpreted meanwhile,
+        // the job surviving a republished table.
+        let mut looks = 0;
+        let finished = loop {
+            let finished = map.compile_wanted();
+            looks += 1;
+            if finished > 0 || looks > 100_000 {
+                break finished;
+            }
+            assert!(!compiled(&map));
+            if looks == 1 {
+                map.refresh(&mut modules, true);
+            }
+        };
+        assert_eq!(finished, 1, "only this executable, in {looks} looks");
         assert!(compiled(&map));
         assert!(map.copied_bytes() > copied, "the rules are counted");
         assert_eq!(map.compile_wanted(), 0);

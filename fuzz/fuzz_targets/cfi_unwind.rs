@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use vignette::unwind::cfi::{ModuleSections, Section};
-use vignette::unwind::compiled::{compile, interpreted, Compiled, INTERPRET};
+use vignette::unwind::compiled::{compile, interpreted, Compiled, Compiler, INTERPRET};
 use vignette::unwind::{walk, CodeLookup, Regs, RuleCache, SliceStack};
 
 struct OneModule<'a>(ModuleSections<'a>);
@@ -55,7 +55,18 @@ fuzz_target!(|data: &[u8]| {
     // Compiled ahead, the rule at every address the walk looked up, and at addresses from the
     // input, is the one interpreting the FDE gives, or "interpret".
     let mut entries = Vec::new();
-    if compile(&sections, 0x1000, &mut |e| entries.push(e)) {
+    let whole = compile(&sections, 0x1000, &mut |e| entries.push(e));
+    // A slice of FDEs at a time, as the sampler thread compiles, gives the same entries.
+    let (mut sliced, mut compiler) = (Vec::new(), Compiler::new(0x1000));
+    let slice = 1 + head[4] as usize % 3;
+    let ok = loop {
+        if let Some(ok) = compiler.step(&sections, slice, &mut |e| sliced.push(e)) {
+            break ok;
+        }
+    };
+    assert_eq!(ok, whole);
+    if whole {
+        assert_eq!(sliced, entries);
         assert!(
             entries.windows(2).all(|w| w[0] >> 32 < w[1] >> 32),
             "sorted, no repeats"

@@ -64,15 +64,15 @@ pub fn interpreted(m: &ModuleSections<'_>, pc: u64) -> u32 {
 
 /// Writes a module's entries: a pending one is held back so that a later row starting at the
 /// same address replaces it and an equal neighbour merges into it.
-struct Emitter<'e> {
+#[derive(Debug, Clone, Copy)]
+struct Emitter {
     base: u64,
     pending: Option<(u32, u32)>,
     ok: bool,
-    emit: &'e mut dyn FnMut(u64),
 }
 
-impl Emitter<'_> {
-    fn put(&mut self, start: u64, packed: u32) {
+impl Emitter {
+    fn put(&mut self, start: u64, packed: u32, emit: &mut dyn FnMut(u64)) {
         let Some(offset) = start
             .checked_sub(self.base)
             .and_then(|o| u32::try_from(o).ok())
@@ -85,78 +85,124 @@ impl Emitter<'_> {
             Some((at, _)) if offset == at => self.pending = Some((at, packed)),
             Some((_, rule)) if rule == packed => {}
             _ => {
-                self.flush();
+                self.flush(emit);
                 self.pending = Some((offset, packed));
             }
         }
     }
 
-    fn flush(&mut self) {
+    fn flush(&mut self, emit: &mut dyn FnMut(u64)) {
         if let (true, Some((at, rule))) = (self.ok, self.pending.take()) {
-            (self.emit)((at as u64) << 32 | rule as u64);
+            emit((at as u64) << 32 | rule as u64);
         }
     }
 }
 
-/// Compiles the module whose sections are `m` and whose offsets count from `base`, calling
-/// `emit` with each entry in order. Returns `false` when it cannot be compiled (no sorted
-/// table in `.eh_frame_hdr`, FDEs out of order or overlapping, a module over 4 GiB): then the
-/// entries given mean nothing and the module is interpreted.
+/// A module's compilation, a slice of its FDEs at a time, so that the sampler thread never
+/// stops for long (a large module has 10⁵ FDEs): every [`Compiler::step`] is given the same
+/// sections and continues where the last one stopped.
+#[derive(Debug, Clone, Copy)]
+pub struct Compiler {
+    out: Emitter,
+    /// The next `.eh_frame_hdr` table entry.
+    next: usize,
+    /// Where the last FDE compiled ends.
+    prev_end: Option<u64>,
+}
+
+impl Compiler {
+    /// A compilation of the module whose offsets count from `base`.
+    pub fn new(base: u64) -> Self {
+        Compiler {
+            out: Emitter {
+                base,
+                pending: None,
+                ok: true,
+            },
+            next: 0,
+            prev_end: None,
+        }
+    }
+
+    /// Compiles up to `fdes` more FDEs of `m`, calling `emit` with each entry in order.
+    /// Returns `None` while FDEs remain, then whether the module could be compiled: `false`
+    /// when there is no sorted table in `.eh_frame_hdr`, FDEs are out of order or overlap,
+    /// or the module is over 4 GiB; then the entries given mean nothing and the module is
+    /// interpreted.
+    ///
+    /// # Signal safety
+    /// Not called from the handler: the sampler thread compiles modules once samples need them.
+    pub fn step(
+        &mut self,
+        m: &ModuleSections<'_>,
+        fdes: usize,
+        emit: &mut dyn FnMut(u64),
+    ) -> Option<bool> {
+        let (Some(hdr), Some(eh_frame)) = (m.eh_frame_hdr, m.eh_frame) else {
+            return Some(false);
+        };
+        let Ok(hdr) = EhFrameHdr::parse(hdr) else {
+            return Some(false);
+        };
+        if !hdr.has_table() {
+            return Some(false);
+        }
+        let end = hdr.entry_count().min(self.next.saturating_add(fdes));
+        for i in self.next..end {
+            let Ok((start, fde_avma)) = hdr.entry(i) else {
+                return Some(false);
+            };
+            let fde = eh_frame
+                .offset_of(fde_avma)
+                .and_then(|offset| parse_fde(eh_frame, offset).ok())
+                .filter(|fde| fde.pc_begin == start);
+            let Some(fde) = fde else {
+                // The interpreter rejects this entry for every address it is found for.
+                self.out.put(start, INTERPRET, emit);
+                self.prev_end = None;
+                continue;
+            };
+            if let Some(end) = self.prev_end.filter(|&end| fde.pc_begin > end) {
+                self.out.put(end, NO_FDE, emit);
+            }
+            if fde.cie.signal_frame {
+                self.out.put(fde.pc_begin, INTERPRET, emit);
+            } else {
+                let out = &mut self.out;
+                for_each_row(eh_frame, &fde, &mut |at, row| {
+                    if at >= fde.pc_end {
+                        return;
+                    }
+                    let packed = row
+                        .and_then(|row| Rule::from_row(&fde, row))
+                        .map_or(INTERPRET, Rule::pack);
+                    out.put(at, packed, emit);
+                });
+            }
+            self.prev_end = Some(fde.pc_end);
+        }
+        self.next = end;
+        if end < hdr.entry_count() {
+            return None;
+        }
+        if let Some(end) = self.prev_end.take() {
+            self.out.put(end, NO_FDE, emit);
+        }
+        self.out.flush(emit);
+        Some(self.out.ok)
+    }
+}
+
+/// Compiles the module whose sections are `m` and whose offsets count from `base` in one go,
+/// calling `emit` with each entry in order; returns what the last [`Compiler::step`] does.
 ///
 /// # Signal safety
-/// Not called from the handler: the sampler thread compiles modules once samples need them.
+/// Not called from the handler.
 pub fn compile(m: &ModuleSections<'_>, base: u64, emit: &mut dyn FnMut(u64)) -> bool {
-    let (Some(hdr), Some(eh_frame)) = (m.eh_frame_hdr, m.eh_frame) else {
-        return false;
-    };
-    let Ok(hdr) = EhFrameHdr::parse(hdr) else {
-        return false;
-    };
-    if !hdr.has_table() {
-        return false;
-    }
-    let mut out = Emitter {
-        base,
-        pending: None,
-        ok: true,
-        emit,
-    };
-    let mut prev_end = None;
-    for i in 0..hdr.entry_count() {
-        let Ok((start, fde_avma)) = hdr.entry(i) else {
-            return false;
-        };
-        let fde = eh_frame
-            .offset_of(fde_avma)
-            .and_then(|offset| parse_fde(eh_frame, offset).ok())
-            .filter(|fde| fde.pc_begin == start);
-        let Some(fde) = fde else {
-            // The interpreter rejects this entry for every address it is found for.
-            out.put(start, INTERPRET);
-            prev_end = None;
-            continue;
-        };
-        if let Some(end) = prev_end.filter(|&end| fde.pc_begin > end) {
-            out.put(end, NO_FDE);
+    let mut c = Compiler::new(base);
+    loop {
+        if let Some(ok) = c.step(m, usize::MAX, emit) {
+            return ok;
         }
-        if fde.cie.signal_frame {
-            out.put(fde.pc_begin, INTERPRET);
-        } else {
-            for_each_row(eh_frame, &fde, &mut |at, row| {
-                if at >= fde.pc_end {
-                    return;
-                }
-                let packed = row
-                    .and_then(|row| Rule::from_row(&fde, row))
-                    .map_or(INTERPRET, Rule::pack);
-                out.put(at, packed);
-            });
-        }
-        prev_end = Some(fde.pc_end);
     }
-    if let Some(end) = prev_end {
-        out.put(end, NO_FDE);
-    }
-    out.flush();
-    out.ok
 }
