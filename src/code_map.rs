@@ -8,7 +8,10 @@
 //! vignette's while the loader lock is held (so the module cannot be unloaded during the copy),
 //! as Gecko's LUL does: the handler parses only the copies, so a library unloaded, replaced or
 //! `mprotect`ed at any moment can never make it fault. The parser still sees the sections at
-//! their addresses in the process (pc-relative encodings resolve as in the module).
+//! their addresses in the process (pc-relative encodings resolve as in the module). The main
+//! program's sections are the exception, read where they are: the loader never unmaps the
+//! main program (libgcc's unwinder reads them there at every C++ `throw`), and a Rust or
+//! browser-sized executable holds megabytes of them, which a copy would double in memory.
 //!
 //! Rules are compiled from a copy ([`crate::unwind::compiled`]) only once samples need the
 //! module enough to pay for it: the handler interprets the copy until then, counting the
@@ -51,8 +54,9 @@ struct CodeEntry {
     /// `.eh_frame_hdr` and `.eh_frame`: address in the process and length.
     hdr: [u64; 2],
     eh_frame: [u64; 2],
-    /// Where the copies are: `hdr` at `copy`, `eh_frame` right after it.
-    copy: u64,
+    /// Where the handler reads `hdr` and `eh_frame`: in a copy, or where the main program
+    /// has them; `[0, 0]`: nowhere.
+    at: [u64; 2],
     /// The copy's index in [`CodeMap`]'s per-copy tables (its compiled rules, its wanted flag).
     slot: u64,
     /// The loader's `link_map` for the module when listed (see [`CodeTable::mark_unlisted`]);
@@ -70,11 +74,16 @@ const MAX_SEGMENTS: usize = 8;
 // SAFETY: integers only; zero is valid.
 unsafe impl Zeroed for CodeEntry {}
 
-/// One anonymous mapping holding a module's copied sections (writer-side bookkeeping).
+/// One anonymous mapping holding a module's copied sections, or the main program's own
+/// sections, read where they are (writer-side bookkeeping).
 #[derive(Debug, Clone, Copy)]
 struct CopyRec {
+    /// The mapping, or (in place) the address of the first section read; 0: slot unused.
     addr: u64,
+    /// The mapping's length; 0 in place.
     bytes: u64,
+    /// Where the handler reads `hdr` and `eh_frame`.
+    at: [u64; 2],
     /// The module's range and sections when copied.
     key: [u64; 6],
     /// The loader's unload count when copied: the copy serves while it is unchanged.
@@ -135,7 +144,7 @@ fn entry(o: &LoadedObject<'_>) -> Option<CodeEntry> {
         end,
         hdr: [0; 2],
         eh_frame: [0; 2],
-        copy: 0,
+        at: [0; 2],
         slot: 0,
         link_map: 0,
         map_ends: [0; MAX_SEGMENTS],
@@ -209,10 +218,14 @@ impl CodeMap {
                 c.tables &= !bit;
             }
             let mut n = 0;
+            // The first object listed is the main program (named "" by the loader).
+            let mut main = true;
             modules.begin_pass();
             dl::for_each_object(|o| {
                 counts = o.adds_subs;
                 modules.observe(o, epoch);
+                let is_main = main && o.name.is_empty();
+                main = false;
                 let (Some(slot), Some(mut e)) = (slots.get_mut(n), entry(o)) else {
                     return;
                 };
@@ -224,7 +237,7 @@ impl CodeMap {
                     },
                     None => (0, [0; MAX_SEGMENTS]),
                 };
-                (e.copy, e.slot) = copy_sections(copies, o, &e, counts.1, bit);
+                (e.at, e.slot) = copy_sections(copies, o, &e, counts.1, bit, is_main);
                 *slot = e;
                 n += 1;
             });
@@ -241,9 +254,14 @@ impl CodeMap {
                     if let Some(j) = job.take_if(|j| j.slot == i) {
                         j.abandon();
                     }
-                    // SAFETY: the mapping was made by `copy_sections` and no table refers to it;
-                    // the table that did is this spare one, which no reader has pinned.
-                    unsafe { libc::munmap(c.addr as usize as *mut libc::c_void, c.bytes as usize) };
+                    if c.bytes > 0 {
+                        // SAFETY: the mapping was made by `copy_sections` and no table refers
+                        // to it; the table that did is this spare one, which no reader has
+                        // pinned.
+                        unsafe {
+                            libc::munmap(c.addr as usize as *mut libc::c_void, c.bytes as usize)
+                        };
+                    }
                     if c.rules[1] > 0 {
                         // SAFETY: as above, for the rules compiled from that copy.
                         unsafe { munmap_entries(c.rules) };
@@ -251,6 +269,7 @@ impl CodeMap {
                     *c = CopyRec {
                         addr: 0,
                         bytes: 0,
+                        at: [0; 2],
                         key: [0; 6],
                         subs: 0,
                         tables: 0,
@@ -388,7 +407,7 @@ impl Drop for CodeMap {
                 // SAFETY: as below, for the rules compiled from the copy.
                 unsafe { munmap_entries(c.rules) };
             }
-            if c.addr != 0 {
+            if c.bytes > 0 {
                 // SAFETY: our own mapping; the profiler drops the code map only once no handler
                 // can run with it.
                 unsafe { libc::munmap(c.addr as usize as *mut libc::c_void, c.bytes as usize) };
@@ -397,16 +416,19 @@ impl Drop for CodeMap {
     }
 }
 
-/// The address and slot of a copy of `e`'s sections (reusing one made while no module was
-/// unloaded since), marked as used by table `bit`; address 0 if there is nothing to copy or no
-/// room.
+/// Where the handler reads `e`'s sections (`[hdr, eh_frame]`) and the slot of their record,
+/// marked as used by table `bit`: a copy (one made while no module was unloaded since is
+/// reused), or, for the main program (`main`), the sections where they are, since the
+/// loader never unmaps it (and a C++ `throw` reads them there too); `[0, 0]` if there is
+/// nothing to read or no room.
 fn copy_sections(
     copies: &mut [CopyRec],
     o: &LoadedObject<'_>,
     e: &CodeEntry,
     subs: u64,
     bit: u8,
-) -> (u64, u64) {
+    main: bool,
+) -> ([u64; 2], u64) {
     let key = [
         e.start,
         e.end,
@@ -415,48 +437,61 @@ fn copy_sections(
         e.eh_frame[0],
         e.eh_frame[1],
     ];
-    // A copy made while no module was unloaded since, or (an address range may now hold
+    // A record made while no module was unloaded since, or (an address range may now hold
     // another module) one whose bytes are still the module's: compiling its rules again costs
     // far more than comparing.
-    if let Some((i, c)) = copies
-        .iter_mut()
-        .enumerate()
-        .find(|(_, c)| c.addr != 0 && c.key == key && (c.subs == subs || same_bytes(c.addr, o, e)))
-    {
+    if let Some((i, c)) = copies.iter_mut().enumerate().find(|(_, c)| {
+        c.addr != 0
+            && c.key == key
+            && (c.bytes == 0) == main
+            && (c.subs == subs || main || same_bytes(c.addr, o, e))
+    }) {
         c.subs = subs;
         c.tables |= bit;
-        return (c.addr, i as u64);
+        return (c.at, i as u64);
     }
     let bytes = e.hdr[1] + e.eh_frame[1];
     let Some((i, slot)) = copies.iter_mut().enumerate().find(|(_, c)| c.addr == 0) else {
-        return (0, 0);
+        return ([0; 2], 0);
     };
     if bytes == 0 {
-        return (0, 0);
+        return ([0; 2], 0);
     }
-    let Ok(addr) = map_anonymous(bytes as usize, 0) else {
-        return (0, 0);
-    };
-    let dst = addr.cast::<u8>();
-    for (at, [avma, len]) in [(0, e.hdr), (e.hdr[1], e.eh_frame)] {
-        if len == 0 {
-            continue;
+    let (addr, bytes, at) = if main {
+        // Where the sections are: inside readable, file-backed PT_LOAD segments (see `entry`).
+        let at = [e.hdr[0], e.eh_frame[0]];
+        (at[0].max(at[1]), 0, at)
+    } else {
+        let Ok(addr) = map_anonymous(bytes as usize, 0) else {
+            return ([0; 2], 0);
+        };
+        let dst = addr.cast::<u8>();
+        for (at, [avma, len]) in [(0, e.hdr), (e.hdr[1], e.eh_frame)] {
+            if len == 0 {
+                continue;
+            }
+            // The section lies inside a readable, file-backed PT_LOAD segment of `o` (see
+            // `entry`), which stays mapped while the loader lock (held during this callback)
+            // is ours.
+            let src = o.slice(avma, len);
+            // SAFETY: `dst + at .. + len` lies inside the fresh mapping of `bytes` bytes.
+            unsafe {
+                core::ptr::copy_nonoverlapping(src.as_ptr(), dst.add(at as usize), src.len())
+            };
         }
-        // The section lies inside a readable, file-backed PT_LOAD segment of `o` (see `entry`),
-        // which stays mapped while the loader lock (held during this callback) is ours.
-        let src = o.slice(avma, len);
-        // SAFETY: `dst + at .. + len` lies inside the fresh mapping of `bytes` bytes.
-        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst.add(at as usize), src.len()) };
-    }
+        let addr = addr as u64;
+        (addr, bytes, [addr, addr + e.hdr[1]])
+    };
     *slot = CopyRec {
-        addr: addr as u64,
+        addr,
         bytes,
+        at,
         key,
         subs,
         tables: bit,
         rules: [0; 2],
     };
-    (addr as u64, i as u64)
+    (at, i as u64)
 }
 
 /// Whether the copy at `addr` holds what `o` has now at `e`'s sections.
@@ -618,17 +653,17 @@ impl CodeLookup for CodeTable<'_> {
     /// Async-signal-safe: a binary search and atomics.
     fn sections(&self, avma: u64) -> Option<ModuleSections<'_>> {
         let e = self.entry_at(avma)?;
-        if e.copy == 0 {
+        if e.at == [0; 2] {
             return Some(ModuleSections {
                 eh_frame_hdr: None,
                 eh_frame: None,
                 compiled: None,
             });
         }
-        // SAFETY: the copy is vignette's own mapping of hdr + eh_frame bytes, never written
-        // after it was made, and unmapped only once no published table (so no pinned reader)
-        // refers to it.
-        let sections = unsafe { copied_sections(e.copy, e.hdr, e.eh_frame) };
+        // SAFETY: `at` is a copy, vignette's own mapping of hdr + eh_frame bytes, never
+        // written after it was made and unmapped only once no published table (so no pinned
+        // reader) refers to it; or the main program's sections, never unmapped.
+        let sections = unsafe { copied_sections(e.at, e.hdr, e.eh_frame) };
         let compiled = self.compiled(e, &sections);
         Some(ModuleSections {
             compiled,
@@ -637,26 +672,28 @@ impl CodeLookup for CodeTable<'_> {
     }
 }
 
-/// The sections `hdr` and `eh_frame` as copied at `copy` (which must be non-zero).
+/// The sections `hdr` and `eh_frame` as the handler reads them, at `at`.
 ///
 /// # Safety
-/// `copy` must be a live copy of those sections (made by `copy_sections`).
+/// `at` must be where a live record (made by `copy_sections`) has those sections.
 ///
 /// # Signal safety
-/// Async-signal-safe: builds slices over vignette's own mapping.
-unsafe fn copied_sections<'a>(copy: u64, hdr: [u64; 2], eh_frame: [u64; 2]) -> ModuleSections<'a> {
+/// Async-signal-safe: builds slices.
+unsafe fn copied_sections<'a>(
+    at: [u64; 2],
+    hdr: [u64; 2],
+    eh_frame: [u64; 2],
+) -> ModuleSections<'a> {
     let section = |at: u64, [avma, len]: [u64; 2]| {
         (len > 0).then(|| Section {
-            // SAFETY: the caller's contract: the copy holds hdr then eh_frame.
-            data: unsafe {
-                core::slice::from_raw_parts((copy + at) as usize as *const u8, len as usize)
-            },
+            // SAFETY: the caller's contract: `len` bytes of the section are readable at `at`.
+            data: unsafe { core::slice::from_raw_parts(at as usize as *const u8, len as usize) },
             avma,
         })
     };
     ModuleSections {
-        eh_frame_hdr: section(0, hdr),
-        eh_frame: section(hdr[1], eh_frame),
+        eh_frame_hdr: section(at[0], hdr),
+        eh_frame: section(at[1], eh_frame),
         compiled: None,
     }
 }
@@ -702,9 +739,9 @@ impl Job {
     /// `deadline` has passed (`None`).
     fn run(&mut self, c: &CopyRec, deadline: u64) -> Option<[u64; 2]> {
         let [_, _, hdr_at, hdr_len, eh_at, eh_len] = c.key;
-        // SAFETY: `c` is a live copy (its address is non-zero: a job is abandoned when its
+        // SAFETY: `c` is a live record (its address is non-zero: a job is abandoned when its
         // copy is unmapped) of the sections its key names.
-        let sections = unsafe { copied_sections(c.addr, [hdr_at, hdr_len], [eh_at, eh_len]) };
+        let sections = unsafe { copied_sections(c.at, [hdr_at, hdr_len], [eh_at, eh_len]) };
         let entries = &mut self.entries;
         loop {
             let done = (self.compiler).step(&sections, FDES_PER_STEP, &mut |e| entries.push(e));
@@ -838,8 +875,18 @@ mod tests {
             })
             .unwrap();
         assert_eq!(found, (true, true));
+        // The main program's (this test binary's) sections are read where they are; a
+        // library's from a copy.
+        let in_place = |avma: u64| {
+            map.read(|t| {
+                let eh = t.sections(avma).unwrap().eh_frame.unwrap();
+                eh.data.as_ptr() as u64 == eh.avma
+            })
+            .unwrap()
+        };
         let libc_fn = libc::qsort as *const () as u64;
-        assert!(map.read(|t| t.sections(libc_fn).is_some()).unwrap());
+        assert!(in_place(here));
+        assert!(!in_place(libc_fn));
         assert!(map.read(|t| t.sections(0x10).is_none()).unwrap());
     }
 
