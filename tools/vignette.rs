@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use vignette::tools::{self, read_profile, Format, SymbolStore, ToolError};
+use vignette::tools::{self, read_profile, Format, ToolError};
 use vignette::EndReason;
 
 #[derive(Parser)]
@@ -57,7 +57,7 @@ enum Command {
         /// The profile
         profile: PathBuf,
         /// The output format
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = choices(&Format::ALL, |f| (f.name(), f.about())))]
         to: Format,
         /// The output file (`-`: standard output)
         #[arg(short, long)]
@@ -85,7 +85,8 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
         /// Order rows by self time (where the CPU went) or total time (what it ran under)
-        #[arg(long, value_enum, default_value = "self")]
+        #[arg(long, default_value = "self",
+              value_parser = choices(&tools::report::Sort::ALL, |o| (o.name(), o.about())))]
         sort: tools::report::Sort,
         /// Inlined functions as rows of their own (by default their time counts for the
         /// function they were inlined into)
@@ -180,6 +181,22 @@ impl Symbols {
     }
 }
 
+/// A parser of one of `all`, each named and described by `describe` in `--help`.
+fn choices<T>(
+    all: &[T],
+    describe: fn(&T) -> (&'static str, &'static str),
+) -> impl clap::builder::TypedValueParser<Value = T>
+where
+    T: std::str::FromStr<Err = String> + Clone + Send + Sync + 'static,
+{
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    let values = all
+        .iter()
+        .map(describe)
+        .map(|(name, about)| PossibleValue::new(name).help(about));
+    PossibleValuesParser::new(values).try_map(|s| s.parse::<T>())
+}
+
 /// What `vignette diff` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum DiffFormat {
@@ -240,56 +257,41 @@ fn spinner(message: String) -> indicatif::ProgressBar {
     bar
 }
 
-/// Resolves `p` with `symbols`, showing a spinner meanwhile: local sources first; the modules
-/// they lack are fetched from the servers named into the cache, which is then read as a store.
+/// Resolves `p` with `symbols` (see [`tools::SymbolSources`]), showing progress on stderr: a
+/// bar while fetching from servers, a spinner while resolving.
 fn resolve_with(p: &vignette::Profile, symbols: &Symbols) -> Result<tools::Resolution, ToolError> {
-    let mut local = Vec::new();
-    let mut servers = Vec::new();
-    for s in &symbols.sources {
-        match tools::remote::Server::parse(s) {
-            Some(server) => servers.push(server),
-            None => local.push(PathBuf::from(s)),
-        }
-    }
-    if symbols.debuginfod {
-        let urls = std::env::var("DEBUGINFOD_URLS").unwrap_or_default();
-        servers.extend(tools::remote::Server::from_debuginfod_urls(&urls));
-    }
-    let mut fetch_warnings = Vec::new();
-    if !servers.is_empty() {
-        let cache = symbols
-            .symbol_cache
-            .clone()
-            .unwrap_or_else(tools::remote::default_cache);
-        // Only the modules the samples use and the local sources lack.
-        let mut used = vec![false; p.modules.len()];
-        for f in &p.frames {
-            if let Some(u) = (f.module as usize)
-                .checked_sub(1)
-                .and_then(|m| used.get_mut(m))
-            {
-                *u = true;
+    let urls = symbols
+        .debuginfod
+        .then(|| std::env::var("DEBUGINFOD_URLS").unwrap_or_default());
+    let sources = tools::SymbolSources::parse(
+        &symbols.sources,
+        urls.as_deref(),
+        symbols.symbol_cache.clone(),
+    );
+    let bar = std::sync::Mutex::new(None::<indicatif::ProgressBar>);
+    let progress = |step: tools::sources::Progress| {
+        use tools::sources::Progress;
+        let mut bar = bar.lock().unwrap_or_else(|e| e.into_inner());
+        match step {
+            Progress::Fetching { done, of } => bar
+                .get_or_insert_with(|| {
+                    indicatif::ProgressBar::new(of as u64).with_message("fetching symbols")
+                })
+                .set_position(done as u64),
+            Progress::Resolving { frames } => {
+                if let Some(b) = bar.take() {
+                    b.finish_and_clear();
+                }
+                *bar = Some(spinner(format!("resolving {frames} frames")));
+            }
+            Progress::Done => {
+                if let Some(b) = bar.take() {
+                    b.finish_and_clear();
+                }
             }
         }
-        let mut store = SymbolStore::new(&local);
-        let missing: Vec<&vignette::Module> = p
-            .modules
-            .iter()
-            .zip(&used)
-            .filter(|(m, &u)| u && store.find(&m.debug_file, &m.debug_id_string()).is_none())
-            .map(|(m, _)| m)
-            .collect();
-        fetch_warnings = tools::remote::fetch(&missing, &servers, &cache);
-        local.push(cache);
-    }
-    let bar = spinner(format!("resolving {} frames", p.frames.len()));
-    let res = tools::resolve(p, &mut SymbolStore::new(&local));
-    bar.finish_and_clear();
-    let mut res = res?;
-    for w in fetch_warnings {
-        res.warnings.insert(0, w);
-    }
-    Ok(res)
+    };
+    sources.resolve(p, &progress)
 }
 
 /// `p` with only the samples `filter` names (all without one); an error if none has it.

@@ -25,6 +25,7 @@ pub mod record;
 pub mod remote;
 pub mod report;
 pub mod resolve;
+pub mod sources;
 pub mod speedscope;
 pub mod store;
 pub mod svg;
@@ -35,11 +36,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use resolve::{resolve, Resolution, ResolvedProfile};
+pub use sources::SymbolSources;
 pub use store::SymbolStore;
 pub use sym_file::{Location, SymbolFile};
 
 /// The formats [`convert`] writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// Speedscope JSON (<https://www.speedscope.app>)
     Speedscope,
@@ -53,6 +55,55 @@ pub enum Format {
     Svg,
     /// Firefox Profiler processed profile JSON (<https://profiler.firefox.com>)
     Firefox,
+}
+
+impl Format {
+    /// Every format, in the order a list of them shows.
+    pub const ALL: [Format; 6] = [
+        Format::Speedscope,
+        Format::Collapsed,
+        Format::Pprof,
+        Format::PprofUnresolved,
+        Format::Svg,
+        Format::Firefox,
+    ];
+
+    /// Its name, as the command line takes it (`pprof-unresolved`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Speedscope => "speedscope",
+            Format::Collapsed => "collapsed",
+            Format::Pprof => "pprof",
+            Format::PprofUnresolved => "pprof-unresolved",
+            Format::Svg => "svg",
+            Format::Firefox => "firefox",
+        }
+    }
+
+    /// What it is, in a few words.
+    pub fn about(self) -> &'static str {
+        match self {
+            Format::Speedscope => "Speedscope JSON (<https://www.speedscope.app>)",
+            Format::Collapsed => "Collapsed stacks, one line per stack (flame graph input)",
+            Format::Pprof => "pprof (gzipped profile.proto), resolved with --symbols",
+            Format::PprofUnresolved => {
+                "pprof with addresses, mappings and build IDs only, for server-side symbolization"
+            }
+            Format::Svg => "An SVG flame graph",
+            Format::Firefox => {
+                "Firefox Profiler processed profile JSON (<https://profiler.firefox.com>)"
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    /// The format named `s` (see [`Format::name`]).
+    fn from_str(s: &str) -> Result<Self, String> {
+        (Format::ALL.into_iter().find(|f| f.name() == s)).ok_or_else(|| format!("no format {s:?}"))
+    }
 }
 
 /// Options for [`convert`].

@@ -84,9 +84,15 @@ struct Want {
 }
 
 /// Fetches the symbols of `modules` that `cache` does not hold yet from `servers` (in order,
-/// the first that has them wins), into `cache`. Returns warnings, one per module that none of
-/// them served and per server failure met; never fails as a whole.
-pub fn fetch(modules: &[&Module], servers: &[Server], cache: &Path) -> Vec<String> {
+/// the first that has them wins), into `cache`, calling `progress(done, of)` as each module's
+/// fetch ends. Returns warnings, one per module that none of them served and per server
+/// failure met; never fails as a whole.
+pub fn fetch(
+    modules: &[&Module],
+    servers: &[Server],
+    cache: &Path,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Vec<String> {
     let mut warnings = Vec::new();
     let mut wants = Vec::new();
     for m in modules {
@@ -120,8 +126,9 @@ pub fn fetch(modules: &[&Module], servers: &[Server], cache: &Path) -> Vec<Strin
         .timeout_connect(Duration::from_secs(10))
         .timeout(Duration::from_secs(120))
         .build();
-    let bar = indicatif::ProgressBar::new(wants.len() as u64).with_message("fetching symbols");
     let next = std::sync::atomic::AtomicUsize::new(0);
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    progress(0, wants.len());
     let results = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..PARALLEL.min(wants.len()) {
@@ -129,12 +136,12 @@ pub fn fetch(modules: &[&Module], servers: &[Server], cache: &Path) -> Vec<Strin
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(w) = wants.get(i) else { break };
                 let r = fetch_one(&agent, w, servers, cache);
-                bar.inc(1);
+                let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                progress(d, wants.len());
                 results.lock().unwrap_or_else(|e| e.into_inner()).extend(r);
             });
         }
     });
-    bar.finish_and_clear();
     warnings.extend(results.into_inner().unwrap_or_else(|e| e.into_inner()));
     warnings
 }

@@ -8,14 +8,43 @@ use super::sym_file::Location;
 use crate::Profile;
 
 /// How rows are ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Sort {
     /// By self weight: where the CPU was spent (then by total)
     #[default]
-    #[value(name = "self")]
     Self_,
     /// By total weight: what the time was spent under (then by self)
     Total,
+}
+
+impl Sort {
+    /// Both orders.
+    pub const ALL: [Sort; 2] = [Sort::Self_, Sort::Total];
+
+    /// Its name, as the command line takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sort::Self_ => "self",
+            Sort::Total => "total",
+        }
+    }
+
+    /// What it orders by, in a few words.
+    pub fn about(self) -> &'static str {
+        match self {
+            Sort::Self_ => "By self weight: where the CPU was spent (then by total)",
+            Sort::Total => "By total weight: what the time was spent under (then by self)",
+        }
+    }
+}
+
+impl std::str::FromStr for Sort {
+    type Err = String;
+
+    /// The order named `s` (see [`Sort::name`]).
+    fn from_str(s: &str) -> Result<Self, String> {
+        (Sort::ALL.into_iter().find(|o| o.name() == s)).ok_or_else(|| format!("no order {s:?}"))
+    }
 }
 
 /// What [`report`] shows.
@@ -175,10 +204,7 @@ pub fn report(profile: &Profile, res: &Resolution, options: &Options) -> String 
     let mut out = chunk_header(profile);
     let mut table = |title: &str, rows: Vec<Row>, all: u64| {
         let pct = |w: u64| 100.0 * w as f64 / all.max(1) as f64;
-        let sorted = match options.sort {
-            Sort::Self_ => "self",
-            Sort::Total => "total",
-        };
+        let sorted = options.sort.name();
         let _ = writeln!(out, "{title}: {all} sampling intervals, by {sorted}");
         let _ = writeln!(out, "{:>7} {:>7}  function (hottest line)", "self", "total");
         for r in rows.iter().take(options.limit) {
