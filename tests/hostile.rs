@@ -207,18 +207,22 @@ fn modules_without_paths_are_found_by_file_name_and_build_id() {
     let found = local_file_of(&module("libc.so.6", "", [1; 16], libc_id.clone()), &[]).unwrap();
     assert_eq!(elf_build_id(&found).unwrap(), libc_id, "{found:?}");
     // The same name with another build ID is not that file.
-    let why = local_file_of(&module("libc.so.6", "", [1; 16], vec![7; 20]), &[]).unwrap_err();
+    let why = local_file_of(&module("libc.so.6", "", [1; 16], vec![7; 20]), &[])
+        .unwrap_err()
+        .to_string();
     assert!(why.contains("another build ID"), "{why}");
     // Names are file names, never paths.
     for name in ["../../etc/passwd", "/etc/passwd", "..", ".hidden", "a/b"] {
-        let why = local_file_of(&module(name, "", [1; 16], libc_id.clone()), &[]).unwrap_err();
+        let why = local_file_of(&module(name, "", [1; 16], libc_id.clone()), &[])
+            .unwrap_err()
+            .to_string();
         assert!(why.contains("not a file name"), "{name}: {why}");
     }
     // --search folders come first; a name found nowhere says how to help.
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let clones_id = elf_build_id(&fixtures.join("clones")).unwrap();
     let clones = module("clones", "", [2; 16], clones_id);
-    let why = local_file_of(&clones, &[]).unwrap_err();
+    let why = local_file_of(&clones, &[]).unwrap_err().to_string();
     assert!(why.contains("--search"), "{why}");
     assert_eq!(
         local_file_of(&clones, std::slice::from_ref(&fixtures)).unwrap(),
@@ -228,7 +232,9 @@ fn modules_without_paths_are_found_by_file_name_and_build_id() {
     // over: the advice is still --search, not "not a regular file".
     let decoy = tmp("symbols-decoy");
     std::fs::create_dir_all(decoy.join("clones")).unwrap();
-    let why = local_file_of(&clones, std::slice::from_ref(&decoy)).unwrap_err();
+    let why = local_file_of(&clones, std::slice::from_ref(&decoy))
+        .unwrap_err()
+        .to_string();
     assert!(why.contains("--search"), "{why}");
     assert_eq!(
         local_file_of(&clones, &[decoy, fixtures.clone()]).unwrap(),

@@ -365,7 +365,10 @@ fn run(cli: Cli) -> Result<ExitCode, ToolError> {
                 let path = match tools::store::local_file_of(&m, &search) {
                     Ok(path) => path,
                     Err(why) => {
-                        eprintln!("skipping {name}: {}", tools::escape_controls(&why));
+                        eprintln!(
+                            "skipping {name}: {}",
+                            tools::escape_controls(&why.to_string())
+                        );
                         continue;
                     }
                 };

@@ -128,7 +128,7 @@ const MAX_INFLATION: u64 = 100;
 /// stated uncompressed size is more than 100 times its compressed size (plus
 /// 1 MiB): the ELF reader allocates that size up front, so a crafted header would make it ask
 /// for terabytes and abort. Files it cannot make sense of are left to the ELF reader.
-pub fn check_compressed_sections(data: &[u8]) -> Result<(), String> {
+pub fn check_compressed_sections(data: &[u8]) -> Result<(), super::ToolError> {
     let Some(sections) = Sections::parse(data) else {
         return Ok(());
     };
@@ -150,9 +150,12 @@ pub fn check_compressed_sections(data: &[u8]) -> Result<(), String> {
             }
         };
         if let Some(claimed) = claimed.filter(|&c| c > limit) {
-            return Err(format!(
-                "section {i} claims {claimed} bytes once decompressed, from {}: refused",
-                s.size
+            return Err(super::ToolError::new(
+                super::ErrorKind::Symbols,
+                format!(
+                    "section {i} claims {claimed} bytes once decompressed, from {}: refused",
+                    s.size
+                ),
             ));
         }
     }

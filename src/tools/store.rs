@@ -167,7 +167,7 @@ fn add_to_store_unguarded(
     if is_macho(&data) {
         return add_macho_to_store(&data, binary, store, debug_roots);
     }
-    let refuse = |path: &Path, e: String| {
+    let refuse = |path: &Path, e: ToolError| {
         ToolError::new(ErrorKind::Symbols, format!("{}: {e}", path.display())).at(path)
     };
     check_compressed_sections(&data).map_err(|e| refuse(binary, e))?;
@@ -368,26 +368,32 @@ pub const SYSTEM_LIBRARY_DIRS: [&str; 7] = [
 /// safe path component. A candidate counts only if it is a regular file (after symlinks)
 /// outside `/proc`, `/dev` and `/sys` whose GNU build ID, read from its headers alone, equals
 /// the module's. Nothing else is read, so a crafted profile cannot make vignette read (or copy
-/// symbols of) an arbitrary file. The error says why the module is skipped.
-pub fn local_file_of(module: &crate::Module, search: &[PathBuf]) -> Result<PathBuf, String> {
+/// symbols of) an arbitrary file. The error ([`ErrorKind::NotFound`], or [`ErrorKind::Io`]
+/// reading a candidate) says why the module is skipped.
+pub fn local_file_of(module: &crate::Module, search: &[PathBuf]) -> Result<PathBuf, ToolError> {
+    let skip = |why: String| ToolError::new(ErrorKind::NotFound, why);
     if module.code_id.is_empty() {
-        return Err("the profile has no build ID to check a local file against".into());
+        return Err(skip(
+            "the profile has no build ID to check a local file against".into(),
+        ));
     }
     if !module.path.is_empty() {
         let path = Path::new(&module.path);
         if !path.is_absolute() {
-            return Err(format!(
+            return Err(skip(format!(
                 "{:?} is not a file path (the kernel's vDSO, or an unnamed mapping)",
                 module.path
-            ));
+            )));
         }
         return checked_local_file(path, &module.code_id);
     }
     if !is_safe_file_name(&module.name) {
-        return Err("not a file name (an unnamed mapping)".into());
+        return Err(skip("not a file name (an unnamed mapping)".into()));
     }
     if super::resolve::is_vdso(&module.name) {
-        return Err("the kernel's vDSO has no file on disk (its frames keep their offsets)".into());
+        return Err(skip(
+            "the kernel's vDSO has no file on disk (its frames keep their offsets)".into(),
+        ));
     }
     let dirs = search
         .iter()
@@ -407,39 +413,57 @@ pub fn local_file_of(module: &crate::Module, search: &[PathBuf]) -> Result<PathB
         }
     }
     Err(other_build.unwrap_or_else(|| {
-        "not found in the system library folders (profiles record file names only: \
-         pass --search DIR for the folder that holds it, as for an executable)"
-            .into()
+        skip(
+            "not found in the system library folders (profiles record file names only: \
+             pass --search DIR for the folder that holds it, as for an executable)"
+                .into(),
+        )
     }))
 }
 
 /// `path`, resolved, if it is a regular file outside `/proc`, `/dev` and `/sys` with the GNU
 /// build ID `code_id`.
-fn checked_local_file(path: &Path, code_id: &[u8]) -> Result<PathBuf, String> {
+fn checked_local_file(path: &Path, code_id: &[u8]) -> Result<PathBuf, ToolError> {
+    let not = |path: &Path, why: String| ToolError::new(ErrorKind::NotFound, why).at(path);
     let special = |p: &Path| ["/proc", "/dev", "/sys"].iter().any(|s| p.starts_with(s));
     // Refused before anything looks at it, and again once symlinks are resolved.
     if special(path) {
-        return Err(format!("{} is not a regular file", path.display()));
+        return Err(not(
+            path,
+            format!("{} is not a regular file", path.display()),
+        ));
     }
-    let real = path
-        .canonicalize()
-        .map_err(|e| format!("{} is not on this machine ({e})", path.display()))?;
+    let real = path.canonicalize().map_err(|e| {
+        not(
+            path,
+            format!("{} is not on this machine ({e})", path.display()),
+        )
+    })?;
     if special(&real) {
-        return Err(format!("{} is not a regular file", real.display()));
+        return Err(not(
+            &real,
+            format!("{} is not a regular file", real.display()),
+        ));
     }
-    let meta = std::fs::metadata(&real).map_err(|e| format!("{}: {e}", real.display()))?;
+    let meta = std::fs::metadata(&real).map_err(|e| ToolError::io(&real, e))?;
     if !meta.is_file() {
-        return Err(format!("{} is not a regular file", real.display()));
+        return Err(not(
+            &real,
+            format!("{} is not a regular file", real.display()),
+        ));
     }
     match elf_build_id(&real) {
         Some(id) if id == code_id => Ok(real),
-        Some(_) => Err(format!(
-            "{} has another build ID: not the file the profile saw",
-            real.display()
+        Some(_) => Err(not(
+            &real,
+            format!(
+                "{} has another build ID: not the file the profile saw",
+                real.display()
+            ),
         )),
-        None => Err(format!(
-            "{} is not an ELF file with a build ID",
-            real.display()
+        None => Err(not(
+            &real,
+            format!("{} is not an ELF file with a build ID", real.display()),
         )),
     }
 }
