@@ -284,7 +284,7 @@ fn resolve_with(p: &vignette::Profile, symbols: &Symbols) -> Result<tools::Resol
                 }
                 *bar = Some(spinner(format!("resolving {frames} frames")));
             }
-            Progress::Done => {
+            _ => {
                 if let Some(b) = bar.take() {
                     b.finish_and_clear();
                 }

@@ -42,6 +42,7 @@ pub use sym_file::{Location, SymbolFile};
 
 /// The formats [`convert`] writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Format {
     /// Speedscope JSON (<https://www.speedscope.app>)
     Speedscope,

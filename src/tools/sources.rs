@@ -22,6 +22,7 @@ pub struct SymbolSources {
 
 /// What [`SymbolSources::resolve`] is doing, for a progress display.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Progress {
     /// `done` of `of` modules' symbols fetched from servers (or given up on).
     Fetching {

@@ -351,10 +351,14 @@ fn add_pe_to_store(data: &[u8], binary: &Path, store: &Path) -> Result<PathBuf, 
 }
 
 /// Where [`local_file_of`] looks for a module by file name when the profile recorded no path
-/// (the default: see `Builder::module_paths`): the system's library folders.
-pub const SYSTEM_LIBRARY_DIRS: [&str; 7] = [
+/// (the default: see `Builder::module_paths`): the system's library folders, Debian's
+/// multiarch ones for both architectures vignette runs on (a file found is still checked by
+/// its build ID).
+pub const SYSTEM_LIBRARY_DIRS: [&str; 9] = [
     "/lib/x86_64-linux-gnu",
     "/usr/lib/x86_64-linux-gnu",
+    "/lib/aarch64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
     "/lib64",
     "/usr/lib64",
     "/lib",
