@@ -1,7 +1,7 @@
 //! macOS support verified on Linux: real Mach-O dylibs for x86_64 and arm64, built here with
 //! clang and lld (`ld64.lld`) from `tests/macho/`, read by vignette's Mach-O identity code
 //! and compact unwind parser, checked against `llvm-objdump` and against each function's own
-//! prologue. (Running on macOS is not possible here; see the README's platform table.)
+//! prologue. (Running on macOS is not possible here; see DESIGN.md's platform table.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
