@@ -206,6 +206,10 @@ fn modules_without_paths_are_found_by_file_name_and_build_id() {
     let libc_id = elf_build_id(libc).unwrap();
     let found = local_file_of(&module("libc.so.6", "", [1; 16], libc_id.clone()), &[]).unwrap();
     assert_eq!(elf_build_id(&found).unwrap(), libc_id, "{found:?}");
+    // An executable is found in the system's program folders.
+    let ls_id = elf_build_id(Path::new("/usr/bin/ls")).unwrap();
+    let found = local_file_of(&module("ls", "", [3; 16], ls_id.clone()), &[]).unwrap();
+    assert_eq!(elf_build_id(&found).unwrap(), ls_id, "{found:?}");
     // The same name with another build ID is not that file.
     let why = local_file_of(&module("libc.so.6", "", [1; 16], vec![7; 20]), &[])
         .unwrap_err()

@@ -206,7 +206,8 @@ fn add_to_store_unguarded(
     if !source.has_debug_info() && source.symbols().next().is_none() {
         return Err(ToolError::new(ErrorKind::Symbols, format!(
             "{}: has neither debug info nor a symbol table, and no debug file was found (by build ID or \
-             .gnu_debuglink); point vignette at the unstripped file",
+             .gnu_debuglink); point vignette at the unstripped file, or resolve with \
+             --debuginfod (a distribution's server has its packages' debug files)",
             binary.display()
         )));
     }
@@ -366,9 +367,32 @@ pub const SYSTEM_LIBRARY_DIRS: [&str; 9] = [
     "/usr/local/lib",
 ];
 
+/// Where [`local_file_of`] looks next, for executables: the system's program folders, then
+/// those `PATH` names, then the folder of the running program (where `vignette record`'s
+/// library is built, beside the `vignette` binary).
+fn program_dirs() -> Vec<PathBuf> {
+    let system = [
+        "/usr/local/bin",
+        "/usr/bin",
+        "/bin",
+        "/usr/local/sbin",
+        "/usr/sbin",
+        "/sbin",
+    ];
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let own = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf));
+    (system.iter().map(PathBuf::from))
+        .chain(std::env::split_paths(&path).filter(|p| p.is_absolute()))
+        .chain(own)
+        .collect()
+}
+
 /// The file on this machine that is `module` of a profile, for `vignette symbols --profile`:
 /// its recorded path if the profile has one, else `<dir>/<file name>` for the first of
-/// `search` (then [`SYSTEM_LIBRARY_DIRS`]) that holds it, where the file name must be one
+/// `search` (then [`SYSTEM_LIBRARY_DIRS`], the system's program folders, `PATH`'s and the
+/// running program's) that holds it, where the file name must be one
 /// safe path component. A candidate counts only if it is a regular file (after symlinks)
 /// outside `/proc`, `/dev` and `/sys` whose GNU build ID, read from its headers alone, equals
 /// the module's. Nothing else is read, so a crafted profile cannot make vignette read (or copy
@@ -402,7 +426,8 @@ pub fn local_file_of(module: &crate::Module, search: &[PathBuf]) -> Result<PathB
     let dirs = search
         .iter()
         .cloned()
-        .chain(SYSTEM_LIBRARY_DIRS.iter().map(PathBuf::from));
+        .chain(SYSTEM_LIBRARY_DIRS.iter().map(PathBuf::from))
+        .chain(program_dirs());
     let mut other_build = None;
     for dir in dirs {
         let candidate = dir.join(&module.name);
@@ -418,8 +443,8 @@ pub fn local_file_of(module: &crate::Module, search: &[PathBuf]) -> Result<PathB
     }
     Err(other_build.unwrap_or_else(|| {
         skip(
-            "not found in the system library folders (profiles record file names only: \
-             pass --search DIR for the folder that holds it, as for an executable)"
+            "not found in the system's library or program folders (profiles record file \
+             names only: pass --search DIR for the folder that holds it)"
                 .into(),
         )
     }))
