@@ -525,11 +525,13 @@ fn stripped_binaries_use_their_debug_files() {
     let by_id = root.join(".build-id").join(&hex[..2]);
     std::fs::create_dir_all(&by_id).unwrap();
     std::fs::copy(&debug, by_id.join(format!("{}.debug", &hex[2..]))).unwrap();
-    // Without its debug file, only the exported symbols remain (PUBLIC records).
+    // Without its debug file, only the exported symbols remain (FUNC records of their sizes,
+    // no lines).
     let path = tools::store::add_to_store(&lib, &dir.join("store0"), &[]).unwrap();
     let bare = SymbolFile::parse(&std::fs::read_to_string(path).unwrap(), "bare").unwrap();
-    assert_eq!(bare.function_count(), 0);
+    assert_eq!(bare.function_count(), 4, "c_outer, c_work, c_spin, c_mix");
     assert_eq!(bare.lookup(c_mix).len(), 1);
+    assert_eq!(bare.lookup(c_mix)[0].line, 0);
     let path =
         tools::store::add_to_store(&lib, &dir.join("store1"), std::slice::from_ref(&root)).unwrap();
     let ours = SymbolFile::parse(&std::fs::read_to_string(path).unwrap(), "ours").unwrap();
@@ -1228,4 +1230,56 @@ fn windows_module_names_are_looked_up_ignoring_case() {
         store.find("LIBFOO.so", id).is_none(),
         "ELF names keep their case"
     );
+}
+
+/// A stripped executable's symbols name only its exported functions, each for its own size:
+/// code right after one (a static function the tables do not name) keeps its offset instead
+/// of taking the exported function's name, as a PUBLIC record (lasting until the next) had it.
+#[test]
+fn code_past_an_exported_function_is_not_taken_for_it() {
+    let dir = tmp("past-exported");
+    let src = dir.join("prog.c");
+    std::fs::write(
+        &src,
+        "#include <stdio.h>\n\
+         int exported_small(int x) { return x + 1; }\n\
+         static long hidden_spin(long n) { long s = 0; for (long i = 0; i < n; i++) s += i; \
+         return s; }\n\
+         int main(int c, char **v) { printf(\"%ld %d\\n\", hidden_spin(c), exported_small(c)); \
+         return 0; }\n",
+    )
+    .unwrap();
+    let (full, stripped) = (dir.join("prog"), dir.join("prog-stripped"));
+    // -O0 keeps the functions in source order; -rdynamic exports the global ones.
+    let ok = Command::new("gcc")
+        .args(["-O0", "-rdynamic", "-o"])
+        .args([&full, &src])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let nm = Command::new("nm").arg(&full).output().unwrap();
+    let address = |name: &str| {
+        let out = String::from_utf8_lossy(&nm.stdout);
+        let line = out
+            .lines()
+            .find(|l| l.ends_with(&format!(" {name}")))
+            .unwrap();
+        u64::from_str_radix(line.split(' ').next().unwrap(), 16).unwrap()
+    };
+    let (exported, hidden) = (address("exported_small"), address("hidden_spin"));
+    assert!(exported < hidden, "laid out in source order");
+    let ok = Command::new("strip")
+        .arg("-o")
+        .args([&stripped, &full])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let path = tools::store::add_to_store(&stripped, &dir.join("store"), &[]).unwrap();
+    let sym = SymbolFile::parse(&std::fs::read_to_string(path).unwrap(), "prog").unwrap();
+    let name = |a: u64| sym.lookup(a).first().map(|l| l.function.clone());
+    // The executable's base is 0 (PIE): module offsets are its addresses.
+    assert_eq!(name(exported).as_deref(), Some("exported_small"));
+    assert_eq!(name(hidden + 4), None, "hidden_spin is nobody's");
 }

@@ -203,12 +203,9 @@ impl SymbolFile {
     /// no function or public symbol covers it.
     pub fn lookup(&self, addr: u64) -> Vec<Location> {
         let i = self.funcs.partition_point(|f| f.address <= addr);
-        let Some(f) = i
-            .checked_sub(1)
-            .map(|i| &self.funcs[i])
-            .filter(|f| addr < f.address.saturating_add(f.size))
-        else {
-            return self.lookup_public(addr);
+        let before = i.checked_sub(1).map(|i| &self.funcs[i]);
+        let Some(f) = before.filter(|f| addr < f.address.saturating_add(f.size)) else {
+            return self.lookup_public(addr, before.map(|f| f.address));
         };
         let file = |n: u64| self.files.get(&n).cloned();
         let li = f.lines.partition_point(|l| l.0 <= addr);
@@ -249,9 +246,15 @@ impl SymbolFile {
         frames
     }
 
-    fn lookup_public(&self, addr: u64) -> Vec<Location> {
+    /// The public symbol before `addr`, unless the function starting at `func` (the last
+    /// one before `addr`, which ends before it) lies between: as Breakpad's resolver, a
+    /// public symbol does not reach past a function.
+    fn lookup_public(&self, addr: u64, func: Option<u64>) -> Vec<Location> {
         let i = self.publics.partition_point(|p| p.0 <= addr);
-        match i.checked_sub(1) {
+        match i
+            .checked_sub(1)
+            .filter(|&i| func.is_none_or(|f| self.publics[i].0 > f))
+        {
             Some(i) => vec![Location {
                 function: self.publics[i].1.clone(),
                 file: None,
@@ -319,6 +322,23 @@ STACK CFI INIT 1000 40 .cfa: $rsp 8 +
         assert_eq!(names(0x2004), [("demo::with spaces(int, int)".into(), 99)]);
         assert_eq!(names(0x3004), [("public_thing".into(), 0)]);
         assert!(s.lookup(0x10).is_empty());
+    }
+
+    /// As Breakpad's resolver: a public symbol lasts until the next one, but not past a
+    /// function that starts after it (code after that function's end is nobody's).
+    #[test]
+    fn a_public_symbol_does_not_reach_past_a_function() {
+        let s = SymbolFile::parse(
+            "MODULE Linux x86_64 ABC x\nPUBLIC 100 0 early\nFUNC 200 10 0 small\n\
+             PUBLIC 300 0 later\n",
+            "x.sym",
+        )
+        .unwrap();
+        let name = |a| s.lookup(a).first().map(|l| l.function.clone());
+        assert_eq!(name(0x150).as_deref(), Some("early"));
+        assert_eq!(name(0x205).as_deref(), Some("small"));
+        assert_eq!(name(0x250), None, "past small's end, early does not reach");
+        assert_eq!(name(0x350).as_deref(), Some("later"));
     }
 
     #[test]

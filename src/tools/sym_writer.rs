@@ -441,6 +441,31 @@ where
             });
         }
     }
+    // A file without debug info (a stripped binary's symbol tables): a symbol whose size is
+    // known becomes a FUNC of that size, so code past its end (a static function the tables
+    // do not name) is not taken for it, as a PUBLIC record, which lasts until the next one,
+    // would have it. dump_syms writes PUBLIC records here; Breakpad readers take both.
+    if funcs.is_empty() {
+        let sized: Vec<u64> = (publics.iter())
+            .filter(|(_, p)| p.size > 0)
+            .map(|(&a, _)| a)
+            .collect();
+        for address in sized {
+            if let Some(p) = publics.remove(&address) {
+                funcs.insert(
+                    address,
+                    FuncRecord {
+                        address,
+                        size: p.size,
+                        multiple: p.multiple,
+                        name: p.name,
+                        inlines: Vec::new(),
+                        lines: Vec::new(),
+                    },
+                );
+            }
+        }
+    }
     let io =
         |e: io::Error| ToolError::new(ErrorKind::Io, format!("writing symbols for {name}: {e}"));
     // Breakpad's architecture names (`x86_64`, `arm64`), as dump_syms writes them.
