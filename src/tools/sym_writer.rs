@@ -1,7 +1,9 @@
 //! Writing Breakpad `.sym` files from ELF files with DWARF, and from PE files (with the DWARF
 //! mingw puts in them): `MODULE`, `INFO CODE_ID`, `FILE`, `INLINE_ORIGIN`, `FUNC` with line
 //! records and `INLINE`, and `PUBLIC` — the records Mozilla's `dump_syms --inlines` writes
-//! (without `STACK` records, which profiles do not need).
+//! (without `STACK` records, which profiles do not need). One difference: a file without debug
+//! info gets a `FUNC` of its size, without lines, for each sized symbol where dump_syms writes
+//! a `PUBLIC`, so code past a symbol's end is not taken for it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Display;
