@@ -113,6 +113,8 @@ pub struct CodeMap {
     any_wanted: AtomicBool,
     /// The module being compiled, a slice per look (touched like `copies`).
     job: UnsafeCell<Option<Job>>,
+    /// When the next slice may start (monotonic ns): see [`COMPILE_DUTY`].
+    compile_after: AtomicU64,
     adds_subs: [AtomicU64; 2],
     epoch: AtomicUsize,
     copied: AtomicUsize,
@@ -183,6 +185,7 @@ impl CodeMap {
             misses: Region::new(capacity.saturating_mul(2))?,
             any_wanted: AtomicBool::new(false),
             job: UnsafeCell::new(None),
+            compile_after: AtomicU64::new(0),
             adds_subs: [AtomicU64::new(u64::MAX), AtomicU64::new(u64::MAX)],
             epoch: AtomicUsize::new(0),
             copied: AtomicUsize::new(0),
@@ -294,10 +297,26 @@ impl CodeMap {
     }
 
     /// Compiles the rules of the modules samples needed since the last call (see the module
-    /// docs), for about [`COMPILE_SLICE_NS`] at most: a large module is compiled over several
-    /// calls, the handler interpreting it meanwhile. Returns how many modules were finished.
-    /// For the sampler thread, at every look.
+    /// docs), for about [`COMPILE_SLICE_NS`] at most, and no more than [`COMPILE_DUTY`] of
+    /// the caller's time: a large module is compiled over several calls, the handler
+    /// interpreting it meanwhile, and the sampler thread's ticks and looks stay on time.
+    /// Returns how many modules were finished. For the sampler thread, at every look.
     pub fn compile_wanted(&self) -> usize {
+        let now = time::monotonic_ns();
+        if now < self.compile_after.load(SeqCst) || !self.any_wanted.load(SeqCst) {
+            return 0;
+        }
+        let compiled = self.compile_slice();
+        let spent = time::monotonic_ns().saturating_sub(now);
+        (self.compile_after).store(
+            now.saturating_add(spent.saturating_mul(COMPILE_DUTY)),
+            SeqCst,
+        );
+        compiled
+    }
+
+    /// One slice of [`Self::compile_wanted`], whenever called.
+    fn compile_slice(&self) -> usize {
         if !self.any_wanted.swap(false, SeqCst) {
             return 0;
         }
@@ -360,7 +379,7 @@ impl CodeMap {
         self.any_wanted.store(true, SeqCst);
         let mut n = 0;
         while self.any_wanted.load(SeqCst) {
-            n += self.compile_wanted();
+            n += self.compile_slice();
         }
         n
     }
@@ -709,6 +728,11 @@ const MISSES_PER_FDE: usize = 2;
 /// How long [`CodeMap::compile_wanted`] compiles at a time, at most (plus one step).
 pub const COMPILE_SLICE_NS: u64 = 1_000_000;
 
+/// A slice that took `t` is followed by at least `(COMPILE_DUTY - 1) * t` without one: the
+/// sampler thread spends at most a tenth of its time compiling (the sampler-thread backend
+/// ticks every interval, and a tick late by a slice each time would fall behind).
+pub const COMPILE_DUTY: u64 = 10;
+
 /// FDEs compiled between two looks at the clock.
 const FDES_PER_STEP: usize = 64;
 
@@ -922,17 +946,20 @@ mod tests {
         assert!(map.any_wanted.load(SeqCst), "paid for: wanted");
         // A slice at a time (this debug test binary takes several), interpreted meanwhile,
         // the job surviving a republished table.
+        // The sampler looks every few milliseconds; a slice waits for nine times its length.
         let mut looks = 0;
         let finished = loop {
             let finished = map.compile_wanted();
             looks += 1;
-            if finished > 0 || looks > 100_000 {
+            if finished > 0 || looks > 20_000 {
                 break finished;
             }
             assert!(!look(&map));
             if looks == 1 {
                 map.refresh(&mut modules, true);
+                assert_eq!(map.compile_wanted(), 0, "too soon after a slice");
             }
+            std::thread::sleep(std::time::Duration::from_millis(1));
         };
         assert_eq!(finished, 1, "only this executable, in {looks} looks");
         assert!(look(&map));
