@@ -286,6 +286,10 @@ fn resolve_and_convert_a_real_profile() {
         unresolved.contains(&exe.code_id_string()),
         "the mapping carries the build ID"
     );
+    assert!(
+        unresolved.contains(&exe.name),
+        "and a file name, the profile having no path"
+    );
 
     let svg = String::from_utf8(tools::svg::to_svg(&p, &res, "test").unwrap()).unwrap();
     assert!(svg.starts_with("<?xml") && svg.contains("worker_loop") && svg.contains("worker-0"));

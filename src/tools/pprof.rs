@@ -171,7 +171,9 @@ fn encode(profile: &Profile, res: Option<&Resolution>, base_threads: usize) -> V
             .int(2, m.base_avma)
             .int(3, m.end_avma)
             .int(4, 0)
-            .int(5, s.id(&m.path))
+            // The recorded path, else the file name: Pyroscope and Parca show it, and
+            // symbolize by the build ID.
+            .int(5, s.id(if m.path.is_empty() { &m.name } else { &m.path }))
             .int(6, s.id(&m.code_id_string()))
             .int(7, res.is_some() as u64)
             .int(8, res.is_some() as u64)
