@@ -63,6 +63,9 @@ typedef int vignette_status;
 
 /** Profiler settings; start from vignette_config_default. */
 typedef struct vignette_config {
+    uint32_t size;            /* sizeof(vignette_config) as this program was compiled, set by
+                                 vignette_config_default: the struct grows at its end, and
+                                 vignette takes fields past `size` as their defaults */
     uint32_t frequency_hz;    /* samples per second per thread, 1..10000 */
     int clock;                /* VIGNETTE_CLOCK_CPU or VIGNETTE_CLOCK_WALL */
     uint32_t max_frames;      /* deepest stack recorded, 1..1024 */
@@ -72,6 +75,8 @@ typedef struct vignette_config {
                                  and macOS) */
     int backend;              /* what takes the samples: VIGNETTE_BACKEND_AUTO (default) or
                                  another VIGNETTE_BACKEND_* */
+    int module_paths;         /* nonzero: modules carry their full paths; 0 (default): file
+                                 names only, since a folder can identify a person */
 } vignette_config;
 
 /** An opaque profiler. */
@@ -88,8 +93,15 @@ typedef struct vignette_heartbeat vignette_heartbeat;
 typedef void (*vignette_chunk_fn)(const uint8_t *profile, size_t len, uint64_t sequence,
                                   int trigger, void *user);
 
-/** Fills *config with the defaults: 1000 Hz, CPU clock, 128 frames, 100000 samples, SIGURG. */
-vignette_status vignette_config_default(vignette_config *config);
+/** Fills the first `size` bytes of *config with the defaults and sets config->size; use
+    vignette_config_default, which passes sizeof *config. */
+vignette_status vignette_config_init(vignette_config *config, size_t size);
+
+/* Fills *config with the defaults: 1000 Hz, CPU clock, 128 frames, 100000 samples, SIGURG, no
+   module paths. */
+static inline vignette_status vignette_config_default(vignette_config *config) {
+    return vignette_config_init(config, sizeof *config);
+}
 
 /** Creates a profiler in *out: maps every buffer and installs the signal handler. At most one
     profiler exists per process. */

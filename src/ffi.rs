@@ -64,10 +64,13 @@ pub const VIGNETTE_CLOCK_CPU: c_int = 0;
 /// Sampling clock: wall-clock time.
 pub const VIGNETTE_CLOCK_WALL: c_int = 1;
 
-/// Profiler settings (see `vignette_config_default`).
+/// Profiler settings (see `vignette_config_init`). The struct grows at its end: `size` says
+/// how much of it the caller knows, and fields past that are taken as their defaults.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct vignette_config {
+    /// `sizeof(vignette_config)` as the caller was compiled (set by `vignette_config_init`).
+    pub size: u32,
     /// Samples per second per thread (1..10000).
     pub frequency_hz: u32,
     /// `VIGNETTE_CLOCK_CPU` or `VIGNETTE_CLOCK_WALL`.
@@ -81,6 +84,31 @@ pub struct vignette_config {
     /// What takes the samples: `VIGNETTE_BACKEND_AUTO` (the best this system allows) or one
     /// of the other `VIGNETTE_BACKEND_*`.
     pub backend: c_int,
+    /// Nonzero: modules carry their full paths (`Builder::module_paths`); 0, the default: file
+    /// names only, since a folder can identify a person.
+    pub module_paths: c_int,
+}
+
+/// The size of the first `vignette_config` (up to `backend`): the least a caller may pass.
+const CONFIG_SIZE_V1: usize = core::mem::offset_of!(vignette_config, module_paths);
+
+impl vignette_config {
+    fn defaults() -> Self {
+        vignette_config {
+            size: core::mem::size_of::<vignette_config>() as u32,
+            frequency_hz: 1000,
+            clock: VIGNETTE_CLOCK_CPU,
+            max_frames: 128,
+            sample_capacity: 100_000,
+            #[cfg(target_os = "linux")]
+            signal: libc::SIGURG,
+            // Windows and macOS suspend threads instead of signalling them: the field is ignored.
+            #[cfg(not(target_os = "linux"))]
+            signal: 0,
+            backend: VIGNETTE_BACKEND_AUTO,
+            module_paths: 0,
+        }
+    }
 }
 
 /// The best backend this system allows (`vignette_config.backend`).
@@ -212,36 +240,79 @@ unsafe fn wrapper<'a>(
     unsafe { p.as_ref() }.ok_or_else(|| invalid("profiler is NULL"))
 }
 
-/// Fills `config` with the defaults (1000 Hz, CPU clock, 128 frames, 100000 samples, SIGURG).
+/// Fills the `size` bytes of `config` with the defaults (1000 Hz, CPU clock, 128 frames,
+/// 100000 samples, SIGURG, no module paths) and `config->size`: the header's
+/// `vignette_config_default(config)` calls it with `sizeof *config`, so a program compiled
+/// against an older header keeps working when the struct grows.
 ///
 /// # Safety
-/// `config` must be NULL or point to writable memory for one `vignette_config`.
+/// `config` must be NULL or point to `size` writable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn vignette_config_default(config: *mut vignette_config) -> vignette_status {
+pub unsafe extern "C" fn vignette_config_init(
+    config: *mut vignette_config,
+    size: usize,
+) -> vignette_status {
     guard(|| {
-        // SAFETY: the caller passes a writable config or NULL (checked).
-        let c = unsafe { config.as_mut() }.ok_or_else(|| invalid("config is NULL"))?;
-        *c = vignette_config {
-            frequency_hz: 1000,
-            clock: VIGNETTE_CLOCK_CPU,
-            max_frames: 128,
-            sample_capacity: 100_000,
-            #[cfg(target_os = "linux")]
-            signal: libc::SIGURG,
-            // Windows and macOS suspend threads instead of signalling them: the field is ignored.
-            #[cfg(not(target_os = "linux"))]
-            signal: 0,
-            backend: VIGNETTE_BACKEND_AUTO,
+        if config.is_null() {
+            return Err(invalid("config is NULL"));
+        }
+        if size < CONFIG_SIZE_V1 {
+            return Err(invalid("size must be sizeof(vignette_config)"));
+        }
+        let n = size.min(core::mem::size_of::<vignette_config>());
+        let d = vignette_config {
+            size: n as u32,
+            ..vignette_config::defaults()
+        };
+        // SAFETY: `config` has `size` >= n writable bytes (the caller's contract), `d` n
+        // readable ones, and they do not overlap.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                (&d as *const vignette_config).cast::<u8>(),
+                config.cast::<u8>(),
+                n,
+            )
         };
         Ok(())
     })
+}
+
+/// The whole config `config` stands for: what its `size` covers, defaults past it.
+///
+/// # Safety
+/// `config` must be NULL or point to a `vignette_config` of at least its `size` field's bytes.
+unsafe fn read_config(
+    config: *const vignette_config,
+) -> Result<vignette_config, (vignette_status, String)> {
+    if config.is_null() {
+        return Err(invalid("config is NULL"));
+    }
+    // SAFETY: every config starts with its size (the caller's contract).
+    let size = unsafe { config.cast::<u32>().read_unaligned() } as usize;
+    if size < CONFIG_SIZE_V1 {
+        return Err(invalid(
+            "config->size is not set: fill the config with vignette_config_default first",
+        ));
+    }
+    let mut c = vignette_config::defaults();
+    let n = size.min(core::mem::size_of::<vignette_config>());
+    // SAFETY: the caller's config has `size` >= n readable bytes; `c` n writable ones.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            config.cast::<u8>(),
+            (&mut c as *mut vignette_config).cast::<u8>(),
+            n,
+        )
+    };
+    c.size = n as u32;
+    Ok(c)
 }
 
 /// Creates a profiler: maps every buffer and installs the signal handler.
 ///
 /// # Safety
 /// `config` must be NULL or point to a `vignette_config` (filled by `vignette_config_default`
-/// and then changed), and `out` must be NULL or point to writable memory for one pointer.
+/// and then changed) of at least its `size` bytes, and `out` must be NULL or point to writable memory for one pointer.
 #[no_mangle]
 pub unsafe extern "C" fn vignette_create(
     config: *const vignette_config,
@@ -262,7 +333,7 @@ unsafe fn create(
 ) -> vignette_status {
     guard(|| {
         // SAFETY: the caller passes a readable config or NULL (checked).
-        let c = unsafe { config.as_ref() }.ok_or_else(|| invalid("config is NULL"))?;
+        let c = &unsafe { read_config(config) }?;
         if out.is_null() {
             return Err(invalid("out is NULL"));
         }
@@ -280,7 +351,8 @@ unsafe fn create(
             .clock(clock)
             .max_frames(c.max_frames as usize)
             .sample_capacity(c.sample_capacity as usize)
-            .signal(c.signal);
+            .signal(c.signal)
+            .module_paths(c.module_paths != 0);
         builder = match c.backend {
             VIGNETTE_BACKEND_AUTO => builder,
             VIGNETTE_BACKEND_SAMPLER_THREAD => builder.backend(Backend::SamplerThread),

@@ -198,3 +198,72 @@ fn a_c_program_rotates_and_catches_a_hang() {
         "one hang (once per silence) and one manual"
     );
 }
+
+/// The config grows without breaking programs compiled against an older header: one that
+/// knows only the first fields (its `size` says so) gets the defaults of the rest; one that
+/// sets `module_paths` gets full paths; a config never filled is refused with a reason.
+#[test]
+fn the_config_grows_at_its_end_and_older_callers_keep_working() {
+    use std::mem::{offset_of, size_of};
+    use vignette::ffi::*;
+    let v1 = offset_of!(vignette_config, module_paths);
+    let profile_of = |config: &vignette_config| -> vignette::Profile {
+        let mut p = std::ptr::null_mut();
+        // SAFETY: a valid config and out pointer; the profiler is destroyed below.
+        unsafe {
+            assert_eq!(vignette_create(config, &mut p), VIGNETTE_OK);
+            assert_eq!(
+                vignette_sample_once(p, 0, std::ptr::null_mut()),
+                VIGNETTE_OK
+            );
+            assert_eq!(vignette_stop(p), VIGNETTE_OK);
+            let mut needed = 0;
+            vignette_write_buffer(p, std::ptr::null_mut(), 0, &mut needed);
+            let mut buf = vec![0u8; needed];
+            let mut written = 0;
+            assert_eq!(
+                vignette_write_buffer(p, buf.as_mut_ptr(), buf.len(), &mut written),
+                VIGNETTE_OK
+            );
+            vignette_destroy(p);
+            vignette::Profile::decode(&buf[..written]).unwrap()
+        }
+    };
+    let has_paths = |p: &vignette::Profile| p.modules.iter().any(|m| !m.path.is_empty());
+    // An older program: its struct ends before `module_paths`, whatever follows in memory.
+    // SAFETY: a zeroed config is valid memory; init writes only `v1` bytes of it.
+    let mut old: vignette_config = unsafe { std::mem::zeroed() };
+    old.module_paths = 7;
+    // SAFETY: `old` has at least `v1` writable bytes.
+    assert_eq!(unsafe { vignette_config_init(&mut old, v1) }, VIGNETTE_OK);
+    assert_eq!((old.size as usize, old.frequency_hz), (v1, 1000));
+    assert_eq!(old.module_paths, 7, "past its size, nothing written");
+    assert!(
+        !has_paths(&profile_of(&old)),
+        "nor read: the default, no paths"
+    );
+    // The current header's program asks for paths.
+    // SAFETY: as above, the whole struct.
+    let mut now: vignette_config = unsafe { std::mem::zeroed() };
+    // SAFETY: `now` is a whole config.
+    let status = unsafe { vignette_config_init(&mut now, size_of::<vignette_config>()) };
+    assert_eq!(status, VIGNETTE_OK);
+    now.module_paths = 1;
+    assert!(has_paths(&profile_of(&now)));
+    // Never filled, or too small: refused, saying why.
+    // SAFETY: as above.
+    let zero: vignette_config = unsafe { std::mem::zeroed() };
+    let mut p = std::ptr::null_mut();
+    // SAFETY: valid pointers.
+    let status = unsafe { vignette_create(&zero, &mut p) };
+    assert_eq!(status, VIGNETTE_ERR_INVALID_ARGUMENT);
+    // SAFETY: the message is a NUL-terminated string.
+    let why = unsafe { std::ffi::CStr::from_ptr(vignette_last_error()) };
+    assert!(
+        why.to_string_lossy().contains("vignette_config_default"),
+        "{why:?}"
+    );
+    // SAFETY: valid pointer, a size too small for any config.
+    let status = unsafe { vignette_config_init(&mut now, 8) };
+    assert_eq!(status, VIGNETTE_ERR_INVALID_ARGUMENT);
+}
