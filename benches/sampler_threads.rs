@@ -9,7 +9,9 @@
 //! the kernel-timed backends (perf events, CPU timers) read nothing per tick.
 //!
 //! `cargo bench --bench sampler_threads` (about three minutes; `-- over` for the
-//! over-capacity rows only).
+//! over-capacity rows only; `-- parked` for threads that never wake: 0, 2 000 and 10 000
+//! parked since before `start()`, with the default `max_threads` and with it raised, the
+//! process's CPU against the same process unprofiled).
 #![allow(missing_docs)]
 
 #[path = "../examples/common/workload.rs"]
@@ -39,6 +41,16 @@ fn process_cpu_ns() -> u64 {
 /// thread's CPU in its first half second (finding and arming every thread) in ns, then, in
 /// ns per second over the next two seconds, the sampler thread's CPU and the process's.
 fn cost(idle: usize, backend: Option<Backend>, max_threads: usize) -> (f64, f64, f64) {
+    cost_with(idle, backend, max_threads, false)
+}
+
+/// [`cost`], the idle threads parked (never woken until the end) when `parked`.
+fn cost_with(
+    idle: usize,
+    backend: Option<Backend>,
+    max_threads: usize,
+    parked: bool,
+) -> (f64, f64, f64) {
     let stop = Arc::new(AtomicBool::new(false));
     let sleepers: Vec<_> = (0..idle)
         .map(|_| {
@@ -47,7 +59,10 @@ fn cost(idle: usize, backend: Option<Backend>, max_threads: usize) -> (f64, f64,
                 .stack_size(64 * 1024)
                 .spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(Duration::from_millis(100));
+                        match parked {
+                            true => std::thread::park(),
+                            false => std::thread::sleep(Duration::from_millis(100)),
+                        }
                     }
                 })
                 .expect("sleeper")
@@ -80,6 +95,7 @@ fn cost(idle: usize, backend: Option<Backend>, max_threads: usize) -> (f64, f64,
         p.stop().expect("stop");
     }
     stop.store(true, Ordering::Relaxed);
+    sleepers.iter().for_each(|t| t.thread().unpark());
     sleepers
         .into_iter()
         .for_each(|t| t.join().expect("sleeper"));
@@ -123,6 +139,10 @@ fn main() {
          sampler thread, first 0.5 s |"
     );
     println!("|---|---|---|---|---|");
+    if std::env::args().any(|a| a == "parked") {
+        parked(&backends);
+        return;
+    }
     // `cargo bench --bench sampler_threads -- over`: only the over-capacity table.
     let idles: &[usize] = match std::env::args().any(|a| a == "over") {
         true => &[],
@@ -159,5 +179,37 @@ fn main() {
     for &b in backends.iter().filter(|&&b| b != Backend::SamplerThread) {
         let sampler: Vec<f64> = (0..RUNS).map(|_| cost(2000, Some(b), 1024).1).collect();
         println!("| {} | {:.2} ms/s |", b.name(), median(sampler) / 1e6);
+    }
+}
+
+/// Threads parked since before `start()` and never woken: what the process pays for them,
+/// profiled against unprofiled, by thread count and `max_threads`.
+fn parked(backends: &[Backend]) {
+    println!("\nParked threads (never woken), {HZ} Hz, median of {RUNS} runs");
+    println!(
+        "| parked threads | max_threads | backend | extra process CPU, steady | \
+         sampler thread, steady | sampler thread, first 0.5 s |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for idle in [0, 2000, 10_000] {
+        for max_threads in [1024, 16_384] {
+            for &b in backends.iter().filter(|&&b| b != Backend::SamplerThread) {
+                let mut rows = (Vec::new(), Vec::new(), Vec::new());
+                for _ in 0..RUNS {
+                    let (_, _, base) = cost_with(idle, None, max_threads, true);
+                    let (start_up, sampler, process) = cost_with(idle, Some(b), max_threads, true);
+                    rows.0.push(process - base);
+                    rows.1.push(sampler);
+                    rows.2.push(start_up);
+                }
+                println!(
+                    "| {idle} | {max_threads} | {} | {:+.2} ms/s | {:.2} ms/s | {:.1} ms |",
+                    b.name(),
+                    median(rows.0) / 1e6,
+                    median(rows.1) / 1e6,
+                    median(rows.2) / 1e6,
+                );
+            }
+        }
     }
 }
