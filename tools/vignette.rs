@@ -114,9 +114,11 @@ enum Command {
     },
     /// Compare two profiles: per function, its share before and after
     Diff {
-        /// The profile to compare against (before)
+        /// The profile to compare against (before), or a folder of them: with two or more on
+        /// each side, each profile is one observation and every change gets a confidence
+        /// interval and a q-value (Welch's t-test, Benjamini-Hochberg)
         base: PathBuf,
-        /// The profile to compare (after)
+        /// The profile to compare (after), or a folder of them
         new: PathBuf,
         #[command(flatten)]
         symbols: Symbols,
@@ -179,6 +181,43 @@ impl Symbols {
     fn is_empty(&self) -> bool {
         self.sources.is_empty() && !self.debuginfod
     }
+}
+
+/// The profile at `path`, or every `*.vignette` file in the folder `path`, by name.
+fn profiles_at(path: &Path) -> Result<Vec<vignette::Profile>, ToolError> {
+    if !path.is_dir() {
+        return Ok(vec![read_profile(path)?]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| ToolError::io(path, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "vignette") && p.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(ToolError::new(
+            tools::ErrorKind::NotFound,
+            format!("no .vignette files in {}", path.display()),
+        ));
+    }
+    // One damaged file costs that profile, with a warning.
+    let profiles: Vec<vignette::Profile> = (files.iter())
+        .filter_map(|f| {
+            read_profile(f)
+                .map_err(|e| {
+                    let e = tools::escape_controls(&e.to_string()).into_owned();
+                    eprintln!("warning: skipping {e}");
+                })
+                .ok()
+        })
+        .collect();
+    if profiles.is_empty() {
+        return Err(ToolError::new(
+            tools::ErrorKind::Profile,
+            format!("no readable profile in {}", path.display()),
+        ));
+    }
+    Ok(profiles)
 }
 
 /// A parser of one of `all`, each named and described by `describe` in `--help`.
@@ -529,9 +568,21 @@ fn run(cli: Cli) -> Result<ExitCode, ToolError> {
             if let Some(output) = &output {
                 check_output(output)?;
             }
-            let cmp = tools::diff::combine(&read_profile(&base)?, &read_profile(&new)?)?;
+            let (before, after) = (profiles_at(&base)?, profiles_at(&new)?);
+            let sets = match (before.len(), after.len()) {
+                (1, 1) => None,
+                _ => Some(tools::significance::combine_sets(&before, &after)?),
+            };
+            let cmp = match &sets {
+                Some(sets) => &sets.pair,
+                None => &tools::diff::combine(&before[0], &after[0])?,
+            };
             let res = resolve_with(&cmp.profile, &symbols)?;
             report_missing(&res);
+            let report = |limit| match &sets {
+                Some(sets) => sets.report(&res, limit),
+                None => cmp.report(&res, limit),
+            };
             let title = format!(
                 "{} -> {}",
                 base.file_name().unwrap_or_default().to_string_lossy(),
@@ -539,10 +590,10 @@ fn run(cli: Cli) -> Result<ExitCode, ToolError> {
             );
             let bytes = match to {
                 DiffFormat::Report if output.is_none() => {
-                    say(cmp.report(&res, limit));
+                    say(report(limit));
                     return Ok(ExitCode::SUCCESS);
                 }
-                DiffFormat::Report => cmp.report(&res, limit).into_bytes(),
+                DiffFormat::Report => report(limit).into_bytes(),
                 DiffFormat::Pprof => cmp.to_pprof(&res),
                 DiffFormat::Svg => cmp.to_svg(&res, &title)?,
             };

@@ -25,6 +25,7 @@ pub mod record;
 pub mod remote;
 pub mod report;
 pub mod resolve;
+pub mod significance;
 pub mod sources;
 pub mod speedscope;
 pub mod store;
