@@ -139,6 +139,10 @@ impl Collector {
             listed: 0,
             untracked: 0,
         };
+        // No slot frees during a listing (vanished threads are marked after it): once none
+        // is left, the rest are untracked without looking (a process with 10 000 threads and
+        // 1 024 slots would otherwise pay threads x slots per listing).
+        let mut full = false;
         let complete = threads::for_each_thread(|tid| {
             scan.listed += 1;
             if tid == skip {
@@ -146,12 +150,16 @@ impl Collector {
             }
             match self.find_thread(tid) {
                 Some(i) => self.slots[i].seen_epoch = self.epoch,
+                None if full => scan.untracked += 1,
                 None => match self.assign_slot(tid, new_cpu_mark(tid)) {
                     Some(i) => {
                         on_new(i, tid);
                         scan.changed = true;
                     }
-                    None => scan.untracked += 1,
+                    None => {
+                        full = true;
+                        scan.untracked += 1;
+                    }
                 },
             }
         });
