@@ -83,8 +83,8 @@ fn run_threads(prefix: &str, busy: usize, idle: usize, cpu_ns: u64) -> Vec<(Stri
 }
 
 /// Every backend this system allows: each thread's sample weights add up to its CPU time in
-/// intervals (at most 5% less for busy threads; sleeping threads, with next to no CPU, get
-/// next to no weight). Never more but for two: one the thread may start after its last
+/// intervals (at most 5% less for busy threads, besides what the profile counts as lost;
+/// sleeping threads, with next to no CPU, get next to no weight). Never more but for two: one the thread may start after its last
 /// reading, and (perf events, which count steal time too, their samples weighed by the
 /// thread's own clock read every 16th) the steal time since the handler last read it.
 #[test]
@@ -98,16 +98,20 @@ fn each_backend_weighs_samples_by_each_threads_cpu_time() {
         assert_eq!(capture.backend(), backend);
         let profile = capture.to_profile();
         assert_eq!(profile.backend, backend, "the profile records its backend");
-        for &(ref name, cpu_ns) in cpu.iter().filter(|(n, _)| !n.contains("idle")) {
+        for (name, cpu_ns) in cpu.iter().filter(|(n, _)| !n.contains("idle")) {
             let t = profile.threads.iter().find(|t| &t.name == name).unwrap();
             let expected = cpu_ns / profile.interval_ns;
             let weights: u64 = t.samples.iter().map(|s| s.weight as u64).sum();
             let samples = t.samples.len() as u64;
-            eprintln!("{backend:?} {name}: {samples} samples, weight {weights}, {expected} intervals of CPU; heavy: {:?}", t.samples.iter().enumerate().filter(|(_, s)| s.weight > 1).map(|(i, s)| (i, s.weight)).take(8).collect::<Vec<_>>());
+            // Intervals the profile counts as lost (a signal not yet answered when the next
+            // was due, CPU after a thread's last sample) are not weighed: none here, but under
+            // an emulator that delivers signals late.
+            let lost = profile.lost.unanswered + profile.lost.unseen;
+            eprintln!("{backend:?} {name}: {samples} samples, weight {weights}, {expected} intervals of CPU; lost {:?}", profile.lost);
             assert!(expected >= 300, "{name} ran: {cpu_ns} ns");
             assert!(
-                weights <= expected + 2 && weights + expected / 20 + 2 >= expected,
-                "{backend:?} {name}: weights {weights} for {expected} intervals"
+                weights <= expected + 2 && weights + expected / 20 + 2 + lost >= expected,
+                "{backend:?} {name}: weights {weights} for {expected} intervals, {lost} lost"
             );
             if backend == Backend::PerfEvents {
                 // The kernel times each interval itself: one sample each (a few may be lost to
@@ -120,12 +124,14 @@ fn each_backend_weighs_samples_by_each_threads_cpu_time() {
         }
         // A sleeping thread uses a few microseconds of CPU per wake-up: its weights, too,
         // are its own CPU time in intervals (a couple at most here, a few more under an
-        // emulator that translates its code first), never the hundreds a wall clock gives.
+        // emulator that translates its code first), never the hundreds a wall clock gives;
+        // two more at most, used on its way out after its last reading (an emulator
+        // translates that code too).
         let over: Vec<_> = (cpu.iter().filter(|(n, _)| n.contains("idle")))
             .filter_map(|(name, cpu_ns)| {
                 let t = profile.threads.iter().find(|t| &t.name == name)?;
                 let w: u64 = t.samples.iter().map(|s| s.weight as u64).sum();
-                (w > cpu_ns / profile.interval_ns + 1).then_some((name, w, *cpu_ns))
+                (w > cpu_ns / profile.interval_ns + 2).then_some((name, w, *cpu_ns))
             })
             .collect();
         assert!(
