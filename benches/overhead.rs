@@ -16,6 +16,11 @@
 //! Results are medians over the runs. `cargo bench --bench overhead` (about 12 minutes;
 //! `OVERHEAD_RUNS=n` sets the runs, 5 by default). Both profilers use their defaults and a
 //! per-CPU-time clock (vignette `Clock::Cpu`, pprof-rs `ITIMER_PROF`).
+//!
+//! `cargo bench --bench overhead -- budget` measures the overhead budget instead
+//! ([`vignette::Builder::max_overhead`]): budgets of 0.5%, 1% and 2% at 1000 Hz with 4, 8
+//! and 32 busy threads (the same total work), each beside an unprofiled twin, and the rate
+//! each achieved.
 #![allow(missing_docs)]
 
 #[path = "../examples/common/workload.rs"]
@@ -47,21 +52,24 @@ struct Outcome {
     max_rss_kib: u64,
     /// Bytes vignette mapped for its buffers (0 for the others).
     buffers: u64,
+    /// Under a budget: vignette's own estimate of its cost over the session, in millionths.
+    estimate_ppm: u64,
 }
 
 impl Outcome {
-    const FIELDS: usize = 7;
+    const FIELDS: usize = 8;
 
     fn to_line(self) -> String {
         format!(
-            "OUTCOME {} {} {} {} {} {} {}",
+            "OUTCOME {} {} {} {} {} {} {} {}",
             self.cpu_ns,
             self.output_ns,
             self.samples,
             self.worker_cpu_ns,
             self.sampler_ns,
             self.max_rss_kib,
-            self.buffers
+            self.buffers,
+            self.estimate_ppm
         )
     }
 
@@ -79,6 +87,7 @@ impl Outcome {
             sampler_ns: v[4],
             max_rss_kib: v[5],
             buffers: v[6],
+            estimate_ppm: v[7],
         })
     }
 }
@@ -98,8 +107,10 @@ fn process_cpu_ns() -> u64 {
     ns(ru.ru_utime) + ns(ru.ru_stime)
 }
 
-/// Runs the workload under `who` (`none`: unprofiled) at `hz`.
-fn child(who: &str, hz: u32) -> Outcome {
+/// Runs the workload on `threads` threads under `who` (`none`: unprofiled;
+/// `vignette-budget-P`: a budget of P percent) at `hz`.
+fn child(who: &str, hz: u32, threads: usize) -> Outcome {
+    let units = UNITS * THREADS as u64 / threads as u64;
     let mut out = Outcome::default();
     let worker_samples = |names: &mut dyn Iterator<Item = (&str, u64)>| -> u64 {
         names
@@ -110,20 +121,24 @@ fn child(who: &str, hz: u32) -> Outcome {
     match who {
         "none" => {
             let t0 = process_cpu_ns();
-            out.worker_cpu_ns = workload::run_units(THREADS, UNITS).iter().sum();
+            out.worker_cpu_ns = workload::run_units(threads, units).iter().sum();
             out.cpu_ns = process_cpu_ns() - t0;
         }
         vignette if vignette.starts_with("vignette") => {
-            let mut p = vignette::Profiler::builder()
-                .frequency(hz)
-                .backend(backend_of(vignette))
-                .build()
-                .expect("profiler");
+            let builder = vignette::Profiler::builder().frequency(hz);
+            let builder = match vignette.strip_prefix("vignette-budget-") {
+                Some(p) => builder.max_overhead(p.parse().expect("a budget in percent")),
+                None => builder.backend(backend_of(vignette)),
+            };
+            let mut p = builder.build().expect("profiler");
             out.buffers = p.mapped_bytes() as u64;
             let t0 = process_cpu_ns();
             p.start().expect("start");
-            out.worker_cpu_ns = workload::run_units(THREADS, UNITS).iter().sum();
+            out.worker_cpu_ns = workload::run_units(threads, units).iter().sum();
             out.sampler_ns = workload::named_thread_cpu_ns("vignette");
+            out.estimate_ppm = p
+                .overhead()
+                .map_or(0, |o| (o.session_percent * 10_000.0) as u64);
             let capture = p.stop().expect("stop");
             let t1 = process_cpu_ns();
             let bytes = capture.to_vec();
@@ -144,7 +159,7 @@ fn child(who: &str, hz: u32) -> Outcome {
                 .blocklist(&["libc", "libgcc", "pthread", "vdso"])
                 .build()
                 .expect("pprof");
-            out.worker_cpu_ns = workload::run_units(THREADS, UNITS).iter().sum();
+            out.worker_cpu_ns = workload::run_units(threads, units).iter().sum();
             let t1 = process_cpu_ns();
             let report = guard.report().build().expect("report");
             out.output_ns = process_cpu_ns() - t1;
@@ -172,9 +187,9 @@ fn backend_of(who: &str) -> vignette::Backend {
     }
 }
 
-fn spawn_child(who: &str, hz: u32) -> Child {
+fn spawn_child(who: &str, hz: u32, threads: usize) -> Child {
     Command::new(std::env::current_exe().expect("bench path"))
-        .env(CHILD_ENV, format!("{who}:{hz}"))
+        .env(CHILD_ENV, format!("{who}:{hz}:{threads}"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -221,27 +236,128 @@ struct Runs {
     overhead: Vec<f64>,
 }
 
+/// Runs each configuration `(who, hz, threads)` `runs` times, alone and beside an
+/// unprofiled twin of as many threads.
+fn measure<'a>(
+    configs: &[(&'a str, u32, usize)],
+    runs: usize,
+) -> BTreeMap<(&'a str, u32, usize), Runs> {
+    let mut results: BTreeMap<(&str, u32, usize), Runs> = BTreeMap::new();
+    for run in 0..runs {
+        for &(who, hz, threads) in configs {
+            let what = format!("{who} at {hz} Hz, {threads} threads");
+            let alone = finish_child(spawn_child(who, hz, threads), &what);
+            // Alternate which of the pair starts first.
+            let (profiled, twin) = if run % 2 == 0 {
+                (
+                    spawn_child(who, hz, threads),
+                    spawn_child("none", 0, threads),
+                )
+            } else {
+                let twin = spawn_child("none", 0, threads);
+                (spawn_child(who, hz, threads), twin)
+            };
+            let profiled = finish_child(profiled, &what);
+            let twin = finish_child(twin, "the unprofiled twin");
+            let r = results.entry((who, hz, threads)).or_default();
+            r.alone.push(alone);
+            r.overhead
+                .push(profiled.cpu_ns as f64 / twin.cpu_ns as f64 - 1.0);
+        }
+        eprintln!("run {} of {runs} done", run + 1);
+    }
+    results
+}
+
+/// How two unprofiled twins of `threads` threads differed, run by run.
+fn noise(results: &BTreeMap<(&str, u32, usize), Runs>, threads: usize) -> String {
+    let base = &results[&("none", 0, threads)];
+    let runs: Vec<String> = (base.overhead.iter())
+        .map(|o| format!("{:+.2}%", o * 100.0))
+        .collect();
+    runs.join(", ")
+}
+
+/// The budget bench: each budget at 1000 Hz with 4, 8 and 32 threads.
+fn budgets(runs: usize) {
+    const BUDGETS: [&str; 3] = [
+        "vignette-budget-0.5",
+        "vignette-budget-1",
+        "vignette-budget-2",
+    ];
+    const THREAD_COUNTS: [usize; 3] = [4, 8, 32];
+    let mut configs = Vec::new();
+    for threads in THREAD_COUNTS {
+        configs.push(("none", 0, threads));
+        configs.extend(BUDGETS.iter().map(|&b| (b, 1000, threads)));
+    }
+    println!("overhead budget: {runs} runs at 1000 Hz; {}", machine());
+    let results = measure(&configs, runs);
+    for threads in THREAD_COUNTS {
+        println!(
+            "{threads} threads: unprofiled twins differ by {}",
+            noise(&results, threads)
+        );
+    }
+    println!("\n| threads | budget | CPU vs twin (median) | runs | vignette's own estimate | achieved rate per thread | within budget + 0.3 points |");
+    println!("|---|---|---|---|---|---|---|");
+    for ((who, _, threads), r) in results.iter().filter(|((w, ..), _)| *w != "none") {
+        let budget: f64 = who["vignette-budget-".len()..].parse().unwrap_or(0.0);
+        let overhead = median(r.overhead.clone()) * 100.0;
+        let each: Vec<String> = (r.overhead.iter())
+            .map(|o| format!("{:+.2}", o * 100.0))
+            .collect();
+        let rate = median(
+            (r.alone.iter())
+                .map(|o| o.samples as f64 / (o.worker_cpu_ns as f64 / 1e9))
+                .collect(),
+        );
+        let estimate = median(
+            (r.alone.iter())
+                .map(|o| o.estimate_ppm as f64 / 10_000.0)
+                .collect(),
+        );
+        println!(
+            "| {threads} | {budget}% | {overhead:+.2}% | {} | {estimate:.2}% | {rate:.0} Hz | {} |",
+            each.join(", "),
+            if overhead <= budget + 0.3 {
+                "yes"
+            } else {
+                "**no**"
+            },
+        );
+    }
+}
+
 fn main() {
     if let Ok(spec) = std::env::var(CHILD_ENV) {
-        let (who, hz) = spec.split_once(':').expect("who:hz");
-        println!("{}", child(who, hz.parse().expect("hz")).to_line());
+        let mut parts = spec.split(':');
+        let who = parts.next().expect("who");
+        let hz = parts.next().and_then(|h| h.parse().ok()).expect("hz");
+        let threads = parts.next().and_then(|t| t.parse().ok()).expect("threads");
+        println!("{}", child(who, hz, threads).to_line());
         return;
     }
     // `cargo test --benches` and `cargo bench -- <filter>` pass arguments: a test run, or a
     // filter that does not name this bench, skips it.
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--test" || a == "--list")
-        || args
-            .iter()
-            .any(|a| !a.starts_with('-') && !"overhead".contains(a.as_str()))
-    {
-        return;
-    }
     let runs: usize = std::env::var("OVERHEAD_RUNS")
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(5);
-    let mut configs = vec![("none", 0)];
+    if args.iter().any(|a| a == "--test" || a == "--list") {
+        return;
+    }
+    if args.iter().any(|a| a == "budget") {
+        return budgets(runs);
+    }
+    if args
+        .iter()
+        .any(|a| !a.starts_with('-') && !"overhead".contains(a.as_str()))
+    {
+        return;
+    }
+    let mut configs = vec![("none", 0, THREADS)];
     // Each vignette backend this system allows (CPU clock), and the peer.
     let whos: Vec<&str> = [
         "vignette-perf",
@@ -259,48 +375,23 @@ fn main() {
     })
     .collect();
     for who in whos {
-        configs.extend(RATES.iter().map(|&hz| (who, hz)));
+        configs.extend(RATES.iter().map(|&hz| (who, hz, THREADS)));
     }
     println!(
         "overhead: {THREADS} threads x {UNITS} units, {runs} runs; {}",
         machine()
     );
-    let mut results: BTreeMap<(&str, u32), Runs> = BTreeMap::new();
-    for run in 0..runs {
-        for &(who, hz) in &configs {
-            let what = format!("{who} at {hz} Hz");
-            let alone = finish_child(spawn_child(who, hz), &what);
-            // Alternate which of the pair starts first.
-            let (profiled, twin) = if run % 2 == 0 {
-                (spawn_child(who, hz), spawn_child("none", 0))
-            } else {
-                let twin = spawn_child("none", 0);
-                (spawn_child(who, hz), twin)
-            };
-            let profiled = finish_child(profiled, &what);
-            let twin = finish_child(twin, "the unprofiled twin");
-            let r = results.entry((who, hz)).or_default();
-            r.alone.push(alone);
-            r.overhead
-                .push(profiled.cpu_ns as f64 / twin.cpu_ns as f64 - 1.0);
-        }
-        eprintln!("run {} of {runs} done", run + 1);
-    }
-    let base = &results[&("none", 0)];
+    let results = measure(&configs, runs);
+    let base = &results[&("none", 0, THREADS)];
     let base_rss = median(base.alone.iter().map(|o| o.max_rss_kib as f64).collect());
-    let noise: Vec<String> = base
-        .overhead
-        .iter()
-        .map(|o| format!("{:+.2}%", o * 100.0))
-        .collect();
     println!(
         "\nunprofiled: peak RSS {:.1} MiB; two unprofiled twins differ by {}\n",
         base_rss / 1024.0,
-        noise.join(", ")
+        noise(&results, THREADS)
     );
     println!("| profiler | requested | CPU vs twin | achieved rate per thread | sampler thread | output step | peak RSS over unprofiled | buffers mapped |");
     println!("|---|---|---|---|---|---|---|---|");
-    for ((who, hz), r) in results.iter().filter(|((w, _), _)| *w != "none") {
+    for ((who, hz, _), r) in results.iter().filter(|((w, ..), _)| *w != "none") {
         let m = |f: &dyn Fn(&Outcome) -> f64| median(r.alone.iter().map(f).collect());
         let overhead = median(r.overhead.clone()) * 100.0;
         let rate = m(&|o| o.samples as f64 / (o.worker_cpu_ns as f64 / 1e9));

@@ -77,6 +77,9 @@ typedef struct vignette_config {
                                  another VIGNETTE_BACKEND_* */
     int module_paths;         /* nonzero: modules carry their full paths; 0 (default): file
                                  names only, since a folder can identify a person */
+    double max_overhead_percent; /* keep vignette's cost within this percent of the program's
+                                    own CPU time (0.01..100), sampling less often when
+                                    needed; 0 (default): no budget */
 } vignette_config;
 
 /** An opaque profiler. */
@@ -98,7 +101,7 @@ typedef void (*vignette_chunk_fn)(const uint8_t *profile, size_t len, uint64_t s
 vignette_status vignette_config_init(vignette_config *config, size_t size);
 
 /* Fills *config with the defaults: 1000 Hz, CPU clock, 128 frames, 100000 samples, SIGURG, no
-   module paths. */
+   module paths, no overhead budget. */
 static inline vignette_status vignette_config_default(vignette_config *config) {
     return vignette_config_init(config, sizeof *config);
 }

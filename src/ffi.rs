@@ -87,6 +87,9 @@ pub struct vignette_config {
     /// Nonzero: modules carry their full paths (`Builder::module_paths`); 0, the default: file
     /// names only, since a folder can identify a person.
     pub module_paths: c_int,
+    /// The overhead budget in percent of the application's CPU time (`Builder::max_overhead`,
+    /// 0.01 to 100); 0, the default: none.
+    pub max_overhead_percent: f64,
 }
 
 /// The size of the first `vignette_config` (up to `backend`): the least a caller may pass.
@@ -107,6 +110,7 @@ impl vignette_config {
             signal: 0,
             backend: VIGNETTE_BACKEND_AUTO,
             module_paths: 0,
+            max_overhead_percent: 0.0,
         }
     }
 }
@@ -361,6 +365,9 @@ unsafe fn create(
             VIGNETTE_BACKEND_SUSPENSION => builder.backend(Backend::Suspension),
             _ => return Err(invalid("backend must be one of VIGNETTE_BACKEND_*")),
         };
+        if c.max_overhead_percent != 0.0 {
+            builder = builder.max_overhead(c.max_overhead_percent);
+        }
         if window_ms > 0 {
             builder = builder.flight_recorder(std::time::Duration::from_millis(window_ms));
         }

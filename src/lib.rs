@@ -180,7 +180,7 @@ pub use profile::{
     Chunk, Frame, Label, LabelValue, Labels, Module, Profile, Sample, StackNode, Thread, Trigger,
 };
 #[cfg(any(target_os = "linux", windows, target_os = "macos"))]
-pub use profiler::{Builder, Profiler, Target};
+pub use profiler::{Builder, Overhead, Profiler, Target};
 #[cfg(any(windows, target_os = "macos"))]
 pub use sampler::suspend::Suspensions;
 pub use unwind::{EndReason, Unwinder};

@@ -43,6 +43,8 @@ pub struct Builder {
     window_ns: u64,
     /// The backend asked for (`None`: the best available).
     backend: Option<Backend>,
+    /// The overhead budget in millionths of the application's CPU time (0: none).
+    max_overhead_ppm: u32,
     /// What the application says about itself, and the first metadata it got wrong.
     metadata: Metadata,
     metadata_error: Option<&'static str>,
@@ -67,6 +69,7 @@ impl Default for Builder {
             module_paths: false,
             window_ns: 0,
             backend: None,
+            max_overhead_ppm: 0,
             metadata: Metadata::default(),
             metadata_error: None,
         }
@@ -188,6 +191,25 @@ impl Builder {
         self
     }
 
+    /// Keeps what vignette costs the process within `percent` of the application's own CPU
+    /// time (0.01 to 100; default: no budget, the requested rate throughout). vignette measures
+    /// its cost (its sampler thread's CPU, its handler's time, each signal's delivery as
+    /// calibrated at the start) and samples every second, third, ... interval when needed,
+    /// raising the rate again when it can; every sample's weight still counts the intervals
+    /// it stands for, so a profile adds up to the CPU used at any rate.
+    /// [`Profiler::overhead`] reports the figures. A budget samples with
+    /// [`Backend::SamplerThread`] on Linux (the interruptions a kernel timer causes cannot be
+    /// measured from inside the process): asking for a kernel-timed backend as well makes
+    /// `build()` fail. For release builds, 1% is a budget nobody measures.
+    pub fn max_overhead(mut self, percent: f64) -> Self {
+        self.max_overhead_ppm = match percent {
+            p if (0.01..=100.0).contains(&p) => (p * 10_000.0) as u32,
+            // Out of range (NaN included): refused by build().
+            _ => u32::MAX,
+        };
+        self
+    }
+
     /// Preallocates every buffer and installs the signal handler. Fails, never panics, if a
     /// setting is out of range, memory cannot be mapped, another profiler exists, or a foreign
     /// handler owns the signal.
@@ -230,16 +252,32 @@ impl Builder {
             self.window_ns == 0 || (10_000_000..=86_400_000_000_000).contains(&self.window_ns),
             "the flight recorder's window must be 10 ms to 24 hours",
         )?;
-        let backend = sampler::choose_backend(self.clock, self.backend)?;
-        let shared = MapBox::new(Shared::new(
-            self.signal,
+        check(
+            self.max_overhead_ppm <= 1_000_000,
+            "max_overhead must be 0.01 to 100 percent",
+        )?;
+        let forced = match (self.max_overhead_ppm, self.backend) {
+            (0, forced) => forced,
+            (_, Some(Backend::PerfEvents | Backend::CpuTimers)) => {
+                return Err(Error::InvalidConfig(
+                    "an overhead budget samples with the sampler thread, not kernel timers",
+                ))
+            }
+            #[cfg(target_os = "linux")]
+            (_, None) => Some(Backend::SamplerThread),
+            (_, forced) => forced,
+        };
+        let backend = sampler::choose_backend(self.clock, forced)?;
+        let shared = MapBox::new(Shared::new(&sampler::Settings {
+            signal: self.signal,
             backend,
-            self.unwinder,
-            self.ring_capacity,
-            self.max_frames,
-            self.max_threads,
-            self.max_modules,
-        )?)?;
+            unwinder: self.unwinder,
+            ring_slots: self.ring_capacity,
+            max_frames: self.max_frames,
+            max_threads: self.max_threads,
+            max_modules: self.max_modules,
+            budget_ppm: self.max_overhead_ppm,
+        })?)?;
         let capacities = Capacities {
             samples: self.sample_capacity,
             frames: self.frame_capacity,
@@ -288,6 +326,21 @@ impl Builder {
             delivery: None,
         })
     }
+}
+
+/// What vignette measured it costs the process under an overhead budget
+/// ([`Profiler::overhead`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Overhead {
+    /// The budget, in percent of the application's own CPU time.
+    pub budget_percent: f64,
+    /// vignette's cost over the latest review period (50 ms), in percent of the application's
+    /// own CPU time in it (0 before the first review).
+    pub measured_percent: f64,
+    /// The same over the session so far (from its first review, 12.5 ms in).
+    pub session_percent: f64,
+    /// The rate sampling runs at now: the requested rate, or a fraction of it.
+    pub rate_hz: f64,
 }
 
 /// How long [`Profiler::sample_once`] waits for the threads it signalled to answer.
@@ -408,7 +461,7 @@ impl Profiler {
         }
         self.state = match core::mem::replace(&mut self.state, State::Moving) {
             State::Running(r) if forked => State::Idle(r.abandon()),
-            State::Running(r) => State::Idle(r.finish(&self.shared)),
+            State::Running(r) => State::Idle(r.finish(&self.shared, &self.exchange)),
             other => other,
         };
     }
@@ -706,6 +759,21 @@ impl Profiler {
     #[cfg(any(windows, target_os = "macos"))]
     pub fn suspensions(&self) -> crate::Suspensions {
         self.shared.suspension_stats()
+    }
+
+    /// Under an overhead budget ([`Builder::max_overhead`]): what vignette measured it costs
+    /// and the rate it samples at now; `None` without a budget.
+    pub fn overhead(&self) -> Option<Overhead> {
+        let budget = self.config.max_overhead_ppm;
+        (budget != 0).then(|| {
+            let (stride, measured_ppm, session_ppm) = self.shared.pacing.latest();
+            Overhead {
+                budget_percent: budget as f64 / 10_000.0,
+                measured_percent: measured_ppm as f64 / 10_000.0,
+                session_percent: session_ppm as f64 / 10_000.0,
+                rate_hz: 1e9 / self.capture.interval_ns as f64 / stride.max(1) as f64,
+            }
+        })
     }
 
     /// The calling thread's id as the profile records it (for [`Target::Thread`]): its

@@ -266,4 +266,35 @@ fn the_config_grows_at_its_end_and_older_callers_keep_working() {
     // SAFETY: valid pointer, a size too small for any config.
     let status = unsafe { vignette_config_init(&mut now, 8) };
     assert_eq!(status, VIGNETTE_ERR_INVALID_ARGUMENT);
+    // The overhead budget came next: a program compiled before it leaves whatever follows
+    // `module_paths` unread; one that sets it out of range is refused.
+    let v2 = offset_of!(vignette_config, max_overhead_percent);
+    let create = |config: &vignette_config| {
+        let mut p = std::ptr::null_mut();
+        // SAFETY: a valid config and out pointer; the profiler is destroyed right after.
+        unsafe {
+            let status = vignette_create(config, &mut p);
+            if status == VIGNETTE_OK {
+                vignette_destroy(p);
+            }
+            status
+        }
+    };
+    // SAFETY: a zeroed config is valid memory; init writes `v2` bytes of it.
+    let mut older: vignette_config = unsafe { std::mem::zeroed() };
+    older.max_overhead_percent = 500.0;
+    // SAFETY: `older` has at least `v2` writable bytes.
+    assert_eq!(unsafe { vignette_config_init(&mut older, v2) }, VIGNETTE_OK);
+    assert_eq!(create(&older), VIGNETTE_OK);
+    now.max_overhead_percent = 500.0;
+    assert_eq!(
+        // SAFETY: `now` is a whole config.
+        unsafe { vignette_config_init(&mut now, size_of::<vignette_config>()) },
+        VIGNETTE_OK
+    );
+    assert_eq!(now.max_overhead_percent, 0.0, "no budget by default");
+    now.max_overhead_percent = 500.0;
+    assert_eq!(create(&now), VIGNETTE_ERR_CONFIG);
+    now.max_overhead_percent = 1.0;
+    assert_eq!(create(&now), VIGNETTE_OK);
 }

@@ -20,39 +20,10 @@ fn cpu_clock_samples_once_per_interval_of_cpu() {
         .build()
         .unwrap();
     profiler.start().unwrap();
-    let stop = AtomicBool::new(false);
-    let cpu: Vec<(String, u64)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..2)
-            .map(|i| {
-                let stop = &stop;
-                std::thread::Builder::new()
-                    .name(format!("cpu-{i}"))
-                    .spawn_scoped(s, move || {
-                        workload::worker_loop(i, stop);
-                        (format!("cpu-{i}"), workload::thread_cpu_ns())
-                    })
-                    .unwrap()
-            })
-            .collect();
-        // Until each has 300 ms of CPU, however long that takes on a busy machine.
-        common::wait_for_cpu(&["cpu-0", "cpu-1"], 300_000_000);
-        stop.store(true, Ordering::Relaxed);
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let cpu = run_busy(300_000_000);
     let profile = profiler.stop().unwrap().to_profile();
-    let interval = profile.interval_ns;
     for (name, cpu_ns) in cpu {
-        let t = profile.threads.iter().find(|t| t.name == name).unwrap();
-        let expected = cpu_ns / interval;
-        let weights: u64 = t.samples.iter().map(|s| s.weight as u64).sum();
-        let samples = t.samples.len() as u64;
-        eprintln!("{name}: {samples} samples, weight {weights}, {expected} intervals of CPU");
-        assert!(expected > 100, "{name} ran: {cpu_ns} ns");
-        // Never over but for two, on any host (see tests/backends.rs).
-        assert!(
-            weights <= expected + 2 && weights + expected / 20 + 2 >= expected,
-            "weights {weights} vs {expected}"
-        );
+        let (samples, expected) = weights_add_up(&profile, &name, cpu_ns);
         // On an idle machine nearly every interval is its own sample; on a busy one the
         // sampler thread runs late and one sample stands for several intervals (the weights
         // above still add up). Rates are measured in benches/overhead.rs, not here.
@@ -65,6 +36,125 @@ fn cpu_clock_samples_once_per_interval_of_cpu() {
             );
         }
     }
+}
+
+/// Runs two busy threads (`cpu-0`, `cpu-1`) until each has used `cpu_ns` of CPU, however
+/// long that takes on a busy machine; returns each one's name and final CPU time.
+fn run_busy(cpu_ns: u64) -> Vec<(String, u64)> {
+    run_busy_then(cpu_ns, || ())
+}
+
+/// [`run_busy`], calling `then` before the threads stop.
+fn run_busy_then(cpu_ns: u64, then: impl FnOnce()) -> Vec<(String, u64)> {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..2)
+            .map(|i| {
+                let stop = &stop;
+                std::thread::Builder::new()
+                    .name(format!("cpu-{i}"))
+                    .spawn_scoped(s, move || {
+                        workload::worker_loop(i, stop);
+                        (format!("cpu-{i}"), workload::thread_cpu_ns())
+                    })
+                    .unwrap()
+            })
+            .collect();
+        common::wait_for_cpu(&["cpu-0", "cpu-1"], cpu_ns);
+        then();
+        stop.store(true, Ordering::Relaxed);
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// Checks that thread `name`'s sample weights add up to its CPU time `cpu_ns` in intervals;
+/// returns its samples and intervals.
+fn weights_add_up(profile: &vignette::Profile, name: &str, cpu_ns: u64) -> (u64, u64) {
+    let t = profile.threads.iter().find(|t| t.name == name).unwrap();
+    let expected = cpu_ns / profile.interval_ns;
+    let weights: u64 = t.samples.iter().map(|s| s.weight as u64).sum();
+    let samples = t.samples.len() as u64;
+    eprintln!("{name}: {samples} samples, weight {weights}, {expected} intervals of CPU");
+    assert!(expected > 100, "{name} ran: {cpu_ns} ns");
+    // Never over but for two, on any host; under, by what the profile counts as lost (see
+    // tests/backends.rs).
+    let lost = profile.lost.unanswered + profile.lost.unseen;
+    assert!(
+        weights <= expected + 2 && weights + expected / 20 + 2 + lost >= expected,
+        "weights {weights} vs {expected}, {lost} lost"
+    );
+    (samples, expected)
+}
+
+/// Under an overhead budget far below what sampling every interval costs, vignette samples
+/// less often, and every thread's weights still add up to its CPU time; under one it never
+/// reaches, it samples at the requested rate.
+#[test]
+fn an_overhead_budget_lowers_the_rate_and_weights_still_add_up() {
+    let _g = profiler_lock();
+    let build = |percent| {
+        Profiler::builder()
+            .frequency(1000)
+            .max_overhead(percent)
+            .build()
+            .unwrap()
+    };
+    let mut profiler = build(0.02);
+    assert!(profiler.overhead().is_some());
+    profiler.start().unwrap();
+    // Stopped while the threads still run: the last round weighs what they used since their
+    // last samples (a thread that exits between two rounds leaves it unseen, and counted), so
+    // the weights add up within the usual bound, not by what is counted lost.
+    let mut ended = None;
+    let cpu = run_busy_then(400_000_000, || {
+        let overhead = profiler.overhead().unwrap();
+        ended = Some((overhead, profiler.stop().unwrap().to_profile()));
+    });
+    let (overhead, profile) = ended.unwrap();
+    eprintln!("{overhead:?}, lost {:?}", profile.lost);
+    assert_eq!(overhead.budget_percent, 0.02);
+    assert!(overhead.rate_hz < 500.0, "{overhead:?}");
+    for (name, cpu_ns) in cpu {
+        let (samples, expected) = weights_add_up(&profile, &name, cpu_ns);
+        // A sample costs about 2-20 µs of CPU in all (sending, delivery, walking, interning):
+        // at 0.02% a thread gets one every 10 ms of CPU or fewer, not one per millisecond.
+        assert!(
+            samples * 3 <= expected,
+            "{samples} samples for {expected} intervals"
+        );
+    }
+    drop(profiler);
+    let mut profiler = build(100.0);
+    profiler.start().unwrap();
+    run_busy(100_000_000);
+    let overhead = profiler.overhead().unwrap();
+    profiler.stop().unwrap();
+    assert_eq!(overhead.rate_hz, 1000.0, "{overhead:?}");
+}
+
+/// A budget out of range, or with a backend whose cost cannot be measured, is refused.
+#[test]
+fn an_overhead_budget_is_checked() {
+    let _g = profiler_lock();
+    for percent in [0.0, -1.0, 100.5, f64::NAN] {
+        let built = Profiler::builder().max_overhead(percent).build();
+        assert!(
+            matches!(built, Err(vignette::Error::InvalidConfig(_))),
+            "{percent}"
+        );
+    }
+    #[cfg(target_os = "linux")]
+    for backend in [vignette::Backend::PerfEvents, vignette::Backend::CpuTimers] {
+        let built = Profiler::builder()
+            .max_overhead(1.0)
+            .backend(backend)
+            .build();
+        assert!(
+            matches!(built, Err(vignette::Error::InvalidConfig(_))),
+            "{backend:?}"
+        );
+    }
+    assert!(Profiler::builder().build().unwrap().overhead().is_none());
 }
 
 #[test]

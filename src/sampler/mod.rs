@@ -6,6 +6,7 @@
 //! - `suspend` (Windows, macOS): the sampler thread suspends each thread, copies its stack,
 //!   resumes it, and walks the copy.
 
+pub(crate) mod pace;
 pub(crate) mod series;
 #[cfg(target_os = "linux")]
 pub(crate) mod signal;
@@ -16,7 +17,24 @@ pub(crate) mod suspend;
 #[cfg(any(windows, target_os = "macos"))]
 pub(crate) use suspend::*;
 
+use crate::profile::Backend;
 use crate::sys::mem::MapBox;
+use crate::unwind::Unwinder;
+
+/// What the engine's `Shared::new` sets up: the settings `build()` checked (the suspending
+/// engine signals no one and needs no per-thread tables).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) struct Settings {
+    pub signal: i32,
+    pub backend: Backend,
+    pub unwinder: Unwinder,
+    pub ring_slots: usize,
+    pub max_frames: usize,
+    pub max_threads: usize,
+    pub max_modules: usize,
+    /// The overhead budget in millionths (0: none).
+    pub budget_ppm: u32,
+}
 use crate::sys::spawn;
 use core::sync::atomic::Ordering::Release;
 
@@ -46,10 +64,11 @@ impl Running {
         unsafe { MapBox::from_raw(self.job) }
     }
 
-    /// Stops the thread and returns its job.
-    pub fn finish(self, shared: &Shared) -> MapBox<Job> {
+    /// Stops the thread (waking it from its sleep between ticks, on `exchange`'s bell) and
+    /// returns its job.
+    pub fn finish(self, shared: &Shared, exchange: &series::Exchange) -> MapBox<Job> {
         shared.stop.store(1, Release);
-        crate::sys::time::wake(&shared.stop);
+        exchange.ring();
         // A failed join means the thread is already gone; the job is ours either way.
         let _ = self.thread.join();
         shared.stop.store(0, Release);

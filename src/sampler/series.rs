@@ -41,6 +41,9 @@ pub(crate) struct Exchange {
     state: AtomicU32,
     /// Bytes mapped for the output tables (fixed at `build()`).
     output_bytes: usize,
+    /// The futex word the sampler thread sleeps on between ticks: a request, and stopping,
+    /// change it and wake the sampler at once.
+    bell: AtomicU32,
     /// Samples the flight recorder has evicted with whole segments.
     evicted: AtomicU64,
     /// How long the sampler thread paused to serve the last request, in nanoseconds, and the
@@ -73,6 +76,7 @@ impl Exchange {
             output: UnsafeCell::new(output),
             trigger: UnsafeCell::new(TriggerRec::NONE),
             state: AtomicU32::new(IDLE),
+            bell: AtomicU32::new(0),
             evicted: AtomicU64::new(0),
             handover_ns: AtomicU64::new(0),
             handover_cpu_ns: AtomicU64::new(0),
@@ -111,6 +115,7 @@ impl Exchange {
         // waited for or withdrawn), so the sampler does not read the trigger now.
         unsafe { *self.trigger.get() = trigger };
         self.state.store(REQUESTED, Release);
+        self.ring();
         let deadline = time::monotonic_ns() + SERVE_TIMEOUT_NS;
         while self.state.load(Acquire) != SERVED {
             if time::monotonic_ns() > deadline
@@ -128,6 +133,13 @@ impl Exchange {
     /// Starts a new session's series: no samples evicted yet (no sampler thread runs).
     pub fn reset(&mut self) {
         *self.evicted.get_mut() = 0;
+    }
+
+    /// Wakes the sampler thread if it sleeps between ticks (after a request, or `stop`, was
+    /// set).
+    pub fn ring(&self) {
+        self.bell.fetch_add(1, AcqRel);
+        time::wake(&self.bell);
     }
 
     /// Whether a request waits to be taken up.
@@ -231,16 +243,26 @@ impl Series {
         ring_full: &AtomicU64,
         stop: &core::sync::atomic::AtomicU32,
     ) {
+        // SAFETY: the profiler keeps the exchange alive while a job refers to it.
+        let exchange = unsafe { &*self.exchange };
         loop {
+            // Read before looking: a request or a stop after this changes the bell, and the
+            // sleep below does not begin (or ends).
+            let seen = exchange.bell.load(Acquire);
+            if exchange.pending() {
+                self.tick(active, &mut drain, ring_full);
+            }
             let now = time::monotonic_ns();
             if now >= deadline_ns || stop.load(Acquire) != 0 {
                 return;
             }
-            time::sleep_until_raised(deadline_ns.min(now + REQUEST_POLL_NS), stop);
-            // SAFETY: the profiler keeps the exchange alive while a job refers to it.
-            if unsafe { &*self.exchange }.pending() {
-                self.tick(active, &mut drain, ring_full);
-            }
+            // Where the bell is a futex the sleep lasts to the deadline, however far;
+            // elsewhere the sampler looks for requests every REQUEST_POLL_NS.
+            let wake_at = match time::WAKES {
+                true => deadline_ns,
+                false => deadline_ns.min(now + REQUEST_POLL_NS),
+            };
+            time::sleep_unless_changed(wake_at, &exchange.bell, seen);
         }
     }
 

@@ -30,6 +30,7 @@ pub(crate) use timed::choose as choose_backend;
 use core::ffi::c_void;
 use core::sync::atomic::Ordering::*;
 
+use super::pace::{Pacer, Spent};
 use super::series::Series;
 use crate::collector::{Collector, SamplerCpu, SlotState};
 use crate::profile::{Backend, Clock};
@@ -115,10 +116,13 @@ fn run(job: &mut Job, shared: &Shared) {
 fn signal_each_tick(job: &mut Job, shared: &Shared, me: i32, watch: &mut ThreadWatch) {
     let c = &mut job.collector;
     let interval = job.interval_ns;
-    let timeout_ticks = (ANSWER_TIMEOUT_NS / interval).max(2) as u32;
+    let delivery_ns = match shared.pacing.budget_ppm != 0 {
+        true => handler::calibrate_delivery(shared),
+        false => 0,
+    };
     let mut tick = 0u32;
     let mut now = time::monotonic_ns();
-    let mut next_tick = now + interval;
+    let mut pacer = Pacer::new(interval, now, &shared.pacing, delivery_ns);
     let mut next_scan = now + SCAN_NS;
     let mut next_maps = now;
     let mut wall_weight = 1;
@@ -140,7 +144,7 @@ fn signal_each_tick(job: &mut Job, shared: &Shared, me: i32, watch: &mut ThreadW
         tick = tick.wrapping_add(1);
         let round = Round {
             tick,
-            timeout_ticks,
+            timeout_ticks: (ANSWER_TIMEOUT_NS / pacer.period_ns()).max(2) as u32,
         };
         // The program has a handler of its own on the signal: send nothing (it would reach
         // that handler) and count what is not sampled meanwhile.
@@ -173,8 +177,12 @@ fn signal_each_tick(job: &mut Job, shared: &Shared, me: i32, watch: &mut ThreadW
             next_maps = now + STACK_REFRESH_NS;
         }
         job.series.tick(c, &mut drain_into, &shared.ring_full);
+        pacer.review(now, &shared.pacing, |handler_ns, delivery_ns| Spent {
+            process_ns: time::process_cpu_ns().unwrap_or(0),
+            vignette_ns: time::own_thread_cpu_ns().unwrap_or(0) + handler_ns + delivery_ns,
+        });
         job.series.sleep_serving(
-            next_tick,
+            pacer.next_tick(),
             c,
             &mut drain_into,
             &shared.ring_full,
@@ -183,12 +191,18 @@ fn signal_each_tick(job: &mut Job, shared: &Shared, me: i32, watch: &mut ThreadW
         now = time::monotonic_ns();
         // Fell behind (the machine is overloaded)? Skip the missed ticks, and let the next
         // wall-clock samples stand for them.
-        let missed = now.saturating_sub(next_tick) / interval;
-        wall_weight = 1 + missed.min(u16::MAX as u64 - 1) as u32;
-        next_tick += (missed + 1) * interval;
+        wall_weight = pacer.tick(now);
     }
     if taken {
         c.count_signal_taken(interval);
+    } else if job.clock == Clock::Cpu && pacer.period_ns() > interval {
+        // Ticks many intervals apart (an overhead budget): one more round, so that what each
+        // live thread used since its last sample is weighed, not left unseen.
+        let round = Round {
+            tick: tick.wrapping_add(1),
+            timeout_ticks: 2,
+        };
+        signal_round(c, shared, job.clock, interval, 1, job.generation, &round);
     }
 }
 

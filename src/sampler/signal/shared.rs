@@ -8,6 +8,8 @@ use crate::error::Result;
 use crate::modules::ModuleMap;
 use crate::profile::Backend;
 use crate::ring::SampleRing;
+use crate::sampler::pace::Pacing;
+use crate::sampler::Settings;
 use crate::stacks::StackRanges;
 use crate::sys::handler_stack::HandlerStacks;
 use crate::sys::mem::{Region, Zeroed};
@@ -133,18 +135,22 @@ pub(crate) struct Shared {
     pub held_fds: Region<AtomicU64>,
     /// Asks the sampler thread to finish.
     pub stop: AtomicU32,
+    /// The overhead budget and what the handler measured against it.
+    pub pacing: Pacing,
 }
 
 impl Shared {
-    pub fn new(
-        signal: i32,
-        backend: Backend,
-        unwinder: Unwinder,
-        ring_slots: usize,
-        max_frames: usize,
-        max_threads: usize,
-        max_modules: usize,
-    ) -> Result<Self> {
+    pub fn new(settings: &Settings) -> Result<Self> {
+        let &Settings {
+            signal,
+            backend,
+            unwinder,
+            ring_slots,
+            max_frames,
+            max_threads,
+            max_modules,
+            budget_ppm,
+        } = settings;
         Ok(Shared {
             signal,
             sender: signal::Sender::new(signal),
@@ -169,6 +175,7 @@ impl Shared {
             })?,
             held_fds: Region::new(PERF_TOKENS / 64)?,
             stop: AtomicU32::new(0),
+            pacing: Pacing::new(budget_ppm),
         })
     }
 

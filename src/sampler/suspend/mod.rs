@@ -17,6 +17,7 @@ mod image_cache;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
 
+use super::pace::{Pacer, Pacing, Spent};
 use super::series::Series;
 use crate::collector::{Collector, SlotState};
 use crate::error::{Error, Result};
@@ -75,6 +76,8 @@ pub(crate) struct Shared {
     pub ring_full: AtomicU64,
     /// Asks the sampler thread to finish.
     pub stop: AtomicU32,
+    /// The overhead budget (the sampler thread's CPU is all of vignette's cost here).
+    pub pacing: Pacing,
     /// How many suspensions, the nanoseconds threads spent suspended (total and longest), and
     /// the nanoseconds spent walking the copies.
     suspensions: AtomicU64,
@@ -87,15 +90,15 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(
-        _signal: i32,
-        _backend: crate::profile::Backend,
-        unwinder: Unwinder,
-        ring_slots: usize,
-        max_frames: usize,
-        _max_threads: usize,
-        max_modules: usize,
-    ) -> Result<Self> {
+    pub fn new(settings: &super::Settings) -> Result<Self> {
+        let &super::Settings {
+            unwinder,
+            ring_slots,
+            max_frames,
+            max_modules,
+            budget_ppm,
+            ..
+        } = settings;
         Ok(Shared {
             generation: AtomicU32::new(0),
             ring: SampleRing::new(ring_slots, max_frames)?,
@@ -103,6 +106,7 @@ impl Shared {
             unwinder,
             ring_full: AtomicU64::new(0),
             stop: AtomicU32::new(0),
+            pacing: Pacing::new(budget_ppm),
             suspensions: AtomicU64::new(0),
             suspended_ns: AtomicU64::new(0),
             longest_ns: AtomicU64::new(0),
@@ -403,7 +407,7 @@ fn run(job: &mut Job, shared: &Shared) {
     job.collector.reset_cpu_marks();
     shared.refresh_modules(&mut job.collector.modules, false);
     let mut now = time::monotonic_ns();
-    let mut next_tick = now + interval;
+    let mut pacer = Pacer::new(interval, now, &shared.pacing, 0);
     let mut next_scan = now + SCAN_NS;
     let mut scans = 0u64;
     let mut wall_weight = 1;
@@ -431,17 +435,21 @@ fn run(job: &mut Job, shared: &Shared) {
         drain_into(&mut job.collector);
         job.series
             .tick(&mut job.collector, &mut drain_into, &shared.ring_full);
+        // Under a budget: every sample is taken by this thread, whose CPU is all vignette
+        // costs the process here.
+        pacer.review(now, &shared.pacing, |_, _| Spent {
+            process_ns: time::process_cpu_ns().unwrap_or(0),
+            vignette_ns: time::thread_cpu_ns(me).unwrap_or(0),
+        });
         job.series.sleep_serving(
-            next_tick,
+            pacer.next_tick(),
             &mut job.collector,
             &mut drain_into,
             &shared.ring_full,
             &shared.stop,
         );
         now = time::monotonic_ns();
-        let missed = now.saturating_sub(next_tick) / interval;
-        wall_weight = 1 + missed.min(u16::MAX as u64 - 1) as u32;
-        next_tick += (missed + 1) * interval;
+        wall_weight = pacer.tick(now);
     }
     drain(&mut job.collector, shared, job.generation);
 }

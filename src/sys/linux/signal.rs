@@ -89,12 +89,21 @@ pub fn install(sig: i32, handler: Handler) -> Result<()> {
 
 /// Blocks `sig` in the calling thread (used by the sampler thread, which is never sampled).
 pub fn block_in_this_thread(sig: i32) {
+    change_in_this_thread(libc::SIG_BLOCK, sig);
+}
+
+/// Unblocks `sig` in the calling thread (the sampler thread, while it calibrates).
+pub fn unblock_in_this_thread(sig: i32) {
+    change_in_this_thread(libc::SIG_UNBLOCK, sig);
+}
+
+fn change_in_this_thread(how: i32, sig: i32) {
     // SAFETY: set is a valid sigset_t; pthread_sigmask only changes this thread's mask.
     unsafe {
         let mut set: libc::sigset_t = core::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, sig);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, core::ptr::null_mut());
+        libc::pthread_sigmask(how, &set, core::ptr::null_mut());
     }
 }
 

@@ -63,21 +63,27 @@ pub fn sleep_until(deadline_ns: u64) {
     };
 }
 
-/// Sleeps until `CLOCK_MONOTONIC` reaches `deadline_ns`, or until another thread sets `flag`
-/// to non-zero and calls [`wake`] (a futex: the sleeper wakes at once, not at its next poll).
-pub fn sleep_until_raised(deadline_ns: u64, flag: &core::sync::atomic::AtomicU32) {
+/// Whether [`wake`] ends a [`sleep_unless_changed`] at once (a futex), so that a sleeper need
+/// not poll.
+pub const WAKES: bool = true;
+
+/// Sleeps until `CLOCK_MONOTONIC` reaches `deadline_ns`, unless `word` no longer holds `seen`,
+/// or until another thread changes it and calls [`wake`] (a futex: the sleeper wakes at once,
+/// not at its next poll).
+pub fn sleep_unless_changed(deadline_ns: u64, word: &core::sync::atomic::AtomicU32, seen: u32) {
     let ts = libc::timespec {
         tv_sec: (deadline_ns / 1_000_000_000) as libc::time_t,
         tv_nsec: (deadline_ns % 1_000_000_000) as libc::c_long,
     };
     // SAFETY: FUTEX_WAIT_BITSET on a live u32 of ours, with an absolute CLOCK_MONOTONIC
-    // deadline; it sleeps only while the word is still 0 and returns at once otherwise.
+    // deadline; it sleeps only while the word still holds `seen`, and returns at once
+    // otherwise.
     unsafe {
         libc::syscall(
             libc::SYS_futex,
-            flag.as_ptr(),
+            word.as_ptr(),
             libc::FUTEX_WAIT_BITSET | libc::FUTEX_PRIVATE_FLAG,
-            0u32,
+            seen,
             &ts as *const libc::timespec,
             core::ptr::null::<u32>(),
             libc::FUTEX_BITSET_MATCH_ANY,
@@ -85,7 +91,7 @@ pub fn sleep_until_raised(deadline_ns: u64, flag: &core::sync::atomic::AtomicU32
     };
 }
 
-/// Wakes the threads sleeping on `flag` in [`sleep_until_raised`] (set it first).
+/// Wakes the threads sleeping on `flag` in [`sleep_unless_changed`] (change it first).
 pub fn wake(flag: &core::sync::atomic::AtomicU32) {
     // SAFETY: FUTEX_WAKE on a live u32 of ours touches nothing else.
     unsafe {

@@ -51,13 +51,16 @@ pub fn sleep_ns(ns: u64) {
     sleep_until(monotonic_ns().saturating_add(ns));
 }
 
+/// Whether [`wake`] ends a sleep at once: not here, the sampler polls.
+pub const WAKES: bool = false;
+
 /// Sleeps until `deadline_ns` (the sampler polls its stop flag between such sleeps here;
 /// Linux wakes it at once).
-pub fn sleep_until_raised(deadline_ns: u64, _flag: &core::sync::atomic::AtomicU32) {
+pub fn sleep_unless_changed(deadline_ns: u64, _word: &core::sync::atomic::AtomicU32, _seen: u32) {
     sleep_until(deadline_ns);
 }
 
-/// Nothing to wake here (see [`sleep_until_raised`]).
+/// Nothing to wake here (see [`sleep_unless_changed`]).
 pub fn wake(_flag: &core::sync::atomic::AtomicU32) {}
 
 /// CPU time consumed so far by the whole process: not measured here (profiles then count no
