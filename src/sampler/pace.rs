@@ -6,8 +6,8 @@
 //! time (read from the thread's clock), the CPU time its signal handler runs (while a budget
 //! is set, every 8th handler reads its thread's CPU clock at entry and exit), and per handled
 //! signal the kernel's delivery (calibrated at the session's start: signals the sampler
-//! thread sends itself, empty-handed). The interrupted threads' CPU is the process's; the overhead is the
-//! cost over the rest. A lowered rate keeps every weight true: a thread's sample stands for
+//! thread sends itself, empty-handed). The overhead is that cost over the rest of the
+//! process's CPU time. A lowered rate keeps every weight true: a thread's sample stands for
 //! all the intervals of CPU (or wall time) since its previous one.
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
@@ -125,8 +125,8 @@ pub(crate) struct Pacer {
     /// The intervals the coming tick's round stands for (the stride it was set with).
     pending: u32,
     next_tick: u64,
-    /// Under a budget: what the process spent at the last review, when that was, and the
-    /// kernel's delivery of one signal.
+    /// Under a budget: the budget, what the process had spent at the last review and at the
+    /// first, when the next is due, and the kernel's delivery of one signal.
     budget_ppm: u32,
     last: Spent,
     first: Spent,
