@@ -456,9 +456,10 @@ fn a_panicking_callback_costs_its_chunk_only() {
         "delivery stalled {:?}",
         at - fired
     );
+    // Counted once the callback has returned: after stop, which ends the delivery thread.
+    profiler.stop().unwrap();
     assert_eq!(triggers.failed(), 1);
     assert_eq!(triggers.delivered(), 1);
-    profiler.stop().unwrap();
 }
 
 /// Builds `examples/<name>.rs` with this test's features; returns the program.
