@@ -3,6 +3,7 @@
 //! and a thread is listed in the profile at its first sample.
 
 use super::{Collector, ThreadRec, NONE};
+use crate::profile::Clock;
 use crate::sys::mem::Zeroed;
 use crate::sys::{threads, time};
 
@@ -207,6 +208,31 @@ impl Collector {
             if let Some(cpu) = time::thread_cpu_ns(s.tid) {
                 self.lost.signal_taken += self.advance_cpu_mark(i, cpu, interval_ns);
             }
+        }
+    }
+
+    /// The weight of the sample the live thread in slot `i` is due at a tick, or `None` if it
+    /// is due none: under `Clock::Wall` every thread is, weighing `wall_weight`; under
+    /// `Clock::Cpu` a thread whose CPU clock (`cpu`) moved by at least one interval since its
+    /// last sample, weighing those intervals. A thread whose clock cannot be read has exited,
+    /// and is marked so.
+    pub(crate) fn due_weight(
+        &mut self,
+        i: usize,
+        clock: Clock,
+        wall_weight: u32,
+        interval_ns: u64,
+        cpu: impl FnOnce() -> Option<u64>,
+    ) -> Option<u32> {
+        match clock {
+            Clock::Wall => Some(wall_weight),
+            Clock::Cpu => match cpu() {
+                None => {
+                    self.mark_dead(i);
+                    None
+                }
+                Some(cpu) => self.take_due_intervals(i, cpu, interval_ns),
+            },
         }
     }
 

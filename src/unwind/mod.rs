@@ -231,6 +231,21 @@ impl ImageReader for SliceImage<'_> {
     }
 }
 
+/// Records only the interrupted address (when there is room), ending the walk with `end`;
+/// returns the frames written and how the walk ended.
+///
+/// # Signal safety
+/// Async-signal-safe: one register read and one write.
+pub(crate) fn only_ip(regs: &Regs, frames: &mut [u64], end: EndReason) -> (usize, EndReason) {
+    match frames.first_mut() {
+        Some(f) => {
+            *f = regs.ip();
+            (1, end)
+        }
+        None => (0, EndReason::DepthLimit),
+    }
+}
+
 /// How a stack walk ended. Stored per sample in the profile; the numbering is part of the
 /// format (see `profiles/FORMAT.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

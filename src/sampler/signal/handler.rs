@@ -14,7 +14,7 @@ use crate::sys::mem::MapBox;
 use crate::sys::signal::{Interrupted, Origin};
 use crate::sys::stack::{CopyBuffer, LiveStack};
 use crate::sys::{signal, time};
-use crate::unwind::{fp, walk, EndReason, NoCode, Regs, Unwinder};
+use crate::unwind::{fp, only_ip, walk, EndReason, NoCode, Regs, Unwinder};
 
 use super::{Shared, Token};
 
@@ -172,20 +172,6 @@ struct Walked {
     end: EndReason,
     /// The code map epoch the walk saw (see [`SampleMeta::code_epoch`]).
     code_epoch: u32,
-}
-
-/// Records only the interrupted address, ending the walk with `end`.
-///
-/// # Signal safety
-/// Async-signal-safe.
-fn only_ip(regs: &Regs, frames: &mut [u64], end: EndReason) -> (usize, EndReason) {
-    match frames.first_mut() {
-        Some(f) => {
-            *f = regs.ip();
-            (1, end)
-        }
-        None => (0, EndReason::DepthLimit),
-    }
 }
 
 /// The signal handler.

@@ -78,18 +78,10 @@ pub(crate) fn signal_round(
                 s.fresh = false;
             }
         }
-        let weight = match clock {
-            Clock::Wall => wall_weight,
-            Clock::Cpu => match time::thread_cpu_ns(tid) {
-                None => {
-                    c.mark_dead(i);
-                    continue;
-                }
-                Some(cpu) => match c.take_due_intervals(i, cpu, interval_ns) {
-                    Some(due) => due,
-                    None => continue,
-                },
-            },
+        let Some(weight) = c.due_weight(i, clock, wall_weight, interval_ns, || {
+            time::thread_cpu_ns(tid)
+        }) else {
+            continue;
         };
         let Some(ack) = shared.acks.get(i) else {
             continue;

@@ -20,9 +20,9 @@ use core::cell::Cell;
 use super::timed::{Arming, TimerRec};
 use super::Shared;
 use crate::collector::{Collector, Scan, SlotState};
-use crate::sys::{fs, time};
 use crate::sys::mem::Zeroed;
 use crate::sys::threads::{ExitWatch, LastPid, ThreadCount};
+use crate::sys::{fs, time};
 
 /// How often the thread list is read even when nothing says it changed.
 const FULL_LISTING_NS: u64 = 2_000_000_000;

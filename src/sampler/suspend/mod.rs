@@ -27,7 +27,7 @@ use crate::profiler::Target;
 use crate::ring::{SampleMeta, SampleRing};
 use crate::sys::mem::{MapBox, Region};
 use crate::sys::{loader, suspend, threads, time};
-use crate::unwind::{fp, EndReason, Regs, SliceStack, Unwinder};
+use crate::unwind::{fp, only_ip, EndReason, SliceStack, Unwinder};
 use code::CodeMap;
 use image_cache::ImageCache;
 
@@ -275,7 +275,7 @@ impl Job {
                 shared
                     .code
                     .with(|tables| tables.walk(&regs, &mut stack, &image, frames))
-                    .unwrap_or_else(|| only_ip(&regs, frames))
+                    .unwrap_or_else(|| only_ip(&regs, frames, EndReason::NoUnwindInfo))
             }
         };
         shared
@@ -323,16 +323,6 @@ impl Drop for Job {
     }
 }
 
-fn only_ip(regs: &Regs, frames: &mut [u64]) -> (usize, EndReason) {
-    match frames.first_mut() {
-        Some(f) => {
-            *f = regs.ip();
-            (1, EndReason::NoUnwindInfo)
-        }
-        None => (0, EndReason::DepthLimit),
-    }
-}
-
 /// One round: every live thread (clock `Wall`, with `wall_weight`) or every thread that used
 /// at least one interval of CPU since its last sample (clock `Cpu`) is sampled.
 fn round(job: &mut Job, shared: &Shared, wall_weight: u32) {
@@ -343,25 +333,13 @@ fn round(job: &mut Job, shared: &Shared, wall_weight: u32) {
         if s.state != SlotState::Live {
             continue;
         }
-        let weight = match job.clock {
-            Clock::Wall => wall_weight,
-            Clock::Cpu => match job.threads.get_mut(i).and_then(|t| {
-                // The thread's handle, opened once and kept for its samples.
-                if t.open(s.tid) {
-                    t.cpu_ns()
-                } else {
-                    None
-                }
-            }) {
-                None => {
-                    job.collector.mark_dead(i);
-                    continue;
-                }
-                Some(cpu) => match job.collector.take_due_intervals(i, cpu, job.interval_ns) {
-                    Some(due) => due,
-                    None => continue,
-                },
-            },
+        let thread = job.threads.get_mut(i);
+        // The thread's handle, opened once and kept for its samples.
+        let cpu = || thread.and_then(|t| if t.open(s.tid) { t.cpu_ns() } else { None });
+        let Some(weight) =
+            (job.collector).due_weight(i, job.clock, wall_weight, job.interval_ns, cpu)
+        else {
+            continue;
         };
         job.sample(shared, i, weight);
     }
