@@ -1,10 +1,25 @@
-//! The sampling machinery, in one of two engines with the same names (`Shared`, `Job`,
-//! `Running`, `claim_handler`, `drain`, `sample_now`, ...), which `profiler.rs` drives:
+//! The sampling machinery, in one of two engines, which `profiler.rs` drives:
 //!
 //! - [`signal`] (Linux): the sampler thread sends each thread a signal, and the thread walks
 //!   its own stack in the handler;
 //! - `suspend` (Windows, macOS): the sampler thread suspends each thread, copies its stack,
 //!   resumes it, and walks the copy.
+//!
+//! # The engine contract
+//! Each engine provides, under the same names (glob-imported here for its platforms):
+//! - `Shared`: what the sampled threads (or the sampler) and the profiler share, built by
+//!   `Shared::new(&Settings)` at `build()`, with `pacing` ([`pace::Pacing`]), `ring`,
+//!   `ring_full`, `stop`, `generation`, `next_generation()`, `pid()`, `refresh_modules()`,
+//!   `mapped_bytes()`;
+//! - `Job`: the sampler thread's tables (its `collector` and `series`), and `sampler_main`,
+//!   the thread's entry point, which runs until `stop`, ticking as a [`pace::Pacer`] says
+//!   (the kernel-timed backends have no ticks: their loop only keeps timers in step and
+//!   drains) and taking each thread's weight from `Collector::due_weight`;
+//! - `choose_backend`, `claim_handler`, `release_handler`, `release_inherited_handler`
+//!   (no-ops where nothing is installed), `drain` and `sample_now`.
+//!
+//! Building for the other engine's platform (`cargo clippy --target x86_64-pc-windows-gnu`,
+//! `aarch64-apple-darwin`, as `.ci/run` does) checks that both keep it.
 
 pub(crate) mod pace;
 pub(crate) mod series;
