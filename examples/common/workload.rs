@@ -152,14 +152,26 @@ pub fn thread_cpu_ns() -> u64 {
     (k + u) * 100
 }
 
+/// The kernel id of this process's first thread named `name` (read from `/proc/self/task`),
+/// if any: for a bench that then reads that one thread's CPU ([`tid_cpu_ns`]) without
+/// listing every thread again.
+pub fn named_thread_tid(name: &str) -> Option<u32> {
+    std::fs::read_dir("/proc/self/task")
+        .ok()?
+        .flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
+        .find_map(|t| t.file_name().to_str()?.parse().ok())
+}
+
+/// CPU time of this process's thread `tid` (its `schedstat`), in ns; 0 if it is gone.
+pub fn tid_cpu_ns(tid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// CPU time of this process's thread named `name`, from its schedstat (ns on CPU).
 pub fn named_thread_cpu_ns(name: &str) -> u64 {
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    dir.flatten()
-        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split(' ').next()?.parse::<u64>().ok())
-        .sum()
+    named_thread_tid(name).map_or(0, tid_cpu_ns)
 }
