@@ -129,10 +129,26 @@ pub fn hottest(
     options: &Options,
     filter: impl Fn(&crate::Thread) -> bool,
 ) -> (Vec<Row>, u64) {
+    hottest_in(
+        profile,
+        res,
+        options,
+        profile.threads.iter().filter(|t| filter(t)),
+    )
+}
+
+/// [`hottest`] over `threads`, some of `profile`'s (a slice of them costs only its own
+/// samples, where a filter looks at every thread).
+pub fn hottest_in<'a>(
+    profile: &Profile,
+    res: &Resolution,
+    options: &Options,
+    threads: impl IntoIterator<Item = &'a crate::Thread>,
+) -> (Vec<Row>, u64) {
     // Weights per distinct stack first: each stack is walked once, however many samples.
     let mut stacks: HashMap<u32, u64> = HashMap::new();
     let mut all = 0;
-    for t in profile.threads.iter().filter(|t| filter(t)) {
+    for t in threads {
         for s in &t.samples {
             all += s.weight as u64;
             *stacks.entry(s.stack).or_default() += s.weight as u64;

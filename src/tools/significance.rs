@@ -14,7 +14,7 @@ use std::ops::Range;
 
 use super::diff::Comparison;
 use super::merge::{merge, MergeOptions};
-use super::report::{hottest, Options};
+use super::report::{hottest_in, Options};
 use super::resolve::Resolution;
 use super::{ErrorKind, ToolError};
 use crate::Profile;
@@ -108,16 +108,11 @@ impl SetComparison {
     /// size of its larger change.
     pub fn changes(&self, res: &Resolution) -> Vec<Change> {
         let profile = &self.pair.profile;
-        let first = profile.threads.as_ptr();
         // Per input profile: function -> (self share, total share).
         let shares: Vec<BTreeMap<String, (f64, f64)>> = (self.threads.iter())
             .map(|range| {
-                let (rows, all) = hottest(profile, res, &Options::default(), |t| {
-                    // `t` is one of `profile.threads`: its offset from the first is its index.
-                    let i = (t as *const crate::Thread as usize - first as usize)
-                        / std::mem::size_of::<crate::Thread>();
-                    range.contains(&i)
-                });
+                let threads = profile.threads.get(range.clone()).unwrap_or_default();
+                let (rows, all) = hottest_in(profile, res, &Options::default(), threads);
                 let all = all.max(1) as f64;
                 (rows.into_iter())
                     .map(|r| {
