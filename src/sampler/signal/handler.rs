@@ -106,15 +106,40 @@ impl Shared {
     /// Records one sample of the interrupted thread.
     ///
     /// # Signal safety
-    /// Async-signal-safe: lock-free ring claim, bounded frame walk over bounds-checked reads,
-    /// `clock_gettime` (a vDSO call, no system call on common clock sources; under an
-    /// overhead budget, the thread's CPU clock twice in every 8th sample) and atomics.
+    /// Async-signal-safe: see [`Shared::record`]; the work runs on one of vignette's handler
+    /// stacks, since the interrupted stack may be an alternate signal stack a program's own
+    /// handler has nearly filled.
     fn take_sample(&self, token: Token, regs: &Regs, interrupted: &Interrupted) {
         let generation = self.generation.load(Acquire);
         if token.generation != generation as u16 {
             return;
         }
-        // Under an overhead budget, some samples are timed.
+        let on_handler_stack = self.handler_stacks.run(&mut |entry_sp| {
+            let mode = fault_guard::read_mode(
+                interrupted.alt_stack,
+                entry_sp,
+                interrupted.frame_bytes,
+                interrupted.faults_blocked,
+            );
+            self.record(token, generation, regs, Some(mode));
+        });
+        if !on_handler_stack {
+            // Every handler stack is busy: the interrupted address only, from here.
+            self.record(token, generation, regs, None);
+        }
+        if let Some(ack) = self.acks.get(token.slot as usize) {
+            ack.store(0, Release);
+        }
+    }
+
+    /// Publishes a sample of session `generation` in the ring: the stack walked with `mode`,
+    /// or without one only the interrupted address. Under an overhead budget, some are timed.
+    ///
+    /// # Signal safety
+    /// Async-signal-safe: lock-free ring claim, bounded frame walk over bounds-checked reads,
+    /// `clock_gettime` (a vDSO call, no system call on common clock sources; under an
+    /// overhead budget, the thread's CPU clock twice in every 8th sample) and atomics.
+    fn record(&self, token: Token, generation: u32, regs: &Regs, mode: Option<ReadMode>) {
         let cpu_at = match self.pacing.count_handled() {
             true => time::own_thread_cpu_ns(),
             false => None,
@@ -126,25 +151,17 @@ impl Shared {
             Some(mut slot) => {
                 let time_ns = time::monotonic_ns();
                 let frames = slot.frames();
-                let mut walked = None;
-                self.handler_stacks.run(&mut |entry_sp| {
-                    let mode = fault_guard::read_mode(
-                        interrupted.alt_stack,
-                        entry_sp,
-                        interrupted.frame_bytes,
-                        interrupted.faults_blocked,
-                    );
-                    walked = Some(self.unwind(regs, mode, frames));
-                });
-                // None: every handler stack is busy; keep the interrupted address only.
-                let walked = walked.unwrap_or_else(|| {
-                    let (len, end) = only_ip(regs, frames, EndReason::NoStackBounds);
-                    Walked {
-                        len,
-                        end,
-                        code_epoch: self.code.epoch(),
+                let walked = match mode {
+                    Some(mode) => self.unwind(regs, mode, frames),
+                    None => {
+                        let (len, end) = only_ip(regs, frames, EndReason::NoStackBounds);
+                        Walked {
+                            len,
+                            end,
+                            code_epoch: self.code.epoch(),
+                        }
                     }
-                });
+                };
                 slot.publish(SampleMeta {
                     time_ns,
                     thread: token.slot as u32,
@@ -159,9 +176,6 @@ impl Shared {
         }
         if let (Some(at), Some(now)) = (cpu_at, cpu_at.and_then(|_| time::own_thread_cpu_ns())) {
             self.pacing.add_timed(now.saturating_sub(at));
-        }
-        if let Some(ack) = self.acks.get(token.slot as usize) {
-            ack.store(0, Release);
         }
     }
 }
