@@ -40,7 +40,7 @@ use crate::ring::{NEWER_MODULE_FRAME, NO_MODULE_FRAME};
 use crate::snapshot::Snapshot;
 use crate::sys::dl::{self, FindObject, LoadedObject};
 use crate::sys::mem::{Region, Zeroed};
-use crate::sys::pages::map_anonymous;
+use crate::sys::pages::{map_anonymous, remap};
 use crate::sys::time;
 use crate::unwind::cfi::eh_frame_hdr::EhFrameHdr;
 use crate::unwind::cfi::{ModuleSections, Section};
@@ -131,7 +131,7 @@ fn readable_segment(o: &LoadedObject<'_>, avma: u64) -> Option<(u64, u64)> {
     o.phdrs.iter().find_map(|p| {
         let start = o.bias.wrapping_add(p.p_vaddr);
         let end = start.wrapping_add(p.p_filesz);
-        (p.p_type == libc::PT_LOAD && p.p_flags & libc::PF_R != 0 && start <= avma && avma < end)
+        (p.p_type == libc::PT_LOAD && p.p_flags & dl::PF_R != 0 && start <= avma && avma < end)
             .then_some((start, end))
     })
 }
@@ -804,15 +804,14 @@ impl Entries {
                 map_anonymous(room * 8, 0).ok()
             } else {
                 // SAFETY: our own mapping of `room` entries, which no reader knows of yet.
-                let p = unsafe {
-                    libc::mremap(
+                unsafe {
+                    remap(
                         self.addr as usize as *mut libc::c_void,
                         self.room * 8,
                         room * 8,
-                        libc::MREMAP_MAYMOVE,
+                        true,
                     )
-                };
-                (p != libc::MAP_FAILED).then_some(p)
+                }
             };
             let Some(p) = grown else {
                 self.unmap();
@@ -836,14 +835,14 @@ impl Entries {
         // SAFETY: shrinking our own mapping in place (the kernel keeps the pages holding
         // `len` entries) before any reader knows of it.
         let p = unsafe {
-            libc::mremap(
+            remap(
                 self.addr as usize as *mut libc::c_void,
                 self.room * 8,
                 self.len * 8,
-                0,
+                false,
             )
         };
-        if p == libc::MAP_FAILED {
+        if p.is_none() {
             self.unmap();
             return [NOT_COMPILABLE, 0];
         }

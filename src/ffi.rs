@@ -103,10 +103,10 @@ impl vignette_config {
             clock: VIGNETTE_CLOCK_CPU,
             max_frames: 128,
             sample_capacity: 100_000,
-            #[cfg(target_os = "linux")]
+            #[cfg(any(target_os = "linux", target_os = "android"))]
             signal: libc::SIGURG,
             // Windows and macOS suspend threads instead of signalling them: the field is ignored.
-            #[cfg(not(target_os = "linux"))]
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
             signal: 0,
             backend: VIGNETTE_BACKEND_AUTO,
             module_paths: 0,

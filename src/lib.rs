@@ -83,69 +83,124 @@ pub mod profile;
 pub mod tools;
 
 // The capture backend: Linux, Windows and macOS.
-#[cfg(any(target_os = "linux", windows, target_os = "macos"))]
+#[cfg(any(
+    any(target_os = "linux", target_os = "android"),
+    windows,
+    target_os = "macos"
+))]
 mod collector;
 #[cfg(all(
     feature = "std",
-    any(target_os = "linux", windows, target_os = "macos")
+    any(
+        any(target_os = "linux", target_os = "android"),
+        windows,
+        target_os = "macos"
+    )
 ))]
 mod delivery;
 #[cfg(all(
     feature = "ffi",
-    any(target_os = "linux", windows, target_os = "macos")
+    any(
+        any(target_os = "linux", target_os = "android"),
+        windows,
+        target_os = "macos"
+    )
 ))]
 pub mod ffi;
-#[cfg(any(target_os = "linux", windows, target_os = "macos"))]
+#[cfg(any(
+    any(target_os = "linux", target_os = "android"),
+    windows,
+    target_os = "macos"
+))]
 mod profiler;
 
-#[cfg(not(any(target_os = "linux", windows, target_os = "macos")))]
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    windows,
+    target_os = "macos"
+)))]
 compile_error!(
-    "vignette has no capture backend for this operating system yet: Linux, Windows and macOS \
-     only for now"
+    "vignette has no capture backend for this operating system yet: Linux (and Android), \
+     Windows and macOS only for now"
 );
 
 // vignette's own workings: public only with the `unstable-internals` feature, for its tests,
 // benches and fuzz targets (no stability promise); private otherwise, where what only those
 // use is allowed to go unused.
-#[cfg(all(feature = "unstable-internals", target_os = "linux"))]
+#[cfg(all(
+    feature = "unstable-internals",
+    any(target_os = "linux", target_os = "android")
+))]
 #[doc(hidden)]
 pub mod code_map;
-#[cfg(all(not(feature = "unstable-internals"), target_os = "linux"))]
+#[cfg(all(
+    not(feature = "unstable-internals"),
+    any(target_os = "linux", target_os = "android")
+))]
 #[allow(dead_code, unused_imports)]
 mod code_map;
 #[cfg(all(
     feature = "unstable-internals",
-    any(target_os = "linux", windows, target_os = "macos")
+    any(
+        any(target_os = "linux", target_os = "android"),
+        windows,
+        target_os = "macos"
+    )
 ))]
 pub mod modules;
 #[cfg(all(
     not(feature = "unstable-internals"),
-    any(target_os = "linux", windows, target_os = "macos")
+    any(
+        any(target_os = "linux", target_os = "android"),
+        windows,
+        target_os = "macos"
+    )
 ))]
 #[allow(dead_code, unused_imports)]
 mod modules;
 #[cfg(all(
     feature = "unstable-internals",
-    any(target_os = "linux", windows, target_os = "macos")
+    any(
+        any(target_os = "linux", target_os = "android"),
+        windows,
+        target_os = "macos"
+    )
 ))]
 #[doc(hidden)]
 pub mod ring;
 #[cfg(all(
     not(feature = "unstable-internals"),
-    any(target_os = "linux", windows, target_os = "macos")
+    any(
+        any(target_os = "linux", target_os = "android"),
+        windows,
+        target_os = "macos"
+    )
 ))]
 #[allow(dead_code, unused_imports)]
 mod ring;
-#[cfg(all(feature = "unstable-internals", target_os = "linux"))]
+#[cfg(all(
+    feature = "unstable-internals",
+    any(target_os = "linux", target_os = "android")
+))]
 #[doc(hidden)]
 pub mod snapshot;
-#[cfg(all(not(feature = "unstable-internals"), target_os = "linux"))]
+#[cfg(all(
+    not(feature = "unstable-internals"),
+    any(target_os = "linux", target_os = "android")
+))]
 #[allow(dead_code, unused_imports)]
 mod snapshot;
-#[cfg(all(feature = "unstable-internals", target_os = "linux"))]
+#[cfg(all(
+    feature = "unstable-internals",
+    any(target_os = "linux", target_os = "android")
+))]
 #[doc(hidden)]
 pub mod stacks;
-#[cfg(all(not(feature = "unstable-internals"), target_os = "linux"))]
+#[cfg(all(
+    not(feature = "unstable-internals"),
+    any(target_os = "linux", target_os = "android")
+))]
 #[allow(dead_code, unused_imports)]
 mod stacks;
 #[cfg(feature = "unstable-internals")]
@@ -155,22 +210,46 @@ pub mod unwind;
 #[allow(dead_code, unused_imports)]
 mod unwind;
 
-#[cfg(any(target_os = "linux", windows, target_os = "macos"))]
+#[cfg(any(
+    any(target_os = "linux", target_os = "android"),
+    windows,
+    target_os = "macos"
+))]
 pub mod labels;
-#[cfg(any(target_os = "linux", windows, target_os = "macos"))]
+#[cfg(any(
+    any(target_os = "linux", target_os = "android"),
+    windows,
+    target_os = "macos"
+))]
 pub mod metadata;
-#[cfg(any(target_os = "linux", windows, target_os = "macos"))]
+#[cfg(any(
+    any(target_os = "linux", target_os = "android"),
+    windows,
+    target_os = "macos"
+))]
 mod sampler;
-#[cfg(any(target_os = "linux", windows, target_os = "macos"))]
+#[cfg(any(
+    any(target_os = "linux", target_os = "android"),
+    windows,
+    target_os = "macos"
+))]
 mod sys;
 
 #[cfg(all(
     feature = "std",
-    any(target_os = "linux", windows, target_os = "macos")
+    any(
+        any(target_os = "linux", target_os = "android"),
+        windows,
+        target_os = "macos"
+    )
 ))]
 pub use delivery::{Heartbeat, Triggers};
 pub use error::{Error, Result};
-#[cfg(any(target_os = "linux", windows, target_os = "macos"))]
+#[cfg(any(
+    any(target_os = "linux", target_os = "android"),
+    windows,
+    target_os = "macos"
+))]
 pub use profile::Capture;
 pub use profile::{
     Backend, Clock, Lost, ObjectFormat, TriggerKind, FORMAT_VERSION, MAX_TRIGGER_NOTE,
@@ -179,7 +258,11 @@ pub use profile::{
 pub use profile::{
     Chunk, Frame, Label, LabelValue, Labels, Module, Profile, Sample, StackNode, Thread, Trigger,
 };
-#[cfg(any(target_os = "linux", windows, target_os = "macos"))]
+#[cfg(any(
+    any(target_os = "linux", target_os = "android"),
+    windows,
+    target_os = "macos"
+))]
 pub use profiler::{Builder, Overhead, Profiler, Target};
 #[cfg(any(windows, target_os = "macos"))]
 pub use sampler::suspend::Suspensions;

@@ -175,7 +175,7 @@ mod tests {
         assert_eq!(get("arch"), Some(ARCH));
         assert_eq!(get("vignette"), Some(env!("CARGO_PKG_VERSION")));
         assert!(get("os").is_some_and(|os| !os.is_empty()));
-        #[cfg(target_os = "linux")]
+        #[cfg(any(target_os = "linux", target_os = "android"))]
         {
             assert!(get("os_version").is_some_and(|v| v.chars().next().unwrap().is_ascii_digit()));
             assert!(get("cores").is_some_and(|c| c.parse::<u32>().unwrap() >= 1));

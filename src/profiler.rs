@@ -61,9 +61,9 @@ impl Default for Builder {
             ring_capacity: 512,
             max_threads: 1024,
             max_modules: 512,
-            #[cfg(target_os = "linux")]
+            #[cfg(any(target_os = "linux", target_os = "android"))]
             signal: libc::SIGURG,
-            #[cfg(not(target_os = "linux"))]
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
             signal: 0,
             unwinder: Unwinder::Cfi,
             module_paths: false,
@@ -263,7 +263,7 @@ impl Builder {
                     "an overhead budget samples with the sampler thread, not kernel timers",
                 ))
             }
-            #[cfg(target_os = "linux")]
+            #[cfg(any(target_os = "linux", target_os = "android"))]
             (_, None) => Some(Backend::SamplerThread),
             (_, forced) => forced,
         };
@@ -732,7 +732,10 @@ impl Profiler {
     /// is handled before the send returns) and gets back the CPU time, in nanoseconds, that
     /// took on this thread. The samples then join the session like `sample_once`'s; keep
     /// `count` within the ring capacity, or the excess is dropped as `ring_full`.
-    #[cfg(all(feature = "unstable-internals", target_os = "linux"))]
+    #[cfg(all(
+        feature = "unstable-internals",
+        any(target_os = "linux", target_os = "android")
+    ))]
     #[doc(hidden)]
     pub fn sample_self_timed(&mut self, count: usize) -> Result<u64> {
         let (generation, shared, job) = self.on_demand_session()?;

@@ -240,7 +240,7 @@ fn cpu_since(src: &Collector, since_ns: u64) -> u64 {
     }
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
 mod tests {
     use super::super::{Capacities, ChunkRec, SampleRec, NONE};
     use super::*;

@@ -281,10 +281,10 @@ pub(crate) fn work_cpu_ns() -> u64 {
 
 /// Marks the calling thread as vignette's sampler thread while it is held: its CPU time is
 /// vignette's, not the application's ([`work_cpu_ns`]).
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) struct SamplerCpu;
 
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 impl SamplerCpu {
     /// The calling thread is the sampler thread from now until the guard is dropped.
     pub fn start() -> SamplerCpu {
@@ -297,13 +297,13 @@ impl SamplerCpu {
 ///
 /// # Signal safety
 /// Async-signal-safe (two atomic stores), as a fork handler must be.
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) fn forget_sampler_cpu() {
     LIVE_SAMPLER.store(0, Release);
     ENDED_SAMPLERS_CPU_NS.store(0, Release);
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 impl Drop for SamplerCpu {
     fn drop(&mut self) {
         LIVE_SAMPLER.store(0, Release);
@@ -444,7 +444,7 @@ impl Collector {
     }
 
     /// How many drained samples found no stack mapping since the last call (then resets).
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     pub fn take_stack_misses(&mut self) -> usize {
         core::mem::take(&mut self.stack_misses)
     }

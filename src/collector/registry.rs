@@ -188,7 +188,7 @@ impl Collector {
     }
 
     /// How many slots hold a live thread.
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     pub(crate) fn live(&self) -> usize {
         (self.slots.iter().take(self.slots_len))
             .filter(|s| s.state == SlotState::Live)
@@ -198,7 +198,7 @@ impl Collector {
     /// Counts the CPU intervals every live thread used since its account's mark as not
     /// sampled because the program held the signal ([`crate::Lost::signal_taken`]), moving
     /// the accounts on past them.
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     pub(crate) fn count_signal_taken(&mut self, interval_ns: u64) {
         for i in 0..self.slots_len {
             let Some(&s) = self.slots.get(i) else { break };
@@ -347,7 +347,7 @@ impl Collector {
     }
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
 mod tests {
     use super::super::Capacities;
     use super::*;

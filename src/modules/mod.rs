@@ -24,22 +24,22 @@
     )
 )]
 
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 mod elf;
 mod ids;
 pub mod macho;
 pub mod pe;
 
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) use elf::extent;
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 use elf::{build_id_of, text_hash};
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub use elf::{file_section, object_path, FileSection};
 pub use ids::{gnu_build_id, guid_order};
 
 use crate::error::Result;
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 use crate::sys::dl::LoadedObject;
 use crate::sys::mem::{Region, Zeroed};
 
@@ -257,7 +257,7 @@ impl ModuleMap {
 
     /// Notes that `o` is loaded in `epoch`: the module already listed at its address with the
     /// same identity, or a new one (as many as fit).
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     pub(crate) fn observe(&mut self, o: &LoadedObject<'_>, epoch: u32) {
         let Some((start, end, base)) = extent(o) else {
             return;
@@ -381,7 +381,7 @@ impl ModuleMap {
         }
     }
 
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     fn append(
         &mut self,
         o: &LoadedObject<'_>,
@@ -524,7 +524,7 @@ fn pe_code_id(id: &pe::PeIdentity) -> [u8; 8] {
     b
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
 pub(crate) mod tests {
     use super::*;
     use crate::code_map::CodeMap;

@@ -19,7 +19,11 @@ mod encode;
 mod packed;
 
 pub use encode::Capture;
-#[cfg(any(target_os = "linux", windows, target_os = "macos"))]
+#[cfg(any(
+    any(target_os = "linux", target_os = "android"),
+    windows,
+    target_os = "macos"
+))]
 pub(crate) use encode::CaptureConfig;
 
 use serde::{Deserialize, Serialize};

@@ -23,9 +23,9 @@
 
 pub(crate) mod pace;
 pub(crate) mod series;
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) mod signal;
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) use signal::*;
 #[cfg(any(windows, target_os = "macos"))]
 pub(crate) mod suspend;
@@ -38,7 +38,7 @@ use crate::unwind::Unwinder;
 
 /// What the engine's `Shared::new` sets up: the settings `build()` checked (the suspending
 /// engine signals no one and needs no per-thread tables).
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
 pub(crate) struct Settings {
     pub signal: i32,
     pub backend: Backend,

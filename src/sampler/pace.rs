@@ -62,7 +62,7 @@ impl Pacing {
     /// # Signal safety
     /// Async-signal-safe: an atomic addition.
     #[inline]
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
     pub fn count_handled(&self) -> bool {
         self.budget_ppm != 0
             && self
@@ -75,7 +75,7 @@ impl Pacing {
     ///
     /// # Signal safety
     /// Async-signal-safe: two atomic additions.
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
     pub fn add_timed(&self, ns: u64) {
         self.timed_ns.fetch_add(ns, Relaxed);
         self.timed.fetch_add(1, Relaxed);
@@ -159,7 +159,7 @@ impl Pacer {
     }
 
     /// The time between two ticks.
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
     pub fn period_ns(&self) -> u64 {
         self.interval_ns * self.stride as u64
     }

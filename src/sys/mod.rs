@@ -7,9 +7,9 @@ pub mod mem;
 #[cfg(any(windows, target_os = "macos"))]
 pub mod suspended;
 
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 mod linux;
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub use linux::*;
 #[cfg(target_os = "macos")]
 mod macos;

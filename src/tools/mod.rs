@@ -20,7 +20,7 @@ pub mod info;
 pub mod labels;
 pub mod merge;
 pub mod pprof;
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub mod record;
 pub mod remote;
 pub mod report;

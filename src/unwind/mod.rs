@@ -25,9 +25,17 @@ pub mod macho;
 pub mod pe;
 mod regs;
 // The rule cache lives in memory mapped by the capture backend.
-#[cfg(any(target_os = "linux", windows, target_os = "macos"))]
+#[cfg(any(
+    any(target_os = "linux", target_os = "android"),
+    windows,
+    target_os = "macos"
+))]
 pub mod rule;
-#[cfg(any(target_os = "linux", windows, target_os = "macos"))]
+#[cfg(any(
+    any(target_os = "linux", target_os = "android"),
+    windows,
+    target_os = "macos"
+))]
 pub mod walk;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
@@ -36,9 +44,17 @@ pub mod x86_64;
 use aarch64 as arch;
 pub use arch::Rule;
 pub use regs::Regs;
-#[cfg(any(target_os = "linux", windows, target_os = "macos"))]
+#[cfg(any(
+    any(target_os = "linux", target_os = "android"),
+    windows,
+    target_os = "macos"
+))]
 pub use rule::RuleCache;
-#[cfg(any(target_os = "linux", windows, target_os = "macos"))]
+#[cfg(any(
+    any(target_os = "linux", target_os = "android"),
+    windows,
+    target_os = "macos"
+))]
 pub use walk::{walk, CodeLookup, NoCode};
 #[cfg(target_arch = "x86_64")]
 use x86_64 as arch;

@@ -4,6 +4,9 @@
 
 use core::ffi::{c_void, CStr};
 
+/// A program header's "readable" flag (`PF_R`, which not every C library's header names).
+pub(crate) const PF_R: u32 = 4;
+
 /// An ELF program header of a loaded object.
 pub type Phdr = libc::Elf64_Phdr;
 
@@ -47,7 +50,7 @@ impl LoadedObject<'_> {
         let inside = self.phdrs.iter().any(|p| {
             let start = self.bias.wrapping_add(p.p_vaddr);
             p.p_type == libc::PT_LOAD
-                && p.p_flags & libc::PF_R != 0
+                && p.p_flags & PF_R != 0
                 && start <= avma
                 && avma.saturating_add(len) <= start.saturating_add(p.p_filesz)
         });

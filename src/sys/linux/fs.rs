@@ -89,8 +89,8 @@ impl Drop for Fd {
 /// # Signal safety
 /// Async-signal-safe: reads a thread-local integer.
 pub fn errno() -> i32 {
-    // SAFETY: __errno_location always returns a valid pointer to this thread's errno.
-    unsafe { *libc::__errno_location() }
+    // SAFETY: the pointer is valid for this thread's lifetime.
+    unsafe { *errno_location() }
 }
 
 /// Sets the calling thread's `errno`.
@@ -98,8 +98,22 @@ pub fn errno() -> i32 {
 /// # Signal safety
 /// Async-signal-safe: writes a thread-local integer.
 pub fn set_errno(value: i32) {
-    // SAFETY: __errno_location always returns a valid pointer to this thread's errno.
-    unsafe { *libc::__errno_location() = value };
+    // SAFETY: the pointer is valid for this thread's lifetime.
+    unsafe { *errno_location() = value };
+}
+
+/// This thread's `errno` (glibc and musl name its accessor `__errno_location`, Android's
+/// bionic `__errno`).
+///
+/// # Signal safety
+/// Async-signal-safe: returns a thread-local address.
+fn errno_location() -> *mut i32 {
+    #[cfg(target_os = "android")]
+    // SAFETY: always a valid pointer to the calling thread's errno.
+    return unsafe { libc::__errno() };
+    #[cfg(not(target_os = "android"))]
+    // SAFETY: always a valid pointer to the calling thread's errno.
+    return unsafe { libc::__errno_location() };
 }
 
 /// The process's soft limit on open descriptors (`RLIMIT_NOFILE`), at most `u32::MAX`; 0 if

@@ -86,7 +86,8 @@ pub fn sleep_unless_changed(deadline_ns: u64, word: &core::sync::atomic::AtomicU
             seen,
             &ts as *const libc::timespec,
             core::ptr::null::<u32>(),
-            libc::FUTEX_BITSET_MATCH_ANY,
+            // FUTEX_BITSET_MATCH_ANY
+            u32::MAX,
         )
     };
 }

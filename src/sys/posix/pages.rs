@@ -36,3 +36,32 @@ pub(crate) unsafe fn unmap(ptr: *mut core::ffi::c_void, bytes: usize) {
     // SAFETY: the caller's promise.
     unsafe { libc::munmap(ptr, bytes) };
 }
+
+/// Grows or shrinks a mapping from [`map_anonymous`] from `old` to `new` bytes, moving it if
+/// `may_move` (the kernel's `mremap`, called directly: not every C library declares it).
+/// `None` if it could not.
+///
+/// # Safety
+/// `ptr` and `old` must describe exactly one such mapping; if it moves, nothing may use the
+/// old address any more.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) unsafe fn remap(
+    ptr: *mut core::ffi::c_void,
+    old: usize,
+    new: usize,
+    may_move: bool,
+) -> Option<*mut core::ffi::c_void> {
+    /// `MREMAP_MAYMOVE` in the kernel's ABI.
+    const MAY_MOVE: libc::c_long = 1;
+    // SAFETY: the caller's promise; the kernel checks the range.
+    let p = unsafe {
+        libc::syscall(
+            libc::SYS_mremap,
+            ptr,
+            old,
+            new,
+            if may_move { MAY_MOVE } else { 0 },
+        )
+    };
+    (p != -1).then_some(p as usize as *mut core::ffi::c_void)
+}
