@@ -404,6 +404,7 @@ impl Collector {
             state: SlotState::Free,
             fresh: false,
             cpu_mark: 0,
+            sent_weight: 0,
             seen_epoch: 0,
             thread: NONE,
             found_name: [0; 16],

@@ -39,6 +39,9 @@ pub(crate) struct SlotRec {
     pub fresh: bool,
     /// CPU nanoseconds already accounted for by sent signals (clock `Cpu`).
     pub cpu_mark: u64,
+    /// The weight of the last signal sent to it (counted as lost if it goes unanswered).
+    #[cfg_attr(any(windows, target_os = "macos"), allow(dead_code))]
+    pub sent_weight: u32,
     pub seen_epoch: u32,
     /// Its profile thread ([`ThreadRec`]), `NONE` until its first sample.
     pub thread: u32,
@@ -95,6 +98,7 @@ impl Collector {
             state: SlotState::Live,
             fresh: true,
             cpu_mark,
+            sent_weight: 0,
             seen_epoch: self.epoch,
             thread: NONE,
             found_name: [0; 16],

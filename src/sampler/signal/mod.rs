@@ -106,7 +106,7 @@ fn run(job: &mut Job, shared: &Shared) {
             watch.release_all(shared, &mut job.collector, &mut job.tracked, None);
         }
     }
-    wait_for_answers(shared, job.collector.slots_len, FINAL_ANSWER_NS);
+    wait_for_answers(shared, &mut job.collector, FINAL_ANSWER_NS);
     drain(&mut job.collector, shared, job.generation);
 }
 
@@ -287,7 +287,7 @@ pub(crate) fn sample_now(
             send_sample_signal(shared, c, generation, i, tid);
         }
     }
-    c.lost.unanswered += wait_for_answers(shared, c.slots_len, timeout_ns);
+    wait_for_answers(shared, c, timeout_ns);
     Ok(drain(c, shared, generation))
 }
 
@@ -304,6 +304,9 @@ pub(crate) fn send_sample_signal(
         return;
     };
     ack.store(1, Release);
+    if let Some(s) = c.slot_mut(slot) {
+        s.sent_weight = 1;
+    }
     let token = Token {
         generation: generation as u16,
         slot: slot as u16,

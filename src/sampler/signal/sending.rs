@@ -92,6 +92,9 @@ pub(crate) fn signal_round(
             continue;
         }
         ack.store(round.tick.max(1), Release);
+        if let Some(s) = c.slot_mut(i) {
+            s.sent_weight = weight;
+        }
         let token = Token {
             generation: generation as u16,
             slot: i as u16,
@@ -109,20 +112,20 @@ pub(crate) fn signal_round(
 }
 
 /// Waits up to `timeout_ns` for every thread's outstanding signal to be answered, then
-/// forgets those still outstanding.
-pub(crate) fn wait_for_answers(shared: &Shared, threads: usize, timeout_ns: u64) -> u64 {
+/// forgets those still outstanding, counting the intervals they stood for as unanswered (a
+/// sample a thread publishes later is never drained).
+pub(crate) fn wait_for_answers(shared: &Shared, c: &mut Collector, timeout_ns: u64) {
     let deadline = time::monotonic_ns() + timeout_ns;
-    let acks = shared.acks.get(..threads).unwrap_or(&[]);
+    let acks = shared.acks.get(..c.slots_len).unwrap_or(&[]);
     while acks.iter().any(|a| a.load(Acquire) != 0) && time::monotonic_ns() < deadline {
         time::sleep_ns(ANSWER_POLL_NS);
     }
-    let mut unanswered = 0;
-    for a in acks {
+    for (i, a) in acks.iter().enumerate() {
         if a.swap(0, AcqRel) != 0 {
-            unanswered += 1;
+            let weight = c.slots.get(i).map_or(1, |s| s.sent_weight.max(1));
+            c.lost.unanswered += weight as u64;
         }
     }
-    unanswered
 }
 
 #[cfg(test)]

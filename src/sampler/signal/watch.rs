@@ -9,8 +9,9 @@
 //! `PIDFD_THREAD`, in one epoll set): a thread born after a listing raises the count unless
 //! another ended meanwhile, so a birth never hides behind a death. Where neither can be told
 //! (a listed thread without a slot or an exit watch, and ids given out elsewhere in the
-//! namespace), the list is read, but never sooner after the last listing than 50 times what
-//! that one took: with thousands of threads, listings cost at most 2% of the sampler's time.
+//! namespace), the list is read; when only the ids given out say so, never sooner after the
+//! last listing than 50 times what that one took (with thousands of threads, listings then
+//! cost at most 2% of the sampler's time).
 //!
 //! Descriptors are the application's too: the sampler holds at most a quarter of the
 //! process's limit, never one numbered in its upper half ([`Descriptors`]).
@@ -159,14 +160,19 @@ impl ThreadWatch {
         // a slot frees only when a tracked thread exits, which the signs below show, and the
         // intervals they miss are counted at the next listing, since the last one.
         let last_pid = self.last_pid.as_ref().and_then(LastPid::read);
-        let quiet = now < self.listed_at + FULL_LISTING_NS
-            && self.count.as_ref().and_then(ThreadCount::read) == Some(self.listed)
-            && ((last_pid.is_some() && last_pid == self.last_pid_listed)
-                || (self.all_watched && !self.exits.as_ref().is_some_and(ExitWatch::any_exited)));
-        // Many threads make a listing dear, and a busy machine gives out ids all the time:
-        // the next waits for its gap (threads born and gone meanwhile are counted as unseen).
+        let same_count = now < self.listed_at + FULL_LISTING_NS
+            && self.count.as_ref().and_then(ThreadCount::read) == Some(self.listed);
+        let no_birth = last_pid.is_some() && last_pid == self.last_pid_listed;
+        let no_exit = self.all_watched && !self.exits.as_ref().is_some_and(ExitWatch::any_exited);
+        if same_count && (no_birth || no_exit) {
+            return None;
+        }
+        // Only an id given out somewhere says a thread may have been born (behind an unwatched
+        // one's exit): with many threads a listing is dear, and a busy machine gives out ids
+        // all the time, so such a listing waits for its gap (threads born and gone meanwhile
+        // are counted as unseen). A changed count is listed at once.
         let soonest = self.listed_at + self.listing_ns.saturating_mul(LISTING_GAP);
-        if quiet || now < soonest {
+        if same_count && now < soonest {
             return None;
         }
         let missed_each = (now.saturating_sub(self.listed_at) / interval_ns).max(1);
