@@ -84,7 +84,8 @@ pub mod tools;
 
 // The capture backend: Linux, Windows and macOS.
 #[cfg(any(
-    any(target_os = "linux", target_os = "android"),
+    target_os = "linux",
+    target_os = "android",
     windows,
     target_os = "macos"
 ))]
@@ -92,7 +93,8 @@ mod collector;
 #[cfg(all(
     feature = "std",
     any(
-        any(target_os = "linux", target_os = "android"),
+        target_os = "linux",
+        target_os = "android",
         windows,
         target_os = "macos"
     )
@@ -101,14 +103,16 @@ mod delivery;
 #[cfg(all(
     feature = "ffi",
     any(
-        any(target_os = "linux", target_os = "android"),
+        target_os = "linux",
+        target_os = "android",
         windows,
         target_os = "macos"
     )
 ))]
 pub mod ffi;
 #[cfg(any(
-    any(target_os = "linux", target_os = "android"),
+    target_os = "linux",
+    target_os = "android",
     windows,
     target_os = "macos"
 ))]
@@ -143,7 +147,8 @@ mod code_map;
 #[cfg(all(
     feature = "unstable-internals",
     any(
-        any(target_os = "linux", target_os = "android"),
+        target_os = "linux",
+        target_os = "android",
         windows,
         target_os = "macos"
     )
@@ -152,7 +157,8 @@ pub mod modules;
 #[cfg(all(
     not(feature = "unstable-internals"),
     any(
-        any(target_os = "linux", target_os = "android"),
+        target_os = "linux",
+        target_os = "android",
         windows,
         target_os = "macos"
     )
@@ -162,7 +168,8 @@ mod modules;
 #[cfg(all(
     feature = "unstable-internals",
     any(
-        any(target_os = "linux", target_os = "android"),
+        target_os = "linux",
+        target_os = "android",
         windows,
         target_os = "macos"
     )
@@ -172,7 +179,8 @@ pub mod ring;
 #[cfg(all(
     not(feature = "unstable-internals"),
     any(
-        any(target_os = "linux", target_os = "android"),
+        target_os = "linux",
+        target_os = "android",
         windows,
         target_os = "macos"
     )
@@ -211,25 +219,29 @@ pub mod unwind;
 mod unwind;
 
 #[cfg(any(
-    any(target_os = "linux", target_os = "android"),
+    target_os = "linux",
+    target_os = "android",
     windows,
     target_os = "macos"
 ))]
 pub mod labels;
 #[cfg(any(
-    any(target_os = "linux", target_os = "android"),
+    target_os = "linux",
+    target_os = "android",
     windows,
     target_os = "macos"
 ))]
 pub mod metadata;
 #[cfg(any(
-    any(target_os = "linux", target_os = "android"),
+    target_os = "linux",
+    target_os = "android",
     windows,
     target_os = "macos"
 ))]
 mod sampler;
 #[cfg(any(
-    any(target_os = "linux", target_os = "android"),
+    target_os = "linux",
+    target_os = "android",
     windows,
     target_os = "macos"
 ))]
@@ -238,7 +250,8 @@ mod sys;
 #[cfg(all(
     feature = "std",
     any(
-        any(target_os = "linux", target_os = "android"),
+        target_os = "linux",
+        target_os = "android",
         windows,
         target_os = "macos"
     )
@@ -246,7 +259,8 @@ mod sys;
 pub use delivery::{Heartbeat, Triggers};
 pub use error::{Error, Result};
 #[cfg(any(
-    any(target_os = "linux", target_os = "android"),
+    target_os = "linux",
+    target_os = "android",
     windows,
     target_os = "macos"
 ))]
@@ -259,7 +273,8 @@ pub use profile::{
     Chunk, Frame, Label, LabelValue, Labels, Module, Profile, Sample, StackNode, Thread, Trigger,
 };
 #[cfg(any(
-    any(target_os = "linux", target_os = "android"),
+    target_os = "linux",
+    target_os = "android",
     windows,
     target_os = "macos"
 ))]

@@ -20,7 +20,8 @@ mod packed;
 
 pub use encode::Capture;
 #[cfg(any(
-    any(target_os = "linux", target_os = "android"),
+    target_os = "linux",
+    target_os = "android",
     windows,
     target_os = "macos"
 ))]

@@ -123,9 +123,8 @@ pub(crate) struct Pacer {
     /// The intervals the coming tick's round stands for (the stride it was set with).
     pending: u32,
     next_tick: u64,
-    /// Under a budget: the budget, what the process had spent at the last review and at the
-    /// first, when the next is due, and the kernel's delivery of one signal.
-    budget_ppm: u32,
+    /// Under a budget: what the process had spent at the last review and at the first, when
+    /// the next is due, and the kernel's delivery of one signal.
     last: Spent,
     first: Spent,
     next_review: u64,
@@ -143,7 +142,6 @@ impl Pacer {
             stride: 1,
             pending: 1,
             next_tick: now + interval_ns,
-            budget_ppm: pacing.budget_ppm,
             last: Spent::default(),
             first: Spent::default(),
             next_review: now + REVIEW_NS / 4,
@@ -177,7 +175,7 @@ impl Pacer {
     /// (`spent`, given the handler's figures and the calibrated delivery) and sets the stride
     /// that keeps vignette's share within the budget.
     pub fn review(&mut self, now: u64, pacing: &Pacing, spent: impl FnOnce(u64, u64) -> Spent) {
-        if self.budget_ppm == 0 || now < self.next_review {
+        if pacing.budget_ppm == 0 || now < self.next_review {
             return;
         }
         self.next_review = now + REVIEW_NS;
@@ -196,7 +194,7 @@ impl Pacer {
             return;
         }
         let latest = overhead_ppm(process, vignette);
-        self.stride = next_stride(self.stride, latest, self.budget_ppm);
+        self.stride = next_stride(self.stride, latest, pacing.budget_ppm);
         pacing.stride.store(self.stride, Relaxed);
         pacing.overhead_ppm.store(latest, Relaxed);
         let session = overhead_ppm(

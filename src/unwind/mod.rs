@@ -26,13 +26,15 @@ pub mod pe;
 mod regs;
 // The rule cache lives in memory mapped by the capture backend.
 #[cfg(any(
-    any(target_os = "linux", target_os = "android"),
+    target_os = "linux",
+    target_os = "android",
     windows,
     target_os = "macos"
 ))]
 pub mod rule;
 #[cfg(any(
-    any(target_os = "linux", target_os = "android"),
+    target_os = "linux",
+    target_os = "android",
     windows,
     target_os = "macos"
 ))]
@@ -45,13 +47,15 @@ use aarch64 as arch;
 pub use arch::Rule;
 pub use regs::Regs;
 #[cfg(any(
-    any(target_os = "linux", target_os = "android"),
+    target_os = "linux",
+    target_os = "android",
     windows,
     target_os = "macos"
 ))]
 pub use rule::RuleCache;
 #[cfg(any(
-    any(target_os = "linux", target_os = "android"),
+    target_os = "linux",
+    target_os = "android",
     windows,
     target_os = "macos"
 ))]
