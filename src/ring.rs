@@ -81,8 +81,8 @@ impl SampleRing {
     /// Maps `capacity` slots of `max_frames` frames each.
     pub fn new(capacity: usize, max_frames: usize) -> Result<Self> {
         Ok(SampleRing {
-            slots: Region::new(capacity)?,
-            frames: Region::new(
+            slots: Region::not_inherited(capacity)?,
+            frames: Region::not_inherited(
                 capacity
                     .checked_mul(max_frames)
                     .ok_or(crate::Error::OutOfMemory)?,

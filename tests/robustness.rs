@@ -456,6 +456,59 @@ fn a_child_process_drops_the_inherited_profiler_and_profiles_itself() {
     done.store(true, Ordering::Relaxed);
 }
 
+/// The process's CPU time so far, in ns.
+fn process_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes the clock into `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[test]
+fn a_capture_taken_before_fork_reads_the_same_in_the_child() {
+    // The sampling engine's tables are not inherited (a child finds them zeroed): what a
+    // capture reads must be.
+    let _g = profiler_lock();
+    let done = watchdog(60);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut profiler = Profiler::builder().build().unwrap();
+    profiler.start().unwrap();
+    let workers = workload::spawn_workers(2, &stop);
+    let until = process_cpu_ns() + 200_000_000;
+    while process_cpu_ns() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, Ordering::Relaxed);
+    workers.into_iter().for_each(|w| {
+        w.join().unwrap();
+    });
+    let capture = profiler.stop().unwrap();
+    assert!(capture.sample_count() > 0);
+    let bytes = capture.to_vec();
+    let mut again = vec![0u8; bytes.len() + 64];
+    // SAFETY: the child only encodes into memory allocated before the fork and compares
+    // (no allocation, no locks), then calls _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let same = capture.encode_into(&mut again).ok() == Some(bytes.len())
+            && again[..bytes.len()] == bytes[..];
+        // SAFETY: ends the child at once.
+        unsafe { libc::_exit(if same { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the child encoded another profile: status {status:#x}"
+    );
+    done.store(true, Ordering::Relaxed);
+}
+
 /// Refuses `process_vm_readv` to the calling thread (a seccomp filter of its own, as sandboxes
 /// install): it fails with `EPERM`.
 fn refuse_process_vm_readv() {

@@ -9,7 +9,7 @@ use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 
-use super::pages::{map, unmap};
+use super::pages::{map, unmap, zero_in_child};
 use crate::error::{Error, Result};
 
 /// Types for which all-zero bytes are a valid value (integers, atomics, arrays of them).
@@ -67,6 +67,17 @@ impl<T: Zeroed> Region<T> {
             bytes,
             _owns: PhantomData,
         })
+    }
+
+    /// Maps `len` zeroed elements that a child forked from this process finds zeroed again
+    /// rather than copied: for tables only the sampling engine reads, which never runs in a
+    /// forked child (a fork then costs the parent neither their page tables nor a
+    /// copy-on-write fault per page written after it).
+    pub fn not_inherited(len: usize) -> Result<Self> {
+        let region = Self::new(len)?;
+        // SAFETY: exactly the mapping `new` made.
+        unsafe { zero_in_child(region.ptr.as_ptr().cast(), region.bytes) };
+        Ok(region)
     }
 
     /// Bytes mapped for this region.

@@ -234,7 +234,7 @@ impl Job {
             backend,
             interval_ns,
             generation: 0,
-            tracked: Region::new(collector_slots)?,
+            tracked: Region::not_inherited(collector_slots)?,
         })
     }
 

@@ -163,13 +163,13 @@ impl Shared {
             handler_stacks: HandlerStacks::new(16)?,
             // SAFETY: getauxval only reads the auxiliary vector.
             min_signal_frame: unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) },
-            acks: Region::new(max_threads)?,
+            acks: Region::not_inherited(max_threads)?,
             ring_full: AtomicU64::new(0),
-            perf_tokens: Region::new(match backend {
+            perf_tokens: Region::not_inherited(match backend {
                 Backend::PerfEvents => PERF_TOKENS,
                 _ => 0,
             })?,
-            perf_accounts: Region::new(match backend {
+            perf_accounts: Region::not_inherited(match backend {
                 Backend::PerfEvents => max_threads,
                 _ => 0,
             })?,

@@ -28,6 +28,23 @@ pub(crate) fn map(bytes: usize) -> Result<*mut core::ffi::c_void> {
     map_anonymous(bytes, 0)
 }
 
+/// Asks that a child forked from this process find the pages of a [`map`] mapping zeroed
+/// rather than copied (`MADV_WIPEONFORK`, Linux 4.14 and later; a no-op elsewhere or if the
+/// kernel refuses): a fork then neither copies their page tables nor leaves the parent to take
+/// copy-on-write faults on every page it writes after.
+///
+/// # Safety
+/// `ptr` and `bytes` must describe exactly one such mapping.
+pub(crate) unsafe fn zero_in_child(ptr: *mut core::ffi::c_void, bytes: usize) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    // SAFETY: the caller's promise; advice changes no content in this process.
+    unsafe {
+        libc::madvise(ptr, bytes, libc::MADV_WIPEONFORK)
+    };
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = (ptr, bytes);
+}
+
 /// Unmaps what [`map`] or [`map_anonymous`] mapped.
 ///
 /// # Safety

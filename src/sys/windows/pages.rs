@@ -21,6 +21,12 @@ pub(crate) fn map(bytes: usize) -> Result<*mut core::ffi::c_void> {
     }
 }
 
+/// Windows has no `fork`: nothing to do (see the POSIX version).
+///
+/// # Safety
+/// None needed; `unsafe` as the POSIX version is.
+pub(crate) unsafe fn zero_in_child(_ptr: *mut core::ffi::c_void, _bytes: usize) {}
+
 /// Releases what [`map`] committed.
 ///
 /// # Safety
