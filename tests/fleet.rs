@@ -136,6 +136,33 @@ fn chunks_of_a_session_merge_back_into_it() {
 }
 
 #[test]
+fn chunks_paced_by_a_budget_merge_into_one_rate_record() {
+    let p = demo();
+    let mut parts = chunks(&p, 3);
+    let i = p.interval_ns;
+    let rate = |at_ns, interval_ns| vignette::RateChange { at_ns, interval_ns };
+    // Slowed down in the first chunk, carried into the second (as the sampler writes it),
+    // back to the requested rate there; the third at the requested rate throughout.
+    parts[0].rates = vec![rate(parts[0].duration_ns / 2, 4 * i)];
+    parts[1].rates = vec![rate(0, 4 * i), rate(parts[1].duration_ns / 2, i)];
+    let offset = |c: &Profile| c.start_unix_ns - p.start_unix_ns;
+    let merged = merge(&parts, MergeOptions::default()).unwrap();
+    assert_eq!(
+        merged.rates,
+        vec![
+            rate(offset(&parts[0]) + parts[0].duration_ns / 2, 4 * i),
+            rate(offset(&parts[1]) + parts[1].duration_ns / 2, i),
+        ]
+    );
+    // Profiles of two processes: their weights say their rates; no joint record.
+    let mut other = parts[2].clone();
+    other.pid += 1;
+    other.rates = vec![rate(0, 2 * i)];
+    let mixed = merge(&[parts[0].clone(), other], MergeOptions::default()).unwrap();
+    assert!(mixed.rates.is_empty());
+}
+
+#[test]
 fn profiles_of_two_processes_share_their_common_modules() {
     let a = demo();
     let b = Profile::decode(&std::fs::read(common::fixture("demo-v3.vignette")).unwrap()).unwrap();

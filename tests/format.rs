@@ -101,12 +101,12 @@ fn bad_bytes_give_clear_errors() {
     }
     // A future version is refused with both versions named.
     let mut future = bytes.clone();
-    future[8] = 9;
+    future[8] = 10;
     let err = Profile::decode(&future).unwrap_err();
     assert_eq!(
         err,
         Error::UnsupportedVersion {
-            found: 9,
+            found: 10,
             supported: vignette::FORMAT_VERSION
         }
     );
@@ -203,7 +203,7 @@ fn version_6_and_7_profiles_decode_and_mach_o_modules_round_trip() {
         old.push(0);
         assert_eq!(Profile::decode(&old).unwrap(), p, "version {version}");
     }
-    assert_eq!(p.encode()[8], 8);
+    assert_eq!(p.encode()[8], vignette::FORMAT_VERSION as u8);
     // A Mach-O module keeps its format (version-6 readers refuse the file by its version).
     let mut mac = p.clone();
     mac.modules[0].format = vignette::ObjectFormat::MachO;

@@ -82,6 +82,7 @@ fn profile_over(modules: Vec<Module>) -> Profile {
         system: Vec::new(),
         process_cpu_ns: 0,
         pid: 0,
+        rates: Vec::new(),
     }
 }
 

@@ -1345,6 +1345,7 @@ fn a_macos_profile_resolves_with_the_symbols_vignette_makes() {
         system: Vec::new(),
         process_cpu_ns: 0,
         pid: 0,
+        rates: Vec::new(),
     };
     let at = dir.join("mac.vignette");
     std::fs::write(&at, profile.encode()).unwrap();

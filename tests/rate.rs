@@ -121,6 +121,28 @@ fn an_overhead_budget_lowers_the_rate_and_weights_still_add_up() {
     eprintln!("{overhead:?}, lost {:?}", profile.lost);
     assert_eq!(overhead.budget_percent, 0.02);
     assert!(overhead.rate_hz < 500.0, "{overhead:?}");
+    // The profile says when the rate changed and to what: slower than asked, in time order,
+    // within the session.
+    let rates = &profile.rates;
+    assert!(!rates.is_empty());
+    assert!(
+        rates.windows(2).all(|w| w[0].at_ns <= w[1].at_ns),
+        "{rates:?}"
+    );
+    assert!(
+        rates.iter().all(|r| r.at_ns <= profile.duration_ns),
+        "{rates:?}"
+    );
+    assert!(
+        rates
+            .iter()
+            .any(|r| r.interval_ns >= 2 * profile.interval_ns),
+        "{rates:?}"
+    );
+    assert!(
+        rates.last().unwrap().interval_ns as f64 >= 0.99e9 / overhead.rate_hz,
+        "{rates:?} {overhead:?}"
+    );
     for (name, cpu_ns) in cpu {
         let (samples, expected) = weights_add_up(&profile, &name, cpu_ns);
         // A sample costs about 2-20 µs of CPU in all (sending, delivery, walking, interning):
@@ -135,12 +157,13 @@ fn an_overhead_budget_lowers_the_rate_and_weights_still_add_up() {
     profiler.start().unwrap();
     run_busy(100_000_000);
     let overhead = profiler.overhead().unwrap();
-    profiler.stop().unwrap();
+    let profile = profiler.stop().unwrap().to_profile();
     eprintln!("{overhead:?}");
     // (Under an emulator a debug build's handler can cost the program as much as it runs: the
     // budget is then reached, and lowering the rate is right.)
     if overhead.session_percent < 50.0 {
         assert_eq!(overhead.rate_hz, 1000.0, "{overhead:?}");
+        assert_eq!(profile.rates, [], "at the requested rate throughout");
     }
 }
 

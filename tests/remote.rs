@@ -119,6 +119,7 @@ fn profile(modules: Vec<Module>, addresses: &[u64]) -> Profile {
         system: Vec::new(),
         process_cpu_ns: 0,
         pid: 0,
+        rates: Vec::new(),
     }
 }
 

@@ -325,6 +325,23 @@ fn resolve_and_convert_a_real_profile() {
         ..Default::default()
     };
     assert!(tools::report::report(&p, &res, &per_thread).contains("thread worker-0 ("));
+    // A budget's pacing: half the session at the requested interval, half at four times it.
+    let mut paced = p.clone();
+    paced.rates = vec![vignette::RateChange {
+        at_ns: p.duration_ns / 2,
+        interval_ns: 4 * p.interval_ns,
+    }];
+    let text = tools::report::report(&paced, &res, &tools::report::Options::default());
+    let hz = 1e9 / p.interval_ns as f64;
+    let expect = format!(
+        "paced by an overhead budget: every {:.3} to {:.3} ms, 1 changes from {:.3} s, {:.0} Hz on average",
+        p.interval_ns as f64 / 1e6,
+        4.0 * p.interval_ns as f64 / 1e6,
+        (p.duration_ns / 2) as f64 / 1e9,
+        hz * 5.0 / 8.0
+    );
+    assert!(text.contains(&expect), "{expect}\n{text}");
+    assert!(!tools::report::report(&p, &res, &tools::report::Options::default()).contains("paced"));
 
     let fx = tools::firefox::to_firefox(&p, &res, "test");
     let fx_threads = fx["threads"].as_array().unwrap();
@@ -715,6 +732,7 @@ fn fixed_profile() -> vignette::Profile {
         ],
         process_cpu_ns: 2_000_000_000,
         pid: 42,
+        rates: Vec::new(),
     }
 }
 

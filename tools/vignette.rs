@@ -151,6 +151,10 @@ enum Command {
         /// Samples per second of each thread's CPU time (default 1000)
         #[arg(long, value_name = "HZ")]
         rate: Option<u32>,
+        /// Keep vignette's cost within this percent of the program's CPU time, sampling less
+        /// when needed (0.01 to 100; 1 is a budget nobody measures)
+        #[arg(long, value_name = "PERCENT")]
+        max_overhead: Option<f64>,
         /// The library to inject (default: libvignette_preload.so beside this executable)
         #[arg(long)]
         lib: Option<PathBuf>,
@@ -686,11 +690,13 @@ fn run(cli: Cli) -> Result<ExitCode, ToolError> {
         Command::Record {
             out,
             rate,
+            max_overhead,
             lib,
             program,
         } => {
             let lib = tools::record::preload_library(lib.as_deref())?;
-            let r = tools::record::record(&program, &out, rate, &lib)?;
+            let sampling = tools::record::Sampling { rate, max_overhead };
+            let r = tools::record::record(&program, &out, sampling, &lib)?;
             // The program's output is on stdout and stderr already: ours goes to stderr.
             report_recorded(&r, &out);
             return Ok(exit_code_of(r.status));

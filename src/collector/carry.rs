@@ -33,6 +33,7 @@ impl Collector {
         self.start_unix_ns = prev.start_unix_ns + prev.end_ns.saturating_sub(prev.start_ns);
         self.end_ns = self.start_ns;
         (self.cpu_start_ns, self.cpu_end_ns) = (prev.cpu_end_ns, 0);
+        self.rates.continue_from(&prev.rates, self.start_ns);
         self.pid = prev.pid;
         self.chunk = ChunkRec {
             sequence: prev.chunk.sequence + 1,
@@ -69,6 +70,7 @@ impl Collector {
     /// [`cpu_since`]).
     pub(crate) fn absorb(&mut self, src: &Collector, since_ns: u64, interval_ns: u64) -> u64 {
         self.lost += src.lost;
+        self.rates.absorb(&src.rates, since_ns);
         let cpu = cpu_since(src, since_ns);
         if cpu > 0 {
             if self.cpu_start_ns == 0 {

@@ -15,6 +15,7 @@
 )]
 
 mod carry;
+mod rates;
 mod registry;
 
 use core::sync::atomic::{AtomicI32, AtomicU64, Ordering::*};
@@ -250,6 +251,8 @@ pub struct Collector {
     pub open: bool,
     /// Its place in a series of chunks or windows.
     pub chunk: ChunkRec,
+    /// The sampling interval over the session, when an overhead budget changed it.
+    pub(crate) rates: rates::RateLog,
     /// Distinct label sets of its samples.
     pub(crate) label_sets: Region<LabelSet>,
     pub(crate) label_sets_len: usize,
@@ -343,6 +346,7 @@ impl Collector {
             pid: 0,
             open: false,
             chunk: ChunkRec::FIRST,
+            rates: rates::RateLog::new(),
             label_sets: Region::new(MAX_LABEL_SETS)?,
             label_sets_len: 0,
             label_index: Index::new(MAX_LABEL_SETS)?,
@@ -391,6 +395,7 @@ impl Collector {
         self.samples_len = 0;
         self.threads_len = 0;
         self.lost = Lost::default();
+        self.rates.clear();
     }
 
     /// Empties the tables and opens a session starting now; `list_modules` lists the modules

@@ -57,6 +57,10 @@ impl Profile {
                 let (v7, rest) = postcard::take_from_bytes::<V7>(rest).map_err(postcard_error)?;
                 (v7.into_profile(), rest)
             }
+            8 => {
+                let (v8, rest) = postcard::take_from_bytes::<V8>(rest).map_err(postcard_error)?;
+                (v8.into_profile(), rest)
+            }
             _ => postcard::take_from_bytes::<Profile>(rest).map_err(postcard_error)?,
         };
         if !rest.is_empty() {
@@ -148,6 +152,9 @@ impl Profile {
                 "a sample refers to a label set that does not exist",
             ));
         }
+        if self.rates.windows(2).any(|w| w[1].at_ns < w[0].at_ns) {
+            return Err(Error::Corrupt("the rate changes are not in time order"));
+        }
         if (self.chunk.trigger.as_ref()).is_some_and(|t| t.note.len() > MAX_TRIGGER_NOTE) {
             return Err(Error::Corrupt(
                 "a trigger's note is longer than the format allows",
@@ -233,6 +240,53 @@ impl From<LostV7> for Lost {
     }
 }
 
+/// Version 8: version 9's layout without the rates.
+#[derive(serde::Deserialize)]
+struct V8(
+    u64,
+    u64,
+    Clock,
+    u64,
+    u32,
+    Vec<Module>,
+    Vec<Frame>,
+    Vec<StackNode>,
+    Vec<Thread>,
+    Lost,
+    Chunk,
+    Labels,
+    Backend,
+    Vec<(String, String)>,
+    Vec<(String, String)>,
+    u64,
+    u32,
+);
+
+impl V8 {
+    fn into_profile(self) -> Profile {
+        Profile {
+            start_unix_ns: self.0,
+            duration_ns: self.1,
+            clock: self.2,
+            interval_ns: self.3,
+            max_frames: self.4,
+            modules: self.5,
+            frames: self.6,
+            stacks: self.7,
+            threads: self.8,
+            lost: self.9,
+            chunk: self.10,
+            labels: self.11,
+            backend: self.12,
+            metadata: self.13,
+            system: self.14,
+            process_cpu_ns: self.15,
+            pid: self.16,
+            rates: Vec::new(),
+        }
+    }
+}
+
 /// Versions 6 and 7: version 5's layout and the backend (postcard writes a nested tuple's
 /// fields in order, as the flat layout).
 #[derive(serde::Deserialize)]
@@ -284,6 +338,7 @@ impl V5 {
             system: Vec::new(),
             process_cpu_ns: 0,
             pid: 0,
+            rates: Vec::new(),
         }
     }
 }
@@ -469,7 +524,31 @@ mod tests {
             system: std::vec![("os".into(), "linux".into())],
             process_cpu_ns: 7,
             pid: 42,
+            rates: std::vec![
+                super::super::RateChange {
+                    at_ns: 1,
+                    interval_ns: 4_000_000
+                },
+                super::super::RateChange {
+                    at_ns: 2,
+                    interval_ns: 0
+                }
+            ],
         }
+    }
+
+    #[test]
+    fn version_8_reads_as_ticking_at_the_requested_interval() {
+        let p = Profile {
+            rates: Vec::new(),
+            ..profile()
+        };
+        let mut bytes = p.encode();
+        // Version 9 adds the rates at the end: an empty sequence is one byte.
+        assert_eq!(bytes.pop(), Some(0));
+        assert_eq!(bytes[MAGIC.len()], 9);
+        bytes[MAGIC.len()] = 8;
+        assert_eq!(Profile::decode(&bytes), Ok(p));
     }
 
     #[test]
@@ -488,6 +567,12 @@ mod tests {
         ));
         let mut bad = p.clone();
         bad.stacks[0].parent = 2;
+        assert!(matches!(
+            Profile::decode(&bad.encode()),
+            Err(Error::Corrupt(_))
+        ));
+        let mut bad = p.clone();
+        bad.rates.reverse();
         assert!(matches!(
             Profile::decode(&bad.encode()),
             Err(Error::Corrupt(_))

@@ -220,6 +220,11 @@ impl Serialize for Body<'_> {
                 MetadataView(cap.system),
                 c.cpu_end_ns.saturating_sub(c.cpu_start_ns),
                 c.pid,
+                Seq(c
+                    .rates
+                    .entries()
+                    .iter()
+                    .map(|&(at, interval)| (at.saturating_sub(c.start_ns), interval))),
             ),
         )
             .serialize(s)

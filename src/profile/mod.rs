@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 /// The eight bytes every profile starts with.
 pub const MAGIC: [u8; 8] = *b"VIGNETTE";
 /// The format version this build writes (and the newest it reads).
-pub const FORMAT_VERSION: u16 = 8;
+pub const FORMAT_VERSION: u16 = 9;
 
 /// The object format of a module, which says how its code id reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -236,6 +236,22 @@ mod owned {
         /// The process id (0: not recorded): on Linux its main thread is the thread whose id
         /// this is (format 8 on).
         pub pid: u32,
+        /// When an overhead budget ([`crate::Builder::max_overhead`]) changed the sampling
+        /// interval: from which time on (nanoseconds after the start) the sampler ticked at
+        /// which interval, oldest first; empty while it ticked at `interval_ns` throughout
+        /// (format 9 on).
+        pub rates: Vec<RateChange>,
+    }
+
+    /// The sampling interval from a moment on (see [`Profile::rates`]).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RateChange {
+        /// From when, nanoseconds after the profile's start.
+        pub at_ns: u64,
+        /// The interval between the sampler's ticks from then on, in nanoseconds; 0 when it
+        /// changed too often to record from then on (the samples' weights still count the
+        /// intervals each stands for).
+        pub interval_ns: u64,
     }
 
     /// Labels: the names, and the distinct sets samples carry ([`Sample::labels`]).

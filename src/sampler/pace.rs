@@ -21,6 +21,13 @@ const TIME_EVERY: u64 = 8;
 /// The share of the budget the pacer aims at, in percent: the rest is margin for the cost
 /// moving between reviews.
 const AIM_PERCENT: u64 = 75;
+/// Below this share of the budget, in percent, the rate is raised; between it and the whole
+/// budget it stays (a review sees few samples at a low rate: its figures are noisy, and a
+/// rate that moved at every review would record a change 20 times a second).
+const LOW_PERCENT: u64 = 50;
+/// Each review's figures weigh 1/`SMOOTHING` in what the pacer judges by (about the last
+/// `SMOOTHING` reviews, 400 ms).
+const SMOOTHING: u64 = 8;
 
 /// What the handler and the sampler thread share about pacing: the budget, the handler's
 /// measured time, and the pacer's latest figures (read by [`crate::Profiler::overhead`]).
@@ -127,6 +134,8 @@ pub(crate) struct Pacer {
     /// the next is due, and the kernel's delivery of one signal.
     last: Spent,
     first: Spent,
+    /// What the process and vignette spent per review, smoothed over the recent ones.
+    smooth: Spent,
     next_review: u64,
     delivery_ns: u64,
 }
@@ -144,6 +153,7 @@ impl Pacer {
             next_tick: now + interval_ns,
             last: Spent::default(),
             first: Spent::default(),
+            smooth: Spent::default(),
             next_review: now + REVIEW_NS / 4,
             delivery_ns,
         }
@@ -193,8 +203,23 @@ impl Pacer {
         if first || process == 0 {
             return;
         }
-        let latest = overhead_ppm(process, vignette);
-        self.stride = next_stride(self.stride, latest, pacing.budget_ppm);
+        self.smooth = match self.smooth.process_ns {
+            0 => Spent {
+                process_ns: process,
+                vignette_ns: vignette,
+            },
+            _ => Spent {
+                process_ns: smoothed(self.smooth.process_ns, process),
+                vignette_ns: smoothed(self.smooth.vignette_ns, vignette),
+            },
+        };
+        let latest = overhead_ppm(self.smooth.process_ns, self.smooth.vignette_ns);
+        let stride = next_stride(self.stride, latest, pacing.budget_ppm);
+        // What the smoothed cost would have been at the new stride (cost falls in proportion
+        // to it): the next reviews judge the new rate, not the old one's memory.
+        self.smooth.vignette_ns =
+            (self.smooth.vignette_ns as u128 * self.stride as u128 / stride as u128) as u64;
+        self.stride = stride;
         pacing.stride.store(self.stride, Relaxed);
         pacing.overhead_ppm.store(latest, Relaxed);
         let session = overhead_ppm(
@@ -212,17 +237,23 @@ fn overhead_ppm(process_ns: u64, vignette_ns: u64) -> u64 {
     (vignette_ns as u128 * 1_000_000 / application as u128).min(u64::MAX as u128) as u64
 }
 
+/// `average` moved a [`SMOOTHING`]th of the way to `latest`.
+fn smoothed(average: u64, latest: u64) -> u64 {
+    average - average / SMOOTHING + latest / SMOOTHING
+}
+
 /// The stride after a review that measured `overhead_ppm` at `stride`: vignette's cost falls
-/// in proportion to the stride, so the stride that brings it to [`AIM_PERCENT`] of the
-/// budget; a stride within a tenth below the current one is not worth the change, and a
-/// stride is at most halved at once (the rate at most doubles).
+/// in proportion to the stride, so over the budget (or under [`LOW_PERCENT`] of it) the
+/// stride that brings it to [`AIM_PERCENT`] of the budget, and in between the same stride;
+/// a stride is at most halved at once (the rate at most doubles).
 fn next_stride(stride: u32, overhead_ppm: u64, budget_ppm: u32) -> u32 {
-    let aim = (budget_ppm as u64 * AIM_PERCENT / 100).max(1);
+    let budget = budget_ppm as u64;
+    let aim = (budget * AIM_PERCENT / 100).max(1);
     let ideal = (stride as u64 * overhead_ppm).div_ceil(aim);
-    let next = match ideal {
-        i if i >= stride as u64 => i,
-        i if i * 10 > stride as u64 * 9 => stride as u64,
-        i => i.max(stride as u64 / 2),
+    let next = match overhead_ppm {
+        o if o > budget => ideal.max(stride as u64 + 1),
+        o if o * 100 >= budget * LOW_PERCENT => stride as u64,
+        _ => ideal.max(stride as u64 / 2),
     };
     next.clamp(1, MAX_STRIDE as u64) as u32
 }
@@ -242,7 +273,14 @@ mod tests {
     #[test]
     fn under_the_budget_the_rate_at_most_doubles_and_small_moves_wait() {
         assert_eq!(next_stride(8, 100, 10_000), 4);
-        assert_eq!(next_stride(8, 7_000, 10_000), 8, "within a tenth");
+        assert_eq!(
+            next_stride(8, 7_000, 10_000),
+            8,
+            "between half the budget and all of it"
+        );
+        assert_eq!(next_stride(8, 9_900, 10_000), 8);
+        assert_eq!(next_stride(8, 5_000, 10_000), 8);
+        assert_eq!(next_stride(8, 4_500, 10_000), 5);
         assert_eq!(next_stride(2, 0, 10_000), 1);
         assert_eq!(next_stride(1, 0, 10_000), 1);
     }
@@ -287,5 +325,16 @@ mod tests {
         step(&mut p, REVIEW_NS / 4 + REVIEW_NS, 103_000_000, 3_000_000);
         assert_eq!(p.stride, 4, "3% against 0.75%");
         assert_eq!(pacing.latest(), (4, 30_000, 30_000));
+        // The smoothed cost was scaled to the new stride (3% at 4 is 0.75%); a review that
+        // measures 1.5% now moves it an eighth of the way, still between half the budget
+        // and all of it.
+        step(
+            &mut p,
+            REVIEW_NS / 4 + 2 * REVIEW_NS,
+            101_500_000,
+            1_500_000,
+        );
+        assert_eq!(p.stride, 4);
+        assert_eq!(pacing.latest().1, 8_274);
     }
 }

@@ -68,6 +68,10 @@ pub fn to_json(p: &Profile) -> Value {
         "process_cpu_ns": p.process_cpu_ns,
         "pid": p.pid,
         "backend": p.backend.name(),
+        "rates": p.rates.iter().map(|r| json!({
+            "at_ns": r.at_ns,
+            "interval_ns": r.interval_ns,
+        })).collect::<Vec<_>>(),
         "chunk": {
             "sequence": p.chunk.sequence,
             "window_ns": p.chunk.window_ns,

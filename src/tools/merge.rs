@@ -216,7 +216,43 @@ pub fn merge(profiles: &[Profile], options: MergeOptions) -> Result<Profile, Too
             true => first.pid,
             false => 0,
         },
+        rates: merged_rates(profiles, start),
     })
+}
+
+/// The inputs' sampling intervals over time, when they are one process's chunks (each
+/// input from its start at its own interval until its first change); none for inputs of
+/// different processes, whose samples' weights say what their rates were.
+fn merged_rates(profiles: &[Profile], start_unix_ns: u64) -> Vec<crate::RateChange> {
+    let Some(first) = profiles.first() else {
+        return Vec::new();
+    };
+    let one_process = profiles
+        .iter()
+        .all(|p| p.pid == first.pid && p.interval_ns == first.interval_ns);
+    if !one_process || profiles.iter().all(|p| p.rates.is_empty()) {
+        return Vec::new();
+    }
+    let mut all = Vec::new();
+    for p in profiles {
+        let offset = p.start_unix_ns.saturating_sub(start_unix_ns);
+        if p.rates.first().is_none_or(|r| r.at_ns > 0) {
+            all.push((offset, p.interval_ns));
+        }
+        all.extend((p.rates.iter()).map(|r| (offset.saturating_add(r.at_ns), r.interval_ns)));
+    }
+    // Stable: changes at one moment keep their order.
+    all.sort_by_key(|&(at, _)| at);
+    let mut out: Vec<crate::RateChange> = Vec::new();
+    for (at_ns, interval_ns) in all {
+        if out.last().map(|r| r.interval_ns) != Some(interval_ns) {
+            out.push(crate::RateChange { at_ns, interval_ns });
+        }
+    }
+    if out.first().map(|r| (r.at_ns, r.interval_ns)) == Some((0, first.interval_ns)) {
+        out.remove(0);
+    }
+    out
 }
 
 /// The pairs every list has (with the same value), in the first list's order.

@@ -48,13 +48,22 @@ pub fn preload_library(lib: Option<&Path>) -> Result<PathBuf, ToolError> {
     }
 }
 
+/// How the injected library samples (the library's defaults where `None`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sampling {
+    /// Samples per second of each thread's CPU time.
+    pub rate: Option<u32>,
+    /// The overhead budget in percent ([`crate::Builder::max_overhead`]).
+    pub max_overhead: Option<f64>,
+}
+
 /// Runs `program` (its path or name, then its arguments) with `lib` injected, its profiles
-/// (and its children's) going to `out` (created if needed), sampling at `rate` Hz if given.
+/// (and its children's) going to `out` (created if needed), sampling as `sampling` says.
 /// Waits for it; Ctrl-C and Ctrl-\ go to the program, not to this process.
 pub fn record(
     program: &[OsString],
     out: &Path,
-    rate: Option<u32>,
+    sampling: Sampling,
     lib: &Path,
 ) -> Result<Recorded, ToolError> {
     let (name, args) = program
@@ -75,8 +84,11 @@ pub fn record(
         .args(args)
         .env("LD_PRELOAD", preload)
         .env("VIGNETTE_RECORD_DIR", &out);
-    if let Some(hz) = rate {
+    if let Some(hz) = sampling.rate {
         command.env("VIGNETTE_RECORD_HZ", hz.to_string());
+    }
+    if let Some(percent) = sampling.max_overhead {
+        command.env("VIGNETTE_RECORD_MAX_OVERHEAD", percent.to_string());
     }
     let mut child = command.spawn().map_err(|e| {
         ToolError::new(

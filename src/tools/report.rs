@@ -295,6 +295,9 @@ fn chunk_header(profile: &Profile) -> String {
             profile.interval_ns as f64 / 1e6
         );
     }
+    if let Some(line) = pacing(profile) {
+        let _ = writeln!(out, "{line}");
+    }
     // What it came from: the application's metadata, then the system in a few words.
     if !profile.metadata.is_empty() {
         let pairs: Vec<String> = (profile.metadata.iter())
@@ -345,4 +348,42 @@ fn chunk_header(profile: &Profile) -> String {
         out.push('\n');
     }
     out
+}
+
+/// How an overhead budget paced the sampler ([`crate::Profile::rates`]): the range of
+/// intervals and the mean rate over the time they were recorded for.
+fn pacing(profile: &crate::Profile) -> Option<String> {
+    let first = profile.rates.first()?;
+    // (from, interval) spans: the requested interval until the first change.
+    let spans = std::iter::once((0, profile.interval_ns))
+        .chain(profile.rates.iter().map(|r| (r.at_ns, r.interval_ns)));
+    let ends = (profile.rates.iter().map(|r| r.at_ns)).chain(std::iter::once(profile.duration_ns));
+    let (mut ticks, mut covered) = (0f64, 0u64);
+    let (mut lo, mut hi) = (u64::MAX, 0);
+    for ((from, interval), to) in spans.zip(ends) {
+        if interval == 0 {
+            break;
+        }
+        let span = to.saturating_sub(from);
+        ticks += span as f64 / interval as f64;
+        covered += span;
+        (lo, hi) = (lo.min(interval), hi.max(interval));
+    }
+    let mut line = format!(
+        "paced by an overhead budget: every {:.3} to {:.3} ms, {} changes from {:.3} s",
+        lo as f64 / 1e6,
+        hi as f64 / 1e6,
+        profile.rates.len(),
+        first.at_ns as f64 / 1e9
+    );
+    if covered > 0 {
+        line += &format!(", {:.0} Hz on average", ticks / (covered as f64 / 1e9));
+    }
+    if let Some(r) = profile.rates.iter().find(|r| r.interval_ns == 0) {
+        line += &format!(
+            " (changes after {:.3} s not recorded; weights count them)",
+            r.at_ns as f64 / 1e9
+        );
+    }
+    Some(line)
 }

@@ -1,6 +1,6 @@
 //! What `vignette record` injects into a program with `LD_PRELOAD`: when it is loaded with
 //! `VIGNETTE_RECORD_DIR` set, it starts a profiler with the defaults (the rate from
-//! `VIGNETTE_RECORD_HZ` if set) and, at exit, writes `DIR/<program>-<pid>.vignette`. Without
+//! `VIGNETTE_RECORD_HZ`, the overhead budget from `VIGNETTE_RECORD_MAX_OVERHEAD`, if set) and, at exit, writes `DIR/<program>-<pid>.vignette`. Without
 //! that variable it does nothing. It never prints: the program's output stays its own.
 //!
 //! A child that `fork`s without `exec` inherits the profiler but not its sampler thread and
@@ -34,6 +34,12 @@ mod record {
                 .and_then(|v| v.parse().ok())
             {
                 builder = builder.frequency(hz);
+            }
+            if let Some(percent) = std::env::var("VIGNETTE_RECORD_MAX_OVERHEAD")
+                .ok()
+                .and_then(|v| v.parse().ok())
+            {
+                builder = builder.max_overhead(percent);
             }
             let Ok(mut profiler) = builder.build() else {
                 return;

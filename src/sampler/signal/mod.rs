@@ -181,6 +181,7 @@ fn signal_each_tick(job: &mut Job, shared: &Shared, me: i32, watch: &mut ThreadW
             process_ns: time::process_cpu_ns().unwrap_or(0),
             vignette_ns: time::own_thread_cpu_ns().unwrap_or(0) + handler_ns + delivery_ns,
         });
+        c.rates.set(now, pacer.period_ns(), interval);
         job.series.sleep_serving(
             pacer.next_tick(),
             c,
