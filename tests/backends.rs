@@ -442,7 +442,8 @@ fn intervals_lost_to_a_blocked_signal_count_once() {
     let profile = profiler.stop().unwrap().to_profile();
     let weights = weight_of(&profile, "blocks-a-while");
     let expected = cpu / profile.interval_ns;
-    let unanswered = profile.lost.unanswered;
+    // Unanswered (or, if the sampler looked while the signal was blocked, blocked).
+    let unanswered = profile.lost.unanswered + profile.lost.signal_blocked;
     // Unanswered intervals are the event's (its signals merged while blocked, less what the
     // samples caught up by the thread's clock): on a host that steals CPU time they include
     // the stolen part of the blocked stretch, which is no sample's.
@@ -459,6 +460,49 @@ fn intervals_lost_to_a_blocked_signal_count_once() {
         (weights + unanswered) * 100 >= expected * 95,
         "every interval sampled or counted: {weights} + {unanswered} for {expected}"
     );
+}
+
+/// A thread started with every signal blocked (as xz starts its workers, and many thread
+/// pools theirs) cannot be sampled by a signal: under each backend whose signals are
+/// accounted, what it runs is counted as `signal_blocked`, not sampled and not `unanswered`.
+#[test]
+fn a_thread_that_blocks_every_signal_is_counted_as_blocked() {
+    let _g = profiler_lock();
+    for backend in [Backend::PerfEvents, Backend::SamplerThread] {
+        let Some(mut profiler) = build(backend, 1000) else {
+            continue;
+        };
+        profiler.start().unwrap();
+        let cpu = std::thread::Builder::new()
+            .name("blocks-all".into())
+            .spawn(|| {
+                // SAFETY: plain signal mask manipulation for this thread.
+                unsafe {
+                    let mut all: libc::sigset_t = std::mem::zeroed();
+                    libc::sigfillset(&mut all);
+                    libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+                }
+                // Past the sampler's look for blocked threads (once a second).
+                std::hint::black_box(spin_cpu(1_500_000_000));
+                workload::thread_cpu_ns()
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        let profile = profiler.stop().unwrap().to_profile();
+        let intervals = cpu / profile.interval_ns;
+        let lost = profile.lost;
+        eprintln!("{backend:?}: {intervals} intervals, {lost:?}");
+        assert_eq!(weight_of(&profile, "blocks-all"), 0, "{backend:?}");
+        assert!(
+            lost.signal_blocked * 10 >= intervals * 8,
+            "{backend:?}: {intervals} intervals, {lost:?}"
+        );
+        assert!(
+            lost.signal_blocked <= intervals * 11 / 10 + 2 && lost.unanswered * 10 <= intervals,
+            "{backend:?}: {intervals} intervals, {lost:?}"
+        );
+    }
 }
 
 /// The weight of the samples of the threads named `name` in `profile`.

@@ -728,11 +728,16 @@ fn report_recorded(r: &tools::record::Recorded, out: &Path) {
         let shown = path.display().to_string();
         let name = tools::escape_controls(&shown);
         match read_profile(path) {
-            Ok(p) => eprintln!(
-                "  {name}: {} samples, {} threads",
-                p.sample_count(),
-                p.threads.len()
-            ),
+            Ok(p) => {
+                eprintln!(
+                    "  {name}: {} samples, {} threads",
+                    p.sample_count(),
+                    p.threads.len()
+                );
+                if let Some(line) = tools::report::not_sampled(&p) {
+                    eprintln!("    {line}");
+                }
+            }
             Err(e) => eprintln!("  {name}: {e}"),
         }
     }

@@ -415,6 +415,8 @@ impl Collector {
             found_name: [0; 16],
             name_due_ns: 0,
             name_wait_ns: 0,
+            blocks_signal: false,
+            block_checked_ns: 0,
         });
         self.slots_len = 0;
         self.slot_index.clear();

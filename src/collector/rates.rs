@@ -39,6 +39,7 @@ impl RateLog {
 
     /// Records that the sampler ticks every `interval_ns` from `at_ns` on, in a session
     /// that asked for `requested_ns`.
+    #[cfg_attr(any(windows, target_os = "macos"), allow(dead_code))]
     pub(crate) fn set(&mut self, at_ns: u64, interval_ns: u64, requested_ns: u64) {
         if self.len > 0 || interval_ns != requested_ns {
             self.note(at_ns, interval_ns);

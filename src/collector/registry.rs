@@ -52,6 +52,12 @@ pub(crate) struct SlotRec {
     /// a thread may be found before it names itself, or rename itself later.
     pub name_due_ns: u64,
     pub name_wait_ns: u64,
+    /// Whether it blocked the sampling signal when last looked at, and when that was
+    /// (monotonic; 0: never): its unanswered intervals are then counted as blocked.
+    #[cfg_attr(any(windows, target_os = "macos"), allow(dead_code))]
+    pub blocks_signal: bool,
+    #[cfg_attr(any(windows, target_os = "macos"), allow(dead_code))]
+    pub block_checked_ns: u64,
 }
 
 /// The first wait before a sampled thread's name is read again; each wait after doubles,
@@ -104,6 +110,8 @@ impl Collector {
             found_name: [0; 16],
             name_due_ns: time::monotonic_ns().saturating_add(NAME_WAIT_NS),
             name_wait_ns: NAME_WAIT_NS,
+            blocks_signal: false,
+            block_checked_ns: 0,
         };
         threads::thread_name(tid, &mut self.slots[i].found_name);
         let slots = &self.slots;

@@ -240,7 +240,25 @@ impl From<LostV7> for Lost {
     }
 }
 
-/// Version 8: version 9's layout without the rates.
+/// [`Lost`] of version 8: without `signal_blocked`.
+#[derive(serde::Deserialize)]
+struct LostV8(u64, u64, u64, u64, u64, u64);
+
+impl From<LostV8> for Lost {
+    fn from(l: LostV8) -> Lost {
+        Lost {
+            ring_full: l.0,
+            tables_full: l.1,
+            unanswered: l.2,
+            threads_over_capacity: l.3,
+            signal_taken: l.4,
+            unseen: l.5,
+            signal_blocked: 0,
+        }
+    }
+}
+
+/// Version 8: version 9's layout without the rates and `signal_blocked`.
 #[derive(serde::Deserialize)]
 struct V8(
     u64,
@@ -252,7 +270,7 @@ struct V8(
     Vec<Frame>,
     Vec<StackNode>,
     Vec<Thread>,
-    Lost,
+    LostV8,
     Chunk,
     Labels,
     Backend,
@@ -274,7 +292,7 @@ impl V8 {
             frames: self.6,
             stacks: self.7,
             threads: self.8,
-            lost: self.9,
+            lost: self.9.into(),
             chunk: self.10,
             labels: self.11,
             backend: self.12,
@@ -492,6 +510,7 @@ mod tests {
                 threads_over_capacity: 4,
                 signal_taken: 5,
                 unseen: 6,
+                signal_blocked: 8,
             },
             chunk: Chunk {
                 sequence: 7,
@@ -539,15 +558,43 @@ mod tests {
 
     #[test]
     fn version_8_reads_as_ticking_at_the_requested_interval() {
-        let p = Profile {
+        let mut p = Profile {
             rates: Vec::new(),
             ..profile()
         };
-        let mut bytes = p.encode();
-        // Version 9 adds the rates at the end: an empty sequence is one byte.
-        assert_eq!(bytes.pop(), Some(0));
-        assert_eq!(bytes[MAGIC.len()], 9);
-        bytes[MAGIC.len()] = 8;
+        p.lost.signal_blocked = 0;
+        // Version 8's layout: no `signal_blocked` in the lost counts, no rates at the end.
+        let l = &p.lost;
+        let bytes = postcard::to_stdvec(&(
+            MAGIC,
+            8u16,
+            (
+                p.start_unix_ns,
+                p.duration_ns,
+                p.clock,
+                p.interval_ns,
+                p.max_frames,
+                &p.modules,
+                &p.frames,
+                &p.stacks,
+                &p.threads,
+                (
+                    l.ring_full,
+                    l.tables_full,
+                    l.unanswered,
+                    l.threads_over_capacity,
+                    l.signal_taken,
+                    l.unseen,
+                ),
+                &p.chunk,
+                &p.labels,
+                p.backend,
+                &p.metadata,
+                &p.system,
+                (p.process_cpu_ns, p.pid),
+            ),
+        ))
+        .unwrap();
         assert_eq!(Profile::decode(&bytes), Ok(p));
     }
 

@@ -102,7 +102,8 @@ pub struct Lost {
     pub ring_full: u64,
     /// The sample, frame or stack tables were full (raise `sample_capacity`, `frame_capacity`).
     pub tables_full: u64,
-    /// A thread had not answered the previous signal (it blocks the signal, or is stopped).
+    /// A thread had not answered the previous signal (it is stopped, or did not run), or
+    /// stopped the session with one unanswered.
     pub unanswered: u64,
     /// Intervals missed by live threads that had no slot because `max_threads` threads were
     /// live already (counted per thread-scan period: an upper bound under `Clock::Cpu`, where
@@ -116,6 +117,10 @@ pub struct Lost {
     /// another count covers: threads that exited before the sampler found them, and each
     /// thread's last partial interval. Format 8 on; 0 under [`Clock::Wall`].
     pub unseen: u64,
+    /// Intervals of threads that block vignette's signal (as threads that a program starts
+    /// with every signal blocked do: xz's workers, many thread pools), which no signal can
+    /// sample. Format 9 on.
+    pub signal_blocked: u64,
 }
 
 impl Lost {
@@ -125,7 +130,7 @@ impl Lost {
     }
 
     /// Each count with its name (`ring_full`, ..., `unseen`), in the format's order.
-    pub fn by_reason(&self) -> [(&'static str, u64); 6] {
+    pub fn by_reason(&self) -> [(&'static str, u64); 7] {
         [
             ("ring_full", self.ring_full),
             ("tables_full", self.tables_full),
@@ -133,7 +138,26 @@ impl Lost {
             ("threads_over_capacity", self.threads_over_capacity),
             ("signal_taken", self.signal_taken),
             ("unseen", self.unseen),
+            ("signal_blocked", self.signal_blocked),
         ]
+    }
+}
+
+impl Lost {
+    /// What a count's name means, in a few words, for people reading a report.
+    pub fn meaning(reason: &str) -> &'static str {
+        match reason {
+            "ring_full" => "the sample ring was full",
+            "tables_full" => "the profile's tables were full",
+            "unanswered" => "threads did not answer a signal in time",
+            "threads_over_capacity" => "threads beyond max_threads",
+            "signal_taken" => "the program had its own handler on the signal",
+            "unseen" => {
+                "CPU no sample covered: threads gone before they were found, last partial intervals"
+            }
+            "signal_blocked" => "threads that block vignette's signal",
+            _ => "",
+        }
     }
 }
 
@@ -145,6 +169,7 @@ impl core::ops::AddAssign for Lost {
         self.threads_over_capacity += b.threads_over_capacity;
         self.signal_taken += b.signal_taken;
         self.unseen += b.unseen;
+        self.signal_blocked += b.signal_blocked;
     }
 }
 

@@ -298,6 +298,9 @@ fn chunk_header(profile: &Profile) -> String {
     if let Some(line) = pacing(profile) {
         let _ = writeln!(out, "{line}");
     }
+    if let Some(line) = not_sampled(profile) {
+        let _ = writeln!(out, "{line}");
+    }
     // What it came from: the application's metadata, then the system in a few words.
     if !profile.metadata.is_empty() {
         let pairs: Vec<String> = (profile.metadata.iter())
@@ -348,6 +351,29 @@ fn chunk_header(profile: &Profile) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The intervals the profile counts as not sampled, with their share and why; `None` when
+/// none were lost.
+pub fn not_sampled(profile: &crate::Profile) -> Option<String> {
+    let lost = profile.lost.total();
+    if lost == 0 {
+        return None;
+    }
+    let sampled: u64 = (profile.threads.iter())
+        .flat_map(|t| &t.samples)
+        .map(|s| s.weight as u64)
+        .sum();
+    let why: Vec<String> = (profile.lost.by_reason().into_iter())
+        .filter(|&(_, n)| n > 0)
+        .map(|(reason, n)| format!("{reason} {n} ({})", crate::Lost::meaning(reason)))
+        .collect();
+    Some(format!(
+        "not sampled: {lost} of {} intervals ({:.1}%): {}",
+        lost + sampled,
+        100.0 * lost as f64 / (lost + sampled) as f64,
+        why.join(", ")
+    ))
 }
 
 /// How an overhead budget paced the sampler ([`crate::Profile::rates`]): the range of

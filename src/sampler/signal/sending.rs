@@ -88,7 +88,7 @@ pub(crate) fn signal_round(
         };
         let sent = ack.load(Acquire);
         if sent != 0 && round.tick.wrapping_sub(sent) < round.timeout_ticks {
-            c.lost.unanswered += weight as u64;
+            count_unanswered(c, i, weight as u64, shared.signal);
             continue;
         }
         ack.store(round.tick.max(1), Release);
@@ -123,8 +123,34 @@ pub(crate) fn wait_for_answers(shared: &Shared, c: &mut Collector, timeout_ns: u
     for (i, a) in acks.iter().enumerate() {
         if a.swap(0, AcqRel) != 0 {
             let weight = c.slots.get(i).map_or(1, |s| s.sent_weight.max(1));
-            c.lost.unanswered += weight as u64;
+            count_unanswered(c, i, weight as u64, shared.signal);
         }
+    }
+}
+
+/// How often a thread whose signals go unanswered is looked at again for blocking them.
+pub(crate) const BLOCK_CHECK_NS: u64 = 1_000_000_000;
+
+/// Counts the `intervals` slot `i`'s unanswered signal leaves unsampled: as `signal_blocked`
+/// when its thread blocks `signal` (looked up at most once a second per thread), else as
+/// `unanswered`.
+pub(crate) fn count_unanswered(c: &mut Collector, i: usize, intervals: u64, signal: i32) {
+    let now = time::monotonic_ns();
+    let blocked = match c.slot_mut(i) {
+        Some(s) if s.block_checked_ns == 0 || now >= s.block_checked_ns + BLOCK_CHECK_NS => {
+            s.block_checked_ns = now;
+            // A thread already gone keeps what was last seen of it.
+            if let Some(blocks) = crate::sys::threads::blocks_signal(s.tid, signal) {
+                s.blocks_signal = blocks;
+            }
+            s.blocks_signal
+        }
+        Some(s) => s.blocks_signal,
+        None => false,
+    };
+    match blocked {
+        true => c.lost.signal_blocked += intervals,
+        false => c.lost.unanswered += intervals,
     }
 }
 

@@ -100,6 +100,11 @@ impl PerfAccount {
         (weight > 0).then_some(weight)
     }
 
+    /// Signals the thread's event delivered so far.
+    pub fn signals(&self) -> u32 {
+        self.signals.load(Relaxed)
+    }
+
     /// The event's intervals its samples answered: one per signal, and those caught up.
     /// (Read once the event is closed.)
     pub fn answered(&self) -> u64 {

@@ -5,6 +5,7 @@
 
 use core::sync::atomic::Ordering::*;
 
+use super::sending::BLOCK_CHECK_NS;
 use super::shared::PerfAccount;
 use super::watch::{Descriptors, ThreadWatch, Tracked};
 use super::{drain, handler, Job, Shared, Token};
@@ -221,9 +222,43 @@ impl Arming {
                 thread_timer::close_perf_event(fd);
                 let answered = (shared.perf_accounts.get(i)).map_or(0, PerfAccount::answered);
                 let intervals = counted / self.interval_ns.max(1);
-                c.lost.unanswered += intervals.saturating_sub(answered);
+                match intervals.saturating_sub(answered) {
+                    0 => {}
+                    missed => super::sending::count_unanswered(c, i, missed, shared.signal),
+                }
             }
         }
+    }
+}
+
+impl TimerRec {
+    /// Whether this is a perf event (whose signals are counted in the thread's account).
+    fn is_perf_event(&self) -> bool {
+        self.kind == TimerKind::PerfEvent
+    }
+}
+
+/// Looks, once a [`BLOCK_CHECK_NS`] period, for threads whose perf events deliver no signal
+/// while they run: a thread that blocks the signal (started with every signal blocked, say)
+/// is marked so, and the intervals its event counted unanswered are counted as blocked when
+/// it is disarmed, even after the thread is gone.
+fn look_for_blocked(shared: &Shared, c: &mut Collector, tracked: &mut [Tracked], interval_ns: u64) {
+    for (i, t) in tracked.iter_mut().enumerate().take(c.slots_len) {
+        if !t.timer.is_perf_event() {
+            continue;
+        }
+        let Some(slot) = c.slot_mut(i) else { break };
+        let signals = shared.perf_accounts.get(i).map_or(0, PerfAccount::signals);
+        let cpu = time::thread_cpu_ns(slot.tid).unwrap_or(0);
+        if signals != t.seen_signals {
+            slot.blocks_signal = false;
+        } else if cpu >= t.seen_cpu_ns.saturating_add(2 * interval_ns) {
+            slot.block_checked_ns = time::monotonic_ns();
+            if let Some(blocks) = crate::sys::threads::blocks_signal(slot.tid, shared.signal) {
+                slot.blocks_signal = blocks;
+            }
+        }
+        (t.seen_signals, t.seen_cpu_ns) = (signals, cpu);
     }
 }
 
@@ -248,6 +283,7 @@ pub(super) fn run(job: &mut Job, shared: &Shared, me: i32, watch: &mut ThreadWat
     let mut next_maps = now;
     let mut taken = false;
     let (mut seen_epoch, mut churn_until) = (shared.code.epoch(), 0);
+    let mut next_block_look = now + BLOCK_CHECK_NS;
     while shared.stop.load(Acquire) == 0 {
         // The program has a handler of its own on the signal: the timers would signal it, so
         // they are disarmed until the signal is free again, and what they miss is counted.
@@ -273,6 +309,10 @@ pub(super) fn run(job: &mut Job, shared: &Shared, me: i32, watch: &mut ThreadWat
                 watch.sync(shared, c, tracked, arming, missed_each);
             }
             next_scan = now + super::SCAN_NS;
+        }
+        if now >= next_block_look {
+            look_for_blocked(shared, c, tracked, job.interval_ns);
+            next_block_look = now + BLOCK_CHECK_NS;
         }
         shared.refresh_modules(&mut c.modules, false);
         fault_guard::ensure_installed();

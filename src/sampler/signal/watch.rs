@@ -42,6 +42,10 @@ pub(crate) struct Tracked {
     /// The exit-watching descriptor + 1 (0: none).
     exit_fd: i32,
     pub timer: TimerRec,
+    /// At the last look for a blocked signal: the signals its perf event had delivered,
+    /// and its CPU time.
+    pub seen_signals: u32,
+    pub seen_cpu_ns: u64,
 }
 
 // SAFETY: integers, and a TimerRec whose zero is "no timer".
@@ -301,5 +305,7 @@ fn release(
         tid: 0,
         exit_fd: 0,
         timer: TimerRec::NONE,
+        seen_signals: 0,
+        seen_cpu_ns: 0,
     };
 }
