@@ -83,7 +83,16 @@ fn cost_with(
     }
     // Found once: listing 10 000 threads' names at each reading would itself be work beside
     // the sampler's own listings of the same directory.
-    let sampler = backend.and_then(|_| workload::named_thread_tid("vignette"));
+    // (The sampler thread names itself once it runs: looked for until then, up to a second.)
+    let sampler = backend.and_then(|_| {
+        (0..1000).find_map(|_| {
+            let tid = workload::named_thread_tid("vignette");
+            if tid.is_none() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            tid
+        })
+    });
     let sampler_ns = || sampler.map_or(0, workload::tid_cpu_ns);
     std::thread::sleep(Duration::from_millis(500));
     let start_up = sampler_ns();
