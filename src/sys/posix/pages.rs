@@ -36,12 +36,13 @@ pub(crate) fn map(bytes: usize) -> Result<*mut core::ffi::c_void> {
 /// # Safety
 /// `ptr` and `bytes` must describe exactly one such mapping.
 pub(crate) unsafe fn zero_in_child(ptr: *mut core::ffi::c_void, bytes: usize) {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
+    // (Miri runs no `madvise`, and forks nothing.)
+    #[cfg(all(any(target_os = "linux", target_os = "android"), not(miri)))]
     // SAFETY: the caller's promise; advice changes no content in this process.
     unsafe {
         libc::madvise(ptr, bytes, libc::MADV_WIPEONFORK)
     };
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    #[cfg(any(not(any(target_os = "linux", target_os = "android")), miri))]
     let _ = (ptr, bytes);
 }
 
