@@ -221,8 +221,8 @@ fn a_thread_blocking_the_signal_does_not_stall_sampling() {
         w.samples.len()
     );
     assert!(
-        profile.lost.unanswered > 100,
-        "the unanswered signals are counted: {:?}",
+        profile.lost.signal_blocked > 100,
+        "the blocked thread's intervals are counted as blocked: {:?}",
         profile.lost
     );
 }
