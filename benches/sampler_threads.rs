@@ -27,16 +27,6 @@ const HZ: u32 = 1000;
 const SECONDS: u64 = 2;
 const RUNS: usize = 3;
 
-fn process_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// With `idle` sleeping threads, sampled by `backend` (`None`: unprofiled): the sampler
 /// thread's CPU in its first half second (finding and arming every thread) in ns, then, in
 /// ns per second over the next two seconds, the sampler thread's CPU and the process's.
@@ -96,9 +86,9 @@ fn cost_with(
     let sampler_ns = || sampler.map_or(0, workload::tid_cpu_ns);
     std::thread::sleep(Duration::from_millis(500));
     let start_up = sampler_ns();
-    let before = process_cpu_ns();
+    let before = workload::process_cpu_ns();
     std::thread::sleep(Duration::from_secs(SECONDS));
-    let process = process_cpu_ns() - before;
+    let process = workload::process_cpu_ns() - before;
     let sampler = sampler_ns() - start_up;
     if let Some(p) = &mut p {
         p.stop().expect("stop");

@@ -456,17 +456,6 @@ fn a_child_process_drops_the_inherited_profiler_and_profiles_itself() {
     done.store(true, Ordering::Relaxed);
 }
 
-/// The process's CPU time so far, in ns.
-fn process_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: writes the clock into `ts`.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 #[test]
 fn a_capture_taken_before_fork_reads_the_same_in_the_child() {
     // The sampling engine's tables are not inherited (a child finds them zeroed): what a
@@ -477,8 +466,8 @@ fn a_capture_taken_before_fork_reads_the_same_in_the_child() {
     let mut profiler = Profiler::builder().build().unwrap();
     profiler.start().unwrap();
     let workers = workload::spawn_workers(2, &stop);
-    let until = process_cpu_ns() + 200_000_000;
-    while process_cpu_ns() < until {
+    let until = workload::process_cpu_ns() + 200_000_000;
+    while workload::process_cpu_ns() < until {
         std::thread::sleep(Duration::from_millis(10));
     }
     stop.store(true, Ordering::Relaxed);

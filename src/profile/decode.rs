@@ -258,21 +258,11 @@ impl From<LostV8> for Lost {
     }
 }
 
-/// Version 8: version 9's layout without the rates and `signal_blocked`.
+/// Version 8: version 7's layout with version 8's lost counts, then the metadata, the system
+/// facts, the process CPU time and the pid (version 9's layout without the rates).
 #[derive(serde::Deserialize)]
 struct V8(
-    u64,
-    u64,
-    Clock,
-    u64,
-    u32,
-    Vec<Module>,
-    Vec<Frame>,
-    Vec<StackNode>,
-    Vec<Thread>,
-    LostV8,
-    Chunk,
-    Labels,
+    V5<LostV8>,
     Backend,
     Vec<(String, String)>,
     Vec<(String, String)>,
@@ -283,24 +273,12 @@ struct V8(
 impl V8 {
     fn into_profile(self) -> Profile {
         Profile {
-            start_unix_ns: self.0,
-            duration_ns: self.1,
-            clock: self.2,
-            interval_ns: self.3,
-            max_frames: self.4,
-            modules: self.5,
-            frames: self.6,
-            stacks: self.7,
-            threads: self.8,
-            lost: self.9.into(),
-            chunk: self.10,
-            labels: self.11,
-            backend: self.12,
-            metadata: self.13,
-            system: self.14,
-            process_cpu_ns: self.15,
-            pid: self.16,
-            rates: Vec::new(),
+            backend: self.1,
+            metadata: self.2,
+            system: self.3,
+            process_cpu_ns: self.4,
+            pid: self.5,
+            ..self.0.into_profile()
         }
     }
 }
@@ -319,9 +297,10 @@ impl V7 {
     }
 }
 
-/// Version 5: version 6's layout without the backend.
+/// Version 5: version 6's layout without the backend (its lost counts are `LostV7`; version 8
+/// reads its first fields with its own).
 #[derive(serde::Deserialize)]
-struct V5(
+struct V5<L = LostV7>(
     u64,
     u64,
     Clock,
@@ -331,12 +310,12 @@ struct V5(
     Vec<Frame>,
     Vec<StackNode>,
     Vec<Thread>,
-    LostV7,
+    L,
     Chunk,
     Labels,
 );
 
-impl V5 {
+impl<L: Into<Lost>> V5<L> {
     fn into_profile(self) -> Profile {
         Profile {
             start_unix_ns: self.0,

@@ -136,10 +136,10 @@ pub(crate) struct Pacer {
     /// the next is due, and the kernel's delivery of one signal.
     last: Spent,
     first: Spent,
-    /// What the process and vignette spent per review, smoothed over the recent ones.
-    smooth: Spent,
     next_review: u64,
     delivery_ns: u64,
+    /// What the process and vignette spent per review, smoothed over the recent ones.
+    smooth: Spent,
 }
 
 impl Pacer {

@@ -138,12 +138,7 @@ pub(crate) fn count_unanswered(c: &mut Collector, i: usize, intervals: u64, sign
     let now = time::monotonic_ns();
     let blocked = match c.slot_mut(i) {
         Some(s) if s.block_checked_ns == 0 || now >= s.block_checked_ns + BLOCK_CHECK_NS => {
-            s.block_checked_ns = now;
-            // A thread already gone keeps what was last seen of it.
-            if let Some(blocks) = crate::sys::threads::blocks_signal(s.tid, signal) {
-                s.blocks_signal = blocks;
-            }
-            s.blocks_signal
+            look_at_mask(s, signal, now)
         }
         Some(s) => s.blocks_signal,
         None => false,
@@ -152,6 +147,16 @@ pub(crate) fn count_unanswered(c: &mut Collector, i: usize, intervals: u64, sign
         true => c.lost.signal_blocked += intervals,
         false => c.lost.unanswered += intervals,
     }
+}
+
+/// Reads whether slot `s`'s thread blocks `signal` (at `now`, monotonic) into the slot, and
+/// returns it; a thread already gone keeps what was last seen of it.
+pub(crate) fn look_at_mask(s: &mut SlotRec, signal: i32, now: u64) -> bool {
+    s.block_checked_ns = now;
+    if let Some(blocks) = crate::sys::threads::blocks_signal(s.tid, signal) {
+        s.blocks_signal = blocks;
+    }
+    s.blocks_signal
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use core::sync::atomic::Ordering::*;
 
-use super::sending::BLOCK_CHECK_NS;
+use super::sending::{look_at_mask, BLOCK_CHECK_NS};
 use super::shared::PerfAccount;
 use super::watch::{Descriptors, ThreadWatch, Tracked};
 use super::{drain, handler, Job, Shared, Token};
@@ -253,10 +253,7 @@ fn look_for_blocked(shared: &Shared, c: &mut Collector, tracked: &mut [Tracked],
         if signals != t.seen_signals {
             slot.blocks_signal = false;
         } else if cpu >= t.seen_cpu_ns.saturating_add(2 * interval_ns) {
-            slot.block_checked_ns = time::monotonic_ns();
-            if let Some(blocks) = crate::sys::threads::blocks_signal(slot.tid, shared.signal) {
-                slot.blocks_signal = blocks;
-            }
+            look_at_mask(slot, shared.signal, time::monotonic_ns());
         }
         (t.seen_signals, t.seen_cpu_ns) = (signals, cpu);
     }
