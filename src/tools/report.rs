@@ -399,7 +399,7 @@ fn pacing(profile: &crate::Profile) -> Option<String> {
         "paced by an overhead budget: every {:.3} to {:.3} ms, {} changes from {:.3} s",
         lo as f64 / 1e6,
         hi as f64 / 1e6,
-        profile.rates.len(),
+        profile.rates.iter().filter(|r| r.interval_ns != 0).count(),
         first.at_ns as f64 / 1e9
     );
     if covered > 0 {
