@@ -494,3 +494,137 @@ fn a_regression_across_sets_is_significant_and_noise_is_not() {
         "{err}"
     );
 }
+
+/// A table of an exported dataset, as rows.
+fn table(dir: &Path, name: &str) -> Vec<parquet::record::Row> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let file = std::fs::File::open(dir.join(format!("{name}.parquet"))).unwrap();
+    let reader = SerializedFileReader::new(file).unwrap();
+    reader
+        .get_row_iter(None)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// `vignette export` of a folder: every profile's weight per (thread, stack) comes back from
+/// the tables (stacks by depth, frames by module and offset), with its metadata, labels and a
+/// name for every frame; a damaged file costs itself, with a warning.
+#[test]
+fn an_export_keeps_every_stack_weight_and_label() {
+    use parquet::record::RowAccessor;
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("export");
+    let _ = std::fs::remove_dir_all(&dir);
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let labelled = Profile::decode(
+        &std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/labelled-v5.vignette"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut tagged = demo();
+    tagged.metadata = vec![
+        ("app".into(), "demo".into()),
+        ("version".into(), "2.0".into()),
+    ];
+    let inputs = [("demo", demo()), ("labelled", labelled), ("tagged", tagged)];
+    for (name, p) in &inputs {
+        std::fs::write(input.join(format!("{name}.vignette")), p.encode()).unwrap();
+    }
+    std::fs::write(input.join("damaged.vignette"), b"VIGNETTE\x09").unwrap();
+    let out = dir.join("dataset");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_vignette"))
+        .arg("export")
+        .arg(&input)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr),
+    );
+    assert!(run.status.success(), "{stderr}");
+    assert!(stdout.contains(": 3 profiles (1 skipped),"), "{stdout}");
+    assert!(
+        stderr.contains("skipping") && stderr.contains("damaged.vignette"),
+        "{stderr}"
+    );
+
+    // Profiles by id, named by their file.
+    let profiles = table(&out, "profiles");
+    let name_of: BTreeMap<i64, String> = (profiles.iter())
+        .map(|r| {
+            let file = Path::new(r.get_string(1).unwrap()).file_stem().unwrap();
+            (r.get_long(0).unwrap(), file.to_string_lossy().into_owned())
+        })
+        .collect();
+    assert_eq!(
+        name_of.values().collect::<Vec<_>>(),
+        ["demo", "labelled", "tagged"]
+    );
+    let version = |r: &parquet::record::Row| r.get_string(3).ok().cloned();
+    assert_eq!(version(&profiles[2]), Some("2.0".to_string()));
+    assert_eq!(version(&profiles[0]), None);
+
+    let modules: BTreeMap<i64, (String, String)> = (table(&out, "modules").iter())
+        .map(|r| {
+            let (name, id) = (r.get_string(1).unwrap(), r.get_string(3).unwrap());
+            (r.get_long(0).unwrap(), (name.clone(), id.clone()))
+        })
+        .collect();
+    let frames: BTreeMap<i64, (String, String, u64)> = (table(&out, "frames").iter())
+        .map(|r| {
+            let (name, id) = r
+                .get_long(1)
+                .map_or_else(|_| Default::default(), |m| modules[&m].clone());
+            (
+                r.get_long(0).unwrap(),
+                (name, id, r.get_long(2).unwrap() as u64),
+            )
+        })
+        .collect();
+    // Each stack's frames by depth, the root first.
+    let mut stacks: BTreeMap<i64, BTreeMap<i32, i64>> = BTreeMap::new();
+    for r in table(&out, "stacks") {
+        (stacks.entry(r.get_long(0).unwrap()).or_default())
+            .insert(r.get_int(1).unwrap(), r.get_long(2).unwrap());
+    }
+    let mut weights: BTreeMap<String, Weights> = BTreeMap::new();
+    let mut label_sets = std::collections::BTreeSet::new();
+    for r in table(&out, "samples") {
+        let profile = &name_of[&r.get_long(0).unwrap()];
+        let key: Vec<_> = (stacks[&r.get_long(3).unwrap()].values().rev())
+            .map(|f| frames[f].clone())
+            .collect();
+        let thread = r.get_string(2).unwrap().clone();
+        *(weights.entry(profile.clone()).or_default())
+            .entry((thread, key))
+            .or_default() += r.get_long(5).unwrap() as u64;
+        if r.get_long(4).unwrap() != 0 {
+            label_sets.insert((r.get_long(0).unwrap(), r.get_long(4).unwrap()));
+        }
+    }
+    for (name, p) in &inputs {
+        assert_eq!(weights[*name], contents(p, p.start_unix_ns).0, "{name}");
+    }
+    // Every labelled sample's set is in `labels`, and only those.
+    let labels: std::collections::BTreeSet<_> = (table(&out, "labels").iter())
+        .map(|r| (r.get_long(0).unwrap(), r.get_long(1).unwrap()))
+        .collect();
+    assert!(!labels.is_empty());
+    assert_eq!(labels, label_sets);
+    // Without symbols every frame has one name, `module+0xoffset`.
+    let symbols = table(&out, "symbols");
+    assert_eq!(symbols.len(), frames.len());
+    for r in &symbols {
+        let (module, _, offset) = &frames[&r.get_long(0).unwrap()];
+        let want = match module.as_str() {
+            "" => format!("{offset:#x}"),
+            m => format!("{m}+{offset:#x}"),
+        };
+        assert_eq!(r.get_string(2).unwrap(), &want);
+    }
+}

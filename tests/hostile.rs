@@ -535,7 +535,9 @@ fn no_command_touches_a_path_a_profile_names() {
     let (p, s) = (file.to_str().unwrap(), store.to_str().unwrap());
     let out = dir.join("out.json");
     let o = out.to_str().unwrap();
+    let dataset = format!("{o}.dataset");
     let commands: Vec<Vec<&str>> = vec![
+        vec!["export", p, "-o", &dataset, "--symbols", s],
         vec!["info", p],
         vec!["report", p, "--symbols", s],
         vec!["resolve", p, "--symbols", s],

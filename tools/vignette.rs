@@ -133,6 +133,19 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Write profiles as a Parquet dataset that SQL engines read (DuckDB, Spark, BigQuery,
+    /// ClickHouse): profiles with their metadata, samples per stack, stacks, frames, modules,
+    /// and every distinct frame's name (profiles/DATASET.md)
+    Export {
+        /// Profiles, or folders of them (every *.vignette file in each)
+        #[arg(required = true, num_args = 1..)]
+        profiles: Vec<PathBuf>,
+        /// The dataset's folder (created if needed; its tables are replaced)
+        #[arg(short, long)]
+        output: PathBuf,
+        #[command(flatten)]
+        symbols: Symbols,
+    },
     /// Summarize a profile: threads, samples, modules, how stacks ended
     Info {
         /// The profile
@@ -187,10 +200,10 @@ impl Symbols {
     }
 }
 
-/// The profile at `path`, or every `*.vignette` file in the folder `path`, by name.
-fn profiles_at(path: &Path) -> Result<Vec<vignette::Profile>, ToolError> {
+/// `path`, or every `*.vignette` file in the folder `path`, by name.
+fn profile_files(path: &Path) -> Result<Vec<PathBuf>, ToolError> {
     if !path.is_dir() {
-        return Ok(vec![read_profile(path)?]);
+        return Ok(vec![path.to_path_buf()]);
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(path)
         .map_err(|e| ToolError::io(path, e))?
@@ -204,6 +217,15 @@ fn profiles_at(path: &Path) -> Result<Vec<vignette::Profile>, ToolError> {
             format!("no .vignette files in {}", path.display()),
         ));
     }
+    Ok(files)
+}
+
+/// The profile at `path`, or every `*.vignette` file in the folder `path`, by name.
+fn profiles_at(path: &Path) -> Result<Vec<vignette::Profile>, ToolError> {
+    if !path.is_dir() {
+        return Ok(vec![read_profile(path)?]);
+    }
+    let files = profile_files(path)?;
     // One damaged file costs that profile, with a warning.
     let profiles: Vec<vignette::Profile> = (files.iter())
         .filter_map(|f| {
@@ -335,6 +357,60 @@ fn resolve_with(p: &vignette::Profile, symbols: &Symbols) -> Result<tools::Resol
         }
     };
     sources.resolve(p, &progress)
+}
+
+/// `vignette export`: the profiles stream into the dataset one at a time; a damaged one costs
+/// itself, with a warning; the distinct frames are resolved once at the end. Returns what it
+/// wrote.
+fn export(paths: &[PathBuf], output: &Path, symbols: &Symbols) -> Result<String, ToolError> {
+    let files = (paths.iter())
+        .map(|p| profile_files(p))
+        .collect::<Result<Vec<_>, _>>()?
+        .concat();
+    let mut dataset = tools::export::Export::create(output)?;
+    let bar = indicatif::ProgressBar::new(files.len() as u64).with_message("exporting");
+    let mut skipped = 0;
+    for f in &files {
+        bar.inc(1);
+        match read_profile(f) {
+            Ok(p) => {
+                dataset.add(&f.to_string_lossy(), &p)?;
+            }
+            Err(e) => {
+                skipped += 1;
+                bar.suspend(|| {
+                    eprintln!(
+                        "warning: skipping {}",
+                        tools::escape_controls(&e.to_string())
+                    )
+                });
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let res = if symbols.is_empty() {
+        tools::resolve(dataset.distinct_frames(), &mut tools::SymbolStore::new(&[]))?
+    } else {
+        let res = resolve_with(dataset.distinct_frames(), symbols)?;
+        report_missing(&res);
+        res
+    };
+    let named = res.resolved_count(dataset.distinct_frames());
+    let s = dataset.finish(&res)?;
+    Ok(format!(
+        "wrote {}: {} profiles{}, {} sample rows, {} stacks, {} frames ({named} named), {} modules",
+        output.display(),
+        s.profiles,
+        if skipped > 0 {
+            format!(" ({skipped} skipped)")
+        } else {
+            String::new()
+        },
+        s.sample_rows,
+        s.stacks,
+        s.frames,
+        s.modules
+    ))
 }
 
 /// `p` with only the samples `filter` names (all without one); an error if none has it.
@@ -538,6 +614,11 @@ fn run(cli: Cli) -> Result<ExitCode, ToolError> {
                 }
             }
         }
+        Command::Export {
+            profiles,
+            output,
+            symbols,
+        } => say(export(&profiles, &output, &symbols)?),
         Command::Merge {
             profiles,
             output,

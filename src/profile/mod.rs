@@ -219,7 +219,7 @@ mod owned {
     use std::vec::Vec;
 
     /// A decoded profile.
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
     pub struct Profile {
         /// Wall-clock start, nanoseconds since the Unix epoch.
         pub start_unix_ns: u64,

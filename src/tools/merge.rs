@@ -19,9 +19,9 @@ pub struct MergeOptions {
 }
 
 /// What identifies a module across processes.
-type ModuleKey = (u8, String, String, [u8; 16], u32, Vec<u8>);
+pub(crate) type ModuleKey = (u8, String, String, [u8; 16], u32, Vec<u8>);
 
-fn module_key(m: &Module) -> ModuleKey {
+pub(crate) fn module_key(m: &Module) -> ModuleKey {
     (
         m.format as u8,
         m.debug_file.clone(),

@@ -13,8 +13,10 @@
 )]
 
 pub mod collapsed;
+pub mod columns;
 pub mod diff;
 pub mod elf_sections;
+pub mod export;
 pub mod firefox;
 pub mod info;
 pub mod labels;
