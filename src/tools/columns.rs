@@ -14,9 +14,10 @@ use parquet::file::writer::SerializedFileWriter;
 
 use super::{ErrorKind, ToolError};
 
-/// Rows held before they are written as a row group: memory stays bounded however many rows
-/// a table gets.
+/// Rows held before they are written as a row group, or fewer when they hold this many bytes:
+/// memory stays bounded however many rows a table gets.
 const ROWS_PER_GROUP: usize = 1 << 16;
+const BYTES_PER_GROUP: usize = 8 << 20;
 
 /// A column's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +105,8 @@ pub struct Table {
     /// Per optional column, a definition level per row (1 present, 0 null).
     defined: Vec<Vec<i16>>,
     rows: usize,
+    /// What the rows held take, roughly.
+    held: usize,
     total: u64,
     writer: SerializedFileWriter<BufWriter<File>>,
 }
@@ -152,6 +155,7 @@ impl Table {
             values,
             defined: vec![Vec::new(); columns.len()],
             rows: 0,
+            held: 0,
             total: 0,
             writer,
         })
@@ -192,14 +196,16 @@ impl Table {
                 (Value::I32(x), Values::I32(xs)) => xs.push(*x),
                 (Value::Bool(x), Values::Bool(xs)) => xs.push(*x),
                 (Value::Text(x), Values::Text(xs)) => {
+                    self.held += x.len() + 32;
                     xs.push(ByteArray::from(x.as_bytes().to_vec()))
                 }
                 _ => {}
             }
+            self.held += 8;
         }
         self.rows += 1;
         self.total += 1;
-        if self.rows >= ROWS_PER_GROUP {
+        if self.rows >= ROWS_PER_GROUP || self.held >= BYTES_PER_GROUP {
             self.flush()?;
         }
         Ok(())
@@ -241,6 +247,7 @@ impl Table {
         group.close().map_err(err)?;
         self.defined.iter_mut().for_each(Vec::clear);
         self.rows = 0;
+        self.held = 0;
         Ok(())
     }
 

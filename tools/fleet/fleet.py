@@ -13,6 +13,10 @@ cluster, or `local[*]`). OUT gets:
   stacks.csv     each group's top stacks (thread first, outermost frame first)
   groups/N-<group>.collapsed   each group's whole profile as collapsed stacks, which
                  speedscope and flame graph tools open as they are
+  compare.csv    with --compare KEY=BASE,NEW (version=1.2,1.3): per group and function, the
+                 change of its mean self and total share from the profiles whose KEY is BASE to
+                 those whose KEY is NEW, each profile one observation, with a 95% interval and
+                 a q-value (Welch's t-test, Benjamini-Hochberg over the group's tests)
 
 Only aggregates reach this program (per group and function, per group and stack), never the
 samples. Group keys are column names checked against a fixed list: nothing read from the
@@ -94,6 +98,11 @@ class DuckDB:
     def run(self, query):
         return self.db.execute(query).fetchall()
 
+    def sides(self, base, new):
+        self.db.execute(
+            "CREATE OR REPLACE TEMPORARY TABLE sides AS"
+            " SELECT * FROM (VALUES ('base', ?), ('new', ?)) AS t(side, value)", [base, new])
+
     def columns(self, query):
         cur = self.db.execute(query)
         return [d[0] for d in cur.description], cur.fetchall()
@@ -118,6 +127,11 @@ class Spark:
 
     def run(self, query):
         return [tuple(r) for r in self.spark.sql(query).collect()]
+
+    def sides(self, base, new):
+        self.spark.createDataFrame(
+            [("base", base), ("new", new)], "side STRING, value STRING"
+        ).createOrReplaceTempView("sides")
 
     def columns(self, query):
         df = self.spark.sql(query)
@@ -152,6 +166,57 @@ def write_csv(path, header, rows):
             w.writerow([repr(v) if isinstance(v, float) else v for v in r])
 
 
+def compare(engine, keys, key, base, new, out):
+    """Writes compare.csv: per group of `keys`, each function's change from `base` to `new`."""
+    import stats
+
+    names = keys or ["all_"]
+    joined = " AND ".join(f"c.{k} = s.{k}" for k in names)
+    engine.sides(base, new)
+    rows = engine.run(sql("compare", **{
+        "keys": ", ".join(names), "p.keys": ", ".join(f"p.{k}" for k in names),
+        "c.keys": ", ".join(f"c.{k}" for k in names), "c=s": joined, "key": key}))
+    # Per group: each side's profile count, and per function each side's sums.
+    groups = {}
+    for row in rows:
+        group, (side, profiles, function, *sums) = tuple(row[: len(names)]), row[len(names):]
+        g = groups.setdefault(group, {"n": {}, "f": {}})
+        g["n"][side] = profiles
+        if function is not None:
+            g["f"].setdefault(function, {})[side] = sums
+    table, warnings = [], []
+    for group, g in sorted(groups.items()):
+        n0, n1 = g["n"].get("base", 0), g["n"].get("new", 0)
+        if n0 < 2 or n1 < 2:
+            warnings.append(f"{'/'.join(group)}: {n0} base and {n1} new profiles; two or more "
+                            "a side are needed")
+            continue
+        zero = [0.0, 0.0, 0.0, 0.0]
+        tests = []
+        for function, sides in sorted(g["f"].items()):
+            s0, s1 = sides.get("base", zero), sides.get("new", zero)
+            self_t = stats.welch(n0, s0[0], s0[1], n1, s1[0], s1[1])
+            total_t = stats.welch(n0, s0[2], s0[3], n1, s1[2], s1[3])
+            tests.append((function, self_t, total_t))
+        qs = stats.benjamini_hochberg([p for _, a, b in tests for p in (a[3], b[3])])
+        for i, (function, a, b) in enumerate(tests):
+            row = [*group, function]
+            for (m0, m1, (low, high), _), q in ((a, qs[2 * i]), (b, qs[2 * i + 1])):
+                row += [m0, m1, m1 - m0, low, high, q]
+            table.append((group, min(qs[2 * i], qs[2 * i + 1]), -abs(a[1] - a[0]), row))
+    table.sort(key=lambda t: t[:3])
+    header = [*names, "function"] + [f"{kind}_{what}" for kind in ("self", "total")
+                                     for what in ("base", "new", "change", "low", "high", "q")]
+    with open(os.path.join(out, "compare.csv"), "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        for *_, row in table:
+            w.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
+    for warning in warnings:
+        print(f"warning: {escape_controls(warning)}", file=sys.stderr)
+    return len(groups) - len(warnings)
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("dataset", help="a folder `vignette export` wrote")
@@ -163,6 +228,9 @@ def main(argv):
         help="group keys, comma-separated: " + ", ".join(sorted([*PROFILE_KEYS, *SAMPLE_KEYS])),
     )
     ap.add_argument("--top", type=int, default=20, help="functions and stacks per group")
+    ap.add_argument("--compare", metavar="KEY=BASE,NEW",
+                    help="also compare the profiles whose key KEY is BASE with those where it "
+                         "is NEW, in each group of the other --by keys")
     args = ap.parse_args(argv)
 
     keys = [k for k in args.by.split(",") if k]
@@ -170,12 +238,23 @@ def main(argv):
     if unknown or len(set(keys)) != len(keys) or args.top < 1:
         ap.error(f"unknown or repeated group keys: {', '.join(unknown) or args.by}"
                  if unknown or len(set(keys)) != len(keys) else "--top must be at least 1")
+    comparison = None
+    if args.compare:
+        key, _, values = args.compare.partition("=")
+        sides = values.split(",")
+        if key not in PROFILE_KEYS or len(sides) != 2 or "thread" in keys:
+            ap.error("--compare takes KEY=BASE,NEW with KEY a profile's key (not thread), and "
+                     "then groups only by profiles' keys")
+        comparison = (key, *sides)
     missing = [t for t in TABLES if not os.path.isfile(os.path.join(args.dataset, t + ".parquet"))]
     if missing:
         sys.exit(f"error: {args.dataset} is not a vignette dataset (no {', '.join(missing)})")
 
     engine = DuckDB(args.dataset) if args.engine == "duckdb" else Spark(args.dataset, args.master)
+    # The compared key is a column of keyed_profiles too.
     f = fills(keys, args.top)
+    if comparison and comparison[0] not in keys:
+        f["profile_key_exprs"] += f", {PROFILE_KEYS[comparison[0]]} AS {comparison[0]}"
     engine.run(sql("keyed_profiles", **f))
     engine.run(sql("keyed", **f))
     os.makedirs(os.path.join(args.output, "groups"), exist_ok=True)
@@ -210,6 +289,11 @@ def main(argv):
               [*names, "rank", "weight", "share", "stack"], top_stacks)
     print(f"{args.engine}: {len(groups)} groups by {', '.join(keys) or 'nothing'} "
           f"-> {args.output}/functions.csv, stacks.csv, groups/")
+    if comparison:
+        key = comparison[0]
+        compared = compare(engine, [k for k in keys if k != key], *comparison, args.output)
+        print(f"{args.engine}: {comparison[0]} {comparison[1]} against {comparison[2]} in "
+              f"{compared} groups -> {args.output}/compare.csv")
 
 
 if __name__ == "__main__":
