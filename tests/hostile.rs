@@ -599,6 +599,7 @@ fn an_empty_profile_converts_to_every_format() {
         ("firefox", "empty.firefox.json"),
         ("pprof", "empty.pb.gz"),
         ("pprof-unresolved", "empty.unresolved.pb.gz"),
+        ("otlp", "empty.otlp"),
     ] {
         let out = dir.join(name);
         let o = vignette(&[

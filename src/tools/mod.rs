@@ -21,7 +21,9 @@ pub mod firefox;
 pub mod info;
 pub mod labels;
 pub mod merge;
+pub mod otlp;
 pub mod pprof;
+mod protobuf;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub mod record;
 pub mod remote;
@@ -59,17 +61,20 @@ pub enum Format {
     Svg,
     /// Firefox Profiler processed profile JSON (<https://profiler.firefox.com>)
     Firefox,
+    /// OpenTelemetry profiles (OTLP, v1development), build IDs on mappings
+    Otlp,
 }
 
 impl Format {
     /// Every format, in the order a list of them shows.
-    pub const ALL: [Format; 6] = [
+    pub const ALL: [Format; 7] = [
         Format::Speedscope,
         Format::Collapsed,
         Format::Pprof,
         Format::PprofUnresolved,
         Format::Svg,
         Format::Firefox,
+        Format::Otlp,
     ];
 
     /// Its name, as the command line takes it (`pprof-unresolved`).
@@ -81,6 +86,7 @@ impl Format {
             Format::PprofUnresolved => "pprof-unresolved",
             Format::Svg => "svg",
             Format::Firefox => "firefox",
+            Format::Otlp => "otlp",
         }
     }
 
@@ -96,6 +102,10 @@ impl Format {
             Format::Svg => "An SVG flame graph",
             Format::Firefox => {
                 "Firefox Profiler processed profile JSON (<https://profiler.firefox.com>)"
+            }
+            Format::Otlp => {
+                "OpenTelemetry profiles (OTLP ProfilesData, v1development): addresses and build \
+                 IDs on every mapping, names where --symbols resolved them"
             }
         }
     }
@@ -137,6 +147,7 @@ pub fn convert(
         Format::PprofUnresolved => pprof::to_pprof(profile, None),
         Format::Svg => svg::to_svg(profile, res, title)?,
         Format::Firefox => json(&firefox::to_firefox(profile, res, title))?,
+        Format::Otlp => otlp::to_otlp(profile, res),
     })
 }
 

@@ -8,76 +8,10 @@
 use std::collections::HashMap;
 use std::io::Write;
 
+use super::protobuf::{Msg, Strings};
 use super::resolve::Resolution;
 use crate::LabelValue;
 use crate::{Clock, Profile};
-
-/// A protobuf message under construction.
-#[derive(Default)]
-struct Msg(Vec<u8>);
-
-impl Msg {
-    fn varint(&mut self, mut v: u64) {
-        loop {
-            let b = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                self.0.push(b);
-                return;
-            }
-            self.0.push(b | 0x80);
-        }
-    }
-
-    /// A varint field (omitted when zero, as proto3 does).
-    fn int(&mut self, field: u32, v: u64) -> &mut Self {
-        if v != 0 {
-            self.varint((field as u64) << 3);
-            self.varint(v);
-        }
-        self
-    }
-
-    fn bytes(&mut self, field: u32, b: &[u8]) -> &mut Self {
-        self.varint((field as u64) << 3 | 2);
-        self.varint(b.len() as u64);
-        self.0.extend_from_slice(b);
-        self
-    }
-
-    fn packed(&mut self, field: u32, vs: &[u64]) -> &mut Self {
-        let mut inner = Msg::default();
-        for &v in vs {
-            inner.varint(v);
-        }
-        self.bytes(field, &inner.0)
-    }
-}
-
-/// Interned strings; index 0 is "".
-struct Strings {
-    table: Vec<String>,
-    index: HashMap<String, u64>,
-}
-
-impl Strings {
-    fn new() -> Self {
-        Strings {
-            table: vec![String::new()],
-            index: HashMap::from([(String::new(), 0)]),
-        }
-    }
-
-    fn id(&mut self, s: &str) -> u64 {
-        if let Some(&i) = self.index.get(s) {
-            return i;
-        }
-        let i = self.table.len() as u64;
-        self.table.push(s.to_string());
-        self.index.insert(s.to_string(), i);
-        i
-    }
-}
 
 /// Encodes `profile` as a gzipped pprof profile. With `res`, locations carry functions, files
 /// and lines; without, only addresses and mappings (for symbolization elsewhere).
