@@ -270,8 +270,8 @@ pub use profile::{
 };
 #[cfg(feature = "std")]
 pub use profile::{
-    Chunk, Frame, Label, LabelValue, Labels, Module, Profile, RateChange, Sample, StackNode,
-    Thread, Trigger,
+    Chunk, Frame, JitSymbol, Label, LabelValue, Labels, Module, Profile, RateChange, Sample,
+    StackNode, Thread, Trigger,
 };
 #[cfg(any(
     target_os = "linux",

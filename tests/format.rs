@@ -101,12 +101,12 @@ fn bad_bytes_give_clear_errors() {
     }
     // A future version is refused with both versions named.
     let mut future = bytes.clone();
-    future[8] = 10;
+    future[8] = vignette::FORMAT_VERSION as u8 + 1;
     let err = Profile::decode(&future).unwrap_err();
     assert_eq!(
         err,
         Error::UnsupportedVersion {
-            found: 10,
+            found: vignette::FORMAT_VERSION + 1,
             supported: vignette::FORMAT_VERSION
         }
     );

@@ -83,6 +83,7 @@ fn profile_over(modules: Vec<Module>) -> Profile {
         process_cpu_ns: 0,
         pid: 0,
         rates: Vec::new(),
+        jit: Vec::new(),
     }
 }
 

@@ -1346,6 +1346,7 @@ fn a_macos_profile_resolves_with_the_symbols_vignette_makes() {
         process_cpu_ns: 0,
         pid: 0,
         rates: Vec::new(),
+        jit: Vec::new(),
     };
     let at = dir.join("mac.vignette");
     std::fs::write(&at, profile.encode()).unwrap();

@@ -160,8 +160,10 @@ fn an_overhead_budget_lowers_the_rate_and_weights_still_add_up() {
     let profile = profiler.stop().unwrap().to_profile();
     eprintln!("{overhead:?}");
     // (Under an emulator a debug build's handler can cost the program as much as it runs: the
-    // budget is then reached, and lowering the rate is right.)
-    if overhead.session_percent < 50.0 {
+    // budget is then reached, and lowering the rate is right. The pacer lowers the rate when
+    // its smoothed figure passes 85% of the budget, which a session averaging 47% did in
+    // bursts under qemu: the rate is asserted only where the whole session stayed far below.)
+    if overhead.session_percent < 25.0 {
         assert_eq!(overhead.rate_hz, 1000.0, "{overhead:?}");
         assert_eq!(profile.rates, [], "at the requested rate throughout");
     }

@@ -227,3 +227,67 @@ fn vignette_record_profiles_a_program_and_every_program_it_starts() {
     assert_eq!(pythons.len(), 1, "{programs:?}");
     assert!(pythons[0].1 > 0, "python3 has samples");
 }
+
+/// `vignette record -- node --perf-basic-prof …`: the JavaScript function that takes the time
+/// is named in the profile, from the perf map Node writes (`/tmp/perf-<pid>.map`), and keeps
+/// its name on a machine without that map (the map is removed before resolving).
+#[test]
+fn node_jit_frames_are_named_from_its_perf_map() {
+    assert!(
+        Command::new("node").arg("--version").output().is_ok(),
+        "node is needed (apt-get install nodejs)"
+    );
+    let lib = preload_library();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("record-node");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("profiles");
+    // Busy for 0.6 s of its own CPU time, however busy the machine is.
+    let script = "function hotLoop(n){let s=0;for(let i=0;i<n;i++){s=(s*31+i)%1000003}return s}\
+                  let t=0;while(process.cpuUsage().user<600000){t+=hotLoop(100000)}\
+                  console.log(t>0)";
+    let record = [
+        env!("CARGO_BIN_EXE_vignette"),
+        "record",
+        "-o",
+        out.to_str().unwrap(),
+        "--lib",
+        lib.to_str().unwrap(),
+        "--",
+        "node",
+        "--perf-basic-prof",
+        "-e",
+        script,
+    ];
+    let recorded = run(&dir, &record, b"", None);
+    assert!(
+        recorded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&recorded.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&recorded.stdout), "true\n");
+    let file = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let p = vignette::tools::read_profile(&file).unwrap();
+    let _ = std::fs::remove_file(format!("/tmp/perf-{}.map", p.pid));
+    assert!(!p.jit.is_empty(), "no JIT names in the profile");
+    let res = vignette::tools::resolve(&p, &mut vignette::tools::SymbolStore::new(&[])).unwrap();
+    // The samples whose innermost frame is hotLoop's JIT code: most of them.
+    let (mut hot, mut all) = (0u64, 0u64);
+    for s in p.threads.iter().flat_map(|t| &t.samples) {
+        all += s.weight as u64;
+        let leaf = p.stacks[s.stack as usize].frame as usize;
+        if res.frames[leaf]
+            .iter()
+            .any(|l| l.function.contains("hotLoop"))
+        {
+            hot += s.weight as u64;
+        }
+    }
+    eprintln!("hotLoop: {hot} of {all}, {} JIT names", p.jit.len());
+    assert!(hot * 2 > all, "hotLoop: {hot} of {all}");
+}

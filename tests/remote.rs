@@ -120,6 +120,7 @@ fn profile(modules: Vec<Module>, addresses: &[u64]) -> Profile {
         process_cpu_ns: 0,
         pid: 0,
         rates: Vec::new(),
+        jit: Vec::new(),
     }
 }
 

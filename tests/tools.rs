@@ -733,6 +733,7 @@ fn fixed_profile() -> vignette::Profile {
         process_cpu_ns: 2_000_000_000,
         pid: 42,
         rates: Vec::new(),
+        jit: Vec::new(),
     }
 }
 

@@ -731,6 +731,12 @@ fn run(cli: Cli) -> Result<ExitCode, ToolError> {
                     t.samples.len()
                 ));
             }
+            if !p.jit.is_empty() {
+                say(format!(
+                    "  JIT code: {} names from the runtime's perf map",
+                    p.jit.len()
+                ));
+            }
             for m in &p.modules {
                 let line = format!(
                     "  module {:<24} {} {}",

@@ -15,6 +15,7 @@
 )]
 
 mod carry;
+mod jit;
 mod rates;
 mod registry;
 
@@ -253,6 +254,10 @@ pub struct Collector {
     pub chunk: ChunkRec,
     /// The sampling interval over the session, when an overhead budget changed it.
     pub(crate) rates: rates::RateLog,
+    /// Names of sampled JIT code, read from the runtime's perf map at `finish`.
+    pub(crate) jit: jit::JitTable,
+    /// Where `finish` sorts the addresses of frames outside every module.
+    jit_addresses: Region<u64>,
     /// Distinct label sets of its samples.
     pub(crate) label_sets: Region<LabelSet>,
     pub(crate) label_sets_len: usize,
@@ -347,6 +352,8 @@ impl Collector {
             open: false,
             chunk: ChunkRec::FIRST,
             rates: rates::RateLog::new(),
+            jit: jit::JitTable::new()?,
+            jit_addresses: Region::new(cap.frames)?,
             label_sets: Region::new(MAX_LABEL_SETS)?,
             label_sets_len: 0,
             label_index: Index::new(MAX_LABEL_SETS)?,
@@ -373,6 +380,8 @@ impl Collector {
             + self.module_remap.mapped_bytes()
             + self.label_sets.mapped_bytes()
             + self.label_index.slots.mapped_bytes()
+            + self.jit.mapped_bytes()
+            + self.jit_addresses.mapped_bytes()
     }
 
     /// Empties the sample, frame, stack and thread tables and the lost counts.
@@ -396,6 +405,7 @@ impl Collector {
         self.threads_len = 0;
         self.lost = Lost::default();
         self.rates.clear();
+        self.jit.clear();
     }
 
     /// Empties the tables and opens a session starting now; `list_modules` lists the modules
@@ -432,12 +442,28 @@ impl Collector {
         self.open = true;
     }
 
+    /// Reads the names of the sampled code outside every module from the runtime's perf map,
+    /// if it writes one (see `jit`).
+    fn read_jit_names(&mut self) {
+        let unknown = (self.frames.iter().take(self.frames_len)).filter(|f| f.module == 0);
+        let mut n = 0;
+        for (slot, f) in self.jit_addresses.iter_mut().zip(unknown) {
+            *slot = f.address;
+            n += 1;
+        }
+        let sorted = &mut self.jit_addresses[..n];
+        sorted.sort_unstable();
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        self.jit.read(self.pid, sorted);
+    }
+
     /// Closes the session: records its end and the final names of live threads.
     pub fn finish(&mut self) {
         self.end_ns = time::monotonic_ns();
         if self.cpu_start_ns != 0 {
             self.cpu_end_ns = work_cpu_ns();
         }
+        self.read_jit_names();
         for slot in self.slots.iter().take(self.slots_len) {
             if slot.state == SlotState::Live {
                 if let Some(t) = self.threads.get_mut(slot.thread as usize) {

@@ -61,6 +61,10 @@ impl Profile {
                 let (v8, rest) = postcard::take_from_bytes::<V8>(rest).map_err(postcard_error)?;
                 (v8.into_profile(), rest)
             }
+            9 => {
+                let (v9, rest) = postcard::take_from_bytes::<V9>(rest).map_err(postcard_error)?;
+                (v9.into_profile(), rest)
+            }
             _ => postcard::take_from_bytes::<Profile>(rest).map_err(postcard_error)?,
         };
         if !rest.is_empty() {
@@ -259,10 +263,11 @@ impl From<LostV8> for Lost {
 }
 
 /// Version 8: version 7's layout with version 8's lost counts, then the metadata, the system
-/// facts, the process CPU time and the pid (version 9's layout without the rates).
+/// facts, the process CPU time and the pid; version 9 is the same with its own lost counts
+/// (`signal_blocked`), then the rates.
 #[derive(serde::Deserialize)]
-struct V8(
-    V5<LostV8>,
+struct V8<L = LostV8>(
+    V5<L>,
     Backend,
     Vec<(String, String)>,
     Vec<(String, String)>,
@@ -270,7 +275,7 @@ struct V8(
     u32,
 );
 
-impl V8 {
+impl<L: Into<Lost>> V8<L> {
     fn into_profile(self) -> Profile {
         Profile {
             backend: self.1,
@@ -278,6 +283,19 @@ impl V8 {
             system: self.3,
             process_cpu_ns: self.4,
             pid: self.5,
+            ..self.0.into_profile()
+        }
+    }
+}
+
+/// Version 9: version 8's layout and the rate over time (before the JIT's names).
+#[derive(serde::Deserialize)]
+struct V9(V8<Lost>, Vec<crate::RateChange>);
+
+impl V9 {
+    fn into_profile(self) -> Profile {
+        Profile {
+            rates: self.1,
             ..self.0.into_profile()
         }
     }
@@ -336,6 +354,7 @@ impl<L: Into<Lost>> V5<L> {
             process_cpu_ns: 0,
             pid: 0,
             rates: Vec::new(),
+            jit: Vec::new(),
         }
     }
 }
@@ -532,13 +551,32 @@ mod tests {
                     interval_ns: 0
                 }
             ],
+            jit: std::vec![super::super::JitSymbol {
+                start: 0x7000_0000,
+                size: 0x40,
+                name: "LazyCompile:*hot /app.js:3".into(),
+            }],
         }
+    }
+
+    #[test]
+    fn version_9_reads_without_jit_names() {
+        let p = Profile {
+            jit: Vec::new(),
+            ..profile()
+        };
+        // Version 9's layout: everything up to the rates, nothing after.
+        let mut bytes = p.encode();
+        bytes[MAGIC.len()] = 9;
+        assert_eq!(bytes.pop(), Some(0), "an empty JIT table is one byte");
+        assert_eq!(Profile::decode(&bytes), Ok(p));
     }
 
     #[test]
     fn version_8_reads_as_ticking_at_the_requested_interval() {
         let mut p = Profile {
             rates: Vec::new(),
+            jit: Vec::new(),
             ..profile()
         };
         p.lost.signal_blocked = 0;

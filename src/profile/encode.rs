@@ -225,6 +225,7 @@ impl Serialize for Body<'_> {
                     .entries()
                     .iter()
                     .map(|&(at, interval)| (at.saturating_sub(c.start_ns), interval))),
+                Seq(c.jit.iter()),
             ),
         )
             .serialize(s)

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 /// The eight bytes every profile starts with.
 pub const MAGIC: [u8; 8] = *b"VIGNETTE";
 /// The format version this build writes (and the newest it reads).
-pub const FORMAT_VERSION: u16 = 9;
+pub const FORMAT_VERSION: u16 = 10;
 
 /// The object format of a module, which says how its code id reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -266,6 +266,10 @@ mod owned {
         /// which interval, oldest first; empty while it ticked at `interval_ns` throughout
         /// (format 9 on).
         pub rates: Vec<RateChange>,
+        /// Names of sampled code outside every module, from the JIT's perf map (format 10;
+        /// empty without one): a frame with no module is named by the last entry that covers
+        /// its address.
+        pub jit: Vec<JitSymbol>,
     }
 
     /// The sampling interval from a moment on (see [`Profile::rates`]).
@@ -427,6 +431,17 @@ mod owned {
         pub module: u32,
         /// Module-relative lookup address; the absolute address when `module` is 0.
         pub address: u64,
+    }
+
+    /// A piece of JIT-compiled code, as the runtime's perf map named it.
+    #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub struct JitSymbol {
+        /// Its first address.
+        pub start: u64,
+        /// Its size in bytes.
+        pub size: u64,
+        /// Its name (`LazyCompile:*hot /app.js:3`).
+        pub name: String,
     }
 
     /// A node of the stack prefix tree.

@@ -68,6 +68,7 @@ pub fn to_json(p: &Profile) -> Value {
         "process_cpu_ns": p.process_cpu_ns,
         "pid": p.pid,
         "backend": p.backend.name(),
+        "jit_names": p.jit.len(),
         "rates": p.rates.iter().map(|r| json!({
             "at_ns": r.at_ns,
             "interval_ns": r.interval_ns,

@@ -217,7 +217,21 @@ pub fn merge(profiles: &[Profile], options: MergeOptions) -> Result<Profile, Too
             false => 0,
         },
         rates: merged_rates(profiles, start),
+        jit: merged_jit(profiles),
     })
+}
+
+/// The inputs' JIT names, in input order (a later input's entry for an address is the newer
+/// code), each distinct entry once, at its last place.
+fn merged_jit(profiles: &[Profile]) -> Vec<crate::JitSymbol> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<crate::JitSymbol> = (profiles.iter().rev())
+        .flat_map(|p| p.jit.iter().rev())
+        .filter(|j| seen.insert(*j))
+        .cloned()
+        .collect();
+    out.reverse();
+    out
 }
 
 /// The inputs' sampling intervals over time, when they are one process's chunks (each

@@ -80,6 +80,42 @@ fn only_text_section(found: &[Location]) -> bool {
         .all(|l| is_section_record(l) && l.function.starts_with("<.text "))
 }
 
+/// Per frame, the name the JIT's perf map gives it (frames outside every module only): the
+/// last entry of [`Profile::jit`] that covers its address. Each frame is named once, entries
+/// taken newest first, so the cost is linear in frames and entries (and a log).
+fn jit_names(profile: &Profile) -> Vec<Option<&str>> {
+    let mut names = vec![None; profile.frames.len()];
+    if profile.jit.is_empty() {
+        return names;
+    }
+    // Frames outside every module, by address.
+    let mut order: Vec<(u64, usize)> = (profile.frames.iter().enumerate())
+        .filter(|(_, f)| f.module == 0)
+        .map(|(i, f)| (f.address, i))
+        .collect();
+    order.sort_unstable();
+    // next[k]: the first position at or after k not yet named (path-halving union-find).
+    let mut next: Vec<usize> = (0..=order.len()).collect();
+    fn find(next: &mut [usize], mut k: usize) -> usize {
+        while next[k] != k {
+            next[k] = next[next[k]];
+            k = next[k];
+        }
+        k
+    }
+    for j in profile.jit.iter().rev() {
+        let lo = order.partition_point(|&(a, _)| a < j.start);
+        let hi = order.partition_point(|&(a, _)| a < j.start.saturating_add(j.size));
+        let mut k = find(&mut next, lo);
+        while k < hi {
+            names[order[k].1] = Some(j.name.as_str());
+            next[k] = k + 1;
+            k = find(&mut next, k + 1);
+        }
+    }
+    names
+}
+
 /// Resolves every frame of `profile` with the symbols in `store`. Frames of modules without
 /// symbols keep a readable `module+0xoffset` name; no frame or sample is dropped. A bad symbol
 /// file costs its module only: the reason is in [`Resolution::warnings`].
@@ -133,11 +169,20 @@ pub fn resolve(profile: &Profile, store: &mut SymbolStore) -> Result<Resolution,
         }
     }
     // Symbols that name none of a module's frames are no symbols (a stripped binary's).
+    let jit = jit_names(profile);
     let frames = profile
         .frames
         .iter()
         .zip(found)
-        .map(|(f, found)| {
+        .zip(jit)
+        .map(|((f, found), jit)| {
+            if let Some(name) = jit {
+                return vec![Location {
+                    function: name.to_string(),
+                    file: None,
+                    line: 0,
+                }];
+            }
             let useful = (f.module as usize)
                 .checked_sub(1)
                 .and_then(|i| coverage.get(i))
