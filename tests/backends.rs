@@ -505,6 +505,66 @@ fn a_thread_that_blocks_every_signal_is_counted_as_blocked() {
     }
 }
 
+/// A thread that blocks a real-time sampling signal is signalled once, not at every answer
+/// timeout: each real-time signal sent to it would stay queued, taking one of the user's
+/// pending-signal slots (`RLIMIT_SIGPENDING`, shared by every process of the user) until the
+/// thread unblocks it.
+#[test]
+fn a_thread_blocking_a_real_time_signal_is_not_signalled_again_and_again() {
+    let _g = profiler_lock();
+    let signal = libc::SIGRTMIN() + 5;
+    let mut profiler = Profiler::builder()
+        .frequency(1000)
+        .clock(Clock::Cpu)
+        .backend(Backend::SamplerThread)
+        .signal(signal)
+        .build()
+        .unwrap();
+    profiler.start().unwrap();
+    let pending = std::thread::Builder::new()
+        .name("blocks-rt".into())
+        .spawn(move || {
+            // SAFETY: plain signal mask manipulation for this thread.
+            unsafe {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, signal);
+                libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            }
+            // 1.5 s of CPU: 15 answer timeouts of 100 ms.
+            std::hint::black_box(spin_cpu(1_500_000_000));
+            // Signals pending on this thread now: each is a bit of SigPnd; a real-time signal
+            // queued several times shows as its count in the kernel's per-user total (SigQ),
+            // so count this thread's own queue by taking them.
+            let mut taken = 0;
+            // SAFETY: sigtimedwait with a zero timeout takes a pending blocked signal of
+            // `set`, or returns -1 at once.
+            unsafe {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, signal);
+                let zero = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                };
+                while libc::sigtimedwait(&set, std::ptr::null_mut(), &zero) == signal {
+                    taken += 1;
+                }
+            }
+            taken
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let profile = profiler.stop().unwrap().to_profile();
+    eprintln!("{pending} signals were queued; {:?}", profile.lost);
+    assert!(
+        pending <= 2,
+        "{pending} signals were queued on the blocking thread"
+    );
+    assert!(profile.lost.signal_blocked > 0, "{:?}", profile.lost);
+}
+
 /// The weight of the samples of the threads named `name` in `profile`.
 fn weight_of(profile: &vignette::Profile, name: &str) -> u64 {
     (profile.threads.iter())

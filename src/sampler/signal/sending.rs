@@ -91,6 +91,14 @@ pub(crate) fn signal_round(
             count_unanswered(c, i, weight as u64, shared.signal);
             continue;
         }
+        // A thread known to block the signal is not signalled again: another signal would
+        // only wait behind the first (or, for a real-time signal, take one more of the user's
+        // pending-signal slots each time). Its intervals count as blocked; its mask is looked
+        // at again once a second.
+        if c.slots.get(i).is_some_and(|s| s.blocks_signal) && still_blocks(c, i, shared.signal) {
+            c.lost.signal_blocked += weight as u64;
+            continue;
+        }
         ack.store(round.tick.max(1), Release);
         if let Some(s) = c.slot_mut(i) {
             s.sent_weight = weight;
@@ -146,6 +154,17 @@ pub(crate) fn count_unanswered(c: &mut Collector, i: usize, intervals: u64, sign
     match blocked {
         true => c.lost.signal_blocked += intervals,
         false => c.lost.unanswered += intervals,
+    }
+}
+
+/// Whether slot `i`'s thread, seen blocking `signal`, still does (its mask read again when
+/// the last look is a second old).
+fn still_blocks(c: &mut Collector, i: usize, signal: i32) -> bool {
+    let now = time::monotonic_ns();
+    match c.slot_mut(i) {
+        Some(s) if now >= s.block_checked_ns + BLOCK_CHECK_NS => look_at_mask(s, signal, now),
+        Some(s) => s.blocks_signal,
+        None => false,
     }
 }
 
