@@ -51,7 +51,11 @@ pub fn to_firefox(profile: &Profile, res: &Resolution, product: &str) -> serde_j
     }
     let more = (profile.labels.sets.len() > MAX_LABEL_CATEGORIES)
         .then(|| fx.add_category("other labels", CategoryColor::Gray));
-    let process = fx.add_process(product, profile.pid, Timestamp::from_nanos_since_reference(0));
+    let process = fx.add_process(
+        product,
+        profile.pid,
+        Timestamp::from_nanos_since_reference(0),
+    );
     for t in profile.threads.iter().filter(|t| !t.samples.is_empty()) {
         // Only the thread whose id is the process's is its main thread (Linux): the Firefox
         // Profiler shows a main thread under the process's name.

@@ -141,6 +141,18 @@ fn strip_compiler_suffixes(name: &str) -> &str {
     &name[..cut]
 }
 
+/// Whether a source path from debug info is absolute, on the system that built the binary:
+/// `/…`, or Windows' `\…` and `C:\…` (mingw's DWARF names Rust's standard library
+/// `\rustc\<hash>\library\…`, which joined onto the build folder named no file at all).
+fn is_absolute(path: &str) -> bool {
+    let b = path.as_bytes();
+    matches!(b.first(), Some(b'/' | b'\\'))
+        || (b.len() >= 3
+            && b[0].is_ascii_alphabetic()
+            && b[1] == b':'
+            && matches!(b[2], b'\\' | b'/'))
+}
+
 #[derive(Default)]
 struct Tables {
     files: HashMap<String, usize>,
@@ -150,7 +162,7 @@ struct Tables {
 impl Tables {
     fn file(&mut self, line: &LineInfo<'_>, comp_dir: &[u8]) -> usize {
         let mut path = line.file.path_str();
-        if !path.starts_with('/') && !comp_dir.is_empty() {
+        if !is_absolute(&path) && !comp_dir.is_empty() {
             path = format!(
                 "{}/{}",
                 String::from_utf8_lossy(comp_dir).trim_end_matches('/'),
@@ -554,6 +566,21 @@ mod tests {
         assert_eq!(strip_compiler_suffixes(&long), long);
         let long = format!("f{}", ".cold.1".repeat(200_000));
         assert_eq!(strip_compiler_suffixes(&long), "f");
+    }
+
+    #[test]
+    fn windows_paths_are_not_joined_onto_the_build_folder() {
+        for path in [
+            "/usr/src/a.c",
+            "\\rustc\\abc\\library\\std\\src\\rt.rs",
+            "C:\\src\\a.c",
+            "d:/src/a.c",
+        ] {
+            assert!(is_absolute(path), "{path}");
+        }
+        for path in ["src/main.rs", "library\\std\\src\\rt.rs", "", "C:", "1:\\x"] {
+            assert!(!is_absolute(path), "{path}");
+        }
     }
 
     #[test]
