@@ -919,6 +919,47 @@ fn pe_files_get_dump_syms_identity_and_resolve_from_the_store() {
     );
 }
 
+/// A mingw executable without debug info: the functions only its COFF symbol table names
+/// (`main`, a static function, the C runtime's entry) become `PUBLIC` records, as `nm` lists
+/// them, and a frame in one resolves to its name.
+#[test]
+fn a_mingw_executable_s_coff_symbols_name_its_functions() {
+    let dir = tmp("pe-coff");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("coff.c");
+    std::fs::write(
+        &src,
+        "#include <stdio.h>\n\
+         static __attribute__((noinline)) int only_in_coff(int x) { return x * 7 + 1; }\n\
+         int main(int argc, char **argv) { printf(\"%d\\n\", only_in_coff(argc)); return 0; }\n",
+    )
+    .unwrap();
+    let exe = dir.join("coff.exe");
+    let built = std::process::Command::new("x86_64-w64-mingw32-gcc")
+        .args(["-O2", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .status()
+        .expect("x86_64-w64-mingw32-gcc (Debian package mingw-w64) is needed for this test");
+    assert!(built.success());
+    let data = std::fs::read(&exe).unwrap();
+    let coff = vignette::tools::sym_writer::coff_functions(&data);
+    let rva = |name: &str| {
+        coff.iter()
+            .find(|(_, n)| n == name)
+            .unwrap_or_else(|| panic!("{name} in {coff:?}"))
+            .0
+    };
+    let (main, only) = (rva("main"), rva("only_in_coff"));
+    let (_, text) = vignette::tools::sym_writer::sym_for_pe(&data, "coff.exe", "coff.exe").unwrap();
+    let text = String::from_utf8(text).unwrap();
+    for (name, at) in [("main", main), ("only_in_coff", only)] {
+        let line = format!("PUBLIC {at:x} 0 {name}");
+        assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+    }
+}
+
 /// An MSVC-style module (clang's CodeView, lld-link's PDB): `vignette symbols` on the PDB, or
 /// on the DLL with its PDB beside it, writes what dump_syms writes (but for its `STACK`
 /// records and the `<unknown in …>` filler), and refuses a PDB of another build.

@@ -63,6 +63,8 @@ pub enum Origin<'a> {
     Pe {
         /// The executable's or DLL's file name.
         file: &'a str,
+        /// The functions its COFF symbol table names, (RVA, name) ([`coff_functions`]).
+        coff: &'a [(u64, String)],
     },
     /// A Mach-O file: `MODULE Mac`.
     MachO,
@@ -139,6 +141,46 @@ fn strip_compiler_suffixes(name: &str) -> &str {
     // A name that is nothing but suffixes stays as it is.
     let cut = (1..=n).find(|&i| rest_ok[i]).unwrap_or(n);
     &name[..cut]
+}
+
+/// The functions the COFF symbol table of the PE file `data` names, (RVA, raw name): what
+/// `nm` lists as `T`/`t` in a mingw build (images built by MSVC keep none). Empty when there is
+/// no table or it cannot be read.
+pub fn coff_functions(data: &[u8]) -> Vec<(u64, String)> {
+    use goblin::pe::symbol::{
+        IMAGE_SYM_CLASS_EXTERNAL, IMAGE_SYM_CLASS_STATIC, IMAGE_SYM_DTYPE_FUNCTION,
+    };
+    let Ok(pe) = goblin::pe::PE::parse(data) else {
+        return Vec::new();
+    };
+    let header = &pe.header.coff_header;
+    let (Ok(Some(symbols)), Ok(Some(strings))) = (header.symbols(data), header.strings(data))
+    else {
+        return Vec::new();
+    };
+    symbols
+        .iter()
+        .filter(|(_, _, sym)| {
+            sym.derived_type() == IMAGE_SYM_DTYPE_FUNCTION
+                && matches!(
+                    sym.storage_class,
+                    IMAGE_SYM_CLASS_EXTERNAL | IMAGE_SYM_CLASS_STATIC
+                )
+        })
+        .filter_map(|(_, short, sym)| {
+            let section = (sym.section_number as usize)
+                .checked_sub(1)
+                .and_then(|i| pe.sections.get(i))?;
+            let name = match short {
+                Some(n) => n,
+                None => sym.name(&strings).ok()?,
+            };
+            Some((
+                section.virtual_address as u64 + sym.value as u64,
+                name.to_string(),
+            ))
+        })
+        .collect()
 }
 
 /// Whether a source path from debug info is absolute, on the system that built the binary:
@@ -260,7 +302,12 @@ pub fn sym_for_pe(
         })?;
         let id = pe_symbol_id(&object, file_name);
         let mut text = Vec::new();
-        write_sym(&object, &id, &Origin::Pe { file: file_name }, &mut text)?;
+        let coff = coff_functions(data);
+        let origin = Origin::Pe {
+            file: file_name,
+            coff: &coff,
+        };
+        write_sym(&object, &id, &origin, &mut text)?;
         Ok((id, text))
     })
 }
@@ -342,6 +389,7 @@ pub fn sym_for_pdb(
         let mut text = Vec::new();
         let origin = Origin::Pe {
             file: code_file.unwrap_or(""),
+            coff: &[],
         };
         write_sym(&object, &id, &origin, &mut text)?;
         Ok((id, text))
@@ -411,30 +459,39 @@ where
     // Symbols that do not fall inside a function or an earlier symbol become PUBLIC records,
     // in the symbol table's order, as dump_syms picks them.
     let mut publics: BTreeMap<u64, Public> = BTreeMap::new();
-    for s in object.symbols() {
-        let Some(n) = s.name.as_deref().filter(|n| !n.is_empty()) else {
+    // A PE file's own symbols are its exports; mingw also keeps a COFF symbol table, which
+    // names `main`, the runtime's entry points and every static function: after the exports.
+    let coff = match origin {
+        Origin::Pe { coff, .. } => *coff,
+        _ => &[],
+    };
+    let symbols = (object.symbols())
+        .map(|s| (s.address, s.name.map(|n| n.to_string()), s.size))
+        .chain(coff.iter().map(|(a, n)| (*a, Some(n.clone()), 0)));
+    for (address, name, size) in symbols {
+        let Some(n) = name.as_deref().filter(|n| !n.is_empty()) else {
             continue;
         };
         let last_func = funcs
-            .range(..s.address)
+            .range(..address)
             .next_back()
             .map(|(&a, f)| (a, f.size));
         let last_public = publics
-            .range(..s.address)
+            .range(..address)
             .next_back()
             .map(|(&a, p)| (a, p.size));
         let inside = last_func
             .max(last_public)
-            .is_some_and(|(a, size)| s.address < a.saturating_add(size));
-        if inside || funcs.contains_key(&s.address) {
+            .is_some_and(|(a, size)| address < a.saturating_add(size));
+        if inside || funcs.contains_key(&address) {
             continue;
         }
         publics
-            .entry(s.address)
+            .entry(address)
             .and_modify(|p| p.multiple = true)
             .or_insert_with(|| Public {
                 name: demangle(&symbolic_common::Name::from(n)),
-                size: s.size,
+                size,
                 multiple: false,
             });
     }
@@ -491,7 +548,7 @@ where
     };
     writeln!(out, "MODULE {os} {arch} {} {}", id.debug_id, name).map_err(io)?;
     match (&id.code_id, origin) {
-        (Some(code_id), Origin::Pe { file }) => {
+        (Some(code_id), Origin::Pe { file, .. }) => {
             let file: String = file.chars().filter(|c| !c.is_control()).collect();
             writeln!(out, "INFO CODE_ID {code_id} {file}").map_err(io)?;
         }
