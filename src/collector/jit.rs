@@ -184,9 +184,22 @@ impl JitTable {
         if !ok || st.st_mode & libc::S_IFMT != libc::S_IFREG || st.st_uid != uid {
             return;
         }
+        self.read_tail(&fd, st.st_size as u64, MAX_MAP_BYTES, sorted);
+    }
+
+    /// Parses the last `max` bytes of the map open at `fd` (`size` bytes long): a runtime
+    /// appends, so the newest code is at the end; a line cut by the start is skipped.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn read_tail(&mut self, fd: &crate::sys::fs::Fd, size: u64, max: u64, sorted: &[u64]) {
+        let start = size.saturating_sub(max);
+        // SAFETY: lseek on our own descriptor; a failure leaves it at the start, which only
+        // reads more.
+        let at = unsafe { libc::lseek(fd.raw(), start as libc::off_t, libc::SEEK_SET) };
         let (block, kept) = (&mut self.block, &mut self.kept);
-        let (mut held, mut read, mut skipping) = (0usize, 0u64, false);
-        while read < MAX_MAP_BYTES {
+        // The map may grow while it is read: what was written after the size was taken, up to
+        // a block more, is read too.
+        let (mut held, mut read, mut skipping) = (0usize, 0u64, at > 0);
+        while read < max + BLOCK as u64 {
             let Some(n) = block.get_mut(held..).and_then(|rest| fd.read(rest)) else {
                 break;
             };
@@ -329,5 +342,26 @@ mod tests {
         // No map: an empty table.
         t.read(pid, &sorted);
         assert_eq!(t.iter().count(), 0);
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_long_map_is_read_from_its_end() {
+        let path = std::env::temp_dir().join(std::format!("jit-tail-{}", std::process::id()));
+        let lines: std::string::String = (0..1000u64)
+            .map(|i| std::format!("{:x} 10 fn_{i}\n", 0x1000 + i * 0x10))
+            .collect();
+        std::fs::write(&path, &lines).unwrap();
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        let fd = crate::sys::fs::Fd::open(&c, 0).unwrap();
+        let mut t = JitTable::new().unwrap();
+        // The last 100 bytes hold the last few lines, the first of them cut.
+        let sorted = [0x1000 + 990 * 0x10, 0x1000 + 999 * 0x10, 0x1000];
+        let mut sorted = sorted.to_vec();
+        sorted.sort_unstable();
+        t.read_tail(&fd, lines.len() as u64, 100, &sorted);
+        std::fs::remove_file(&path).unwrap();
+        let names: std::vec::Vec<_> = t.iter().map(|(_, _, n)| n.to_string()).collect();
+        assert_eq!(names, ["fn_999"]);
     }
 }
