@@ -158,12 +158,19 @@ def safe_part(s):
     return re.sub(r"[^A-Za-z0-9._-]", "_", s)[:40] or "_"
 
 
+def cell(v):
+    """A value as a CSV cell: floats exactly, text with its control characters escaped."""
+    if isinstance(v, float):
+        return repr(v)
+    return escape_controls(v) if isinstance(v, str) else v
+
+
 def write_csv(path, header, rows):
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(header)
         for r in rows:
-            w.writerow([repr(v) if isinstance(v, float) else v for v in r])
+            w.writerow([cell(v) for v in r])
 
 
 def compare(engine, keys, key, base, new, out):
@@ -211,7 +218,7 @@ def compare(engine, keys, key, base, new, out):
         w = csv.writer(f, lineterminator="\n")
         w.writerow(header)
         for *_, row in table:
-            w.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
+            w.writerow([f"{v:.6g}" if isinstance(v, float) else cell(v) for v in row])
     for warning in warnings:
         print(f"warning: {escape_controls(warning)}", file=sys.stderr)
     return len(groups) - len(warnings)
@@ -297,4 +304,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    try:
+        main(sys.argv[1:])
+    except Exception as e:  # an engine's error on a damaged or foreign dataset: said plainly
+        message = f"{type(e).__name__}: {e}".replace("\n", " ")
+        sys.exit(f"error: {escape_controls(message)[:2000]}")
