@@ -616,6 +616,35 @@ fn an_export_keeps_every_stack_weight_and_label() {
         .collect();
     assert!(!labels.is_empty());
     assert_eq!(labels, label_sets);
+    // The dataset's modules and frames read back as they went in: what `vignette resolve
+    // DATASET` looks symbols up for, when they arrive after the export.
+    let back = vignette::tools::export::dataset_frames(&out).unwrap();
+    assert_eq!(back.frames.len(), frames.len());
+    for m in &back.modules {
+        let input = (inputs.iter().flat_map(|(_, p)| &p.modules))
+            .find(|i| i.name == m.name && i.debug_id == m.debug_id)
+            .unwrap_or_else(|| panic!("{} is no input's module", m.name));
+        assert_eq!(
+            (m.age, &m.code_id, &m.debug_file, m.format),
+            (input.age, &input.code_id, &input.debug_file, input.format)
+        );
+    }
+    let store = dir.join("no-symbols");
+    std::fs::create_dir_all(&store).unwrap();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_vignette"))
+        .arg("resolve")
+        .arg(&out)
+        .arg("--symbols")
+        .arg(&store)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("symbols.parquet"), "{stdout}");
     // Without symbols every frame has one name, `module+0xoffset`.
     let symbols = table(&out, "symbols");
     assert_eq!(symbols.len(), frames.len());

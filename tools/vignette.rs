@@ -41,10 +41,11 @@ enum Command {
         #[arg(long = "debug-dir", default_value = "/usr/lib/debug")]
         debug_dirs: Vec<PathBuf>,
     },
-    /// Resolve a profile's frames and report which modules have no symbols
+    /// Resolve a profile's frames and report which modules have no symbols; or name a
+    /// dataset's frames again (`vignette export`), with symbols that came after it
     #[command(group = clap::ArgGroup::new("symbol_sources").args(["sources", "debuginfod"]).required(true).multiple(true))]
     Resolve {
-        /// The profile
+        /// The profile, or a dataset's folder (its symbols table is written again)
         profile: PathBuf,
         #[command(flatten)]
         symbols: Symbols,
@@ -508,6 +509,25 @@ fn run(cli: Cli) -> Result<ExitCode, ToolError> {
             symbols,
             output,
         } => {
+            if tools::export::is_dataset(&profile) {
+                if output.is_some() {
+                    return Err(ToolError::new(
+                        tools::ErrorKind::Output,
+                        "a dataset's symbols table is written again in its folder: no -o",
+                    ));
+                }
+                let p = tools::export::dataset_frames(&profile)?;
+                let res = resolve_with(&p, &symbols)?;
+                report_missing(&res);
+                let rows = tools::export::resymbolize(&profile, &res)?;
+                say(format!(
+                    "{} of {} frames resolved; wrote {} ({rows} names)",
+                    res.resolved_count(&p),
+                    res.frames.len(),
+                    profile.join("symbols.parquet").display()
+                ));
+                return Ok(ExitCode::SUCCESS);
+            }
             if let Some(output) = &output {
                 check_output(output)?;
             }

@@ -347,23 +347,7 @@ impl Export {
     /// Writes the names of every distinct frame (`res`, a resolution of
     /// [`Export::distinct_frames`]) and closes every table.
     pub fn finish(mut self, res: &Resolution) -> Result<Summary, ToolError> {
-        for (id, locations) in res.frames.iter().enumerate() {
-            // A resolution lists inline frames innermost first; positions count from the
-            // outermost, the order of a stack's depth.
-            for (position, l) in locations.iter().rev().enumerate() {
-                self.symbols.row(&[
-                    Value::I64(id as i64),
-                    Value::I32(position as i32),
-                    Value::Text(&l.function),
-                    Value::opt_text(l.file.as_deref()),
-                    if l.line == 0 {
-                        Value::Null
-                    } else {
-                        Value::I64(l.line as i64)
-                    },
-                ])?;
-            }
-        }
+        write_symbols(&mut self.symbols, res)?;
         let summary = Summary {
             profiles: self.profiles.finish()?,
             sample_rows: self.samples.finish()?,
@@ -383,4 +367,143 @@ impl Export {
         }
         Ok(summary)
     }
+}
+
+/// Writes a row per name of every frame `res` resolved: a resolution lists inline frames
+/// innermost first; positions count from the outermost, the order of a stack's depth.
+fn write_symbols(symbols: &mut Table, res: &Resolution) -> Result<(), ToolError> {
+    for (id, locations) in res.frames.iter().enumerate() {
+        for (position, l) in locations.iter().rev().enumerate() {
+            let line = match l.line {
+                0 => Value::Null,
+                n => Value::I64(n as i64),
+            };
+            symbols.row(&[
+                Value::I64(id as i64),
+                Value::I32(position as i32),
+                Value::Text(&l.function),
+                Value::opt_text(l.file.as_deref()),
+                line,
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `dir` holds a dataset [`Export`] wrote (its modules and frames tables).
+pub fn is_dataset(dir: &Path) -> bool {
+    dir.join("modules.parquet").is_file() && dir.join("frames.parquet").is_file()
+}
+
+/// The distinct modules and frames of the dataset in `dir`, as a profile without samples:
+/// what symbols that came after the export are looked up for ([`resymbolize`]). Every module
+/// and frame id must be the row's place, as [`Export`] writes them.
+pub fn dataset_frames(dir: &Path) -> Result<Profile, ToolError> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::RowAccessor;
+    let rows = |name: &str| -> Result<Vec<parquet::record::Row>, ToolError> {
+        let path = dir.join(format!("{name}.parquet"));
+        let bad = |e: parquet::errors::ParquetError| {
+            ToolError::new(
+                super::ErrorKind::Profile,
+                format!("{}: not a table vignette export wrote: {e}", path.display()),
+            )
+            .at(&path)
+        };
+        let file = std::fs::File::open(&path).map_err(|e| ToolError::io(&path, e))?;
+        let reader = SerializedFileReader::new(file).map_err(bad)?;
+        let rows = reader.get_row_iter(None).map_err(bad)?;
+        rows.map(|r| r.map_err(bad)).collect()
+    };
+    let damaged = |what: String| {
+        ToolError::new(
+            super::ErrorKind::Profile,
+            format!("{}: {what}", dir.display()),
+        )
+    };
+    let mut p = Profile::default();
+    for (i, r) in rows("modules")?.iter().enumerate() {
+        let text = |c: usize| r.get_string(c).map(String::as_str).unwrap_or_default();
+        if r.get_long(0).ok() != Some(i as i64) {
+            return Err(damaged(format!("module row {i} is not module {i}")));
+        }
+        let format = match text(5) {
+            "pe" => ObjectFormat::Pe,
+            "macho" => ObjectFormat::MachO,
+            _ => ObjectFormat::Elf,
+        };
+        let (debug_id, age) = parse_debug_id(text(3)).unwrap_or(([0; 16], 0));
+        p.modules.push(Module {
+            name: text(1).to_string(),
+            path: String::new(),
+            start_avma: 0,
+            end_avma: 0,
+            base_avma: 0,
+            code_id: parse_code_id(text(4), format),
+            debug_id,
+            age,
+            debug_file: text(2).to_string(),
+            format,
+        });
+    }
+    for (i, r) in rows("frames")?.iter().enumerate() {
+        if r.get_long(0).ok() != Some(i as i64) {
+            return Err(damaged(format!("frame row {i} is not frame {i}")));
+        }
+        let module = match r.get_long(1) {
+            Ok(m) if (0..p.modules.len() as i64).contains(&m) => m as u32 + 1,
+            Ok(m) => {
+                return Err(damaged(format!(
+                    "frame {i} names module {m}, which is not there"
+                )))
+            }
+            Err(_) => 0,
+        };
+        let address = (r.get_long(2)).map_err(|_| damaged(format!("frame {i} has no offset")))?;
+        p.frames.push(Frame {
+            module,
+            address: address as u64,
+        });
+    }
+    Ok(p)
+}
+
+/// Replaces the `symbols` table of the dataset in `dir` with `res` (a resolution of
+/// [`dataset_frames`]); returns its rows.
+pub fn resymbolize(dir: &Path, res: &Resolution) -> Result<u64, ToolError> {
+    let mut symbols = Table::create(dir, "symbols", SYMBOLS)?;
+    write_symbols(&mut symbols, res)?;
+    symbols.finish()
+}
+
+/// A Breakpad debug ID (32 hex digits of the identifier, then the age in hex).
+fn parse_debug_id(s: &str) -> Option<([u8; 16], u32)> {
+    let (id, age) = (s.get(..32)?, s.get(32..)?);
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(id.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some((out, u32::from_str_radix(age, 16).ok()?))
+}
+
+/// A code ID as [`Module::code_id_string`] writes it, back into bytes (empty if it is not one).
+fn parse_code_id(s: &str, format: ObjectFormat) -> Vec<u8> {
+    let hex = |h: &str| -> Option<Vec<u8>> {
+        if h.len() % 2 != 0 {
+            return None;
+        }
+        (0..h.len() / 2)
+            .map(|i| u8::from_str_radix(h.get(i * 2..i * 2 + 2)?, 16).ok())
+            .collect()
+    };
+    let bytes = match format {
+        // A time stamp of 8 hex digits, then the image size.
+        ObjectFormat::Pe => s.get(..8).zip(s.get(8..)).and_then(|(t, size)| {
+            let t = u32::from_str_radix(t, 16).ok()?;
+            let size = u32::from_str_radix(size, 16).ok()?;
+            Some([t.to_be_bytes(), size.to_be_bytes()].concat())
+        }),
+        _ => hex(s),
+    };
+    bytes.unwrap_or_default()
 }
