@@ -489,7 +489,7 @@ fn parse_debug_id(s: &str) -> Option<([u8; 16], u32)> {
 /// A code ID as [`Module::code_id_string`] writes it, back into bytes (empty if it is not one).
 fn parse_code_id(s: &str, format: ObjectFormat) -> Vec<u8> {
     let hex = |h: &str| -> Option<Vec<u8>> {
-        if h.len() % 2 != 0 {
+        if !h.len().is_multiple_of(2) {
             return None;
         }
         (0..h.len() / 2)
