@@ -13,6 +13,7 @@ const MAX_ENTRIES: usize = 4096;
 /// Bytes of names kept per profile.
 const MAX_NAME_BYTES: usize = 256 * 1024;
 /// A name is cut to this many bytes (at a character boundary).
+#[cfg(any(target_os = "linux", target_os = "android", test))]
 const MAX_NAME: usize = 255;
 /// Bytes read from a map at most: a runtime that has run for days may write hundreds of MB.
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -109,6 +110,7 @@ impl Kept {
     }
 
     /// Keeps the line `start size name` if it covers one of `sorted` (addresses, ascending).
+    #[cfg(any(target_os = "linux", target_os = "android", test))]
     fn offer(&mut self, start: u64, size: u64, name: &[u8], sorted: &[u64]) {
         let i = sorted.partition_point(|&a| a < start);
         if sorted.get(i).is_none_or(|&a| a - start >= size) {
@@ -144,6 +146,7 @@ impl Kept {
     }
 
     /// Parses one line of a map and offers it.
+    #[cfg(any(target_os = "linux", target_os = "android", test))]
     fn line(&mut self, line: &[u8], sorted: &[u64]) {
         let mut fields = line.splitn(3, |&b| b == b' ');
         let (Some(start), Some(size), Some(name)) = (fields.next(), fields.next(), fields.next())
@@ -259,6 +262,7 @@ fn format_path(out: &mut [u8; 32], pid: u32) -> usize {
 }
 
 /// A hexadecimal number, with or without `0x`.
+#[cfg(any(target_os = "linux", target_os = "android", test))]
 fn hex(s: &[u8]) -> Option<u64> {
     let s = s
         .strip_prefix(b"0x")
