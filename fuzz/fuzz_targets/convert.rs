@@ -14,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = tools::collapsed::to_collapsed(&p, &res);
     assert!(!tools::pprof::to_pprof(&p, Some(&res)).is_empty());
     assert!(!tools::pprof::to_pprof(&p, None).is_empty());
+    assert!(!tools::otlp::to_otlp(&p, &res).is_empty());
     let _ = tools::firefox::to_firefox(&p, &res, "fuzz");
     for inlined in [false, true] {
         let options = tools::report::Options {
