@@ -91,11 +91,16 @@ pub(crate) fn signal_round(
             count_unanswered(c, i, weight as u64, shared.signal);
             continue;
         }
-        // A thread known to block the signal is not signalled again: another signal would
-        // only wait behind the first (or, for a real-time signal, take one more of the user's
-        // pending-signal slots each time). Its intervals count as blocked; its mask is looked
-        // at again once a second.
-        if c.slots.get(i).is_some_and(|s| s.blocks_signal) && still_blocks(c, i, shared.signal) {
+        // A thread whose last signal is still pending because it blocks the signal is not
+        // signalled again: another signal would only wait behind the first (or, for a
+        // real-time signal, take one more of the user's pending-signal slots each time). Its
+        // intervals count as blocked; its mask is looked at again once a second. (A thread
+        // seen with the signal blocked while it was only running vignette's handler answers,
+        // which clears `sent`, and is signalled as usual.)
+        if sent != 0
+            && c.slots.get(i).is_some_and(|s| s.blocks_signal)
+            && still_blocks(c, i, shared.signal)
+        {
             c.lost.signal_blocked += weight as u64;
             continue;
         }
