@@ -326,6 +326,8 @@ mod tests {
             )
         );
         assert!(rows[3].to_string().contains("name: null"));
+        // Windows removes no file still open.
+        drop(reader);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
