@@ -946,11 +946,16 @@ mod tests {
         // A slice at a time (this debug test binary takes several), interpreted meanwhile,
         // the job surviving a republished table.
         // The sampler looks every few milliseconds; a slice waits for nine times its length.
-        let mut looks = 0;
+        // Until compiled, with a generous deadline: the lib's test binary is large (the tools'
+        // dependencies too), and under qemu its rules take seconds to compile.
+        let (mut looks, deadline) = (
+            0,
+            std::time::Instant::now() + std::time::Duration::from_secs(300),
+        );
         let finished = loop {
             let finished = map.compile_wanted();
             looks += 1;
-            if finished > 0 || looks > 20_000 {
+            if finished > 0 || std::time::Instant::now() > deadline {
                 break finished;
             }
             assert!(!look(&map));
