@@ -13,7 +13,7 @@ const MAX_ENTRIES: usize = 4096;
 /// Bytes of names kept per profile.
 const MAX_NAME_BYTES: usize = 256 * 1024;
 /// A name is cut to this many bytes (at a character boundary).
-#[cfg(any(target_os = "linux", target_os = "android", test))]
+#[cfg(any(target_os = "linux", target_os = "android"))]
 const MAX_NAME: usize = 255;
 /// Bytes read from a map at most: a runtime that has run for days may write hundreds of MB.
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -84,7 +84,7 @@ impl JitTable {
     }
 
     /// Lines that named sampled code but found no room.
-    #[cfg(test)]
+    #[cfg(all(test, any(target_os = "linux", target_os = "android")))]
     pub fn dropped(&self) -> u64 {
         self.kept.dropped
     }
@@ -94,7 +94,7 @@ impl JitTable {
         self.kept.iter()
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, any(target_os = "linux", target_os = "android")))]
     fn line(&mut self, line: &[u8], sorted: &[u64]) {
         self.kept.line(line, sorted)
     }
@@ -110,7 +110,7 @@ impl Kept {
     }
 
     /// Keeps the line `start size name` if it covers one of `sorted` (addresses, ascending).
-    #[cfg(any(target_os = "linux", target_os = "android", test))]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     fn offer(&mut self, start: u64, size: u64, name: &[u8], sorted: &[u64]) {
         let i = sorted.partition_point(|&a| a < start);
         if sorted.get(i).is_none_or(|&a| a - start >= size) {
@@ -146,7 +146,7 @@ impl Kept {
     }
 
     /// Parses one line of a map and offers it.
-    #[cfg(any(target_os = "linux", target_os = "android", test))]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     fn line(&mut self, line: &[u8], sorted: &[u64]) {
         let mut fields = line.splitn(3, |&b| b == b' ');
         let (Some(start), Some(size), Some(name)) = (fields.next(), fields.next(), fields.next())
@@ -261,26 +261,20 @@ fn format_path(out: &mut [u8; 32], pid: u32) -> usize {
     at
 }
 
-/// A hexadecimal number, with or without `0x`.
-#[cfg(any(target_os = "linux", target_os = "android", test))]
+/// A hexadecimal number, with or without `0x` (perf maps are written both ways).
+#[cfg(any(target_os = "linux", target_os = "android"))]
 fn hex(s: &[u8]) -> Option<u64> {
-    let s = s
-        .strip_prefix(b"0x")
+    let digits = (s.strip_prefix(b"0x"))
         .or_else(|| s.strip_prefix(b"0X"))
         .unwrap_or(s);
-    if s.is_empty() || s.len() > 16 {
-        return None;
-    }
-    s.iter().try_fold(0u64, |v, &c| {
-        let d = (c as char).to_digit(16)?;
-        Some(v << 4 | d as u64)
-    })
+    crate::sys::maps::hex(digits)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     #[test]
     fn keeps_the_lines_that_name_sampled_code() {
         let mut t = JitTable::new().unwrap();
@@ -309,6 +303,7 @@ mod tests {
         assert_eq!(got, [2, 254]);
     }
 
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     #[test]
     fn a_full_table_counts_what_it_drops() {
         let mut t = JitTable::new().unwrap();

@@ -52,7 +52,8 @@ fn parse_line(line: &[u8], f: &mut impl FnMut(u64, u64)) {
     }
 }
 
-fn hex(s: &[u8]) -> Option<u64> {
+/// A hexadecimal number of at most 16 digits (no `0x`), as `/proc` and perf maps write them.
+pub(crate) fn hex(s: &[u8]) -> Option<u64> {
     if s.is_empty() || s.len() > 16 {
         return None;
     }
