@@ -264,6 +264,9 @@ def main(argv):
         f["profile_key_exprs"] += f", {PROFILE_KEYS[comparison[0]]} AS {comparison[0]}"
     engine.run(sql("keyed_profiles", **f))
     engine.run(sql("keyed", **f))
+    for view in sql("stack_functions").split(";"):
+        if view.strip():
+            engine.run(view)
     os.makedirs(os.path.join(args.output, "groups"), exist_ok=True)
     profile_keys = [k for k in keys if k in PROFILE_KEYS] or ["all_"]
     names = keys or ["all_"]

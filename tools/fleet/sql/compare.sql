@@ -8,18 +8,6 @@ WITH chosen AS (
   FROM keyed_profiles p JOIN sides sd ON sd.value = p.{key}
   WHERE p.weight > 0
 ),
-frame_function AS (
-  SELECT frame_id, function FROM symbols WHERE position = 0
-),
-leaf_function AS (
-  SELECT st.stack_id, f.function
-  FROM stacks st JOIN frame_function f ON f.frame_id = st.frame_id
-  WHERE st.leaf
-),
-stack_function AS (
-  SELECT DISTINCT st.stack_id, f.function
-  FROM stacks st JOIN frame_function f ON f.frame_id = st.frame_id
-),
 self_weight AS (
   SELECT s.profile_id, l.function, SUM(s.weight) AS weight
   FROM samples s JOIN leaf_function l ON l.stack_id = s.stack_id

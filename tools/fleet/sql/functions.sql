@@ -1,24 +1,11 @@
 -- The top functions of each group by self time, with total time, as shares of the group's
 -- samples and normalised by its exposure: milliseconds per second of process CPU time and
--- seconds per hour of wall time. A function is a frame's outermost name (inlined code counts
--- for the function it was inlined into, as `vignette report` counts it); total time counts a
--- function once per stack, however often it recurs there.
+-- seconds per hour of wall time (functions as sql/stack_functions.sql names them); total time
+-- counts a function once per stack, however often it recurs there.
 WITH per_stack AS (
   SELECT {keys}, stack_id, SUM(weight) AS weight, SUM(ns) AS ns
   FROM keyed
   GROUP BY {keys}, stack_id
-),
-frame_function AS (
-  SELECT frame_id, function FROM symbols WHERE position = 0
-),
-leaf_function AS (
-  SELECT st.stack_id, f.function
-  FROM stacks st JOIN frame_function f ON f.frame_id = st.frame_id
-  WHERE st.leaf
-),
-stack_function AS (
-  SELECT DISTINCT st.stack_id, f.function
-  FROM stacks st JOIN frame_function f ON f.frame_id = st.frame_id
 ),
 self_time AS (
   SELECT {ps.keys}, l.function, SUM(ps.weight) AS weight, SUM(ps.ns) AS ns
