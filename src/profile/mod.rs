@@ -313,21 +313,36 @@ mod owned {
     }
 
     impl Labels {
-        /// The labels of set `labels` (a [`Sample::labels`]: 0 for none) as (key, value text).
-        pub fn of(
+        /// The labels of set `labels` (a [`Sample::labels`]: 0 for none) as (key, value): an
+        /// integer, or a string (`Err`).
+        pub fn entries(
             &self,
             labels: u32,
-        ) -> impl Iterator<Item = (&str, std::borrow::Cow<'_, str>)> + '_ {
+        ) -> impl Iterator<Item = (&str, core::result::Result<i64, &str>)> + '_ {
             let set = labels
                 .checked_sub(1)
                 .and_then(|i| self.sets.get(i as usize));
             set.into_iter().flatten().map(|l| {
                 let key = self.keys.get(l.key as usize).map_or("", String::as_str);
                 let value = match l.value {
-                    LabelValue::Int(v) => std::borrow::Cow::Owned(std::format!("{v}")),
-                    LabelValue::Str(i) => std::borrow::Cow::Borrowed(
-                        self.strings.get(i as usize).map_or("", String::as_str),
-                    ),
+                    LabelValue::Int(v) => Ok(v),
+                    LabelValue::Str(i) => {
+                        Err(self.strings.get(i as usize).map_or("", String::as_str))
+                    }
+                };
+                (key, value)
+            })
+        }
+
+        /// The labels of set `labels` (a [`Sample::labels`]: 0 for none) as (key, value text).
+        pub fn of(
+            &self,
+            labels: u32,
+        ) -> impl Iterator<Item = (&str, std::borrow::Cow<'_, str>)> + '_ {
+            self.entries(labels).map(|(key, value)| {
+                let value = match value {
+                    Ok(v) => std::borrow::Cow::Owned(std::format!("{v}")),
+                    Err(s) => std::borrow::Cow::Borrowed(s),
                 };
                 (key, value)
             })

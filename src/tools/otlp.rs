@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use super::protobuf::{Msg, Strings};
 use super::resolve::{fallback_name, Resolution};
-use crate::{Clock, LabelValue, ObjectFormat, Profile};
+use crate::{Clock, ObjectFormat, Profile};
 
 /// An attribute's value.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -165,21 +165,10 @@ pub fn to_otlp(profile: &Profile, res: &Resolution) -> Vec<u8> {
             ),
             attrs.id(&mut strings, "thread.id", Value::Int(thread.tid as i64)),
         ];
-        let labels = set.checked_sub(1);
-        for l in (labels.and_then(|i| profile.labels.sets.get(i as usize)))
-            .into_iter()
-            .flatten()
-        {
-            let key = profile
-                .labels
-                .keys
-                .get(l.key as usize)
-                .map_or("", String::as_str);
-            let value = match l.value {
-                LabelValue::Int(v) => Value::Int(v),
-                LabelValue::Str(i) => Value::Text(
-                    (profile.labels.strings.get(i as usize)).map_or(String::new(), Clone::clone),
-                ),
+        for (key, value) in profile.labels.entries(set) {
+            let value = match value {
+                Ok(v) => Value::Int(v),
+                Err(text) => Value::Text(text.to_string()),
             };
             indices.push(attrs.id(&mut strings, key, value));
         }

@@ -10,7 +10,6 @@ use std::io::Write;
 
 use super::protobuf::{Msg, Strings};
 use super::resolve::Resolution;
-use crate::LabelValue;
 use crate::{Clock, Profile};
 
 /// Encodes `profile` as a gzipped pprof profile. With `res`, locations carry functions, files
@@ -69,29 +68,12 @@ fn encode(profile: &Profile, res: Option<&Resolution>, base_threads: usize) -> V
                 m.bytes(3, &label_base.0);
             }
             // The application's labels: `-tagfocus` and Pyroscope or Parca filter by them.
-            let set = smp.labels.checked_sub(1);
-            for l in set
-                .and_then(|i| profile.labels.sets.get(i as usize))
-                .into_iter()
-                .flatten()
-            {
-                let key = profile
-                    .labels
-                    .keys
-                    .get(l.key as usize)
-                    .map_or("", String::as_str);
+            for (key, value) in profile.labels.entries(smp.labels) {
                 let mut label = Msg::default();
                 label.int(1, s.id(key));
-                match l.value {
-                    LabelValue::Int(v) => label.int(3, v as u64),
-                    LabelValue::Str(i) => {
-                        let text = profile
-                            .labels
-                            .strings
-                            .get(i as usize)
-                            .map_or("", String::as_str);
-                        label.int(2, s.id(text))
-                    }
+                match value {
+                    Ok(v) => label.int(3, v as u64),
+                    Err(text) => label.int(2, s.id(text)),
                 };
                 m.bytes(3, &label.0);
             }
