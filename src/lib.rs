@@ -77,6 +77,16 @@
 // Modules off the signal path (run in the application's threads or on the sampler thread,
 // never in the handler) say so with an inner `allow` of the lints above, at the top of their
 // own file.
+#[cfg(all(
+    feature = "std",
+    any(
+        target_os = "linux",
+        target_os = "android",
+        windows,
+        target_os = "macos"
+    )
+))]
+pub mod alloc;
 mod error;
 pub mod profile;
 #[cfg(feature = "tools")]
@@ -270,8 +280,8 @@ pub use profile::{
 };
 #[cfg(feature = "std")]
 pub use profile::{
-    Chunk, Frame, JitSymbol, Label, LabelValue, Labels, Module, Profile, RateChange, Sample,
-    StackNode, Thread, Trigger,
+    Chunk, Frame, Heap, HeapLost, HeapSite, JitSymbol, Label, LabelValue, Labels, Module, Profile,
+    RateChange, Sample, StackNode, Thread, Trigger,
 };
 #[cfg(any(
     target_os = "linux",

@@ -48,6 +48,8 @@ pub struct Builder {
     /// What the application says about itself, and the first metadata it got wrong.
     metadata: Metadata,
     metadata_error: Option<&'static str>,
+    /// The heap sampler's mean bytes between samples (0: allocations are not sampled).
+    heap_mean: u64,
 }
 
 impl Default for Builder {
@@ -72,6 +74,7 @@ impl Default for Builder {
             max_overhead_ppm: 0,
             metadata: Metadata::default(),
             metadata_error: None,
+            heap_mean: 0,
         }
     }
 }
@@ -210,6 +213,21 @@ impl Builder {
         self
     }
 
+    /// Samples allocations while the profiler runs, one per `mean_bytes` allocated on average
+    /// (1 byte to 1 TiB; [`crate::alloc::DEFAULT_MEAN_BYTES`] is Go's 512 KiB): every
+    /// profile then has the heap, allocated bytes and objects since sampling began and those
+    /// still live when it was captured, per stack. Needs [`crate::alloc::Sampled`] as the
+    /// program's global allocator (or the C API's calls from its own allocator).
+    #[cfg(feature = "std")]
+    pub fn sample_allocations(mut self, mean_bytes: u64) -> Self {
+        self.heap_mean = match mean_bytes {
+            1..=0x100_0000_0000 => mean_bytes,
+            // Refused by build().
+            _ => u64::MAX,
+        };
+        self
+    }
+
     /// Preallocates every buffer and installs the signal handler. Fails, never panics, if a
     /// setting is out of range, memory cannot be mapped, another profiler exists, or a foreign
     /// handler owns the signal.
@@ -256,6 +274,14 @@ impl Builder {
             self.max_overhead_ppm <= 1_000_000,
             "max_overhead must be 0.01 to 100 percent",
         )?;
+        check(
+            self.heap_mean <= 0x100_0000_0000,
+            "sample_allocations takes 1 byte to 1 TiB",
+        )?;
+        #[cfg(feature = "std")]
+        if self.heap_mean > 0 {
+            crate::alloc::prepare()?;
+        }
         let forced = match (self.max_overhead_ppm, self.backend) {
             (0, forced) => forced,
             (_, Some(Backend::PerfEvents | Backend::CpuTimers)) => {
@@ -287,6 +313,7 @@ impl Builder {
             threads: self.sample_capacity.clamp(self.max_threads, 1 << 20),
             modules: self.max_modules,
             ring: self.ring_capacity,
+            heap_mean: self.heap_mean,
         };
         let exchange = MapBox::new(Exchange::new(capacities)?)?;
         let interval_ns = 1_000_000_000 / self.frequency_hz as u64;
@@ -435,7 +462,14 @@ impl Profiler {
             State::Idle(job) => job.mapped_bytes(),
             _ => 0,
         };
-        self.shared.mapped_bytes() + job + self.exchange.mapped_bytes()
+        #[cfg(feature = "std")]
+        let heap = match self.config.heap_mean {
+            0 => 0,
+            _ => crate::alloc::tables().map_or(0, |t| t.mapped_bytes()),
+        };
+        #[cfg(not(feature = "std"))]
+        let heap = 0;
+        self.shared.mapped_bytes() + job + self.exchange.mapped_bytes() + heap
     }
 
     /// The job, when the sampler thread does not hold it.
@@ -523,6 +557,10 @@ impl Profiler {
             Err((e, job)) => (State::Idle(job), Err(e)),
         };
         self.state = state;
+        #[cfg(feature = "std")]
+        if result.is_ok() && self.config.heap_mean > 0 {
+            crate::alloc::start(self.config.heap_mean);
+        }
         result
     }
 
@@ -531,6 +569,10 @@ impl Profiler {
     /// encode it before starting again.
     pub fn stop(&mut self) -> Result<Capture<'_>> {
         self.check_process()?;
+        #[cfg(feature = "std")]
+        if self.config.heap_mean > 0 {
+            crate::alloc::stop();
+        }
         self.join_sampler(false);
         if !self.job()?.collector.open {
             return Err(Error::NotRunning);
@@ -798,6 +840,10 @@ impl Drop for Profiler {
             // thread sent signals for it.
             unsafe { ManuallyDrop::drop(&mut self.shared) };
             return;
+        }
+        #[cfg(feature = "std")]
+        if self.config.heap_mean > 0 {
+            crate::alloc::stop();
         }
         // No wait for signals still on their way: the sampler thread waited for the answers
         // to those it sent, a perf event's or CPU timer's signal is raised in its own thread's

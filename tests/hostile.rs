@@ -84,6 +84,7 @@ fn profile_over(modules: Vec<Module>) -> Profile {
         pid: 0,
         rates: Vec::new(),
         jit: Vec::new(),
+        heap: None,
     }
 }
 

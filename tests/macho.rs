@@ -1347,6 +1347,7 @@ fn a_macos_profile_resolves_with_the_symbols_vignette_makes() {
         pid: 0,
         rates: Vec::new(),
         jit: Vec::new(),
+        heap: None,
     };
     let at = dir.join("mac.vignette");
     std::fs::write(&at, profile.encode()).unwrap();

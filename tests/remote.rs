@@ -121,6 +121,7 @@ fn profile(modules: Vec<Module>, addresses: &[u64]) -> Profile {
         pid: 0,
         rates: Vec::new(),
         jit: Vec::new(),
+        heap: None,
     }
 }
 

@@ -734,6 +734,7 @@ fn fixed_profile() -> vignette::Profile {
         pid: 42,
         rates: Vec::new(),
         jit: Vec::new(),
+        heap: None,
     }
 }
 

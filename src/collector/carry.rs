@@ -259,6 +259,7 @@ mod tests {
             threads: 4,
             modules: 4,
             ring: 4,
+            heap_mean: 0,
         };
         let (mut src, mut window) = (Collector::new(cap).unwrap(), Collector::new(cap).unwrap());
         src.begin(|_| {});
@@ -305,6 +306,7 @@ mod tests {
             threads: 4,
             modules: 4,
             ring: 4,
+            heap_mean: 0,
         };
         let mut segments = [Collector::new(cap).unwrap(), Collector::new(cap).unwrap()];
         let ms = 1_000_000;

@@ -15,6 +15,8 @@
 )]
 
 mod carry;
+mod heap;
+pub(crate) use heap::HEAP_OBJECT_SCALE;
 mod jit;
 mod rates;
 mod registry;
@@ -54,6 +56,9 @@ pub struct Capacities {
     pub modules: usize,
     /// Ring slots (the drain batch size).
     pub ring: usize,
+    /// The heap sampler's mean bytes between samples (0: the profiler samples no allocations,
+    /// its profiles have no heap).
+    pub heap_mean: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -268,6 +273,11 @@ pub struct Collector {
     /// not yet seen).
     node_remap: Region<u32>,
     module_remap: Region<u32>,
+    /// The heap's sites when the session ended (see `heap`), and the sampler's figures.
+    pub(crate) heap: Region<heap::HeapSiteRec>,
+    pub(crate) heap_len: usize,
+    pub(crate) heap_mean: u64,
+    pub(crate) heap_stats: heap::HeapStats,
 }
 
 /// CPU time of vignette's sampler threads that have ended, in this process.
@@ -360,6 +370,13 @@ impl Collector {
             thread_index: Index::new(cap.threads)?,
             node_remap: Region::new(cap.stack_nodes)?,
             module_remap: Region::new(cap.modules)?,
+            heap: Region::new(match cap.heap_mean {
+                0 => 0,
+                _ => heap::MAX_HEAP_SITES,
+            })?,
+            heap_len: 0,
+            heap_mean: cap.heap_mean,
+            heap_stats: heap::HeapStats::default(),
         })
     }
 
@@ -382,6 +399,7 @@ impl Collector {
             + self.label_index.slots.mapped_bytes()
             + self.jit.mapped_bytes()
             + self.jit_addresses.mapped_bytes()
+            + self.heap.mapped_bytes()
     }
 
     /// Empties the sample, frame, stack and thread tables and the lost counts.
@@ -406,6 +424,7 @@ impl Collector {
         self.lost = Lost::default();
         self.rates.clear();
         self.jit.clear();
+        self.heap_len = 0;
     }
 
     /// Empties the tables and opens a session starting now; `list_modules` lists the modules
@@ -464,6 +483,7 @@ impl Collector {
             self.cpu_end_ns = work_cpu_ns();
         }
         self.read_jit_names();
+        self.read_heap();
         for slot in self.slots.iter().take(self.slots_len) {
             if slot.state == SlotState::Live {
                 if let Some(t) = self.threads.get_mut(slot.thread as usize) {

@@ -376,6 +376,7 @@ mod tests {
             threads: 64,
             modules: 4,
             ring: 16,
+            heap_mean: 0,
         })
         .unwrap();
         c.begin(|_| {});

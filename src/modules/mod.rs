@@ -196,6 +196,12 @@ impl ModuleMap {
         (0..self.len).filter_map(|i| self.get(i))
     }
 
+    /// The earliest code map epoch a listed module was listed in (`u32::MAX` when none is).
+    pub fn first_epoch(&self) -> u32 {
+        let recs = self.recs.get(..self.len).unwrap_or_default();
+        recs.iter().map(|r| r.first_epoch).min().unwrap_or(u32::MAX)
+    }
+
     /// The module mapped at `avma` when a sample was taken with the code map's table of
     /// `epoch`, as (index, module-relative address); `None` when no module was, or when it
     /// cannot be known (a library unloaded right after that table and another file loaded at

@@ -65,6 +65,10 @@ impl Profile {
                 let (v9, rest) = postcard::take_from_bytes::<V9>(rest).map_err(postcard_error)?;
                 (v9.into_profile(), rest)
             }
+            10 => {
+                let (v10, rest) = postcard::take_from_bytes::<V10>(rest).map_err(postcard_error)?;
+                (v10.into_profile(), rest)
+            }
             _ => postcard::take_from_bytes::<Profile>(rest).map_err(postcard_error)?,
         };
         if !rest.is_empty() {
@@ -155,6 +159,17 @@ impl Profile {
             return Err(Error::Corrupt(
                 "a sample refers to a label set that does not exist",
             ));
+        }
+        if let Some(heap) = &self.heap {
+            if heap
+                .sites
+                .iter()
+                .any(|s| s.stack as usize >= self.stacks.len())
+            {
+                return Err(Error::Corrupt(
+                    "a heap site refers to a stack that does not exist",
+                ));
+            }
         }
         if self.rates.windows(2).any(|w| w[1].at_ns < w[0].at_ns) {
             return Err(Error::Corrupt("the rate changes are not in time order"));
@@ -301,6 +316,19 @@ impl V9 {
     }
 }
 
+/// Version 10: version 9's layout and the JIT's names (before the heap).
+#[derive(serde::Deserialize)]
+struct V10(V9, Vec<crate::JitSymbol>);
+
+impl V10 {
+    fn into_profile(self) -> Profile {
+        Profile {
+            jit: self.1,
+            ..self.0.into_profile()
+        }
+    }
+}
+
 /// Versions 6 and 7: version 5's layout and the backend (postcard writes a nested tuple's
 /// fields in order, as the flat layout).
 #[derive(serde::Deserialize)]
@@ -355,6 +383,7 @@ impl<L: Into<Lost>> V5<L> {
             pid: 0,
             rates: Vec::new(),
             jit: Vec::new(),
+            heap: None,
         }
     }
 }
@@ -556,18 +585,56 @@ mod tests {
                 size: 0x40,
                 name: "LazyCompile:*hot /app.js:3".into(),
             }],
+            heap: Some(super::super::Heap {
+                mean_bytes: 524_288,
+                samples: 3,
+                sites: std::vec![super::super::HeapSite {
+                    stack: 1,
+                    alloc_bytes: 1 << 20,
+                    alloc_objects: 10,
+                    inuse_bytes: 1 << 19,
+                    inuse_objects: 5,
+                }],
+                lost: super::super::HeapLost {
+                    sites_full: 1,
+                    unwalked: 2,
+                    untracked: 3,
+                    reentrant: 4,
+                },
+            }),
         }
+    }
+
+    #[test]
+    fn version_10_reads_without_a_heap() {
+        let p = Profile {
+            heap: None,
+            ..profile()
+        };
+        let mut bytes = p.encode();
+        bytes[MAGIC.len()] = 10;
+        assert_eq!(bytes.pop(), Some(0), "no heap is one byte");
+        assert_eq!(Profile::decode(&bytes), Ok(p));
+    }
+
+    #[test]
+    fn a_heap_site_must_name_a_stack() {
+        let mut p = profile();
+        p.heap.as_mut().unwrap().sites[0].stack = 2;
+        assert!(Profile::decode(&p.encode()).is_err());
     }
 
     #[test]
     fn version_9_reads_without_jit_names() {
         let p = Profile {
             jit: Vec::new(),
+            heap: None,
             ..profile()
         };
         // Version 9's layout: everything up to the rates, nothing after.
         let mut bytes = p.encode();
         bytes[MAGIC.len()] = 9;
+        assert_eq!(bytes.pop(), Some(0), "no heap is one byte");
         assert_eq!(bytes.pop(), Some(0), "an empty JIT table is one byte");
         assert_eq!(Profile::decode(&bytes), Ok(p));
     }
@@ -577,6 +644,7 @@ mod tests {
         let mut p = Profile {
             rates: Vec::new(),
             jit: Vec::new(),
+            heap: None,
             ..profile()
         };
         p.lost.signal_blocked = 0;

@@ -226,9 +226,35 @@ impl Serialize for Body<'_> {
                     .iter()
                     .map(|&(at, interval)| (at.saturating_sub(c.start_ns), interval))),
                 Seq(c.jit.iter()),
+                HeapView(c),
             ),
         )
             .serialize(s)
+    }
+}
+
+/// The heap: `None` unless the profiler samples allocations; objects unscaled to whole ones.
+struct HeapView<'a>(&'a Collector);
+
+impl Serialize for HeapView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        let c = self.0;
+        if c.heap_mean == 0 {
+            return None::<()>.serialize(s);
+        }
+        let scale = crate::collector::HEAP_OBJECT_SCALE;
+        let st = &c.heap_stats;
+        let sites = Seq(c.heap.iter().take(c.heap_len).map(|h| {
+            (
+                h.stack,
+                h.alloc_bytes,
+                (h.alloc_objects + scale / 2) / scale,
+                h.inuse_bytes,
+                (h.inuse_objects + scale / 2) / scale,
+            )
+        }));
+        let lost = (st.sites_full, st.unwalked, st.untracked, st.reentrant);
+        Some((c.heap_mean, st.samples, sites, lost)).serialize(s)
     }
 }
 

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 /// The eight bytes every profile starts with.
 pub const MAGIC: [u8; 8] = *b"VIGNETTE";
 /// The format version this build writes (and the newest it reads).
-pub const FORMAT_VERSION: u16 = 10;
+pub const FORMAT_VERSION: u16 = 11;
 
 /// The object format of a module, which says how its code id reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -270,6 +270,55 @@ mod owned {
         /// empty without one): a frame with no module is named by the last entry that covers
         /// its address.
         pub jit: Vec<JitSymbol>,
+        /// The heap, when the profiler sampled allocations ([`crate::Builder::sample_allocations`];
+        /// format 11 on).
+        pub heap: Option<Heap>,
+    }
+
+    /// The heap as the allocation sampler estimated it (see `vignette::alloc`).
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Heap {
+        /// The mean bytes between sampled allocations.
+        pub mean_bytes: u64,
+        /// Allocations sampled since sampling began.
+        pub samples: u64,
+        /// Per stack: what was allocated there since sampling began, and what of it was still
+        /// live when the profile was captured.
+        pub sites: Vec<HeapSite>,
+        /// Sampled allocations kept with no stack, or not followed to their free.
+        pub lost: HeapLost,
+    }
+
+    /// One stack's allocations (estimates: each sampled allocation of `s` bytes stands for
+    /// `s / p` bytes and `1 / p` objects, `p` its chance of being sampled).
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct HeapSite {
+        /// Index of the innermost stack node (the allocation's caller).
+        pub stack: u32,
+        /// Bytes allocated.
+        pub alloc_bytes: u64,
+        /// Objects allocated.
+        pub alloc_objects: u64,
+        /// Bytes still live.
+        pub inuse_bytes: u64,
+        /// Objects still live.
+        pub inuse_objects: u64,
+    }
+
+    /// Sampled allocations the heap sampler could not keep whole, by cause.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct HeapLost {
+        /// Their stack found the table of distinct stacks full (kept with no stack).
+        pub sites_full: u64,
+        /// Their stack could not be walked: no profiler was running, the thread blocked
+        /// `SIGSEGV`, or the system has no own-stack walk yet (kept with no stack).
+        pub unwalked: u64,
+        /// Their address found the table of live allocations full: counted as allocated,
+        /// never as live.
+        pub untracked: u64,
+        /// Allocations made inside the sampler itself (a signal handler allocating while its
+        /// thread was sampling): not sampled.
+        pub reentrant: u64,
     }
 
     /// The sampling interval from a moment on (see [`Profile::rates`]).

@@ -303,6 +303,7 @@ impl Series {
                 }
                 older += output.absorb(active, since, r.interval_ns);
                 output.chunk.evicted = older;
+                output.read_heap();
                 r.windows += 1;
             }
         }

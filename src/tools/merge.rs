@@ -218,6 +218,8 @@ pub fn merge(profiles: &[Profile], options: MergeOptions) -> Result<Profile, Too
         },
         rates: merged_rates(profiles, start),
         jit: merged_jit(profiles),
+        // Heaps are not merged yet: a merge keeps CPU samples only.
+        heap: None,
     })
 }
 

@@ -59,7 +59,7 @@ pub use rule::RuleCache;
     windows,
     target_os = "macos"
 ))]
-pub use walk::{walk, CodeLookup, NoCode};
+pub use walk::{walk, walk_above, CodeLookup, NoCode};
 #[cfg(target_arch = "x86_64")]
 use x86_64 as arch;
 
@@ -74,12 +74,18 @@ use serde::{Deserialize, Serialize};
 /// full. Each step must move the stack pointer up (stacks grow down), except across a signal
 /// frame, so a walk cannot loop. See the module docs for the address convention.
 ///
+/// Frames whose stack pointer is at or below `above_sp` are walked through but not recorded:
+/// a thread walking its own stack leaves out the frames of the code doing the walk (0: every
+/// frame is recorded).
+///
 /// # Signal safety
-/// Async-signal-safe if `stack` and `step` are: at most `frames.len()` steps.
+/// Async-signal-safe if `stack` and `step` are: at most `frames.len()` recorded frames, and
+/// every step moves up the stack.
 pub(crate) fn walk_frames<S, F>(
     regs: &Regs,
     stack: &mut S,
     frames: &mut [u64],
+    above_sp: u64,
     mut step: F,
 ) -> (usize, EndReason)
 where
@@ -89,8 +95,11 @@ where
     let Some(first) = frames.first_mut() else {
         return (0, EndReason::DepthLimit);
     };
-    *first = regs.ip();
-    let mut n = 1;
+    let mut n = 0;
+    if regs.sp() > above_sp {
+        *first = regs.ip();
+        n = 1;
+    }
     let mut regs = *regs;
     let mut lookup = regs.ip();
     // Whether the frame being unwound was interrupted (the first one, or one a signal frame
@@ -119,11 +128,14 @@ where
         if signal_frame {
             stack.switch_stack(regs.sp());
         }
+        // After a signal frame the caller was interrupted, not calling: its address is exact.
+        lookup = if signal_frame { ip } else { ip - 1 };
+        if regs.sp() <= above_sp {
+            continue;
+        }
         let Some(slot) = frames.get_mut(n) else {
             return (n, EndReason::DepthLimit);
         };
-        // After a signal frame the caller was interrupted, not calling: its address is exact.
-        lookup = if signal_frame { ip } else { ip - 1 };
         *slot = lookup;
         n += 1;
     }

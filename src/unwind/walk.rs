@@ -42,12 +42,33 @@ where
     S: StackReader + ?Sized,
     C: CodeLookup + ?Sized,
 {
+    walk_above(regs, stack, code, cache, frames, 0)
+}
+
+/// [`walk`], leaving out the frames whose stack pointer is at or below `above_sp`: a thread
+/// walking its own stack from `regs` it read itself ([`crate::alloc`]) records only the
+/// callers of the function whose frame holds `above_sp`.
+///
+/// # Signal safety
+/// Async-signal-safe, as [`walk`].
+pub fn walk_above<S, C>(
+    regs: &Regs,
+    stack: &mut S,
+    code: &C,
+    cache: Option<&RuleCache>,
+    frames: &mut [u64],
+    above_sp: u64,
+) -> (usize, EndReason)
+where
+    S: StackReader + ?Sized,
+    C: CodeLookup + ?Sized,
+{
     let compact = Compact {
         cache,
         used: Cell::new(false),
         stale: Cell::new(false),
     };
-    let walked = super::walk_frames(regs, stack, frames, |regs, lookup, _, stack| {
+    let walked = super::walk_frames(regs, stack, frames, above_sp, |regs, lookup, _, stack| {
         step(regs, lookup, stack, code, Some(&compact))
     });
     if !compact.stale.get() {
@@ -56,7 +77,7 @@ where
     // A frame's CFA is kept in a register that a compact rule of a frame below it did not
     // restore (glibc's lazy-binding trampoline keeps it in rbx, which `_dl_fixup` saves):
     // walk again interpreting every frame's CFI, which restores every register.
-    super::walk_frames(regs, stack, frames, |regs, lookup, _, stack| {
+    super::walk_frames(regs, stack, frames, above_sp, |regs, lookup, _, stack| {
         step(regs, lookup, stack, code, None)
     })
 }

@@ -14,7 +14,7 @@ use crate::sys::mem::MapBox;
 use crate::sys::signal::{Interrupted, Origin};
 use crate::sys::stack::{CopyBuffer, LiveStack};
 use crate::sys::{signal, time};
-use crate::unwind::{fp, only_ip, walk, EndReason, NoCode, Regs, Unwinder};
+use crate::unwind::{fp, only_ip, walk_above, EndReason, NoCode, Regs, Unwinder};
 
 use super::{Shared, Token};
 
@@ -39,10 +39,11 @@ impl Shared {
     /// reads that cannot fault.
     fn unwind(&self, regs: &Regs, mode: ReadMode, frames: &mut [u64]) -> Walked {
         match mode {
-            ReadMode::Guarded(_) => self.unwind_with(regs, mode, None, frames),
+            ReadMode::Guarded(_) => self.unwind_with(regs, Reader::Live(mode, None), frames, 0),
             ReadMode::Copied => {
                 let copy = CopyBuffer::new(self.sender.pid());
-                let mut walked = self.unwind_with(regs, mode, Some(&copy), frames);
+                let reader = Reader::Live(mode, Some(&copy));
+                let mut walked = self.unwind_with(regs, reader, frames, 0);
                 if copy.refused.get() {
                     (walked.len, walked.end) = only_ip(regs, frames, EndReason::NoSafeRead);
                 }
@@ -51,28 +52,41 @@ impl Shared {
         }
     }
 
-    /// [`Shared::unwind`] with the reader's buffer for [`ReadMode::Copied`].
+    /// Walks a stack as `reader` says into `frames`, leaving out frames at or below
+    /// `above_sp` (see [`walk_frames`](crate::unwind::walk_above)).
     ///
     /// # Signal safety
     /// Async-signal-safe, as [`Shared::unwind`].
     fn unwind_with(
         &self,
         regs: &Regs,
-        mode: ReadMode,
-        copy: Option<&CopyBuffer>,
+        reader: Reader<'_>,
         frames: &mut [u64],
+        above_sp: u64,
     ) -> Walked {
         // The code map table the walk uses, or (frame pointers, or no table) the current one:
         // its epoch tells the drain which modules were mapped.
         let mut code_epoch = self.code.epoch();
         let walked = self.stacks.read(|ranges| {
-            // SAFETY: `mode` was chosen for this signal, and the reader lives only inside this
-            // handler.
-            let mut stack = unsafe { LiveStack::new(ranges, regs.sp(), mode, copy) }?;
+            let mut stack = match reader {
+                Reader::Live(mode, copy) => {
+                    // SAFETY: `mode` was chosen for this signal, and the reader lives only
+                    // inside this handler.
+                    unsafe { LiveStack::new(ranges, regs.sp(), mode, copy) }?
+                }
+                // SAFETY: the caller of `walk_own_stack` checked the guard, and walks its own
+                // stack.
+                Reader::Own => unsafe { LiveStack::own(ranges, regs.sp()) },
+            };
             // Frames the loader holds differently now than the table lists (a module unloaded
             // since, JIT code in its place) are marked, so the drain never attributes them to
             // a module that was not there.
-            Some(match self.unwinder {
+            // A thread's own walk leaves out frames by their stack pointers: the hybrid walker.
+            let unwinder = match above_sp {
+                0 => self.unwinder,
+                _ => Unwinder::Cfi,
+            };
+            Some(match unwinder {
                 Unwinder::FramePointers => {
                     let walked = fp::walk(regs, &stack, frames);
                     self.code.read(|code| {
@@ -83,12 +97,13 @@ impl Shared {
                 }
                 Unwinder::Cfi => match self.code.read(|code| {
                     code_epoch = code.epoch;
-                    let walked = walk(regs, &mut stack, code, Some(&self.rules), frames);
+                    let rules = Some(&self.rules);
+                    let walked = walk_above(regs, &mut stack, code, rules, frames, above_sp);
                     code.mark_unlisted(frames.get_mut(..walked.0).unwrap_or_default());
                     walked
                 }) {
                     Some(walked) => walked,
-                    None => walk(regs, &mut stack, &NoCode, None, frames),
+                    None => walk_above(regs, &mut stack, &NoCode, None, frames, above_sp),
                 },
             })
         });
@@ -178,6 +193,45 @@ impl Shared {
             self.pacing.add_timed(now.saturating_sub(at));
         }
     }
+}
+
+/// How a walk reads the stack.
+#[derive(Clone, Copy)]
+enum Reader<'a> {
+    /// The interrupted thread's, from its handler, as [`fault_guard::read_mode`] chose (with
+    /// the buffer [`ReadMode::Copied`] needs).
+    Live(ReadMode, Option<&'a CopyBuffer>),
+    /// The calling thread's own, through guarded loads.
+    Own,
+}
+
+/// Walks the calling thread's own stack from `regs` (read by the thread itself, see
+/// [`crate::sys::here`]) into `frames`, leaving out the frames at or below `above_sp`, with
+/// the live profiler's code map; `None` while no profiler is live, or where a read could fault
+/// (the fault guard is not installed, or this thread blocks `SIGSEGV`). Gives the frames'
+/// count, how the walk ended and the code map epoch it used (see [`SampleMeta::code_epoch`]).
+///
+/// # Signal safety
+/// Async-signal-safe, as the handler's own walk (it is the heap sampler's, which runs inside
+/// the allocator).
+pub(crate) fn walk_own_stack(
+    regs: &Regs,
+    above_sp: u64,
+    frames: &mut [u64],
+) -> Option<(usize, EndReason, u32)> {
+    if !fault_guard::armed() || signal::faults_blocked_in_this_thread() {
+        return None;
+    }
+    IN_HANDLER.fetch_add(1, SeqCst);
+    let shared = ACTIVE.load(SeqCst);
+    let walked = (!shared.is_null()).then(|| {
+        // SAFETY: as in the handler: IN_HANDLER was incremented before ACTIVE was loaded, and
+        // `release_handler` waits for it to reach zero before the Shared is freed.
+        let shared = unsafe { &*shared };
+        shared.unwind_with(regs, Reader::Own, frames, above_sp.max(1))
+    });
+    IN_HANDLER.fetch_sub(1, SeqCst);
+    walked.map(|w| (w.len, w.end, w.code_epoch))
 }
 
 /// What a walk produced besides its frames.

@@ -21,7 +21,9 @@ pub(crate) mod shared;
 mod timed;
 mod watch;
 
-pub(crate) use handler::{claim_handler, release_handler, release_inherited_handler};
+pub(crate) use handler::{
+    claim_handler, release_handler, release_inherited_handler, walk_own_stack,
+};
 use sending::ANSWER_TIMEOUT_NS;
 pub(crate) use sending::{signal_round, wait_for_answers, Round, Token};
 pub(crate) use shared::Shared;

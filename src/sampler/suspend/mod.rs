@@ -496,3 +496,16 @@ pub(crate) fn release_handler(_shared: &Shared) -> bool {
 pub(crate) fn release_inherited_handler(shared: &Shared) {
     release_handler(shared);
 }
+
+/// A thread's walk of its own stack (the heap sampler's): not done by this engine yet, so
+/// heap samples here keep no stack (`None`).
+///
+/// # Signal safety
+/// Async-signal-safe: returns at once.
+pub(crate) fn walk_own_stack(
+    _regs: &crate::unwind::Regs,
+    _above_sp: u64,
+    _frames: &mut [u64],
+) -> Option<(usize, EndReason, u32)> {
+    None
+}

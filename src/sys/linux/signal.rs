@@ -97,6 +97,21 @@ pub fn unblock_in_this_thread(sig: i32) {
     change_in_this_thread(libc::SIG_UNBLOCK, sig);
 }
 
+/// Whether the calling thread blocks `SIGSEGV` or `SIGBUS` (then a fault, even a guarded one,
+/// would kill the process).
+///
+/// # Signal safety
+/// Async-signal-safe: one `pthread_sigmask` query.
+pub fn faults_blocked_in_this_thread() -> bool {
+    // SAFETY: a query of this thread's mask into a local set.
+    unsafe {
+        let mut set: libc::sigset_t = core::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, core::ptr::null(), &mut set) != 0
+            || libc::sigismember(&set, libc::SIGSEGV) == 1
+            || libc::sigismember(&set, libc::SIGBUS) == 1
+    }
+}
+
 fn change_in_this_thread(how: i32, sig: i32) {
     // SAFETY: set is a valid sigset_t; pthread_sigmask only changes this thread's mask.
     unsafe {

@@ -132,6 +132,36 @@ impl<'a> LiveStack<'a> {
     }
 }
 
+/// How far above its stack pointer a thread reads its own stack when the mappings snapshot
+/// does not hold it yet (a thread started since): 8 MiB, the default main-thread stack. Reads
+/// are guarded, so reading past the stack's real end cannot fault.
+const OWN_STACK_SPAN: u64 = 8 << 20;
+
+impl<'a> LiveStack<'a> {
+    /// A reader for the calling thread's own stack from `sp` (read by the thread itself) up to
+    /// the end of its mapping in `ranges`, or [`OWN_STACK_SPAN`] when `ranges` does not hold it.
+    ///
+    /// # Safety
+    /// The fault guard must be armed, and the reader used only by the calling thread, on its
+    /// own stack (a fault's frame goes there).
+    ///
+    /// # Signal safety
+    /// Async-signal-safe: a binary search.
+    pub unsafe fn own(ranges: &'a [[u64; 2]], sp: u64) -> Self {
+        let hi = match mapping_of(ranges, sp) {
+            Some([_, hi]) => hi,
+            None => sp.saturating_add(OWN_STACK_SPAN),
+        };
+        LiveStack {
+            ranges,
+            lo: sp,
+            hi,
+            mode: ReadMode::Guarded(0),
+            copy: None,
+        }
+    }
+}
+
 impl StackReader for LiveStack<'_> {
     /// # Signal safety
     /// Async-signal-safe: a bounds check and one fault-recovering load (or, in

@@ -64,9 +64,13 @@ where
     L: ImageLookup + ?Sized,
     I: ImageReader + ?Sized,
 {
-    super::walk_frames(regs, stack, frames, |regs, lookup, interrupted, stack| {
-        step(regs, lookup, interrupted, stack, images, code)
-    })
+    super::walk_frames(
+        regs,
+        stack,
+        frames,
+        0,
+        |regs, lookup, interrupted, stack| step(regs, lookup, interrupted, stack, images, code),
+    )
 }
 
 /// Unwinds one frame whose code is at `lookup`: `regs` become the caller's.

@@ -414,19 +414,25 @@ where
     T: TableLookup + ?Sized,
     I: ImageReader + ?Sized,
 {
-    super::walk_frames(regs, stack, frames, |regs, lookup, interrupted, stack| {
-        let step = match tables.table(lookup) {
-            Some(table) => step(regs, interrupted, &table, stack, image)?,
-            None => super::fp::step_without_unwind_info(regs, stack)?,
-        };
-        let ip = regs.ip();
-        let caller = match step {
-            Step::Caller { signal_frame: true } => ip,
-            _ => ip.wrapping_sub(1),
-        };
-        if ip != 0 && tables.table(caller).is_none() {
-            return Err(EndReason::NoUnwindInfo);
-        }
-        Ok(step)
-    })
+    super::walk_frames(
+        regs,
+        stack,
+        frames,
+        0,
+        |regs, lookup, interrupted, stack| {
+            let step = match tables.table(lookup) {
+                Some(table) => step(regs, interrupted, &table, stack, image)?,
+                None => super::fp::step_without_unwind_info(regs, stack)?,
+            };
+            let ip = regs.ip();
+            let caller = match step {
+                Step::Caller { signal_frame: true } => ip,
+                _ => ip.wrapping_sub(1),
+            };
+            if ip != 0 && tables.table(caller).is_none() {
+                return Err(EndReason::NoUnwindInfo);
+            }
+            Ok(step)
+        },
+    )
 }
