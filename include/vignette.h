@@ -80,6 +80,9 @@ typedef struct vignette_config {
     double max_overhead_percent; /* keep vignette's cost within this percent of the program's
                                     own CPU time (0.01..100), sampling less often when
                                     needed; 0 (default): no budget */
+    uint64_t heap_mean_bytes; /* sample allocations reported with vignette_heap_alloc, one per
+                                 this many bytes on average (524288 is Go's); profiles then
+                                 carry the heap; 0 (default): none */
 } vignette_config;
 
 /** An opaque profiler. */
@@ -218,6 +221,19 @@ void vignette_destroy(vignette_profiler *p);
 /** The message of the last failed call on this thread ("" after a success); valid until the
     next vignette call on this thread. */
 const char *vignette_last_error(void);
+
+/** Reports an allocation of size bytes at ptr from the program's allocator (or its malloc
+    wrapper), after it succeeded: sampled by bytes, its stack walked from the caller. Safe at
+    any moment and inside an allocator (no allocation, no lock); nothing while no profiler
+    samples allocations. Wrapping malloc in a C program:
+
+        void *my_malloc(size_t n) { void *p = malloc(n); vignette_heap_alloc(p, n); return p; }
+        void my_free(void *p) { vignette_heap_free(p); free(p); }
+*/
+void vignette_heap_alloc(const void *ptr, size_t size);
+
+/** Reports the free of the allocation at ptr, before the memory is given back. */
+void vignette_heap_free(const void *ptr);
 
 /** The calling thread's kernel thread id (for vignette_sample_once). */
 int32_t vignette_current_thread_id(void);

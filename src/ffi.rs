@@ -90,6 +90,10 @@ pub struct vignette_config {
     /// The overhead budget in percent of the application's CPU time (`Builder::max_overhead`,
     /// 0.01 to 100); 0, the default: none.
     pub max_overhead_percent: f64,
+    /// Sample allocations, one per this many bytes on average (`Builder::sample_allocations`;
+    /// the program reports them with `vignette_heap_alloc` and `vignette_heap_free`); 0, the
+    /// default: none.
+    pub heap_mean_bytes: u64,
 }
 
 /// The size of the first `vignette_config` (up to `backend`): the least a caller may pass.
@@ -111,6 +115,7 @@ impl vignette_config {
             backend: VIGNETTE_BACKEND_AUTO,
             module_paths: 0,
             max_overhead_percent: 0.0,
+            heap_mean_bytes: 0,
         }
     }
 }
@@ -367,6 +372,9 @@ unsafe fn create(
         };
         if c.max_overhead_percent != 0.0 {
             builder = builder.max_overhead(c.max_overhead_percent);
+        }
+        if c.heap_mean_bytes != 0 {
+            builder = builder.sample_allocations(c.heap_mean_bytes);
         }
         if window_ms > 0 {
             builder = builder.flight_recorder(std::time::Duration::from_millis(window_ms));
@@ -960,6 +968,23 @@ pub unsafe extern "C" fn vignette_destroy(p: *mut vignette_profiler) {
 #[no_mangle]
 pub extern "C" fn vignette_last_error() -> *const c_char {
     LAST_ERROR.with(|e| e.as_ptr().cast::<c_char>().cast_const())
+}
+
+/// Reports an allocation of `size` bytes at `ptr` from the program's own allocator (or its
+/// `malloc` wrapper), after it succeeded: sampled as `vignette::alloc` samples, its stack
+/// walked from the caller. Callable at any moment, from inside an allocator: no allocation,
+/// no lock; nothing while no profiler samples allocations.
+#[no_mangle]
+pub extern "C" fn vignette_heap_alloc(ptr: *const std::ffi::c_void, size: usize) {
+    crate::alloc::record_alloc(ptr as usize, size);
+}
+
+/// Reports the free of the allocation at `ptr`, before the memory is given back (another
+/// thread may get the same address once it is). As `vignette_heap_alloc`, callable from
+/// inside an allocator.
+#[no_mangle]
+pub extern "C" fn vignette_heap_free(ptr: *const std::ffi::c_void) {
+    crate::alloc::record_free(ptr as usize);
 }
 
 /// The calling thread's kernel thread id (for `vignette_sample_once`).

@@ -281,3 +281,35 @@ fn frames_of_a_main_program_mapped_in_pieces_are_its_own() {
     assert!(leaf_in_exe * 10 >= samples.len() * 8);
     assert_eq!(unattributed, 0);
 }
+
+/// A C program's own allocator wrapper reports to vignette: the profile's heap holds the leak
+/// (32 MiB still live) and the churn (128 MiB allocated, none live), each within 10%.
+#[test]
+fn a_c_programs_allocator_wrapper_reports_its_heap() {
+    let exe = common::c_program("gcc", "c_heap", &["tests/c/c_heap.c"]);
+    let profile = exe.with_extension("vignette");
+    let run = Command::new(&exe).arg(&profile).output().unwrap();
+    assert!(
+        run.status.success(),
+        "{:?}: {}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let p = vignette::tools::read_profile(&profile).unwrap();
+    let heap = p.heap.as_ref().expect("the profile has the heap");
+    let res = vignette::tools::resolve(&p, &mut vignette::tools::SymbolStore::new(&[exe])).unwrap();
+    let at = |site: &str| {
+        heap.sites
+            .iter()
+            .filter(|s| res.stack(&p, s.stack).iter().any(|l| l.function == site))
+            .fold((0, 0), |(a, i), s| (a + s.alloc_bytes, i + s.inuse_bytes))
+    };
+    let near = |got: u64, want: u64| (got as f64 - want as f64).abs() <= want as f64 * 0.1;
+    let (leak_alloc, leak_live) = at("leak_site");
+    let (churn_alloc, churn_live) = at("churn_site");
+    assert!(
+        near(leak_alloc, 32 << 20) && near(leak_live, 32 << 20),
+        "{heap:?}"
+    );
+    assert!(near(churn_alloc, 128 << 20) && churn_live == 0, "{heap:?}");
+}

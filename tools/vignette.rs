@@ -72,6 +72,12 @@ enum Command {
         /// SVG and Firefox, which have no labels of their own; pprof carries them as labels)
         #[arg(long)]
         label_frames: bool,
+        /// The heap instead of the CPU samples (pprof, collapsed, svg), weighed by bytes in use
+        /// or allocated (pprof: Go's four heap sample types, this one the default); speedscope
+        /// always has the heap beside the threads
+        #[arg(long, value_name = "MEASURE",
+              value_parser = choices(&tools::heap::HeapMeasure::ALL, |m| (m.name(), m.about())))]
+        heap: Option<tools::heap::HeapMeasure>,
     },
     /// The hottest functions by self and total time, merged or per thread
     Report {
@@ -551,6 +557,7 @@ fn run(cli: Cli) -> Result<ExitCode, ToolError> {
             symbols,
             filter,
             label_frames,
+            heap,
         } => {
             let to_stdout = output.as_os_str() == "-";
             if !to_stdout {
@@ -576,7 +583,8 @@ fn run(cli: Cli) -> Result<ExitCode, ToolError> {
                 true => tools::labels::as_root_frames(&p, &res),
                 false => (p, res),
             };
-            let bytes = tools::convert(to, &p, &res, &tools::ConvertOptions { title })?;
+            let options = tools::ConvertOptions { title, heap };
+            let bytes = tools::convert(to, &p, &res, &options)?;
             // `-o -`: the output on stdout, as Unix tools do; messages go to stderr only.
             if to_stdout {
                 std::io::stdout()
@@ -756,6 +764,9 @@ fn run(cli: Cli) -> Result<ExitCode, ToolError> {
                     "  JIT code: {} names from the runtime's perf map",
                     p.jit.len()
                 ));
+            }
+            if let Some(heap) = tools::heap::summary(&p) {
+                say(format!("  {heap}"));
             }
             for m in &p.modules {
                 let line = format!(

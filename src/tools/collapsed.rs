@@ -38,8 +38,20 @@ pub fn to_collapsed(profile: &Profile, res: &Resolution) -> String {
 /// Stack node `node` as collapsed stacks write it, outermost function first, `;` between
 /// (inline frames included; names made safe as [`to_collapsed`] says).
 pub fn stack_line(profile: &Profile, res: &Resolution, node: u32) -> String {
-    res.stack(profile, node)
-        .iter()
+    stack_line_trimmed(profile, res, node, |_| false)
+}
+
+/// [`stack_line`] without the innermost frames whose function `trim` names (at least the
+/// outermost frame stays).
+pub fn stack_line_trimmed(
+    profile: &Profile,
+    res: &Resolution,
+    node: u32,
+    trim: fn(&str) -> bool,
+) -> String {
+    let mut stack = res.stack(profile, node);
+    super::heap::trim_innermost(&mut stack, trim);
+    (stack.iter())
         .map(|loc| escape_controls(&loc.function).replace(';', ":"))
         .collect::<Vec<_>>()
         .join(";")

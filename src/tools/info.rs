@@ -86,5 +86,18 @@ pub fn to_json(p: &Profile) -> Value {
         "modules": modules,
         "stacks_ended": ends,
         "lost": lost,
+        "heap": p.heap.as_ref().map(|h| json!({
+            "mean_bytes": h.mean_bytes,
+            "samples": h.samples,
+            "sites": h.sites.len(),
+            "inuse_bytes": h.sites.iter().map(|s| s.inuse_bytes).sum::<u64>(),
+            "alloc_bytes": h.sites.iter().map(|s| s.alloc_bytes).sum::<u64>(),
+            "lost": {
+                "sites_full": h.lost.sites_full,
+                "unwalked": h.lost.unwalked,
+                "untracked": h.lost.untracked,
+                "reentrant": h.lost.reentrant,
+            },
+        })),
     })
 }

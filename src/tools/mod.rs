@@ -18,6 +18,7 @@ pub mod diff;
 pub mod elf_sections;
 pub mod export;
 pub mod firefox;
+pub mod heap;
 pub mod info;
 pub mod labels;
 pub mod merge;
@@ -125,6 +126,9 @@ impl std::str::FromStr for Format {
 pub struct ConvertOptions {
     /// The title the output shows (the profile's file name, say).
     pub title: String,
+    /// The heap instead of the CPU samples, weighed by this measure (pprof writes all four
+    /// of Go's heap sample types, this one the default).
+    pub heap: Option<heap::HeapMeasure>,
 }
 
 /// Converts `profile`, with `res` resolving its frames (unused by
@@ -140,6 +144,35 @@ pub fn convert(
             .map_err(|e| ToolError::new(ErrorKind::Output, format!("writing JSON: {e}")))
     }
     let title = &options.title;
+    if let Some(measure) = options.heap {
+        if profile.heap.is_none() {
+            return Err(ToolError::new(
+                ErrorKind::Output,
+                "the profile has no heap (the profiler did not sample allocations: see \
+                 Builder::sample_allocations)",
+            ));
+        }
+        return Ok(match format {
+            Format::Pprof => pprof::heap_to_pprof(profile, Some(res), measure),
+            Format::PprofUnresolved => pprof::heap_to_pprof(profile, None, measure),
+            Format::Collapsed => heap::to_collapsed(profile, res, measure).into_bytes(),
+            Format::Svg => {
+                let collapsed = heap::to_collapsed(profile, res, measure);
+                svg::collapsed_to_svg(&collapsed, title, "bytes")?
+            }
+            // Its heap views are always there, beside the threads.
+            Format::Speedscope => json(&speedscope::to_speedscope(profile, res, title))?,
+            Format::Firefox | Format::Otlp => {
+                return Err(ToolError::new(
+                    ErrorKind::Output,
+                    format!(
+                        "the heap converts to pprof, speedscope, collapsed and svg, not {}",
+                        format.name()
+                    ),
+                ))
+            }
+        });
+    }
     Ok(match format {
         Format::Speedscope => json(&speedscope::to_speedscope(profile, res, title))?,
         Format::Collapsed => collapsed::to_collapsed(profile, res).into_bytes(),

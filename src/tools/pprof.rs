@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 
+use super::heap::HeapMeasure;
 use super::protobuf::{Msg, Strings};
 use super::resolve::Resolution;
 use crate::{Clock, Profile};
@@ -25,6 +26,54 @@ pub fn to_pprof_diff(profile: &Profile, res: &Resolution, base_threads: usize) -
     encode(profile, Some(res), base_threads)
 }
 
+/// The heap of `profile` (`Profile::heap`; no samples without one) as a pprof heap profile,
+/// as Go writes one: `alloc_objects`, `alloc_space`, `inuse_objects` and `inuse_space` per
+/// stack, `measure`'s space the default view (`go tool pprof -sample_index=` picks another).
+pub fn heap_to_pprof(profile: &Profile, res: Option<&Resolution>, measure: HeapMeasure) -> Vec<u8> {
+    let mut s = Strings::new();
+    let mut p = Msg::default();
+    for (kind, unit) in [
+        ("alloc_objects", "count"),
+        ("alloc_space", "bytes"),
+        ("inuse_objects", "count"),
+        ("inuse_space", "bytes"),
+    ] {
+        p.bytes(1, &value_type(&mut s, kind, unit));
+    }
+    let heap = profile.heap.as_ref();
+    for site in heap.iter().flat_map(|h| &h.sites) {
+        let values = [
+            site.alloc_objects,
+            site.alloc_bytes,
+            site.inuse_objects,
+            site.inuse_bytes,
+        ]
+        .map(|v| v.min(i64::MAX as u64));
+        let mut m = Msg::default();
+        m.packed(1, &location_ids(profile, site.stack))
+            .packed(2, &values);
+        p.bytes(2, &m.0);
+    }
+    let default = s.id(match measure {
+        HeapMeasure::InUse => "inuse_space",
+        HeapMeasure::Allocated => "alloc_space",
+    });
+    p.int(14, default);
+    // As Go's heap profiles drop the runtime's allocator: the program's frames stay.
+    let drop_frames = s.id(&super::heap::allocator_entries_regex());
+    p.int(7, drop_frames);
+    let period_type = value_type(&mut s, "space", "bytes");
+    let period = heap.map_or(0, |h| h.mean_bytes);
+    finish(profile, res, s, p, &period_type, period)
+}
+
+/// A `ValueType` message of `kind` in `unit`.
+fn value_type(s: &mut Strings, kind: &str, unit: &str) -> Vec<u8> {
+    let mut m = Msg::default();
+    m.int(1, s.id(kind)).int(2, s.id(unit));
+    m.0
+}
+
 fn encode(profile: &Profile, res: Option<&Resolution>, base_threads: usize) -> Vec<u8> {
     let mut s = Strings::new();
     let mut p = Msg::default();
@@ -32,15 +81,9 @@ fn encode(profile: &Profile, res: Option<&Resolution>, base_threads: usize) -> V
         Clock::Cpu => "cpu",
         Clock::Wall => "wall",
     };
-    let value_type = |s: &mut Strings, kind: &str, unit: &str| {
-        let mut m = Msg::default();
-        m.int(1, s.id(kind)).int(2, s.id(unit));
-        m.0
-    };
     let samples_type = value_type(&mut s, "samples", "count");
     let time_type = value_type(&mut s, clock, "nanoseconds");
     p.bytes(1, &samples_type).bytes(1, &time_type);
-
     // Samples, leaf first; location ids are frame indices + 1.
     let thread_key = s.id("thread");
     let tid_key = s.id("thread_id");
@@ -80,6 +123,19 @@ fn encode(profile: &Profile, res: Option<&Resolution>, base_threads: usize) -> V
             p.bytes(2, &m.0);
         }
     }
+    finish(profile, res, s, p, &time_type, profile.interval_ns)
+}
+
+/// The rest of a profile after its sample types and samples: mappings, locations, functions,
+/// the string table, comments, the time range and the period; gzipped.
+fn finish(
+    profile: &Profile,
+    res: Option<&Resolution>,
+    mut s: Strings,
+    mut p: Msg,
+    period_type: &[u8],
+    period: u64,
+) -> Vec<u8> {
     // Mappings: one per module.
     for (i, m) in profile.modules.iter().enumerate() {
         let mut mm = Msg::default();
@@ -150,7 +206,7 @@ fn encode(profile: &Profile, res: Option<&Resolution>, base_threads: usize) -> V
         p.int(13, c);
     }
     p.int(9, profile.start_unix_ns).int(10, profile.duration_ns);
-    p.bytes(11, &time_type).int(12, profile.interval_ns);
+    p.bytes(11, period_type).int(12, period);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     // Writing into a Vec cannot fail.
     let _ = gz.write_all(&p.0);

@@ -154,6 +154,18 @@ pub fn hottest_in<'a>(
             *stacks.entry(s.stack).or_default() += s.weight as u64;
         }
     }
+    (rows_of(profile, res, options, stacks, |_| false), all)
+}
+
+/// Functions by the weights of the distinct stacks (stack node to weight) they are in,
+/// ordered by `options.sort`; innermost frames whose function `trim` names are left out.
+pub fn rows_of(
+    profile: &Profile,
+    res: &Resolution,
+    options: &Options,
+    stacks: HashMap<u32, u64>,
+    trim: fn(&str) -> bool,
+) -> Vec<Row> {
     #[derive(Default)]
     struct Acc<'a> {
         self_weight: u64,
@@ -163,7 +175,8 @@ pub fn hottest_in<'a>(
     }
     let mut rows: HashMap<&str, Acc> = HashMap::new();
     for (node, w) in stacks {
-        let stack = stack(profile, res, node, options.inlined);
+        let mut stack = stack(profile, res, node, options.inlined);
+        super::heap::trim_innermost(&mut stack, trim);
         if let Some(leaf) = stack.last() {
             let acc = rows.entry(&leaf.function).or_default();
             acc.self_weight += w;
@@ -211,7 +224,7 @@ pub fn hottest_in<'a>(
         Sort::Total => (r.total_weight, r.self_weight),
     };
     rows.sort_by(|a, b| (key(b), &a.function).cmp(&(key(a), &b.function)));
-    (rows, all)
+    rows
 }
 
 /// The report text: the hottest functions as `options` says, for all threads merged or for
@@ -263,7 +276,59 @@ pub fn report(profile: &Profile, res: &Resolution, options: &Options) -> String 
             );
         }
     }
+    heap_tables(&mut out, profile, res, options);
     out
+}
+
+/// The heap's tables, when the profile has one: functions by bytes in use, then by bytes
+/// allocated.
+fn heap_tables(out: &mut String, profile: &Profile, res: &Resolution, options: &Options) {
+    let Some(summary) = super::heap::summary(profile) else {
+        return;
+    };
+    let _ = writeln!(out, "{summary}\n");
+    for measure in super::heap::HeapMeasure::ALL {
+        let mut stacks: HashMap<u32, u64> = HashMap::new();
+        for (stack, bytes) in super::heap::weights(profile, measure) {
+            *stacks.entry(stack).or_default() += bytes;
+        }
+        let all: u64 = stacks.values().sum();
+        let rows = rows_of(
+            profile,
+            res,
+            options,
+            stacks,
+            super::heap::is_allocation_plumbing,
+        );
+        let human = super::heap::human_bytes;
+        let sorted = options.sort.name();
+        let _ = writeln!(
+            out,
+            "heap, {}: {}, by {sorted} (self: the innermost function outside Rust's alloc \
+             and core crates)",
+            measure.about(),
+            human(all)
+        );
+        let _ = writeln!(
+            out,
+            "{:>10} {:>10}  function (hottest line)",
+            "self", "total"
+        );
+        for r in rows.iter().take(options.limit) {
+            let _ = write!(
+                out,
+                "{:>10} {:>10}  {}",
+                human(r.self_weight),
+                human(r.total_weight),
+                super::escape_controls(&r.function)
+            );
+            if let Some(at) = &r.hottest_line {
+                let _ = write!(out, "  ({})", super::escape_controls(at));
+            }
+            out.push('\n');
+        }
+        out.push('\n');
+    }
 }
 
 /// What sampled the profile, and what the chunk is: a flight recorder's window, a rotated

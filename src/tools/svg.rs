@@ -7,7 +7,11 @@ use crate::Profile;
 
 /// Renders `profile` as an SVG flame graph titled `title` (threads are the first level).
 pub fn to_svg(profile: &Profile, res: &Resolution, title: &str) -> Result<Vec<u8>, ToolError> {
-    let collapsed = to_collapsed(profile, res);
+    collapsed_to_svg(&to_collapsed(profile, res), title, "samples")
+}
+
+/// Renders collapsed stacks whose weights count `unit` as an SVG flame graph titled `title`.
+pub fn collapsed_to_svg(collapsed: &str, title: &str, unit: &str) -> Result<Vec<u8>, ToolError> {
     if collapsed.is_empty() {
         // inferno refuses an empty graph; a profile without samples still gets a valid SVG.
         let title = super::escape_controls(title)
@@ -25,7 +29,7 @@ pub fn to_svg(profile: &Profile, res: &Resolution, title: &str) -> Result<Vec<u8
     }
     let mut options = inferno::flamegraph::Options::default();
     options.title = super::escape_controls(title).into_owned();
-    options.count_name = "samples".to_string();
+    options.count_name = unit.to_string();
     let mut svg = Vec::new();
     inferno::flamegraph::from_lines(&mut options, collapsed.lines(), &mut svg).map_err(|e| {
         ToolError::new(ErrorKind::Output, format!("rendering the flame graph: {e}"))
