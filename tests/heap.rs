@@ -245,3 +245,94 @@ fn the_tools_name_the_leak(p: &Profile) {
         "{collapsed}"
     );
 }
+
+/// Threads that allocate, hand what they allocated to another thread to free, start and end
+/// all the while, and a child forked mid-way that allocates on its own: nothing deadlocks or
+/// crashes, and once everything is freed the soak's sites hold nothing live.
+#[test]
+fn a_soak_across_threads_forks_and_thread_churn_ends_with_nothing_live() {
+    use std::sync::mpsc;
+    let _lock = common::profiler_lock();
+    let _watchdog = common::watchdog(600);
+    let mut profiler = vignette::Profiler::builder()
+        .sample_allocations(16 * 1024)
+        .build()
+        .unwrap();
+    profiler.start().unwrap();
+    // SOAK_ROUNDS=200 runs it for minutes.
+    let rounds: usize = std::env::var("SOAK_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(6);
+    for round in 0..rounds {
+        let (tx, rx) = mpsc::channel::<Vec<Vec<u8>>>();
+        let freer = std::thread::spawn(move || {
+            for batch in rx {
+                soak_free(batch);
+            }
+        });
+        let makers: Vec<_> = (0..4)
+            .map(|t| {
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let mut sizes = Sizes(0x9e37_79b9 + t);
+                    for _ in 0..200 {
+                        tx.send(soak_alloc(&mut sizes)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        if round == rounds / 2 {
+            // SAFETY: the child only allocates, frees and exits without unwinding.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                let mut sizes = Sizes(7);
+                for _ in 0..100 {
+                    soak_free(soak_alloc(&mut sizes));
+                }
+                // SAFETY: ends the child at once.
+                unsafe { libc::_exit(0) };
+            }
+            let mut status = 0;
+            // SAFETY: waits for our own child.
+            assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+            assert!(
+                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                "the forked child: status {status:#x}"
+            );
+        }
+        for m in makers {
+            m.join().unwrap();
+        }
+        drop(tx);
+        freer.join().unwrap();
+    }
+    let p = profiler.stop().unwrap().to_profile();
+    let heap = p.heap.as_ref().unwrap();
+    let soak: Vec<_> = (heap.sites.iter())
+        .filter(|s| {
+            common::stack_names(&p, s.stack)
+                .iter()
+                .any(|n| n.contains("soak_alloc"))
+        })
+        .collect();
+    let allocated: u64 = soak.iter().map(|s| s.alloc_bytes).sum();
+    let live: u64 = soak.iter().map(|s| s.inuse_bytes).sum();
+    eprintln!(
+        "soak: {allocated} bytes allocated, {live} live, {} samples, {:?}",
+        heap.samples, heap.lost
+    );
+    assert!(allocated > (rounds as u64) << 20, "{heap:?}");
+    assert_eq!(live, 0, "everything was freed: {:?}", heap.lost);
+}
+
+/// A batch of allocations of up to 32 KiB each.
+#[inline(never)]
+fn soak_alloc(sizes: &mut Sizes) -> Vec<Vec<u8>> {
+    (0..16).map(|_| black_box(vec![0u8; sizes.next()])).collect()
+}
+
+#[inline(never)]
+fn soak_free(batch: Vec<Vec<u8>>) {
+    drop(black_box(batch));
+}
