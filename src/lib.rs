@@ -58,6 +58,11 @@
 //!    `merge.rs`, `diff.rs`, `info.rs`, `record.rs`; the CLI is `tools/vignette.rs` at the
 //!    repository's top.
 //!
+//! 6. Heap profiles: `alloc/` wraps the global allocator, samples allocations by bytes, walks
+//!    the allocating thread's own stack (`sampler/signal/handler.rs`'s `walk_own_stack`, from
+//!    registers read by `sys/here.rs`) and keeps sites and live allocations in lock-free
+//!    tables; `collector/heap.rs` interns them into each profile.
+//!
 //! Everything that touches the operating system is in `sys/` (`linux/`, `windows/`, `macos/`,
 //! `posix/`); the unwinders for PE (`unwind/pe/`) and Mach-O (`unwind/macho/`,
 //! `unwind/compact/`) beside the ELF one; the C API in `ffi.rs` and `include/vignette.h`.

@@ -329,10 +329,52 @@ fn a_soak_across_threads_forks_and_thread_churn_ends_with_nothing_live() {
 /// A batch of allocations of up to 32 KiB each.
 #[inline(never)]
 fn soak_alloc(sizes: &mut Sizes) -> Vec<Vec<u8>> {
-    (0..16).map(|_| black_box(vec![0u8; sizes.next()])).collect()
+    (0..16)
+        .map(|_| black_box(vec![0u8; sizes.next()]))
+        .collect()
 }
 
 #[inline(never)]
 fn soak_free(batch: Vec<Vec<u8>>) {
     drop(black_box(batch));
+}
+
+/// Rotated chunks and a flight recorder's windows carry the heap as it was when each was
+/// taken: allocated since sampling began, live at that moment.
+#[test]
+fn chunks_and_windows_carry_the_heap() {
+    let _lock = common::profiler_lock();
+    for window in [None, Some(std::time::Duration::from_secs(5))] {
+        let mut builder = vignette::Profiler::builder().sample_allocations(16 * 1024);
+        if let Some(w) = window {
+            builder = builder.flight_recorder(w);
+        }
+        let mut profiler = builder.build().unwrap();
+        profiler.start().unwrap();
+        let mut sizes = Sizes(11);
+        let kept = soak_alloc(&mut sizes);
+        let first = match window {
+            None => profiler.rotate(),
+            Some(_) => profiler.window(),
+        }
+        .unwrap()
+        .to_profile();
+        let live = |p: &Profile| {
+            let sites = p.heap.as_ref().map(|h| h.sites.clone()).unwrap_or_default();
+            (sites.iter())
+                .filter(|s| {
+                    common::stack_names(p, s.stack)
+                        .iter()
+                        .any(|n| n.contains("soak_alloc"))
+                })
+                .map(|s| s.inuse_bytes)
+                .sum::<u64>()
+        };
+        let held = live(&first);
+        assert!(held > 0, "{window:?}: {:?}", first.heap);
+        soak_free(kept);
+        let second = profiler.stop().unwrap().to_profile();
+        assert_eq!(live(&second), 0, "{window:?}: freed since");
+        assert!(second.heap.as_ref().unwrap().samples >= first.heap.as_ref().unwrap().samples);
+    }
 }
