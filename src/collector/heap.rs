@@ -46,11 +46,10 @@ impl Collector {
     /// same stack are merged.
     pub(crate) fn read_heap(&mut self) {
         self.heap_len = 0;
-        if self.heap_mean == 0 {
-            return;
-        }
         #[cfg(feature = "std")]
-        self.read_heap_sites();
+        if self.heap_mean > 0 {
+            self.read_heap_sites();
+        }
     }
 
     #[cfg(feature = "std")]

@@ -3,6 +3,7 @@
 //! ([`mem`]) or for those that sample by suspending threads (`suspended`). Nothing outside this module names a backend; `lib.rs` says which systems have
 //! one.
 
+#[cfg(feature = "std")]
 pub mod here;
 pub mod mem;
 #[cfg(any(windows, target_os = "macos"))]

@@ -77,16 +77,18 @@ const ALLOCATOR_ENTRIES: [&str; 17] = [
     "vignette_heap_alloc",
 ];
 
-/// Prefixes of [`ALLOCATOR_ENTRIES`]' kin: the standard library's allocation functions.
+/// Prefixes of the standard library's allocation functions.
 const ALLOCATOR_PREFIXES: [&str; 2] = ["alloc::alloc::", "<alloc::alloc::Global as "];
 
-/// Whether `function` only passes an allocation on (see [`ALLOCATOR_ENTRIES`]).
+/// Whether `function` only passes an allocation on to the allocator: Rust's allocation shims
+/// (`__rust_alloc`, ...), the `alloc::alloc` functions around them, C's allocation functions
+/// and the C API's `vignette_heap_alloc`.
 pub fn is_allocator_entry(function: &str) -> bool {
     ALLOCATOR_ENTRIES.contains(&function)
         || ALLOCATOR_PREFIXES.iter().any(|p| function.starts_with(p))
 }
 
-/// Whether `function` is an allocator entry or Rust's standard collections' plumbing around
+/// Whether `function` is an allocator entry ([`is_allocator_entry`]) or Rust's standard collections' plumbing around
 /// one (the `alloc` and `core` crates): the heap report's self bytes go to the innermost
 /// function outside them, the program's.
 pub fn is_allocation_plumbing(function: &str) -> bool {
@@ -110,7 +112,7 @@ pub fn trim_innermost(stack: &mut Vec<&Location>, trim: fn(&str) -> bool) {
     stack.truncate(stack.len().saturating_sub(trimmed).max(1));
 }
 
-/// The same functions as a regular expression for pprof's `drop_frames` (matching whole
+/// [`is_allocator_entry`]'s functions as a regular expression for pprof's `drop_frames` (matching whole
 /// names: pprof drops a matching frame and every frame it called).
 pub fn allocator_entries_regex() -> String {
     let escape = |s: &str| {

@@ -202,6 +202,7 @@ enum Reader<'a> {
     /// the buffer [`ReadMode::Copied`] needs).
     Live(ReadMode, Option<&'a CopyBuffer>),
     /// The calling thread's own, through guarded loads.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
     Own,
 }
 
@@ -214,6 +215,7 @@ enum Reader<'a> {
 /// # Signal safety
 /// Async-signal-safe, as the handler's own walk (it is the heap sampler's, which runs inside
 /// the allocator).
+#[cfg_attr(not(feature = "std"), allow(dead_code))]
 pub(crate) fn walk_own_stack(
     regs: &Regs,
     above_sp: u64,

@@ -21,9 +21,10 @@ pub(crate) mod shared;
 mod timed;
 mod watch;
 
-pub(crate) use handler::{
-    claim_handler, release_handler, release_inherited_handler, walk_own_stack,
-};
+pub(crate) use handler::{claim_handler, release_handler, release_inherited_handler};
+// The heap sampler's (`crate::alloc`, which needs `std`).
+#[cfg(feature = "std")]
+pub(crate) use handler::walk_own_stack;
 use sending::ANSWER_TIMEOUT_NS;
 pub(crate) use sending::{signal_round, wait_for_answers, Round, Token};
 pub(crate) use shared::Shared;

@@ -497,11 +497,12 @@ pub(crate) fn release_inherited_handler(shared: &Shared) {
     release_handler(shared);
 }
 
-/// A thread's walk of its own stack (the heap sampler's): not done by this engine yet, so
+/// A thread's walk of its own stack (the heap sampler's, with `std`): not done by this engine yet, so
 /// heap samples here keep no stack (`None`).
 ///
 /// # Signal safety
 /// Async-signal-safe: returns at once.
+#[cfg(feature = "std")]
 pub(crate) fn walk_own_stack(
     _regs: &crate::unwind::Regs,
     _above_sp: u64,

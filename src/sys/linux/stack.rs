@@ -147,6 +147,7 @@ impl<'a> LiveStack<'a> {
     ///
     /// # Signal safety
     /// Async-signal-safe: a binary search.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
     pub unsafe fn own(ranges: &'a [[u64; 2]], sp: u64) -> Self {
         let hi = match mapping_of(ranges, sp) {
             Some([_, hi]) => hi,
