@@ -51,6 +51,7 @@ typedef int vignette_status;
 #define VIGNETTE_TRIGGER_MANUAL 1 /* vignette_trigger or vignette_triggers_fire */
 #define VIGNETTE_TRIGGER_HANG 2   /* a heartbeat was later than its threshold */
 #define VIGNETTE_TRIGGER_PANIC 3  /* a Rust panic in the process */
+#define VIGNETTE_TRIGGER_HEAP 4   /* the heap in use grew past vignette_triggers_heap_over's */
 
 #define VIGNETTE_CLOCK_CPU 0  /* sample each thread per interval of CPU time it uses */
 #define VIGNETTE_CLOCK_WALL 1 /* sample every thread every interval, running or blocked */
@@ -162,6 +163,10 @@ vignette_status vignette_deliver(vignette_profiler *p, uint64_t every_ms, vignet
 
 /** Fires a manual trigger from any thread; the delivery thread captures within 10 ms. */
 vignette_status vignette_triggers_fire(const vignette_triggers *t, const char *note);
+
+/** Captures when the heap in use (sampled: config.heap_mean_bytes) grows past bytes, once per
+    crossing (again after it fell below 90% of it); 0 turns it off. */
+vignette_status vignette_triggers_heap_over(const vignette_triggers *t, uint64_t bytes);
 
 /** Frees a triggers handle (its heartbeats stay valid). NULL is ignored. */
 void vignette_triggers_free(vignette_triggers *t);

@@ -54,6 +54,10 @@ struct State {
     delivered: AtomicU64,
     /// Chunks whose callback panicked (each lost; the panic is delivered as a trigger).
     failed: AtomicU64,
+    /// The heap in use that fires a heap trigger (0: none), and whether it is over it now
+    /// (it fires once per crossing).
+    heap_over: AtomicU64,
+    heap_fired: AtomicBool,
     /// The delivery thread's id: a panic there (in the callback) cannot wait for itself.
     delivery_tid: AtomicI32,
     stop: AtomicBool,
@@ -99,6 +103,8 @@ impl Triggers {
             delivered: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             delivery_tid: AtomicI32::new(0),
+            heap_over: AtomicU64::new(0),
+            heap_fired: AtomicBool::new(false),
             stop: AtomicBool::new(false),
         }))
     }
@@ -131,6 +137,15 @@ impl Triggers {
         });
         lock(&self.0.beats).push(beat.clone());
         Heartbeat(beat)
+    }
+
+    /// Captures when the heap in use, as the allocation sampler estimates it
+    /// ([`crate::Builder::sample_allocations`]), grows past `bytes`: once per crossing (it fires
+    /// again after the heap fell below 90% of `bytes`), marked as a heap trigger whose note
+    /// says how much was in use. 0 turns it off. Looked at every 10 ms.
+    pub fn heap_over(&self, bytes: u64) {
+        self.0.heap_fired.store(false, Relaxed);
+        self.0.heap_over.store(bytes, Relaxed);
     }
 
     /// Installs a panic hook (after the one already installed, which still runs) that
@@ -214,6 +229,21 @@ impl State {
         (!q.is_empty()).then(|| q.remove(0))
     }
 
+    /// Queues a heap trigger when the heap in use crossed its threshold.
+    fn check_heap(&self) {
+        let over = self.heap_over.load(Relaxed);
+        let Some(tables) = crate::alloc::tables().filter(|_| over > 0) else {
+            return;
+        };
+        let live = tables.inuse_bytes();
+        if live > over && !self.heap_fired.swap(true, Relaxed) {
+            let note = std::format!("heap in use {live} bytes, over {over}",);
+            self.push(TriggerRec::new(TriggerKind::Heap, 0, 0, &note));
+        } else if live < over / 10 * 9 {
+            self.heap_fired.store(false, Relaxed);
+        }
+    }
+
     /// Queues a hang trigger for every heartbeat silent past its threshold (once per
     /// silence), and forgets dropped heartbeats.
     fn check_heartbeats(&self) {
@@ -281,6 +311,7 @@ impl Delivery {
                 while !state.stop.load(Acquire) {
                     std::thread::sleep(POLL);
                     state.check_heartbeats();
+                    state.check_heap();
                     let now = time::monotonic_ns();
                     let trigger = state.pop();
                     let due = next_due.is_some_and(|d| now >= d);

@@ -158,6 +158,8 @@ pub const VIGNETTE_TRIGGER_MANUAL: c_int = 1;
 pub const VIGNETTE_TRIGGER_HANG: c_int = 2;
 /// Trigger kind: a panic (Rust code in the process).
 pub const VIGNETTE_TRIGGER_PANIC: c_int = 3;
+/// Trigger kind: the heap in use grew past its threshold (`vignette_triggers_heap_over`).
+pub const VIGNETTE_TRIGGER_HEAP: c_int = 4;
 
 /// A delivery callback: an encoded profile (`len` bytes, valid during the call), its sequence
 /// number, the trigger kind that made it (`VIGNETTE_TRIGGER_*`), and the caller's pointer.
@@ -509,6 +511,24 @@ pub unsafe extern "C" fn vignette_triggers_fire(
         let t = unsafe { t.as_ref() }.ok_or_else(|| invalid("triggers is NULL"))?;
         // SAFETY: the caller's contract.
         t.inner.fire(&unsafe { text(note) });
+        Ok(())
+    })
+}
+
+/// Captures when the heap in use (as sampled, `heap_mean_bytes`) grows past `bytes`, once per
+/// crossing; 0 turns it off.
+///
+/// # Safety
+/// `t` must be NULL or a live handle from `vignette_deliver`.
+#[no_mangle]
+pub unsafe extern "C" fn vignette_triggers_heap_over(
+    t: *const vignette_triggers,
+    bytes: u64,
+) -> vignette_status {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let t = unsafe { t.as_ref() }.ok_or_else(|| invalid("triggers is NULL"))?;
+        t.inner.heap_over(bytes);
         Ok(())
     })
 }

@@ -378,3 +378,52 @@ fn chunks_and_windows_carry_the_heap() {
         assert!(second.heap.as_ref().unwrap().samples >= first.heap.as_ref().unwrap().samples);
     }
 }
+
+/// A heap trigger: a flight recorder's window is delivered once the heap in use grows past the
+/// threshold, marked as a heap trigger, and holds the allocations that crossed it.
+#[test]
+fn the_heap_growing_past_a_threshold_delivers_a_window() {
+    use std::sync::mpsc;
+    let _lock = common::profiler_lock();
+    let mut profiler = vignette::Profiler::builder()
+        .sample_allocations(16 * 1024)
+        .flight_recorder(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap();
+    profiler.start().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let triggers = profiler
+        .deliver(None, move |c| {
+            let _ = tx.send((c.trigger().map(|(k, _)| k), c.to_profile()));
+        })
+        .unwrap();
+    let threshold = 64u64 << 20;
+    triggers.heap_over(threshold);
+    let mut sizes = Sizes(5);
+    let mut held = Vec::new();
+    // 128 MiB held, in batches, until the trigger's window arrives (or a generous deadline).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let (kind, p) = loop {
+        if held.len() < 512 {
+            held.push(soak_alloc(&mut sizes));
+        }
+        if let Ok(got) = rx.recv_timeout(std::time::Duration::from_millis(5)) {
+            break got;
+        }
+        assert!(std::time::Instant::now() < deadline, "no heap trigger");
+    };
+    assert_eq!(kind, Some(vignette::TriggerKind::Heap));
+    let t = p.chunk.trigger.as_ref().unwrap();
+    assert!(t.note.starts_with("heap in use"), "{}", t.note);
+    let live: u64 = p
+        .heap
+        .as_ref()
+        .unwrap()
+        .sites
+        .iter()
+        .map(|s| s.inuse_bytes)
+        .sum();
+    assert!(live > threshold * 9 / 10, "{live}");
+    drop(profiler);
+    drop(held);
+}

@@ -94,6 +94,8 @@ pub struct HeapTables {
     live: Region<LiveRec>,
     /// Entries in `keys` holding an address: frees look no further while it is 0.
     live_count: AtomicUsize,
+    /// Estimated bytes live over every site (a wrapping sum, as the sites' own).
+    inuse_total: AtomicU64,
     /// Allocations sampled, ever.
     pub samples: AtomicU64,
     /// What could not be kept whole.
@@ -108,6 +110,7 @@ impl HeapTables {
             keys: Region::new(BUCKETS * WAYS)?,
             live: Region::new(BUCKETS * WAYS)?,
             live_count: AtomicUsize::new(0),
+            inuse_total: AtomicU64::new(0),
             samples: AtomicU64::new(0),
             misses: Misses::default(),
         })
@@ -138,6 +141,7 @@ impl HeapTables {
         s.alloc_bytes.fetch_add(bytes, Relaxed);
         s.alloc_objects.fetch_add(objects, Relaxed);
         if self.track(ptr, site as u32, bytes, objects) {
+            self.inuse_total.fetch_add(bytes, Relaxed);
             s.inuse_bytes.fetch_add(bytes, Relaxed);
             s.inuse_objects.fetch_add(objects, Relaxed);
         } else {
@@ -168,6 +172,7 @@ impl HeapTables {
             }
             if let Some(rec) = self.live.get(i) {
                 let site = rec.site.load(Relaxed) as usize;
+                self.inuse_total.fetch_sub(rec.bytes.load(Relaxed), Relaxed);
                 if let Some(s) = self.sites.get(site) {
                     s.inuse_bytes.fetch_sub(rec.bytes.load(Relaxed), Relaxed);
                     s.inuse_objects
@@ -178,6 +183,11 @@ impl HeapTables {
             self.live_count.fetch_sub(1, Relaxed);
             return;
         }
+    }
+
+    /// Estimated bytes live now, over every site.
+    pub fn inuse_bytes(&self) -> u64 {
+        clamp(self.inuse_total.load(Relaxed))
     }
 
     /// Runs `f` over every site with samples: its frames (as the walk recorded them), the
@@ -319,6 +329,7 @@ mod tests {
         // A free of an address never sampled changes nothing.
         t.forget(0x40_0000);
         t.forget(0x10_0000);
+        assert_eq!(t.inuse_bytes(), 4096 + 100 + 7);
         let mut seen = std::vec::Vec::new();
         t.for_each_site(|frames, epoch, c| seen.push((frames.to_vec(), epoch, c)));
         seen.sort_by_key(|s| s.0.len());
@@ -339,6 +350,7 @@ mod tests {
             t.forget(p);
         }
         assert_eq!(t.live_count.load(Relaxed), 0);
+        assert_eq!(t.inuse_bytes(), 0);
         t.for_each_site(|_, _, c| assert_eq!((c.inuse_bytes, c.inuse_objects), (0, 0)));
     }
 

@@ -45,6 +45,8 @@ impl Collector {
     /// attributed to the module mapped there when its walk ran, or to none), and sites of the
     /// same stack are merged.
     pub(crate) fn read_heap(&mut self) {
+        let heap = &self.heap;
+        (self.heap_index).clear_entries(self.heap_len, |i| heap[i].stack as u64);
         self.heap_len = 0;
         #[cfg(feature = "std")]
         if self.heap_mean > 0 {
@@ -93,8 +95,12 @@ impl Collector {
                 parent = node + 1;
             }
             let stack = parent - 1;
-            let rec = match self.node_remap.get(stack as usize).copied() {
-                Some(0) | None => {
+            let heap = &self.heap;
+            let (slot, found) =
+                (self.heap_index).probe(stack as u64, |i| heap[i as usize].stack == stack);
+            let rec = match found {
+                Some(i) => &mut self.heap[i as usize],
+                None => {
                     let i = self.heap_len;
                     let Some(rec) = self.heap.get_mut(i) else {
                         full = true;
@@ -105,12 +111,9 @@ impl Collector {
                         ..HeapSiteRec::default()
                     };
                     self.heap_len += 1;
-                    if let Some(r) = self.node_remap.get_mut(stack as usize) {
-                        *r = i as u32 + 1;
-                    }
+                    self.heap_index.slots[slot] = i as u32 + 1;
                     rec
                 }
-                Some(i) => &mut self.heap[i as usize - 1],
             };
             rec.alloc_bytes += counts.alloc_bytes;
             rec.alloc_objects += counts.alloc_objects;
@@ -119,11 +122,6 @@ impl Collector {
         });
         if full {
             self.lost.tables_full += 1;
-        }
-        for rec in self.heap.iter().take(self.heap_len) {
-            if let Some(r) = self.node_remap.get_mut(rec.stack as usize) {
-                *r = 0;
-            }
         }
     }
 }

@@ -276,6 +276,8 @@ pub struct Collector {
     /// The heap's sites when the session ended (see `heap`), and the sampler's figures.
     pub(crate) heap: Region<heap::HeapSiteRec>,
     pub(crate) heap_len: usize,
+    /// The heap's sites by stack node.
+    heap_index: Index,
     pub(crate) heap_mean: u64,
     pub(crate) heap_stats: heap::HeapStats,
 }
@@ -375,6 +377,10 @@ impl Collector {
                 _ => heap::MAX_HEAP_SITES,
             })?,
             heap_len: 0,
+            heap_index: Index::new(match cap.heap_mean {
+                0 => 0,
+                _ => heap::MAX_HEAP_SITES,
+            })?,
             heap_mean: cap.heap_mean,
             heap_stats: heap::HeapStats::default(),
         })
@@ -400,6 +406,7 @@ impl Collector {
             + self.jit.mapped_bytes()
             + self.jit_addresses.mapped_bytes()
             + self.heap.mapped_bytes()
+            + self.heap_index.slots.mapped_bytes()
     }
 
     /// Empties the sample, frame, stack and thread tables and the lost counts.
@@ -424,7 +431,6 @@ impl Collector {
         self.lost = Lost::default();
         self.rates.clear();
         self.jit.clear();
-        self.heap_len = 0;
     }
 
     /// Empties the tables and opens a session starting now; `list_modules` lists the modules

@@ -183,14 +183,21 @@ pub enum TriggerKind {
     Hang = 2,
     /// A thread panicked.
     Panic = 3,
+    /// The heap in use grew past a threshold ([`crate::Triggers::heap_over`]; format 11 on).
+    Heap = 4,
 }
 
 impl TriggerKind {
     /// The kind coded as `v`, if any.
     pub fn from_u8(v: u8) -> Option<TriggerKind> {
-        [TriggerKind::Manual, TriggerKind::Hang, TriggerKind::Panic]
-            .into_iter()
-            .find(|k| *k as u8 == v)
+        [
+            TriggerKind::Manual,
+            TriggerKind::Hang,
+            TriggerKind::Panic,
+            TriggerKind::Heap,
+        ]
+        .into_iter()
+        .find(|k| *k as u8 == v)
     }
 
     /// A lowercase name for reports (`manual`, `hang`, `panic`).
@@ -199,6 +206,7 @@ impl TriggerKind {
             TriggerKind::Manual => "manual",
             TriggerKind::Hang => "hang",
             TriggerKind::Panic => "panic",
+            TriggerKind::Heap => "heap",
         }
     }
 }
