@@ -146,14 +146,14 @@ fn estimates_per_site_are_within_ten_percent_and_the_leak_ranks_first() {
         "innermost frame: {}",
         names[0]
     );
-    #[cfg(feature = "tools")]
+    #[cfg(all(feature = "tools", target_arch = "x86_64"))]
     the_tools_name_the_leak(&p);
     black_box((&half, &leak));
     drop((half, leak));
 }
 
 /// The CLI's report and Go's own pprof reader name the leak first by bytes in use.
-#[cfg(feature = "tools")]
+#[cfg(all(feature = "tools", target_arch = "x86_64"))]
 fn the_tools_name_the_leak(p: &Profile) {
     use std::process::Command;
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("heap");
