@@ -44,19 +44,8 @@ pub fn regs() -> Regs {
 /// frame, above every frame it calls.
 ///
 /// # Signal safety
-/// Async-signal-safe: one register read.
+/// Async-signal-safe: register reads.
 #[inline(always)]
 pub fn sp() -> u64 {
-    let sp: u64;
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: reads a register into an output.
-    unsafe {
-        core::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags));
-    }
-    #[cfg(target_arch = "aarch64")]
-    // SAFETY: as above.
-    unsafe {
-        core::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags));
-    }
-    sp
+    regs().sp()
 }

@@ -235,21 +235,9 @@ pub fn report(profile: &Profile, res: &Resolution, options: &Options) -> String 
         let pct = |w: u64| 100.0 * w as f64 / all.max(1) as f64;
         let sorted = options.sort.name();
         let _ = writeln!(out, "{title}: {all} sampling intervals, by {sorted}");
-        let _ = writeln!(out, "{:>7} {:>7}  function (hottest line)", "self", "total");
-        for r in rows.iter().take(options.limit) {
-            let _ = write!(
-                out,
-                "{:>6.2}% {:>6.2}%  {}",
-                pct(r.self_weight),
-                pct(r.total_weight),
-                super::escape_controls(&r.function)
-            );
-            if let Some(at) = &r.hottest_line {
-                let _ = write!(out, "  ({})", super::escape_controls(at));
-            }
-            out.push('\n');
-        }
-        out.push('\n');
+        write_rows(&mut out, &rows, options.limit, 7, |w| {
+            format!("{:.2}%", pct(w))
+        });
     };
     if options.per_thread {
         for t in profile.threads.iter().filter(|t| !t.samples.is_empty()) {
@@ -309,26 +297,34 @@ fn heap_tables(out: &mut String, profile: &Profile, res: &Resolution, options: &
             measure.about(),
             human(all)
         );
-        let _ = writeln!(
-            out,
-            "{:>10} {:>10}  function (hottest line)",
-            "self", "total"
-        );
-        for r in rows.iter().take(options.limit) {
-            let _ = write!(
-                out,
-                "{:>10} {:>10}  {}",
-                human(r.self_weight),
-                human(r.total_weight),
-                super::escape_controls(&r.function)
-            );
-            if let Some(at) = &r.hottest_line {
-                let _ = write!(out, "  ({})", super::escape_controls(at));
-            }
-            out.push('\n');
+        write_rows(out, &rows, options.limit, 10, human);
+    }
+}
+
+/// A table's header and its first `limit` rows, each weight shown by `show` in a column
+/// `width` wide, then a blank line.
+fn write_rows(
+    out: &mut String,
+    rows: &[Row],
+    limit: usize,
+    width: usize,
+    show: impl Fn(u64) -> String,
+) {
+    let _ = writeln!(
+        out,
+        "{:>width$} {:>width$}  function (hottest line)",
+        "self", "total"
+    );
+    for r in rows.iter().take(limit) {
+        let (s, t) = (show(r.self_weight), show(r.total_weight));
+        let f = super::escape_controls(&r.function);
+        let _ = write!(out, "{s:>width$} {t:>width$}  {f}");
+        if let Some(at) = &r.hottest_line {
+            let _ = write!(out, "  ({})", super::escape_controls(at));
         }
         out.push('\n');
     }
+    out.push('\n');
 }
 
 /// What sampled the profile, and what the chunk is: a flight recorder's window, a rotated
