@@ -172,6 +172,7 @@ pub(crate) fn stop() {
 }
 
 /// The tables, once mapped.
+#[inline]
 pub(crate) fn tables() -> Option<&'static HeapTables> {
     // SAFETY: published once, never unmapped.
     unsafe { TABLES.load(Acquire).as_ref() }

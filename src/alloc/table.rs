@@ -4,7 +4,7 @@
 //! per process and never unmapped (a free racing with a profiler's end cannot touch freed
 //! memory), and inherited by a forked child, whose heap is its parent's.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
 
 use crate::error::Result;
 use crate::sys::mem::{Region, Zeroed};
@@ -17,6 +17,8 @@ pub const MAX_SITES: usize = 4096;
 /// each (a free that was not sampled reads one line).
 const BUCKETS: usize = 8192;
 const WAYS: usize = 8;
+/// Counters in the filter frees look at first (64 KiB: it stays in the caches).
+const FILTER: usize = 1 << 16;
 /// Sites looked at for a stack before the table counts as full.
 const PROBES: usize = 64;
 /// Estimated object counts are kept in 1/1024ths.
@@ -90,10 +92,12 @@ pub struct Misses {
 /// The sites and the live allocations.
 pub struct HeapTables {
     sites: Region<Site>,
+    /// Per hash of an address, how many tracked allocations have it (saturating: 255 stays):
+    /// a free whose counter is 0 was not sampled, known from one byte in the caches instead of
+    /// a bucket's line in memory.
+    filter: Region<AtomicU8>,
     keys: Region<AtomicUsize>,
     live: Region<LiveRec>,
-    /// Entries in `keys` holding an address: frees look no further while it is 0.
-    live_count: AtomicUsize,
     /// Estimated bytes live over every site (a wrapping sum, as the sites' own).
     inuse_total: AtomicU64,
     /// Allocations sampled, ever.
@@ -107,9 +111,9 @@ impl HeapTables {
     pub fn new() -> Result<Self> {
         Ok(HeapTables {
             sites: Region::new(MAX_SITES)?,
+            filter: Region::new(FILTER)?,
             keys: Region::new(BUCKETS * WAYS)?,
             live: Region::new(BUCKETS * WAYS)?,
-            live_count: AtomicUsize::new(0),
             inuse_total: AtomicU64::new(0),
             samples: AtomicU64::new(0),
             misses: Misses::default(),
@@ -118,7 +122,10 @@ impl HeapTables {
 
     /// Bytes mapped.
     pub fn mapped_bytes(&self) -> usize {
-        self.sites.mapped_bytes() + self.keys.mapped_bytes() + self.live.mapped_bytes()
+        self.sites.mapped_bytes()
+            + self.filter.mapped_bytes()
+            + self.keys.mapped_bytes()
+            + self.live.mapped_bytes()
     }
 
     /// Counts a sampled allocation of `bytes` and `objects` (estimates) at `ptr`, whose stack
@@ -150,14 +157,15 @@ impl HeapTables {
     }
 
     /// Forgets the allocation at `ptr` if it was sampled and tracked: its site no longer
-    /// holds it. A few nanoseconds when it was not: nothing while no sampled allocation
-    /// lives, else one cache line read.
+    /// holds it. A few nanoseconds when it was not: one byte of the filter, in the caches
+    /// (and, for the few its counter wrongly admits, one bucket's line).
     ///
     /// # Signal safety
     /// Async-signal-safe and lock-free.
     #[inline]
     pub fn forget(&self, ptr: usize) {
-        if self.live_count.load(Relaxed) == 0 {
+        let counter = self.filter.get(filter_index(ptr));
+        if counter.is_none_or(|c| c.load(Relaxed) == 0) {
             return;
         }
         let base = bucket(ptr) * WAYS;
@@ -180,7 +188,10 @@ impl HeapTables {
                 }
             }
             key.store(0, Release);
-            self.live_count.fetch_sub(1, Relaxed);
+            if let Some(c) = counter {
+                // A saturated counter stays: it no longer knows how many it counts.
+                let _ = c.fetch_update(Relaxed, Relaxed, |n| (n < u8::MAX).then(|| n - 1));
+            }
             return;
         }
     }
@@ -287,7 +298,9 @@ impl HeapTables {
             rec.site.store(site, Relaxed);
             rec.bytes.store(bytes, Relaxed);
             rec.objects.store(objects, Relaxed);
-            self.live_count.fetch_add(1, Relaxed);
+            if let Some(c) = self.filter.get(filter_index(ptr)) {
+                let _ = c.fetch_update(Relaxed, Relaxed, |n| n.checked_add(1));
+            }
             key.store(ptr, Release);
             return true;
         }
@@ -302,6 +315,15 @@ impl HeapTables {
 #[inline]
 fn bucket(ptr: usize) -> usize {
     ((ptr as u64 >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & (BUCKETS - 1)
+}
+
+/// The filter counter of address `ptr` (other bits of the hash than [`bucket`]'s).
+///
+/// # Signal safety
+/// Async-signal-safe: arithmetic.
+#[inline]
+fn filter_index(ptr: usize) -> usize {
+    ((ptr as u64 >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 48) as usize & (FILTER - 1)
 }
 
 /// A wrapping sum read as a count: 0 when it went below zero.
@@ -349,7 +371,8 @@ mod tests {
         for p in [0x10_1000, 0x20_0000, 0x30_0000] {
             t.forget(p);
         }
-        assert_eq!(t.live_count.load(Relaxed), 0);
+        assert!(t.keys.iter().all(|k| k.load(Relaxed) == 0));
+        assert!(t.filter.iter().all(|c| c.load(Relaxed) == 0));
         assert_eq!(t.inuse_bytes(), 0);
         t.for_each_site(|_, _, c| assert_eq!((c.inuse_bytes, c.inuse_objects), (0, 0)));
     }
