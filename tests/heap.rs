@@ -376,6 +376,26 @@ fn chunks_and_windows_carry_the_heap() {
         let second = profiler.stop().unwrap().to_profile();
         assert_eq!(live(&second), 0, "{window:?}: freed since");
         assert!(second.heap.as_ref().unwrap().samples >= first.heap.as_ref().unwrap().samples);
+        #[cfg(feature = "tools")]
+        if window.is_none() {
+            // Merged, the chunks of one process count its heap once: as the last one has it.
+            use vignette::tools::merge::{merge, MergeOptions};
+            let both = [first.clone(), second.clone()];
+            let merged = merge(&both, MergeOptions::default()).unwrap();
+            let sum = |p: &Profile| {
+                let h = p.heap.as_ref().unwrap();
+                let a: u64 = h.sites.iter().map(|s| s.alloc_bytes).sum();
+                (a, h.samples)
+            };
+            assert_eq!(sum(&merged), sum(&second));
+            assert_eq!(live(&merged), 0);
+            // Two processes add up.
+            let mut other = first.clone();
+            other.pid += 1;
+            let merged = merge(&[other, second.clone()], MergeOptions::default()).unwrap();
+            assert_eq!(live(&merged), held);
+            assert_eq!(sum(&merged).1, sum(&first).1 + sum(&second).1);
+        }
     }
 }
 

@@ -140,8 +140,54 @@ pub fn merge(profiles: &[Profile], options: MergeOptions) -> Result<Profile, Too
     let mut by_name: HashMap<String, usize> = HashMap::new();
     let mut lost = crate::Lost::default();
     let mut labels = LabelMerger::default();
-    for p in profiles {
+    // Heaps: a profile's allocated counts run from when its process began sampling, so of
+    // each process only its last capture counts (chunks of one session would count twice);
+    // processes add up.
+    let end_of = |p: &Profile| p.start_unix_ns.saturating_add(p.duration_ns);
+    let mut last_of_process: HashMap<u32, usize> = HashMap::new();
+    let mut heap_inputs = std::collections::HashSet::new();
+    for (i, p) in profiles
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.heap.is_some())
+    {
+        if p.pid == 0 {
+            // No process recorded: each stands for its own.
+            heap_inputs.insert(i);
+            continue;
+        }
+        let last = last_of_process.entry(p.pid).or_insert(i);
+        if end_of(p) >= end_of(&profiles[*last]) {
+            *last = i;
+        }
+    }
+    heap_inputs.extend(last_of_process.into_values());
+    let mut heap: Option<crate::Heap> = None;
+    let mut heap_sites: HashMap<u32, crate::HeapSite> = HashMap::new();
+    for (i, p) in profiles.iter().enumerate() {
         let nodes = tables.add(p);
+        if let Some(h) = p.heap.as_ref().filter(|_| heap_inputs.contains(&i)) {
+            let m = heap.get_or_insert_with(|| crate::Heap {
+                mean_bytes: h.mean_bytes,
+                ..Default::default()
+            });
+            m.samples += h.samples;
+            m.lost.sites_full += h.lost.sites_full;
+            m.lost.unwalked += h.lost.unwalked;
+            m.lost.untracked += h.lost.untracked;
+            m.lost.reentrant += h.lost.reentrant;
+            for site in &h.sites {
+                let stack = nodes[site.stack as usize];
+                let e = heap_sites.entry(stack).or_insert(crate::HeapSite {
+                    stack,
+                    ..Default::default()
+                });
+                e.alloc_bytes += site.alloc_bytes;
+                e.alloc_objects += site.alloc_objects;
+                e.inuse_bytes += site.inuse_bytes;
+                e.inuse_objects += site.inuse_objects;
+            }
+        }
         let sets = labels.add(&p.labels);
         let offset_us = (p.start_unix_ns - start) / 1000;
         for t in &p.threads {
@@ -218,8 +264,11 @@ pub fn merge(profiles: &[Profile], options: MergeOptions) -> Result<Profile, Too
         },
         rates: merged_rates(profiles, start),
         jit: merged_jit(profiles),
-        // Heaps are not merged yet: a merge keeps CPU samples only.
-        heap: None,
+        heap: heap.map(|mut h| {
+            h.sites = heap_sites.into_values().collect();
+            h.sites.sort_by_key(|s| s.stack);
+            h
+        }),
     })
 }
 
