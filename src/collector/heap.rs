@@ -69,7 +69,9 @@ impl Collector {
             reentrant: m.reentrant.load(Relaxed),
         };
         // A site walked before this session listed its modules is attributed with the
-        // session's first table (the loader's state then).
+        // session's first table (the loader's state then). Not exact in one case: a library
+        // unloaded between the walk and that table, and another mapped at its address, would
+        // take the site's frames there.
         let earliest = self.modules.first_epoch();
         let mut full = false;
         tables.for_each_site(|frames, epoch, counts| {
