@@ -37,7 +37,9 @@ impl Resolution {
     }
 }
 
-/// The name a frame without symbols gets: `module+0xoffset`, or `0xaddress` outside modules.
+/// The name a frame without symbols gets: `module+0xoffset`, or `0xaddress` outside modules;
+/// `[no stack]` for address 0 outside modules, which stands for a sample kept without its
+/// stack (a heap sample that could not be walked, see `HeapLost`).
 pub fn fallback_name(profile: &Profile, f: &crate::Frame) -> String {
     match f
         .module
@@ -45,6 +47,7 @@ pub fn fallback_name(profile: &Profile, f: &crate::Frame) -> String {
         .and_then(|m| profile.modules.get(m as usize))
     {
         Some(m) => format!("{}+{:#x}", m.name, f.address),
+        None if f.address == 0 => "[no stack]".to_string(),
         None => format!("{:#x}", f.address),
     }
 }
