@@ -250,9 +250,10 @@ pub fn resolve(profile: &Profile, store: &mut SymbolStore) -> Result<Resolution,
 pub const RESOLVED_MAGIC: [u8; 8] = *b"VIGNRSLV";
 /// The resolved-profile layout version (2: the profile inside uses the version-2 sample stream;
 /// 3: the same layout, with profile format 3's end reasons; 4: the profile inside as format 8
-/// has it). Bumped with every change of [`Profile`]'s fields: the profile inside is written
-/// as the struct is, so an older layout cannot be read (resolve again).
-const RESOLVED_VERSION: u16 = 4;
+/// has it; 5: as format 11 has it, with the rates, the JIT's names and the heap). Bumped with
+/// every change of [`Profile`]'s fields: the profile inside is written as the struct is, so an
+/// older layout cannot be read (resolve again).
+const RESOLVED_VERSION: u16 = 5;
 
 /// A profile together with its resolution: what `vignette resolve -o` writes and `vignette
 /// convert` reads without needing symbols again. postcard, after [`RESOLVED_MAGIC`] and a
