@@ -8,7 +8,7 @@ use serde::ser::{Serialize, SerializeSeq, Serializer};
 
 use super::packed::{label_runs, SampleCoder};
 use super::{Backend, Clock, Lost, TriggerKind, FORMAT_VERSION, MAGIC};
-use crate::collector::Collector;
+use crate::collector::{Collector, HEAP_OBJECT_SCALE};
 use crate::error::{Error, Result};
 use crate::labels::{self, STRING_VALUE};
 use crate::metadata::Metadata;
@@ -242,7 +242,7 @@ impl Serialize for HeapView<'_> {
         if c.heap_mean == 0 {
             return None::<()>.serialize(s);
         }
-        let scale = crate::collector::HEAP_OBJECT_SCALE;
+        let scale = HEAP_OBJECT_SCALE;
         let st = &c.heap_stats;
         let sites = Seq(c.heap.iter().take(c.heap_len).map(|h| {
             (
