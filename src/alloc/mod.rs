@@ -250,14 +250,11 @@ fn sample(ptr: usize, size: usize, above_sp: u64) {
             tables.misses.reentrant.fetch_add(1, Relaxed);
             return;
         }
-        let first = s.rng.get() == 0;
-        if first {
-            s.rng.set(seed(&s.rng as *const Cell<u64> as u64));
-        }
         let mut take = true;
-        if first {
+        if s.rng.get() == 0 {
             // The thread's first count: it had none to cross, so draw it now and count this
             // allocation against it.
+            s.rng.set(seed(&s.rng as *const Cell<u64> as u64));
             let left = draw(&s.rng, mean).saturating_sub(size.min(i64::MAX as usize) as i64);
             s.left.set(left);
             take = left < 0;

@@ -80,23 +80,10 @@ impl Collector {
             } else {
                 epoch.max(earliest)
             };
-            let frames = if frames.is_empty() {
-                &[0u64][..]
-            } else {
-                frames
+            let Some(stack) = self.intern_stack(frames, epoch) else {
+                full = true;
+                return;
             };
-            let mut parent = 0u32;
-            for &avma in frames.iter().rev() {
-                let node = self
-                    .intern_frame(avma, epoch)
-                    .and_then(|frame| self.intern_node(parent, frame));
-                let Some(node) = node else {
-                    full = true;
-                    return;
-                };
-                parent = node + 1;
-            }
-            let stack = parent - 1;
             let heap = &self.heap;
             let (slot, found) =
                 (self.heap_index).probe(stack as u64, |i| heap[i as usize].stack == stack);

@@ -558,30 +558,16 @@ impl Collector {
             self.lost.tables_full += 1;
             return false;
         }
-        // A sample always has at least its interrupted address.
-        let frames = if s.frames.is_empty() {
-            &[0u64][..]
-        } else {
-            s.frames
+        let Some(stack) = self.intern_stack(s.frames, s.meta.code_epoch) else {
+            self.lost.tables_full += 1;
+            return false;
         };
-        let mut parent = 0u32;
-        for &avma in frames.iter().rev() {
-            let Some(frame) = self.intern_frame(avma, s.meta.code_epoch) else {
-                self.lost.tables_full += 1;
-                return false;
-            };
-            let Some(node) = self.intern_node(parent, frame) else {
-                self.lost.tables_full += 1;
-                return false;
-            };
-            parent = node + 1;
-        }
         let labels = self.intern_labels(&s.meta.labels);
         self.append_sample(
             thread,
             SampleRec {
                 time_ns: s.meta.time_ns,
-                stack: parent.wrapping_sub(1),
+                stack,
                 weight: s.meta.weight.max(1),
                 next: NONE,
                 end: s.meta.end,
@@ -589,6 +575,23 @@ impl Collector {
             },
         );
         true
+    }
+
+    /// The stack node of `frames` (innermost first, as a walk recorded them at code map epoch
+    /// `epoch`), interned with its frames; an empty walk is the stack of one frame at address 0
+    /// (a sample always has one). `None` when the frame or stack table is full.
+    pub(crate) fn intern_stack(&mut self, frames: &[u64], epoch: u32) -> Option<u32> {
+        let frames = if frames.is_empty() {
+            &[0u64][..]
+        } else {
+            frames
+        };
+        let mut parent = 0u32;
+        for &avma in frames.iter().rev() {
+            let frame = self.intern_frame(avma, epoch)?;
+            parent = self.intern_node(parent, frame)? + 1;
+        }
+        Some(parent - 1)
     }
 
     /// The label set `set` as stored: its index plus one, 0 for none (or when the table of
