@@ -147,7 +147,8 @@ pub fn to_collapsed(profile: &Profile, res: &Resolution, measure: HeapMeasure) -
     let mut lines: std::collections::BTreeMap<String, u64> = Default::default();
     for (stack, bytes) in weights(profile, measure) {
         let line = stack_line_trimmed(profile, res, stack, is_allocator_entry);
-        *lines.entry(line).or_default() += bytes;
+        let n = lines.entry(line).or_default();
+        *n = n.saturating_add(bytes);
     }
     lines
         .into_iter()

@@ -90,8 +90,8 @@ pub fn to_json(p: &Profile) -> Value {
             "mean_bytes": h.mean_bytes,
             "samples": h.samples,
             "sites": h.sites.len(),
-            "inuse_bytes": h.sites.iter().map(|s| s.inuse_bytes).sum::<u64>(),
-            "alloc_bytes": h.sites.iter().map(|s| s.alloc_bytes).sum::<u64>(),
+            "inuse_bytes": h.sites.iter().fold(0u64, |a, s| a.saturating_add(s.inuse_bytes)),
+            "alloc_bytes": h.sites.iter().fold(0u64, |a, s| a.saturating_add(s.alloc_bytes)),
             "lost": {
                 "sites_full": h.lost.sites_full,
                 "unwalked": h.lost.unwalked,

@@ -171,21 +171,23 @@ pub fn merge(profiles: &[Profile], options: MergeOptions) -> Result<Profile, Too
                 mean_bytes: h.mean_bytes,
                 ..Default::default()
             });
-            m.samples += h.samples;
-            m.lost.sites_full += h.lost.sites_full;
-            m.lost.unwalked += h.lost.unwalked;
-            m.lost.untracked += h.lost.untracked;
-            m.lost.reentrant += h.lost.reentrant;
+            // Counts from files: saturating sums.
+            m.samples = m.samples.saturating_add(h.samples);
+            let (l, hl) = (&mut m.lost, &h.lost);
+            l.sites_full = l.sites_full.saturating_add(hl.sites_full);
+            l.unwalked = l.unwalked.saturating_add(hl.unwalked);
+            l.untracked = l.untracked.saturating_add(hl.untracked);
+            l.reentrant = l.reentrant.saturating_add(hl.reentrant);
             for site in &h.sites {
                 let stack = nodes[site.stack as usize];
                 let e = heap_sites.entry(stack).or_insert(crate::HeapSite {
                     stack,
                     ..Default::default()
                 });
-                e.alloc_bytes += site.alloc_bytes;
-                e.alloc_objects += site.alloc_objects;
-                e.inuse_bytes += site.inuse_bytes;
-                e.inuse_objects += site.inuse_objects;
+                e.alloc_bytes = e.alloc_bytes.saturating_add(site.alloc_bytes);
+                e.alloc_objects = e.alloc_objects.saturating_add(site.alloc_objects);
+                e.inuse_bytes = e.inuse_bytes.saturating_add(site.inuse_bytes);
+                e.inuse_objects = e.inuse_objects.saturating_add(site.inuse_objects);
             }
         }
         let sets = labels.add(&p.labels);

@@ -278,9 +278,11 @@ fn heap_tables(out: &mut String, profile: &Profile, res: &Resolution, options: &
     for measure in super::heap::HeapMeasure::ALL {
         let mut stacks: HashMap<u32, u64> = HashMap::new();
         for (stack, bytes) in super::heap::weights(profile, measure) {
-            *stacks.entry(stack).or_default() += bytes;
+            let w = stacks.entry(stack).or_default();
+            *w = w.saturating_add(bytes);
         }
-        let all: u64 = stacks.values().sum();
+        // Sums of a file's counts: saturating, never a panic on a hostile profile.
+        let all = stacks.values().fold(0u64, |a, &b| a.saturating_add(b));
         let rows = rows_of(
             profile,
             res,

@@ -84,7 +84,7 @@ pub fn to_speedscope(profile: &Profile, res: &Resolution, name: &str) -> Value {
             "name": format!("heap: {}", measure.about()),
             "unit": "bytes",
             "startValue": 0,
-            "endValue": weights.iter().sum::<u64>(),
+            "endValue": weights.iter().fold(0u64, |a, &b| a.saturating_add(b)),
             "samples": samples,
             "weights": weights,
         }));
