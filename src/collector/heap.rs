@@ -104,10 +104,11 @@ impl Collector {
                     rec
                 }
             };
-            rec.alloc_bytes += counts.alloc_bytes;
-            rec.alloc_objects += counts.alloc_objects;
-            rec.inuse_bytes += counts.inuse_bytes;
-            rec.inuse_objects += counts.inuse_objects;
+            // Saturating: the sampler thread must not panic, whatever the estimates add up to.
+            rec.alloc_bytes = rec.alloc_bytes.saturating_add(counts.alloc_bytes);
+            rec.alloc_objects = rec.alloc_objects.saturating_add(counts.alloc_objects);
+            rec.inuse_bytes = rec.inuse_bytes.saturating_add(counts.inuse_bytes);
+            rec.inuse_objects = rec.inuse_objects.saturating_add(counts.inuse_objects);
         });
         if full {
             self.lost.tables_full += 1;

@@ -248,9 +248,9 @@ impl Serialize for HeapView<'_> {
             (
                 h.stack,
                 h.alloc_bytes,
-                (h.alloc_objects + scale / 2) / scale,
+                h.alloc_objects.saturating_add(scale / 2) / scale,
                 h.inuse_bytes,
-                (h.inuse_objects + scale / 2) / scale,
+                h.inuse_objects.saturating_add(scale / 2) / scale,
             )
         }));
         let lost = (st.sites_full, st.unwalked, st.untracked, st.reentrant);
